@@ -1,0 +1,49 @@
+# securepipe: every target sets itself up from nothing (venv, packages, numba cache).
+# Main job: `make run`. Tests: `make test`. JupyterLab: `make lab`.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# librosa compiles numba kernels on first use (~20 s); keep that cache inside the project
+# so the cost is paid once, at set-up, and never by a lesson.
+export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+export PYTHONHASHSEED := 0
+
+.PHONY: setup run test pytest lint lab bench data html clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+.cache/numba/.warm: $(VENV)/.installed
+	$(BIN)/python -m securepipe warmup
+	touch $@
+
+setup: $(VENV)/.installed .cache/numba/.warm
+
+run: setup  ## execute every notebook into build/ (ipynb + HTML) and print the table
+	$(BIN)/python -m securepipe notebooks --out build
+
+html: run
+
+test: lint pytest
+
+pytest: setup
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check securepipe tests benchmarks
+
+lab: setup  ## open JupyterLab on notebooks/ with the kit's environment
+	$(BIN)/jupyter lab notebooks/
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+data: setup  ## regenerate data-synthetic/ (byte for byte)
+	$(BIN)/python -m securepipe voices --out data-synthetic
+
+clean:
+	rm -rf build .cache .pytest_cache

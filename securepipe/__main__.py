@@ -1,0 +1,5 @@
+import sys
+
+from securepipe.cli import main
+
+sys.exit(main())

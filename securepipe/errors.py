@@ -1,0 +1,29 @@
+"""The kit's one exception hierarchy.
+
+Every error the package raises on purpose derives from :class:`SecurePipeError`, so a caller can
+catch the kit's refusals in one place and let programming errors through. Modelled on
+pyca/cryptography and the AWS Encryption SDK: flat, typed, and opaque where detail would help an
+attacker (decryption failures collapse into one :class:`DecryptionError`).
+"""
+
+from __future__ import annotations
+
+
+class SecurePipeError(Exception):
+    """Root of every error the kit raises on purpose."""
+
+
+class InvalidParameterError(SecurePipeError, ValueError):
+    """A caller passed a value outside its documented range (checked before any work starts)."""
+
+
+class SandboxError(SecurePipeError):
+    """The moto-backed sandbox account could not be created, reached or closed."""
+
+
+class DatasetError(SecurePipeError):
+    """The synthetic voice set or its manifest is missing, malformed or fails its digests."""
+
+
+class NotebookError(SecurePipeError):
+    """A notebook failed to execute; the message names the failing cell."""

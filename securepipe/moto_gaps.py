@@ -1,0 +1,94 @@
+"""The one place that lists what moto stores but does not enforce, and what the kit does instead.
+
+moto emulates the AWS API, not AWS's enforcement. A lesson that shows a control blocking an
+attack must show a real refusal, so for every gap below the kit either
+
+* ``emulate``: refuses in the sandbox with code the kit owns and tests, and the notebook labels
+  that refusal as an emulation of what AWS does; or
+* ``check``: verifies the configuration and says plainly that AWS (not the sandbox) enforces it.
+
+Measured on moto 5.2.5 (see ``../shared/reference/moto-behaviour.md``); ``tests/test_moto_gaps.py``
+re-probes the gaps that are cheap to probe, so a moto upgrade that closes one fails loudly and
+the lesson can be revisited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Response = Literal["emulate", "check"]
+
+
+@dataclass(frozen=True)
+class MotoGap:
+    """One control that moto accepts but does not enforce."""
+
+    id: str
+    service: str
+    control: str
+    moto_behaviour: str
+    response: Response
+    kit_action: str
+    step: int
+
+
+MOTO_GAPS: tuple[MotoGap, ...] = (
+    MotoGap("s3-default-sse", "s3", "default SSE-KMS encryption with a customer key",
+            "metadata only: bytes stored in plaintext, no KMS call, missing key accepted",
+            "emulate", "client-side envelope encryption (AWS Encryption SDK) before upload; "
+            "the verifier checks the bucket configuration", 1),
+    MotoGap("s3-policy-conditions", "s3", "bucket-policy conditions (aws:SecureTransport, "
+            "s3:x-amz-server-side-encryption)",
+            "conditions in a Deny always match; Principal ignored; Allow grants ignored",
+            "emulate", "the kit evaluates its own TLS-only and SSE-KMS deny statements on "
+            "sandbox requests", 1),
+    MotoGap("s3-public-access-block", "s3", "Block Public Access (bucket and account)",
+            "stored, not enforced", "check", "verifier reads the four flags; AWS enforces", 1),
+    MotoGap("sts-session-policy", "sts", "session policy passed to AssumeRole",
+            "stored only: the session keeps the role's full permissions",
+            "emulate", "the kit's policy evaluator intersects role and session policy on "
+            "sandbox requests", 2),
+    MotoGap("sts-expiry", "sts", "session expiry (DurationSeconds)",
+            "not enforced, even with the clock moved on", "emulate",
+            "the evaluator refuses requests signed with expired kit-issued credentials", 2),
+    MotoGap("iam-conditions", "iam", "Condition blocks (e.g. s3:prefix on ListBucket)",
+            "ignored inside Allow, always match inside Deny", "emulate",
+            "the evaluator implements the condition operators the kit's policies use", 2),
+    MotoGap("s3-presigned-expiry", "s3", "presigned URL expiry and signature",
+            "not validated", "emulate", "the sandbox refuses an expired presigned URL; "
+            "the kit's helper caps expiry", 2),
+    MotoGap("cloudtrail-events", "cloudtrail", "CloudTrail data events and lookup_events",
+            "trails stored, no events recorded; lookup_events not implemented", "emulate",
+            "the sandbox records the kit's own calls as CloudTrail-shaped events", 3),
+    MotoGap("cloudwatch-alarms", "cloudwatch", "alarm evaluation and actions",
+            "never evaluated; set_alarm_state fires no action", "emulate",
+            "the kit's detector evaluates its windows and publishes alerts to SNS itself", 3),
+    MotoGap("s3-request-metrics", "s3", "request metrics configuration (GetRequests)",
+            "put_bucket_metrics_configuration silently not stored", "check",
+            "the check says plainly that it cannot verify this in the sandbox", 3),
+    MotoGap("s3-lifecycle", "s3", "lifecycle rules (expiration, transitions)",
+            "round-trip only: never applied, whatever the clock", "emulate",
+            "the retention sweeper enforces retention with an injectable clock; "
+            "the verifier checks the rules", 5),
+    MotoGap("kms-key-deletion", "kms", "disable_key / schedule_key_deletion",
+            "state only: Encrypt/Decrypt keep working, even after the deletion date", "emulate",
+            "crypto-shredding destroys per-speaker key material the kit holds, "
+            "which is real in the sandbox and on AWS", 5),
+    MotoGap("kms-key-policy", "kms", "key policies and grants",
+            "bookkeeping only, not used to authorise", "check",
+            "the checks read the key policy; AWS enforces it", 6),
+)
+
+
+def gaps_for_step(step: int) -> tuple[MotoGap, ...]:
+    """The gaps a given step of the kit has to work around."""
+    return tuple(gap for gap in MOTO_GAPS if gap.step == step)
+
+
+def gap(gap_id: str) -> MotoGap:
+    """Look a gap up by id (raises ``KeyError`` for an unknown id)."""
+    for entry in MOTO_GAPS:
+        if entry.id == gap_id:
+            return entry
+    raise KeyError(gap_id)

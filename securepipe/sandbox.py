@@ -1,0 +1,389 @@
+"""A fresh, isolated, moto-mocked AWS account with the kit's standard resources.
+
+One call gives a notebook or a test an account that holds a customer-managed KMS key, the four
+data buckets (raw uploads, features, archive, audit) and an admin identity, and hands back a
+plain :class:`boto3.Session`. Everything downstream takes that session (or a client made from
+it), so the same code runs unchanged against a real account.
+
+Two modes:
+
+* **in-process** (default): moto's ``mock_aws`` intercepts botocore; starts in milliseconds.
+* **server**: moto's WSGI app on ``127.0.0.1`` at a random port, for tools that need an
+  endpoint URL. The session is backed by a generated AWS config profile (``endpoint_url``,
+  region, credentials), exactly how a real tool is pointed at an account.
+
+Isolation: every sandbox is its own AWS account id, and its bucket names carry that id, so two
+sandboxes open in one process never see each other's state; closing a sandbox purges its
+account from moto's in-memory backends.
+
+moto emulates the AWS API, not AWS's enforcement: see :mod:`securepipe.moto_gaps` for the
+controls it stores but does not enforce, and what the kit does about each.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+import boto3
+import botocore.session
+
+from securepipe.errors import InvalidParameterError, SandboxError
+
+DEFAULT_REGION = "eu-west-1"
+#: The bucket roles every sandbox (and the kit's layout on a real account) has.
+BUCKET_ROLES = ("raw", "features", "archive", "audit")
+KMS_ALIAS = "alias/securepipe-data"
+ADMIN_USER = "securepipe-admin"
+
+_ACCOUNT_BASE = 210_000_000_000
+_account_counter = itertools.count(1)
+_counter_lock = threading.Lock()
+
+
+def _next_account_id() -> str:
+    # Deterministic within a process (first sandbox is 210000000001), so notebook output is
+    # reproducible, and distinct for every sandbox, so their state never mixes.
+    with _counter_lock:
+        return f"{_ACCOUNT_BASE + next(_account_counter):012d}"
+
+
+@dataclass(frozen=True)
+class SandboxResources:
+    """What a sandbox account holds: names and ARNs for the kit's standard resources."""
+
+    account_id: str
+    region: str
+    kms_key_id: str
+    kms_key_arn: str
+    kms_alias: str
+    buckets: Mapping[str, str]
+    admin_user_arn: str
+
+    def bucket(self, role: str) -> str:
+        """The bucket name for a role in :data:`BUCKET_ROLES` (``raw``, ``features``, ...)."""
+        try:
+            return self.buckets[role]
+        except KeyError:
+            raise InvalidParameterError(
+                f"unknown bucket role {role!r}; expected one of {', '.join(BUCKET_ROLES)}"
+            ) from None
+
+    @property
+    def kms_alias_arn(self) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account_id}:{self.kms_alias}"
+
+
+def bucket_name(role: str, account_id: str, region: str) -> str:
+    """The kit's bucket naming convention: ``securepipe-<role>-<account>-<region>``.
+
+    Globally unique on AWS (account id and region are part of it) and in the sandbox.
+    """
+    if role not in BUCKET_ROLES:
+        raise InvalidParameterError(f"unknown bucket role {role!r}")
+    return f"securepipe-{role}-{account_id}-{region}"
+
+
+@dataclass
+class _State:
+    mock: Any = None
+    server: Any = None
+    server_thread: threading.Thread | None = None
+    tmpdir: Path | None = None
+    session: boto3.Session | None = None
+    resources: SandboxResources | None = None
+    endpoint_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Sandbox:
+    """A moto-mocked AWS account with the kit's standard resources.
+
+    Use it as a context manager (``with Sandbox() as sb: sb.session.client("s3")``) or call
+    :meth:`start` and :meth:`close` yourself, as a notebook does.
+
+    :param region: AWS region of the account's regional resources.
+    :param server: serve moto over HTTP on ``127.0.0.1`` (random port) instead of in-process.
+    """
+
+    def __init__(self, *, region: str = DEFAULT_REGION, server: bool = False) -> None:
+        if not isinstance(region, str) or not region or len(region) > 32:
+            raise InvalidParameterError(f"invalid region {region!r}")
+        self.region = region
+        self.server = bool(server)
+        self.account_id = _next_account_id()
+        self._state: _State | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> Sandbox:
+        """Start moto, create the account's resources and return ``self``."""
+        if self._state is not None:
+            raise SandboxError("sandbox already started")
+        state = _State()
+        self._state = state
+        try:
+            if self.server:
+                self._start_server(state)
+            else:
+                from moto import mock_aws
+
+                state.mock = mock_aws()
+                state.mock.start(reset=False)
+            admin_key = self._bootstrap_admin()
+            state.session = self._make_session(admin_key)
+            state.resources = _create_standard_resources(
+                state.session, self.account_id, self.region
+            )
+        except Exception as exc:
+            self.close()
+            if isinstance(exc, SandboxError):
+                raise
+            raise SandboxError(f"could not create the sandbox account: {exc}") from exc
+        return self
+
+    def close(self) -> None:
+        """Stop moto and forget everything this account held. Safe to call twice."""
+        state, self._state = self._state, None
+        if state is None:
+            return
+        _purge_account(self.account_id)
+        if state.server is not None:
+            state.server.shutdown()
+            state.server.server_close()
+            if state.server_thread is not None:
+                state.server_thread.join(timeout=5)
+        if state.mock is not None:
+            state.mock.stop(remove_data=False)
+        if state.tmpdir is not None:
+            shutil.rmtree(state.tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- what callers use ----------------------------------------------------------------------
+    @property
+    def session(self) -> boto3.Session:
+        """A boto3 Session authenticated as the account's admin identity."""
+        return self._require().session  # type: ignore[return-value]
+
+    @property
+    def resources(self) -> SandboxResources:
+        return self._require().resources  # type: ignore[return-value]
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """``http://127.0.0.1:<port>`` in server mode, ``None`` in-process."""
+        return self._require().endpoint_url
+
+    @property
+    def config_file(self) -> Path | None:
+        """In server mode, the AWS config file whose profile points tools at the sandbox."""
+        state = self._require()
+        return None if state.tmpdir is None else state.tmpdir / "config"
+
+    PROFILE = "securepipe-sandbox"
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """Shorthand for ``self.session.client(service, **kwargs)``."""
+        return self.session.client(service, **kwargs)
+
+    def inventory(self) -> list[dict[str, str]]:
+        """List what the account holds (KMS keys, buckets, IAM users), read back through the API."""
+        return describe_account(self.session)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _require(self) -> _State:
+        if self._state is None or self._state.session is None:
+            raise SandboxError("sandbox is not started; use `with Sandbox() as sb:` or start()")
+        return self._state
+
+    def _start_server(self, state: _State) -> None:
+        from moto.moto_server.threaded_moto_server import MotoRequestHandler
+        from moto.server import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        class _QuietHandler(MotoRequestHandler):
+            def log(self, type: str, message: str, *args: Any) -> None:
+                pass  # keep notebook output clean; moto's own errors still raise in the client
+
+        app = DomainDispatcherApplication(create_backend_app)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, name="securepipe-moto", daemon=True)
+        thread.start()
+        state.server, state.server_thread = server, thread
+        state.endpoint_url = f"http://127.0.0.1:{server.server_port}"
+        state.tmpdir = Path(tempfile.mkdtemp(prefix="securepipe-sandbox-"))
+
+    def _bootstrap_session(self) -> boto3.Session:
+        """A session whose requests land in this sandbox's account (moto's account header)."""
+        session = self._make_session(("bootstrap", "bootstrap"))
+        account_id = self.account_id
+
+        def _route(request: Any, **_: Any) -> None:
+            request.headers["x-moto-account-id"] = account_id
+
+        session.events.register("before-sign", _route)
+        return session
+
+    def _bootstrap_admin(self) -> tuple[str, str]:
+        iam = self._bootstrap_session().client("iam")
+        iam.create_user(UserName=ADMIN_USER, Tags=[{"Key": "securepipe", "Value": "sandbox"}])
+        iam.put_user_policy(
+            UserName=ADMIN_USER,
+            PolicyName="sandbox-admin",
+            PolicyDocument=(
+                '{"Version":"2012-10-17","Statement":'
+                '[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+            ),
+        )
+        key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
+    def _make_session(self, creds: tuple[str, str]) -> boto3.Session:
+        state = self._state
+        assert state is not None
+        if state.endpoint_url is None:
+            return boto3.Session(
+                aws_access_key_id=creds[0],
+                aws_secret_access_key=creds[1],
+                region_name=self.region,
+            )
+        # Server mode: a real AWS config profile, so any tool (and any botocore session, such as
+        # the AWS Encryption SDK's) reaches the sandbox the way it would reach a real account.
+        assert state.tmpdir is not None
+        config = state.tmpdir / "config"
+        config.write_text(
+            f"[profile {self.PROFILE}]\n"
+            f"region = {self.region}\n"
+            f"endpoint_url = {state.endpoint_url}\n"
+            f"aws_access_key_id = {creds[0]}\n"
+            f"aws_secret_access_key = {creds[1]}\n",
+            encoding="utf-8",
+        )
+        botocore_session = botocore.session.Session()
+        botocore_session.set_config_variable("config_file", str(config))
+        botocore_session.set_config_variable("credentials_file", str(state.tmpdir / "none"))
+        botocore_session.set_config_variable("profile", self.PROFILE)
+        return boto3.Session(botocore_session=botocore_session)
+
+
+def start_sandbox(*, region: str = DEFAULT_REGION, server: bool = False) -> Sandbox:
+    """Create and start a :class:`Sandbox` in one call (close it with ``sb.close()``)."""
+    return Sandbox(region=region, server=server).start()
+
+
+def _create_standard_resources(
+    session: boto3.Session, account_id: str, region: str
+) -> SandboxResources:
+    """Create the customer-managed key, the four buckets and read back the admin identity."""
+    kms = session.client("kms")
+    key = kms.create_key(
+        Description="securepipe: customer-managed key for voice training data",
+        KeyUsage="ENCRYPT_DECRYPT",
+        KeySpec="SYMMETRIC_DEFAULT",
+        Tags=[{"TagKey": "securepipe", "TagValue": "data"}],
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=KMS_ALIAS, TargetKeyId=key["KeyId"])
+    kms.enable_key_rotation(KeyId=key["KeyId"])
+
+    s3 = session.client("s3")
+    buckets: dict[str, str] = {}
+    for role in BUCKET_ROLES:
+        name = bucket_name(role, account_id, region)
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        if role == "audit":
+            # Object Lock can only be switched on when the bucket is created.
+            kwargs["ObjectLockEnabledForBucket"] = True
+        s3.create_bucket(**kwargs)
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        buckets[role] = name
+
+    admin_arn = session.client("sts").get_caller_identity()["Arn"]
+    if f":{account_id}:" not in admin_arn:
+        raise SandboxError(f"admin identity landed in the wrong account: {admin_arn}")
+    return SandboxResources(
+        account_id=account_id,
+        region=region,
+        kms_key_id=key["KeyId"],
+        kms_key_arn=key["Arn"],
+        kms_alias=KMS_ALIAS,
+        buckets=MappingProxyType(buckets),
+        admin_user_arn=admin_arn,
+    )
+
+
+def describe_account(session: boto3.Session) -> list[dict[str, str]]:
+    """Rows describing the customer-managed KMS keys, buckets and IAM users an account holds.
+
+    Wraps ListKeys/DescribeKey/ListAliases (KMS), ListBuckets/GetBucketVersioning/
+    GetObjectLockConfiguration (S3) and ListUsers (IAM); works on a real account too.
+    """
+    rows: list[dict[str, str]] = []
+    kms = session.client("kms")
+    aliases: dict[str, list[str]] = {}
+    for alias in kms.list_aliases()["Aliases"]:
+        if "TargetKeyId" in alias:
+            aliases.setdefault(alias["TargetKeyId"], []).append(alias["AliasName"])
+    for entry in kms.list_keys()["Keys"]:
+        meta = kms.describe_key(KeyId=entry["KeyId"])["KeyMetadata"]
+        if meta.get("KeyManager") != "CUSTOMER":
+            continue
+        rotation = kms.get_key_rotation_status(KeyId=entry["KeyId"])["KeyRotationEnabled"]
+        rows.append({
+            "kind": "kms key",
+            "name": ", ".join(aliases.get(entry["KeyId"], [])) or entry["KeyId"],
+            "details": f"customer-managed, {meta['KeyState']}, rotation "
+            + ("on" if rotation else "off"),
+        })
+    s3 = session.client("s3")
+    for bucket in s3.list_buckets()["Buckets"]:
+        name = bucket["Name"]
+        versioning = s3.get_bucket_versioning(Bucket=name).get("Status", "Off")
+        try:
+            lock = s3.get_object_lock_configuration(Bucket=name)["ObjectLockConfiguration"]
+            lock_state = lock.get("ObjectLockEnabled", "Disabled")
+        except s3.exceptions.ClientError:
+            lock_state = "Disabled"
+        rows.append({
+            "kind": "s3 bucket",
+            "name": name,
+            "details": f"versioning {versioning}, object lock {lock_state}",
+        })
+    for user in session.client("iam").list_users()["Users"]:
+        rows.append({"kind": "iam user", "name": user["UserName"], "details": user["Arn"]})
+    return rows
+
+
+def _purge_account(account_id: str) -> None:
+    """Drop one account's state from moto's in-memory backends (sandbox clean-up only)."""
+    try:
+        from moto.core.base_backend import BackendDict
+        from moto.s3.models import s3_backends
+    except ImportError:  # pragma: no cover - moto is a dependency
+        return
+    for backend in list(BackendDict._instances):
+        if account_id in backend:
+            try:
+                backend[account_id].reset()
+            finally:
+                dict.__delitem__(backend, account_id)
+    for name, (_, owner) in list(s3_backends.bucket_accounts.items()):
+        if owner == account_id:
+            s3_backends.bucket_accounts.pop(name, None)

@@ -1,0 +1,71 @@
+"""Re-probe the moto gaps the kit works around: if moto closes one, this fails and we revisit."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from securepipe.moto_gaps import MOTO_GAPS, gap, gaps_for_step
+from securepipe.sandbox import KMS_ALIAS, Sandbox
+
+
+def test_register_is_well_formed() -> None:
+    ids = [g.id for g in MOTO_GAPS]
+    assert len(ids) == len(set(ids))
+    assert all(g.response in {"emulate", "check"} for g in MOTO_GAPS)
+    assert all(1 <= g.step <= 6 for g in MOTO_GAPS)
+    assert gap("kms-key-deletion").step == 5
+    assert {g.id for g in gaps_for_step(2)} >= {"sts-session-policy", "sts-expiry"}
+    with pytest.raises(KeyError):
+        gap("no-such-gap")
+
+
+def test_kms_disabled_key_still_encrypts(sandbox: Sandbox) -> None:
+    kms = sandbox.session.client("kms")
+    kms.disable_key(KeyId=sandbox.resources.kms_key_id)
+    assert kms.describe_key(KeyId=KMS_ALIAS)["KeyMetadata"]["KeyState"] == "Disabled"
+    # Real AWS answers DisabledException here; moto keeps working (gap "kms-key-deletion").
+    kms.encrypt(KeyId=sandbox.resources.kms_key_id, Plaintext=b"still works")
+
+
+def test_s3_default_sse_stores_plaintext(sandbox: Sandbox) -> None:
+    from moto.s3.models import s3_backends
+
+    s3 = sandbox.session.client("s3")
+    bucket = sandbox.resources.bucket("raw")
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {
+            "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": sandbox.resources.kms_key_arn}}]},
+    )
+    head = s3.put_object(Bucket=bucket, Key="k", Body=b"PLAINTEXT-VOICE")
+    assert head["ServerSideEncryption"] == "aws:kms"  # says encrypted...
+    stored = s3_backends[sandbox.resources.account_id]["aws"].buckets[bucket].keys["k"].value
+    assert stored == b"PLAINTEXT-VOICE"  # ...but the bytes are plaintext (gap "s3-default-sse")
+
+
+def test_request_metrics_not_stored(sandbox: Sandbox) -> None:
+    s3 = sandbox.session.client("s3")
+    bucket = sandbox.resources.bucket("raw")
+    try:  # moto 5.2 routes this PUT as a CreateBucket and refuses it, or drops it
+        s3.put_bucket_metrics_configuration(
+            Bucket=bucket, Id="all", MetricsConfiguration={"Id": "all"}
+        )
+    except ClientError:
+        pass
+    try:
+        stored = s3.list_bucket_metrics_configurations(Bucket=bucket)
+    except (ClientError, NotImplementedError):
+        stored = {}
+    assert not stored.get("MetricsConfigurationList"), "moto now stores request metrics"
+
+
+def test_cloudtrail_records_no_events(sandbox: Sandbox) -> None:
+    session = sandbox.session
+    trail_bucket = sandbox.resources.bucket("audit")
+    ct = session.client("cloudtrail")
+    ct.create_trail(Name="data-events", S3BucketName=trail_bucket)
+    ct.start_logging(Name="data-events")
+    session.client("s3").put_object(Bucket=sandbox.resources.bucket("raw"), Key="k", Body=b"x")
+    with pytest.raises((NotImplementedError, ClientError)):
+        ct.lookup_events()

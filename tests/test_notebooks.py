@@ -1,0 +1,48 @@
+"""Every numbered notebook executes top to bottom (papermill), picked up without editing this file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from securepipe.notebooks import NOTEBOOK_DIR, discover, run_notebook
+
+NOTEBOOKS = discover(NOTEBOOK_DIR)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_executes(notebook: Path, tmp_path: Path) -> None:
+    run = run_notebook(notebook, tmp_path, html=False)
+    if run.error:
+        pytest.fail(run.error, pytrace=False)
+    assert run.output.exists()
+
+
+def test_notebooks_are_stored_without_outputs() -> None:
+    import nbformat
+
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, path.name
+
+
+def test_failing_notebook_names_the_cell(tmp_path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("assert x == 2, 'the lesson broke'"),
+    ]
+    path = tmp_path / "src" / "99_broken.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    run = run_notebook(path, tmp_path / "out", html=False)
+    assert run.status == "failed"
+    assert run.error is not None
+    assert "cell 1" in run.error and "assert x == 2" in run.error
+    assert "the lesson broke" in run.error
