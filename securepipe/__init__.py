@@ -6,6 +6,7 @@ to AWS takes a boto3 Session or client, so the same code runs against the moto s
 """
 
 import os as _os
+import warnings as _warnings
 from pathlib import Path as _Path
 
 # Run from a checkout: share the project's numba cache (warmed by `make`) with every notebook
@@ -13,11 +14,15 @@ from pathlib import Path as _Path
 _ROOT = _Path(__file__).resolve().parents[1]
 if (_ROOT / "pyproject.toml").is_file():
     _os.environ.setdefault("NUMBA_CACHE_DIR", str(_ROOT / ".cache" / "numba"))
+# librosa pulls in tqdm.auto, which warns in a kernel without ipywidgets; the kit needs no widgets.
+_warnings.filterwarnings("ignore", message="IProgress not found")
 
 from securepipe.errors import (  # noqa: E402
     DatasetError,
+    DecryptionError,
     InvalidParameterError,
     NotebookError,
+    PolicyViolationError,
     SandboxError,
     SecurePipeError,
 )
@@ -26,8 +31,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DatasetError",
+    "DecryptionError",
     "InvalidParameterError",
     "NotebookError",
+    "PolicyViolationError",
     "SandboxError",
     "SecurePipeError",
     "__version__",

@@ -27,3 +27,19 @@ class DatasetError(SecurePipeError):
 
 class NotebookError(SecurePipeError):
     """A notebook failed to execute; the message names the failing cell."""
+
+
+class DecryptionError(SecurePipeError):
+    """A ciphertext could not be decrypted.
+
+    Deliberately opaque, like Fernet's ``InvalidToken``: tampering, truncation, a wrong key, a
+    ciphertext moved to another contractor or sample, or a context mismatch all raise this one
+    error with the same message, so the error never tells an attacker which check failed.
+    """
+
+    def __init__(self, message: str = "ciphertext could not be decrypted") -> None:
+        super().__init__(message)
+
+
+class PolicyViolationError(SecurePipeError):
+    """A request was refused by a policy the kit evaluates (emulating AWS in the sandbox)."""

@@ -7,6 +7,7 @@ so what the test checks is exactly what a newcomer runs.
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ def run_notebook(path: Path, out_dir: Path, *, html: bool = True) -> NotebookRun
     and the exception, so a reader can find the cell without opening the executed copy.
     """
     import papermill
+    from jupyter_client.manager import KernelManager
     from papermill.exceptions import PapermillExecutionError
 
     path = Path(path).resolve()
@@ -56,21 +58,29 @@ def run_notebook(path: Path, out_dir: Path, *, html: bool = True) -> NotebookRun
     output = out_dir / path.name
     start = time.perf_counter()
     error: str | None = None
-    try:
-        papermill.execute_notebook(
-            str(path),
-            str(output),
-            kernel_name="python3",
-            cwd=str(path.parent),
-            progress_bar=False,
-            execution_timeout=CELL_TIMEOUT_S,
-        )
-    except PapermillExecutionError as exc:
-        first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
-        error = (
-            f"{path.name}: cell {exc.cell_index} (In [{exc.exec_count}]) `{first_line}` "
-            f"raised {exc.ename}: {exc.evalue}"
-        )
+    # The kernel talks to us over Unix sockets in a private temporary folder, not loopback TCP
+    # in plain text (a kit about protecting data should not stream it over an open port).
+    with tempfile.TemporaryDirectory(prefix="securepipe-kernel-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "k"))
+        try:
+            papermill.execute_notebook(
+                str(path),
+                str(output),
+                kernel_name="python3",
+                cwd=str(path.parent),
+                progress_bar=False,
+                execution_timeout=CELL_TIMEOUT_S,
+                km=km,
+            )
+        except PapermillExecutionError as exc:
+            first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
+            error = (
+                f"{path.name}: cell {exc.cell_index} (In [{exc.exec_count}]) `{first_line}` "
+                f"raised {exc.ename}: {exc.evalue}"
+            )
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
     seconds = time.perf_counter() - start
     html_path = _to_html(output) if html and output.exists() else None
     return NotebookRun(

@@ -1,4 +1,4 @@
-"""Every numbered notebook executes top to bottom (papermill), picked up without editing this file."""
+"""Every numbered notebook executes top to bottom (papermill); new ones are picked up."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_failing_notebook_names_the_cell(tmp_path: Path) -> None:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nb.cells = [
         nbformat.v4.new_code_cell("x = 1"),
         nbformat.v4.new_code_cell("assert x == 2, 'the lesson broke'"),

@@ -1,0 +1,1 @@
+"""On-demand benchmarks (``make bench``); each prints ratios measured in one run."""

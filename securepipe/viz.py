@@ -1,0 +1,71 @@
+"""Figures the notebooks show: the pipeline map and the synthetic voices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from securepipe.dataset import Manifest, load_audio
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: The pipeline's stages, where the data sits at each, and the kit's step that protects it.
+PIPELINE_STAGES: tuple[tuple[str, str, str], ...] = (
+    ("contractor device", "raw WAV on a laptop", "1: encrypt before upload"),
+    ("upload", "ciphertext in transit", "1: TLS only; 2: scoped, short-lived credentials"),
+    ("raw bucket", "encrypted recordings", "1: customer-managed key; 3: audit + detector"),
+    ("ingest", "plaintext in memory only", "4: verify, extract features, delete raw"),
+    ("features bucket", "encrypted feature matrices", "4: features still leak; 5: retention"),
+    ("training", "scoped reads of features", "2: least privilege; 3: bulk-read alerts"),
+    ("archive", "originals under legal hold", "4: separate key and role; 5: hard cap, erasure"),
+)
+
+
+def plot_pipeline_map() -> Figure:
+    """Draw the pipeline as a row of boxes, each labelled with the step that protects it."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(14, 3.2))
+    n = len(PIPELINE_STAGES)
+    for i, (stage, data, step) in enumerate(PIPELINE_STAGES):
+        x = i * 2.0
+        ax.add_patch(plt.Rectangle((x, 0.9), 1.6, 1.0, facecolor="#e8f0fe", edgecolor="#1a73e8"))
+        ax.text(x + 0.8, 1.55, stage, ha="center", va="center", fontsize=9, weight="bold")
+        ax.text(x + 0.8, 1.2, data, ha="center", va="center", fontsize=7, wrap=True)
+        ax.text(x + 0.8, 0.55, step.replace("; ", "\n"), ha="center", va="top", fontsize=7,
+                color="#b3261e")
+        if i < n - 1:
+            ax.annotate("", xy=(x + 2.0, 1.4), xytext=(x + 1.6, 1.4),
+                        arrowprops={"arrowstyle": "->"})
+    ax.set_xlim(-0.2, n * 2.0)
+    ax.set_ylim(-0.2, 2.1)
+    ax.axis("off")
+    ax.set_title("Where voice data sits, and which step of the kit protects it")
+    fig.tight_layout()
+    return fig
+
+
+def plot_voices(manifest: Manifest, sample_ids: Sequence[str]) -> Figure:
+    """Waveform (top) and log-mel spectrogram (bottom) for each sample id, side by side."""
+    import librosa
+    import librosa.display
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(sample_ids), figsize=(4.2 * len(sample_ids), 5.5),
+                             squeeze=False)
+    for col, sample_id in enumerate(sample_ids):
+        y, sr = load_audio(manifest, sample_id)
+        utt = manifest.utterance(sample_id)
+        voice = manifest.speaker(utt.speaker).voice
+        t = np.arange(len(y)) / sr
+        axes[0, col].plot(t, y, linewidth=0.4)
+        axes[0, col].set_title(f"{sample_id} (f0 ~ {voice.get('f0_hz', '?')} Hz)")
+        axes[0, col].set_xlabel("seconds")
+        mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=64)
+        librosa.display.specshow(librosa.power_to_db(mel, ref=np.max), sr=sr, x_axis="time",
+                                 y_axis="mel", ax=axes[1, col])
+    fig.tight_layout()
+    return fig
