@@ -1,0 +1,433 @@
+"""An IAM policy evaluator that follows AWS's documented evaluation logic.
+
+moto stores policies but evaluates their conditions wrongly (Allow conditions ignored, Deny
+conditions always matching) and ignores session policies altogether; see
+:mod:`securepipe.moto_gaps`. The sandbox therefore applies *this* evaluator to its requests, and
+every refusal it produces is labelled as an emulation of AWS.
+
+Scope, all from the IAM User Guide's policy reference
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements.html):
+
+* ``Effect``, ``Action``/``NotAction``, ``Resource``/``NotResource``, ``Principal`` (for
+  resource-based policies) with ``*`` and ``?`` wildcards; actions match case-insensitively;
+* policy variables ``${key}`` in ``Resource`` and condition values, plus ``${*}``, ``${?}``,
+  ``${$}``; a variable whose key is absent makes the element not match;
+* condition operators: String*, Numeric*, Date*, Bool, Null, Arn*, with ``...IfExists`` and the
+  ``ForAnyValue:``/``ForAllValues:`` set operators;
+* the decision (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
+  an explicit Deny anywhere wins; otherwise a same-account request is allowed by an identity
+  policy that allows it (and, when session policies are present, a session policy that allows it
+  too), or by a resource-based policy that names the principal; otherwise implicitly denied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from securepipe.errors import InvalidParameterError
+
+ContextValue = str | bool | int | float | Sequence[str] | None
+
+_VAR = re.compile(r"\$\{([^}]*)\}")
+
+
+class _Missing(Exception):
+    """A policy variable named a key the request does not carry."""
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One parsed policy statement."""
+
+    effect: Literal["Allow", "Deny"]
+    actions: tuple[str, ...] = ()
+    not_actions: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    not_resources: tuple[str, ...] = ()
+    principals: tuple[str, ...] | None = None  # None: identity policy (no Principal element)
+    conditions: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    sid: str | None = None
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A named policy document, parsed and checked for shape when built."""
+
+    name: str
+    statements: tuple[Statement, ...]
+
+    @classmethod
+    def from_document(cls, name: str, document: str | Mapping[str, Any]) -> Policy:
+        """Parse a JSON policy document (string or dict); bad shape -> InvalidParameterError."""
+        try:
+            doc = json.loads(document) if isinstance(document, str) else document
+        except json.JSONDecodeError as exc:
+            raise InvalidParameterError(f"policy {name!r} is not valid JSON: {exc}") from None
+        if not isinstance(doc, Mapping) or "Statement" not in doc:
+            raise InvalidParameterError(f"policy {name!r} has no Statement")
+        raw = doc["Statement"]
+        statements = tuple(
+            _parse_statement(name, i, st)
+            for i, st in enumerate(raw if isinstance(raw, list) else [raw])
+        )
+        return cls(name=name, statements=statements)
+
+    def to_document(self) -> dict[str, Any]:
+        """Back to a JSON-serialisable document (for display and for AWS APIs)."""
+        out = []
+        for st in self.statements:
+            item: dict[str, Any] = {"Effect": st.effect}
+            if st.sid:
+                item["Sid"] = st.sid
+            if st.principals is not None:
+                item["Principal"] = {"AWS": list(st.principals)}
+            for key, values in (("Action", st.actions), ("NotAction", st.not_actions),
+                                ("Resource", st.resources), ("NotResource", st.not_resources)):
+                if values:
+                    item[key] = list(values)
+            if st.conditions:
+                item["Condition"] = {op: {k: list(v) for k, v in kv.items()}
+                                     for op, kv in st.conditions.items()}
+            out.append(item)
+        return {"Version": "2012-10-17", "Statement": out}
+
+
+def _parse_statement(policy: str, index: int, st: Any) -> Statement:
+    where = f"policy {policy!r} statement {index}"
+    if not isinstance(st, Mapping):
+        raise InvalidParameterError(f"{where} is not an object")
+    effect = st.get("Effect")
+    if effect not in ("Allow", "Deny"):
+        raise InvalidParameterError(f"{where}: Effect must be Allow or Deny, got {effect!r}")
+    if ("Action" in st) == ("NotAction" in st):
+        raise InvalidParameterError(f"{where}: exactly one of Action/NotAction is required")
+    principals: tuple[str, ...] | None = None
+    if "Principal" in st or "NotPrincipal" in st:
+        if "NotPrincipal" in st:
+            raise InvalidParameterError(f"{where}: NotPrincipal is not supported")
+        principal = st["Principal"]
+        if principal == "*":
+            principals = ("*",)
+        elif isinstance(principal, Mapping):
+            principals = tuple(str(p) for p in _as_list(principal.get("AWS")))
+        else:
+            raise InvalidParameterError(f"{where}: unsupported Principal {principal!r}")
+    conditions: dict[str, dict[str, tuple[str, ...]]] = {}
+    for op, block in (st.get("Condition") or {}).items():
+        if not isinstance(block, Mapping):
+            raise InvalidParameterError(f"{where}: condition {op!r} is not an object")
+        _operator(op)  # validates the operator name
+        conditions[op] = {str(k): tuple(_str(v) for v in _as_list(val))
+                          for k, val in block.items()}
+    return Statement(
+        effect=effect,
+        actions=tuple(str(a) for a in _as_list(st.get("Action"))),
+        not_actions=tuple(str(a) for a in _as_list(st.get("NotAction"))),
+        resources=tuple(str(r) for r in _as_list(st.get("Resource"))),
+        not_resources=tuple(str(r) for r in _as_list(st.get("NotResource"))),
+        principals=principals,
+        conditions=conditions,
+        sid=st.get("Sid"),
+        index=index,
+    )
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What is being asked: action, resource ARN, the caller and the request's condition keys.
+
+    Condition keys are looked up case-insensitively, as in AWS.
+    """
+
+    action: str
+    resource: str
+    principal: str | None = None
+    context: Mapping[str, ContextValue] = field(default_factory=dict)
+
+    def value(self, key: str) -> ContextValue:
+        lowered = key.lower()
+        for k, v in self.context.items():
+            if k.lower() == lowered:
+                return v
+        return None
+
+    def has(self, key: str) -> bool:
+        lowered = key.lower()
+        return any(k.lower() == lowered and v is not None for k, v in self.context.items())
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome, and the statement that decided it (``policy#sid`` or ``policy#index``)."""
+
+    effect: Literal["Allow", "ExplicitDeny", "ImplicitDeny"]
+    statement: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.effect == "Allow"
+
+    def __str__(self) -> str:
+        return self.effect + (f" by {self.statement}" if self.statement else "")
+
+
+def evaluate(
+    request: Request,
+    *,
+    identity: Sequence[Policy] | None,
+    session: Sequence[Policy] | None = None,
+    resource: Sequence[Policy] = (),
+) -> Decision:
+    """Decide a same-account request the way AWS does.
+
+    :param identity: the principal's identity-based policies; ``None`` means identity
+        evaluation is not emulated (the sandbox lets moto decide it), so only explicit denies
+        and session policies can refuse.
+    :param session: session policies passed to AssumeRole; when given, an Allow needs them too.
+    :param resource: resource-based policies (e.g. the bucket policy).
+    """
+    groups: list[tuple[str, Sequence[Policy]]] = [("resource", resource)]
+    if identity is not None:
+        groups.append(("identity", identity))
+    if session is not None:
+        groups.append(("session", session))
+    for _, policies in groups:
+        hit = _first_match(policies, request, "Deny")
+        if hit:
+            return Decision("ExplicitDeny", hit)
+    resource_allow = _first_match(resource, request, "Allow", principal_must_match=True)
+    if resource_allow:
+        return Decision("Allow", resource_allow)
+    if identity is None:
+        if session is not None:
+            session_allow = _first_match(session, request, "Allow")
+            if not session_allow:
+                return Decision("ImplicitDeny", None)
+            return Decision("Allow", session_allow)
+        return Decision("Allow", None)
+    identity_allow = _first_match(identity, request, "Allow")
+    if not identity_allow:
+        return Decision("ImplicitDeny", None)
+    if session is not None:
+        session_allow = _first_match(session, request, "Allow")
+        if not session_allow:
+            return Decision("ImplicitDeny", None)
+        return Decision("Allow", session_allow)
+    return Decision("Allow", identity_allow)
+
+
+def _first_match(
+    policies: Iterable[Policy], request: Request, effect: str, principal_must_match: bool = False
+) -> str | None:
+    for policy in policies:
+        for st in policy.statements:
+            if st.effect != effect or (principal_must_match and st.principals is None):
+                continue
+            if _statement_matches(st, request):
+                return f"{policy.name}#{st.sid or st.index}"
+    return None
+
+
+def _statement_matches(st: Statement, request: Request) -> bool:
+    try:
+        if st.principals is not None and not _principal_matches(st.principals, request.principal):
+            return False
+        if st.actions and not any(_glob(a, request.action, ci=True) for a in st.actions):
+            return False
+        if st.not_actions and any(_glob(a, request.action, ci=True) for a in st.not_actions):
+            return False
+        if st.resources and not any(
+            _glob(_substitute(r, request), request.resource) for r in st.resources
+        ):
+            return False
+        if st.not_resources and any(
+            _glob(_substitute(r, request), request.resource) for r in st.not_resources
+        ):
+            return False
+        return all(
+            _condition(op, key, values, request)
+            for op, block in st.conditions.items()
+            for key, values in block.items()
+        )
+    except _Missing:
+        return False
+
+
+def _principal_matches(principals: tuple[str, ...], principal: str | None) -> bool:
+    if "*" in principals:
+        return True
+    if principal is None:
+        return False
+    for p in principals:
+        if p == principal:
+            return True
+        root = re.fullmatch(r"arn:aws:iam::(\d{12}):root|(\d{12})", p)
+        if root:
+            account = root.group(1) or root.group(2)
+            if f":{account}:" in principal:
+                return True
+    return False
+
+
+# Literal "*" and "?" (from ${*}, ${?} or inside a substituted value) travel as these sentinels,
+# so they are never taken for wildcards.
+_LIT_STAR, _LIT_QMARK = "\x00", "\x01"
+
+
+def _glob(pattern: str, value: str, ci: bool = False) -> bool:
+    """IAM wildcard match: ``*`` any run, ``?`` one character, nothing else is special."""
+    if ci:
+        pattern, value = pattern.lower(), value.lower()
+    parts = []
+    for ch in pattern:
+        if ch == "*":
+            parts.append(".*")
+        elif ch == "?":
+            parts.append(".")
+        elif ch == _LIT_STAR:
+            parts.append(re.escape("*"))
+        elif ch == _LIT_QMARK:
+            parts.append(re.escape("?"))
+        else:
+            parts.append(re.escape(ch))
+    return re.fullmatch("".join(parts), value, flags=re.S) is not None
+
+
+def _literal(text: str) -> str:
+    return text.replace(_LIT_STAR, "*").replace(_LIT_QMARK, "?")
+
+
+def _substitute(text: str, request: Request) -> str:
+    def repl(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "*":
+            return _LIT_STAR
+        if name == "?":
+            return _LIT_QMARK
+        if name == "$":
+            return "$"
+        value = request.value(name)
+        if value is None or isinstance(value, list | tuple):
+            raise _Missing(name)
+        return _str(value).replace("*", _LIT_STAR).replace("?", _LIT_QMARK)
+
+    if "${" not in text:
+        return text
+    return _VAR.sub(repl, text)
+
+
+# -- conditions -----------------------------------------------------------------------------------
+
+_BASE_OPERATORS = {
+    "StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase",
+    "StringLike", "StringNotLike", "NumericEquals", "NumericNotEquals", "NumericLessThan",
+    "NumericLessThanEquals", "NumericGreaterThan", "NumericGreaterThanEquals", "DateEquals",
+    "DateNotEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan",
+    "DateGreaterThanEquals", "Bool", "Null", "ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike",
+}
+
+
+def _operator(op: str) -> tuple[str | None, str, bool]:
+    set_op = None
+    if ":" in op:
+        set_op, op_name = op.split(":", 1)
+        if set_op not in ("ForAnyValue", "ForAllValues"):
+            raise InvalidParameterError(f"unsupported set operator {set_op!r}")
+    else:
+        op_name = op
+    if_exists = op_name.endswith("IfExists") and op_name != "Null"
+    base = op_name[: -len("IfExists")] if if_exists else op_name
+    if base not in _BASE_OPERATORS:
+        raise InvalidParameterError(f"unsupported condition operator {op!r}")
+    return set_op, base, if_exists
+
+
+def _negated(base: str) -> bool:
+    return "Not" in base
+
+
+def _condition(op: str, key: str, values: tuple[str, ...], request: Request) -> bool:
+    set_op, base, if_exists = _operator(op)
+    present = request.has(key)
+    if base == "Null":
+        want_absent = any(v.lower() == "true" for v in values)
+        return (not present) if want_absent else present
+    raw = request.value(key)
+    request_values = [_str(v) for v in _as_list(raw)] if present else []
+    policy_values = [_substitute(v, request) for v in values]
+    if set_op == "ForAllValues":
+        # Documented: true when every request value matches, and also when there are none.
+        return all(_single(base, rv, policy_values) for rv in request_values)
+    if set_op == "ForAnyValue":
+        return any(_single(base, rv, policy_values) for rv in request_values)
+    if not present:
+        # Absent key: IfExists -> true; negated operators -> true; otherwise false.
+        return if_exists or _negated(base)
+    return any(_single(base, rv, policy_values) for rv in request_values) if not _negated(
+        base
+    ) else all(_single(base, rv, policy_values) for rv in request_values)
+
+
+def _single(base: str, actual: str, expected: list[str]) -> bool:
+    """One request value against the policy's values (OR; a negated operator is NOR)."""
+    positive = base.replace("Not", "", 1) if _negated(base) else base
+    hit = any(_compare(positive, actual, e) for e in expected)
+    return not hit if _negated(base) else hit
+
+
+def _compare(op: str, actual: str, expected: str) -> bool:
+    if op == "StringEquals":
+        return actual == _literal(expected)
+    if op == "StringEqualsIgnoreCase":
+        return actual.lower() == _literal(expected).lower()
+    if op == "StringLike":
+        return _glob(expected, actual)
+    if op == "Bool":
+        return actual.lower() == expected.lower()
+    if op in ("ArnEquals", "ArnLike"):
+        return _glob(expected, actual)
+    if op.startswith("Numeric"):
+        try:
+            a, e = float(actual), float(expected)
+        except ValueError:
+            return False
+        return _ordered(op[len("Numeric"):], a, e)
+    if op.startswith("Date"):
+        try:
+            a, e = _date(actual), _date(expected)
+        except ValueError:
+            return False
+        return _ordered(op[len("Date"):], a, e)
+    raise InvalidParameterError(f"unsupported condition operator {op!r}")
+
+
+def _ordered(rel: str, a: Any, e: Any) -> bool:
+    return {
+        "Equals": a == e, "LessThan": a < e, "LessThanEquals": a <= e,
+        "GreaterThan": a > e, "GreaterThanEquals": a >= e,
+    }[rel]
+
+
+def _date(value: str) -> dt.datetime:
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
