@@ -35,6 +35,7 @@ from typing import Any
 import boto3
 import botocore.session
 
+from securepipe import enforcement
 from securepipe.errors import InvalidParameterError, SandboxError
 
 DEFAULT_REGION = "eu-west-1"
@@ -94,8 +95,6 @@ def bucket_name(role: str, account_id: str, region: str) -> str:
 @dataclass
 class _State:
     mock: Any = None
-    server: Any = None
-    server_thread: threading.Thread | None = None
     tmpdir: Path | None = None
     session: boto3.Session | None = None
     resources: SandboxResources | None = None
@@ -110,14 +109,22 @@ class Sandbox:
     :meth:`start` and :meth:`close` yourself, as a notebook does.
 
     :param region: AWS region of the account's regional resources.
-    :param server: serve moto over HTTP on ``127.0.0.1`` (random port) instead of in-process.
+    :param server: serve moto on ``127.0.0.1`` (random port) instead of in-process.
+    :param tls: with ``server``, serve HTTPS with a certificate from a CA the kit generates; the
+        session verifies against that CA. A second, plain-HTTP listener
+        (:attr:`plain_endpoint_url`) exists only so lessons can show plain HTTP being refused.
     """
 
-    def __init__(self, *, region: str = DEFAULT_REGION, server: bool = False) -> None:
+    def __init__(
+        self, *, region: str = DEFAULT_REGION, server: bool = False, tls: bool = False
+    ) -> None:
         if not isinstance(region, str) or not region or len(region) > 32:
             raise InvalidParameterError(f"invalid region {region!r}")
+        if tls and not server:
+            raise InvalidParameterError("tls=True needs server=True (in-process mode has no wire)")
         self.region = region
         self.server = bool(server)
+        self.tls = bool(tls)
         self.account_id = _next_account_id()
         self._state: _State | None = None
 
@@ -128,6 +135,8 @@ class Sandbox:
             raise SandboxError("sandbox already started")
         state = _State()
         self._state = state
+        enforcement.activate()
+        state.extra["enforcing"] = True
         try:
             if self.server:
                 self._start_server(state)
@@ -154,11 +163,12 @@ class Sandbox:
         if state is None:
             return
         _purge_account(self.account_id)
-        if state.server is not None:
-            state.server.shutdown()
-            state.server.server_close()
-            if state.server_thread is not None:
-                state.server_thread.join(timeout=5)
+        for server, thread in state.extra.get("servers", []):
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+        if state.extra.get("enforcing"):
+            enforcement.deactivate()
         if state.mock is not None:
             state.mock.stop(remove_data=False)
         if state.tmpdir is not None:
@@ -191,6 +201,16 @@ class Sandbox:
         return self._require().endpoint_url
 
     @property
+    def plain_endpoint_url(self) -> str | None:
+        """With ``tls=True``: a plain-HTTP listener on the same account, for refusal demos."""
+        return self._require().extra.get("plain_endpoint_url")
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """With ``tls=True``: the PEM file of the CA that signed the sandbox's certificate."""
+        return self._require().extra.get("ca_bundle")
+
+    @property
     def config_file(self) -> Path | None:
         """In server mode, the AWS config file whose profile points tools at the sandbox."""
         state = self._require()
@@ -215,19 +235,38 @@ class Sandbox:
     def _start_server(self, state: _State) -> None:
         from moto.moto_server.threaded_moto_server import MotoRequestHandler
         from moto.server import DomainDispatcherApplication, create_backend_app
-        from werkzeug.serving import make_server
 
         class _QuietHandler(MotoRequestHandler):
             def log(self, type: str, message: str, *args: Any) -> None:
                 pass  # keep notebook output clean; moto's own errors still raise in the client
 
-        app = DomainDispatcherApplication(create_backend_app)
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+        # The kit's emulated enforcement sits in front of moto's app (see enforcement.py).
+        app = enforcement.EnforcingMiddleware(DomainDispatcherApplication(create_backend_app))
+        state.tmpdir = Path(tempfile.mkdtemp(prefix="securepipe-sandbox-"))
+        state.extra["servers"] = []
+        if self.tls:
+            from securepipe.tls import server_ssl_context, write_tls_material
+
+            files = write_tls_material(state.tmpdir / "tls")
+            port = self._serve(state, app, _QuietHandler, server_ssl_context(files))
+            state.endpoint_url = f"https://127.0.0.1:{port}"
+            state.extra["ca_bundle"] = files.ca_cert
+            plain = self._serve(state, app, _QuietHandler, None)
+            state.extra["plain_endpoint_url"] = f"http://127.0.0.1:{plain}"
+        else:
+            port = self._serve(state, app, _QuietHandler, None)
+            state.endpoint_url = f"http://127.0.0.1:{port}"
+
+    @staticmethod
+    def _serve(state: _State, app: Any, handler: Any, ssl_context: Any) -> int:
+        from werkzeug.serving import make_server
+
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=handler,
+                             ssl_context=ssl_context)
         thread = threading.Thread(target=server.serve_forever, name="securepipe-moto", daemon=True)
         thread.start()
-        state.server, state.server_thread = server, thread
-        state.endpoint_url = f"http://127.0.0.1:{server.server_port}"
-        state.tmpdir = Path(tempfile.mkdtemp(prefix="securepipe-sandbox-"))
+        state.extra["servers"].append((server, thread))
+        return int(server.server_port)
 
     def _bootstrap_session(self) -> boto3.Session:
         """A session whose requests land in this sandbox's account (moto's account header)."""
@@ -272,19 +311,26 @@ class Sandbox:
             f"region = {self.region}\n"
             f"endpoint_url = {state.endpoint_url}\n"
             f"aws_access_key_id = {creds[0]}\n"
-            f"aws_secret_access_key = {creds[1]}\n",
+            f"aws_secret_access_key = {creds[1]}\n"
+            + (f"ca_bundle = {state.extra['ca_bundle']}\n" if "ca_bundle" in state.extra else ""),
             encoding="utf-8",
         )
         botocore_session = botocore.session.Session()
         botocore_session.set_config_variable("config_file", str(config))
         botocore_session.set_config_variable("credentials_file", str(state.tmpdir / "none"))
         botocore_session.set_config_variable("profile", self.PROFILE)
+        if "ca_bundle" in state.extra:
+            # Set on the session too: an AWS_CA_BUNDLE in the environment would otherwise win
+            # over the profile's ca_bundle and the client would not trust the sandbox's CA.
+            botocore_session.set_config_variable("ca_bundle", str(state.extra["ca_bundle"]))
         return boto3.Session(botocore_session=botocore_session)
 
 
-def start_sandbox(*, region: str = DEFAULT_REGION, server: bool = False) -> Sandbox:
+def start_sandbox(
+    *, region: str = DEFAULT_REGION, server: bool = False, tls: bool = False
+) -> Sandbox:
     """Create and start a :class:`Sandbox` in one call (close it with ``sb.close()``)."""
-    return Sandbox(region=region, server=server).start()
+    return Sandbox(region=region, server=server, tls=tls).start()
 
 
 def _create_standard_resources(

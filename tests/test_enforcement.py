@@ -1,0 +1,149 @@
+"""The sandbox's emulated enforcement of bucket policies, in-process and in server mode."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, SSLError
+from cryptography import x509
+
+from securepipe import enforcement
+from securepipe.enforcement import describe_s3_request
+from securepipe.hardening import hardened_bucket_policy, sse_kms_put_args
+from securepipe.sandbox import Sandbox
+
+AUTH = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20261126/eu-west-1/s3/"
+                         "aws4_request, SignedHeaders=host, Signature=abc"}
+
+
+def _client(sb: Sandbox, endpoint: str) -> object:
+    creds = sb.session.get_credentials()
+    return boto3.client("s3", endpoint_url=endpoint, region_name=sb.region,
+                        aws_access_key_id=creds.access_key,
+                        aws_secret_access_key=creds.secret_key,
+                        verify=str(sb.ca_bundle) if endpoint.startswith("https") else None)
+
+
+def _tls_only(sb: Sandbox) -> str:
+    bucket = sb.resources.bucket("raw")
+    sb.session.client("s3").put_bucket_policy(
+        Bucket=bucket, Policy=json.dumps(hardened_bucket_policy(bucket, sb.resources.kms_key_arn)))
+    return bucket
+
+
+@pytest.mark.parametrize(("method", "url", "extra", "action", "bucket", "key"), [
+    ("GET", "https://b1.s3.eu-west-1.amazonaws.com/raw/c01/s1", {}, "s3:GetObject", "b1",
+     "raw/c01/s1"),
+    ("GET", "https://s3.eu-west-1.amazonaws.com/b1/raw/c01/s%201", {}, "s3:GetObject", "b1",
+     "raw/c01/s 1"),
+    ("DELETE", "https://b1.s3.eu-west-1.amazonaws.com/k?versionId=3", {},
+     "s3:DeleteObjectVersion", "b1", "k"),
+    ("GET", "http://127.0.0.1:5000/b1?list-type=2&prefix=raw%2Fc01%2F", AUTH, "s3:ListBucket",
+     "b1", None),
+    ("PUT", "https://b1.s3.eu-west-1.amazonaws.com/?policy", {}, "s3:PutBucketPolicy", "b1",
+     None),
+    ("GET", "https://b1.s3.eu-west-1.amazonaws.com/?versions", {}, "s3:ListBucketVersions",
+     "b1", None),
+])
+def test_request_mapping(method: str, url: str, extra: dict, action: str, bucket: str,
+                         key: str | None) -> None:
+    call = describe_s3_request(method, url, extra)
+    assert call is not None
+    assert (call.action, call.bucket, call.key) == (action, bucket, key)
+
+
+def test_mapping_reads_condition_keys() -> None:
+    call = describe_s3_request(
+        "GET", "http://127.0.0.1:5000/b1?list-type=2&prefix=raw%2Fc01%2F", AUTH)
+    assert call is not None
+    assert call.context["s3:prefix"] == "raw/c01/"
+    assert call.context["aws:SecureTransport"] == "false"
+    assert call.access_key == "AKIAEXAMPLE"
+    put = describe_s3_request("PUT", "https://b1.s3.eu-west-1.amazonaws.com/k", {
+        "x-amz-server-side-encryption": "aws:kms"})
+    assert put is not None and put.context["s3:x-amz-server-side-encryption"] == "aws:kms"
+    assert put.context["aws:SecureTransport"] == "true"
+
+
+def test_other_services_are_not_s3() -> None:
+    assert describe_s3_request("POST", "https://kms.eu-west-1.amazonaws.com/", {}) is None
+    assert describe_s3_request("POST", "http://127.0.0.1:5000/", {
+        "Authorization": "AWS4-HMAC-SHA256 Credential=AK/20261126/eu-west-1/kms/aws4_request"
+    }) is None
+
+
+def test_in_process_plain_http_is_refused_https_allowed(sandbox: Sandbox) -> None:
+    bucket = _tls_only(sandbox)
+    s3 = sandbox.session.client("s3")
+    args = sse_kms_put_args(sandbox.resources.kms_key_arn)
+    # moto alone would refuse this HTTPS put (its Deny conditions always match); the kit's
+    # evaluator replaces that check and allows it, as AWS does.
+    s3.put_object(Bucket=bucket, Key="k", Body=b"voice", **args)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"voice"
+    # An attacker's own client, with stolen keys, over plain HTTP:
+    plain = _client(sandbox, f"http://s3.{sandbox.region}.amazonaws.com")
+    before = len(enforcement.REFUSALS)
+    for call in (lambda: plain.get_object(Bucket=bucket, Key="k"),
+                 lambda: plain.put_object(Bucket=bucket, Key="k2", Body=b"x", **args),
+                 lambda: plain.list_objects_v2(Bucket=bucket)):
+        with pytest.raises(ClientError) as err:
+            call()
+        assert err.value.response["Error"]["Code"] == "AccessDenied"
+        assert "emulated AWS enforcement" in err.value.response["Error"]["Message"]
+    refused = enforcement.REFUSALS[before:]
+    assert [r.call.action for r in refused] == ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
+    assert all(r.decision.statement == "bucket-policy#DenyInsecureTransport" for r in refused)
+    assert refused[0].principal == sandbox.resources.admin_user_arn
+
+
+def test_moto_bucket_policy_check_restored_after_close() -> None:
+    from moto.s3.models import FakeBucket
+
+    original = FakeBucket.get_permission
+    with Sandbox():
+        assert FakeBucket.get_permission is not original
+        with Sandbox():
+            pass
+        assert FakeBucket.get_permission is not original  # still one sandbox open
+    assert FakeBucket.get_permission is original
+
+
+def test_server_mode_tls_and_plain_refusal() -> None:
+    with Sandbox(server=True, tls=True) as sb:
+        assert sb.endpoint_url.startswith("https://127.0.0.1:")
+        assert sb.plain_endpoint_url.startswith("http://127.0.0.1:")
+        bucket = _tls_only(sb)
+        args = sse_kms_put_args(sb.resources.kms_key_arn)
+        s3 = sb.session.client("s3")  # verifies against the kit's CA via the profile
+        s3.put_object(Bucket=bucket, Key="k", Body=b"over tls", **args)
+        assert _client(sb, sb.endpoint_url).get_object(
+            Bucket=bucket, Key="k")["Body"].read() == b"over tls"
+        with pytest.raises(ClientError) as err:
+            _client(sb, sb.plain_endpoint_url).get_object(Bucket=bucket, Key="k")
+        assert err.value.response["Error"]["Code"] == "AccessDenied"
+        assert "emulated" in err.value.response["Error"]["Message"]
+        # A client that does not trust the kit's CA refuses the connection.
+        creds = sb.session.get_credentials()
+        untrusting = boto3.client("s3", endpoint_url=sb.endpoint_url, region_name=sb.region,
+                                  aws_access_key_id=creds.access_key,
+                                  aws_secret_access_key=creds.secret_key, verify=True)
+        with pytest.raises(SSLError):
+            untrusting.list_buckets()
+        # The certificate names 127.0.0.1 and its key is private to the owner.
+        cert = x509.load_pem_x509_certificate(sb.ca_bundle.read_bytes())
+        assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        key_file = sb.ca_bundle.parent / "server.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert not (sb.ca_bundle.parent / "ca.key").exists()
+        tmp = sb.config_file.parent
+    assert not tmp.exists()
+
+
+def test_tls_needs_server_mode() -> None:
+    from securepipe.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError):
+        Sandbox(tls=True)
