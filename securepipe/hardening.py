@@ -30,6 +30,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.exceptions import ClientError
@@ -139,7 +140,7 @@ def apply_bucket_hardening(
         OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
     )
     account = account_id or session.client("sts").get_caller_identity()["Account"]
-    session.client("s3control").put_public_access_block(
+    _s3control(session).put_public_access_block(
         AccountId=account, PublicAccessBlockConfiguration=dict.fromkeys(_PAB, True)
     )
     # The policy goes last: once it is on, every later call to this bucket must use TLS.
@@ -207,7 +208,7 @@ def inspect_bucket(
 
     try:
         account = account_id or session.client("sts").get_caller_identity()["Account"]
-        pab = session.client("s3control").get_public_access_block(AccountId=account)[
+        pab = _s3control(session).get_public_access_block(AccountId=account)[
             "PublicAccessBlockConfiguration"]
         off = [flag for flag in _PAB if not pab.get(flag)]
         add("account-public-access", not off,
@@ -241,6 +242,23 @@ def inspect_bucket(
 def failures(findings: Sequence[Finding]) -> list[Finding]:
     """The findings that did not pass (failed or could not be evaluated)."""
     return [f for f in findings if not f.passed]
+
+
+def _s3control(session: boto3.Session) -> Any:
+    """An S3 Control client. AWS routes it by an ``<account>.`` host prefix; against a custom
+    endpoint (the sandbox server) that prefix names no host, so it is stripped before signing."""
+    client = session.client("s3control")
+    if client.meta.endpoint_url.endswith(".amazonaws.com"):
+        return client
+    endpoint_host = urlsplit(client.meta.endpoint_url).netloc
+
+    def _strip_prefix(request: Any, **_: Any) -> None:
+        parts = urlsplit(request.url)
+        if parts.netloc.endswith("." + endpoint_host):
+            request.url = urlunsplit(parts._replace(netloc=endpoint_host))
+
+    client.meta.events.register("before-sign.s3-control", _strip_prefix)
+    return client
 
 
 def _code(exc: ClientError) -> str:

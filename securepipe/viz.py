@@ -69,3 +69,22 @@ def plot_voices(manifest: Manifest, sample_ids: Sequence[str]) -> Figure:
                                  y_axis="mel", ax=axes[1, col])
     fig.tight_layout()
     return fig
+
+
+def plot_encryption_costs(rows: Sequence[dict[str, object]]) -> Figure:
+    """Peak Python heap and throughput against file size, one line per method."""
+    import matplotlib.pyplot as plt
+
+    fig, (mem_ax, speed_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for method in dict.fromkeys(str(r["method"]) for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        sizes = [float(r["size MiB"]) for r in mine]  # type: ignore[arg-type]
+        mem_ax.plot(sizes, [r["peak MiB"] for r in mine], marker="o", label=method)
+        speed_ax.plot(sizes, [r["MB/s"] for r in mine], marker="o", label=method)
+    mem_ax.set(xscale="log", yscale="log", xlabel="file size (MiB)",
+               ylabel="peak Python heap (MiB)", title="Memory grows with the file?")
+    speed_ax.set(xscale="log", xlabel="file size (MiB)", ylabel="MB/s (encrypt + decrypt)",
+                 title="Throughput")
+    mem_ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,83 @@
+"""ANTI-PATTERN: the "common pattern" for encrypting voice samples, kept to attack and measure.
+
+These helpers reproduce the approach the kit's lessons start from: one Fernet key shared by every
+contractor, read from an environment variable, and each sample read whole into memory and
+encrypted with :class:`cryptography.fernet.Fernet`
+(https://cryptography.io/en/latest/fernet/). They exist so the notebooks and benchmarks can show
+what is wrong with it, with real behaviour rather than a description. **Never copy them**; use
+:mod:`securepipe.envelope` instead.
+
+What the lessons demonstrate with them:
+
+* the ciphertext is bound to nothing: a token made for contractor A's sample decrypts just as
+  well after it is copied into contractor B's folder or renamed to another sample;
+* one long-lived key for everyone: whoever holds it (every contractor laptop, every CI job) can
+  read every sample, and rotating it means re-encrypting everything;
+* the whole file sits in memory (Fernet's own docs say it is unsuitable for very large files), the
+  token is base64 (about 1.33x the size) and carries its creation time in plaintext.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from securepipe.errors import DecryptionError, InvalidParameterError
+
+__all__ = [
+    "SHARED_KEY_ENV_VAR",
+    "fernet_decrypt_sample",
+    "fernet_encrypt_sample",
+    "generate_shared_key",
+    "shared_key_from_env",
+]
+
+#: The environment variable the common pattern reads its one shared key from.
+SHARED_KEY_ENV_VAR = "SAMPLE_ENCRYPTION_KEY"
+
+
+def generate_shared_key() -> bytes:
+    """A fresh Fernet key (``Fernet.generate_key``), as the pattern hands to every contractor."""
+    return Fernet.generate_key()
+
+
+def shared_key_from_env(name: str = SHARED_KEY_ENV_VAR) -> bytes:
+    """Read the shared key from an environment variable, as the common pattern does."""
+    value = os.environ.get(name)
+    if not value:
+        raise InvalidParameterError(f"environment variable {name} is not set")
+    return value.encode("ascii")
+
+
+def _fernet(key: bytes) -> Fernet:
+    try:
+        return Fernet(key)
+    except (TypeError, ValueError):
+        raise InvalidParameterError("not a Fernet key (32 url-safe base64-encoded bytes)") from None
+
+
+def fernet_encrypt_sample(path: str | os.PathLike[str], key: bytes) -> bytes:
+    """ANTI-PATTERN. Read the whole file into memory and return its Fernet token.
+
+    Wraps ``Fernet.encrypt`` (https://cryptography.io/en/latest/fernet/#cryptography.fernet.Fernet.encrypt).
+    Nothing about the contractor, the sample or the purpose goes into the token.
+    """
+    fernet = _fernet(key)
+    raw = Path(path).read_bytes()  # the whole sample in memory, deliberately
+    return fernet.encrypt(raw)
+
+
+def fernet_decrypt_sample(token: bytes, key: bytes) -> bytes:
+    """ANTI-PATTERN. Decrypt a token made by :func:`fernet_encrypt_sample`.
+
+    Wraps ``Fernet.decrypt``; a bad token raises :class:`~securepipe.errors.DecryptionError`.
+    It decrypts wherever the token was copied to: there is nothing to check it against.
+    """
+    fernet = _fernet(key)
+    try:
+        return fernet.decrypt(token)
+    except InvalidToken:
+        pass
+    raise DecryptionError() from None

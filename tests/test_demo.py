@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from securepipe.demo import EMULATION_MARK, expect_refusal, expect_success
+from securepipe.errors import DecryptionError
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def test_refusal_must_happen() -> None:
+    with pytest.raises(AssertionError):
+        expect_refusal(lambda: None, "an attack that works")
+
+
+def test_refusal_names_its_origin() -> None:
+    emulated = ClientError({"Error": {"Code": "AccessDenied",
+                                      "Message": f"no [{EMULATION_MARK}]"}}, "GetObject")
+    real = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetObject")
+    assert "emulation" in expect_refusal(lambda: _raise(emulated), "x")
+    assert "emulation" not in expect_refusal(lambda: _raise(real), "x")
+    assert "DecryptionError" in expect_refusal(lambda: _raise(DecryptionError()), "x")
+
+
+def test_other_errors_are_not_refusals() -> None:
+    with pytest.raises(ZeroDivisionError):
+        expect_refusal(lambda: 1 / 0, "a bug is not a refusal")
+
+
+def test_success_returns_the_result() -> None:
+    assert expect_success(lambda: 42, "x") == 42
