@@ -70,3 +70,19 @@ def test_cloudtrail_records_no_events(sandbox: Sandbox) -> None:
     session.client("s3").put_object(Bucket=sandbox.resources.bucket("raw"), Key="k", Body=b"x")
     with pytest.raises((NotImplementedError, ClientError)):
         ct.lookup_events()
+
+
+def test_moto_deny_conditions_always_match() -> None:
+    """Why the sandbox replaces moto's bucket-policy check (gap "s3-policy-conditions")."""
+    import json
+
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    from securepipe.hardening import hardened_bucket_policy
+
+    key_arn = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+    policy = json.dumps(hardened_bucket_policy("b", key_arn))
+    # moto cannot know whether the request used TLS, yet answers DENIED: it treats the
+    # aws:SecureTransport condition as matching, so a TLS-only policy would block HTTPS too.
+    verdict = IAMPolicy(policy).is_action_permitted("s3:GetObject", "arn:aws:s3:::b/k")
+    assert verdict == PermissionResult.DENIED
