@@ -9,6 +9,13 @@ exactly. So while a sandbox is open, the kit
   request's real properties (scheme, headers, query), and refuses with ``403 AccessDenied`` where
   AWS would.
 
+For requests signed with temporary credentials from STS (the kit's contractor sessions), it also
+emulates what moto ignores (gaps ``sts-session-policy``, ``sts-expiry``, ``iam-conditions``): the
+role's identity policies intersected with the session policy, conditions included, for S3 and KMS
+calls; and the session's expiry. Presigned URLs past their ``X-Amz-Expires`` are refused
+(gap ``s3-presigned-expiry``). The sandbox clock can be moved (:func:`move_clock`) so lessons and
+tests can show an expired session being refused.
+
 Every refusal says in its message that it is an emulation, and is recorded in
 :data:`REFUSALS` for lessons and tests. This module is sandbox-only: on a real account AWS itself
 does this work, and none of the kit's other code depends on it.
@@ -21,6 +28,9 @@ a WSGI middleware in front of moto's app.
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -94,6 +104,26 @@ _BUCKET_ACTIONS: dict[tuple[str, str], str] = {
 }
 _SUBRESOURCES = {sub for _, sub in (*_OBJECT_ACTIONS, *_BUCKET_ACTIONS) if sub}
 
+_clock_offset = dt.timedelta(0)
+
+
+def now() -> dt.datetime:
+    """The sandbox clock: real UTC time plus whatever :func:`move_clock` added."""
+    return dt.datetime.now(dt.UTC) + _clock_offset
+
+
+def move_clock(delta: dt.timedelta) -> dt.datetime:
+    """Move the sandbox clock forward (or back) by ``delta``; returns the new time."""
+    global _clock_offset
+    _clock_offset += delta
+    return now()
+
+
+def reset_clock() -> None:
+    """Put the sandbox clock back to real time."""
+    global _clock_offset
+    _clock_offset = dt.timedelta(0)
+
 
 @dataclass(frozen=True)
 class S3Call:
@@ -119,9 +149,8 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
     is_aws = host.endswith(".amazonaws.com")
     if is_aws and not (host.startswith("s3.") or ".s3." in host or ".s3-" in host):
         return None  # another AWS service (KMS, STS, ...)
-    if not is_aws and headers_get(headers, "authorization", "").find("/s3/aws4_request") < 0 \
-            and "s3%2Faws4_request" not in parts.query and "/s3/aws4_request" not in unquote(
-                parts.query):
+    if not is_aws and not _signed_for_s3(headers_get(headers, "authorization", "") or "",
+                                         unquote(parts.query)):
         return None  # server mode: only requests signed for S3 are S3 requests
     if is_aws and not host.startswith("s3."):
         bucket = host.split(".s3", 1)[0]
@@ -143,7 +172,7 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
             action += "Version"
     context: dict[str, Any] = {
         "aws:SecureTransport": "true" if parts.scheme == "https" else "false",
-        "aws:CurrentTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:CurrentTime": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     for header in ("x-amz-server-side-encryption",
                    "x-amz-server-side-encryption-aws-kms-key-id"):
@@ -158,6 +187,12 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
     return S3Call(action=action, bucket=bucket, key=key, access_key=access_key, context=context)
 
 
+def _signed_for_s3(authorization: str, query: str) -> bool:
+    """SigV4 with an ``s3`` credential scope, or SigV2 (which only S3 still accepts)."""
+    return ("/s3/aws4_request" in authorization or authorization.startswith("AWS ")
+            or "/s3/aws4_request" in query or "AWSAccessKeyId=" in query)
+
+
 def headers_get(headers: Mapping[str, Any], name: str, default: Any = None) -> Any:
     """Case-insensitive header lookup that works for dicts and botocore's header classes."""
     for k, v in headers.items():
@@ -169,27 +204,44 @@ def headers_get(headers: Mapping[str, Any], name: str, default: Any = None) -> A
 def _access_key(authorization: str, query: Mapping[str, str]) -> str | None:
     if "Credential=" in authorization:
         return authorization.split("Credential=", 1)[1].split("/", 1)[0]
+    if authorization.startswith("AWS "):  # SigV2 header: "AWS <access key>:<signature>"
+        return authorization[4:].split(":", 1)[0]
     credential = query.get("X-Amz-Credential")
-    return credential.split("/", 1)[0] if credential else None
+    if credential:
+        return credential.split("/", 1)[0]
+    return query.get("AWSAccessKeyId")
 
 
 @dataclass(frozen=True)
 class Refusal:
     """A request the sandbox refused on AWS's behalf."""
 
-    call: S3Call
+    service: str
+    action: str
+    resource: str
     principal: str | None
     decision: Decision
-    when: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    code: str = "AccessDenied"
+    reason: str = ""
+    when: dt.datetime = field(default_factory=lambda: now())
 
     @property
     def message(self) -> str:
         who = self.principal or "anonymous"
-        return (
-            f"User: {who} is not authorized to perform: {self.call.action} on resource: "
-            f"{self.call.resource} with an explicit deny in a resource-based policy "
-            f"({self.decision.statement}) [securepipe sandbox: emulated AWS enforcement]"
-        )
+        if self.code == "ExpiredToken":
+            text = f"The security token of {who} has expired ({self.reason})"
+        elif self.reason:
+            text = f"{self.reason} (request by {who} for {self.action} on {self.resource})"
+        else:
+            kind = {"ExplicitDeny": "with an explicit deny in",
+                    "ImplicitDeny": "because no policy allows it:"}[self.decision.effect]
+            where = self.decision.statement or "identity and session policies"
+            text = (f"User: {who} is not authorized to perform: {self.action} on resource: "
+                    f"{self.resource} {kind} {where}")
+        return f"{text} [securepipe sandbox: {EMULATION}]"
+
+
+EMULATION = "emulated AWS enforcement"
 
 
 #: Every refusal made while sandboxes were open, oldest first (bounded).
@@ -198,28 +250,167 @@ _MAX_REFUSALS = 10_000
 
 
 class Enforcer:
-    """Evaluates sandbox S3 requests against bucket policies read from moto's state."""
+    """Evaluates sandbox requests the way AWS would, with policies read from moto's state."""
 
     def __init__(self, policy_source: Callable[[str], Policy | None] | None = None) -> None:
         self._policy_source = policy_source or _moto_bucket_policy
 
-    def check(self, method: str, url: str, headers: Mapping[str, Any]) -> Refusal | None:
-        call = describe_s3_request(method, url, headers)
-        if call is None:
+    def check(
+        self, method: str, url: str, headers: Mapping[str, Any], body: bytes | None = None
+    ) -> Refusal | None:
+        """Return a :class:`Refusal` if AWS would refuse this request, else ``None``."""
+        query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+        s3 = describe_s3_request(method, url, headers)
+        other = None if s3 is not None else describe_json_or_query_request(url, headers, body)
+        if s3 is None and other is None:
             return None
-        policy = self._policy_source(call.bucket)
-        if policy is None:
+        access_key = s3.access_key if s3 is not None else other.access_key  # type: ignore[union-attr]
+        session = _assumed_role_of(access_key)
+        principal = session.arn if session is not None else _user_arn_of(access_key)
+        service, action, resource, context = (
+            ("s3", s3.action, s3.resource, dict(s3.context)) if s3 is not None
+            else (other.service, other.action, other.resource, dict(other.context))  # type: ignore[union-attr]
+        )
+        refusal = None
+        if ("X-Amz-Expires" in query and "X-Amz-Date" in query) or (
+                "Expires" in query and "AWSAccessKeyId" in query):
+            refusal = _presigned_expired(service, action, resource, principal, query)
+        if refusal is None and session is not None and now() >= _aware(session.expiration):
+            refusal = Refusal(service, action, resource, principal, Decision("ExplicitDeny"),
+                              code="ExpiredToken",
+                              reason=f"expired at {_aware(session.expiration):%H:%M:%S} UTC, "
+                                     f"sandbox clock {now():%H:%M:%S} UTC")
+        if refusal is None:
+            refusal = self._evaluate(s3, service, action, resource, principal, context, session)
+        if refusal is not None:
+            REFUSALS.append(refusal)
+            del REFUSALS[:-_MAX_REFUSALS]
+        return refusal
+
+    def _evaluate(self, s3: S3Call | None, service: str, action: str, resource: str,
+                  principal: str | None, context: dict[str, Any], session: Any) -> Refusal | None:
+        if action in _ALWAYS_ALLOWED:
             return None
-        principal = _principal_of(call.access_key)
-        request = Request(call.action, call.resource, principal,
-                          {**call.context, "aws:PrincipalArn": principal})
-        decision = evaluate(request, identity=None, resource=[policy])
+        bucket_policy = self._policy_source(s3.bucket) if s3 is not None else None
+        resource_policies = [bucket_policy] if bucket_policy is not None else []
+        if session is None and not resource_policies:
+            return None  # long-term identities: moto decides (IAM enforcement off in the sandbox)
+        context["aws:PrincipalArn"] = session.role_arn if session is not None else principal
+        identity = session_policies = None
+        if session is not None:
+            identity = _role_policies(session.role_arn)
+            if session.policy:
+                session_policies = [Policy.from_document("session-policy", session.policy)]
+        decision = evaluate(Request(action, resource, principal, context), identity=identity,
+                            session=session_policies, resource=resource_policies)
         if decision.allowed:
             return None
-        refusal = Refusal(call=call, principal=principal, decision=decision)
-        REFUSALS.append(refusal)
-        del REFUSALS[:-_MAX_REFUSALS]
-        return refusal
+        return Refusal(service, action, resource, principal, decision)
+
+
+_ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
+
+
+@dataclass(frozen=True)
+class ServiceCall:
+    """A non-S3 request (KMS, IAM, STS, ...) reduced to what policy evaluation needs."""
+
+    service: str
+    action: str
+    resource: str
+    access_key: str | None
+    context: Mapping[str, Any]
+
+
+def describe_json_or_query_request(
+    url: str, headers: Mapping[str, Any], body: bytes | str | None
+) -> ServiceCall | None:
+    """Map a JSON-protocol (``X-Amz-Target``) or query-protocol (``Action=``) request."""
+    authorization = headers_get(headers, "authorization", "") or ""
+    scope = re.search(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request", authorization)
+    if scope is None or scope.group(1) == "s3":
+        return None
+    service = scope.group(1)
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    context: dict[str, Any] = {
+        "aws:SecureTransport": "true" if urlsplit(url).scheme == "https" else "false",
+        "aws:CurrentTime": now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    target = headers_get(headers, "x-amz-target")
+    resource = "*"
+    if target:
+        operation = str(target).rsplit(".", 1)[-1]
+        try:
+            payload = json.loads(text) if text else {}
+        except json.JSONDecodeError:
+            payload = {}
+        if service == "kms" and isinstance(payload, dict):
+            resource = _kms_key_arn(payload.get("KeyId")) or "*"
+            enc = payload.get("EncryptionContext") or {}
+            if isinstance(enc, dict):
+                for k, v in enc.items():
+                    context[f"kms:EncryptionContext:{k}"] = str(v)
+                context["kms:EncryptionContextKeys"] = sorted(enc)
+    else:
+        operation = dict(parse_qsl(text)).get("Action", "Unknown")
+    access_key = authorization.split("Credential=", 1)[1].split("/", 1)[0]
+    return ServiceCall(service, f"{service}:{operation}", resource, access_key, context)
+
+
+def _kms_key_arn(key_id: Any) -> str | None:
+    """Resolve a KeyId (ARN, alias, alias ARN or bare id) to the key ARN moto holds."""
+    if not isinstance(key_id, str) or not key_id:
+        return None
+    from moto.kms.models import kms_backends
+
+    for _, by_region in list(kms_backends.items()):
+        for _, backend in list(by_region.items()):
+            try:
+                return str(backend.describe_key(key_id).arn)
+            except Exception:  # not this account/region's key
+                continue
+    return None
+
+
+def _presigned_expired(service: str, action: str, resource: str, principal: str | None,
+                       query: Mapping[str, str]) -> Refusal | None:
+    """SigV4 (``X-Amz-Date`` + ``X-Amz-Expires``) or SigV2 (``Expires``, epoch seconds)."""
+    try:
+        if "X-Amz-Date" in query:
+            signed = dt.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
+                tzinfo=dt.UTC)
+            deadline = signed + dt.timedelta(seconds=int(query["X-Amz-Expires"]))
+        else:
+            deadline = dt.datetime.fromtimestamp(int(query["Expires"]), tz=dt.UTC)
+    except (ValueError, OverflowError):
+        return Refusal(service, action, resource, principal, Decision("ExplicitDeny"),
+                       reason="Malformed presigned URL")
+    if now() <= deadline:
+        return None
+    return Refusal(service, action, resource, principal, Decision("ExplicitDeny"),
+                   reason=f"Request has expired: presigned URL valid until {deadline:%H:%M:%S} UTC")
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _role_policies(role_arn: str) -> list[Policy]:
+    """The role's inline and attached managed policies, as moto holds them."""
+    from moto.iam.models import iam_backends
+
+    account = role_arn.split(":")[4]
+    iam = iam_backends[account]["aws"]
+    try:
+        role = iam.get_role_by_arn(role_arn)
+    except Exception:  # a role that no longer exists grants nothing
+        return []
+    policies = [Policy.from_document(f"role:{name}", doc) for name, doc in role.policies.items()]
+    for arn, managed in role.managed_policies.items():
+        doc = next((v.document for v in managed.versions if v.is_default), None)
+        if doc:
+            policies.append(Policy.from_document(f"managed:{arn.rsplit('/', 1)[-1]}", doc))
+    return policies
 
 
 def _moto_bucket_policy(bucket: str) -> Policy | None:
@@ -235,32 +426,52 @@ def _moto_bucket_policy(bucket: str) -> Policy | None:
     return Policy.from_document("bucket-policy", found.policy.decode())
 
 
-def _principal_of(access_key: str | None) -> str | None:
-    """The ARN moto associates with an access key (IAM user or assumed-role session)."""
+def _user_arn_of(access_key: str | None) -> str | None:
+    """The IAM user ARN moto associates with a long-term access key."""
     if not access_key:
         return None
     from moto.iam.models import iam_backends
-    from moto.sts.models import sts_backends
 
     for account, by_partition in list(iam_backends.items()):
-        iam = by_partition["aws"]
-        key = iam.access_keys.get(access_key)
+        key = by_partition["aws"].access_keys.get(access_key)
         if key is not None and key.user_name:
             return f"arn:aws:iam::{account}:user/{key.user_name}"
-        sts = sts_backends[account]["aws"]
-        role = sts.get_assumed_role_from_access_key(access_key)
-        if role is not None:
-            return role.arn
     return None
 
 
-def refusal_xml(refusal: Refusal) -> bytes:
-    """The S3-style error body for a refusal."""
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
-        f"<Message>{escape(refusal.message)}</Message>"
+def _assumed_role_of(access_key: str | None) -> Any:
+    """moto's record of the STS session an access key belongs to, or ``None``."""
+    if not access_key or not access_key.startswith("ASIA"):
+        return None
+    from moto.sts.models import sts_backends
+
+    for _, by_partition in list(sts_backends.items()):
+        role = by_partition["aws"].get_assumed_role_from_access_key(access_key)
+        if role is not None:
+            return role
+    return None
+
+
+def refusal_response(refusal: Refusal, json_protocol: bool) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of the error AWS would send for this refusal."""
+    status = 400 if refusal.code == "ExpiredToken" else 403
+    if json_protocol:
+        kind = "ExpiredTokenException" if refusal.code == "ExpiredToken" else (
+            "AccessDeniedException")
+        body = json.dumps({"__type": kind, "message": refusal.message}).encode()
+        return 400, {"Content-Type": "application/x-amz-json-1.1"}, body
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{refusal.code}</Code><Message>{escape(refusal.message)}</Message>"
         f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
     ).encode()
+    if refusal.service not in ("s3",):
+        # Query protocol (IAM, STS): the error document is wrapped in an ErrorResponse.
+        xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{refusal.code}</Code>"
+               f"<Message>{escape(refusal.message)}</Message></Error>"
+               f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+    return status, {"Content-Type": "text/xml" if refusal.service != "s3" else
+                    "application/xml"}, xml
 
 
 # -- activation (reference-counted: one per open sandbox) ---------------------------------------
@@ -272,18 +483,21 @@ _saved_get_permission: Any = None
 
 
 def _before_send(request: Any, **_: Any) -> Any:
-    """botocore ``before-send`` handler: answer 403 before moto sees a refused request."""
+    """botocore ``before-send`` handler: answer as AWS would before moto sees a refused request."""
     if not _active or not (urlsplit(request.url).hostname or "").endswith(".amazonaws.com"):
         return None  # requests to a server-mode sandbox are checked by its middleware
-    refusal = _enforcer.check(request.method, request.url, request.headers)
+    body = request.body if isinstance(request.body, bytes | str) else None
+    refusal = _enforcer.check(request.method, request.url, request.headers, body)
     if refusal is None:
         return None
     from botocore.awsrequest import AWSResponse
     from moto.core.botocore_stubber import MockRawResponse
 
-    body = b"" if request.method.upper() == "HEAD" else refusal_xml(refusal)
-    return AWSResponse(request.url, 403, {"Content-Type": "application/xml"},
-                       MockRawResponse(body))
+    status, headers, payload = refusal_response(
+        refusal, headers_get(request.headers, "x-amz-target") is not None)
+    if request.method.upper() == "HEAD":
+        payload = b""
+    return AWSResponse(request.url, status, headers, MockRawResponse(payload))
 
 
 def activate() -> None:
@@ -316,6 +530,7 @@ def deactivate() -> None:
             return
         from moto.s3.models import FakeBucket
 
+        reset_clock()
         if _saved_get_permission is not None:
             FakeBucket.get_permission = _saved_get_permission  # type: ignore[method-assign]
 
@@ -333,10 +548,37 @@ class EnforcingMiddleware:
         url = f"{scheme}://{host}{environ.get('PATH_INFO', '')}" + (f"?{query}" if query else "")
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
                    if k.startswith("HTTP_")}
-        refusal = _enforcer.check(environ.get("REQUEST_METHOD", "GET"), url, headers)
+        body = None
+        if "x-amz-target" in headers or environ.get("CONTENT_TYPE", "").startswith(
+                "application/x-www-form-urlencoded"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+        refusal = _enforcer.check(environ.get("REQUEST_METHOD", "GET"), url, headers, body)
         if refusal is None:
             return self.app(environ, start_response)
-        body = refusal_xml(refusal)
-        start_response("403 Forbidden", [("Content-Type", "application/xml"),
-                                         ("Content-Length", str(len(body)))])
-        return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
+        if body is None:
+            _drain(environ)  # a client still sending its upload would see a broken connection
+        status, out_headers, payload = refusal_response(refusal, "x-amz-target" in headers)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            payload = b""
+        reason = {400: "Bad Request", 403: "Forbidden"}[status]
+        start_response(f"{status} {reason}", [*out_headers.items(),
+                                              ("Content-Length", str(len(payload)))])
+        return [payload]
+
+
+def _drain(environ: dict[str, Any]) -> None:
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        while length > 0:
+            chunk = stream.read(min(length, 1 << 16))
+            if not chunk:
+                break
+            length -= len(chunk)
+    elif environ.get("wsgi.input_terminated"):
+        while stream.read(1 << 16):
+            pass

@@ -51,7 +51,8 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "sandbox requests", 2),
     MotoGap("sts-expiry", "sts", "session expiry (DurationSeconds)",
             "not enforced, even with the clock moved on", "emulate",
-            "the evaluator refuses requests signed with expired kit-issued credentials", 2),
+            "the sandbox refuses requests signed with expired STS credentials, by a clock "
+            "lessons can move", 2),
     MotoGap("iam-conditions", "iam", "Condition blocks (e.g. s3:prefix on ListBucket)",
             "ignored inside Allow, always match inside Deny", "emulate",
             "the evaluator implements the condition operators the kit's policies use", 2),

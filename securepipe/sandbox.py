@@ -22,6 +22,7 @@ controls it stores but does not enforce, and what the kit does about each.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import shutil
 import tempfile
@@ -221,6 +222,15 @@ class Sandbox:
     def client(self, service: str, **kwargs: Any) -> Any:
         """Shorthand for ``self.session.client(service, **kwargs)``."""
         return self.session.client(service, **kwargs)
+
+    def move_clock(self, delta: dt.timedelta) -> dt.datetime:
+        """Move the sandbox clock (session expiry, presigned URLs); reset when sandboxes close.
+
+        moto never expires sessions or presigned URLs; the kit's emulated enforcement does, by
+        this clock (see :mod:`securepipe.enforcement`).
+        """
+        self._require()
+        return enforcement.move_clock(delta)
 
     def inventory(self) -> list[dict[str, str]]:
         """List what the account holds (KMS keys, buckets, IAM users), read back through the API."""

@@ -94,7 +94,7 @@ def test_in_process_plain_http_is_refused_https_allowed(sandbox: Sandbox) -> Non
         assert err.value.response["Error"]["Code"] == "AccessDenied"
         assert "emulated AWS enforcement" in err.value.response["Error"]["Message"]
     refused = enforcement.REFUSALS[before:]
-    assert [r.call.action for r in refused] == ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
+    assert [r.action for r in refused] == ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
     assert all(r.decision.statement == "bucket-policy#DenyInsecureTransport" for r in refused)
     assert refused[0].principal == sandbox.resources.admin_user_arn
 
