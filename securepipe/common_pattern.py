@@ -15,6 +15,11 @@ What the lessons demonstrate with them:
   read every sample, and rotating it means re-encrypting everything;
 * the whole file sits in memory (Fernet's own docs say it is unsuitable for very large files), the
   token is base64 (about 1.33x the size) and carries its creation time in plaintext.
+
+Step 2's common pattern is here too: :func:`fstring_session_policy` formats a caller-supplied
+contractor id into an STS session policy with an f-string (policy injection), and grants
+``s3:ListBucket`` without an ``s3:prefix`` condition. The kit's way is
+:func:`securepipe.access.contractor_session_policy`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ __all__ = [
     "SHARED_KEY_ENV_VAR",
     "fernet_decrypt_sample",
     "fernet_encrypt_sample",
+    "fstring_session_policy",
     "generate_shared_key",
     "shared_key_from_env",
 ]
@@ -81,3 +87,29 @@ def fernet_decrypt_sample(token: bytes, key: bytes) -> bytes:
     except InvalidToken:
         pass
     raise DecryptionError() from None
+
+
+def fstring_session_policy(contractor_id: str, bucket: str) -> str:
+    """ANTI-PATTERN. A session policy made by formatting the contractor id into JSON text.
+
+    Reproduces the common pattern for AssumeRole's ``Policy`` parameter
+    (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html): ``s3:GetObject``
+    on ``arn:aws:s3:::<bucket>/<contractor_id>/*`` and, as teams commonly add so the contractor
+    can browse, ``s3:ListBucket`` on the bucket with no ``s3:prefix`` condition. Nothing is
+    checked or escaped, deliberately, so the lessons can show that:
+
+    * an id of ``*`` yields ``<bucket>/*/*``, every contractor's objects;
+    * an id containing ``"`` breaks the JSON, or, crafted, closes the string and injects its own
+      statement (a different policy altogether);
+    * the unconditioned ListBucket lets every contractor list everyone's keys.
+
+    Never copy it; use :func:`securepipe.access.contractor_session_policy`.
+    """
+    return f"""{{
+  "Version": "2012-10-17",
+  "Statement": [
+    {{"Effect": "Allow", "Action": "s3:GetObject",
+      "Resource": "arn:aws:s3:::{bucket}/{contractor_id}/*"}},
+    {{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::{bucket}"}}
+  ]
+}}"""

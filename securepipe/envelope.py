@@ -51,6 +51,12 @@ from aws_encryption_sdk.materials_managers.base import CryptoMaterialsManager
 from botocore.credentials import CredentialProvider, CredentialResolver
 
 from securepipe.errors import DecryptionError, InvalidParameterError
+from securepipe.ids import (
+    KMS_KEY_ARN,
+    validate_contractor_id,
+    validate_purpose,
+    validate_sample_id,
+)
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -114,14 +120,8 @@ _MAX_KEYS = 4  # wrapping keys per message (and encrypted data keys accepted on 
 _MAX_IN_MEMORY = 64 * 1024 * 1024  # encrypt_bytes / decrypt_bytes are for small payloads
 _TEMP_PREFIX = ".securepipe-"  # temporary output files: .securepipe-XXXXXXXX.part, mode 0600
 
-_CONTRACTOR_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-_PURPOSE_RE = _CONTRACTOR_RE
-_SAMPLE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_BATCH_ID_RE = _SAMPLE_ID_RE
-_KEY_ARN_RE = re.compile(
-    r"arn:aws(?:-[a-z]+)*:kms:[a-z]{2}(?:-[a-z]+)+-\d{1,2}:\d{12}:"
-    r"key/(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
-)
+# Identifier rules live in securepipe.ids (one place for the whole kit).
+_KEY_ARN_RE = KMS_KEY_ARN
 _ALIAS_ARN_RE = re.compile(r"arn:aws(?:-[a-z]+)*:kms:[^:]+:\d{12}:alias/.+")
 
 
@@ -144,7 +144,7 @@ class SampleContext:
     it), and passed to KMS with the wrapped data key. Every field is checked against a strict
     allow-list when the object is built.
 
-    :param contractor: ``[a-z0-9][a-z0-9-]{0,62}``.
+    :param contractor: ``[a-z0-9][a-z0-9-]{0,31}`` (see :mod:`securepipe.ids`).
     :param sample_id: ``[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`` without ``..``.
     :param purpose: what the speaker consented to, ``[a-z0-9][a-z0-9-]{0,62}``.
     :param format_version: the kit's context layout; only ``"sp1"`` exists.
@@ -156,15 +156,9 @@ class SampleContext:
     format_version: str = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        for name, value, pattern in (
-            ("contractor", self.contractor, _CONTRACTOR_RE),
-            ("sample_id", self.sample_id, _SAMPLE_ID_RE),
-            ("purpose", self.purpose, _PURPOSE_RE),
-        ):
-            if not isinstance(value, str) or pattern.fullmatch(value) is None:
-                raise InvalidParameterError(f"invalid {name} {value!r}")
-        if ".." in self.sample_id:
-            raise InvalidParameterError(f"invalid sample_id {self.sample_id!r}")
+        validate_contractor_id(self.contractor)
+        validate_sample_id(self.sample_id)
+        validate_purpose(self.purpose)
         if not isinstance(self.format_version, str) or self.format_version not in _FORMAT_VERSIONS:
             raise InvalidParameterError(f"unsupported format_version {self.format_version!r}")
 
@@ -209,7 +203,7 @@ class BatchContext:
       request rate or quota is a real constraint, and keep the sample-to-object mapping
       elsewhere (for example the object key and a manifest).
 
-    :param contractor: ``[a-z0-9][a-z0-9-]{0,62}``.
+    :param contractor: ``[a-z0-9][a-z0-9-]{0,31}`` (see :mod:`securepipe.ids`).
     :param batch_id: ``[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`` without ``..``.
     :param purpose: what the speakers consented to, ``[a-z0-9][a-z0-9-]{0,62}``.
     :param format_version: the kit's context layout; only ``"sp1"`` exists.
@@ -221,15 +215,9 @@ class BatchContext:
     format_version: str = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        for name, value, pattern in (
-            ("contractor", self.contractor, _CONTRACTOR_RE),
-            ("batch_id", self.batch_id, _BATCH_ID_RE),
-            ("purpose", self.purpose, _PURPOSE_RE),
-        ):
-            if not isinstance(value, str) or pattern.fullmatch(value) is None:
-                raise InvalidParameterError(f"invalid {name} {value!r}")
-        if ".." in self.batch_id:
-            raise InvalidParameterError(f"invalid batch_id {self.batch_id!r}")
+        validate_contractor_id(self.contractor)
+        validate_sample_id(self.batch_id, kind="batch_id")
+        validate_purpose(self.purpose)
         if not isinstance(self.format_version, str) or self.format_version not in _FORMAT_VERSIONS:
             raise InvalidParameterError(f"unsupported format_version {self.format_version!r}")
 

@@ -26,7 +26,6 @@ import base64
 import hashlib
 import hmac
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from securepipe.envelope import (
     SampleContext,
 )
 from securepipe.errors import DecryptionError, InvalidParameterError
+from securepipe.ids import BUCKET_NAME
 
 __all__ = [
     "META_CIPHERTEXT_SHA256",
@@ -68,7 +68,6 @@ _MIN_PART = 5 * 1024 * 1024  # S3's smallest part (all parts but the last)
 _MAX_SINGLE_PUT = 5 * 1024**3  # S3's largest single PUT
 _TEMP_PREFIX = "securepipe-transfer-"
 _CHUNK = 1024 * 1024
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _MAX_KEY_BYTES = 1024
 
 
@@ -265,7 +264,7 @@ def _require_session(session: object) -> None:
 
 def _check_bucket(bucket: object) -> None:
     # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
-    if not isinstance(bucket, str) or _BUCKET_RE.fullmatch(bucket) is None or ".." in bucket:
+    if not isinstance(bucket, str) or BUCKET_NAME.fullmatch(bucket) is None or ".." in bucket:
         raise InvalidParameterError(f"invalid bucket name {bucket!r}")
 
 

@@ -1,4 +1,4 @@
-"""Figures the notebooks show: the pipeline map and the synthetic voices."""
+"""Figures the notebooks show: the pipeline map, the synthetic voices and the access matrix."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from securepipe.dataset import Manifest, load_audio
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from securepipe.access import AccessMatrix
 
 #: The pipeline's stages, where the data sits at each, and the kit's step that protects it.
 PIPELINE_STAGES: tuple[tuple[str, str, str], ...] = (
@@ -86,5 +88,37 @@ def plot_encryption_costs(rows: Sequence[dict[str, object]]) -> Figure:
     speed_ax.set(xscale="log", xlabel="file size (MiB)", ylabel="MB/s (encrypt + decrypt)",
                  title="Throughput")
     mem_ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_access_matrix(matrix: AccessMatrix) -> Figure:
+    """Heatmap of an access review: a row per principal, a column per prefix x action.
+
+    Green cells are allowed, red cells denied (implicitly or explicitly), as decided by
+    :func:`securepipe.access.access_matrix`.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    allowed, denied = "#1e8e3e", "#d93025"
+    columns = [(prefix, action) for prefix in matrix.prefixes for action in matrix.actions]
+    grid = np.array(
+        [[1.0 if matrix.decision(p, pre, a).allowed else 0.0 for pre, a in columns]
+         for p in matrix.principals]
+    ).reshape(len(matrix.principals), len(columns))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(columns) + 3.0),
+                                    max(2.5, 0.45 * len(matrix.principals) + 2.0)))
+    ax.imshow(grid, cmap=ListedColormap([denied, allowed]), vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(columns)), [f"{a} {pre}" for pre, a in columns], rotation=90,
+                  fontsize=7)
+    ax.set_yticks(range(len(matrix.principals)), list(matrix.principals), fontsize=8)
+    # Thin white lines between prefixes, so each prefix's group of actions reads as a block.
+    for i in range(1, len(matrix.prefixes)):
+        ax.axvline(i * len(matrix.actions) - 0.5, color="white", linewidth=2)
+    ax.legend(handles=[Patch(color=allowed, label="allowed"), Patch(color=denied, label="denied")],
+              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.set_title(f"Who may do what on which prefix of {matrix.bucket}", fontsize=9)
     fig.tight_layout()
     return fig

@@ -1,0 +1,523 @@
+"""Step 2: credentials scoped to one contractor (securepipe.access), and the f-string anti-pattern.
+
+Who may do what is decided by the kit's evaluator (securepipe.policy) and, against the sandbox,
+by its emulated enforcement: moto itself stores session policies but enforces none of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import matplotlib
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, assume, example, given, settings
+from id_strategies import hostile_ids, valid_ids
+
+from securepipe import access
+from securepipe.access import (
+    ACTIONS,
+    MAX_PRESIGN_S,
+    MAX_SESSION_POLICY_CHARS,
+    AccessMatrix,
+    BroadGrant,
+    ContractorCredentials,
+    Principal,
+    access_matrix,
+    broad_grants,
+    contractor_prefix,
+    contractor_role_policy,
+    contractor_session,
+    contractor_session_policy,
+    ensure_contractor_role,
+    presign_get,
+    role_principal,
+    serialise_session_policy,
+    session_principal,
+    vend_contractor_credentials,
+)
+from securepipe.common_pattern import fstring_session_policy
+from securepipe.errors import InvalidParameterError
+from securepipe.policy import Policy, Request, evaluate
+from securepipe.sandbox import Sandbox
+
+matplotlib.use("Agg")
+
+BUCKET = "securepipe-raw-210000000001-eu-west-1"
+KEY_ARN = "arn:aws:kms:eu-west-1:210000000001:key/01234567-89ab-cdef-0123-456789abcdef"
+ROLE_ARN = "arn:aws:iam::210000000001:role/securepipe-contractor"
+ROLE = Principal("role", (Policy.from_document(
+    "role", contractor_role_policy(bucket=BUCKET, key_arn=KEY_ARN)),))
+FAST = settings(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+CONTRACTORS = ("c1", "c10", "acme-voice", "b2", "zeta-labs-0042")
+
+
+class NoAws:
+    """A stand-in session: any attempt to reach AWS fails the test."""
+
+    def client(self, *args: object, **kwargs: object) -> Any:
+        raise AssertionError("an AWS client was created")
+
+    resource = client
+
+
+def _vend_kwargs(**overrides: object) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"role_arn": ROLE_ARN, "contractor": "c1", "bucket": BUCKET,
+                              "key_arn": KEY_ARN}
+    kwargs.update(overrides)
+    return kwargs
+
+
+def _code(call: Any) -> str:
+    with pytest.raises(ClientError) as err:
+        call()
+    return str(err.value.response["Error"]["Code"])
+
+
+@pytest.fixture
+def role(sandbox: Sandbox) -> Iterator[str]:
+    res = sandbox.resources
+    yield ensure_contractor_role(sandbox.session, bucket=res.bucket("raw"),
+                                 key_arn=res.kms_key_arn)
+
+
+def _vend(sb: Sandbox, role_arn: str, contractor: str, **kw: Any) -> ContractorCredentials:
+    res = sb.resources
+    return vend_contractor_credentials(sb.session, role_arn=role_arn, contractor=contractor,
+                                       bucket=res.bucket("raw"), key_arn=res.kms_key_arn, **kw)
+
+
+# -- hostile ids never reach AWS --------------------------------------------------------------
+
+
+@settings(FAST, max_examples=5000)
+@given(hostile_ids)
+@example("*")
+@example("c1\"},{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*")
+@example("${aws:username}")
+@example("\u04411")
+@example("c1\x00")
+@example("a" * 33)
+def test_hostile_contractor_ids_are_refused_before_any_aws_call(value: object) -> None:
+    with pytest.raises(InvalidParameterError):
+        vend_contractor_credentials(NoAws(), **_vend_kwargs(contractor=value))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("overrides", [
+    {"duration_s": 899}, {"duration_s": 43_201}, {"duration_s": True}, {"duration_s": 900.0},
+    {"duration_s": "900"}, {"bucket": "*"}, {"bucket": "Bucket"}, {"key_arn": "alias/x"},
+    {"key_arn": KEY_ARN + "*"}, {"role_arn": "*"}, {"role_arn": ROLE_ARN + "\n"},
+    {"role_arn": None},
+])
+def test_other_bad_arguments_are_refused_before_any_aws_call(overrides: dict[str, Any]) -> None:
+    with pytest.raises(InvalidParameterError):
+        vend_contractor_credentials(NoAws(), **_vend_kwargs(**overrides))  # type: ignore[arg-type]
+
+
+# -- the session policy, decided by the kit's evaluator -----------------------------------------
+
+
+def _allowed(policy: Policy, action: str, resource: str, **context: object) -> bool:
+    request = Request(action, resource, None, {"aws:SecureTransport": "true", **context})
+    return evaluate(request, identity=list(ROLE.identity), session=[policy]).allowed
+
+
+@settings(FAST, max_examples=600)
+@given(valid_ids, valid_ids)
+@example("c1", "c10")
+@example("c10", "c1")
+@example("a", "a-")
+@example("a" * 32, "a" * 31)
+def test_session_policy_allows_only_its_own_prefix(own: str, other: str) -> None:
+    assume(own != other)
+    doc = contractor_session_policy(own, bucket=BUCKET, key_arn=KEY_ARN)
+    me = session_principal(ROLE, own, serialise_session_policy(doc))
+    mine, theirs = contractor_prefix(own), contractor_prefix(other)
+    matrix = access_matrix([me], bucket=BUCKET, prefixes=[mine, theirs])
+    for action in ACTIONS:
+        assert matrix.allowed_prefixes(own, action) == [mine], action
+    policy = me.session[0]  # type: ignore[index]
+    arn = f"arn:aws:s3:::{BUCKET}"
+    assert _allowed(policy, "s3:GetObject", f"{arn}/{mine}deep/er/clip.wav")
+    assert not _allowed(policy, "s3:GetObject", f"{arn}/{theirs}clip.wav")
+    assert not _allowed(policy, "s3:PutObject", f"{arn}/{theirs}deep/clip.wav")
+    assert not _allowed(policy, "s3:ListBucket", arn, **{"s3:prefix": theirs + "x"})
+    assert not _allowed(policy, "s3:ListBucket", arn)  # no prefix: the whole bucket
+    assert not _allowed(policy, "s3:ListBucket", arn, **{"s3:prefix": "raw/"})
+    context_key = "kms:EncryptionContext:securepipe:contractor"
+    assert _allowed(policy, "kms:GenerateDataKey", KEY_ARN, **{context_key: own})
+    assert _allowed(policy, "kms:Decrypt", KEY_ARN, **{context_key: own})
+    assert not _allowed(policy, "kms:Decrypt", KEY_ARN, **{context_key: other})
+    assert not _allowed(policy, "kms:GenerateDataKey", KEY_ARN)
+
+
+def test_session_policy_shape() -> None:
+    doc = contractor_session_policy("c1", bucket=BUCKET, key_arn=KEY_ARN)
+    by_sid = {st["Sid"]: st for st in doc["Statement"]}
+    assert set(by_sid) == {"OwnObjects", "ListOwnPrefix", "OwnDataKeys"}
+    assert by_sid["OwnObjects"]["Resource"] == [f"arn:aws:s3:::{BUCKET}/raw/c1/*"]
+    assert by_sid["ListOwnPrefix"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["raw/c1/", "raw/c1/*"]}}
+    assert by_sid["OwnDataKeys"]["Resource"] == [KEY_ARN]
+    assert by_sid["OwnDataKeys"]["Condition"] == {
+        "StringEquals": {"kms:EncryptionContext:securepipe:contractor": "c1"}}
+    with pytest.raises(InvalidParameterError):
+        contractor_session_policy("*", bucket=BUCKET, key_arn=KEY_ARN)
+
+
+def test_layout_matches_upload_and_envelope() -> None:
+    from securepipe.envelope import SampleContext
+    from securepipe.upload import RAW_PREFIX, sample_key
+
+    assert access.RAW_PREFIX == RAW_PREFIX
+    assert sample_key("c1", "s1").startswith(contractor_prefix("c1"))
+    assert SampleContext("c1", "s1", "asr").as_encryption_context()[
+        access.CONTEXT_CONTRACTOR_KEY] == "c1"
+
+
+def test_serialise_is_compact_and_capped() -> None:
+    doc = contractor_session_policy("c1", bucket=BUCKET, key_arn=KEY_ARN)
+    text = serialise_session_policy(doc)
+    assert text == json.dumps(doc, separators=(",", ":"))
+    assert json.loads(text) == doc
+    # The longest inputs the kit accepts still fit AssumeRole's limit.
+    longest = contractor_session_policy(
+        "a" * 32, bucket="b" * 63,
+        key_arn="arn:aws-us-gov:kms:us-gov-west-1:210000000001:key/mrk-" + "0" * 32)
+    assert len(serialise_session_policy(longest)) <= MAX_SESSION_POLICY_CHARS
+    huge = {"Version": "2012-10-17", "Statement": [
+        {"Sid": f"S{i}", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{BUCKET}/raw/c{i}/*"} for i in range(40)]}
+    with pytest.raises(InvalidParameterError, match="2048"):
+        serialise_session_policy(huge)
+    for bad in ("{}", [], None, {"Version": "2012-10-17"}):
+        with pytest.raises(InvalidParameterError):
+            serialise_session_policy(bad)  # type: ignore[arg-type]
+
+
+# -- the common pattern's failures --------------------------------------------------------------
+
+ARTICLE_ROLE = Policy.from_document("article-role", {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:*",
+     "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]}]})
+
+
+def _article_allows(contractor_id: str, action: str, resource: str, **context: object) -> bool:
+    session = Policy.from_document("fstring", fstring_session_policy(contractor_id, BUCKET))
+    request = Request(action, resource, None, {"aws:SecureTransport": "true", **context})
+    return evaluate(request, identity=[ARTICLE_ROLE], session=[session]).allowed
+
+
+def test_fstring_wildcard_id_reads_everyone() -> None:
+    other = f"arn:aws:s3:::{BUCKET}/c2/clip.wav"
+    assert not _article_allows("c1", "s3:GetObject", other)
+    assert _article_allows("*", "s3:GetObject", other)  # policy injection: every contractor
+    assert json.loads(fstring_session_policy("*", BUCKET))["Statement"][0]["Resource"] == (
+        f"arn:aws:s3:::{BUCKET}/*/*")
+
+
+def test_fstring_quote_breaks_or_rewrites_the_policy() -> None:
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(fstring_session_policy('c1"', BUCKET))
+    injected = 'x/*"},{"Effect":"Allow","Action":"s3:*","Resource":"*","Sid":"x'
+    doc = json.loads(fstring_session_policy(injected, BUCKET))  # valid JSON, another policy
+    assert len(doc["Statement"]) == 3
+    assert _article_allows(injected, "s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/c2/clip.wav")
+    for hostile in ("*", 'c1"', injected):
+        with pytest.raises(InvalidParameterError):
+            contractor_session_policy(hostile, bucket=BUCKET, key_arn=KEY_ARN)
+
+
+def test_fstring_unconditioned_list_shows_every_prefix() -> None:
+    bucket_arn = f"arn:aws:s3:::{BUCKET}"
+    assert _article_allows("c1", "s3:ListBucket", bucket_arn, **{"s3:prefix": "c2/"})
+    assert _article_allows("c1", "s3:ListBucket", bucket_arn)  # the whole bucket
+    kit = Policy.from_document("kit", contractor_session_policy("c1", bucket=BUCKET,
+                                                                key_arn=KEY_ARN))
+    assert not _allowed(kit, "s3:ListBucket", bucket_arn, **{"s3:prefix": "raw/c2/"})
+    assert _allowed(kit, "s3:ListBucket", bucket_arn, **{"s3:prefix": "raw/c1/"})
+
+
+# -- the role and vending, in the sandbox -------------------------------------------------------
+
+
+def test_ensure_role_is_idempotent_and_converges(sandbox: Sandbox, role: str) -> None:
+    res = sandbox.resources
+    again = ensure_contractor_role(sandbox.session, bucket=res.bucket("raw"),
+                                   key_arn=res.kms_key_arn, max_session_s=7200)
+    assert again == role == f"arn:aws:iam::{res.account_id}:role/securepipe-contractor"
+    iam = sandbox.session.client("iam")
+    got = iam.get_role(RoleName="securepipe-contractor")["Role"]
+    assert got["MaxSessionDuration"] == 7200
+    trust = got["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"AWS": f"arn:aws:iam::{res.account_id}:root"}
+    assert set(statement["Action"]) == {"sts:AssumeRole", "sts:SetSourceIdentity",
+                                        "sts:TagSession"}
+    assert iam.list_role_policies(RoleName="securepipe-contractor")["PolicyNames"] == [
+        "securepipe-contractor-raw-access"]
+    for bad in ({"max_session_s": 3599}, {"max_session_s": 43_201}, {"role_name": "a b"},
+                {"role_name": ""}):
+        with pytest.raises(InvalidParameterError):
+            ensure_contractor_role(NoAws(), bucket=res.bucket("raw"),  # type: ignore[arg-type]
+                                   key_arn=res.kms_key_arn, **bad)
+
+
+def test_vending(sandbox: Sandbox, role: str) -> None:
+    sent: list[dict[str, Any]] = []
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        sent.append(dict(params))
+
+    sandbox.session.events.register("provide-client-params.sts.AssumeRole", capture)
+    before = dt.datetime.now(dt.UTC)
+    creds = _vend(sandbox, role, "c1")
+    assert creds.contractor == "c1" and creds.role_session_name == "contractor-c1"
+    assert creds.expiration.tzinfo is not None
+    ahead = (creds.expiration - before).total_seconds()
+    assert 900 - 30 <= ahead <= 900 + 30
+
+    expected = serialise_session_policy(contractor_session_policy(
+        "c1", bucket=sandbox.resources.bucket("raw"), key_arn=sandbox.resources.kms_key_arn))
+    assert creds.session_policy == expected
+    from moto.sts.models import sts_backends
+
+    stored = sts_backends[sandbox.resources.account_id]["aws"].assumed_roles[-1]
+    assert stored.policy == expected
+    assert stored.session_name == "contractor-c1"
+    # SourceIdentity and the session tag are sent (moto 5.2 accepts both, stores neither).
+    (params,) = sent
+    assert params["SourceIdentity"] == "c1"
+    assert params["Tags"] == [{"Key": "contractor", "Value": "c1"}]
+    assert params["DurationSeconds"] == 900 and params["Policy"] == expected
+
+    for text in (repr(creds), str(creds), f"{creds}"):
+        assert creds.secret_access_key not in text
+        assert creds.session_token not in text
+        assert "c1" in text and creds.access_key_id in text
+
+
+def test_duration_bounds(sandbox: Sandbox, role: str) -> None:
+    creds = _vend(sandbox, role, "c1", duration_s=3600)  # the role's maximum
+    ahead = (creds.expiration - dt.datetime.now(dt.UTC)).total_seconds()
+    assert 3600 - 30 <= ahead <= 3600
+    for bad in (899, 3601, 43_200):
+        with pytest.raises(InvalidParameterError):
+            _vend(sandbox, role, "c1", duration_s=bad)
+
+
+def test_role_chaining_caps_duration_at_one_hour(sandbox: Sandbox, role: str) -> None:
+    res = sandbox.resources
+    ensure_contractor_role(sandbox.session, bucket=res.bucket("raw"), key_arn=res.kms_key_arn,
+                           max_session_s=7200)
+    assert _vend(sandbox, role, "c1", duration_s=7200)  # a long-term caller gets the maximum
+    iam = sandbox.session.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"AWS": f"arn:aws:iam::{res.account_id}:root"}}]}
+    vendor_arn = iam.create_role(RoleName="vendor",
+                                 AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="vendor", PolicyName="vend", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["iam:GetRole", "sts:AssumeRole", "sts:TagSession",
+                                           "sts:SetSourceIdentity"], "Resource": "*"}]}))
+    out = sandbox.session.client("sts").assume_role(RoleArn=vendor_arn, RoleSessionName="vendor")
+    c = out["Credentials"]
+    vendor = contractor_session(sandbox.session, ContractorCredentials(
+        c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"], c["Expiration"], "vendor",
+        "vendor", "{}"))
+    with pytest.raises(InvalidParameterError, match="3600"):
+        vend_contractor_credentials(vendor, role_arn=role, contractor="c1",
+                                    bucket=res.bucket("raw"), key_arn=res.kms_key_arn,
+                                    duration_s=3601)
+    chained = vend_contractor_credentials(vendor, role_arn=role, contractor="c1",
+                                          bucket=res.bucket("raw"), key_arn=res.kms_key_arn,
+                                          duration_s=3600)
+    assert chained.contractor == "c1"
+
+
+def test_vended_credentials_are_scoped_in_the_sandbox(sandbox: Sandbox, role: str) -> None:
+    """The sandbox's emulated enforcement applies the session policy moto only stores."""
+    res = sandbox.resources
+    bucket, key_arn = res.bucket("raw"), res.kms_key_arn
+    admin = sandbox.session.client("s3")
+    for key in ("raw/c1/a", "raw/c10/a", "raw/c2/a"):
+        admin.put_object(Bucket=bucket, Key=key, Body=b"voice")
+    me = contractor_session(sandbox.session, _vend(sandbox, role, "c1"))
+    s3, kms = me.client("s3"), me.client("kms")
+    assert s3.get_object(Bucket=bucket, Key="raw/c1/a")["Body"].read() == b"voice"
+    s3.put_object(Bucket=bucket, Key="raw/c1/b", Body=b"new")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="raw/c1/")["Contents"]
+    assert {o["Key"] for o in listed} == {"raw/c1/a", "raw/c1/b"}
+    s3.delete_object(Bucket=bucket, Key="raw/c1/b")
+    assert _code(lambda: s3.get_object(Bucket=bucket, Key="raw/c10/a")) == "AccessDenied"
+    assert _code(lambda: s3.get_object(Bucket=bucket, Key="raw/c2/a")) == "AccessDenied"
+    assert _code(lambda: s3.list_objects_v2(Bucket=bucket, Prefix="raw/")) == "AccessDenied"
+    assert _code(lambda: s3.list_objects_v2(Bucket=bucket)) == "AccessDenied"
+    kms.generate_data_key(KeyId=key_arn, KeySpec="AES_256",
+                          EncryptionContext={"securepipe:contractor": "c1"})
+    assert _code(lambda: kms.generate_data_key(
+        KeyId=key_arn, KeySpec="AES_256",
+        EncryptionContext={"securepipe:contractor": "c2"})) == "AccessDeniedException"
+    sandbox.move_clock(dt.timedelta(seconds=901))
+    assert _code(lambda: s3.get_object(Bucket=bucket, Key="raw/c1/a")) == "ExpiredToken"
+
+
+def test_contractor_session_refuses_expired_or_wrong_arguments(sandbox: Sandbox) -> None:
+    past = ContractorCredentials("AKIA", "secret", "token",
+                                 dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1), "c1",
+                                 "contractor-c1", "{}")
+    with pytest.raises(InvalidParameterError, match="expired"):
+        contractor_session(sandbox.session, past)
+    with pytest.raises(InvalidParameterError):
+        contractor_session(NoAws(), past)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError):
+        contractor_session(sandbox.session, ("AKIA", "secret", "token"))  # type: ignore[arg-type]
+
+
+def test_contractor_session_keeps_the_server_mode_endpoint() -> None:
+    with Sandbox(server=True) as sb:
+        res = sb.resources
+        role = ensure_contractor_role(sb.session, bucket=res.bucket("raw"),
+                                      key_arn=res.kms_key_arn)
+        sb.session.client("s3").put_object(Bucket=res.bucket("raw"), Key="raw/c1/a", Body=b"v")
+        me = contractor_session(sb.session, _vend(sb, role, "c1"))
+        assert me.region_name == sb.session.region_name
+        assert me.client("s3").meta.endpoint_url == sb.endpoint_url
+        assert me.client("sts").meta.endpoint_url == sb.endpoint_url
+        assert me.client("sts").get_caller_identity()["Arn"].endswith(
+            ":assumed-role/securepipe-contractor/contractor-c1")
+        url = presign_get(me, bucket=res.bucket("raw"), key="raw/c1/a", expires_in=60)
+        assert url.startswith(sb.endpoint_url)
+        query = parse_qs(urlsplit(url).query)
+        assert query["X-Amz-Expires"] == ["60"]
+        assert query["X-Amz-Credential"][0].startswith(
+            me.get_credentials().access_key)  # signed by the contractor's temporary key
+        assert "X-Amz-Security-Token" in query
+        assert urllib.request.urlopen(url, timeout=10).read() == b"v"
+        sb.move_clock(dt.timedelta(seconds=61))
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=10)
+        assert err.value.code == 403
+
+
+@pytest.mark.parametrize("expires_in", [0, -1, MAX_PRESIGN_S + 1, 7 * 86400, True, 300.0, "300",
+                                        None])
+def test_presign_caps(expires_in: object) -> None:
+    with pytest.raises(InvalidParameterError):
+        presign_get(NoAws(), bucket=BUCKET, key="raw/c1/a",  # type: ignore[arg-type]
+                    expires_in=expires_in)  # type: ignore[arg-type]
+
+
+def test_presign_within_caps(sandbox: Sandbox) -> None:
+    bucket = sandbox.resources.bucket("raw")
+    for seconds in (1, 300, MAX_PRESIGN_S):
+        url = presign_get(sandbox.session, bucket=bucket, key="raw/c1/a", expires_in=seconds)
+        assert parse_qs(urlsplit(url).query)["X-Amz-Expires"] == [str(seconds)]
+    for bad in ({"key": ""}, {"key": "x" * 1025}, {"key": None}, {"bucket": "*"}):
+        kwargs: dict[str, Any] = {"bucket": bucket, "key": "raw/c1/a", **bad}
+        with pytest.raises(InvalidParameterError):
+            presign_get(NoAws(), **kwargs)  # type: ignore[arg-type]
+
+
+# -- the access review --------------------------------------------------------------------------
+
+
+def test_access_matrix_for_five_contractors(sandbox: Sandbox, role: str) -> None:
+    the_role = role_principal(sandbox.session, "securepipe-contractor")
+    assert the_role.arn == role and the_role.session is None
+    sessions = [session_principal(the_role, c, _vend(sandbox, role, c).session_policy)
+                for c in CONTRACTORS]
+    prefixes = [contractor_prefix(c) for c in CONTRACTORS]
+    bucket = sandbox.resources.bucket("raw")
+    matrix = access_matrix([the_role, *sessions], bucket=bucket, prefixes=prefixes)
+    assert isinstance(matrix, AccessMatrix)
+    assert len(matrix.cells) == (1 + len(CONTRACTORS)) * len(prefixes) * len(ACTIONS)
+    for contractor in CONTRACTORS:
+        for action in ACTIONS:
+            assert matrix.allowed_prefixes(contractor, action) == [contractor_prefix(contractor)]
+        assert matrix.decision(contractor, contractor_prefix(contractor), "List").statement == (
+            f"{contractor}/session#ListOwnPrefix")
+    for action in ACTIONS:
+        assert matrix.allowed_prefixes(the_role.name, action) == prefixes
+    assert broad_grants(matrix) == [BroadGrant(the_role.name, action, tuple(prefixes))
+                                    for action in ACTIONS]
+    rows = matrix.rows()
+    assert len(rows) == len(matrix.cells)
+    assert set(rows[0]) == {"principal", "prefix", "action", "decision", "statement"}
+    assert {r["decision"] for r in rows} == {"Allow", "ImplicitDeny"}
+    # Only the sessions: nobody reaches more than one contractor's prefix.
+    assert broad_grants(access_matrix(sessions, bucket=bucket, prefixes=prefixes)) == []
+
+
+def test_role_principal_reads_managed_policies(sandbox: Sandbox, role: str) -> None:
+    iam = sandbox.session.client("iam")
+    doc = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Audit", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": "arn:aws:s3:::elsewhere/*"}]}
+    arn = iam.create_policy(PolicyName="extra", PolicyDocument=json.dumps(doc))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="securepipe-contractor", PolicyArn=arn)
+    principal = role_principal(sandbox.session, "securepipe-contractor")
+    assert [p.name for p in principal.identity] == [
+        "securepipe-contractor/securepipe-contractor-raw-access", "extra"]
+    assert evaluate(Request("s3:GetObject", "arn:aws:s3:::elsewhere/x"),
+                    identity=list(principal.identity)).allowed
+
+
+def test_bucket_policy_takes_part() -> None:
+    me = session_principal(ROLE, "c1", contractor_session_policy("c1", bucket=BUCKET,
+                                                                 key_arn=KEY_ARN))
+    assert me.arn is None
+    deny = Policy.from_document("bucket-policy", {"Version": "2012-10-17", "Statement": [
+        {"Sid": "NoDeletes", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
+         "Resource": f"arn:aws:s3:::{BUCKET}/*"},
+        {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": f"arn:aws:s3:::{BUCKET}/*",
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
+    matrix = access_matrix([me], bucket=BUCKET, prefixes=["raw/c1/"], bucket_policy=deny)
+    assert matrix.decision("c1", "raw/c1/", "Delete").effect == "ExplicitDeny"
+    assert matrix.decision("c1", "raw/c1/", "Delete").statement == "bucket-policy#NoDeletes"
+    assert matrix.allowed_prefixes("c1", "Get") == ["raw/c1/"]  # requests use TLS
+
+
+def test_session_principal_arn_is_the_session() -> None:
+    role = Principal("securepipe-contractor", ROLE.identity, None, ROLE_ARN)
+    me = session_principal(role, "contractor-c1", "{\"Statement\": []}")
+    assert me.arn == ("arn:aws:sts::210000000001:assumed-role/securepipe-contractor/"
+                      "contractor-c1")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"principals": ["c1"]}, {"principals": [ROLE, ROLE]}, {"prefixes": ["a", "a"]},
+    {"prefixes": [None]}, {"bucket": "*"}, {"bucket_policy": "{}"},
+])
+def test_access_matrix_refuses_bad_arguments(kwargs: dict[str, Any]) -> None:
+    args: dict[str, Any] = {"principals": [ROLE], "bucket": BUCKET, "prefixes": ["raw/c1/"]}
+    args.update(kwargs)
+    principals = args.pop("principals")
+    with pytest.raises(InvalidParameterError):
+        access_matrix(principals, **args)
+    with pytest.raises(InvalidParameterError):
+        access_matrix([ROLE], bucket=BUCKET, prefixes=["raw/c1/"]).allowed_prefixes("x", "Get")
+
+
+def test_plot_access_matrix() -> None:
+    from securepipe.viz import plot_access_matrix
+
+    me = session_principal(ROLE, "c1", contractor_session_policy("c1", bucket=BUCKET,
+                                                                 key_arn=KEY_ARN))
+    prefixes = ["raw/c1/", "raw/c2/"]
+    matrix = access_matrix([ROLE, me], bucket=BUCKET, prefixes=prefixes)
+    fig = plot_access_matrix(matrix)
+    ax = fig.axes[0]
+    assert len(ax.get_xticklabels()) == len(prefixes) * len(ACTIONS)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["role", "c1"]
+    grid = ax.images[0].get_array()
+    assert grid.tolist() == [[1.0] * 8, [1.0] * 4 + [0.0] * 4]
