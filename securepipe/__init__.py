@@ -20,6 +20,7 @@ _warnings.filterwarnings("ignore", message="IProgress not found")
 from securepipe.errors import (  # noqa: E402
     DatasetError,
     DecryptionError,
+    EncryptionError,
     InvalidParameterError,
     NotebookError,
     PolicyViolationError,
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DatasetError",
     "DecryptionError",
+    "EncryptionError",
     "InvalidParameterError",
     "NotebookError",
     "PolicyViolationError",

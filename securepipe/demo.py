@@ -8,6 +8,7 @@ emulation of an AWS control that moto does not enforce (:mod:`securepipe.moto_ga
 
 from __future__ import annotations
 
+import urllib.error
 from collections.abc import Callable
 from typing import Any
 
@@ -28,12 +29,34 @@ def expect_refusal(attack: Callable[[], Any], label: str) -> str:
         origin = ("emulation of AWS by the kit's sandbox" if EMULATION_MARK in message
                   else "refused by the (mocked) AWS API")
         line = f"REFUSED  {label}: {error.get('Code')} ({origin})"
+    except urllib.error.HTTPError as exc:  # a plain HTTP client, e.g. fetching a presigned URL
+        if not 400 <= exc.code < 500:
+            raise
+        body = exc.read().decode("utf-8", "replace")
+        origin = ("emulation of AWS by the kit's sandbox" if EMULATION_MARK in body
+                  else "refused by the (mocked) AWS API")
+        line = f"REFUSED  {label}: HTTP {exc.code} ({origin})"
     except (SecurePipeError, BotoCoreError) as exc:
         line = f"REFUSED  {label}: {type(exc).__name__}: {exc}"
+        if _emulated_cause(exc):
+            line += " (emulation of AWS by the kit's sandbox)"
     else:
         raise AssertionError(f"expected a refusal, but the attack succeeded: {label}")
     print(line)
     return line
+
+
+def _emulated_cause(exc: BaseException) -> bool:
+    """True if a wrapped cause of ``exc`` is a refusal made by the kit's emulation."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ClientError) and EMULATION_MARK in str(
+                current.response.get("Error", {}).get("Message", "")):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def expect_success(attack: Callable[[], Any], label: str) -> Any:

@@ -46,11 +46,13 @@ from aws_encryption_sdk import (
     LocalCryptoMaterialsCache,
     StrictAwsKmsMasterKeyProvider,
 )
+from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
 from aws_encryption_sdk.identifiers import ContentType
 from aws_encryption_sdk.materials_managers.base import CryptoMaterialsManager
 from botocore.credentials import CredentialProvider, CredentialResolver
+from botocore.exceptions import BotoCoreError, ClientError
 
-from securepipe.errors import DecryptionError, InvalidParameterError
+from securepipe.errors import DecryptionError, EncryptionError, InvalidParameterError
 from securepipe.ids import (
     KMS_KEY_ARN,
     validate_contractor_id,
@@ -613,7 +615,7 @@ class Envelope:
 
         The ciphertext is written to a 0600 temporary file beside ``dst`` and moved onto ``dst``
         only when complete; on any failure nothing is left behind. KMS or SDK errors propagate
-        unchanged (they carry no secret).
+        wrapped in :class:`~securepipe.errors.EncryptionError`.
         """
         src_path, dst_path = Path(src), Path(dst)
         _require_context(context)
@@ -697,18 +699,26 @@ class Envelope:
         self, reader: _HashingReader, length: int, sink: IO[bytes], context: BindingContext
     ) -> int:
         written = 0
-        with self._client.stream(
-            mode="e",
-            source=reader,
-            source_length=length,  # lets the caching CMM count bytes; caps what is encrypted
-            materials_manager=self._cmm,
-            encryption_context=context.as_encryption_context(),
-            algorithm=self._config.algorithm,
-            frame_length=self._config.frame_length,
-        ) as encryptor:
-            while chunk := encryptor.read(self._chunk):
-                sink.write(chunk)
-                written += len(chunk)
+        try:
+            with self._client.stream(
+                mode="e",
+                source=reader,
+                source_length=length,  # lets the caching CMM count bytes; caps the input
+                materials_manager=self._cmm,
+                encryption_context=context.as_encryption_context(),
+                algorithm=self._config.algorithm,
+                frame_length=self._config.frame_length,
+            ) as encryptor:
+                while chunk := encryptor.read(self._chunk):
+                    sink.write(chunk)
+                    written += len(chunk)
+        except (AWSEncryptionSDKClientError, ClientError, BotoCoreError) as exc:
+            cause = exc.__cause__ or exc.__context__
+            code = cause.response.get("Error", {}).get("Code") if isinstance(
+                cause, ClientError) else None
+            raise EncryptionError(
+                f"could not encrypt: {type(exc).__name__}" + (f" ({code} from KMS)" if code else "")
+            ) from exc
         return written
 
     def _decrypt_stream(

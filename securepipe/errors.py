@@ -41,5 +41,13 @@ class DecryptionError(SecurePipeError):
         super().__init__(message)
 
 
+class EncryptionError(SecurePipeError):
+    """A plaintext could not be encrypted (for example, KMS refused to generate a data key).
+
+    Unlike :class:`DecryptionError` it may say why: the caller holds the plaintext already.
+    Nothing is left at the destination.
+    """
+
+
 class PolicyViolationError(SecurePipeError):
     """A request was refused by a policy the kit evaluates (emulating AWS in the sandbox)."""

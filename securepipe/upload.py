@@ -123,7 +123,8 @@ def upload_sample(
 
     The ciphertext is written to a private (0700) temporary directory that is removed on success
     and on failure; the plaintext is only ever read from ``src``. Arguments are checked before
-    any AWS call (:class:`InvalidParameterError`); KMS, S3 and file errors propagate unchanged.
+    any AWS call (:class:`InvalidParameterError`); encryption failures raise
+    :class:`~securepipe.errors.EncryptionError`; S3 and file errors propagate unchanged.
     Only :class:`~securepipe.envelope.SampleContext` is accepted: the object key names the sample.
     """
     _require_session(session)

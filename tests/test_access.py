@@ -521,3 +521,23 @@ def test_plot_access_matrix() -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == ["role", "c1"]
     grid = ax.images[0].get_array()
     assert grid.tolist() == [[1.0] * 8, [1.0] * 4 + [0.0] * 4]
+
+
+def test_contractor_cannot_encrypt_for_another_contractor(tmp_path) -> None:
+    """KMS (emulated policy) refuses a data key for c02's context: a typed EncryptionError."""
+    from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
+    from securepipe.errors import EncryptionError
+
+    with Sandbox() as sb:
+        raw, key_arn = sb.resources.bucket("raw"), sb.resources.kms_key_arn
+        role = ensure_contractor_role(sb.session, bucket=raw, key_arn=key_arn)
+        creds = vend_contractor_credentials(sb.session, role_arn=role, contractor="c01",
+                                            bucket=raw, key_arn=key_arn)
+        envelope = Envelope(contractor_session(sb.session, creds), EnvelopeConfig(key_arn))
+        src = tmp_path / "clip.wav"
+        src.write_bytes(b"RIFF" + bytes(1000))
+        envelope.encrypt_file(src, tmp_path / "ok.msg", SampleContext("c01", "s1", "train"))
+        with pytest.raises(EncryptionError, match="AccessDeniedException"):
+            envelope.encrypt_file(src, tmp_path / "forged.msg", SampleContext("c02", "s1", "train"))
+        assert not (tmp_path / "forged.msg").exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.wav", "ok.msg"]

@@ -32,3 +32,33 @@ def test_other_errors_are_not_refusals() -> None:
 
 def test_success_returns_the_result() -> None:
     assert expect_success(lambda: 42, "x") == 42
+
+
+def test_http_errors_are_refusals() -> None:
+    import io
+    import urllib.error
+
+    def forbidden() -> None:
+        raise urllib.error.HTTPError("http://x", 403, "Forbidden", {},  # type: ignore[arg-type]
+                                     io.BytesIO(f"<Error>{EMULATION_MARK}</Error>".encode()))
+
+    assert "HTTP 403 (emulation" in expect_refusal(forbidden, "x")
+
+    def server_error() -> None:
+        raise urllib.error.HTTPError("http://x", 500, "Boom", {}, io.BytesIO(b""))  # type: ignore[arg-type]
+
+    with pytest.raises(urllib.error.HTTPError):
+        expect_refusal(server_error, "a crash is not a refusal")
+
+
+def test_wrapped_emulated_refusal_is_labelled() -> None:
+    from securepipe.errors import EncryptionError
+
+    def wrapped() -> None:
+        try:
+            raise ClientError({"Error": {"Code": "AccessDeniedException",
+                                         "Message": f"no [{EMULATION_MARK}]"}}, "GenerateDataKey")
+        except ClientError as exc:
+            raise EncryptionError("could not encrypt") from exc
+
+    assert expect_refusal(wrapped, "x").endswith("(emulation of AWS by the kit's sandbox)")
