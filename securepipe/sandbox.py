@@ -43,6 +43,8 @@ DEFAULT_REGION = "eu-west-1"
 #: The bucket roles every sandbox (and the kit's layout on a real account) has.
 BUCKET_ROLES = ("raw", "features", "archive", "audit")
 KMS_ALIAS = "alias/securepipe-data"
+#: A separate customer-managed key for the cold archive (its own key, its own role).
+ARCHIVE_KMS_ALIAS = "alias/securepipe-archive"
 ADMIN_USER = "securepipe-admin"
 
 _ACCOUNT_BASE = 210_000_000_000
@@ -67,6 +69,7 @@ class SandboxResources:
     kms_key_arn: str
     kms_alias: str
     buckets: Mapping[str, str]
+    archive_key_arn: str
     admin_user_arn: str
 
     def bucket(self, role: str) -> str:
@@ -356,6 +359,14 @@ def _create_standard_resources(
     )["KeyMetadata"]
     kms.create_alias(AliasName=KMS_ALIAS, TargetKeyId=key["KeyId"])
     kms.enable_key_rotation(KeyId=key["KeyId"])
+    archive_key = kms.create_key(
+        Description="securepipe: customer-managed key for the cold archive",
+        KeyUsage="ENCRYPT_DECRYPT",
+        KeySpec="SYMMETRIC_DEFAULT",
+        Tags=[{"TagKey": "securepipe", "TagValue": "archive"}],
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=ARCHIVE_KMS_ALIAS, TargetKeyId=archive_key["KeyId"])
+    kms.enable_key_rotation(KeyId=archive_key["KeyId"])
 
     s3 = session.client("s3")
     buckets: dict[str, str] = {}
@@ -364,8 +375,8 @@ def _create_standard_resources(
         kwargs: dict[str, Any] = {"Bucket": name}
         if region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        if role == "audit":
-            # Object Lock can only be switched on when the bucket is created.
+        if role in ("audit", "archive"):
+            # Object Lock (retention, legal holds) can only be switched on at creation.
             kwargs["ObjectLockEnabledForBucket"] = True
         s3.create_bucket(**kwargs)
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
@@ -381,6 +392,7 @@ def _create_standard_resources(
         kms_key_arn=key["Arn"],
         kms_alias=KMS_ALIAS,
         buckets=MappingProxyType(buckets),
+        archive_key_arn=archive_key["Arn"],
         admin_user_arn=admin_arn,
     )
 

@@ -27,8 +27,11 @@ def test_standard_resources_exist(sandbox: Sandbox) -> None:
     s3 = session.client("s3")
     for role in BUCKET_ROLES:
         assert s3.get_bucket_versioning(Bucket=res.bucket(role))["Status"] == "Enabled"
-    lock = s3.get_object_lock_configuration(Bucket=res.bucket("audit"))
-    assert lock["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
+    for role in ("audit", "archive"):
+        lock = s3.get_object_lock_configuration(Bucket=res.bucket(role))
+        assert lock["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
+    archive_meta = kms.describe_key(KeyId="alias/securepipe-archive")["KeyMetadata"]
+    assert archive_meta["Arn"] == res.archive_key_arn != res.kms_key_arn
 
     ident = session.client("sts").get_caller_identity()
     assert ident["Account"] == res.account_id
@@ -105,7 +108,7 @@ def test_inventory_lists_the_account(sandbox: Sandbox) -> None:
     rows = sandbox.inventory()
     kinds = [r["kind"] for r in rows]
     assert kinds.count("s3 bucket") == 4
-    assert kinds.count("kms key") == 1
+    assert kinds.count("kms key") == 2  # data key and the separate archive key
     assert any(r["name"] == "securepipe-admin" for r in rows)
     assert any("object lock Enabled" in r["details"] for r in rows)
 
