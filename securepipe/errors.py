@@ -49,5 +49,28 @@ class EncryptionError(SecurePipeError):
     """
 
 
+class InvalidAudioError(SecurePipeError):
+    """An uploaded recording failed validation; ``reason`` is a short code for reports."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class IngestError(SecurePipeError):
+    """The ingest pipeline could not finish a sample; nothing was deleted, a re-run resumes."""
+
+
 class PolicyViolationError(SecurePipeError):
     """A request was refused by a policy the kit evaluates (emulating AWS in the sandbox)."""
+
+
+class MalformedEventError(SecurePipeError, ValueError):
+    """An event (or column) the detector cannot use; ``index`` says which (``None``: whole)."""
+
+    def __init__(self, index: int | None, reason: str) -> None:
+        self.index = index
+        self.reason = reason
+        where = "columns" if index is None else f"event {index}"
+        super().__init__(f"{where}: {reason}")
