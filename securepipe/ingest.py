@@ -1,0 +1,446 @@
+"""Step 4: crash-safe ingest that keeps features, not raw recordings.
+
+For each encrypted upload under ``raw/<contractor>/<sample_id>``:
+
+1. **decrypt** it (streaming, bound to exactly that contractor and sample);
+2. **validate** the audio (:mod:`securepipe.audio`); a failure sends the ciphertext to
+   ``quarantine/<contractor>/<sample_id>`` with its reason, and it is counted, never dropped;
+3. **extract** features under a versioned :class:`~securepipe.features.FeatureSpec`;
+4. **encrypt** the features under their own context and purpose and **store** them in the
+   features bucket, then **verify** they read back and decrypt to the same bytes;
+5. **archive** the original, only when its record demands it (legal hold or compliance flag),
+   re-encrypted under the archive key and written by the archive role, in an archival storage
+   class, under Object Lock legal hold where the record says so;
+6. **delete** the raw object, *every version* (a plain DELETE on a versioned bucket only adds a
+   delete marker), and only now: never before the features are stored and verified.
+
+Every step writes an audit record (``securepipe.audit`` logger, JSON through
+:class:`securepipe.audit.JsonAuditFormatter`). The pipeline is idempotent: a re-run after a crash
+at any step skips what is done (verified features are not stored twice, an archived original
+is not archived twice) and finishes the rest, leaving exactly one feature object and no raw
+version. Batches take any :class:`concurrent.futures.Executor` (threads, processes, or a cluster
+engine's executor such as Dask's ``Client.get_executor()``) and a picklable session factory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import boto3
+from botocore.exceptions import ClientError
+
+from securepipe.audio import AudioPolicy, validate_wav
+from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.errors import (
+    DecryptionError,
+    IngestError,
+    InvalidAudioError,
+    InvalidParameterError,
+)
+from securepipe.features import MEL_SPEC, FeatureSpec, extract, from_bytes, to_bytes
+from securepipe.hardening import sse_kms_put_args
+from securepipe.ids import validate_contractor_id, validate_purpose, validate_sample_id
+from securepipe.upload import sample_key
+
+AUDIT = logging.getLogger("securepipe.audit")
+STEPS = ("decrypt", "validate", "extract", "store", "verify", "archive", "delete")
+QUARANTINE_PREFIX = "quarantine"
+FEATURES_PREFIX = "features"
+ARCHIVE_PREFIX = "archive"
+META_REASON = "securepipe-quarantine-reason"
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One upload to ingest, with what its record demands (from the manifest or a registry)."""
+
+    contractor: str
+    sample_id: str
+    legal_hold: bool = False
+    archive_required: bool = False
+
+    def __post_init__(self) -> None:
+        validate_contractor_id(self.contractor)
+        validate_sample_id(self.sample_id)
+
+
+def items_from_manifest(manifest: Any) -> list[IngestItem]:
+    """An :class:`IngestItem` per utterance of a :class:`~securepipe.dataset.Manifest`."""
+    return [IngestItem(u.contractor, u.sample_id, bool(u.legal_hold), bool(u.archive_required))
+            for u in manifest.utterances]
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Where things live and what is accepted; checked when built.
+
+    The archive uses its own KMS key (``archive_key_arn``); pass an archive-role session to
+    :func:`ingest_sample` so the pipeline's own role never writes there.
+    """
+
+    raw_bucket: str
+    features_bucket: str
+    archive_bucket: str
+    key_arn: str
+    archive_key_arn: str
+    spec: FeatureSpec = MEL_SPEC
+    audio: AudioPolicy = field(default_factory=AudioPolicy)
+    upload_purpose: str = "speech-model-training"
+    features_purpose: str = "speech-features"
+    archive_purpose: str = "legal-archive"
+    archive_storage_class: str = "DEEP_ARCHIVE"
+
+    def __post_init__(self) -> None:
+        for name in ("upload_purpose", "features_purpose", "archive_purpose"):
+            validate_purpose(getattr(self, name))
+        if self.archive_storage_class not in ("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"):
+            raise InvalidParameterError("archive_storage_class must be an archival class")
+        if not isinstance(self.spec, FeatureSpec):
+            raise InvalidParameterError("spec must be a FeatureSpec")
+
+    def features_key(self, item: IngestItem) -> str:
+        return (f"{FEATURES_PREFIX}/{item.contractor}/{item.sample_id}/"
+                f"{self.spec.kind}-{self.spec.version}")
+
+    def archive_key(self, item: IngestItem) -> str:
+        return f"{ARCHIVE_PREFIX}/{item.contractor}/{item.sample_id}"
+
+
+Status = Literal["processed", "quarantined", "missing", "failed"]
+
+
+@dataclass(frozen=True)
+class SampleOutcome:
+    """What happened to one sample in this run."""
+
+    item: IngestItem
+    status: Status
+    reason: str | None = None
+    archived: bool = False
+    features_key: str | None = None
+    raw_versions_deleted: int = 0
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Counts for a batch, and every outcome (nothing is dropped silently)."""
+
+    outcomes: tuple[SampleOutcome, ...]
+
+    def count(self, status: Status) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def quarantine_reasons(self) -> dict[str, int]:
+        return dict(Counter(o.reason or "?" for o in self.outcomes if o.status == "quarantined"))
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "samples": len(self.outcomes),
+            "processed": self.count("processed"),
+            "quarantined": self.count("quarantined"),
+            "archived": sum(o.archived for o in self.outcomes),
+            "missing": self.count("missing"),
+            "failed": self.count("failed"),
+        }
+
+
+class _Clients:
+    """The session's clients and envelopes, made once per session."""
+
+    def __init__(self, session: boto3.Session, archive_session: boto3.Session | None,
+                 config: IngestConfig) -> None:
+        self.session = session
+        self.s3 = session.client("s3")
+        self.envelope = Envelope(session, EnvelopeConfig(key_arns=config.key_arn))
+        archive = archive_session or session
+        self.archive_s3 = archive.client("s3")
+        self.archive_envelope = Envelope(archive, EnvelopeConfig(key_arns=config.archive_key_arn))
+
+
+def ingest_sample(
+    session: boto3.Session,
+    config: IngestConfig,
+    item: IngestItem,
+    *,
+    archive_session: boto3.Session | None = None,
+    after_step: Callable[[str, IngestItem], None] | None = None,
+    _clients: _Clients | None = None,
+) -> SampleOutcome:
+    """Ingest one upload; safe to call again after a crash at any point.
+
+    ``after_step(step, item)`` is called after each step in :data:`STEPS` completes (tests use
+    it to inject crashes). Failures that leave nothing lost (an S3 error, say) raise
+    :class:`~securepipe.errors.IngestError`; the raw object is then still there.
+    """
+    clients = _clients or _Clients(session, archive_session, config)
+    done = after_step or (lambda step, it: None)
+    raw_key = sample_key(item.contractor, item.sample_id)
+    feat_key = config.features_key(item)
+    try:
+        versions = _versions(clients.s3, config.raw_bucket, raw_key)
+        features_ok = _features_verified(clients, config, item, feat_key)
+        if not versions:
+            if features_ok:
+                return SampleOutcome(item, "processed", features_key=feat_key, resumed=True,
+                                     archived=_archived(clients, config, item))
+            _audit("ingest.missing", config.raw_bucket, raw_key, "missing", item)
+            return SampleOutcome(item, "missing", reason="no raw upload and no features")
+        needs_archive = item.legal_hold or item.archive_required
+        archived = needs_archive and _archived(clients, config, item)
+        audio = None
+        if not features_ok or (needs_archive and not archived):
+            with tempfile.TemporaryDirectory(prefix="securepipe-ingest-") as private:
+                os.chmod(private, 0o700)
+                plain = Path(private) / "sample.wav"
+                try:
+                    _download_decrypt(clients, config, item, raw_key, plain)
+                except DecryptionError:
+                    return _quarantine(clients, config, item, raw_key, versions,
+                                       "decrypt-failed")
+                done("decrypt", item)
+                data = plain.read_bytes()
+                try:
+                    audio = validate_wav(data, config.audio)
+                except InvalidAudioError as exc:
+                    return _quarantine(clients, config, item, raw_key, versions, exc.reason)
+                done("validate", item)
+                if not features_ok:
+                    matrix = extract(audio.samples, audio.sample_rate, config.spec)
+                    done("extract", item)
+                    blob = to_bytes(matrix, config.spec)
+                    context = SampleContext(item.contractor, item.sample_id,
+                                            config.features_purpose)
+                    message = clients.envelope.encrypt_bytes(blob, context)
+                    clients.s3.put_object(
+                        Bucket=config.features_bucket, Key=feat_key, Body=message,
+                        Metadata={"securepipe-feature-spec": f"{config.spec.kind}-"
+                                  f"{config.spec.version}",
+                                  "securepipe-features-sha256": hashlib.sha256(blob).hexdigest()},
+                        **sse_kms_put_args(config.key_arn))
+                    _audit("ingest.store-features", config.features_bucket, feat_key, "ok",
+                           item, len(message))
+                    done("store", item)
+                    if not _features_verified(clients, config, item, feat_key, expect=blob):
+                        raise IngestError(f"{feat_key}: stored features did not verify")
+                    done("verify", item)
+                if needs_archive and not archived:
+                    _archive(clients, config, item, data)
+                    archived = True
+                    done("archive", item)
+        deleted = _delete_versions(clients.s3, config.raw_bucket, raw_key)
+        _audit("ingest.delete-raw", config.raw_bucket, raw_key, "ok", item, None,
+               versions=deleted)
+        done("delete", item)
+        return SampleOutcome(item, "processed", archived=archived, features_key=feat_key,
+                             raw_versions_deleted=deleted, resumed=features_ok)
+    except ClientError as exc:
+        _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
+        raise IngestError(f"{raw_key}: {exc.response.get('Error', {}).get('Code')}; nothing "
+                          "was deleted that is not safely stored; re-run to resume") from exc
+
+
+def _versions(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    """Every version and delete marker of exactly ``key`` (ListObjectVersions)."""
+    found: list[dict[str, Any]] = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+        for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            if entry["Key"] == key:
+                found.append(entry)
+    return found
+
+
+def _delete_versions(s3: Any, bucket: str, key: str) -> int:
+    """Delete every version and delete marker of ``key``; returns how many went."""
+    versions = _versions(s3, bucket, key)
+    for entry in versions:
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=entry["VersionId"])
+    return len(versions)
+
+
+def _download_decrypt(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
+                      dst: Path) -> None:
+    from securepipe.upload import download_sample
+
+    context = SampleContext(item.contractor, item.sample_id, config.upload_purpose)
+    download_sample(clients.session, clients.envelope, bucket=config.raw_bucket, key=key,
+                    dst=dst, expected_context=context)
+    _audit("ingest.read-raw", config.raw_bucket, key, "ok", item, dst.stat().st_size)
+
+
+def _features_verified(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
+                       expect: bytes | None = None) -> bool:
+    """True if the feature object exists, decrypts under its context and parses as the spec."""
+    try:
+        body = clients.s3.get_object(Bucket=config.features_bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return False
+        raise
+    context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
+    try:
+        blob = clients.envelope.decrypt_bytes(body, context)
+        _, spec = from_bytes(blob)
+    except (DecryptionError, InvalidParameterError):
+        return False
+    return spec == config.spec and (expect is None or blob == expect)
+
+
+def _archived(clients: _Clients, config: IngestConfig, item: IngestItem) -> bool:
+    try:
+        clients.archive_s3.head_object(Bucket=config.archive_bucket, Key=config.archive_key(item))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def _archive(clients: _Clients, config: IngestConfig, item: IngestItem, wav: bytes) -> None:
+    """Re-encrypt the original under the archive key, write it in an archival class."""
+    context = SampleContext(item.contractor, item.sample_id, config.archive_purpose)
+    message = clients.archive_envelope.encrypt_bytes(wav, context)
+    key = config.archive_key(item)
+    extra: dict[str, Any] = {}
+    if item.legal_hold:
+        extra["ObjectLockLegalHoldStatus"] = "ON"
+    clients.archive_s3.put_object(
+        Bucket=config.archive_bucket, Key=key, Body=message,
+        StorageClass=config.archive_storage_class,
+        Metadata={"securepipe-reason": "legal-hold" if item.legal_hold else "compliance"},
+        **sse_kms_put_args(config.archive_key_arn), **extra)
+    _audit("ingest.archive", config.archive_bucket, key, "ok", item, len(message))
+
+
+def _quarantine(clients: _Clients, config: IngestConfig, item: IngestItem, raw_key: str,
+                versions: Sequence[dict[str, Any]], reason: str) -> SampleOutcome:
+    """Move the ciphertext to ``quarantine/`` with its reason, then remove the raw versions."""
+    target = f"{QUARANTINE_PREFIX}/{item.contractor}/{item.sample_id}"
+    clients.s3.copy_object(
+        Bucket=config.raw_bucket, Key=target, CopySource={"Bucket": config.raw_bucket,
+                                                          "Key": raw_key},
+        Metadata={META_REASON: reason}, MetadataDirective="REPLACE",
+        **sse_kms_put_args(config.key_arn))
+    clients.s3.head_object(Bucket=config.raw_bucket, Key=target)  # it is there before we delete
+    deleted = _delete_versions(clients.s3, config.raw_bucket, raw_key)
+    _audit("ingest.quarantine", config.raw_bucket, target, "quarantined", item, None,
+           reason=reason)
+    return SampleOutcome(item, "quarantined", reason=reason, raw_versions_deleted=deleted)
+
+
+def _audit(action: str, bucket: str, key: str, outcome: str, item: IngestItem,
+           size: int | None = None, **extra: Any) -> None:
+    AUDIT.info(action, extra={"action": action, "bucket": bucket, "key": key,
+                              "outcome": outcome, "purpose": "ingest",
+                              "contractor": item.contractor, "sample_id": item.sample_id,
+                              "bytes": size, **extra})
+
+
+# -- batches --------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _task(session_factory: Callable[[], boto3.Session],
+          archive_factory: Callable[[], boto3.Session] | None,
+          config: IngestConfig, item: IngestItem) -> SampleOutcome:
+    """One sample in a worker: clients are made once per worker thread or process."""
+    cache = getattr(_local, "clients", None)
+    key = (id(session_factory), id(archive_factory), config)
+    if cache is None or cache[0] != key:
+        clients = _Clients(session_factory(), archive_factory() if archive_factory else None,
+                           config)
+        _local.clients = cache = (key, clients)
+    try:
+        return ingest_sample(cache[1].session, config, item, _clients=cache[1])
+    except IngestError as exc:
+        return SampleOutcome(item, "failed", reason=str(exc))
+
+
+def ingest_batch(
+    items: Iterable[IngestItem],
+    config: IngestConfig,
+    session_factory: Callable[[], boto3.Session],
+    *,
+    archive_session_factory: Callable[[], boto3.Session] | None = None,
+    executor: Executor | None = None,
+    progress: bool = False,
+) -> RunReport:
+    """Ingest many uploads, optionally spread over an executor; returns every outcome.
+
+    ``session_factory`` (and ``archive_session_factory``) are called once per worker; for a
+    process pool or a cluster they must be picklable, e.g. :class:`ProfileSessionFactory`.
+    A sample that fails is reported as ``failed`` with the reason and left in place.
+    """
+    items = list(items)
+    bar = _progress(len(items)) if progress else None
+    outcomes: list[SampleOutcome] = []
+    try:
+        if executor is None:
+            for item in items:
+                outcomes.append(_task(session_factory, archive_session_factory, config, item))
+                if bar:
+                    bar.update(1)
+        else:
+            futures = [executor.submit(_task, session_factory, archive_session_factory, config,
+                                       item) for item in items]
+            for future in as_completed(futures):
+                outcomes.append(future.result())
+                if bar:
+                    bar.update(1)
+    finally:
+        if bar:
+            bar.close()
+    order = {(i.contractor, i.sample_id): n for n, i in enumerate(items)}
+    outcomes.sort(key=lambda o: order[(o.item.contractor, o.item.sample_id)])
+    return RunReport(tuple(outcomes))
+
+
+def _progress(total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="ingest", unit="clip")
+
+
+@dataclass(frozen=True)
+class ProfileSessionFactory:
+    """A picklable session factory: an AWS profile (and config file), as a worker would use.
+
+    For the sandbox in server mode: ``ProfileSessionFactory(Sandbox.PROFILE, sb.config_file)``.
+    """
+
+    profile: str
+    config_file: str | None = None
+    ca_bundle: str | None = None
+
+    def __call__(self) -> boto3.Session:
+        import botocore.session
+
+        bs = botocore.session.Session()
+        if self.config_file:
+            bs.set_config_variable("config_file", str(self.config_file))
+            bs.set_config_variable("credentials_file", os.devnull)
+        bs.set_config_variable("profile", self.profile)
+        if self.ca_bundle:
+            bs.set_config_variable("ca_bundle", str(self.ca_bundle))
+        return boto3.Session(botocore_session=bs)
+
+
+def raw_left(session: boto3.Session, bucket: str) -> int:
+    """How many raw object versions (and delete markers) remain under ``raw/``."""
+    s3 = session.client("s3")
+    total = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="raw/"):
+        total += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+    return total

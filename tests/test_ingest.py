@@ -1,0 +1,228 @@
+"""Step 4 ingest: features kept, raw deleted (every version), malformed quarantined, crash-safe."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError
+
+from securepipe.audio import malformed_examples, validate_wav
+from securepipe.dataset import load_manifest
+from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.errors import InvalidParameterError
+from securepipe.features import extract, from_bytes
+from securepipe.hardening import apply_bucket_hardening
+from securepipe.ingest import (
+    STEPS,
+    IngestConfig,
+    IngestItem,
+    ingest_batch,
+    ingest_sample,
+    items_from_manifest,
+    raw_left,
+)
+from securepipe.sandbox import Sandbox
+from securepipe.upload import upload_sample
+
+logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
+MANIFEST = load_manifest()
+
+
+@dataclass
+class World:
+    sb: Sandbox
+    config: IngestConfig
+    envelope: Envelope
+
+    def upload(self, item: IngestItem, src: Path) -> None:
+        upload_sample(self.sb.session, self.envelope, src, bucket=self.config.raw_bucket,
+                      context=SampleContext(item.contractor, item.sample_id,
+                                            self.config.upload_purpose),
+                      key_arn=self.config.key_arn)
+
+    def upload_bytes(self, item: IngestItem, data: bytes, tmp: Path) -> None:
+        path = tmp / f"{item.sample_id}.wav"
+        path.write_bytes(data)
+        self.upload(item, path)
+
+    def feature_versions(self, item: IngestItem) -> int:
+        s3 = self.sb.session.client("s3")
+        out = s3.list_object_versions(Bucket=self.config.features_bucket,
+                                      Prefix=self.config.features_key(item))
+        return len(out.get("Versions", []))
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with Sandbox() as sb:
+        res = sb.resources
+        for role, key in (("raw", res.kms_key_arn), ("features", res.kms_key_arn),
+                          ("archive", res.archive_key_arn)):
+            apply_bucket_hardening(sb.session, res.bucket(role), key)
+        config = IngestConfig(raw_bucket=res.bucket("raw"), features_bucket=res.bucket("features"),
+                              archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
+                              archive_key_arn=res.archive_key_arn)
+        yield World(sb, config, Envelope(sb.session, EnvelopeConfig(key_arns=res.kms_key_arn)))
+
+
+def _items(*sample_ids: str) -> list[IngestItem]:
+    wanted = set(sample_ids)
+    return [i for i in items_from_manifest(MANIFEST) if i.sample_id in wanted]
+
+
+def test_whole_set_keeps_features_and_leaves_no_raw(world: World) -> None:
+    items = items_from_manifest(MANIFEST)
+    for item in items:
+        world.upload(item, MANIFEST.path_of(item.sample_id))
+    report = ingest_batch(items, world.config, lambda: world.sb.session)
+    assert report.summary() == {"samples": 40, "processed": 40, "quarantined": 0,
+                                "archived": 3, "missing": 0, "failed": 0}
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 0
+    # Feature round trip: what is stored decrypts to exactly what extraction gives.
+    item = items[0]
+    body = world.sb.session.client("s3").get_object(
+        Bucket=world.config.features_bucket, Key=world.config.features_key(item))["Body"].read()
+    blob = world.envelope.decrypt_bytes(body, SampleContext(
+        item.contractor, item.sample_id, world.config.features_purpose))
+    matrix, spec = from_bytes(blob)
+    audio = validate_wav(MANIFEST.path_of(item.sample_id).read_bytes())
+    assert spec == world.config.spec
+    np.testing.assert_array_equal(matrix, extract(audio.samples, audio.sample_rate, spec))
+
+
+def test_archive_only_where_the_record_demands_it(world: World) -> None:
+    hold = next(i for i in items_from_manifest(MANIFEST) if i.legal_hold)
+    plain = next(i for i in items_from_manifest(MANIFEST)
+                 if not i.legal_hold and not i.archive_required)
+    for item in (hold, plain):
+        world.upload(item, MANIFEST.path_of(item.sample_id))
+    report = ingest_batch([hold, plain], world.config, lambda: world.sb.session)
+    assert [o.archived for o in report.outcomes] == [True, False]
+    s3 = world.sb.session.client("s3")
+    head = s3.head_object(Bucket=world.config.archive_bucket, Key=world.config.archive_key(hold))
+    assert head["StorageClass"] == "DEEP_ARCHIVE"
+    assert head["SSEKMSKeyId"] == world.config.archive_key_arn != world.config.key_arn
+    assert head["ObjectLockLegalHoldStatus"] == "ON"
+    with pytest.raises(ClientError) as err:   # moto enforces the archival class on reads
+        s3.get_object(Bucket=world.config.archive_bucket, Key=world.config.archive_key(hold))
+    assert err.value.response["Error"]["Code"] == "InvalidObjectState"
+    with pytest.raises(ClientError):          # and the legal hold on deletes
+        s3.delete_object(Bucket=world.config.archive_bucket, Key=world.config.archive_key(hold),
+                         VersionId=head["VersionId"])
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=world.config.archive_bucket, Key=world.config.archive_key(plain))
+
+
+def test_malformed_corpus_is_quarantined_and_the_batch_completes(world: World,
+                                                                 tmp_path: Path) -> None:
+    good = MANIFEST.path_of("spk01_u1").read_bytes()
+    corpus = malformed_examples(good)
+    assert len(corpus) >= 15
+    items = [IngestItem("c09", f"bad{n:02d}") for n in range(len(corpus))]
+    for item, example in zip(items, corpus, strict=True):
+        world.upload_bytes(item, example.data, tmp_path)
+    # a ciphertext made for another contractor, stored under c09's name
+    foreign = IngestItem("c09", "foreign")
+    world.upload(IngestItem("c08", "foreign"), MANIFEST.path_of("spk02_u1"))
+    s3 = world.sb.session.client("s3")
+    s3.copy_object(Bucket=world.config.raw_bucket, Key="raw/c09/foreign",
+                   CopySource={"Bucket": world.config.raw_bucket, "Key": "raw/c08/foreign"},
+                   ServerSideEncryption="aws:kms", SSEKMSKeyId=world.config.key_arn)
+    good_items = _items("spk01_u1", "spk02_u2")
+    for item in good_items:
+        world.upload(item, MANIFEST.path_of(item.sample_id))
+    report = ingest_batch([*items, foreign, *good_items], world.config, lambda: world.sb.session)
+    by_id = {o.item.sample_id: o for o in report.outcomes}
+    for item, example in zip(items, corpus, strict=True):
+        outcome = by_id[item.sample_id]
+        assert (outcome.status, outcome.reason) == ("quarantined", example.reason), example.name
+        head = s3.head_object(Bucket=world.config.raw_bucket,
+                              Key=f"quarantine/c09/{item.sample_id}")
+        assert head["Metadata"]["securepipe-quarantine-reason"] == example.reason
+    assert (by_id["foreign"].status, by_id["foreign"].reason) == ("quarantined", "decrypt-failed")
+    assert report.count("processed") == 2
+    assert report.count("quarantined") == len(corpus) + 1
+    assert sum(report.quarantine_reasons.values()) == len(corpus) + 1
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_after_any_step_then_rerun_converges(world: World, step: str) -> None:
+    item = IngestItem("c01", "spk05_u2", legal_hold=True)  # exercises every step
+    world.upload(item, MANIFEST.path_of("spk05_u2"))
+    world.upload(item, MANIFEST.path_of("spk05_u2"))         # two raw versions
+
+    def crash(done: str, _: IngestItem) -> None:
+        if done == step:
+            raise Crash(step)
+
+    with pytest.raises(Crash):
+        ingest_sample(world.sb.session, world.config, item, after_step=crash)
+    if step not in ("delete",):
+        # before the delete step completes, the raw upload is still there: nothing lost
+        assert raw_left(world.sb.session, world.config.raw_bucket) > 0
+    outcome = ingest_sample(world.sb.session, world.config, item)
+    assert outcome.status == "processed" and outcome.archived
+    assert world.feature_versions(item) == 1
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 0
+    s3 = world.sb.session.client("s3")
+    archived = s3.list_object_versions(Bucket=world.config.archive_bucket,
+                                       Prefix=world.config.archive_key(item))
+    assert len(archived.get("Versions", [])) == 1
+
+
+def test_every_raw_version_and_delete_marker_is_removed(world: World) -> None:
+    item = _items("spk03_u1")[0]
+    s3 = world.sb.session.client("s3")
+    world.upload(item, MANIFEST.path_of("spk03_u2"))
+    s3.delete_object(Bucket=world.config.raw_bucket, Key="raw/c03/spk03_u1")  # a delete marker
+    world.upload(item, MANIFEST.path_of("spk03_u1"))
+    versions = s3.list_object_versions(Bucket=world.config.raw_bucket, Prefix="raw/c03/spk03_u1")
+    assert len(versions["Versions"]) == 2 and len(versions["DeleteMarkers"]) == 1
+    outcome = ingest_sample(world.sb.session, world.config, item)
+    assert outcome.raw_versions_deleted == 3
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 0
+
+
+def test_missing_upload_is_reported_not_dropped(world: World) -> None:
+    report = ingest_batch([IngestItem("c01", "never_uploaded")], world.config,
+                          lambda: world.sb.session)
+    assert report.summary()["missing"] == 1
+
+
+def test_s3_failure_leaves_the_raw_upload_in_place(world: World) -> None:
+    item = _items("spk04_u1")[0]
+    world.upload(item, MANIFEST.path_of("spk04_u1"))
+    broken = IngestConfig(**{**world.config.__dict__, "features_bucket": "securepipe-missing"})
+    report = ingest_batch([item], broken, lambda: world.sb.session)
+    assert report.outcomes[0].status == "failed"
+    assert "re-run" in (report.outcomes[0].reason or "")
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 1
+
+
+def test_thread_pool_gives_the_same_report(world: World) -> None:
+    items = _items("spk01_u1", "spk02_u1", "spk03_u1", "spk04_u2")
+    for item in items:
+        world.upload(item, MANIFEST.path_of(item.sample_id))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        report = ingest_batch(items, world.config, lambda: world.sb.session, executor=pool)
+    assert [o.item for o in report.outcomes] == items
+    assert report.count("processed") == 4
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 0
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(InvalidParameterError):
+        IngestConfig(raw_bucket="a", features_bucket="b", archive_bucket="c", key_arn="k",
+                     archive_key_arn="k", archive_storage_class="STANDARD")
+    with pytest.raises(InvalidParameterError):
+        IngestItem("C01", "x")
