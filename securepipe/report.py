@@ -24,6 +24,8 @@ def format_table(
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
