@@ -135,6 +135,8 @@ class S3Call:
     access_key: str | None
     context: Mapping[str, Any]
 
+    service = "s3"
+
     @property
     def resource(self) -> str:
         base = f"arn:aws:s3:::{self.bucket}"
@@ -260,52 +262,50 @@ class Enforcer:
     ) -> Refusal | None:
         """Return a :class:`Refusal` if AWS would refuse this request, else ``None``."""
         query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
-        s3 = describe_s3_request(method, url, headers)
-        other = None if s3 is not None else describe_json_or_query_request(url, headers, body)
-        if s3 is None and other is None:
+        call: S3Call | ServiceCall | None = describe_s3_request(method, url, headers)
+        if call is None:
+            call = describe_json_or_query_request(url, headers, body)
+        if call is None:
             return None
-        access_key = s3.access_key if s3 is not None else other.access_key  # type: ignore[union-attr]
-        session = _assumed_role_of(access_key)
-        principal = session.arn if session is not None else _user_arn_of(access_key)
-        service, action, resource, context = (
-            ("s3", s3.action, s3.resource, dict(s3.context)) if s3 is not None
-            else (other.service, other.action, other.resource, dict(other.context))  # type: ignore[union-attr]
-        )
+        session = _assumed_role_of(call.access_key)
+        principal = session.arn if session is not None else _user_arn_of(call.access_key)
         refusal = None
         if ("X-Amz-Expires" in query and "X-Amz-Date" in query) or (
                 "Expires" in query and "AWSAccessKeyId" in query):
-            refusal = _presigned_expired(service, action, resource, principal, query)
+            refusal = _presigned_expired(call, principal, query)
         if refusal is None and session is not None and now() >= _aware(session.expiration):
-            refusal = Refusal(service, action, resource, principal, Decision("ExplicitDeny"),
-                              code="ExpiredToken",
+            refusal = Refusal(call.service, call.action, call.resource, principal,
+                              Decision("ExplicitDeny"), code="ExpiredToken",
                               reason=f"expired at {_aware(session.expiration):%H:%M:%S} UTC, "
                                      f"sandbox clock {now():%H:%M:%S} UTC")
         if refusal is None:
-            refusal = self._evaluate(s3, service, action, resource, principal, context, session)
+            refusal = self._evaluate(call, principal, session)
         if refusal is not None:
             REFUSALS.append(refusal)
             del REFUSALS[:-_MAX_REFUSALS]
         return refusal
 
-    def _evaluate(self, s3: S3Call | None, service: str, action: str, resource: str,
-                  principal: str | None, context: dict[str, Any], session: Any) -> Refusal | None:
-        if action in _ALWAYS_ALLOWED:
+    def _evaluate(self, call: S3Call | ServiceCall, principal: str | None,
+                  session: Any) -> Refusal | None:
+        if call.action in _ALWAYS_ALLOWED:
             return None
-        bucket_policy = self._policy_source(s3.bucket) if s3 is not None else None
+        bucket_policy = self._policy_source(call.bucket) if isinstance(call, S3Call) else None
         resource_policies = [bucket_policy] if bucket_policy is not None else []
         if session is None and not resource_policies:
             return None  # long-term identities: moto decides (IAM enforcement off in the sandbox)
-        context["aws:PrincipalArn"] = session.role_arn if session is not None else principal
+        context = {**call.context,
+                   "aws:PrincipalArn": session.role_arn if session is not None else principal}
         identity = session_policies = None
         if session is not None:
             identity = _role_policies(session.role_arn)
             if session.policy:
                 session_policies = [Policy.from_document("session-policy", session.policy)]
-        decision = evaluate(Request(action, resource, principal, context), identity=identity,
-                            session=session_policies, resource=resource_policies)
+        decision = evaluate(Request(call.action, call.resource, principal, context),
+                            identity=identity, session=session_policies,
+                            resource=resource_policies)
         if decision.allowed:
             return None
-        return Refusal(service, action, resource, principal, decision)
+        return Refusal(call.service, call.action, call.resource, principal, decision)
 
 
 _ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
@@ -372,7 +372,7 @@ def _kms_key_arn(key_id: Any) -> str | None:
     return None
 
 
-def _presigned_expired(service: str, action: str, resource: str, principal: str | None,
+def _presigned_expired(call: S3Call | ServiceCall, principal: str | None,
                        query: Mapping[str, str]) -> Refusal | None:
     """SigV4 (``X-Amz-Date`` + ``X-Amz-Expires``) or SigV2 (``Expires``, epoch seconds)."""
     try:
@@ -383,11 +383,11 @@ def _presigned_expired(service: str, action: str, resource: str, principal: str 
         else:
             deadline = dt.datetime.fromtimestamp(int(query["Expires"]), tz=dt.UTC)
     except (ValueError, OverflowError):
-        return Refusal(service, action, resource, principal, Decision("ExplicitDeny"),
-                       reason="Malformed presigned URL")
+        return Refusal(call.service, call.action, call.resource, principal,
+                       Decision("ExplicitDeny"), reason="Malformed presigned URL")
     if now() <= deadline:
         return None
-    return Refusal(service, action, resource, principal, Decision("ExplicitDeny"),
+    return Refusal(call.service, call.action, call.resource, principal, Decision("ExplicitDeny"),
                    reason=f"Request has expired: presigned URL valid until {deadline:%H:%M:%S} UTC")
 
 
