@@ -41,7 +41,12 @@ AUDIT_FIELDS: Mapping[str, type] = {
     "action": str,
     "bucket": str,
     "key": str,
+    "version_id": str,
     "bytes": int,
+    # whose data (ids only, never content)
+    "contractor": str,
+    "sample_id": str,
+    "speaker": str,
     # why
     "purpose": str,
     # when (ISO-8601 UTC; a datetime is converted)
@@ -49,6 +54,7 @@ AUDIT_FIELDS: Mapping[str, type] = {
     # correlation and result
     "request_id": str,
     "outcome": str,
+    "reason": str,
 }
 OUTCOMES: frozenset[str] = frozenset({"allowed", "denied", "error"})
 #: Longest string value kept; longer values are cut and marked.
@@ -68,7 +74,7 @@ _SECRET_KEY = re.compile(
     r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[0-9])"
     r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
 )
-_PATH_FIELDS = frozenset({"key", "bucket"})
+_PATH_FIELDS = frozenset({"key", "bucket", "version_id"})
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|session[_-]?token|"
     r"authorization|private[_-]?key|credentials?)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)"
@@ -135,6 +141,8 @@ def validate_fields(fields: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     kept: dict[str, Any] = {}
     dropped = 0
     for name, value in fields.items():
+        if value is None:
+            continue  # an absent value is not a dropped field
         clean = _clean(name, value)
         if clean is None:
             dropped += 1

@@ -241,7 +241,7 @@ def ingest_sample(
                     done("archive", item)
         deleted = _delete_versions(clients.s3, config.raw_bucket, raw_key)
         _audit("ingest.delete-raw", config.raw_bucket, raw_key, "ok", item, None,
-               versions=deleted)
+               reason=f"{deleted} versions")
         done("delete", item)
         return SampleOutcome(item, "processed", archived=archived, features_key=feat_key,
                              raw_versions_deleted=deleted, resumed=features_ok)
@@ -340,11 +340,14 @@ def _quarantine(clients: _Clients, config: IngestConfig, item: IngestItem, raw_k
 
 
 def _audit(action: str, bucket: str, key: str, outcome: str, item: IngestItem,
-           size: int | None = None, **extra: Any) -> None:
-    AUDIT.info(action, extra={"action": action, "bucket": bucket, "key": key,
-                              "outcome": outcome, "purpose": "ingest",
-                              "contractor": item.contractor, "sample_id": item.sample_id,
-                              "bytes": size, **extra})
+           size: int | None = None, reason: str | None = None) -> None:
+    """One audit record per step, in :data:`securepipe.audit.AUDIT_FIELDS` terms."""
+    AUDIT.info(action, extra={
+        "principal": "securepipe-ingest", "action": action, "bucket": bucket, "key": key,
+        "outcome": {"ok": "allowed", "quarantined": "allowed", "missing": "error"}.get(
+            outcome, outcome),
+        "purpose": "ingest", "contractor": item.contractor, "sample_id": item.sample_id,
+        "bytes": size, "reason": reason})
 
 
 # -- batches --------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ CONTROLS: tuple[str, ...] = (
 )
 UNVERIFIABLE_METRICS = ("not verifiable in the sandbox: moto does not store request-metrics "
                         "configurations; AWS does")
-STORAGE_METRICS = frozenset({"NumberOfObjects"})
+#: S3's daily storage metrics: they count what is stored, never what is read.
+STORAGE_METRICS = frozenset({"NumberOfObjects", "BucketSizeBytes"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class MonitoringConfig:
     """Names and thresholds :func:`apply_monitoring` uses.
 
     The thresholds are per bucket and per ``period`` seconds; derive them from the detector's
-    baseline (:meth:`securepipe.detector.Baseline.account_thresholds`) rather than guessing.
+    learned baseline (:meth:`securepipe.detector.Baseline.table`) rather than guessing.
     """
 
     trail_name: str = "securepipe-data-events"
@@ -367,13 +368,15 @@ def inspect_monitoring(
                 add(control, bucket, "pass", why)
     findings.append(_delivery(session, topics))
 
+    # Any storage-metric alarm is flagged, with or without a BucketName dimension: the article's
+    # alarm has none, and it is exactly as blind to reads as one scoped to a data bucket.
     wrong = [a for a in alarms if a.get("Namespace") == "AWS/S3"
              and a.get("MetricName") in STORAGE_METRICS
-             and (_dimension(a, "BucketName") in data_buckets or not data_buckets)]
+             and (_dimension(a, "BucketName") in (*data_buckets, None) or not data_buckets)]
     if wrong:
         add("no-storage-metric-alarm", "account", "fail",
             "alarm(s) " + ", ".join(repr(a["AlarmName"]) for a in wrong) + " watch "
-            "NumberOfObjects, a daily storage metric of objects stored: a bulk GetObject "
+            "a daily storage metric of S3 (objects or bytes stored): a bulk GetObject "
             "download never moves it. Alarm on GetRequests/BytesDownloaded (request metrics) or "
             "on CloudTrail GetObject data events instead")
     else:

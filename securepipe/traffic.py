@@ -4,8 +4,8 @@ Normal traffic, per day:
 
 * the **training role** (``assumed-role/securepipe-training/trainer``) runs ``epochs_per_day``
   epochs, each reading every feature object in key order at about ``epoch_rate`` objects/s;
-* each **contractor session** (``assumed-role/securepipe-contractor/cNN``) reviews a few of its
-  own raw uploads;
+* each **contractor session** (``assumed-role/securepipe-contractor/contractor-cNN``) reviews
+  a few of its own raw uploads;
 * a **QA analyst** (IAM user) listens to random raw samples during working hours;
 * a **data scientist** (IAM user) pulls a few small batches of one contractor's features.
 
@@ -115,8 +115,10 @@ class TrafficConfig:
         trainers = tuple(
             f"arn:aws:sts::{acct}:assumed-role/securepipe-training/trainer"
             + ("" if self.trainers == 1 else f"-{i + 1}") for i in range(self.trainers))
+        # Same session names as access.vend_contractor_credentials ("contractor-<id>"), so a
+        # real vended session is a known principal to a baseline learned from this traffic.
         contractors = tuple(f"arn:aws:sts::{acct}:assumed-role/securepipe-contractor/"
-                            f"{self.contractor_id(c)}" for c in range(self.contractors))
+                            f"contractor-{self.contractor_id(c)}" for c in range(self.contractors))
         return (*trainers, *contractors, f"arn:aws:iam::{acct}:user/qa-analyst",
                 f"arn:aws:iam::{acct}:user/data-scientist", f"arn:aws:iam::{acct}:user/temp-export")
 

@@ -42,7 +42,13 @@ import boto3
 from botocore.exceptions import ClientError
 
 from securepipe import enforcement
-from securepipe.audit import AuditRecord, JsonAuditFormatter, canonical_json, utc_iso
+from securepipe.audit import (
+    AuditRecord,
+    JsonAuditFormatter,
+    canonical_json,
+    utc_iso,
+    validate_fields,
+)
 from securepipe.errors import InvalidParameterError, SecurePipeError
 
 TRAIL_FORMAT = 1
@@ -122,7 +128,16 @@ class AuditTrail:
 
     def append(self, record: AuditRecord | Mapping[str, Any]) -> str:
         """Chain one audit record (an :class:`AuditRecord` or a dict of JSON values)."""
-        body = record.as_extra() if isinstance(record, AuditRecord) else dict(record)
+        raw = record.as_extra() if isinstance(record, AuditRecord) else dict(record)
+        # The same validation and redaction as the JSON formatter: unknown or secret-looking
+        # fields are dropped, datetimes become ISO-8601 UTC, nothing raw reaches the trail.
+        body, dropped = validate_fields(raw)
+        if dropped:
+            body["dropped_fields"] = dropped
+        return self._append_body(body)
+
+    def _append_body(self, body: dict[str, Any]) -> str:
+        """Chain a record body that has already been validated (by the JSON formatter)."""
         with self._lock:
             if self._key is None:
                 raise SecurePipeError(f"trail {self.name!r} is closed")
@@ -177,7 +192,7 @@ class TrailHandler(logging.Handler):
         try:
             formatter = self.formatter if isinstance(self.formatter, JsonAuditFormatter) else (
                 self._fields)
-            self.trail.append(formatter.audit_fields(record))
+            self.trail._append_body(formatter.audit_fields(record))
         except Exception:
             self.handleError(record)
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from securepipe.access import AccessMatrix
+    from securepipe.detector import Alert, Baseline, EventColumns
 
 #: The pipeline's stages, where the data sits at each, and the kit's step that protects it.
 PIPELINE_STAGES: tuple[tuple[str, str, str], ...] = (
@@ -120,5 +121,78 @@ def plot_access_matrix(matrix: AccessMatrix) -> Figure:
     ax.legend(handles=[Patch(color=allowed, label="allowed"), Patch(color=denied, label="denied")],
               loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.set_title(f"Who may do what on which prefix of {matrix.bucket}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_request_rates(
+    columns: EventColumns,
+    baseline: Baseline,
+    alerts: Sequence[Alert] = (),
+    *,
+    principals: Sequence[str],
+    window_s: int = 60,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> Figure:
+    """GetObject requests per principal over a sliding window, against its learned threshold.
+
+    One panel per principal: the number of requests in the window ``(t - window_s, t]`` at each
+    of its events (the detector's ``requests`` metric for that window, computed the same way),
+    the principal's threshold from ``baseline`` as a dashed line, and a red marker for each of
+    its ``alerts`` (any rule), listed beside the panel. ``start_ms``/``end_ms`` limit the
+    time shown (windows are still computed from all of ``columns``). Declarations, which raise a
+    threshold for a time range, are not drawn.
+    """
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    from securepipe.errors import InvalidParameterError
+
+    rule = next((r for r in baseline.config.rules
+                 if r.metric == "requests" and r.window_s == window_s), None)
+    if rule is None:
+        windows = sorted({r.window_s for r in baseline.config.rules if r.metric == "requests"})
+        raise InvalidParameterError(f"no requests rule with a {window_s} s window; the "
+                                    f"baseline has {windows}")
+    if not principals:
+        raise InvalidParameterError("name at least one principal to plot")
+    lo = -np.inf if start_ms is None else start_ms
+    hi = np.inf if end_ms is None else end_ms
+    fig, axes = plt.subplots(len(principals), 1, figsize=(12, 2.7 * len(principals)),
+                             sharex=True, squeeze=False)
+    for ax, principal in zip(axes[:, 0], principals, strict=True):
+        code = columns.principals.index(principal) if principal in columns.principals else -1
+        t = np.sort(columns.time_ms[columns.principal == code])
+        count = np.arange(t.shape[0]) - np.searchsorted(t, t - rule.window_ms, side="right") + 1
+        shown = (t >= lo) & (t <= hi)
+        # dots, not a line: between two reads the count falls, and a line would hide that
+        ax.plot(t[shown].astype("datetime64[ms]"), count[shown], linestyle="none", marker=".",
+                markersize=2.5, color="#1a73e8",
+                label=f"requests in the last {rule.label.rsplit('/', 1)[-1]}")
+        threshold = baseline.threshold(principal, rule)
+        ax.axhline(threshold, linestyle="--", color="#5f6368",
+                   label=f"threshold {threshold:,.0f}")
+        mine = [a for a in alerts if a.principal == principal
+                and lo <= a.alert_time.timestamp() * 1000 <= hi]
+        if mine:
+            at = np.array([round(a.alert_time.timestamp() * 1000) for a in mine], np.int64)
+            # the curve's value at each alert: the last event at or before the alert time
+            i = np.clip(np.searchsorted(t, at, side="right") - 1, 0, max(t.shape[0] - 1, 0))
+            y = count[i] if t.shape[0] else np.ones(at.shape[0])
+            ax.scatter(at.astype("datetime64[ms]"), y, marker="v", s=60, color="#d93025",
+                       zorder=3, label=f"alerts ({len(mine)})")
+            names = dict.fromkeys(f"{a.rule} {a.metric}/{a.window}" for a in mine)
+            ax.text(1.01, 0.45, "alerts:\n" + "\n".join(names), transform=ax.transAxes,
+                    va="top", fontsize=7, color="#d93025")
+        ax.set_yscale("log")
+        ax.set_ylabel("requests")
+        ax.set_title(principal.split(":", 5)[-1], fontsize=9)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+    bottom = axes[-1, 0]
+    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    bottom.set_xlabel("time (UTC)")
+    fig.suptitle(f"GetObject requests per principal, sliding {rule.label.rsplit('/', 1)[-1]} "
+                 "window, against each one's learned threshold", fontsize=10)
     fig.tight_layout()
     return fig

@@ -315,3 +315,25 @@ def test_ship_to_cloudwatch_logs(sb: Sandbox, trail_lines: list[str]) -> None:
     events = sb.session.client("logs").get_log_events(
         logGroupName="/securepipe/audit", logStreamName="voice")["events"]
     assert [e["message"] for e in events] == trail_lines
+
+
+def test_trail_append_validates_like_the_formatter() -> None:
+    import datetime as dt
+    import json
+
+    from securepipe.audit import AuditRecord
+    from securepipe.sandbox import Sandbox
+    from securepipe.trail_chain import AuditTrail, verify_trail
+
+    with Sandbox() as sandbox:
+        trail = AuditTrail(sandbox.session, sandbox.resources.kms_key_arn, "append-checks")
+        trail.append(AuditRecord(principal="p", action="s3:GetObject",
+                                 when=dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)))
+        trail.append({"principal": "p", "action": "s3:GetObject", "password": "hunter2"})
+        lines = trail.close()
+        records = [json.loads(line)["record"] for line in lines
+                   if json.loads(line)["type"] == "record"]
+        assert records[0]["when"].startswith("2026-11-26T12:00:00")
+        assert "password" not in records[1] and records[1]["dropped_fields"] == 1
+        assert "hunter2" not in "\n".join(lines)
+        assert verify_trail(lines, sandbox.session).ok

@@ -226,3 +226,29 @@ def test_config_is_validated() -> None:
                      archive_key_arn="k", archive_storage_class="STANDARD")
     with pytest.raises(InvalidParameterError):
         IngestItem("C01", "x")
+
+
+def test_every_step_is_audited_in_json(world: World) -> None:
+    import io
+    import json
+
+    from securepipe.audit import JsonAuditFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonAuditFormatter())
+    audit = logging.getLogger("securepipe.audit")
+    audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    try:
+        item = _items("spk06_u1")[0]
+        world.upload(item, MANIFEST.path_of("spk06_u1"))
+        ingest_sample(world.sb.session, world.config, item)
+    finally:
+        audit.removeHandler(handler)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [r["action"] for r in records] == [
+        "ingest.read-raw", "ingest.store-features", "ingest.delete-raw"]
+    assert all(r["sample_id"] == "spk06_u1" and r["contractor"] == item.contractor
+               for r in records)
+    assert all("dropped_fields" not in r for r in records)
