@@ -21,6 +21,7 @@ from securepipe.errors import (  # noqa: E402
     DatasetError,
     DecryptionError,
     EncryptionError,
+    ErasureError,
     IngestError,
     InvalidAudioError,
     InvalidParameterError,
@@ -28,6 +29,7 @@ from securepipe.errors import (  # noqa: E402
     PolicyViolationError,
     SandboxError,
     SecurePipeError,
+    UnknownSpeakerError,
 )
 
 __version__ = "0.1.0"
@@ -36,6 +38,7 @@ __all__ = [
     "DatasetError",
     "DecryptionError",
     "EncryptionError",
+    "ErasureError",
     "IngestError",
     "InvalidAudioError",
     "InvalidParameterError",
@@ -43,5 +46,6 @@ __all__ = [
     "PolicyViolationError",
     "SandboxError",
     "SecurePipeError",
+    "UnknownSpeakerError",
     "__version__",
 ]

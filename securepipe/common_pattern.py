@@ -20,6 +20,11 @@ Step 2's common pattern is here too: :func:`fstring_session_policy` formats a ca
 contractor id into an STS session policy with an f-string (policy injection), and grants
 ``s3:ListBucket`` without an ``s3:prefix`` condition. The kit's way is
 :func:`securepipe.access.contractor_session_policy`.
+
+Step 5's common pattern is :data:`ARTICLE_LIFECYCLE_RULE`: one lifecycle rule, Glacier after 30
+days and deletion after a year, on a prefix the data does not live under, with no expiry of old
+versions. The kit's way is :mod:`securepipe.retention` (rules checked against the data, a
+per-speaker sweeper) and :mod:`securepipe.erasure`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from securepipe.errors import DecryptionError, InvalidParameterError
 
 __all__ = [
+    "ARTICLE_LIFECYCLE_RULE",
     "SHARED_KEY_ENV_VAR",
     "fernet_decrypt_sample",
     "fernet_encrypt_sample",
@@ -39,6 +45,16 @@ __all__ = [
     "generate_shared_key",
     "shared_key_from_env",
 ]
+
+#: The one lifecycle rule of the common pattern ("move raw samples to Glacier after 30 days,
+#: delete after 1 year"), as a PutBucketLifecycleConfiguration rule. Never copy it.
+ARTICLE_LIFECYCLE_RULE: dict[str, object] = {
+    "ID": "BiometricRetention",
+    "Status": "Enabled",
+    "Filter": {"Prefix": "raw-samples/"},
+    "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}],
+    "Expiration": {"Days": 365},
+}
 
 #: The environment variable the common pattern reads its one shared key from.
 SHARED_KEY_ENV_VAR = "SAMPLE_ENCRYPTION_KEY"

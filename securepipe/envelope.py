@@ -558,8 +558,7 @@ class Envelope:
     def __init__(self, session: boto3.Session, config: EnvelopeConfig) -> None:
         if not isinstance(config, EnvelopeConfig):
             raise InvalidParameterError("config must be an EnvelopeConfig")
-        self._config = config
-        self._counter = _KmsCallCounter()
+        self._init_engine(config)
         bc = _sdk_botocore_session(botocore_session_of(session))
         # botocore clients copy the session's event handlers when they are created: register the
         # counter only while the provider creates its KMS clients, so it counts those clients
@@ -588,12 +587,25 @@ class Envelope:
                 max_bytes_encrypted=config.cache.max_bytes,
             )
         self._cmm = cmm
+
+    def _init_engine(self, config: EnvelopeConfig) -> None:
+        """The parts every envelope shares: config, KMS call counter, SDK client, read size."""
+        self._config = config
+        self._counter = _KmsCallCounter()
         self._client = aws_encryption_sdk.EncryptionSDKClient(
             commitment_policy=COMMITMENT_POLICY,
             max_encrypted_data_keys=config.max_encrypted_data_keys,
         )
         # One frame per read: the SDK concatenates bytes per frame, so larger reads are slower.
         self._chunk = config.frame_length
+
+    def _materials_manager(self) -> CryptoMaterialsManager:
+        """The materials manager for one message (subclasses may build one per message).
+
+        Called inside the error handling of each operation: on encrypt a failure here becomes
+        :class:`~securepipe.errors.EncryptionError`, on decrypt the opaque ``DecryptionError``.
+        """
+        return self._cmm
 
     @property
     def config(self) -> EnvelopeConfig:
@@ -704,7 +716,7 @@ class Envelope:
                 mode="e",
                 source=reader,
                 source_length=length,  # lets the caching CMM count bytes; caps the input
-                materials_manager=self._cmm,
+                materials_manager=self._materials_manager(),
                 encryption_context=context.as_encryption_context(),
                 algorithm=self._config.algorithm,
                 frame_length=self._config.frame_length,
@@ -729,7 +741,7 @@ class Envelope:
             lambda: self._client.stream(
                 mode="d",
                 source=source,
-                materials_manager=self._cmm,
+                materials_manager=self._materials_manager(),
                 max_body_length=MAX_FRAME_LENGTH,
             )
         )

@@ -74,3 +74,15 @@ class MalformedEventError(SecurePipeError, ValueError):
         self.reason = reason
         where = "columns" if index is None else f"event {index}"
         super().__init__(f"{where}: {reason}")
+
+
+class UnknownSpeakerError(SecurePipeError, LookupError):
+    """The consent registry has no record of this speaker (nothing was changed)."""
+
+
+class ErasureError(SecurePipeError):
+    """An erasure could not finish (an S3 or registry error); re-run it to resume.
+
+    What was deleted before the failure stays recorded in the registry's erasure journal, so the
+    re-run's receipt still lists it; other speakers are never touched.
+    """

@@ -25,12 +25,14 @@ __all__ = [
     "KMS_KEY_ARN",
     "PURPOSE",
     "SAMPLE_ID",
+    "SPEAKER_ID",
     "describe_value",
     "validate_bucket_name",
     "validate_contractor_id",
     "validate_kms_key_arn",
     "validate_purpose",
     "validate_sample_id",
+    "validate_speaker_id",
 ]
 
 #: Longest contractor id: ``contractor-<id>`` must fit the 64-character ``RoleSessionName``.
@@ -39,6 +41,10 @@ CONTRACTOR_ID_MAX = 32
 CONTRACTOR_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 #: A sample (or batch) id: ASCII letters, digits, ``_``, ``.``, ``-``; never ``..`` (checked too).
 SAMPLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+#: A speaker (a pseudonymous id such as ``spk01`` or a UUID): ASCII letters, digits, ``_``, ``-``.
+#: It goes into DynamoDB keys, KMS encryption contexts and object metadata, so no ``/``, ``.``,
+#: ``:``, wildcard, space or quote.
+SPEAKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: A purpose the speaker consented to (``asr``, ``speaker-verification``, ...).
 PURPOSE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 #: An S3 bucket name (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
@@ -89,6 +95,14 @@ def validate_sample_id(value: object, *, kind: str = "sample_id") -> str:
     if ".." in checked:
         raise InvalidParameterError(f"invalid {kind} {describe_value(value)}")
     return checked
+
+
+def validate_speaker_id(value: object) -> str:
+    """Return ``value`` if it is a speaker id (``[A-Za-z0-9][A-Za-z0-9_-]{0,63}``, ASCII).
+
+    Raises :class:`~securepipe.errors.InvalidParameterError` otherwise, before any AWS call.
+    """
+    return _check("speaker id", value, SPEAKER_ID)
 
 
 def validate_purpose(value: object) -> str:

@@ -20,6 +20,13 @@ at any step skips what is done (verified features are not stored twice, an archi
 is not archived twice) and finishes the rest, leaving exactly one feature object and no raw
 version. Batches take any :class:`concurrent.futures.Executor` (threads, processes, or a cluster
 engine's executor such as Dask's ``Client.get_executor()``) and a picklable session factory.
+
+Step 5 adds two things. Every feature and archive object names its speaker in its metadata
+(:data:`META_SPEAKER`, ``x-amz-meta-securepipe-speaker``), so retention and erasure can find
+everything derived from a speaker. And with :attr:`IngestConfig.speaker_keys`, features and
+archive copies are encrypted with the speaker's own key
+(:class:`~securepipe.shredding.SpeakerEnvelope`) instead of the shared one, so shredding that key
+makes every copy unreadable (:mod:`securepipe.shredding`).
 """
 
 from __future__ import annotations
@@ -43,13 +50,20 @@ from securepipe.audio import AudioPolicy, validate_wav
 from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.errors import (
     DecryptionError,
+    EncryptionError,
     IngestError,
     InvalidAudioError,
     InvalidParameterError,
 )
 from securepipe.features import MEL_SPEC, FeatureSpec, extract, from_bytes, to_bytes
 from securepipe.hardening import sse_kms_put_args
-from securepipe.ids import validate_contractor_id, validate_purpose, validate_sample_id
+from securepipe.ids import (
+    validate_contractor_id,
+    validate_purpose,
+    validate_sample_id,
+    validate_speaker_id,
+)
+from securepipe.shredding import SpeakerKeyConfig, SpeakerKeys
 from securepipe.upload import sample_key
 
 AUDIT = logging.getLogger("securepipe.audit")
@@ -58,6 +72,10 @@ QUARANTINE_PREFIX = "quarantine"
 FEATURES_PREFIX = "features"
 ARCHIVE_PREFIX = "archive"
 META_REASON = "securepipe-quarantine-reason"
+#: Object metadata naming the speaker an object was derived from (features, archive copies).
+META_SPEAKER = "securepipe-speaker"
+#: Object metadata with the SHA-256 of the stored ciphertext (features, archive copies).
+META_CIPHERTEXT_SHA256 = "securepipe-ciphertext-sha256"
 
 
 @dataclass(frozen=True)
@@ -68,15 +86,19 @@ class IngestItem:
     sample_id: str
     legal_hold: bool = False
     archive_required: bool = False
+    speaker: str | None = None
 
     def __post_init__(self) -> None:
         validate_contractor_id(self.contractor)
         validate_sample_id(self.sample_id)
+        if self.speaker is not None:
+            validate_speaker_id(self.speaker)
 
 
 def items_from_manifest(manifest: Any) -> list[IngestItem]:
     """An :class:`IngestItem` per utterance of a :class:`~securepipe.dataset.Manifest`."""
-    return [IngestItem(u.contractor, u.sample_id, bool(u.legal_hold), bool(u.archive_required))
+    return [IngestItem(u.contractor, u.sample_id, bool(u.legal_hold), bool(u.archive_required),
+                       speaker=u.speaker)
             for u in manifest.utterances]
 
 
@@ -86,6 +108,12 @@ class IngestConfig:
 
     The archive uses its own KMS key (``archive_key_arn``); pass an archive-role session to
     :func:`ingest_sample` so the pipeline's own role never writes there.
+
+    ``speaker_keys`` (optional): where per-speaker keys live. When given, every item must name
+    its speaker, and its features and archive copy are encrypted with that speaker's
+    :class:`~securepipe.shredding.SpeakerEnvelope` (key material is created on first use, only
+    while consent is active) instead of ``key_arn`` / ``archive_key_arn``. The S3 server-side
+    encryption headers stay as they are (the bucket policies pin those keys).
     """
 
     raw_bucket: str
@@ -99,6 +127,7 @@ class IngestConfig:
     features_purpose: str = "speech-features"
     archive_purpose: str = "legal-archive"
     archive_storage_class: str = "DEEP_ARCHIVE"
+    speaker_keys: SpeakerKeyConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("upload_purpose", "features_purpose", "archive_purpose"):
@@ -107,6 +136,8 @@ class IngestConfig:
             raise InvalidParameterError("archive_storage_class must be an archival class")
         if not isinstance(self.spec, FeatureSpec):
             raise InvalidParameterError("spec must be a FeatureSpec")
+        if self.speaker_keys is not None and not isinstance(self.speaker_keys, SpeakerKeyConfig):
+            raise InvalidParameterError("speaker_keys must be a SpeakerKeyConfig or None")
 
     def features_key(self, item: IngestItem) -> str:
         return (f"{FEATURES_PREFIX}/{item.contractor}/{item.sample_id}/"
@@ -167,6 +198,36 @@ class _Clients:
         archive = archive_session or session
         self.archive_s3 = archive.client("s3")
         self.archive_envelope = Envelope(archive, EnvelopeConfig(key_arns=config.archive_key_arn))
+        self._speaker_keys: SpeakerKeys | None = None
+        self._archive_speaker_keys: SpeakerKeys | None = None
+        if config.speaker_keys is not None:
+            self._speaker_keys = config.speaker_keys.keys(session)
+            self._archive_speaker_keys = config.speaker_keys.keys(archive)
+        self._envelopes: dict[tuple[str, str], Envelope] = {}
+        self._ensured: set[tuple[str, str]] = set()
+
+    def features_envelope(self, item: IngestItem, *, create: bool = False) -> Envelope:
+        """The shared envelope, or the item's speaker envelope under ``speaker_keys``."""
+        return self._speaker_envelope("features", self._speaker_keys, item, create,
+                                      self.envelope)
+
+    def archive_envelope_for(self, item: IngestItem) -> Envelope:
+        return self._speaker_envelope("archive", self._archive_speaker_keys, item, True,
+                                      self.archive_envelope)
+
+    def _speaker_envelope(self, role: str, keys: SpeakerKeys | None, item: IngestItem,
+                          create: bool, shared: Envelope) -> Envelope:
+        if keys is None:
+            return shared
+        assert item.speaker is not None  # checked by ingest_sample
+        slot = (role, item.speaker)
+        if create and slot not in self._ensured:
+            # Key material is created only to encrypt; a read with no key just fails to decrypt.
+            keys.ensure(item.speaker)
+            self._ensured.add(slot)
+        if slot not in self._envelopes:
+            self._envelopes[slot] = keys.envelope(item.speaker)
+        return self._envelopes[slot]
 
 
 def ingest_sample(
@@ -184,6 +245,8 @@ def ingest_sample(
     it to inject crashes). Failures that leave nothing lost (an S3 error, say) raise
     :class:`~securepipe.errors.IngestError`; the raw object is then still there.
     """
+    if config.speaker_keys is not None and item.speaker is None:
+        raise InvalidParameterError(f"{item.sample_id}: speaker_keys needs the item's speaker")
     clients = _clients or _Clients(session, archive_session, config)
     done = after_step or (lambda step, it: None)
     raw_key = sample_key(item.contractor, item.sample_id)
@@ -222,12 +285,15 @@ def ingest_sample(
                     blob = to_bytes(matrix, config.spec)
                     context = SampleContext(item.contractor, item.sample_id,
                                             config.features_purpose)
-                    message = clients.envelope.encrypt_bytes(blob, context)
+                    envelope = clients.features_envelope(item, create=True)
+                    message = envelope.encrypt_bytes(blob, context)
                     clients.s3.put_object(
                         Bucket=config.features_bucket, Key=feat_key, Body=message,
+                        ChecksumAlgorithm="SHA256",
                         Metadata={"securepipe-feature-spec": f"{config.spec.kind}-"
                                   f"{config.spec.version}",
-                                  "securepipe-features-sha256": hashlib.sha256(blob).hexdigest()},
+                                  "securepipe-features-sha256": hashlib.sha256(blob).hexdigest(),
+                                  **_object_metadata(item, message)},
                         **sse_kms_put_args(config.key_arn))
                     _audit("ingest.store-features", config.features_bucket, feat_key, "ok",
                            item, len(message))
@@ -249,6 +315,18 @@ def ingest_sample(
         _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
         raise IngestError(f"{raw_key}: {exc.response.get('Error', {}).get('Code')}; nothing "
                           "was deleted that is not safely stored; re-run to resume") from exc
+    except EncryptionError as exc:
+        _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
+        raise IngestError(f"{raw_key}: could not encrypt ({exc}); nothing was deleted that is "
+                          "not safely stored") from exc
+
+
+def _object_metadata(item: IngestItem, message: bytes) -> dict[str, str]:
+    """Metadata every derived object carries: its speaker and its ciphertext digest."""
+    meta = {META_CIPHERTEXT_SHA256: hashlib.sha256(message).hexdigest()}
+    if item.speaker is not None:
+        meta[META_SPEAKER] = item.speaker
+    return meta
 
 
 def _versions(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
@@ -290,7 +368,7 @@ def _features_verified(clients: _Clients, config: IngestConfig, item: IngestItem
         raise
     context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
     try:
-        blob = clients.envelope.decrypt_bytes(body, context)
+        blob = clients.features_envelope(item).decrypt_bytes(body, context)
         _, spec = from_bytes(blob)
     except (DecryptionError, InvalidParameterError):
         return False
@@ -310,15 +388,16 @@ def _archived(clients: _Clients, config: IngestConfig, item: IngestItem) -> bool
 def _archive(clients: _Clients, config: IngestConfig, item: IngestItem, wav: bytes) -> None:
     """Re-encrypt the original under the archive key, write it in an archival class."""
     context = SampleContext(item.contractor, item.sample_id, config.archive_purpose)
-    message = clients.archive_envelope.encrypt_bytes(wav, context)
+    message = clients.archive_envelope_for(item).encrypt_bytes(wav, context)
     key = config.archive_key(item)
     extra: dict[str, Any] = {}
     if item.legal_hold:
         extra["ObjectLockLegalHoldStatus"] = "ON"
     clients.archive_s3.put_object(
         Bucket=config.archive_bucket, Key=key, Body=message,
-        StorageClass=config.archive_storage_class,
-        Metadata={"securepipe-reason": "legal-hold" if item.legal_hold else "compliance"},
+        StorageClass=config.archive_storage_class, ChecksumAlgorithm="SHA256",
+        Metadata={"securepipe-reason": "legal-hold" if item.legal_hold else "compliance",
+                  **_object_metadata(item, message)},
         **sse_kms_put_args(config.archive_key_arn), **extra)
     _audit("ingest.archive", config.archive_bucket, key, "ok", item, len(message))
 
@@ -387,6 +466,11 @@ def ingest_batch(
     A sample that fails is reported as ``failed`` with the reason and left in place.
     """
     items = list(items)
+    if config.speaker_keys is not None:
+        unnamed = [i.sample_id for i in items if i.speaker is None]
+        if unnamed:
+            raise InvalidParameterError(f"speaker_keys needs every item's speaker; missing for "
+                                        f"{', '.join(unnamed[:5])}")
     bar = _progress(len(items)) if progress else None
     outcomes: list[SampleOutcome] = []
     try:

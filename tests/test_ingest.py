@@ -252,3 +252,101 @@ def test_every_step_is_audited_in_json(world: World) -> None:
     assert all(r["sample_id"] == "spk06_u1" and r["contractor"] == item.contractor
                for r in records)
     assert all("dropped_fields" not in r for r in records)
+
+
+# -- step 5: speaker metadata and per-speaker keys ---------------------------------------------
+
+
+def _speaker_config(world: World) -> IngestConfig:
+    from securepipe.consent import ConsentRegistry
+    from securepipe.shredding import SpeakerKeyConfig
+
+    registry = ConsentRegistry(world.sb.session, "consent-ingest")
+    registry.load_manifest_consents(MANIFEST)
+    return IngestConfig(**{**world.config.__dict__, "speaker_keys": SpeakerKeyConfig(
+        registry.table, world.config.key_arn)})
+
+
+def test_items_name_their_speaker() -> None:
+    items = items_from_manifest(MANIFEST)
+    assert [i.speaker for i in items] == [u.speaker for u in MANIFEST.utterances]
+    with pytest.raises(InvalidParameterError):
+        IngestItem("c01", "x", speaker="spk/01")
+
+
+def test_every_derived_object_names_its_speaker(world: World) -> None:
+    item = _items("spk09_u2")[0]                       # archive_required: features + archive
+    world.upload(item, MANIFEST.path_of(item.sample_id))
+    assert ingest_sample(world.sb.session, world.config, item).archived
+    s3 = world.sb.session.client("s3")
+    for bucket, key in ((world.config.features_bucket, world.config.features_key(item)),
+                        (world.config.archive_bucket, world.config.archive_key(item))):
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert head["Metadata"]["securepipe-speaker"] == "spk09"
+        assert len(head["Metadata"]["securepipe-ciphertext-sha256"]) == 64
+
+
+def test_speaker_keys_encrypt_features_and_archive_for_the_speaker_only(world: World) -> None:
+    from securepipe.errors import DecryptionError
+
+    config = _speaker_config(world)
+    items = _items("spk05_u1", "spk05_u2")             # spk05_u2: legal hold, archived
+    for item in items:
+        world.upload(item, MANIFEST.path_of(item.sample_id))
+    report = ingest_batch(items, config, lambda: world.sb.session)
+    assert report.summary()["processed"] == 2 and report.summary()["archived"] == 1
+    keys = config.speaker_keys.keys(world.sb.session)  # type: ignore[union-attr]
+    s3 = world.sb.session.client("s3")
+    item = items[1]
+    body = s3.get_object(Bucket=config.features_bucket, Key=config.features_key(item))[
+        "Body"].read()
+    context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
+    with pytest.raises(DecryptionError):               # not under the shared key any more
+        world.envelope.decrypt_bytes(body, context)
+    matrix, spec = from_bytes(keys.envelope("spk05").decrypt_bytes(body, context))
+    assert spec == config.spec and matrix.size
+    head = s3.head_object(Bucket=config.archive_bucket, Key=config.archive_key(item))
+    s3.restore_object(Bucket=config.archive_bucket, Key=config.archive_key(item),
+                      VersionId=head["VersionId"], RestoreRequest={"Days": 1})
+    archived = s3.get_object(Bucket=config.archive_bucket, Key=config.archive_key(item))[
+        "Body"].read()
+    wav = keys.envelope("spk05").decrypt_bytes(archived, SampleContext(
+        item.contractor, item.sample_id, config.archive_purpose))
+    assert wav == MANIFEST.path_of(item.sample_id).read_bytes()
+    assert head["SSEKMSKeyId"] == config.archive_key_arn   # the bucket's own SSE is unchanged
+    again = ingest_batch(items, config, lambda: world.sb.session)   # a re-run changes nothing
+    assert all(o.resumed for o in again.outcomes)
+    assert world.feature_versions(item) == 1
+
+
+def test_speaker_keys_need_the_speaker_and_refuse_erased_speakers(world: World) -> None:
+    from securepipe.shredding import shred_speaker_key
+
+    config = _speaker_config(world)
+    with pytest.raises(InvalidParameterError):
+        ingest_batch([IngestItem("c01", "spk01_u1")], config, lambda: world.sb.session)
+    item = _items("spk01_u1")[0]
+    world.upload(item, MANIFEST.path_of(item.sample_id))
+    keys = config.speaker_keys.keys(world.sb.session)  # type: ignore[union-attr]
+    shred_speaker_key(keys.registry, "spk01")
+    report = ingest_batch([item], config, lambda: world.sb.session)
+    assert report.outcomes[0].status == "failed" and "erased" in (report.outcomes[0].reason or "")
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 1   # nothing lost
+
+
+@pytest.mark.parametrize("step", ["store", "archive"])
+def test_speaker_key_path_converges_after_a_crash(world: World, step: str) -> None:
+    config = _speaker_config(world)
+    item = _items("spk05_u2")[0]
+    world.upload(item, MANIFEST.path_of(item.sample_id))
+
+    def crash(done: str, _: IngestItem) -> None:
+        if done == step:
+            raise Crash(step)
+
+    with pytest.raises(Crash):
+        ingest_sample(world.sb.session, config, item, after_step=crash)
+    outcome = ingest_sample(world.sb.session, config, item)
+    assert outcome.status == "processed" and outcome.archived
+    assert world.feature_versions(item) == 1
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 0

@@ -1,0 +1,103 @@
+"""Step 5: the consent registry (DynamoDB) and the retain-until rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+
+from securepipe.consent import BIPA_MAX_DAYS, ConsentRegistry, expires_at
+from securepipe.dataset import Consent, Speaker, load_manifest
+from securepipe.errors import InvalidParameterError, UnknownSpeakerError
+from securepipe.ids import validate_speaker_id
+from securepipe.sandbox import Sandbox
+
+MANIFEST = load_manifest()
+TABLE = "consent-test"
+
+
+@pytest.fixture
+def registry(sandbox: Sandbox) -> ConsentRegistry:
+    reg = ConsentRegistry(sandbox.session, TABLE, kms_key_arn=sandbox.resources.kms_key_arn)
+    reg.load_manifest_consents(MANIFEST)
+    return reg
+
+
+def _one_speaker(term_days: int, consent: dt.date = dt.date(2025, 1, 1)) -> SimpleNamespace:
+    return SimpleNamespace(speakers=[Speaker("spk99", "c09", {}, Consent(
+        "speech-model-training", consent, term_days, consent + dt.timedelta(days=term_days)))])
+
+
+def test_manifest_loads_every_speaker_with_its_consent(registry: ConsentRegistry) -> None:
+    records = registry.speakers()
+    assert [r.speaker for r in records] == [s.speaker for s in MANIFEST.speakers]
+    spk01 = registry.get("spk01")
+    assert (spk01.contractor, spk01.purpose, spk01.term_days) == ("c01", "speech-model-training",
+                                                                  365)
+    assert spk01.status == "active" and not spk01.has_key and spk01.withdrawn is None
+    assert registry.retain_until("spk01") == dt.date(2027, 2, 10)   # consent + 365 days
+    assert registry.retain_until("spk08") == dt.date(2029, 1, 14)   # consent + 1095 days
+    assert registry.longest_term_days() == 1095
+
+
+def test_table_creation_and_loading_are_idempotent(sandbox: Sandbox,
+                                                   registry: ConsentRegistry) -> None:
+    registry.withdraw("spk02", dt.date(2026, 6, 1))
+    again = ConsentRegistry(sandbox.session, TABLE)   # exists already: no error
+    description = sandbox.session.client("dynamodb").describe_table(TableName=TABLE)["Table"]
+    assert description["SSEDescription"]["KMSMasterKeyArn"] == sandbox.resources.kms_key_arn
+    assert again.load_manifest_consents(MANIFEST) == len(MANIFEST.speakers)
+    spk02 = again.get("spk02")                        # the reload did not undo the withdrawal
+    assert spk02.withdrawn == dt.date(2026, 6, 1) and spk02.status == "withdrawn"
+
+
+def test_withdrawal_moves_retain_until_and_keeps_the_earliest(registry: ConsentRegistry) -> None:
+    assert registry.retain_until("spk03") == dt.date(2028, 2, 7)
+    record = registry.withdraw("spk03", dt.datetime(2026, 12, 1, 15, 30, tzinfo=dt.UTC))
+    assert record.status == "withdrawn" and record.withdrawn == dt.date(2026, 12, 1)
+    assert registry.retain_until("spk03") == dt.date(2026, 12, 1)
+    registry.withdraw("spk03", dt.date(2027, 1, 5))   # a later date never extends it
+    assert registry.retain_until("spk03") == dt.date(2026, 12, 1)
+    registry.withdraw("spk03", dt.date(2026, 11, 30))
+    assert registry.retain_until("spk03") == dt.date(2026, 11, 30)
+
+
+def test_three_years_from_last_interaction_caps_a_long_term(registry: ConsentRegistry) -> None:
+    registry.load_manifest_consents(_one_speaker(term_days=2000))
+    assert registry.retain_until("spk99") == dt.date(2025, 1, 1) + dt.timedelta(days=BIPA_MAX_DAYS)
+    registry.record_interaction("spk99", dt.date(2026, 1, 1))   # interaction restarts the clock
+    assert registry.retain_until("spk99") == dt.date(2026, 1, 1) + dt.timedelta(days=BIPA_MAX_DAYS)
+    registry.record_interaction("spk99", dt.date(2025, 6, 1))   # never moves backwards
+    assert registry.get("spk99").last_interaction == dt.date(2026, 1, 1)
+    assert registry.longest_term_days() == BIPA_MAX_DAYS         # capped
+
+
+def test_expiry_starts_at_midnight_utc_of_the_retain_until_date(registry: ConsentRegistry) -> None:
+    record = registry.get("spk01")
+    edge = expires_at(record.retain_until())
+    assert edge == dt.datetime(2027, 2, 10, tzinfo=dt.UTC)
+    assert record.expired(edge) and not record.expired(edge - dt.timedelta(microseconds=1))
+
+
+def test_bad_input_is_refused(registry: ConsentRegistry) -> None:
+    with pytest.raises(UnknownSpeakerError):
+        registry.get("spk42")
+    with pytest.raises(UnknownSpeakerError):
+        registry.withdraw("spk42", dt.date(2026, 1, 1))
+    assert registry.find("spk42") is None
+    for hostile in ["", "spk/01", "spk 01", "*", "spk01\n", "sp\u00e9k", "a" * 65, None, 7]:
+        with pytest.raises(InvalidParameterError):
+            registry.get(hostile)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError):
+        registry.withdraw("spk01", dt.datetime(2026, 1, 1))   # naive: ambiguous day
+    with pytest.raises(InvalidParameterError):
+        ConsentRegistry(object(), "bad table name!")  # type: ignore[arg-type]
+
+
+def test_speaker_id_rule() -> None:
+    assert validate_speaker_id("spk01") == "spk01"
+    assert validate_speaker_id("9f1c-4a2b_x") == "9f1c-4a2b_x"
+    for hostile in ["-spk", "spk.01", "spk:01", "${aws:username}", "spk01 ", "\u0455pk01"]:
+        with pytest.raises(InvalidParameterError):
+            validate_speaker_id(hostile)

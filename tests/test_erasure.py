@@ -1,0 +1,234 @@
+"""Step 5: per-speaker erasure reaches every version and every copy, with a receipt."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from speaker_world import MANIFEST, SAMPLES, World, make_world
+
+from securepipe.audit import JsonAuditFormatter
+from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.erasure import erase_speaker
+from securepipe.errors import (
+    DecryptionError,
+    ErasureError,
+    InvalidParameterError,
+    UnknownSpeakerError,
+)
+from securepipe.hardening import apply_bucket_hardening, sse_kms_put_args
+from securepipe.ingest import IngestConfig, ingest_batch, items_from_manifest
+from securepipe.shredding import SpeakerKeyConfig
+from securepipe.upload import upload_sample
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    yield from make_world()
+
+
+def _erase(world: World, speaker: str, **kwargs: Any) -> Any:
+    return erase_speaker(world.sb.session, speaker=speaker, registry=world.registry,
+                         buckets=world.buckets, sample_speakers=SAMPLES, **kwargs)
+
+
+def test_erasure_through_the_real_pipeline(world: World,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """Ingest with speaker keys, then erase one speaker: nothing left, no copy decrypts."""
+    sb, res = world.sb, world.sb.resources
+    for role, key in (("raw", res.kms_key_arn), ("features", res.kms_key_arn),
+                      ("archive", res.archive_key_arn)):
+        apply_bucket_hardening(sb.session, res.bucket(role), key)
+    config = IngestConfig(raw_bucket=res.bucket("raw"), features_bucket=res.bucket("features"),
+                          archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
+                          archive_key_arn=res.archive_key_arn,
+                          speaker_keys=SpeakerKeyConfig(world.registry.table, res.kms_key_arn))
+    items = [i for i in items_from_manifest(MANIFEST) if i.speaker in ("spk09", "spk02")]
+    uploads = Envelope(sb.session, EnvelopeConfig(key_arns=res.kms_key_arn))
+    for item in items:
+        upload_sample(sb.session, uploads, MANIFEST.path_of(item.sample_id),
+                      bucket=res.bucket("raw"), key_arn=res.kms_key_arn,
+                      context=SampleContext(item.contractor, item.sample_id,
+                                            "speech-model-training"))
+    report = ingest_batch(items[:-1], config, lambda: sb.session)   # spk02_u4 stays raw
+    assert report.summary()["processed"] == 7 and report.summary()["archived"] == 1
+    s3 = world.s3
+    key = world.feature_key("spk09_u1")
+    stolen = s3.get_object(Bucket=world.bucket("features"), Key=key)["Body"].read()  # a copy
+    s3.delete_object(Bucket=world.bucket("features"), Key=key)       # "deleted": a marker only
+    ctx = SampleContext("c01", "spk09_u1", "speech-features")
+    assert world.keys.envelope("spk09").decrypt_bytes(
+        s3.get_object(Bucket=world.bucket("features"), Key=key,
+                      VersionId=_versions(world, key)[0])["Body"].read(), ctx)
+    other_key = world.feature_key("spk02_u1")
+    other = s3.get_object(Bucket=world.bucket("features"), Key=other_key)["Body"].read()
+    before_other = world.versions_of("spk02")
+    spk09 = world.versions_of("spk09")
+    assert len(spk09) == 4 + 1 + 1    # 4 features (one with a delete marker), 1 archive copy
+
+    with caplog.at_level(logging.INFO, logger="securepipe.audit"):
+        receipt = _erase(world, "spk09")
+
+    assert receipt.status == "erased" and receipt.complete and receipt.remaining_after == 0
+    assert world.versions_of("spk09") == set()                       # nothing in any bucket
+    assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == spk09
+    digests = {d.key: d for d in receipt.deleted if d.kind == "version"}
+    assert digests[key].sha256 == hashlib.sha256(stolen).hexdigest()
+    assert digests["archive/c01/spk09_u2"].sha256_source == "s3-checksum"   # DEEP_ARCHIVE
+    assert receipt.shredding is not None and receipt.shredding.shredded
+    with pytest.raises(DecryptionError):                              # the stolen copy is noise
+        world.keys.envelope("spk09").decrypt_bytes(stolen, ctx)
+    assert world.keys.envelope("spk02").decrypt_bytes(other, SampleContext(
+        "c02", "spk02_u1", "speech-features"))                       # everyone else decrypts
+    assert world.versions_of("spk02") == before_other
+    actions = [getattr(r, "action", "") for r in caplog.records]
+    assert actions.count("erasure.delete-version") == len(spk09) and "erasure.erased" in actions
+    lines = [json.loads(JsonAuditFormatter().format(r)) for r in caplog.records
+             if getattr(r, "action", "").startswith("erasure.")]
+    assert all("dropped_fields" not in line for line in lines)      # all in the audit vocabulary
+    assert {line["speaker"] for line in lines} == {"spk09"}
+    assert {line["version_id"] for line in lines if "version_id" in line} == {
+        v for _, _, v in spk09}
+
+
+def _versions(world: World, key: str) -> list[str]:
+    out = world.s3.list_object_versions(Bucket=world.bucket("features"), Prefix=key)
+    return [v["VersionId"] for v in out.get("Versions", [])]
+
+
+def test_every_version_marker_raw_and_quarantine_copy_goes(world: World) -> None:
+    world.populate("spk01", "spk03")
+    s3, key_arn = world.s3, world.sb.resources.kms_key_arn
+    key = world.feature_key("spk01_u2")
+    for _ in range(2):                                               # more old versions
+        s3.put_object(Bucket=world.bucket("features"), Key=key, Body=b"v",
+                      **sse_kms_put_args(key_arn))
+    s3.delete_object(Bucket=world.bucket("raw"), Key="raw/c01/spk01_u3")       # a marker
+    s3.put_object(Bucket=world.bucket("raw"), Key="quarantine/c01/spk01_u4", Body=b"q",
+                  **sse_kms_put_args(key_arn))
+    mine, others = world.versions_of("spk01"), world.versions_of("spk03")
+    receipt = _erase(world, "spk01")
+    assert receipt.complete and {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == mine
+    assert {d.kind for d in receipt.deleted} == {"version", "delete-marker"}
+    assert world.versions_of("spk01") == set() and world.versions_of("spk03") == others
+    assert all(d.sha256 for d in receipt.deleted if d.kind == "version")
+    rows = receipt.rows()
+    assert len(rows) == len(mine) and {r["outcome"] for r in rows} == {"deleted"}
+
+
+def test_legal_hold_keeps_the_object_and_the_key_until_released(world: World) -> None:
+    world.populate("spk05", "spk06")                  # archive/c01/spk05_u2 is under legal hold
+    stolen = world.s3.get_object(Bucket=world.bucket("features"),
+                                 Key=world.feature_key("spk05_u1"))["Body"].read()
+    held = receipt = _erase(world, "spk05")
+    assert receipt.status == "held" and not receipt.complete
+    assert [(k.key, k.reason) for k in receipt.kept] == [
+        ("archive/c01/spk05_u2", "S3 Object Lock legal hold is ON")]
+    assert receipt.shredding is None and "legal hold" in (receipt.key_kept_reason or "")
+    assert {k for _, k, _ in world.versions_of("spk05")} == {"archive/c01/spk05_u2"}
+    assert world.registry.get("spk05").status == "erasure-held"
+    archive = world.s3                                              # the held copy stays readable
+    [version] = [v for b, k, v in world.versions_of("spk05")]
+    archive.restore_object(Bucket=world.bucket("archive"), Key="archive/c01/spk05_u2",
+                           VersionId=version, RestoreRequest={"Days": 1})
+    body = archive.get_object(Bucket=world.bucket("archive"), Key="archive/c01/spk05_u2",
+                              VersionId=version)["Body"].read()
+    assert world.keys.envelope("spk05").decrypt_bytes(
+        body, SampleContext("c01", "spk05_u2", "legal-archive")) == b"wav-spk05_u2"
+
+    archive.put_object_legal_hold(Bucket=world.bucket("archive"), Key="archive/c01/spk05_u2",
+                                  VersionId=version, LegalHold={"Status": "OFF"})
+    receipt = _erase(world, "spk05")                                 # the hold is released
+    assert receipt.status == "erased" and receipt.complete and receipt.resumed
+    assert len(receipt.deleted) == len(held.deleted) + 1              # both runs, one receipt
+    assert world.versions_of("spk05") == set()
+    with pytest.raises(DecryptionError):
+        world.keys.envelope("spk05").decrypt_bytes(stolen, SampleContext(
+            "c01", "spk05_u1", "speech-features"))
+
+
+def test_object_lock_retention_is_reported(world: World) -> None:
+    world.populate("spk07", archive=False)
+    world.s3.put_object(Bucket=world.bucket("archive"), Key="archive/c03/spk07_u1", Body=b"x",
+                        ObjectLockMode="COMPLIANCE",
+                        ObjectLockRetainUntilDate=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
+                        **sse_kms_put_args(world.sb.resources.archive_key_arn))
+    receipt = _erase(world, "spk07")
+    assert receipt.status == "held" and receipt.remaining_after == 1
+    assert "COMPLIANCE retention until" in receipt.kept[0].reason
+    assert world.registry.get("spk07").has_key
+
+
+class Crash(Exception):
+    pass
+
+
+def test_crash_half_way_then_rerun_completes_without_touching_others(world: World) -> None:
+    world.populate("spk01", "spk05", "spk09")
+    mine = world.versions_of("spk01")
+    others = {s: world.versions_of(s) for s in ("spk05", "spk09")}
+    calls = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 3:
+            raise Crash(detail)
+
+    with pytest.raises(Crash):
+        _erase(world, "spk01", after_step=crash)
+    assert len(world.versions_of("spk01")) == len(mine) - 3
+    assert world.registry.get("spk01").status == "erasing"
+    assert world.registry.get("spk01").has_key                        # not shredded yet
+    receipt = _erase(world, "spk01")
+    assert receipt.complete and receipt.resumed
+    assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == mine   # both runs
+    assert world.versions_of("spk01") == set()
+    assert {s: world.versions_of(s) for s in others} == others
+
+
+def test_second_erasure_is_idempotent(world: World) -> None:
+    world.populate("spk01")
+    first = _erase(world, "spk01", clock=lambda: dt.datetime(2027, 1, 2, tzinfo=dt.UTC))
+    second = _erase(world, "spk01")
+    assert second.status == "already-erased" and second.complete and not second.deleted
+    assert second.when == first.when == dt.datetime(2027, 1, 2, tzinfo=dt.UTC)
+    assert second.shredding is None
+    # a straggler written later (a late ingest) is removed by the next call
+    world.s3.put_object(Bucket=world.bucket("raw"), Key="raw/c01/spk01_u1", Body=b"late",
+                        **sse_kms_put_args(world.sb.resources.kms_key_arn))
+    third = _erase(world, "spk01")
+    assert third.status == "already-erased" and [d.key for d in third.deleted] == [
+        "raw/c01/spk01_u1"]
+
+
+def test_bad_input(world: World) -> None:
+    world.populate("spk02", archive=False)
+    before = world.versions()
+    with pytest.raises(UnknownSpeakerError):
+        _erase(world, "spk42")
+    assert world.versions() == before
+
+    calls: list[str] = []
+    world.sb.session.events.register("before-call", lambda **kw: calls.append(kw["model"].name))
+    world.registry._ddb.meta.events.register(
+        "before-call", lambda **kw: calls.append(kw["model"].name))
+    for hostile in ["", "spk/01", "*", "spk01\n", "../spk01", None, 42]:
+        with pytest.raises(InvalidParameterError):
+            _erase(world, hostile)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError):
+        erase_speaker(world.sb.session, speaker="spk02", registry=world.registry, buckets=[])
+    with pytest.raises(InvalidParameterError):
+        erase_speaker(world.sb.session, speaker="spk02", registry=world.registry,
+                      buckets=world.buckets[0])  # a str, not a list
+    assert calls == []                                           # refused before any AWS call
+
+    missing = "securepipe-missing-bucket"
+    with pytest.raises(ErasureError):
+        erase_speaker(world.sb.session, speaker="spk02", registry=world.registry,
+                      buckets=[missing], sample_speakers=SAMPLES)
+    assert world.registry.get("spk02").has_key                   # nothing shredded

@@ -1,0 +1,243 @@
+"""Step 5: lifecycle rules applied and verified, and the retention sweeper with a moved clock."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from speaker_world import MANIFEST, SAMPLES, World, at, make_world
+
+from securepipe.audit import JsonAuditFormatter
+from securepipe.common_pattern import ARTICLE_LIFECYCLE_RULE
+from securepipe.errors import InvalidParameterError
+from securepipe.hardening import sse_kms_put_args
+from securepipe.ingest import META_SPEAKER
+from securepipe.retention import (
+    DATA_PREFIXES,
+    LIFECYCLE_CONTROLS,
+    apply_lifecycle,
+    features_expiration_days,
+    inspect_lifecycle,
+    lifecycle_rules,
+    sweep,
+)
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    yield from make_world()
+
+
+def _failing(findings: list[Any]) -> set[str]:
+    return {f.control for f in findings if f.status != "pass"}
+
+
+# -- lifecycle rules ---------------------------------------------------------------------------
+
+
+def test_rules_per_role() -> None:
+    raw = {r["ID"]: r for r in lifecycle_rules("raw")}
+    assert raw["raw-uploads"]["Expiration"] == {"Days": 7}
+    assert raw["housekeeping"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    assert raw["housekeeping"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    longest = features_expiration_days(s.consent.term_days for s in MANIFEST.speakers)
+    features = {r["ID"]: r for r in lifecycle_rules("features", max_term_days=longest)}
+    assert features["features-consent-term"]["Expiration"] == {"Days": 1095}
+    assert features_expiration_days([365, 730]) == 730
+    assert features_expiration_days([365, 5000]) == 1095           # BIPA's 3-year cap
+    assert lifecycle_rules("features", max_term_days=5000)[1]["Expiration"] == {"Days": 1095}
+    archive = {r["ID"]: r for r in lifecycle_rules("archive")}
+    assert archive["archive-cap"]["Transitions"] == [{"Days": 0, "StorageClass": "DEEP_ARCHIVE"}]
+    assert archive["archive-cap"]["Expiration"] == {"Days": 1095}
+    for bad in ({"role": "audit"}, {"role": "archive", "archive_class": "STANDARD_IA"},
+                {"role": "raw", "raw_days": 0}, {"role": "archive", "archive_cap_days": 2000}):
+        with pytest.raises(InvalidParameterError):
+            lifecycle_rules(**bad)  # type: ignore[arg-type]
+
+
+def test_the_kit_rules_pass_inspection_on_every_bucket(world: World) -> None:
+    for role in ("raw", "features", "archive"):
+        apply_lifecycle(world.sb.session, world.bucket(role), lifecycle_rules(role))
+        findings = inspect_lifecycle(world.sb.session, world.bucket(role),
+                                     data_prefixes=DATA_PREFIXES[role])
+        assert _failing(findings) == set(), [f for f in findings if not f.passed]
+        assert {f.control for f in findings} == set(LIFECYCLE_CONTROLS)
+
+
+def _mutate_raw(rule_id: str, change: Callable[[dict[str, Any]], None]
+                ) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    def apply(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for rule in rules:
+            if rule["ID"] == rule_id:
+                change(rule)
+        return rules
+    return apply
+
+
+def _transitions_only(rule: dict[str, Any]) -> None:
+    del rule["Expiration"]
+    rule["Transitions"] = [{"Days": 30, "StorageClass": "GLACIER"}]
+
+
+MISCONFIGURATIONS: dict[str, tuple[Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+                                   set[str]]] = {
+    "disabled": (_mutate_raw("raw-uploads", lambda r: r.update(Status="Disabled")),
+                 {"lifecycle-rule", "lifecycle-expires-data"}),
+    "transitions-only": (_mutate_raw("raw-uploads", _transitions_only),
+                         {"lifecycle-rule", "lifecycle-expires-data"}),
+    "prefix-matches-nothing": (_mutate_raw("raw-uploads",
+                                           lambda r: r.update(Filter={"Prefix": "raw-samples/"})),
+                               {"lifecycle-rule", "lifecycle-expires-data"}),
+    "no-noncurrent-expiry": (_mutate_raw("housekeeping",
+                                         lambda r: r.pop("NoncurrentVersionExpiration")),
+                             {"lifecycle-noncurrent-expiry"}),
+    "beyond-the-cap": (_mutate_raw("raw-uploads",
+                                   lambda r: r.update(Expiration={"Days": 1500})),
+                       {"lifecycle-expires-data"}),
+    "ia-before-30-days": (_mutate_raw("raw-uploads", lambda r: r.update(
+        Transitions=[{"Days": 5, "StorageClass": "STANDARD_IA"}])), {"lifecycle-transitions"}),
+    "no-multipart-abort": (_mutate_raw("housekeeping",
+                                       lambda r: r.pop("AbortIncompleteMultipartUpload")),
+                           {"lifecycle-abort-multipart"}),
+}
+
+
+@pytest.mark.parametrize("name", MISCONFIGURATIONS)
+def test_one_misconfiguration_at_a_time(world: World, name: str) -> None:
+    mutate, expected = MISCONFIGURATIONS[name]
+    rules = mutate(copy.deepcopy(lifecycle_rules("raw")))
+    apply_lifecycle(world.sb.session, world.bucket("raw"), rules)
+    findings = inspect_lifecycle(world.sb.session, world.bucket("raw"),
+                                 data_prefixes=DATA_PREFIXES["raw"])
+    assert _failing(findings) == expected
+
+
+def test_no_configuration_at_all(world: World) -> None:
+    findings = inspect_lifecycle(world.sb.session, world.bucket("raw"),
+                                 data_prefixes=DATA_PREFIXES["raw"])
+    assert _failing(findings) == {"lifecycle-configured", "lifecycle-expires-data",
+                                  "lifecycle-noncurrent-expiry", "lifecycle-abort-multipart"}
+
+
+def test_the_articles_one_rule_is_flagged(world: World) -> None:
+    world.populate("spk01", archive=False)           # data under raw/ (prefixes inferred)
+    apply_lifecycle(world.sb.session, world.bucket("raw"), [ARTICLE_LIFECYCLE_RULE])
+    findings = {f.control: f for f in inspect_lifecycle(world.sb.session, world.bucket("raw"))}
+    assert {c for c, f in findings.items() if not f.passed} == {
+        "lifecycle-rule", "lifecycle-expires-data", "lifecycle-noncurrent-expiry",
+        "lifecycle-abort-multipart"}
+    assert "raw-samples/" in findings["lifecycle-rule"].evidence
+    assert "matches none of the data" in findings["lifecycle-rule"].evidence
+    caveat = findings["lifecycle-transitions"].evidence
+    assert "128 KB" in caveat and "96 KB" in caveat and "30 days" in caveat
+
+
+# -- the sweeper -----------------------------------------------------------------------------
+
+
+def _expected_expired(world: World, when: dt.datetime) -> set[tuple[str, str, str]]:
+    expired = {r.speaker for r in world.registry.speakers() if r.expired(when)}
+    return {(b, k, v) for b, k, v, s in world.versions() if s in expired}
+
+
+def test_sweep_deletes_exactly_the_expired_set(world: World,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    world.populate("spk01", "spk02", "spk09", "spk10", archive=True)
+    s3 = world.s3
+    key = world.feature_key("spk01_u1")                          # an old version and a marker
+    s3.put_object(Bucket=world.bucket("features"), Key=key, Body=b"v2",
+                  Metadata={META_SPEAKER: "spk01"},
+                  **sse_kms_put_args(world.sb.resources.kms_key_arn))
+    s3.delete_object(Bucket=world.bucket("features"), Key=key)
+    when = at(2027, 3, 1)       # spk09 (2027-01-02) and spk01 (2027-02-10) have expired
+    expected = _expected_expired(world, when)
+    assert {k.split("/")[2][:5] for _, k, _ in expected} == {"spk01", "spk09"}
+    before = world.versions()
+
+    dry = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                clock=lambda: when, sample_speakers=SAMPLES)
+    assert {(e.bucket, e.key, e.version_id) for e in dry.would_delete} == expected
+    assert world.versions() == before and not dry.deleted         # a dry run deletes nothing
+    assert dry.speakers() == ["spk01", "spk09"]
+
+    with caplog.at_level(logging.INFO, logger="securepipe.audit"):
+        real = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                     clock=lambda: when, dry_run=False, sample_speakers=SAMPLES)
+    assert {(e.bucket, e.key, e.version_id) for e in real.deleted} == expected
+    assert any(e.kind == "delete-marker" for e in real.deleted)
+    assert world.versions() == {v for v in before if v[:3] not in expected}
+    assert real.retained == len(before) - len(expected) and not real.kept
+    audited = [r for r in caplog.records if getattr(r, "action", "") ==
+               "retention.delete-version"]
+    assert {(r.bucket, r.key, r.version_id) for r in audited} == expected
+    lines = [json.loads(JsonAuditFormatter().format(r)) for r in audited]
+    assert all("dropped_fields" not in line and line["reason"] for line in lines)
+
+
+def test_withdrawal_is_enforced_by_the_next_sweep(world: World) -> None:
+    world.populate("spk02", "spk03", archive=False)
+    when = at(2027, 1, 15)
+    report = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                   clock=lambda: when, dry_run=False, sample_speakers=SAMPLES)
+    assert not report.deleted                                     # nobody has expired yet
+    world.registry.withdraw("spk03", at(2027, 1, 10))
+    report = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                   clock=lambda: when, dry_run=False, sample_speakers=SAMPLES)
+    assert report.speakers() == ["spk03"] and len(report.deleted) == 8   # 4 raw + 4 features
+    assert all("withdrawn" in e.reason for e in report.deleted)
+    assert world.versions_of("spk03") == set() and world.versions_of("spk02")
+
+
+def test_legal_hold_and_object_lock_retention_are_reported_not_deleted(world: World) -> None:
+    world.populate("spk05", raw=False)                      # spk05_u2 is under legal hold
+    s3 = world.s3
+    s3.put_object(Bucket=world.bucket("archive"), Key="archive/c01/spk05_u3", Body=b"x",
+                  Metadata={META_SPEAKER: "spk05"}, ObjectLockMode="COMPLIANCE",
+                  ObjectLockRetainUntilDate=dt.datetime.now(dt.UTC) + dt.timedelta(days=400),
+                  **sse_kms_put_args(world.sb.resources.archive_key_arn))
+    when = at(2027, 5, 1)                                   # spk05 expired on 2027-04-10
+    report = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                   clock=lambda: when, dry_run=False, sample_speakers=SAMPLES)
+    kept = {e.key: e.reason for e in report.kept}
+    assert set(kept) == {"archive/c01/spk05_u2", "archive/c01/spk05_u3"}
+    assert "legal hold" in kept["archive/c01/spk05_u2"]
+    assert "COMPLIANCE retention" in kept["archive/c01/spk05_u3"]
+    assert len(report.deleted) == 4                          # the four feature objects
+    assert {k for _, k, _ in world.versions_of("spk05")} == set(kept)
+
+
+def test_unattributable_objects_are_reported_never_deleted(world: World) -> None:
+    s3, key_arn = world.s3, world.sb.resources.kms_key_arn
+    s3.put_object(Bucket=world.bucket("raw"), Key="stray.bin", Body=b"?",
+                  **sse_kms_put_args(key_arn))
+    s3.put_object(Bucket=world.bucket("features"), Key="features/c01/spk01_u1/mel-fs1",
+                  Body=b"?", Metadata={META_SPEAKER: "spk02"}, **sse_kms_put_args(key_arn))
+    s3.put_object(Bucket=world.bucket("features"), Key="features/c01/spk77_u1/mel-fs1",
+                  Body=b"?", Metadata={META_SPEAKER: "spk77"}, **sse_kms_put_args(key_arn))
+    report = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                   clock=lambda: at(2030, 1, 1), dry_run=False, sample_speakers=SAMPLES)
+    reasons = {e.key: e.reason for e in report.unattributed}
+    assert "no speaker metadata" in reasons["stray.bin"]
+    assert "metadata names 'spk02'" in reasons["features/c01/spk01_u1/mel-fs1"]
+    assert "no consent record" in reasons["features/c01/spk77_u1/mel-fs1"]
+    assert not report.deleted and len(world.versions()) == 3
+
+
+def test_sweep_arguments_are_checked(world: World) -> None:
+    kwargs: dict[str, Any] = {"buckets": world.buckets, "registry": world.registry}
+    with pytest.raises(InvalidParameterError):
+        sweep(world.sb.session, **kwargs, clock=lambda: dt.datetime(2027, 1, 1))   # naive
+    with pytest.raises(InvalidParameterError):
+        sweep(world.sb.session, **{**kwargs, "buckets": []})
+    with pytest.raises(InvalidParameterError):
+        sweep(world.sb.session, **{**kwargs, "buckets": ["Not_A_Bucket"]})
+    with pytest.raises(InvalidParameterError):
+        sweep(world.sb.session, **kwargs, dry_run="no")  # type: ignore[arg-type]
+    world.sb.move_clock(dt.timedelta(days=3650))           # default clock: the sandbox's
+    report = sweep(world.sb.session, **kwargs)
+    assert report.at.year >= 2036 and report.dry_run

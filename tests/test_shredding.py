@@ -1,0 +1,165 @@
+"""Step 5: per-speaker keys (KMS-wrapped, raw AES wrapping in the Encryption SDK), shredding."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
+from speaker_world import World, make_world
+
+from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.errors import (
+    DecryptionError,
+    EncryptionError,
+    InvalidParameterError,
+    UnknownSpeakerError,
+)
+from securepipe.shredding import (
+    PROVIDER_ID,
+    SpeakerKeyConfig,
+    shred_speaker_key,
+    speaker_key_context,
+)
+
+CTX1 = SampleContext("c01", "spk01_u1", "speech-features")
+CTX2 = SampleContext("c02", "spk02_u1", "speech-features")
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    yield from make_world()
+
+
+def test_round_trip_and_exact_context(world: World, tmp_path: Path) -> None:
+    world.keys.ensure("spk01")
+    env = world.keys.envelope("spk01")
+    message = env.encrypt_bytes(b"mel" * 1000, CTX1)
+    assert env.decrypt_bytes(message, CTX1) == b"mel" * 1000
+    for wrong in (SampleContext("c02", "spk01_u1", "speech-features"),
+                  SampleContext("c01", "spk01_u2", "speech-features"),
+                  SampleContext("c01", "spk01_u1", "legal-archive")):
+        with pytest.raises(DecryptionError):
+            env.decrypt_bytes(message, wrong)
+    src, enc, out = tmp_path / "a.wav", tmp_path / "a.enc", tmp_path / "b.wav"
+    src.write_bytes(b"RIFF" + bytes(range(256)) * 300)
+    result = env.encrypt_file(src, enc, CTX1)
+    env.decrypt_file(enc, out, CTX1)
+    assert out.read_bytes() == src.read_bytes()
+    assert result.kms_calls == 1 and env.kms_calls["Decrypt"] >= 3  # one unwrap per operation
+
+
+def test_each_message_is_wrapped_only_by_the_speaker_key(world: World) -> None:
+    key_id = world.keys.ensure("spk01")
+    message = world.keys.envelope("spk01").encrypt_bytes(b"x", CTX1)
+    header, _ = deserialize_header(io.BytesIO(message))
+    [edk] = header.encrypted_data_keys
+    assert edk.key_provider.provider_id == PROVIDER_ID
+    assert edk.key_provider.key_info.startswith(key_id.encode())
+    assert b"spk01" not in edk.key_provider.key_info          # the header never names the speaker
+    shared = Envelope(world.sb.session, EnvelopeConfig(key_arns=world.sb.resources.kms_key_arn))
+    with pytest.raises(DecryptionError):                        # the shared KMS key cannot open it
+        shared.decrypt_bytes(message, CTX1)
+
+
+def test_only_the_wrapped_key_is_stored(world: World) -> None:
+    world.keys.ensure("spk01")
+    wrapped, status = world.registry.wrapped_key("spk01")
+    assert wrapped is not None and status == "active"
+    kms = world.sb.session.client("kms")
+    plaintext = kms.decrypt(CiphertextBlob=wrapped.blob,
+                            EncryptionContext=speaker_key_context("spk01"))["Plaintext"]
+    assert len(plaintext) == 32
+    item = world.sb.session.client("dynamodb").get_item(
+        TableName=world.registry.table, Key={"speaker": {"S": "spk01"}})["Item"]
+    assert plaintext not in repr(item).encode() and plaintext not in wrapped.blob
+    assert world.keys.ensure("spk01") == wrapped.key_id         # idempotent
+
+
+def test_another_speaker_cannot_decrypt_nor_borrow_a_key(world: World) -> None:
+    for speaker in ("spk01", "spk02"):
+        world.keys.ensure(speaker)
+    message = world.keys.envelope("spk01").encrypt_bytes(b"x", CTX1)
+    with pytest.raises(DecryptionError):
+        world.keys.envelope("spk02").decrypt_bytes(message, CTX1)
+    # Copy spk01's wrapped key into spk02's item: KMS refuses it under spk02's context.
+    spk01, _ = world.registry.wrapped_key("spk01")
+    assert spk01 is not None
+    world.sb.session.client("dynamodb").update_item(
+        TableName=world.registry.table, Key={"speaker": {"S": "spk02"}},
+        UpdateExpression="SET wrapped_key = :b, key_id = :k",
+        ExpressionAttributeValues={":b": {"B": spk01.blob}, ":k": {"S": spk01.key_id}})
+    with pytest.raises(DecryptionError):
+        world.keys.envelope("spk02").decrypt_bytes(message, CTX1)
+
+
+def test_shredding_makes_every_earlier_copy_undecryptable(world: World, tmp_path: Path) -> None:
+    for speaker in ("spk01", "spk02"):
+        world.keys.ensure(speaker)
+    env1, env2 = world.keys.envelope("spk01"), world.keys.envelope("spk02")
+    copy = env1.encrypt_bytes(b"features of spk01", CTX1)          # a copy taken a year ago
+    src, enc = tmp_path / "a.wav", tmp_path / "a.enc"
+    src.write_bytes(b"RIFF....")
+    env1.encrypt_file(src, enc, CTX1)
+    other = env2.encrypt_bytes(b"features of spk02", CTX2)
+
+    evidence = shred_speaker_key(world.registry, "spk01",
+                                 when=dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
+    assert evidence.shredded and not evidence.registry_has_key_after
+    assert evidence.wrapped_key_sha256 and len(evidence.wrapped_key_sha256) == 64
+    assert "point-in-time recovery" in evidence.backups
+    record = world.registry.get("spk01")
+    assert record.status == "erased" and record.erased_at == dt.datetime(2027, 1, 1,
+                                                                         tzinfo=dt.UTC)
+
+    for envelope in (env1, world.keys.envelope("spk01")):         # old object, or a fresh one
+        with pytest.raises(DecryptionError):
+            envelope.decrypt_bytes(copy, CTX1)
+        with pytest.raises(DecryptionError):
+            envelope.decrypt_file(enc, tmp_path / "out.wav", CTX1)
+    assert not (tmp_path / "out.wav").exists()
+    with pytest.raises(EncryptionError):
+        env1.encrypt_bytes(b"new", CTX1)
+    with pytest.raises(EncryptionError):
+        world.keys.ensure("spk01")                                  # no resurrection
+    assert env2.decrypt_bytes(other, CTX2) == b"features of spk02"  # others unaffected
+    again = world.keys.shred("spk01")                               # idempotent
+    assert not again.shredded and "already" in again.note
+
+
+def test_consent_status_gates_new_key_material(world: World) -> None:
+    world.keys.ensure("spk02")
+    world.registry.withdraw("spk01", dt.date(2026, 6, 1))
+    world.registry.withdraw("spk02", dt.date(2026, 6, 1))
+    with pytest.raises(EncryptionError):
+        world.keys.ensure("spk01")               # withdrawn, no key yet: none is created
+    assert world.keys.ensure("spk02")            # withdrawn with a key: existing data readable
+    message = world.keys.envelope("spk02").encrypt_bytes(b"x", CTX2)
+    world.registry.begin_erasure("spk02", dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
+    with pytest.raises(EncryptionError):         # an erasure under way: nothing new encrypted
+        world.keys.envelope("spk02").encrypt_bytes(b"y", CTX2)
+    assert world.keys.envelope("spk02").decrypt_bytes(message, CTX2) == b"x"
+
+
+def test_bad_input(world: World) -> None:
+    with pytest.raises(UnknownSpeakerError):
+        world.keys.ensure("spk42")
+    with pytest.raises(UnknownSpeakerError):
+        shred_speaker_key(world.registry, "spk42")
+    with pytest.raises(DecryptionError):
+        world.keys.envelope("spk42").decrypt_bytes(b"\x02garbage", CTX1)
+    with pytest.raises(EncryptionError):
+        world.keys.envelope("spk03").encrypt_bytes(b"x", CTX1)   # never created a key
+    for hostile in ["spk/01", "*", "", "spk01\x00"]:
+        with pytest.raises(InvalidParameterError):
+            world.keys.envelope(hostile)
+        with pytest.raises(InvalidParameterError):
+            world.keys.ensure(hostile)
+    with pytest.raises(InvalidParameterError):
+        SpeakerKeyConfig("t", "alias/securepipe-data")
+    config = SpeakerKeyConfig("t", world.sb.resources.kms_key_arn)
+    assert pickle.loads(pickle.dumps(config)) == config             # process pools can ship it
