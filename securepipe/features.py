@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from securepipe.errors import InvalidParameterError
+from securepipe.ids import check_int
 
 __all__ = [
     "FORMAT_MAGIC",
@@ -61,14 +62,6 @@ _FORMAT_NAME = "securepipe.features"
 _DTYPE = "<f4"
 _MAX_HEADER = 4096
 _LEN = struct.Struct(">I")
-
-
-def _int(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidParameterError(f"{name} must be an int, got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise InvalidParameterError(f"{name} must be in [{lo}, {hi}], got {value!r}")
-    return int(value)
 
 
 def _real(value: Any, name: str) -> float:
@@ -110,17 +103,17 @@ class FeatureSpec:
             )
         if self.kind not in ("mel", "mfcc"):
             raise InvalidParameterError(f"kind must be 'mel' or 'mfcc', got {self.kind!r}")
-        sr = _int(self.sample_rate, "sample_rate", 8000, 48000)
-        n_fft = _int(self.n_fft, "n_fft", 64, 8192)
-        win = _int(self.win_length, "win_length", 16, n_fft)
-        _int(self.hop_length, "hop_length", 1, win)
-        n_mels = _int(self.n_mels, "n_mels", 1, 1 << 16)
+        sr = check_int(self.sample_rate, "sample_rate", 8000, 48000)
+        n_fft = check_int(self.n_fft, "n_fft", 64, 8192)
+        win = check_int(self.win_length, "win_length", 16, n_fft)
+        check_int(self.hop_length, "hop_length", 1, win)
+        n_mels = check_int(self.n_mels, "n_mels", 1, 1 << 16)
         if n_mels not in N_MELS_CHOICES:
             raise InvalidParameterError(f"n_mels must be one of {N_MELS_CHOICES}, got {n_mels}")
         if self.kind == "mfcc":
             if self.n_mfcc is None:
                 raise InvalidParameterError("an MFCC spec needs n_mfcc")
-            n_mfcc = _int(self.n_mfcc, "n_mfcc", 1, n_mels)
+            n_mfcc = check_int(self.n_mfcc, "n_mfcc", 1, n_mels)
             if n_mfcc not in N_MFCC_CHOICES:
                 raise InvalidParameterError(f"n_mfcc must be one of {N_MFCC_CHOICES}, got {n_mfcc}")
             if self.scale != "db":

@@ -14,6 +14,7 @@ the prefix and keeps ``SourceIdentity`` and session-tag values far below their l
 
 from __future__ import annotations
 
+import numbers
 import re
 
 from securepipe.errors import InvalidParameterError
@@ -26,6 +27,7 @@ __all__ = [
     "PURPOSE",
     "SAMPLE_ID",
     "SPEAKER_ID",
+    "check_int",
     "describe_value",
     "validate_bucket_name",
     "validate_contractor_id",
@@ -121,3 +123,15 @@ def validate_bucket_name(value: object) -> str:
 def validate_kms_key_arn(value: object) -> str:
     """Return ``value`` if it is a KMS key ARN (``arn:aws:kms:<region>:<account>:key/<id>``)."""
     return _check("KMS key ARN", value, KMS_KEY_ARN)
+
+
+def check_int(value: object, name: str, lo: int, hi: int) -> int:
+    """Return ``value`` as an int if it is an integer (not a bool) in ``[lo, hi]``.
+
+    Raises :class:`~securepipe.errors.InvalidParameterError` otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidParameterError(f"{name} must be an int, got {value!r}")
+    if not lo <= int(value) <= hi:
+        raise InvalidParameterError(f"{name} must be in [{lo}, {hi}], got {value!r}")
+    return int(value)

@@ -53,6 +53,7 @@ from securepipe.features import (
     from_bytes,
     to_bytes,
 )
+from securepipe.ids import check_int
 from securepipe.speakerid import embed_audio, embed_matrix, leave_one_out_accuracy
 
 if TYPE_CHECKING:
@@ -99,14 +100,6 @@ DEFAULT_SPECS: tuple[FeatureSpec, ...] = (MEL_SPEC, MFCC13_SPEC, MFCC40_SPEC)
 # --- checks --------------------------------------------------------------------------------------
 
 
-def _int(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidParameterError(f"{name} must be an int, got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise InvalidParameterError(f"{name} must be in [{lo}, {hi}], got {value!r}")
-    return int(value)
-
-
 def _signal(y: Any, name: str = "y", min_len: int = 512) -> np.ndarray:
     x = np.asarray(y, dtype=np.float64)
     if x.ndim != 1 or x.size < min_len:
@@ -117,7 +110,7 @@ def _signal(y: Any, name: str = "y", min_len: int = 512) -> np.ndarray:
 
 
 def _sr(sr: Any) -> int:
-    return _int(sr, "sr", 1000, 192000)
+    return check_int(sr, "sr", 1000, 192000)
 
 
 def _coefficient(value: Any) -> float:
@@ -217,10 +210,10 @@ def invert(
         )
     if not np.all(np.isfinite(x)):
         raise InvalidParameterError("matrix contains NaN or infinite values")
-    n_iter = _int(n_iter, "n_iter", 1, 1000)
-    seed = _int(seed, "seed", 0, 2**32 - 1)
+    n_iter = check_int(n_iter, "n_iter", 1, 1000)
+    seed = check_int(seed, "seed", 0, 2**32 - 1)
     if length is not None:
-        length = _int(length, "length", 1, 2**31 - 1)
+        length = check_int(length, "length", 1, 2**31 - 1)
     magnitude = _mel_to_magnitude(_mel_power(x, spec), spec)
     y = librosa.griffinlim(
         magnitude,
@@ -510,7 +503,7 @@ def _seed_list(seed: Any) -> list[int]:
         values = list(seed)
     else:
         raise InvalidParameterError(f"seed must be an int or a list of ints, got {seed!r}")
-    return [_int(v, "seed", 0, 2**63 - 1) for v in values]
+    return [check_int(v, "seed", 0, 2**63 - 1) for v in values]
 
 
 def _utterance_seed(seed: int, sample_id: str) -> list[int]:
@@ -569,7 +562,7 @@ def mcadams(
         alpha = draw_coefficient(*_range(coefficient), seed_list)
     else:
         alpha = _coefficient(coefficient)
-    order = _int(lp_order, "lp_order", 2, 64)
+    order = check_int(lp_order, "lp_order", 2, 64)
     for name, value in (("win_ms", win_ms), ("hop_ms", hop_ms)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise InvalidParameterError(f"{name} must be a number, got {value!r}")
@@ -700,8 +693,8 @@ def leakage_table(
     (:func:`compare_f0`); ``f0_speaker_err_hz`` is how far each utterance's median pitch is from
     the speaker's true f0 in the manifest, averaged.
     """
-    n_iter = _int(n_iter, "n_iter", 1, 1000)
-    seed = _int(seed, "seed", 0, 2**32 - 1)
+    n_iter = check_int(n_iter, "n_iter", 1, 1000)
+    seed = check_int(seed, "seed", 0, 2**32 - 1)
     specs = tuple(specs)
     if not specs or not all(isinstance(s, FeatureSpec) for s in specs):
         raise InvalidParameterError("specs must be a non-empty sequence of FeatureSpec")
@@ -781,7 +774,7 @@ def anonymisation_table(
     """
     fixed = _coefficient(fixed)
     low, high = _range(random_range)
-    seed = _int(seed, "seed", 0, 2**32 - 1)
+    seed = check_int(seed, "seed", 0, 2**32 - 1)
     audio, sr, labels = _load(manifest)
     sentences = [utt.sentence_index for utt in manifest.utterances]
     chance = 1.0 / len(set(labels))
