@@ -480,6 +480,7 @@ _lock = threading.Lock()
 _active = 0
 _enforcer = Enforcer()
 _saved_get_permission: Any = None
+_saved_assume_role: Any = None
 
 
 def _before_send(request: Any, **_: Any) -> Any:
@@ -501,8 +502,12 @@ def _before_send(request: Any, **_: Any) -> Any:
 
 
 def activate() -> None:
-    """Turn emulated enforcement on (and moto's faulty bucket-policy check off)."""
-    global _active, _saved_get_permission
+    """Turn emulated enforcement on (and moto's faulty bucket-policy check off).
+
+    Also makes the sandbox's STS issue session expirations by the sandbox clock, so a clock
+    moved years ahead still hands out sessions that last their ``DurationSeconds``.
+    """
+    global _active, _saved_get_permission, _saved_assume_role
     with _lock:
         _active += 1
         if _active > 1:
@@ -510,6 +515,7 @@ def activate() -> None:
         from botocore.handlers import BUILTIN_HANDLERS
         from moto.iam.access_control import PermissionResult
         from moto.s3.models import FakeBucket
+        from moto.sts.models import STSBackend
 
         if ("before-send", _before_send) not in BUILTIN_HANDLERS:
             BUILTIN_HANDLERS.insert(0, ("before-send", _before_send))
@@ -519,6 +525,16 @@ def activate() -> None:
             return PermissionResult.NEUTRAL
 
         FakeBucket.get_permission = _neutral  # type: ignore[method-assign]
+        _saved_assume_role = STSBackend.assume_role
+        original = _saved_assume_role
+
+        def _assume_role_on_sandbox_clock(self: Any, *args: Any, **kwargs: Any) -> Any:
+            role = original(self, *args, **kwargs)
+            lasts = _aware(role.expiration) - dt.datetime.now(dt.UTC)  # the granted duration
+            role.expiration = (now() + lasts).replace(tzinfo=None)  # moto keeps naive UTC
+            return role
+
+        STSBackend.assume_role = _assume_role_on_sandbox_clock  # type: ignore[method-assign]
 
 
 def deactivate() -> None:
@@ -529,10 +545,13 @@ def deactivate() -> None:
         if _active:
             return
         from moto.s3.models import FakeBucket
+        from moto.sts.models import STSBackend
 
         reset_clock()
         if _saved_get_permission is not None:
             FakeBucket.get_permission = _saved_get_permission  # type: ignore[method-assign]
+        if _saved_assume_role is not None:
+            STSBackend.assume_role = _saved_assume_role  # type: ignore[method-assign]
 
 
 class EnforcingMiddleware:

@@ -182,3 +182,14 @@ def test_evaluator_agrees_with_moto_where_moto_enforces(
                 moto_allowed = False
             ours = evaluate(Request(action, f"arn:aws:s3:::{bucket}/{obj}"), identity=[policy])
             assert ours.allowed == moto_allowed, (statement, obj)
+
+
+def test_sessions_issued_after_a_clock_move_last_their_duration(sandbox: Sandbox) -> None:
+    bucket = sandbox.resources.bucket("raw")
+    sandbox.session.client("s3").put_object(Bucket=bucket, Key="raw/c01/a", Body=b"v")
+    role = _role(sandbox, ["s3:*"])
+    sandbox.move_clock(dt.timedelta(days=365))
+    s3 = _session(sandbox, role, None, duration=900).client("s3")
+    s3.get_object(Bucket=bucket, Key="raw/c01/a")      # issued by the sandbox clock: valid
+    sandbox.move_clock(dt.timedelta(seconds=901))
+    assert _code(lambda: s3.get_object(Bucket=bucket, Key="raw/c01/a")) == "ExpiredToken"
