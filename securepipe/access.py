@@ -40,6 +40,7 @@ from urllib.parse import unquote
 import boto3
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import (
@@ -65,16 +66,19 @@ __all__ = [
     "ContractorCredentials",
     "Principal",
     "access_matrix",
+    "apply_presign_age_cap",
     "broad_grants",
     "contractor_prefix",
     "contractor_role_policy",
     "contractor_session",
     "contractor_session_policy",
     "ensure_contractor_role",
+    "presign_age_cap_statement",
     "presign_get",
     "role_principal",
     "serialise_session_policy",
     "session_principal",
+    "user_principal",
     "vend_contractor_credentials",
 ]
 
@@ -451,6 +455,54 @@ def presign_get(
     ))
 
 
+PRESIGN_CAP_SID = "DenyOldSignatures"
+
+
+def presign_age_cap_statement(bucket: str, *, max_age_s: int = MAX_PRESIGN_S) -> dict[str, Any]:
+    """A bucket-policy statement that refuses any request signed more than ``max_age_s`` ago.
+
+    ``s3:signatureAge`` is the time in milliseconds since the request was signed; for a
+    presigned URL that is how long ago the link was made, so this caps every presigned URL for
+    the bucket at ``max_age_s`` whoever signed it and whatever ``ExpiresIn`` they chose
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/bucket-policy-s3-sigv4-conditions.html).
+    The kit's :func:`presign_get` already caps its own links; this makes the cap observable and
+    enforced for every signer.
+    """
+    bucket = validate_bucket_name(bucket)
+    max_age_s = _check_int("max_age_s", max_age_s, 1, 7 * 86400)
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    return {
+        "Sid": PRESIGN_CAP_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"NumericGreaterThan": {"s3:signatureAge": str(max_age_s * 1000)}},
+    }
+
+
+def apply_presign_age_cap(
+    session: boto3.Session, bucket: str, *, max_age_s: int = MAX_PRESIGN_S
+) -> None:
+    """Merge :func:`presign_age_cap_statement` into the bucket's policy (same Sid replaced).
+
+    Wraps GetBucketPolicy and PutBucketPolicy
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketPolicy.html); the bucket's
+    other statements (TLS-only, SSE-KMS, CloudTrail delivery, ...) are kept as they are.
+    """
+    statement = presign_age_cap_statement(bucket, max_age_s=max_age_s)
+    s3 = session.client("s3")
+    try:
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchBucketPolicy":
+            raise
+        policy = {"Version": "2012-10-17", "Statement": []}
+    kept = [st for st in policy.get("Statement", []) if st.get("Sid") != PRESIGN_CAP_SID]
+    policy["Statement"] = [*kept, statement]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+
 # -- access review --------------------------------------------------------------------------------
 
 
@@ -504,6 +556,48 @@ def role_principal(session: boto3.Session, role_name: str) -> Principal:
                 attached["PolicyName"], _document(doc["PolicyVersion"]["Document"])
             ))
     return Principal(name=role_name, identity=tuple(policies), session=None, arn=str(arn))
+
+
+def user_principal(session: boto3.Session, user_name: str) -> Principal:
+    """Read an IAM user's inline, attached and group policies through the IAM API.
+
+    Wraps GetUser, ListUserPolicies/GetUserPolicy, ListAttachedUserPolicies, ListGroupsForUser
+    and the group equivalents (https://docs.aws.amazon.com/IAM/latest/APIReference/API_ListGroupsForUser.html),
+    managed policies at their default version. Permissions boundaries are not modelled.
+    """
+    if not isinstance(user_name, str) or _ROLE_NAME.fullmatch(user_name) is None:
+        raise InvalidParameterError(f"invalid user name {describe_value(user_name)}")
+    iam = session.client("iam")
+    arn = iam.get_user(UserName=user_name)["User"]["Arn"]
+    policies: list[Policy] = []
+
+    def managed(attached: Sequence[Mapping[str, Any]]) -> None:
+        for item in attached:
+            policy_arn = item["PolicyArn"]
+            version = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
+            doc = iam.get_policy_version(PolicyArn=policy_arn, VersionId=version)
+            policies.append(Policy.from_document(
+                item["PolicyName"], _document(doc["PolicyVersion"]["Document"])))
+
+    for page in iam.get_paginator("list_user_policies").paginate(UserName=user_name):
+        for name in page["PolicyNames"]:
+            doc = iam.get_user_policy(UserName=user_name, PolicyName=name)["PolicyDocument"]
+            policies.append(Policy.from_document(f"{user_name}/{name}", _document(doc)))
+    for page in iam.get_paginator("list_attached_user_policies").paginate(UserName=user_name):
+        managed(page["AttachedPolicies"])
+    for page in iam.get_paginator("list_groups_for_user").paginate(UserName=user_name):
+        for group in page["Groups"]:
+            group_name = group["GroupName"]
+            for gpage in iam.get_paginator("list_group_policies").paginate(GroupName=group_name):
+                for name in gpage["PolicyNames"]:
+                    doc = iam.get_group_policy(GroupName=group_name,
+                                               PolicyName=name)["PolicyDocument"]
+                    policies.append(Policy.from_document(f"group/{group_name}/{name}",
+                                                         _document(doc)))
+            for gpage in iam.get_paginator("list_attached_group_policies").paginate(
+                    GroupName=group_name):
+                managed(gpage["AttachedPolicies"])
+    return Principal(name=user_name, identity=tuple(policies), session=None, arn=str(arn))
 
 
 def session_principal(

@@ -50,6 +50,7 @@ from securepipe.audit import (
     validate_fields,
 )
 from securepipe.errors import InvalidParameterError, SecurePipeError
+from securepipe.hardening import sse_kms_put_args
 
 TRAIL_FORMAT = 1
 DEFAULT_CHECKPOINT_EVERY = 100
@@ -420,6 +421,7 @@ class ShippedTrail:
 def ship_to_bucket(
     session: boto3.Session, bucket: str, key: str, lines: Sequence[str],
     retain_until: dt.datetime, *, mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE",
+    sse_kms_key_arn: str | None = None,
 ) -> ShippedTrail:
     """Put a trail into an Object Lock bucket with a retention date on this object version.
 
@@ -428,6 +430,8 @@ def ship_to_bucket(
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html
     In COMPLIANCE mode nobody, the root user included, can delete the version or shorten the
     retention before the date; GOVERNANCE allows it with ``s3:BypassGovernanceRetention``.
+    With ``sse_kms_key_arn``, the object is written with SSE-KMS under that key, as a hardened
+    bucket (:func:`securepipe.hardening.apply_bucket_hardening`) requires.
     """
     if mode not in ("COMPLIANCE", "GOVERNANCE"):
         raise InvalidParameterError("mode must be COMPLIANCE or GOVERNANCE")
@@ -442,6 +446,7 @@ def ship_to_bucket(
         Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson",
         ObjectLockMode=mode, ObjectLockRetainUntilDate=until, ChecksumAlgorithm="SHA256",
         ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
+        **(sse_kms_put_args(sse_kms_key_arn) if sse_kms_key_arn else {}),
     )
     return ShippedTrail(bucket, key, str(out.get("VersionId", "")), digest.hex(), mode, until)
 

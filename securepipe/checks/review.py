@@ -1,0 +1,312 @@
+"""The access review (step 6): who can reach which contractor's recordings, and who never uses it.
+
+:func:`access_review` reads every role and user in the account (their inline, attached and
+group policies, through the IAM API), adds one *session* per contractor for each contractor
+role, narrowed by the kit's own session policy
+(:func:`securepipe.access.contractor_session_policy`, what
+:func:`~securepipe.access.vend_contractor_credentials` passes), and evaluates Get/Put/List/Delete
+on every contractor prefix of the raw bucket with :func:`securepipe.access.access_matrix`.
+
+* **Broad**: :func:`securepipe.access.broad_grants`, any principal allowed an action on more
+  than one contractor's prefix. Two kinds of principal are broad by design and *exempt* (listed
+  with the reason, never hidden): the identity running the review, and the kit's own contractor
+  role on its own (:func:`~securepipe.access.ensure_contractor_role`: its default name or its
+  ``securepipe=contractor-access`` tag), whose every vended session is narrowed; the session
+  rows show that it works. Any other contractor role is reviewed as it is: how its sessions
+  are narrowed (an f-string policy? none?) cannot be seen from the account.
+* **Unused**: a role with any access to the raw bucket's contractor prefixes whose
+  ``RoleLastUsed`` (IAM GetRole) is empty or older than :attr:`CheckConfig.unused_after`. IAM
+  tracks last use for 400 days; where GetRole returns no ``RoleLastUsed`` at all the role is
+  ``unverifiable``. moto records it when the role's credentials are used.
+
+Contractor prefixes are the ``raw/<id>/`` and ``features/<id>/`` prefixes found in the buckets;
+if fewer than two exist (a fresh account), two probe prefixes stand in, so "reaches more than
+one contractor" can still be answered. What is not modelled: permissions boundaries, SCPs,
+resource-based grants in the bucket policy, sessions vended with other session policies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from securepipe.access import (
+    DEFAULT_ROLE_NAME,
+    AccessMatrix,
+    BroadGrant,
+    Principal,
+    access_matrix,
+    broad_grants,
+    contractor_session_policy,
+    role_principal,
+    session_principal,
+    user_principal,
+)
+from securepipe.checks._base import Check, CheckConfig, CheckContext, ResourceResult
+from securepipe.checks.identity import all_roles, all_users, contractor_roles
+from securepipe.errors import SecurePipeError
+from securepipe.ids import CONTRACTOR_ID
+
+_PROBES = ("review-probe-a", "review-probe-b")
+_ASSUMED = re.compile(r"arn:aws[\w-]*:sts::\d{12}:assumed-role/([^/]+)/.+")
+
+
+@dataclass(frozen=True)
+class UnusedGrant:
+    """A role with data access that is not used (``last_used`` is ``None``: never)."""
+
+    principal: str
+    last_used: dt.datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class AccessReview:
+    """The review's matrix and verdicts. ``kinds`` says what each principal is."""
+
+    bucket: str
+    contractors: tuple[str, ...]
+    matrix: AccessMatrix
+    kinds: Mapping[str, str]
+    broad: tuple[BroadGrant, ...]
+    exempt: Mapping[str, str]
+    unused: tuple[UnusedGrant, ...]
+    last_used: Mapping[str, str]
+    notes: tuple[str, ...] = ()
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per principal: kind, what it reaches, the verdict (for format_table)."""
+        broad = {g.principal: g for g in self.broad}
+        unused = {u.principal: u for u in self.unused}
+        out = []
+        for name in self.matrix.principals:
+            reach = {a: len(self.matrix.allowed_prefixes(name, a)) for a in self.matrix.actions}
+            verdict = ("BROAD: " + ", ".join(
+                f"{g.action} on {len(g.prefixes)}" for g in self.broad if g.principal == name)
+                if name in broad else "")
+            if name in unused:
+                verdict = (verdict + "; " if verdict else "") + "UNUSED: " + unused[name].reason
+            if not verdict:
+                verdict = f"exempt: {self.exempt[name]}" if name in self.exempt else "ok"
+            out.append({"principal": name, "kind": self.kinds.get(name, ""),
+                        "prefixes (Get/Put/List/Delete)": "/".join(
+                            str(reach[a]) for a in self.matrix.actions),
+                        "last used": self.last_used.get(name, ""), "verdict": verdict})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bucket": self.bucket, "contractors": list(self.contractors),
+                "prefixes": list(self.matrix.prefixes), "actions": list(self.matrix.actions),
+                "principals": self.rows(),
+                "cells": [{"principal": p, "prefix": pre, "action": a,
+                           "decision": d.effect, "statement": d.statement}
+                          for (p, pre, a), d in self.matrix.cells.items()],
+                "broad": [str(g) for g in self.broad], "exempt": dict(self.exempt),
+                "unused": [u.reason for u in self.unused], "notes": list(self.notes)}
+
+
+def kit_contractor_role(ctx: CheckContext, name: str) -> bool:
+    """Was this role made by :func:`securepipe.access.ensure_contractor_role`? (its default
+    name, or its tag ``securepipe=contractor-access``; ListRoleTags)."""
+    if name == DEFAULT_ROLE_NAME:
+        return True
+    tags = ctx.memo(("role_tags", name), lambda: ctx.client("iam").list_role_tags(
+        RoleName=name).get("Tags", []))
+    return any(t.get("Key") == "securepipe" and t.get("Value") == "contractor-access"
+               for t in tags)
+
+
+def _contractors(session: boto3.Session, config: CheckConfig) -> list[str]:
+    s3 = session.client("s3")
+    found: set[str] = set()
+    for role, prefix in (("raw", "raw/"), ("features", "features/")):
+        bucket = config.bucket(role)
+        if bucket is None:
+            continue
+        for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket.name, Prefix=prefix, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                cid = common["Prefix"][len(prefix):].rstrip("/")
+                if CONTRACTOR_ID.fullmatch(cid):
+                    found.add(cid)
+    return sorted(found)
+
+
+def access_review(session: boto3.Session, config: CheckConfig, *,
+                  ctx: CheckContext | None = None) -> AccessReview:
+    """Build the review for the account behind ``session`` (see the module docstring).
+
+    Wraps IAM ListRoles/ListUsers/GetRole
+    (https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetRole.html, for
+    ``RoleLastUsed``) and the policy reads of :func:`securepipe.access.role_principal` /
+    :func:`securepipe.access.user_principal`, and S3 ListObjectsV2 for the contractor prefixes.
+    """
+    ctx = ctx or CheckContext(session, config)
+    raw = config.bucket("raw")
+    if raw is None:
+        raise SecurePipeError("no raw bucket is known: the review evaluates its prefixes")
+    notes: list[str] = []
+    contractors = _contractors(session, config)
+    prefixes_ids = list(contractors)
+    if len(prefixes_ids) < 2:
+        probes = [p for p in _PROBES if p not in prefixes_ids][: 2 - len(prefixes_ids)]
+        prefixes_ids += probes
+        notes.append(f"fewer than two contractor prefixes found; probe prefixes {probes} "
+                     "stand in for other contractors")
+    prefixes = [f"raw/{c}/" for c in prefixes_ids]
+
+    caller = ctx.caller_arn
+    if caller is None:
+        caller = str(session.client("sts").get_caller_identity()["Arn"])
+    caller_role = _ASSUMED.fullmatch(caller)
+    caller_name = (f"role/{caller_role.group(1)}" if caller_role
+                   else f"user/{caller.rsplit('/', 1)[-1]}" if ":user/" in caller else caller)
+
+    kinds: dict[str, str] = {}
+    exempt: dict[str, str] = {}
+    principals: list[Principal] = []
+    croles = contractor_roles(ctx)
+    data_key = raw.key_arn
+    for role in sorted(all_roles(ctx), key=lambda r: r["RoleName"]):
+        name = role["RoleName"]
+        base = role_principal(session, name)
+        label = f"role/{name}"
+        principals.append(dataclasses.replace(base, name=label))
+        kinds[label] = "contractor role" if name in croles else "role"
+        if name in croles and not kit_contractor_role(ctx, name):
+            notes.append(f"{label} is a contractor role the kit did not create: how its "
+                         "sessions are narrowed cannot be seen, so the role is reviewed as is")
+        elif name in croles:
+            exempt[label] = ("the kit's contractor role on its own: every session "
+                             "vend_contractor_credentials makes is narrowed to one contractor "
+                             "(see its session rows); keep its trust policy to the vending "
+                             "service")
+            if data_key is None:
+                notes.append(f"no data key known: sessions of {name} not modelled")
+                continue
+            for cid in contractors:
+                policy = contractor_session_policy(cid, bucket=raw.name, key_arn=data_key)
+                label_s = f"session/{cid} ({name})"
+                principals.append(session_principal(base, label_s, policy))
+                kinds[label_s] = "contractor session"
+    for user in sorted(all_users(ctx), key=lambda u: u["UserName"]):
+        label = f"user/{user['UserName']}"
+        principals.append(dataclasses.replace(user_principal(session, user["UserName"]),
+                                              name=label))
+        kinds[label] = "user"
+    if caller_name in kinds:
+        exempt[caller_name] = "the identity running this review (review it separately)"
+    for name in config.review_exempt:
+        exempt.setdefault(name, "exempt by configuration")
+
+    matrix = access_matrix(principals, bucket=raw.name, prefixes=prefixes)
+    broad = tuple(g for g in broad_grants(matrix) if g.principal not in exempt)
+
+    iam = session.client("iam")
+    now = ctx.now()
+    unused: list[UnusedGrant] = []
+    last_used: dict[str, str] = {}
+    for label in matrix.principals:
+        if kinds.get(label) not in ("role", "contractor role"):
+            continue
+        if not any(matrix.allowed_prefixes(label, a) for a in matrix.actions):
+            continue  # no access to the data: not this review's business
+        role = iam.get_role(RoleName=label.split("/", 1)[1])["Role"]
+        if "RoleLastUsed" not in role:
+            last_used[label] = "unknown"
+            continue
+        when = role["RoleLastUsed"].get("LastUsedDate")
+        last_used[label] = f"{when:%Y-%m-%d %H:%M}" if when else "never"
+        if when is None:
+            unused.append(UnusedGrant(label, None, "never used (in IAM's 400-day tracking "
+                                      "window), yet it can reach contractor data"))
+        elif now - when > config.unused_after:
+            unused.append(UnusedGrant(label, when, f"last used {(now - when).days} days ago "
+                                      f"(> {config.unused_after.days} days)"))
+    return AccessReview(bucket=raw.name, contractors=tuple(contractors), matrix=matrix,
+                        kinds=kinds, broad=broad, exempt=exempt, unused=tuple(unused),
+                        last_used=last_used, notes=tuple(notes))
+
+
+def review_of(ctx: CheckContext) -> AccessReview:
+    """The run's review, computed once (both review checks and the scorecard share it)."""
+    return ctx.memo("access_review", lambda: access_review(ctx.session, ctx.config, ctx=ctx))
+
+
+def _broad(ctx: CheckContext) -> list[ResourceResult]:
+    review = review_of(ctx)
+    results: list[ResourceResult] = []
+    by_principal: dict[str, list[BroadGrant]] = {}
+    for grant in review.broad:
+        by_principal.setdefault(grant.principal, []).append(grant)
+    for name, grants in sorted(by_principal.items()):
+        prefixes = sorted({p for g in grants for p in g.prefixes})
+        results.append(ResourceResult(name, "fail", f"{review.kinds.get(name, '')} may "
+                                      f"{'/'.join(g.action for g in grants)} on "
+                                      f"{len(prefixes)} contractor prefixes "
+                                      f"({', '.join(prefixes[:4])}"
+                                      + (", ...)" if len(prefixes) > 4 else ")")))
+    sessions = [n for n, k in review.kinds.items() if k == "contractor session"]
+    summary = (f"{len(review.matrix.principals)} principals x {len(review.matrix.prefixes)} "
+               f"contractor prefixes reviewed; {len(sessions)} contractor session(s) each "
+               "reach only their own prefix" if sessions else
+               f"{len(review.matrix.principals)} principals x {len(review.matrix.prefixes)} "
+               "contractor prefixes reviewed")
+    exempt = "; ".join(f"{n}: exempt ({why.split(':')[0]})" for n, why in review.exempt.items()
+                       if n in review.matrix.principals)
+    results.append(ResourceResult("account", "pass",
+                                  summary + (f"; {exempt}" if exempt else "")))
+    return results
+
+
+def _unused(ctx: CheckContext) -> list[ResourceResult]:
+    review = review_of(ctx)
+    results = [ResourceResult(u.principal, "fail", u.reason) for u in review.unused]
+    for name, when in sorted(review.last_used.items()):
+        if when == "unknown":
+            results.append(ResourceResult(name, "unverifiable", "GetRole returns no "
+                                          "RoleLastUsed here: last use cannot be observed"))
+        elif not any(u.principal == name for u in review.unused):
+            results.append(ResourceResult(name, "pass", f"last used {when}"))
+    if not results:
+        results.append(ResourceResult("account", "pass", "no role can reach contractor data"))
+    return results
+
+
+CHECKS: list[Check] = [
+    Check(
+        id="access_review_broad_grants", title="Access review: nobody reaches more than one "
+        "contractor's recordings", severity="high", step=6, checklist_item=8,
+        rationale="Contractors are the widest part of the attack surface: each must reach only "
+        "its own prefix, and no other user or role should quietly reach everyone's. Evaluated "
+        "with the kit's policy evaluator over policies read back through IAM.",
+        remediation="remove the grant (or scope it to one prefix); give contractors sessions "
+        "from securepipe.access.vend_contractor_credentials", evaluate=_broad),
+    Check(
+        id="access_review_unused_grants", title="Access review: no unused role can reach "
+        "contractor data", severity="medium", step=6, checklist_item=8,
+        rationale="Access nobody uses is pure risk: a forgotten vendor role is a door nobody "
+        "watches. Flags roles with data access whose RoleLastUsed is empty or old.",
+        remediation="delete the role (IAM DeleteRole) or its data grants; re-create it when "
+        "the work starts", evaluate=_unused),
+]
+
+
+def review_rows(review: AccessReview, *, prefixes: Sequence[str] | None = None
+                ) -> list[dict[str, str]]:
+    """The matrix as rows (principal x prefix) with the Get/Put/List/Delete decisions."""
+    chosen = list(prefixes) if prefixes is not None else list(review.matrix.prefixes)
+    out = []
+    for name in review.matrix.principals:
+        row = {"principal": name}
+        for prefix in chosen:
+            row[prefix] = "".join(a[0] if review.matrix.decision(name, prefix, a).allowed
+                                  else "." for a in review.matrix.actions)
+        out.append(row)
+    return out
