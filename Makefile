@@ -9,7 +9,7 @@ export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test pytest lint lab bench data html clean
+.PHONY: setup run test pytest lint lab bench data html check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ lab: setup  ## open JupyterLab on notebooks/ with the kit's environment
 
 bench: setup
 	$(BIN)/python -m benchmarks
+
+check: setup  ## the posture scorecard against a hardened sandbox (SECUREPIPE_CHECK_ARGS for more)
+	$(BIN)/securepipe check --sandbox $(SECUREPIPE_CHECK_ARGS)
 
 data: setup  ## regenerate data-synthetic/ (byte for byte)
 	$(BIN)/python -m securepipe voices --out data-synthetic
