@@ -346,27 +346,26 @@ def start_sandbox(
     return Sandbox(region=region, server=server, tls=tls).start()
 
 
+def _customer_key(kms: Any, alias: str, tag: str, purpose: str) -> dict[str, Any]:
+    """A symmetric customer-managed key with an alias and automatic rotation (CreateKey)."""
+    key: dict[str, Any] = kms.create_key(
+        Description=f"securepipe: customer-managed key for {purpose}",
+        KeyUsage="ENCRYPT_DECRYPT",
+        KeySpec="SYMMETRIC_DEFAULT",
+        Tags=[{"TagKey": "securepipe", "TagValue": tag}],
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    kms.enable_key_rotation(KeyId=key["KeyId"])
+    return key
+
+
 def _create_standard_resources(
     session: boto3.Session, account_id: str, region: str
 ) -> SandboxResources:
     """Create the customer-managed key, the four buckets and read back the admin identity."""
     kms = session.client("kms")
-    key = kms.create_key(
-        Description="securepipe: customer-managed key for voice training data",
-        KeyUsage="ENCRYPT_DECRYPT",
-        KeySpec="SYMMETRIC_DEFAULT",
-        Tags=[{"TagKey": "securepipe", "TagValue": "data"}],
-    )["KeyMetadata"]
-    kms.create_alias(AliasName=KMS_ALIAS, TargetKeyId=key["KeyId"])
-    kms.enable_key_rotation(KeyId=key["KeyId"])
-    archive_key = kms.create_key(
-        Description="securepipe: customer-managed key for the cold archive",
-        KeyUsage="ENCRYPT_DECRYPT",
-        KeySpec="SYMMETRIC_DEFAULT",
-        Tags=[{"TagKey": "securepipe", "TagValue": "archive"}],
-    )["KeyMetadata"]
-    kms.create_alias(AliasName=ARCHIVE_KMS_ALIAS, TargetKeyId=archive_key["KeyId"])
-    kms.enable_key_rotation(KeyId=archive_key["KeyId"])
+    key = _customer_key(kms, KMS_ALIAS, "data", "voice training data")
+    archive_key = _customer_key(kms, ARCHIVE_KMS_ALIAS, "archive", "the cold archive")
 
     s3 = session.client("s3")
     buckets: dict[str, str] = {}
