@@ -12,31 +12,59 @@ import urllib.error
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, SSLError
 
-from securepipe.errors import SecurePipeError
+from securepipe.enforcement import EMULATION
+from securepipe.errors import (
+    DecryptionError,
+    EncryptionError,
+    InvalidParameterError,
+    SecurePipeError,
+)
 
-EMULATION_MARK = "emulated AWS enforcement"
+#: The mark every refusal made by the kit's emulation carries (see :mod:`securepipe.enforcement`).
+EMULATION_MARK = EMULATION
+
+#: Error codes that mean "refused": access denied, expired credentials, an archived object, a
+#: ciphertext KMS will not open. Any other AWS error (NoSuchKey, a bad parameter, a dead
+#: endpoint) is a bug in the lesson, not a refusal, and is raised.
+REFUSAL_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "ExpiredToken", "ExpiredTokenException",
+    "InvalidObjectState", "InvalidCiphertextException",
+})
+#: The kit's own refusals: a ciphertext that will not open, a plaintext KMS would not encrypt
+#: for this caller, a value the kit's validation rejects before any call.
+REFUSAL_ERRORS: tuple[type[SecurePipeError], ...] = (
+    DecryptionError, EncryptionError, InvalidParameterError)
 
 
 def expect_refusal(attack: Callable[[], Any], label: str) -> str:
-    """Run ``attack``; print and return how it was refused, or raise if it succeeded."""
+    """Run ``attack``; print and return how it was refused, or raise if it was not.
+
+    Only a real refusal counts (:data:`REFUSAL_CODES`, :data:`REFUSAL_ERRORS`, HTTP 401/403, a
+    TLS verification failure); an attack that succeeds raises ``AssertionError`` and any other
+    error propagates, so a broken lesson cell cannot pass for a refusal.
+    """
     try:
         attack()
     except ClientError as exc:
         error = exc.response.get("Error", {})
+        if error.get("Code") not in REFUSAL_CODES:
+            raise
         message = str(error.get("Message", ""))
         origin = ("emulation of AWS by the kit's sandbox" if EMULATION_MARK in message
                   else "refused by the (mocked) AWS API")
         line = f"REFUSED  {label}: {error.get('Code')} ({origin})"
     except urllib.error.HTTPError as exc:  # a plain HTTP client, e.g. fetching a presigned URL
-        if not 400 <= exc.code < 500:
+        if exc.code not in (401, 403):
             raise
         body = exc.read().decode("utf-8", "replace")
         origin = ("emulation of AWS by the kit's sandbox" if EMULATION_MARK in body
                   else "refused by the (mocked) AWS API")
         line = f"REFUSED  {label}: HTTP {exc.code} ({origin})"
-    except (SecurePipeError, BotoCoreError) as exc:
+    except SSLError as exc:
+        line = f"REFUSED  {label}: {type(exc).__name__}: {exc}"
+    except REFUSAL_ERRORS as exc:
         line = f"REFUSED  {label}: {type(exc).__name__}: {exc}"
         if _emulated_cause(exc):
             line += " (emulation of AWS by the kit's sandbox)"

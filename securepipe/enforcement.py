@@ -134,6 +134,9 @@ class S3Call:
     key: str | None
     access_key: str | None
     context: Mapping[str, Any]
+    #: CopyObject / UploadPartCopy: (bucket, key, version id) of the source, which AWS also
+    #: authorises, as a read.
+    copy_source: tuple[str, str, str | None] | None = None
 
     service = "s3"
 
@@ -186,7 +189,18 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
             if name in query:
                 context[f"s3:{name}"] = query[name]
     access_key = _access_key(headers_get(headers, "authorization", ""), query)
-    return S3Call(action=action, bucket=bucket, key=key, access_key=access_key, context=context)
+    return S3Call(action=action, bucket=bucket, key=key, access_key=access_key, context=context,
+                  copy_source=_copy_source(headers_get(headers, "x-amz-copy-source")))
+
+
+def _copy_source(header: str | None) -> tuple[str, str, str | None] | None:
+    """``x-amz-copy-source: /bucket/key?versionId=...`` (URL-encoded) as its parts."""
+    if not header:
+        return None
+    path, _, query = str(header).partition("?")
+    bucket, _, key = unquote(path).lstrip("/").partition("/")
+    version = dict(parse_qsl(query)).get("versionId")
+    return (bucket, key, version) if bucket and key else None
 
 
 def _signed_for_s3(authorization: str, query: str) -> bool:
@@ -291,7 +305,9 @@ class Enforcer:
             return None
         bucket_policy = self._policy_source(call.bucket) if isinstance(call, S3Call) else None
         resource_policies = [bucket_policy] if bucket_policy is not None else []
-        if session is None and not resource_policies:
+        copies_from_policy_bucket = (isinstance(call, S3Call) and call.copy_source is not None
+                                     and self._policy_source(call.copy_source[0]) is not None)
+        if session is None and not resource_policies and not copies_from_policy_bucket:
             return None  # long-term identities: moto decides (IAM enforcement off in the sandbox)
         context = {**call.context,
                    "aws:PrincipalArn": session.role_arn if session is not None else principal}
@@ -303,9 +319,20 @@ class Enforcer:
         decision = evaluate(Request(call.action, call.resource, principal, context),
                             identity=identity, session=session_policies,
                             resource=resource_policies)
-        if decision.allowed:
-            return None
-        return Refusal(call.service, call.action, call.resource, principal, decision)
+        if not decision.allowed:
+            return Refusal(call.service, call.action, call.resource, principal, decision)
+        if isinstance(call, S3Call) and call.copy_source is not None:
+            # A copy is also a read of its source: AWS authorises s3:GetObject there too.
+            bucket, key, version = call.copy_source
+            action = "s3:GetObjectVersion" if version else "s3:GetObject"
+            source = f"arn:aws:s3:::{bucket}/{key}"
+            source_policy = self._policy_source(bucket)
+            decision = evaluate(Request(action, source, principal, context), identity=identity,
+                                session=session_policies,
+                                resource=[source_policy] if source_policy else [])
+            if not decision.allowed:
+                return Refusal(call.service, action, source, principal, decision)
+        return None
 
 
 _ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})

@@ -553,6 +553,10 @@ class Envelope:
     ``securepipe:`` key to match the expected context exactly, so the two kinds never mix.
 
     :attr:`kms_calls` counts the KMS API calls made by the clients this envelope created.
+
+    Logging: the AWS Encryption SDK logs each failed KMS call (with a traceback) on the
+    ``aws_encryption_sdk`` logger. The error this class raises stays opaque; those log lines do
+    not, so route that logger where only operators read it (or raise its level).
     """
 
     def __init__(self, session: boto3.Session, config: EnvelopeConfig) -> None:

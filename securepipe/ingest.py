@@ -292,7 +292,8 @@ def ingest_sample(
                         ChecksumAlgorithm="SHA256",
                         Metadata={"securepipe-feature-spec": f"{config.spec.kind}-"
                                   f"{config.spec.version}",
-                                  "securepipe-features-sha256": hashlib.sha256(blob).hexdigest(),
+                                  # no plaintext digest here: it would let anyone who
+                                  # holds the recording confirm it is in the bucket
                                   **_object_metadata(item, message)},
                         **sse_kms_put_args(config.key_arn))
                     _audit("ingest.store-features", config.features_bucket, feat_key, "ok",

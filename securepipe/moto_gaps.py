@@ -53,6 +53,11 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "not enforced, even with the clock moved on", "emulate",
             "the sandbox refuses requests signed with expired STS credentials, by a clock "
             "lessons can move", 2),
+    MotoGap("iam-user-policies", "iam", "identity policies of long-term IAM users",
+            "stored only while IAM authentication is off (the sandbox's default: moto's own "
+            "check denies KMS policies scoped to a key ARN and matches every Deny condition)",
+            "check", "the access review evaluates users' policies with the kit's evaluator; the "
+            "sandbox emulates enforcement for STS sessions and bucket policies only", 2),
     MotoGap("iam-conditions", "iam", "Condition blocks (e.g. s3:prefix on ListBucket)",
             "ignored inside Allow, always match inside Deny", "emulate",
             "the evaluator implements the condition operators the kit's policies use", 2),

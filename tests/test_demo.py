@@ -62,3 +62,29 @@ def test_wrapped_emulated_refusal_is_labelled() -> None:
             raise EncryptionError("could not encrypt") from exc
 
     assert expect_refusal(wrapped, "x").endswith("(emulation of AWS by the kit's sandbox)")
+
+
+@pytest.mark.parametrize("error", [
+    ClientError({"Error": {"Code": "NoSuchKey", "Message": "no"}}, "GetObject"),
+    ClientError({"Error": {"Code": "NoSuchBucket", "Message": "no"}}, "GetObject"),
+])
+def test_other_aws_errors_are_not_refusals(error: Exception) -> None:
+    with pytest.raises(ClientError):
+        expect_refusal(lambda: _raise(error), "a missing object is a broken lesson")
+
+
+def test_client_side_mistakes_are_not_refusals() -> None:
+    from botocore.exceptions import EndpointConnectionError, ParamValidationError
+
+    from securepipe.errors import DatasetError
+
+    for error in (ParamValidationError(report="bad parameter"),
+                  EndpointConnectionError(endpoint_url="https://x"), DatasetError("missing")):
+        with pytest.raises(type(error)):
+            expect_refusal(lambda e=error: _raise(e), "not a refusal")
+
+
+def test_emulation_mark_is_the_enforcers() -> None:
+    from securepipe import enforcement
+
+    assert EMULATION_MARK == enforcement.EMULATION

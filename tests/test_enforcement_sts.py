@@ -193,3 +193,20 @@ def test_sessions_issued_after_a_clock_move_last_their_duration(sandbox: Sandbox
     s3.get_object(Bucket=bucket, Key="raw/c01/a")      # issued by the sandbox clock: valid
     sandbox.move_clock(dt.timedelta(seconds=901))
     assert _code(lambda: s3.get_object(Bucket=bucket, Key="raw/c01/a")) == "ExpiredToken"
+
+
+def test_copying_from_another_prefix_is_a_read_of_the_source(sandbox: Sandbox) -> None:
+    """AWS authorises CopyObject as a PutObject on the target and a GetObject on the source."""
+    bucket, key_arn = sandbox.resources.bucket("raw"), sandbox.resources.kms_key_arn
+    sandbox.session.client("s3").put_object(Bucket=bucket, Key="raw/c02/a", Body=b"voice")
+    sandbox.session.client("s3").put_object(Bucket=bucket, Key="raw/c01/own", Body=b"mine")
+    role = _role(sandbox, ["s3:*", "kms:*"])
+    s3 = _session(sandbox, role, _own_prefix_policy(bucket, key_arn)).client("s3")
+    s3.copy_object(Bucket=bucket, Key="raw/c01/copy", CopySource={"Bucket": bucket,
+                                                                  "Key": "raw/c01/own"})
+    assert _code(lambda: s3.copy_object(
+        Bucket=bucket, Key="raw/c01/stolen",
+        CopySource={"Bucket": bucket, "Key": "raw/c02/a"})) == "AccessDenied"
+    from securepipe import enforcement
+
+    assert enforcement.REFUSALS[-1].resource == f"arn:aws:s3:::{bucket}/raw/c02/a"
