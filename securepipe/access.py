@@ -45,6 +45,7 @@ from botocore.exceptions import ClientError
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import (
     CONTRACTOR_ID,
+    check_int,
     describe_value,
     validate_bucket_name,
     validate_contractor_id,
@@ -119,14 +120,6 @@ _ROLE_ARN = re.compile(
 _SESSION_ARN = re.compile(r"arn:(aws(?:-[a-z]+)*):sts::(\d{12}):assumed-role/([^/]+)/.+")
 _CONTRACTOR_PREFIX = re.compile(rf"{RAW_PREFIX}/(?:{CONTRACTOR_ID.pattern})/")
 _MAX_KEY_BYTES = 1024
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidParameterError(
-            f"{name} must be an integer in [{low}, {high}], got {describe_value(value)}"
-        )
-    return value
 
 
 def _partition(key_arn: str) -> str:
@@ -278,7 +271,7 @@ def ensure_contractor_role(
     key_arn = validate_kms_key_arn(key_arn)
     if not isinstance(role_name, str) or _ROLE_NAME.fullmatch(role_name) is None:
         raise InvalidParameterError(f"invalid role name {describe_value(role_name)}")
-    max_session_s = _check_int("max_session_s", max_session_s, _MIN_ROLE_SESSION_S,
+    max_session_s = check_int(max_session_s, "max_session_s", _MIN_ROLE_SESSION_S,
                                _MAX_ROLE_SESSION_S)
     account = session.client("sts").get_caller_identity()["Account"]
     trust = {
@@ -362,7 +355,7 @@ def vend_contractor_credentials(
     Wraps STS AssumeRole (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
     """
     contractor = validate_contractor_id(contractor)
-    duration_s = _check_int("duration_s", duration_s, MIN_DURATION_S, _MAX_ROLE_SESSION_S)
+    duration_s = check_int(duration_s, "duration_s", MIN_DURATION_S, _MAX_ROLE_SESSION_S)
     match = _ROLE_ARN.fullmatch(role_arn) if isinstance(role_arn, str) else None
     if match is None:
         raise InvalidParameterError(f"invalid role ARN {describe_value(role_arn)}")
@@ -447,7 +440,7 @@ def presign_get(
         or len(key.encode("utf-8", "surrogatepass")) > _MAX_KEY_BYTES
     ):
         raise InvalidParameterError(f"invalid object key {describe_value(key)}")
-    expires_in = _check_int("expires_in", expires_in, 1, MAX_PRESIGN_S)
+    expires_in = check_int(expires_in, "expires_in", 1, MAX_PRESIGN_S)
     # SigV4 explicitly: botocore may otherwise presign with legacy SigV2 for custom endpoints.
     s3 = session.client("s3", config=Config(signature_version="s3v4"))
     return str(s3.generate_presigned_url(
@@ -469,7 +462,7 @@ def presign_age_cap_statement(bucket: str, *, max_age_s: int = MAX_PRESIGN_S) ->
     enforced for every signer.
     """
     bucket = validate_bucket_name(bucket)
-    max_age_s = _check_int("max_age_s", max_age_s, 1, 7 * 86400)
+    max_age_s = check_int(max_age_s, "max_age_s", 1, 7 * 86400)
     bucket_arn = f"arn:aws:s3:::{bucket}"
     return {
         "Sid": PRESIGN_CAP_SID,

@@ -55,6 +55,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from securepipe.errors import DecryptionError, EncryptionError, InvalidParameterError
 from securepipe.ids import (
     KMS_KEY_ARN,
+    check_int,
     validate_contractor_id,
     validate_purpose,
     validate_sample_id,
@@ -125,12 +126,6 @@ _TEMP_PREFIX = ".securepipe-"  # temporary output files: .securepipe-XXXXXXXX.pa
 # Identifier rules live in securepipe.ids (one place for the whole kit).
 _KEY_ARN_RE = KMS_KEY_ARN
 _ALIAS_ARN_RE = re.compile(r"arn:aws(?:-[a-z]+)*:kms:[^:]+:\d{12}:alias/.+")
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidParameterError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    return value
 
 
 # -- the context ------------------------------------------------------------------------------
@@ -276,9 +271,9 @@ class DataKeyCacheConfig:
         age = self.max_age_s
         if isinstance(age, bool) or not isinstance(age, int | float) or not 0 < age <= 86_400:
             raise InvalidParameterError(f"max_age_s must be in (0, 86400], got {age!r}")
-        _check_int("max_messages", self.max_messages, 1, 2**32)
-        _check_int("max_bytes", self.max_bytes, 1, 2**63 - 1)
-        _check_int("capacity", self.capacity, 1, 1_000_000)
+        check_int(self.max_messages, "max_messages", 1, 2**32)
+        check_int(self.max_bytes, "max_bytes", 1, 2**63 - 1)
+        check_int(self.capacity, "capacity", 1, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -335,12 +330,12 @@ class EnvelopeConfig:
             )
         object.__setattr__(self, "algorithm", algorithm)
 
-        _check_int("frame_length", self.frame_length, MIN_FRAME_LENGTH, MAX_FRAME_LENGTH)
+        check_int(self.frame_length, "frame_length", MIN_FRAME_LENGTH, MAX_FRAME_LENGTH)
         if self.frame_length % _FRAME_ALIGN:
             raise InvalidParameterError(f"frame_length must be a multiple of {_FRAME_ALIGN}")
         if self.cache is not None and not isinstance(self.cache, DataKeyCacheConfig):
             raise InvalidParameterError("cache must be a DataKeyCacheConfig or None")
-        _check_int("max_encrypted_data_keys", self.max_encrypted_data_keys, 1, _MAX_KEYS)
+        check_int(self.max_encrypted_data_keys, "max_encrypted_data_keys", 1, _MAX_KEYS)
         if len(arns) > self.max_encrypted_data_keys:
             raise InvalidParameterError("max_encrypted_data_keys is smaller than len(key_arns)")
 

@@ -265,7 +265,6 @@ def ingest_sample(
         audio = None
         if not features_ok or (needs_archive and not archived):
             with tempfile.TemporaryDirectory(prefix="securepipe-ingest-") as private:
-                os.chmod(private, 0o700)
                 plain = Path(private) / "sample.wav"
                 try:
                     _download_decrypt(clients, config, item, raw_key, plain)

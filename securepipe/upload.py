@@ -44,7 +44,7 @@ from securepipe.envelope import (
     SampleContext,
 )
 from securepipe.errors import DecryptionError, InvalidParameterError
-from securepipe.ids import BUCKET_NAME
+from securepipe.ids import validate_bucket_name
 
 __all__ = [
     "META_CIPHERTEXT_SHA256",
@@ -133,7 +133,7 @@ def upload_sample(
     if not isinstance(context, SampleContext):
         raise InvalidParameterError("context must be a SampleContext (the key names the sample)")
     key = sample_key(context.contractor, context.sample_id)
-    _check_bucket(bucket)
+    validate_bucket_name(bucket)
     if not isinstance(key_arn, str) or _KEY_ARN_RE.fullmatch(key_arn) is None:
         raise InvalidParameterError(f"key_arn must be a KMS key ARN, got {key_arn!r}")
     threshold = multipart_threshold
@@ -219,7 +219,7 @@ def download_sample(
         raise InvalidParameterError("envelope must be an Envelope")
     if not isinstance(expected_context, SampleContext | BatchContext):
         raise InvalidParameterError("expected_context must be a SampleContext or BatchContext")
-    _check_bucket(bucket)
+    validate_bucket_name(bucket)
     if (
         not isinstance(key, str)
         or not key
@@ -261,12 +261,6 @@ def download_sample(
 def _require_session(session: object) -> None:
     if not isinstance(session, boto3.Session):
         raise InvalidParameterError("session must be a boto3.Session")
-
-
-def _check_bucket(bucket: object) -> None:
-    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
-    if not isinstance(bucket, str) or BUCKET_NAME.fullmatch(bucket) is None or ".." in bucket:
-        raise InvalidParameterError(f"invalid bucket name {bucket!r}")
 
 
 def _sha256_file(path: Path) -> tuple[str, str]:
