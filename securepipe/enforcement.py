@@ -34,9 +34,10 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from securepipe.policy import Decision, Policy, Request, evaluate
@@ -293,7 +294,10 @@ class Enforcer:
                               reason=f"expired at {_aware(session.expiration):%H:%M:%S} UTC, "
                                      f"sandbox clock {now():%H:%M:%S} UTC")
         if refusal is None:
-            refusal = self._evaluate(call, principal, session)
+            for each in _per_key_calls(call, body):
+                refusal = self._evaluate(each, principal, session)
+                if refusal is not None:
+                    break
         if refusal is not None:
             REFUSALS.append(refusal)
             del REFUSALS[:-_MAX_REFUSALS]
@@ -336,6 +340,32 @@ class Enforcer:
 
 
 _ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
+
+
+def _per_key_calls(call: S3Call | ServiceCall,
+                   body: bytes | str | None) -> list[S3Call | ServiceCall]:
+    """DeleteObjects (``POST /bucket?delete``) as the per-key deletes AWS authorises.
+
+    AWS checks ``s3:DeleteObject`` (``s3:DeleteObjectVersion`` with a version id) on every key
+    in the request body, not on the bucket, and reports each refused key in the response's
+    ``Errors``. The emulation refuses the whole request if any key would be refused: stricter,
+    never looser. A body it cannot read is refused too (as a delete of the bucket ARN).
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
+    """
+    if not (isinstance(call, S3Call) and call.action == "s3:DeleteObject" and call.key is None):
+        return [call]
+    try:
+        root = ElementTree.fromstring(body or b"")
+    except ElementTree.ParseError:
+        return [call]
+    calls: list[S3Call | ServiceCall] = []
+    for obj in root:
+        if not obj.tag.endswith("Object"):
+            continue
+        fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in obj}
+        action = "s3:DeleteObjectVersion" if fields.get("VersionId") else "s3:DeleteObject"
+        calls.append(replace(call, action=action, key=fields.get("Key", "")))
+    return calls or [call]
 
 
 @dataclass(frozen=True)
@@ -508,6 +538,9 @@ _active = 0
 _enforcer = Enforcer()
 _saved_get_permission: Any = None
 _saved_assume_role: Any = None
+_saved_stubber_call: Any = None
+#: Set on a botocore request the emulation refused, so moto's stubber leaves it alone.
+_REFUSED_MARK = "_securepipe_refused"
 
 
 def _before_send(request: Any, **_: Any) -> Any:
@@ -518,6 +551,10 @@ def _before_send(request: Any, **_: Any) -> Any:
     refusal = _enforcer.check(request.method, request.url, request.headers, body)
     if refusal is None:
         return None
+    # botocore runs *every* before-send handler and uses the first response, so without this
+    # mark moto's stubber would still carry out the refused request (a refused PutObject
+    # would write the object). See activate().
+    setattr(request, _REFUSED_MARK, True)
     from botocore.awsrequest import AWSResponse
     from moto.core.botocore_stubber import MockRawResponse
 
@@ -534,18 +571,28 @@ def activate() -> None:
     Also makes the sandbox's STS issue session expirations by the sandbox clock, so a clock
     moved years ahead still hands out sessions that last their ``DurationSeconds``.
     """
-    global _active, _saved_get_permission, _saved_assume_role
+    global _active, _saved_get_permission, _saved_assume_role, _saved_stubber_call
     with _lock:
         _active += 1
         if _active > 1:
             return
         from botocore.handlers import BUILTIN_HANDLERS
+        from moto.core.botocore_stubber import BotocoreStubber
         from moto.iam.access_control import PermissionResult
         from moto.s3.models import FakeBucket
         from moto.sts.models import STSBackend
 
         if ("before-send", _before_send) not in BUILTIN_HANDLERS:
             BUILTIN_HANDLERS.insert(0, ("before-send", _before_send))
+        _saved_stubber_call = BotocoreStubber.__call__
+        stub = _saved_stubber_call
+
+        def _skip_refused(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+            if getattr(request, _REFUSED_MARK, False):
+                return None  # refused: moto must not carry it out
+            return stub(self, event_name, request, **kwargs)
+
+        BotocoreStubber.__call__ = _skip_refused  # type: ignore[method-assign]
         _saved_get_permission = FakeBucket.get_permission
 
         def _neutral(self: Any, action: str, resource: str) -> Any:
@@ -575,6 +622,10 @@ def deactivate() -> None:
         from moto.sts.models import STSBackend
 
         reset_clock()
+        if _saved_stubber_call is not None:
+            from moto.core.botocore_stubber import BotocoreStubber
+
+            BotocoreStubber.__call__ = _saved_stubber_call  # type: ignore[method-assign]
         if _saved_get_permission is not None:
             FakeBucket.get_permission = _saved_get_permission  # type: ignore[method-assign]
         if _saved_assume_role is not None:
@@ -595,7 +646,9 @@ class EnforcingMiddleware:
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
                    if k.startswith("HTTP_")}
         body = None
-        if "x-amz-target" in headers or environ.get("CONTENT_TYPE", "").startswith(
+        deletes = environ.get("REQUEST_METHOD") == "POST" and "delete" in dict(
+            parse_qsl(query, keep_blank_values=True))
+        if deletes or "x-amz-target" in headers or environ.get("CONTENT_TYPE", "").startswith(
                 "application/x-www-form-urlencoded"):
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length else b""

@@ -370,6 +370,51 @@ def test_vended_credentials_are_scoped_in_the_sandbox(sandbox: Sandbox, role: st
     assert _code(lambda: s3.get_object(Bucket=bucket, Key="raw/c1/a")) == "ExpiredToken"
 
 
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+def test_a_refused_request_changes_nothing(server: bool) -> None:
+    """A refusal is not just an error message: moto never carries the request out."""
+    with Sandbox(server=server) as sb:
+        res = sb.resources
+        bucket = res.bucket("raw")
+        role_arn = ensure_contractor_role(sb.session, bucket=bucket, key_arn=res.kms_key_arn)
+        admin = sb.session.client("s3")
+        admin.put_object(Bucket=bucket, Key="raw/c2/a", Body=b"voice")
+        s3 = contractor_session(sb.session, _vend(sb, role_arn, "c1")).client("s3")
+        assert _code(lambda: s3.put_object(Bucket=bucket, Key="raw/c2/planted",
+                                           Body=b"x")) == "AccessDenied"
+        assert _code(lambda: s3.delete_object(Bucket=bucket, Key="raw/c2/a")) == "AccessDenied"
+        versions = admin.list_object_versions(Bucket=bucket)
+        assert [v["Key"] for v in versions.get("Versions", [])] == ["raw/c2/a"]
+        assert not versions.get("DeleteMarkers")
+
+
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+def test_delete_objects_is_authorised_per_key(server: bool) -> None:
+    """DeleteObjects is checked key by key, as AWS does, not once against the bucket."""
+    with Sandbox(server=server) as sb:
+        res = sb.resources
+        bucket = res.bucket("raw")
+        role_arn = ensure_contractor_role(sb.session, bucket=bucket, key_arn=res.kms_key_arn)
+        admin = sb.session.client("s3")
+        for key in ("raw/c1/a", "raw/c1/b", "raw/c2/a", "locked/x"):
+            admin.put_object(Bucket=bucket, Key=key, Body=b"voice")
+        s3 = contractor_session(sb.session, _vend(sb, role_arn, "c1")).client("s3")
+
+        def delete(client: Any, *keys: str) -> Any:
+            return client.delete_objects(Bucket=bucket, Delete={
+                "Objects": [{"Key": k} for k in keys]})
+
+        delete(s3, "raw/c1/a")                                  # its own prefix: allowed
+        assert _code(lambda: delete(s3, "raw/c1/b", "raw/c2/a")) == "AccessDenied"
+        admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject*",
+                "Resource": f"arn:aws:s3:::{bucket}/locked/*"}]}))
+        assert _code(lambda: delete(admin, "raw/c1/b", "locked/x")) == "AccessDenied"
+        left = {o["Key"] for o in admin.list_objects_v2(Bucket=bucket)["Contents"]}
+        assert left == {"raw/c1/b", "raw/c2/a", "locked/x"}
+
+
 def test_contractor_session_refuses_expired_or_wrong_arguments(sandbox: Sandbox) -> None:
     past = ContractorCredentials("AKIA", "secret", "token",
                                  dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1), "c1",
