@@ -250,6 +250,10 @@ class Sandbox:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
         class _QuietHandler(MotoRequestHandler):
+            # Send each response as soon as it is written: with Nagle on, a response split into
+            # headers and body waits for the client's delayed ACK (tens of ms per TLS request).
+            disable_nagle_algorithm = True
+
             def log(self, type: str, message: str, *args: Any) -> None:
                 pass  # keep notebook output clean; moto's own errors still raise in the client
 
