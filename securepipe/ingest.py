@@ -7,12 +7,19 @@ For each encrypted upload under ``raw/<contractor>/<sample_id>``:
    ``quarantine/<contractor>/<sample_id>`` with its reason, and it is counted, never dropped;
 3. **extract** features under a versioned :class:`~securepipe.features.FeatureSpec`;
 4. **encrypt** the features under their own context and purpose and **store** them in the
-   features bucket, then **verify** they read back and decrypt to the same bytes;
+   features bucket (a conditional write: it never replaces features already there unless they
+   came from an older upload), then **verify** they read back byte for byte;
 5. **archive** the original, only when its record demands it (legal hold or compliance flag),
    re-encrypted under the archive key and written by the archive role, in an archival storage
    class, under Object Lock legal hold where the record says so;
 6. **delete** the raw object, *every version* (a plain DELETE on a versioned bucket only adds a
-   delete marker), and only now: never before the features are stored and verified.
+   delete marker), and only now: never before the features are stored and verified. What is
+   deleted is exactly the versions listed before step 1, and step 1 reads the current one of
+   them, so a version uploaded meanwhile is never deleted unprocessed.
+
+A batch lists its raw versions once per contractor prefix; each new sample then costs four S3
+calls (read, store, read back, delete) and its KMS calls (one Decrypt; one GenerateDataKey
+unless per-speaker keys are used).
 
 Every step writes an audit record (``securepipe.audit`` logger, JSON through
 :class:`securepipe.audit.JsonAuditFormatter`). The pipeline is idempotent: a re-run after a crash
@@ -32,6 +39,7 @@ makes every copy unreadable (:mod:`securepipe.shredding`).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import tempfile
@@ -76,6 +84,8 @@ META_REASON = "securepipe-quarantine-reason"
 META_SPEAKER = "securepipe-speaker"
 #: Object metadata with the SHA-256 of the stored ciphertext (features, archive copies).
 META_CIPHERTEXT_SHA256 = "securepipe-ciphertext-sha256"
+#: Feature-object metadata naming the raw object version the features were extracted from.
+META_SOURCE_VERSION = "securepipe-source-version"
 
 
 @dataclass(frozen=True)
@@ -230,6 +240,15 @@ class _Clients:
         return self._envelopes[slot]
 
 
+@dataclass(frozen=True)
+class RawVersion:
+    """One entry of ListObjectVersions for a raw key: a version or a delete marker."""
+
+    version_id: str
+    is_latest: bool
+    delete_marker: bool = False
+
+
 def ingest_sample(
     session: boto3.Session,
     config: IngestConfig,
@@ -237,6 +256,7 @@ def ingest_sample(
     *,
     archive_session: boto3.Session | None = None,
     after_step: Callable[[str, IngestItem], None] | None = None,
+    listed: Sequence[RawVersion] | None = None,
     _clients: _Clients | None = None,
 ) -> SampleOutcome:
     """Ingest one upload; safe to call again after a crash at any point.
@@ -244,6 +264,13 @@ def ingest_sample(
     ``after_step(step, item)`` is called after each step in :data:`STEPS` completes (tests use
     it to inject crashes). Failures that leave nothing lost (an S3 error, say) raise
     :class:`~securepipe.errors.IngestError`; the raw object is then still there.
+
+    The raw key's versions are listed once (or passed in as ``listed``, from a batch's single
+    listing). The pipeline reads exactly the current one of those versions and, once its
+    features are stored and verified, deletes exactly those versions: a version uploaded while
+    the sample was being processed is never deleted unprocessed; the next run picks it up.
+    Each feature object records the raw version it came from, so a re-run after a crash keeps
+    features that match the raw upload and replaces features of an older upload.
     """
     if config.speaker_keys is not None and item.speaker is None:
         raise InvalidParameterError(f"{item.sample_id}: speaker_keys needs the item's speaker")
@@ -252,65 +279,71 @@ def ingest_sample(
     raw_key = sample_key(item.contractor, item.sample_id)
     feat_key = config.features_key(item)
     try:
-        versions = _versions(clients.s3, config.raw_bucket, raw_key)
-        features_ok = _features_verified(clients, config, item, feat_key)
+        versions = (list(listed) if listed is not None
+                    else _versions(clients.s3, config.raw_bucket, raw_key))
         if not versions:
-            if features_ok:
+            if _features_verified(clients, config, item, feat_key):
                 return SampleOutcome(item, "processed", features_key=feat_key, resumed=True,
                                      archived=_archived(clients, config, item))
             _audit("ingest.missing", config.raw_bucket, raw_key, "missing", item)
             return SampleOutcome(item, "missing", reason="no raw upload and no features")
+        current = next((v for v in versions if v.is_latest), None)
+        if current is None or current.delete_marker:
+            raise IngestError(f"{raw_key}: its current version is a delete marker, so there is "
+                              "nothing current to ingest; older versions were left in place "
+                              "(erase or restore them, then re-run)")
         needs_archive = item.legal_hold or item.archive_required
         archived = needs_archive and _archived(clients, config, item)
-        audio = None
-        if not features_ok or (needs_archive and not archived):
-            with tempfile.TemporaryDirectory(prefix="securepipe-ingest-") as private:
-                plain = Path(private) / "sample.wav"
-                try:
-                    _download_decrypt(clients, config, item, raw_key, plain)
-                except DecryptionError:
-                    return _quarantine(clients, config, item, raw_key, versions,
-                                       "decrypt-failed")
-                done("decrypt", item)
-                data = plain.read_bytes()
-                try:
-                    audio = validate_wav(data, config.audio)
-                except InvalidAudioError as exc:
-                    return _quarantine(clients, config, item, raw_key, versions, exc.reason)
-                done("validate", item)
-                if not features_ok:
-                    matrix = extract(audio.samples, audio.sample_rate, config.spec)
-                    done("extract", item)
-                    blob = to_bytes(matrix, config.spec)
-                    context = SampleContext(item.contractor, item.sample_id,
-                                            config.features_purpose)
-                    envelope = clients.features_envelope(item, create=True)
-                    message = envelope.encrypt_bytes(blob, context)
-                    clients.s3.put_object(
-                        Bucket=config.features_bucket, Key=feat_key, Body=message,
-                        ChecksumAlgorithm="SHA256",
-                        Metadata={"securepipe-feature-spec": f"{config.spec.kind}-"
-                                  f"{config.spec.version}",
-                                  # no plaintext digest here: it would let anyone who
-                                  # holds the recording confirm it is in the bucket
-                                  **_object_metadata(item, message)},
-                        **sse_kms_put_args(config.key_arn))
-                    _audit("ingest.store-features", config.features_bucket, feat_key, "ok",
-                           item, len(message))
-                    done("store", item)
-                    if not _features_verified(clients, config, item, feat_key, expect=blob):
-                        raise IngestError(f"{feat_key}: stored features did not verify")
-                    done("verify", item)
-                if needs_archive and not archived:
-                    _archive(clients, config, item, data)
-                    archived = True
-                    done("archive", item)
-        deleted = _delete_versions(clients.s3, config.raw_bucket, raw_key)
+        resumed = False
+        with tempfile.TemporaryDirectory(prefix="securepipe-ingest-") as private:
+            plain = Path(private) / "sample.wav"
+            try:
+                _download_decrypt(clients, config, item, raw_key, current.version_id, plain)
+            except DecryptionError:
+                return _quarantine(clients, config, item, raw_key, versions, current,
+                                   "decrypt-failed")
+            done("decrypt", item)
+            data = plain.read_bytes()
+            try:
+                audio = validate_wav(data, config.audio)
+            except InvalidAudioError as exc:
+                return _quarantine(clients, config, item, raw_key, versions, current,
+                                   exc.reason)
+            done("validate", item)
+            matrix = extract(audio.samples, audio.sample_rate, config.spec)
+            done("extract", item)
+            blob = to_bytes(matrix, config.spec)
+            context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
+            message = clients.features_envelope(item, create=True).encrypt_bytes(blob, context)
+            stored = _put_features(clients, config, item, feat_key, message, current,
+                                   only_if_absent=True)
+            if not stored:
+                # Something is already there: this sample's features from a run that crashed
+                # before its delete (keep them: one feature object, not two), or features of
+                # an older upload of this sample id (replace them).
+                resumed = _features_verified(clients, config, item, feat_key,
+                                             source_version=current.version_id)
+                if not resumed:
+                    stored = _put_features(clients, config, item, feat_key, message, current,
+                                           only_if_absent=False)
+            if stored:
+                done("store", item)
+                body = clients.s3.get_object(Bucket=config.features_bucket,
+                                             Key=feat_key)["Body"].read()
+                if not hmac.compare_digest(body, message):
+                    raise IngestError(f"{feat_key}: stored features did not read back byte "
+                                      "for byte")
+                done("verify", item)
+            if needs_archive and not archived:
+                _archive(clients, config, item, data)
+                archived = True
+                done("archive", item)
+        deleted = _delete_listed(clients.s3, config.raw_bucket, raw_key, versions)
         _audit("ingest.delete-raw", config.raw_bucket, raw_key, "ok", item, None,
                reason=f"{deleted} versions")
         done("delete", item)
         return SampleOutcome(item, "processed", archived=archived, features_key=feat_key,
-                             raw_versions_deleted=deleted, resumed=features_ok)
+                             raw_versions_deleted=deleted, resumed=resumed)
     except ClientError as exc:
         _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
         raise IngestError(f"{raw_key}: {exc.response.get('Error', {}).get('Code')}; nothing "
@@ -319,6 +352,34 @@ def ingest_sample(
         _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
         raise IngestError(f"{raw_key}: could not encrypt ({exc}); nothing was deleted that is "
                           "not safely stored") from exc
+    except IngestError:
+        _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
+        raise
+
+
+def _put_features(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
+                  message: bytes, source: RawVersion, *, only_if_absent: bool) -> bool:
+    """PutObject the encrypted features; with ``only_if_absent``, a conditional write
+    (``If-None-Match: *``) that returns False if an object is already there.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+    """
+    condition = {"IfNoneMatch": "*"} if only_if_absent else {}
+    try:
+        clients.s3.put_object(
+            Bucket=config.features_bucket, Key=key, Body=message, ChecksumAlgorithm="SHA256",
+            Metadata={"securepipe-feature-spec": f"{config.spec.kind}-{config.spec.version}",
+                      META_SOURCE_VERSION: source.version_id,
+                      # no plaintext digest here: it would let anyone who holds the
+                      # recording confirm it is in the bucket
+                      **_object_metadata(item, message)},
+            **sse_kms_put_args(config.key_arn), **condition)
+    except ClientError as exc:
+        if only_if_absent and exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            return False
+        raise
+    _audit("ingest.store-features", config.features_bucket, key, "ok", item, len(message))
+    return True
 
 
 def _object_metadata(item: IngestItem, message: bytes) -> dict[str, str]:
@@ -329,50 +390,71 @@ def _object_metadata(item: IngestItem, message: bytes) -> dict[str, str]:
     return meta
 
 
-def _versions(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+def _versions(s3: Any, bucket: str, key: str) -> list[RawVersion]:
     """Every version and delete marker of exactly ``key`` (ListObjectVersions)."""
-    found: list[dict[str, Any]] = []
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
-        for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
-            if entry["Key"] == key:
-                found.append(entry)
+    return list_raw_versions(s3, bucket, [key]).get(key, [])
+
+
+def list_raw_versions(s3: Any, bucket: str, keys: Iterable[str]) -> dict[str, list[RawVersion]]:
+    """Every version and delete marker of each key, listed once per common prefix.
+
+    One ListObjectVersions page per 1,000 entries under each ``raw/<contractor>/`` prefix
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html), not one
+    call per sample: the raw prefix only holds uploads still waiting for ingest.
+    """
+    wanted = set(keys)
+    found: dict[str, list[RawVersion]] = {}
+    for prefix in sorted({k.rsplit("/", 1)[0] + "/" if "/" in k else k for k in wanted}):
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for marker, entries in ((False, page.get("Versions", [])),
+                                    (True, page.get("DeleteMarkers", []))):
+                for entry in entries:
+                    if entry["Key"] in wanted:
+                        found.setdefault(entry["Key"], []).append(RawVersion(
+                            str(entry["VersionId"]), bool(entry.get("IsLatest")), marker))
     return found
 
 
-def _delete_versions(s3: Any, bucket: str, key: str) -> int:
-    """Delete every version and delete marker of ``key``; returns how many went."""
-    versions = _versions(s3, bucket, key)
-    for entry in versions:
-        s3.delete_object(Bucket=bucket, Key=key, VersionId=entry["VersionId"])
+def _delete_listed(s3: Any, bucket: str, key: str, versions: Sequence[RawVersion]) -> int:
+    """Delete exactly the listed versions and delete markers of ``key``; returns how many."""
+    for version in versions:
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version.version_id)
     return len(versions)
 
 
 def _download_decrypt(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
-                      dst: Path) -> None:
+                      version_id: str, dst: Path) -> None:
     from securepipe.upload import download_sample
 
     context = SampleContext(item.contractor, item.sample_id, config.upload_purpose)
     download_sample(clients.session, clients.envelope, bucket=config.raw_bucket, key=key,
-                    dst=dst, expected_context=context)
+                    dst=dst, expected_context=context, version_id=version_id,
+                    client=clients.s3)
     _audit("ingest.read-raw", config.raw_bucket, key, "ok", item, dst.stat().st_size)
 
 
 def _features_verified(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
-                       expect: bytes | None = None) -> bool:
-    """True if the feature object exists, decrypts under its context and parses as the spec."""
+                       source_version: str | None = None) -> bool:
+    """True if the feature object exists, decrypts under its context and parses as the spec
+    (and, given ``source_version``, was made from that raw version)."""
     try:
-        body = clients.s3.get_object(Bucket=config.features_bucket, Key=key)["Body"].read()
+        response = clients.s3.get_object(Bucket=config.features_bucket, Key=key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return False
         raise
+    body = response["Body"].read()
+    if (source_version is not None
+            and (response.get("Metadata") or {}).get(META_SOURCE_VERSION) != source_version):
+        return False
     context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
     try:
         blob = clients.features_envelope(item).decrypt_bytes(body, context)
         _, spec = from_bytes(blob)
     except (DecryptionError, InvalidParameterError):
         return False
-    return spec == config.spec and (expect is None or blob == expect)
+    return spec == config.spec
 
 
 def _archived(clients: _Clients, config: IngestConfig, item: IngestItem) -> bool:
@@ -403,16 +485,20 @@ def _archive(clients: _Clients, config: IngestConfig, item: IngestItem, wav: byt
 
 
 def _quarantine(clients: _Clients, config: IngestConfig, item: IngestItem, raw_key: str,
-                versions: Sequence[dict[str, Any]], reason: str) -> SampleOutcome:
-    """Move the ciphertext to ``quarantine/`` with its reason, then remove the raw versions."""
+                versions: Sequence[RawVersion], current: RawVersion,
+                reason: str) -> SampleOutcome:
+    """Copy the ciphertext that failed to ``quarantine/`` with its reason, then remove the
+    listed raw versions."""
     target = f"{QUARANTINE_PREFIX}/{item.contractor}/{item.sample_id}"
+    source = {"Bucket": config.raw_bucket, "Key": raw_key}
+    if current.version_id != "null":
+        source["VersionId"] = current.version_id
     clients.s3.copy_object(
-        Bucket=config.raw_bucket, Key=target, CopySource={"Bucket": config.raw_bucket,
-                                                          "Key": raw_key},
+        Bucket=config.raw_bucket, Key=target, CopySource=source,
         Metadata={META_REASON: reason}, MetadataDirective="REPLACE",
         **sse_kms_put_args(config.key_arn))
     clients.s3.head_object(Bucket=config.raw_bucket, Key=target)  # it is there before we delete
-    deleted = _delete_versions(clients.s3, config.raw_bucket, raw_key)
+    deleted = _delete_listed(clients.s3, config.raw_bucket, raw_key, versions)
     _audit("ingest.quarantine", config.raw_bucket, target, "quarantined", item, None,
            reason=reason)
     return SampleOutcome(item, "quarantined", reason=reason, raw_versions_deleted=deleted)
@@ -436,18 +522,39 @@ _local = threading.local()
 
 def _task(session_factory: Callable[[], boto3.Session],
           archive_factory: Callable[[], boto3.Session] | None,
-          config: IngestConfig, item: IngestItem) -> SampleOutcome:
+          config: IngestConfig, item: IngestItem,
+          listed: tuple[RawVersion, ...] | None = None) -> SampleOutcome:
     """One sample in a worker: clients are made once per worker thread or process."""
+    clients = _worker_clients(session_factory, archive_factory, config)
+    try:
+        return ingest_sample(clients.session, config, item, listed=listed, _clients=clients)
+    except IngestError as exc:
+        return SampleOutcome(item, "failed", reason=str(exc))
+
+
+def _worker_clients(session_factory: Callable[[], boto3.Session],
+                    archive_factory: Callable[[], boto3.Session] | None,
+                    config: IngestConfig) -> _Clients:
+    # Compared by equality, not id: a process pool unpickles a new (equal) factory per task,
+    # and clients (with their envelopes) are worth making once per worker.
+    key = (session_factory, archive_factory, config)
     cache = getattr(_local, "clients", None)
-    key = (id(session_factory), id(archive_factory), config)
     if cache is None or cache[0] != key:
         clients = _Clients(session_factory(), archive_factory() if archive_factory else None,
                            config)
         _local.clients = cache = (key, clients)
+    return cache[1]
+
+
+def _list_batch(items: Sequence[IngestItem], config: IngestConfig,
+                s3: Any) -> dict[str, list[RawVersion]] | None:
+    """The batch's raw versions in one listing per contractor prefix; None if that fails (each
+    sample then lists its own key, and reports its own failure)."""
     try:
-        return ingest_sample(cache[1].session, config, item, _clients=cache[1])
-    except IngestError as exc:
-        return SampleOutcome(item, "failed", reason=str(exc))
+        return list_raw_versions(s3, config.raw_bucket,
+                                 [sample_key(i.contractor, i.sample_id) for i in items])
+    except ClientError:
+        return None
 
 
 def ingest_batch(
@@ -475,13 +582,25 @@ def ingest_batch(
     outcomes: list[SampleOutcome] = []
     try:
         if executor is None:
+            s3 = _worker_clients(session_factory, archive_session_factory, config).s3
+        else:
+            s3 = session_factory().client("s3")
+        listing = _list_batch(items, config, s3)
+
+        def listed(item: IngestItem) -> tuple[RawVersion, ...] | None:
+            if listing is None:
+                return None
+            return tuple(listing.get(sample_key(item.contractor, item.sample_id), ()))
+
+        if executor is None:
             for item in items:
-                outcomes.append(_task(session_factory, archive_session_factory, config, item))
+                outcomes.append(_task(session_factory, archive_session_factory, config, item,
+                                      listed(item)))
                 if bar:
                     bar.update(1)
         else:
             futures = [executor.submit(_task, session_factory, archive_session_factory, config,
-                                       item) for item in items]
+                                       item, listed(item)) for item in items]
             for future in as_completed(futures):
                 outcomes.append(future.result())
                 if bar:

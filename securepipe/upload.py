@@ -202,6 +202,8 @@ def download_sample(
     key: str,
     dst: str | os.PathLike[str],
     expected_context: BindingContext,
+    version_id: str | None = None,
+    client: Any | None = None,
 ) -> DecryptResult:
     """Download an uploaded sample and decrypt it into ``dst`` under ``expected_context``.
 
@@ -213,6 +215,10 @@ def download_sample(
     mismatch, missing metadata or any failure to decrypt raises the one opaque
     :class:`~securepipe.errors.DecryptionError` and leaves nothing at ``dst``. S3 errors (such
     as a missing key or a refused request) propagate unchanged as botocore ``ClientError``.
+
+    ``version_id`` reads that version exactly (a pipeline that lists versions, then deletes
+    them, must process the version it listed, not whatever is current by then); ``client``
+    reuses an S3 client made from ``session`` instead of making one per call.
     """
     _require_session(session)
     if not isinstance(envelope, Envelope):
@@ -226,12 +232,17 @@ def download_sample(
         or len(key.encode("utf-8", "surrogatepass")) > _MAX_KEY_BYTES
     ):
         raise InvalidParameterError(f"invalid object key {key!r}")
+    if version_id is not None and (not isinstance(version_id, str) or not version_id
+                                   or len(version_id) > 1024):
+        raise InvalidParameterError(f"invalid version id {version_id!r}")
     dst_path = Path(dst)
 
     workdir = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))
     try:
         ciphertext = workdir / "sample.enc"
-        response = session.client("s3").get_object(Bucket=bucket, Key=key)
+        s3 = client if client is not None else session.client("s3")
+        pinned = {"VersionId": version_id} if version_id not in (None, "null") else {}
+        response = s3.get_object(Bucket=bucket, Key=key, **pinned)
         metadata = response.get("Metadata") or {}
         digest = hashlib.sha256()
         body = response["Body"]

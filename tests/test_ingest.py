@@ -193,6 +193,73 @@ def test_every_raw_version_and_delete_marker_is_removed(world: World) -> None:
     assert raw_left(world.sb.session, world.config.raw_bucket) == 0
 
 
+def _stored_features(world: World, item: IngestItem) -> np.ndarray:
+    body = world.sb.session.client("s3").get_object(
+        Bucket=world.config.features_bucket, Key=world.config.features_key(item))["Body"].read()
+    matrix, _ = from_bytes(world.envelope.decrypt_bytes(body, SampleContext(
+        item.contractor, item.sample_id, world.config.features_purpose)))
+    return matrix
+
+
+def _expected_features(world: World, sample_id: str) -> np.ndarray:
+    audio = validate_wav(MANIFEST.path_of(sample_id).read_bytes())
+    return extract(audio.samples, audio.sample_rate, world.config.spec)
+
+
+def test_a_version_uploaded_mid_ingest_is_not_deleted_unprocessed(world: World) -> None:
+    item = IngestItem("c02", "spk02_u1")
+    world.upload(item, MANIFEST.path_of("spk02_u1"))
+
+    def reupload(step: str, _: IngestItem) -> None:
+        if step == "extract":   # the contractor sends a corrected take while we work
+            world.upload(item, MANIFEST.path_of("spk02_u2"))
+
+    first = ingest_sample(world.sb.session, world.config, item, after_step=reupload)
+    assert (first.status, first.raw_versions_deleted) == ("processed", 1)
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 1   # the new take is kept
+    np.testing.assert_array_equal(_stored_features(world, item),
+                                  _expected_features(world, "spk02_u1"))
+    second = ingest_sample(world.sb.session, world.config, item)
+    # the features of the older take are replaced, not kept as if they were this one's
+    assert (second.status, second.resumed) == ("processed", False)
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 0
+    np.testing.assert_array_equal(_stored_features(world, item),
+                                  _expected_features(world, "spk02_u2"))
+
+
+def test_a_current_delete_marker_fails_loudly_and_deletes_nothing(world: World) -> None:
+    item = IngestItem("c03", "spk03_u2")
+    world.upload(item, MANIFEST.path_of("spk03_u2"))
+    s3 = world.sb.session.client("s3")
+    s3.delete_object(Bucket=world.config.raw_bucket, Key="raw/c03/spk03_u2")
+    report = ingest_batch([item], world.config, lambda: world.sb.session)
+    assert report.outcomes[0].status == "failed"
+    assert "delete marker" in (report.outcomes[0].reason or "")
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 2   # version + marker
+
+
+def test_a_batch_lists_once_per_contractor_and_makes_four_s3_calls_per_sample(
+        world: World) -> None:
+    items = [i for i in items_from_manifest(MANIFEST)
+             if i.contractor in ("c01", "c02") and not (i.legal_hold or i.archive_required)]
+    for item in items:
+        world.upload(item, MANIFEST.path_of(item.sample_id))
+    calls: list[str] = []
+    session = world.sb.session
+    handler = lambda event_name, **_: calls.append(event_name.rsplit(".", 1)[-1])  # noqa: E731
+    session.events.register("before-call.s3", handler)
+    try:
+        report = ingest_batch(items, world.config, lambda: session)
+    finally:
+        session.events.unregister("before-call.s3", handler)
+    assert report.count("processed") == len(items) >= 6
+    assert calls.count("ListObjectVersions") == 2
+    # per sample: read the raw version, put the features, read them back, delete the version
+    per_sample = [c for c in calls if c != "ListObjectVersions"]
+    assert sorted(set(per_sample)) == ["DeleteObject", "GetObject", "PutObject"]
+    assert len(per_sample) == 4 * len(items)
+
+
 def test_missing_upload_is_reported_not_dropped(world: World) -> None:
     report = ingest_batch([IngestItem("c01", "never_uploaded")], world.config,
                           lambda: world.sb.session)
