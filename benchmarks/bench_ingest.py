@@ -1,14 +1,24 @@
 """Ingest throughput on 3-second clips against the sandbox, in one run.
 
-Reports clips per second for: feature extraction alone (validate + extract, no AWS); the kit's
-end-to-end ingest with 1 worker and with 2 worker processes; and a naive pipeline in the common
-pattern's style (a new client per call, a shared Fernet key, plaintext written to a temp file,
-``librosa.load`` at its default rate, features stored unencrypted, raw deleted with a plain
-DELETE). Then the ratios against the issue's targets.
+Clips per second for:
 
-The sandbox runs in server mode in this process, so the worker processes reach it over HTTP as
-they would reach AWS; every AWS call therefore costs a local HTTP round trip, served by moto in
-this process.
+* **extraction alone**: validate + extract the stored feature spec; no AWS, no crypto;
+* **floor**: extraction plus one GetObject of each clip's ciphertext from the sandbox, and
+  nothing else. No pipeline that reads its input from this sandbox can beat it, so its ratio
+  to extraction alone bounds what any pipeline can reach here;
+* **kit**: :func:`securepipe.ingest.ingest_batch` end to end (decrypt, validate, extract,
+  encrypt, store, verify, delete every raw version, audit);
+* **naive**: the common pattern's style: a new client per sample, a shared Fernet key,
+  plaintext written to a temp file, ``librosa.load`` at its default rate, features stored
+  unencrypted, raw "deleted" with a plain DELETE (a delete marker).
+
+Twice: against the in-process sandbox (moto's stubber; the fastest the sandbox gets, one
+process), and against the sandbox in server mode over HTTPS, which worker *processes* need:
+the kit with 1 worker process and with 2. Every AWS call is counted (botocore ``before-call``
+events, or the server's request count).
+
+Then the ratios against the issue's targets: kit / extraction alone >= 0.6, kit / naive >= 5,
+2 workers / 1 worker >= 1.6.
 """
 
 from __future__ import annotations
@@ -17,9 +27,14 @@ import io
 import logging
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,14 +42,31 @@ from securepipe.audio import validate_wav, wav_bytes
 from securepipe.common_pattern import fernet_decrypt_sample, generate_shared_key
 from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.features import MEL_SPEC, extract
-from securepipe.hardening import apply_bucket_hardening
+from securepipe.hardening import apply_bucket_hardening, sse_kms_put_args
 from securepipe.ingest import IngestConfig, IngestItem, ProfileSessionFactory, ingest_batch
 from securepipe.report import format_table
 from securepipe.sandbox import Sandbox
-from securepipe.upload import upload_sample
+from securepipe.upload import sample_key, upload_sample
 from securepipe.voices import make_speakers, synthesize
 
 N_CLIPS = int(os.environ.get("SECUREPIPE_BENCH_CLIPS", "40"))
+
+
+@dataclass
+class Rate:
+    label: str
+    clips: int
+    seconds: float
+    calls: int | None = None
+
+    @property
+    def per_second(self) -> float:
+        return self.clips / self.seconds
+
+    def row(self) -> dict[str, Any]:
+        return {"pipeline": self.label, "clips/s": self.per_second,
+                "ms/clip": 1000 * self.seconds / self.clips,
+                "AWS calls/clip": "-" if self.calls is None else self.calls / self.clips}
 
 
 def _clips(n: int) -> list[bytes]:
@@ -46,12 +78,74 @@ def _clips(n: int) -> list[bytes]:
     return out
 
 
-def _extraction_alone(clips: list[bytes]) -> float:
+def _warm(_: int = 0) -> None:
+    logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
+    extract(np.full(16_000, 0.1, dtype=np.float32), 16_000, MEL_SPEC)
+
+
+def _extraction_alone(clips: list[bytes]) -> Rate:
     start = time.perf_counter()
     for data in clips:
         audio = validate_wav(data)
         extract(audio.samples, audio.sample_rate, MEL_SPEC)
-    return len(clips) / (time.perf_counter() - start)
+    return Rate("extraction alone (no AWS)", len(clips), time.perf_counter() - start)
+
+
+# -- counting AWS calls ----------------------------------------------------------------------
+
+class _Calls:
+    """A thread-safe count."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+@contextmanager
+def _counting(owner: type, method: str) -> Iterator[_Calls]:
+    """Count calls of ``owner.method`` for the duration (requests the sandbox serves)."""
+    calls = _Calls()
+    original = getattr(owner, method)
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.add()
+        return original(self, *args, **kwargs)
+
+    setattr(owner, method, counted)
+    try:
+        yield calls
+    finally:
+        setattr(owner, method, original)
+
+
+def _counting_in_process() -> Any:
+    """Every request moto's in-process stubber answers."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    return _counting(BotocoreStubber, "process_request")
+
+
+def _counting_server() -> Any:
+    """Every request the server-mode sandbox answers, from any process."""
+    from securepipe.enforcement import Enforcer
+
+    return _counting(Enforcer, "check")
+
+
+# -- the pipelines ---------------------------------------------------------------------------
+
+def _setup(sb: Sandbox) -> IngestConfig:
+    res = sb.resources
+    for role, key in (("raw", res.kms_key_arn), ("features", res.kms_key_arn),
+                      ("archive", res.archive_key_arn)):
+        apply_bucket_hardening(sb.session, res.bucket(role), key)
+    return IngestConfig(raw_bucket=res.bucket("raw"), features_bucket=res.bucket("features"),
+                        archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
+                        archive_key_arn=res.archive_key_arn)
 
 
 def _upload_all(sb: Sandbox, clips: list[bytes], items: list[IngestItem], tmp: Path) -> None:
@@ -66,34 +160,55 @@ def _upload_all(sb: Sandbox, clips: list[bytes], items: list[IngestItem], tmp: P
                                             "speech-model-training"))
 
 
-def _kit(sb: Sandbox, clips: list[bytes], workers: int, tag: str, tmp: Path) -> float:
-    res = sb.resources
-    items = [IngestItem("c01", f"{tag}{i:04d}") for i in range(len(clips))]
+def _items(tag: str, n: int) -> list[IngestItem]:
+    return [IngestItem("c01", f"{tag}{i:04d}") for i in range(n)]
+
+
+def _floor(sb: Sandbox, clips: list[bytes], tag: str, tmp: Path,
+           counting: Callable[[], Any]) -> Rate:
+    """Extraction plus one GetObject per clip: the least a pipeline reading the sandbox does."""
+    items = _items(tag, len(clips))
     _upload_all(sb, clips, items, tmp)
-    config = IngestConfig(raw_bucket=res.bucket("raw"), features_bucket=res.bucket("features"),
-                          archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
-                          archive_key_arn=res.archive_key_arn)
-    factory = ProfileSessionFactory(Sandbox.PROFILE, str(sb.config_file),
-                                    str(sb.ca_bundle) if sb.ca_bundle else None)
-    start = time.perf_counter()
-    if workers == 1:
-        report = ingest_batch(items, config, factory)
+    s3 = sb.session.client("s3")
+    bucket = sb.resources.bucket("raw")
+    with counting() as calls:
+        start = time.perf_counter()
+        for item, data in zip(items, clips, strict=True):
+            s3.get_object(Bucket=bucket, Key=sample_key(item.contractor, item.sample_id)
+                          )["Body"].read()
+            audio = validate_wav(data)   # the plaintext, since the floor decrypts nothing
+            extract(audio.samples, audio.sample_rate, MEL_SPEC)
+        seconds = time.perf_counter() - start
+    return Rate("floor: one GetObject + extraction", len(clips), seconds, calls.count)
+
+
+def _kit(sb: Sandbox, config: IngestConfig, clips: list[bytes], tag: str, tmp: Path,
+         counting: Callable[[], Any], workers: int | None) -> Rate:
+    """``workers=None``: in this process; otherwise a process pool of that size."""
+    items = _items(tag, len(clips))
+    _upload_all(sb, clips, items, tmp)
+    if workers is None:
+        factory: Callable[[], Any] = lambda: sb.session  # noqa: E731
+        label = "kit, in this process"
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(_warm, range(workers)))  # start-up is not ingest time
+        factory = ProfileSessionFactory(Sandbox.PROFILE, str(sb.config_file),
+                                        str(sb.ca_bundle) if sb.ca_bundle else None)
+        label = f"kit, {workers} worker process{'es' if workers > 1 else ''}"
+    with counting() as calls:
+        if workers is None:
             start = time.perf_counter()
-            report = ingest_batch(items, config, factory, executor=pool)
-    seconds = time.perf_counter() - start
+            report = ingest_batch(items, config, factory)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(_warm, range(workers)))   # start-up is not ingest time
+                start = time.perf_counter()
+                report = ingest_batch(items, config, factory, executor=pool)
+        seconds = time.perf_counter() - start
     assert report.count("processed") == len(clips), report.summary()
-    return len(clips) / seconds
+    return Rate(label, len(clips), seconds, calls.count)
 
 
-def _warm(_: int) -> None:
-    logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
-    extract(np.full(16_000, 0.1, dtype=np.float32), 16_000, MEL_SPEC)
-
-
-def _naive(sb: Sandbox, clips: list[bytes], tmp: Path) -> float:
+def _naive(sb: Sandbox, clips: list[bytes], tmp: Path, counting: Callable[[], Any]) -> Rate:
     """The common pattern: new clients per call, shared Fernet key, plaintext on disk."""
     import boto3
     import librosa
@@ -101,56 +216,80 @@ def _naive(sb: Sandbox, clips: list[bytes], tmp: Path) -> float:
 
     key = generate_shared_key()
     raw, features = sb.resources.bucket("raw"), sb.resources.bucket("features")
-    s3 = sb.session.client("s3")
-    from securepipe.hardening import sse_kms_put_args
-
     args = sse_kms_put_args(sb.resources.kms_key_arn)
+    s3 = sb.session.client("s3")
     for i, data in enumerate(clips):
         s3.put_object(Bucket=raw, Key=f"naive/{i}", Body=Fernet(key).encrypt(data), **args)
     creds = sb.session.get_credentials()
-    start = time.perf_counter()
-    for i in range(len(clips)):
-        client = boto3.client(  # the article makes a client inside each helper call
-            "s3", endpoint_url=sb.endpoint_url, region_name=sb.region, verify=str(sb.ca_bundle),
-            aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key)
-        token = client.get_object(Bucket=raw, Key=f"naive/{i}")["Body"].read()
-        path = tmp / f"naive-{i}.wav"
-        path.write_bytes(fernet_decrypt_sample(token, key))   # plaintext on disk
-        y, sr = librosa.load(path)                           # default: resample to 22,050 Hz
-        mel = librosa.feature.melspectrogram(y=y, sr=sr)
-        buf = io.BytesIO()
-        np.save(buf, mel)
-        client.put_object(Bucket=features, Key=f"naive/{i}.npy", Body=buf.getvalue(), **args)
-        client.delete_object(Bucket=raw, Key=f"naive/{i}")  # only a delete marker
-        path.unlink()
-    return len(clips) / (time.perf_counter() - start)
+    endpoint = {"endpoint_url": sb.endpoint_url, "verify": str(sb.ca_bundle)} \
+        if sb.endpoint_url else {}
+    with counting() as calls:
+        start = time.perf_counter()
+        for i in range(len(clips)):
+            client = boto3.client(  # the article makes a client inside each helper call
+                "s3", region_name=sb.region, aws_access_key_id=creds.access_key,
+                aws_secret_access_key=creds.secret_key, **endpoint)
+            token = client.get_object(Bucket=raw, Key=f"naive/{i}")["Body"].read()
+            path = tmp / f"naive-{i}.wav"
+            path.write_bytes(fernet_decrypt_sample(token, key))   # plaintext on disk
+            y, sr = librosa.load(path)                           # resamples to 22,050 Hz
+            mel = librosa.feature.melspectrogram(y=y, sr=sr)
+            buf = io.BytesIO()
+            np.save(buf, mel)
+            client.put_object(Bucket=features, Key=f"naive/{i}.npy", Body=buf.getvalue(),
+                              **args)
+            client.delete_object(Bucket=raw, Key=f"naive/{i}")  # only a delete marker
+            path.unlink()
+        seconds = time.perf_counter() - start
+    return Rate("naive pipeline", len(clips), seconds, calls.count)
+
+
+def _verdict(name: str, value: float, target: float, note: str = "") -> dict[str, Any]:
+    return {"ratio": name, "measured": value, "target": f">= {target}",
+            "result": "PASS" if value >= target else "FAIL", "note": note}
 
 
 def main() -> None:
     logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
     clips = _clips(N_CLIPS)
-    _warm(0)
-    with Sandbox(server=True, tls=True) as sb, tempfile.TemporaryDirectory() as tmp:
-        res = sb.resources
-        for role, key in (("raw", res.kms_key_arn), ("features", res.kms_key_arn),
-                          ("archive", res.archive_key_arn)):
-            apply_bucket_hardening(sb.session, res.bucket(role), key)
-        rates = {
-            "extraction alone": _extraction_alone(clips),
-            "kit, 1 worker": _kit(sb, clips, 1, "one", Path(tmp)),
-            "kit, 2 workers": _kit(sb, clips, 2, "two", Path(tmp)),
-            "naive pipeline": _naive(sb, clips, Path(tmp)),
-        }
-    print(format_table([{"pipeline": k, "clips/s": v} for k, v in rates.items()]))
+    _warm()
+    alone = _extraction_alone(clips)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        with Sandbox() as sb:
+            config = _setup(sb)
+            local = {
+                "floor": _floor(sb, clips, "floor", tmp, _counting_in_process),
+                "kit": _kit(sb, config, clips, "kit", tmp, _counting_in_process, None),
+                "naive": _naive(sb, clips, tmp, _counting_in_process),
+            }
+        with Sandbox(server=True, tls=True) as sb:
+            config = _setup(sb)
+            server = {
+                "floor": _floor(sb, clips, "floor", tmp, _counting_server),
+                "kit1": _kit(sb, config, clips, "one", tmp, _counting_server, 1),
+                "kit2": _kit(sb, config, clips, "two", tmp, _counting_server, 2),
+                "naive": _naive(sb, clips, tmp, _counting_server),
+            }
+    print(format_table([alone.row()]))
+    print("\nin-process sandbox (moto's stubber, one process):")
+    print(format_table([r.row() for r in local.values()]))
+    print("\nserver-mode sandbox over HTTPS (moto in this process, workers are processes):")
+    print(format_table([r.row() for r in server.values()]))
+    x = alone.per_second
     checks = [
-        ("kit 1 worker / extraction alone", rates["kit, 1 worker"] / rates["extraction alone"],
-         0.6),
-        ("kit 1 worker / naive pipeline", rates["kit, 1 worker"] / rates["naive pipeline"], 5.0),
-        ("kit 2 workers / kit 1 worker", rates["kit, 2 workers"] / rates["kit, 1 worker"], 1.6),
+        _verdict("kit / extraction alone, in-process", local["kit"].per_second / x, 0.6,
+                 f"floor reaches {local['floor'].per_second / x:.2f}"),
+        _verdict("kit (1 worker) / extraction alone, server", server["kit1"].per_second / x,
+                 0.6, f"floor reaches {server['floor'].per_second / x:.2f}"),
+        _verdict("kit / naive, in-process", local["kit"].per_second
+                 / local["naive"].per_second, 5.0),
+        _verdict("kit (1 worker) / naive, server", server["kit1"].per_second
+                 / server["naive"].per_second, 5.0),
+        _verdict("kit 2 workers / 1 worker, server", server["kit2"].per_second
+                 / server["kit1"].per_second, 1.6),
     ]
     print()
-    print(format_table([{"ratio": name, "measured": value, "target": f">= {target}",
-                         "result": "PASS" if value >= target else "FAIL"}
-                        for name, value, target in checks]))
-    print(f"\n{N_CLIPS} clips of 3 s at 16 kHz; sandbox in server mode over HTTPS on this "
-          f"machine ({os.cpu_count()} cores); wall clock, one run.")
+    print(format_table(checks))
+    print(f"\n{N_CLIPS} clips of 3 s at 16 kHz, feature spec {MEL_SPEC.kind}-{MEL_SPEC.version}; "
+          f"{os.cpu_count()} cores; wall clock, one run.")
