@@ -417,11 +417,22 @@ def contractor_session(
         raise InvalidParameterError("expected ContractorCredentials")
     if creds.expiration <= dt.datetime.now(dt.UTC):
         raise InvalidParameterError("these contractor credentials have expired")
+    return session_with_credentials(base_session, creds.access_key_id,
+                                    creds.secret_access_key, creds.session_token)
+
+
+def session_with_credentials(base_session: boto3.Session, access_key_id: str,
+                             secret_access_key: str,
+                             session_token: str | None = None) -> boto3.Session:
+    """A boto3 Session configured like ``base_session`` (region, profile, endpoint, CA bundle)
+    that signs with the given credentials instead of the base session's."""
+    if not isinstance(base_session, boto3.Session):
+        raise InvalidParameterError("expected a boto3.Session")
     base = base_session._session
     private = botocore.session.Session()
     for name, value in base.instance_variables().items():
         private.set_config_variable(name, value)
-    private.set_credentials(creds.access_key_id, creds.secret_access_key, creds.session_token)
+    private.set_credentials(access_key_id, secret_access_key, session_token)
     return boto3.Session(botocore_session=private)
 
 

@@ -21,6 +21,10 @@ contractor id into an STS session policy with an f-string (policy injection), an
 ``s3:ListBucket`` without an ``s3:prefix`` condition. The kit's way is
 :func:`securepipe.access.contractor_session_policy`.
 
+Steps 2 and 3 start from :func:`long_lived_reader`: an IAM user whose access key never expires
+and may list and read the whole raw bucket (a QA analyst's, or a contractor laptop's), the kind
+of key that ends up in a ``.env`` file or a CI variable.
+
 Step 5's common pattern is :data:`ARTICLE_LIFECYCLE_RULE`: one lifecycle rule, Glacier after 30
 days and deletion after a year, on a prefix the data does not live under, with no expiry of old
 versions. The kit's way is :mod:`securepipe.retention` (rules checked against the data, a
@@ -29,9 +33,12 @@ per-speaker sweeper) and :mod:`securepipe.erasure`.
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 from cryptography.fernet import Fernet, InvalidToken
 
 from securepipe.errors import DecryptionError, InvalidParameterError
@@ -39,10 +46,12 @@ from securepipe.errors import DecryptionError, InvalidParameterError
 __all__ = [
     "ARTICLE_LIFECYCLE_RULE",
     "SHARED_KEY_ENV_VAR",
+    "LongLivedKey",
     "fernet_decrypt_sample",
     "fernet_encrypt_sample",
     "fstring_session_policy",
     "generate_shared_key",
+    "long_lived_reader",
     "shared_key_from_env",
 ]
 
@@ -129,3 +138,42 @@ def fstring_session_policy(contractor_id: str, bucket: str) -> str:
     {{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::{bucket}"}}
   ]
 }}"""
+
+
+@dataclass(frozen=True)
+class LongLivedKey:
+    """An IAM user's access key, as whoever copied it holds it."""
+
+    user_arn: str
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    base_session: boto3.Session = field(repr=False)
+
+    def session(self) -> boto3.Session:
+        """A new session configured like the base session, signing with this key."""
+        from securepipe.access import session_with_credentials
+
+        return session_with_credentials(self.base_session, self.access_key_id,
+                                        self.secret_access_key)
+
+
+def long_lived_reader(session: boto3.Session, *, user_name: str, bucket: str) -> LongLivedKey:
+    """ANTI-PATTERN: an IAM user with a never-expiring access key that may read the whole bucket.
+
+    Creates the user, an inline policy allowing ``s3:GetObject`` and ``s3:ListBucket`` on all of
+    ``bucket``, and an access key (IAM CreateUser, PutUserPolicy, CreateAccessKey:
+    https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateAccessKey.html). Its
+    ``session()`` is configured like ``session`` (same Region, same sandbox endpoint) but signs
+    with the new key. The kit's way is :func:`securepipe.access.vend_contractor_credentials`.
+    """
+    from securepipe.ids import validate_bucket_name
+
+    bucket = validate_bucket_name(bucket)
+    iam = session.client("iam")
+    user = iam.create_user(UserName=user_name)["User"]
+    iam.put_user_policy(UserName=user_name, PolicyName="read-all", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+                       "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}))
+    key = iam.create_access_key(UserName=user_name)["AccessKey"]
+    return LongLivedKey(user["Arn"], key["AccessKeyId"], key["SecretAccessKey"], session)

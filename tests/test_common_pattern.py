@@ -76,3 +76,26 @@ def test_key_problems_are_parameter_errors(monkeypatch: pytest.MonkeyPatch, tmp_
     (tmp_path / "clip.wav").write_bytes(b"voice")
     with pytest.raises(InvalidParameterError):
         fernet_encrypt_sample(tmp_path / "clip.wav", b"not a key")
+
+
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+def test_long_lived_reader_reads_every_contractor_and_never_expires(server: bool) -> None:
+    import datetime as dt
+
+    from securepipe.common_pattern import long_lived_reader
+    from securepipe.sandbox import Sandbox
+
+    with Sandbox(server=server) as sb:
+        raw = sb.resources.bucket("raw")
+        admin = sb.session.client("s3")
+        for key in ("raw/c01/a", "raw/c02/b"):
+            admin.put_object(Bucket=raw, Key=key, Body=b"voice")
+        leaked = long_lived_reader(sb.session, user_name="qa-analyst", bucket=raw)
+        assert leaked.session().client("sts").get_caller_identity()["Arn"] == leaked.user_arn
+        s3 = leaked.session().client("s3")
+        assert s3.meta.endpoint_url == admin.meta.endpoint_url   # same sandbox, same endpoint
+        assert s3.list_objects_v2(Bucket=raw)["KeyCount"] == 2
+        sb.move_clock(dt.timedelta(days=365))
+        assert s3.get_object(Bucket=raw, Key="raw/c02/b")["Body"].read() == b"voice"
+        with pytest.raises(InvalidParameterError):
+            long_lived_reader(sb.session, user_name="x", bucket="Not A Bucket")
