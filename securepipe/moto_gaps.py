@@ -66,7 +66,8 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "the kit's helper caps expiry", 2),
     MotoGap("cloudtrail-events", "cloudtrail", "CloudTrail data events and lookup_events",
             "trails stored, no events recorded; lookup_events not implemented", "emulate",
-            "the sandbox records the kit's own calls as CloudTrail-shaped events", 3),
+            "the sandbox records the kit's own calls as CloudTrail-shaped events and writes "
+            "them as the trail's log files (cloudtrail_logs.deliver_log_files)", 3),
     MotoGap("cloudwatch-alarms", "cloudwatch", "alarm evaluation and actions",
             "never evaluated; set_alarm_state fires no action", "emulate",
             "the kit's detector evaluates its windows and publishes alerts to SNS itself", 3),

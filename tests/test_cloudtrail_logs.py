@@ -1,0 +1,157 @@
+"""Reading CloudTrail log files from S3 (and the sandbox's stand-in for their delivery)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+
+import pytest
+
+from securepipe.access import session_with_credentials
+from securepipe.cloudtrail_logs import (
+    MAX_LOG_BYTES,
+    deliver_log_files,
+    log_file_key,
+    parse_log_file,
+    read_log_files,
+)
+from securepipe.detector import Baseline, Detector
+from securepipe.errors import InvalidParameterError, MalformedEventError
+from securepipe.sandbox import Sandbox
+from securepipe.traffic import TrafficConfig, baseline_traffic
+from securepipe.trail import CloudTrailRecorder
+
+
+def _fresh(sb: Sandbox):  # a session made now, so an installed recorder hooks it
+    creds = sb.session.get_credentials()
+    return session_with_credentials(sb.session, creds.access_key, creds.secret_key)
+
+
+def _recorded_reads(sb: Sandbox, n: int) -> list[dict]:
+    raw = sb.resources.bucket("raw")
+    admin = sb.session.client("s3")
+    for i in range(n):
+        admin.put_object(Bucket=raw, Key=f"raw/c01/s{i:03d}", Body=b"voice")
+    with CloudTrailRecorder() as recorder:
+        reader = _fresh(sb).client("s3")
+        for i in range(n):
+            reader.get_object(Bucket=raw, Key=f"raw/c01/s{i:03d}")["Body"].read()
+            sb.move_clock(dt.timedelta(minutes=1))
+    return recorder.events
+
+
+def test_key_follows_cloudtrail_naming() -> None:
+    key = log_file_key("123456789012", "eu-west-1", dt.datetime(2026, 3, 4, 5, 6, tzinfo=dt.UTC),
+                       prefix="/cloudtrail/", unique="abc")
+    assert key == ("cloudtrail/AWSLogs/123456789012/CloudTrail/eu-west-1/2026/03/04/"
+                   "123456789012_CloudTrail_eu-west-1_20260304T0506Z_abc.json.gz")
+    for bad in ({"account_id": "12345"}, {"account_id": "../../etc"}, {"region": "eu/west"}):
+        with pytest.raises(InvalidParameterError):
+            log_file_key(**{"account_id": "123456789012", "region": "eu-west-1",
+                            "delivered": dt.datetime(2026, 1, 1, tzinfo=dt.UTC), **bad})
+
+
+def test_delivered_files_read_back_record_for_record() -> None:
+    with Sandbox() as sb:
+        events = _recorded_reads(sb, 12)           # twelve minutes: three delivery intervals
+        audit = sb.resources.bucket("audit")
+        keys = deliver_log_files(sb.session, audit, events, prefix="cloudtrail",
+                                 kms_key_arn=sb.resources.kms_key_arn)
+        assert 3 <= len(keys) <= 4
+        day = dt.datetime.strptime(events[0]["eventTime"], "%Y-%m-%dT%H:%M:%SZ").date()
+        read = read_log_files(sb.session, audit, account_id=sb.account_id, region=sb.region,
+                              start=day - dt.timedelta(days=1), end=day + dt.timedelta(days=1),
+                              prefix="cloudtrail")
+        assert sorted(read.files) == sorted(keys) and not read.unreadable
+        by_id = {e["eventID"]: e for e in events}
+        assert len(read.records) == len(events)
+        assert all(by_id[r["eventID"]] == r for r in read.records)
+        head = sb.session.client("s3").head_object(Bucket=audit, Key=keys[0])
+        assert head["SSEKMSKeyId"] == sb.resources.kms_key_arn
+        # another account's or Region's logs, or other days, are not read
+        other = read_log_files(sb.session, audit, account_id="999999999999", region=sb.region,
+                               start=day, end=day, prefix="cloudtrail")
+        assert other.records == [] and other.files == []
+
+
+def test_a_burst_read_from_log_files_is_detected() -> None:
+    with Sandbox() as sb:
+        cfg = TrafficConfig(account_id=sb.account_id, region=sb.region)
+        baseline = Baseline.fit(baseline_traffic(cfg).columns)
+        raw = sb.resources.bucket("raw")
+        admin = sb.session.client("s3")
+        for i in range(60):
+            admin.put_object(Bucket=raw, Key=f"raw/c02/s{i:03d}", Body=b"voice")
+        with CloudTrailRecorder() as recorder:
+            thief = _fresh(sb).client("s3")     # the admin: a principal the baseline never saw
+            for i in range(60):
+                thief.get_object(Bucket=raw, Key=f"raw/c02/s{i:03d}")["Body"].read()
+        audit = sb.resources.bucket("audit")
+        deliver_log_files(sb.session, audit, recorder.events)
+        today = dt.datetime.strptime(recorder.events[0]["eventTime"], "%Y-%m-%dT%H:%M:%SZ").date()
+        read = read_log_files(sb.session, audit, account_id=sb.account_id, region=sb.region,
+                              start=today, end=today)
+        found = Detector(baseline).detect_events(read.records)
+        assert {a.rule for a in found.alerts} >= {"new-principal"}
+        assert {a.principal for a in found.alerts} == {recorder.events[0]["userIdentity"]["arn"]}
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"", "truncated"),
+    (b"not gzip at all", "not a gzip file"),
+    (gzip.compress(b"{not json"), "not JSON"),
+    (gzip.compress(b"\xff\xfe"), "not JSON"),
+    (gzip.compress(b'{"records": []}'), "no Records"),
+    (gzip.compress(b'{"Records": {"a": 1}}'), "no Records"),
+    (gzip.compress(b'{"Records": [1, 2]}'), "no Records"),
+    (gzip.compress(b'[{"Records": []}]'), "no Records"),
+    (gzip.compress(b'{"Records": []}')[:-6], "truncated"),
+])
+def test_unreadable_files_are_named_never_skipped(body: bytes, reason: str) -> None:
+    with pytest.raises(MalformedEventError, match=reason):
+        parse_log_file(body)
+    with Sandbox() as sb:
+        audit = sb.resources.bucket("audit")
+        today = dt.date(2026, 5, 1)
+        bad = log_file_key(sb.account_id, sb.region, dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC))
+        good = log_file_key(sb.account_id, sb.region, dt.datetime(2026, 5, 1, 11, tzinfo=dt.UTC))
+        s3 = sb.session.client("s3")
+        s3.put_object(Bucket=audit, Key=bad, Body=body)
+        s3.put_object(Bucket=audit, Key=good, Body=gzip.compress(json.dumps(
+            {"Records": [{"eventName": "GetObject"}]}).encode()))
+        args = {"account_id": sb.account_id, "region": sb.region, "start": today, "end": today}
+        with pytest.raises(MalformedEventError, match=bad.rsplit("/", 1)[-1]):
+            read_log_files(sb.session, audit, **args)
+        lenient = read_log_files(sb.session, audit, strict=False, **args)
+        assert [k for k, _ in lenient.unreadable] == [bad]
+        assert lenient.files == [good] and len(lenient.records) == 1
+
+
+def test_a_decompression_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from securepipe import cloudtrail_logs
+
+    assert MAX_LOG_BYTES == 256 * 1024 * 1024
+    monkeypatch.setattr(cloudtrail_logs, "MAX_LOG_BYTES", 1024 * 1024)   # same code, less RAM
+    bomb = gzip.compress(b"\0" * (4 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 8 * 1024
+    with pytest.raises(MalformedEventError, match="larger than"):
+        parse_log_file(bomb)
+    just_fits = gzip.compress(json.dumps({"Records": [{"pad": "x" * 1000}] * 1000}).encode())
+    assert len(parse_log_file(just_fits)) == 1000
+
+
+def test_bad_arguments_are_refused() -> None:
+    with Sandbox() as sb:
+        audit = sb.resources.bucket("audit")
+        day = dt.date(2026, 1, 2)
+        base = {"account_id": sb.account_id, "region": sb.region}
+        with pytest.raises(InvalidParameterError):
+            read_log_files(sb.session, audit, start=day, end=day - dt.timedelta(days=1), **base)
+        with pytest.raises(InvalidParameterError):
+            read_log_files(sb.session, audit, start=day, end=day + dt.timedelta(days=400),
+                           **base)
+        with pytest.raises(InvalidParameterError):
+            read_log_files(sb.session, "Bad Bucket", start=day, end=day, **base)
+        with pytest.raises(MalformedEventError):
+            deliver_log_files(sb.session, audit, [{"eventName": "GetObject"}])
