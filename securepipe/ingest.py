@@ -8,7 +8,8 @@ For each encrypted upload under ``raw/<contractor>/<sample_id>``:
 3. **extract** features under a versioned :class:`~securepipe.features.FeatureSpec`;
 4. **encrypt** the features under their own context and purpose and **store** them in the
    features bucket (a conditional write: it never replaces features already there unless they
-   came from an older upload), then **verify** they read back byte for byte;
+   are not this upload's: made from another raw version, unreadable, or of another spec), then
+   **verify** they read back byte for byte;
 5. **archive** the original, only when its record demands it (legal hold or compliance flag),
    re-encrypted under the archive key and written by the archive role, in an archival storage
    class, under Object Lock legal hold where the record says so;
@@ -17,9 +18,11 @@ For each encrypted upload under ``raw/<contractor>/<sample_id>``:
    deleted is exactly the versions listed before step 1, and step 1 reads the current one of
    them, so a version uploaded meanwhile is never deleted unprocessed.
 
-A batch lists its raw versions once per contractor prefix; each new sample then costs four S3
-calls (read, store, read back, delete) and its KMS calls (one Decrypt; one GenerateDataKey
-unless per-speaker keys are used).
+A batch lists its raw versions once per contractor prefix; a new sample whose key has one
+version then costs four S3 calls (read, store, read back, delete; one delete per version) and
+its KMS calls (one Decrypt; one GenerateDataKey unless per-speaker keys are used). The raw
+bucket must be versioned (:func:`securepipe.hardening.apply_bucket_hardening` does it): a
+sample in an unversioned bucket fails loudly rather than risk deleting an unprocessed upload.
 
 Every step writes an audit record (``securepipe.audit`` logger, JSON through
 :class:`securepipe.audit.JsonAuditFormatter`). The pipeline is idempotent: a re-run after a crash
@@ -292,6 +295,10 @@ def ingest_sample(
             raise IngestError(f"{raw_key}: its current version is a delete marker, so there is "
                               "nothing current to ingest; older versions were left in place "
                               "(erase or restore them, then re-run)")
+        if current.version_id == "null":
+            raise IngestError(f"{raw_key}: the raw bucket is not versioned, so one upload of "
+                              "this sample cannot be told from the next; nothing was read or "
+                              "deleted (apply_bucket_hardening enables versioning)")
         needs_archive = item.legal_hold or item.archive_required
         archived = needs_archive and _archived(clients, config, item)
         resumed = False
@@ -316,16 +323,22 @@ def ingest_sample(
             context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
             message = clients.features_envelope(item, create=True).encrypt_bytes(blob, context)
             stored = _put_features(clients, config, item, feat_key, message, current,
-                                   only_if_absent=True)
+                                   {"IfNoneMatch": "*"})
             if not stored:
                 # Something is already there: this sample's features from a run that crashed
-                # before its delete (keep them: one feature object, not two), or features of
-                # an older upload of this sample id (replace them).
-                resumed = _features_verified(clients, config, item, feat_key,
-                                             source_version=current.version_id)
+                # before its delete (keep them: one feature object, not two), or features that
+                # are not this upload's (another raw version, unreadable, another spec):
+                # replace exactly the object just checked, never one written meanwhile.
+                resumed, etag = _features_check(clients, config, item, feat_key,
+                                                source_version=current.version_id)
                 if not resumed:
-                    stored = _put_features(clients, config, item, feat_key, message, current,
-                                           only_if_absent=False)
+                    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+                    if not _put_features(clients, config, item, feat_key, message, current,
+                                         condition):
+                        raise IngestError(f"{feat_key}: changed while this run checked it (is "
+                                          "another run ingesting this sample?); nothing was "
+                                          "deleted; re-run to resume")
+                    stored = True
             if stored:
                 done("store", item)
                 body = clients.s3.get_object(Bucket=config.features_bucket,
@@ -358,13 +371,11 @@ def ingest_sample(
 
 
 def _put_features(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
-                  message: bytes, source: RawVersion, *, only_if_absent: bool) -> bool:
-    """PutObject the encrypted features; with ``only_if_absent``, a conditional write
-    (``If-None-Match: *``) that returns False if an object is already there.
-
-    https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+                  message: bytes, source: RawVersion, condition: dict[str, str]) -> bool:
+    """PutObject the encrypted features as a conditional write (``If-None-Match: *``: only if
+    nothing is there; ``If-Match: <etag>``: only over that object); False if the condition
+    failed. https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
     """
-    condition = {"IfNoneMatch": "*"} if only_if_absent else {}
     try:
         clients.s3.put_object(
             Bucket=config.features_bucket, Key=key, Body=message, ChecksumAlgorithm="SHA256",
@@ -375,7 +386,8 @@ def _put_features(clients: _Clients, config: IngestConfig, item: IngestItem, key
                       **_object_metadata(item, message)},
             **sse_kms_put_args(config.key_arn), **condition)
     except ClientError as exc:
-        if only_if_absent and exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed",
+                                                          "ConditionalRequestConflict"):
             return False
         raise
     _audit("ingest.store-features", config.features_bucket, key, "ok", item, len(message))
@@ -400,11 +412,17 @@ def list_raw_versions(s3: Any, bucket: str, keys: Iterable[str]) -> dict[str, li
 
     One ListObjectVersions page per 1,000 entries under each ``raw/<contractor>/`` prefix
     (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html), not one
-    call per sample: the raw prefix only holds uploads still waiting for ingest.
+    call per sample: the raw prefix only holds uploads still waiting for ingest. A prefix with
+    a single wanted key is listed as that key alone.
     """
     wanted = set(keys)
+    by_prefix: dict[str, list[str]] = {}
+    for key in wanted:
+        by_prefix.setdefault(key.rsplit("/", 1)[0] + "/" if "/" in key else key, []).append(key)
+    # a lone key is listed on its own, not with everything else under its prefix
+    targets = sorted(p if len(ks) > 1 else ks[0] for p, ks in by_prefix.items())
     found: dict[str, list[RawVersion]] = {}
-    for prefix in sorted({k.rsplit("/", 1)[0] + "/" if "/" in k else k for k in wanted}):
+    for prefix in targets:
         pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
         for page in pages:
             for marker, entries in ((False, page.get("Versions", [])),
@@ -417,8 +435,12 @@ def list_raw_versions(s3: Any, bucket: str, keys: Iterable[str]) -> dict[str, li
 
 
 def _delete_listed(s3: Any, bucket: str, key: str, versions: Sequence[RawVersion]) -> int:
-    """Delete exactly the listed versions and delete markers of ``key``; returns how many."""
-    for version in versions:
+    """Delete exactly the listed versions and delete markers of ``key``; returns how many.
+
+    The current version goes last: a crash part-way leaves it current, so a re-run resumes on
+    the same upload (an older version or a delete marker never becomes current meanwhile).
+    """
+    for version in sorted(versions, key=lambda v: v.is_latest):
         s3.delete_object(Bucket=bucket, Key=key, VersionId=version.version_id)
     return len(versions)
 
@@ -434,27 +456,35 @@ def _download_decrypt(clients: _Clients, config: IngestConfig, item: IngestItem,
     _audit("ingest.read-raw", config.raw_bucket, key, "ok", item, dst.stat().st_size)
 
 
-def _features_verified(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
-                       source_version: str | None = None) -> bool:
-    """True if the feature object exists, decrypts under its context and parses as the spec
-    (and, given ``source_version``, was made from that raw version)."""
+def _features_verified(clients: _Clients, config: IngestConfig, item: IngestItem,
+                       key: str) -> bool:
+    """True if the feature object exists, decrypts under its context and parses as the spec."""
+    return _features_check(clients, config, item, key)[0]
+
+
+def _features_check(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
+                    source_version: str | None = None) -> tuple[bool, str | None]:
+    """``(verified, etag)``: whether the feature object decrypts under its context, parses as
+    the spec (and, given ``source_version``, was made from that raw version); and the ETag of
+    the object checked (None if there is none)."""
     try:
         response = clients.s3.get_object(Bucket=config.features_bucket, Key=key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return False
+            return False, None
         raise
+    etag = response.get("ETag")
     body = response["Body"].read()
     if (source_version is not None
             and (response.get("Metadata") or {}).get(META_SOURCE_VERSION) != source_version):
-        return False
+        return False, etag
     context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
     try:
         blob = clients.features_envelope(item).decrypt_bytes(body, context)
         _, spec = from_bytes(blob)
     except (DecryptionError, InvalidParameterError):
-        return False
-    return spec == config.spec
+        return False, etag
+    return spec == config.spec, etag
 
 
 def _archived(clients: _Clients, config: IngestConfig, item: IngestItem) -> bool:

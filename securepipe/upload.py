@@ -217,7 +217,8 @@ def download_sample(
     as a missing key or a refused request) propagate unchanged as botocore ``ClientError``.
 
     ``version_id`` reads that version exactly (a pipeline that lists versions, then deletes
-    them, must process the version it listed, not whatever is current by then); ``client``
+    them, must process the version it listed, not whatever is current by then; ``"null"``, the
+    id S3 gives objects written while versioning was off, reads the current object); ``client``
     reuses an S3 client made from ``session`` instead of making one per call.
     """
     _require_session(session)

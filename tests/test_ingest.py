@@ -227,6 +227,78 @@ def test_a_version_uploaded_mid_ingest_is_not_deleted_unprocessed(world: World) 
                                   _expected_features(world, "spk02_u2"))
 
 
+@pytest.mark.parametrize("marker", [False, True], ids=["two-takes", "take-marker-take"])
+def test_a_crash_part_way_through_the_delete_resumes_on_the_same_take(world: World,
+                                                                       marker: bool) -> None:
+    item = IngestItem("c04", "spk04_u1")
+    world.upload(item, MANIFEST.path_of("spk04_u2"))          # an older take
+    if marker:
+        world.sb.session.client("s3").delete_object(Bucket=world.config.raw_bucket,
+                                                    Key="raw/c04/spk04_u1")
+    world.upload(item, MANIFEST.path_of("spk04_u1"))          # the current take
+    session = world.sb.session
+    deletes: list[str] = []
+
+    def crash_after_first_delete(**_: object) -> None:
+        deletes.append("DeleteObject")
+        if len(deletes) == 1:
+            raise Crash("after the first DeleteObject")
+
+    session.events.register("after-call.s3.DeleteObject", crash_after_first_delete)
+    try:
+        with pytest.raises(Crash):
+            ingest_sample(session, world.config, item)
+    finally:
+        session.events.unregister("after-call.s3.DeleteObject", crash_after_first_delete)
+    outcome = ingest_sample(world.sb.session, world.config, item)
+    assert (outcome.status, outcome.resumed) == ("processed", True)
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 0
+    assert world.feature_versions(item) == 1
+    np.testing.assert_array_equal(_stored_features(world, item),
+                                  _expected_features(world, "spk04_u1"))
+
+
+def test_an_unversioned_raw_bucket_fails_loudly_and_deletes_nothing(world: World) -> None:
+    s3 = world.sb.session.client("s3")
+    s3.put_bucket_versioning(Bucket=world.config.raw_bucket,
+                             VersioningConfiguration={"Status": "Suspended"})
+    item = IngestItem("c05", "spk05_u1")
+    world.upload(item, MANIFEST.path_of("spk05_u1"))          # version id "null"
+    report = ingest_batch([item], world.config, lambda: world.sb.session)
+    assert report.outcomes[0].status == "failed"
+    assert "not versioned" in (report.outcomes[0].reason or "")
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 1
+    assert world.feature_versions(item) == 0
+
+
+def test_stale_features_are_replaced_only_if_nobody_wrote_meanwhile(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from securepipe import ingest
+
+    item = IngestItem("c06", "spk06_u1")
+    world.upload(item, MANIFEST.path_of("spk06_u2"))
+    ingest_sample(world.sb.session, world.config, item)       # features of the first take
+    world.upload(item, MANIFEST.path_of("spk06_u1"))          # a re-upload: they are stale
+    check = ingest._features_check
+
+    def another_run_writes_meanwhile(*args: object, **kwargs: object) -> object:
+        result = check(*args, **kwargs)                       # type: ignore[arg-type]
+        world.sb.session.client("s3").put_object(
+            Bucket=world.config.features_bucket, Key=world.config.features_key(item),
+            Body=b"another run's features", ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=world.config.key_arn)
+        return result
+
+    monkeypatch.setattr(ingest, "_features_check", another_run_writes_meanwhile)
+    report = ingest_batch([item], world.config, lambda: world.sb.session)
+    assert report.outcomes[0].status == "failed"
+    assert "changed while this run checked it" in (report.outcomes[0].reason or "")
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 1   # the new take is kept
+    body = world.sb.session.client("s3").get_object(
+        Bucket=world.config.features_bucket, Key=world.config.features_key(item))["Body"].read()
+    assert body == b"another run's features"                  # not overwritten blindly
+
+
 def test_a_current_delete_marker_fails_loudly_and_deletes_nothing(world: World) -> None:
     item = IngestItem("c03", "spk03_u2")
     world.upload(item, MANIFEST.path_of("spk03_u2"))
