@@ -170,7 +170,9 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     sub = next((s for s in query if s in _SUBRESOURCES), "")
     method = method.upper()
-    if key is None:
+    if key is None and method == "POST" and "delete" in query:
+        action = "s3:DeleteObject"  # DeleteObjects, whatever else the query says (as moto reads it)
+    elif key is None:
         action = _BUCKET_ACTIONS.get((method, sub), f"s3:{method.title()}Bucket{sub.title()}")
     else:
         action = _OBJECT_ACTIONS.get((method, sub), f"s3:{method.title()}Object{sub.title()}")
@@ -294,7 +296,14 @@ class Enforcer:
                               reason=f"expired at {_aware(session.expiration):%H:%M:%S} UTC, "
                                      f"sandbox clock {now():%H:%M:%S} UTC")
         if refusal is None:
-            for each in _per_key_calls(call, body):
+            calls = _per_key_calls(call, body, headers)
+            if calls is None:
+                refusal = Refusal(call.service, call.action, call.resource, principal,
+                                  Decision("ExplicitDeny", "securepipe:unreadable-request"),
+                                  reason="the emulation cannot tell which keys this "
+                                         "DeleteObjects names, so it refuses it rather than "
+                                         "let it through unchecked")
+            for each in calls or ():
                 refusal = self._evaluate(each, principal, session)
                 if refusal is not None:
                     break
@@ -342,30 +351,66 @@ class Enforcer:
 _ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
 
 
-def _per_key_calls(call: S3Call | ServiceCall,
-                   body: bytes | str | None) -> list[S3Call | ServiceCall]:
+def _per_key_calls(call: S3Call | ServiceCall, body: bytes | str | None,
+                   headers: Mapping[str, Any]) -> list[S3Call | ServiceCall] | None:
     """DeleteObjects (``POST /bucket?delete``) as the per-key deletes AWS authorises.
 
     AWS checks ``s3:DeleteObject`` (``s3:DeleteObjectVersion`` with a version id) on every key
     in the request body, not on the bucket, and reports each refused key in the response's
     ``Errors``. The emulation refuses the whole request if any key would be refused: stricter,
-    never looser. A body it cannot read is refused too (as a delete of the bucket ARN).
+    never looser. ``None`` when the body cannot be read with certainty (not the XML moto would
+    act on, an aws-chunked body that does not decode, an object without exactly one key): the
+    caller then refuses the request.
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
     """
     if not (isinstance(call, S3Call) and call.action == "s3:DeleteObject" and call.key is None):
         return [call]
+    data = body.encode() if isinstance(body, str) else body
+    if not data:
+        return None
+    streaming = str(headers_get(headers, "x-amz-content-sha256", "")).startswith("STREAMING-")
+    if streaming or "aws-chunked" in str(headers_get(headers, "content-encoding", "")):
+        data = _aws_chunked(data)
+        if data is None:
+            return None
     try:
-        root = ElementTree.fromstring(body or b"")
+        root = ElementTree.fromstring(data)
     except ElementTree.ParseError:
-        return [call]
+        return None
+    if root.tag.rsplit("}", 1)[-1] != "Delete":
+        return None
     calls: list[S3Call | ServiceCall] = []
     for obj in root:
-        if not obj.tag.endswith("Object"):
+        if obj.tag.rsplit("}", 1)[-1] != "Object":
             continue
-        fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in obj}
-        action = "s3:DeleteObjectVersion" if fields.get("VersionId") else "s3:DeleteObject"
-        calls.append(replace(call, action=action, key=fields.get("Key", "")))
-    return calls or [call]
+        keys = [c.text or "" for c in obj if c.tag.rsplit("}", 1)[-1] == "Key"]
+        versions = [c.text or "" for c in obj if c.tag.rsplit("}", 1)[-1] == "VersionId"]
+        if len(keys) != 1 or len(versions) > 1:
+            return None
+        action = "s3:DeleteObjectVersion" if versions and versions[0] else "s3:DeleteObject"
+        calls.append(replace(call, action=action, key=keys[0]))
+    return calls or None
+
+
+def _aws_chunked(data: bytes) -> bytes | None:
+    """The payload of an ``aws-chunked`` body (``<hex size>[;ext]\r\n<data>\r\n ... 0``)."""
+    out = bytearray()
+    pos = 0
+    while True:
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            return None
+        try:
+            size = int(data[pos:end].split(b";", 1)[0], 16)
+        except ValueError:
+            return None
+        pos = end + 2
+        if size == 0:
+            return bytes(out)
+        if size < 0 or data[pos + size:pos + size + 2] != b"\r\n":
+            return None
+        out += data[pos:pos + size]
+        pos += size + 2
 
 
 @dataclass(frozen=True)
@@ -545,6 +590,7 @@ _REFUSED_MARK = "_securepipe_refused"
 
 def _before_send(request: Any, **_: Any) -> Any:
     """botocore ``before-send`` handler: answer as AWS would before moto sees a refused request."""
+    setattr(request, _REFUSED_MARK, False)  # botocore reuses a request object on retries
     if not _active or not (urlsplit(request.url).hostname or "").endswith(".amazonaws.com"):
         return None  # requests to a server-mode sandbox are checked by its middleware
     body = request.body if isinstance(request.body, bytes | str) else None

@@ -415,6 +415,57 @@ def test_delete_objects_is_authorised_per_key(server: bool) -> None:
         assert left == {"raw/c1/b", "raw/c2/a", "locked/x"}
 
 
+def _chunked(request: Any, **_: Any) -> None:
+    body = request.body if isinstance(request.body, bytes) else request.body.encode()
+    framed = b"%x;chunk-signature=00\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    request.body = framed
+    request.headers["x-amz-content-sha256"] = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    request.headers["Content-Length"] = str(len(framed))
+
+
+def _reordered_query(request: Any, **_: Any) -> None:
+    request.url = request.url.replace("?delete", "?uploads&delete")
+
+
+def _two_keys(request: Any, **_: Any) -> None:
+    body = request.body if isinstance(request.body, bytes) else request.body.encode()
+    request.body = body.replace(b"<Key>raw/ok</Key>", b"<Key>raw/ok</Key><Key>locked/x</Key>")
+    request.headers["Content-Length"] = str(len(request.body))
+    request.headers.pop("Content-MD5", None)
+
+
+def _not_xml(request: Any, **_: Any) -> None:
+    request.body = b"locked/x"
+    request.headers["Content-Length"] = "8"
+    request.headers.pop("Content-MD5", None)
+
+
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+@pytest.mark.parametrize("rewrite", [_chunked, _reordered_query, _two_keys, _not_xml],
+                         ids=["aws-chunked", "uploads&delete", "two-keys", "not-xml"])
+def test_crafted_delete_objects_cannot_dodge_the_per_key_check(server: bool,
+                                                               rewrite: Any) -> None:
+    with Sandbox(server=server) as sb:
+        bucket = sb.resources.bucket("raw")
+        admin = sb.session.client("s3")
+        for key in ("locked/x", "raw/ok"):
+            admin.put_object(Bucket=bucket, Key=key, Body=b"voice")
+        admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject*",
+                "Resource": f"arn:aws:s3:::{bucket}/locked/*"}]}))
+        target = "raw/ok" if rewrite in (_two_keys, _not_xml) else "locked/x"
+        admin.meta.events.register("before-send.s3.DeleteObjects", rewrite)
+        try:
+            outcome = _code(lambda: admin.delete_objects(Bucket=bucket, Delete={
+                "Objects": [{"Key": target}]}))
+        finally:
+            admin.meta.events.unregister("before-send.s3.DeleteObjects", rewrite)
+        assert outcome == "AccessDenied"
+        left = {o["Key"] for o in admin.list_objects_v2(Bucket=bucket)["Contents"]}
+        assert "locked/x" in left
+
+
 def test_contractor_session_refuses_expired_or_wrong_arguments(sandbox: Sandbox) -> None:
     past = ContractorCredentials("AKIA", "secret", "token",
                                  dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1), "c1",
