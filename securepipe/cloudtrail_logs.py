@@ -5,12 +5,14 @@ A trail writes its events as gzipped JSON objects, ``{"Records": [event, ...]}``
 ``<prefix>/AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<account>_CloudTrail_<region>_YYYYMMDDTHHmmZ_<unique>.json.gz``
 
 (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/get-and-view-cloudtrail-log-files.html).
-:func:`read_log_files` lists only the days asked for, reads each file and returns its records:
-give them to :meth:`securepipe.detector.Detector.detect_events`. A file it cannot read (not
-gzip, not JSON, no ``Records`` list, or larger than :data:`MAX_LOG_BYTES` once decompressed) is
-never skipped silently: by default it raises :class:`~securepipe.errors.MalformedEventError`
-naming the key; with ``strict=False`` it is reported in :attr:`LogRead.unreadable` (a missing
-log file is missing evidence, so it must show).
+:func:`read_log_files` lists only the days asked for (and the day after: a file delivered just
+after midnight holds the last minutes of the day before), reads each file and returns the
+records whose ``eventTime`` falls on those days: give them to
+:meth:`securepipe.detector.Detector.detect_events`. A file it cannot read (not gzip, not JSON,
+no ``Records`` list, anything after the gzip stream, or larger than :data:`MAX_LOG_BYTES`) is
+never skipped silently: by default it raises :class:`~securepipe.errors.LogFileError` naming
+the key; with ``strict=False`` it is reported in :attr:`LogRead.unreadable` (a missing log file
+is missing evidence, so it must show).
 
 In the sandbox no trail delivers anything (moto records no events), so
 :func:`deliver_log_files` is the sandbox's stand-in for CloudTrail's delivery: it writes events
@@ -31,7 +33,7 @@ from typing import Any
 
 import boto3
 
-from securepipe.errors import InvalidParameterError, MalformedEventError
+from securepipe.errors import InvalidParameterError, LogFileError, MalformedEventError
 from securepipe.ids import validate_bucket_name
 
 #: Decompressed size above which a log file is refused (CloudTrail's own files are far smaller;
@@ -72,11 +74,13 @@ def log_file_key(account_id: str, region: str, delivered: dt.datetime, prefix: s
 def read_log_files(session: boto3.Session, bucket: str, *, account_id: str, region: str,
                    start: dt.date, end: dt.date, prefix: str = "",
                    strict: bool = True) -> LogRead:
-    """Every record in the trail's log files for the days ``start`` to ``end`` (inclusive).
+    """Every record of the days ``start`` to ``end`` (inclusive, UTC) in the trail's log files.
 
     Wraps S3 ListObjectsV2 and GetObject
-    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html). Files are read in
-    key order (delivery time); the records keep their order within each file.
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html). The folders of
+    ``start`` to the day after ``end`` are read, in key order (delivery time), and records are
+    kept when their ``eventTime`` falls in the range; a record without a readable
+    ``eventTime`` is kept if its file's folder does (the detector rejects and counts it).
     """
     validate_bucket_name(bucket)
     if not isinstance(start, dt.date) or not isinstance(end, dt.date) or end < start:
@@ -86,40 +90,68 @@ def read_log_files(session: boto3.Session, bucket: str, *, account_id: str, regi
     s3 = session.client("s3")
     out = LogRead()
     day = start
-    while day <= end:
+    while day <= end + dt.timedelta(days=1):
         for key in _keys(s3, bucket, log_prefix(account_id, region, day, prefix)):
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             try:
-                records = parse_log_file(body)
-            except MalformedEventError as exc:
+                records = _read_one(s3, bucket, key)
+            except LogFileError as exc:
                 if strict:
-                    raise MalformedEventError(None, f"{key}: {exc.reason}") from exc
+                    raise
                 out.unreadable.append((key, exc.reason))
                 continue
             out.files.append(key)
-            out.records.extend(records)
+            for record in records:
+                when = _event_day(record)
+                if start <= (when or day) <= end:
+                    out.records.append(record)
         day += dt.timedelta(days=1)
     return out
 
 
+def _read_one(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    response = s3.get_object(Bucket=bucket, Key=key)
+    body = response["Body"]
+    try:
+        if int(response.get("ContentLength") or 0) > MAX_LOG_BYTES:
+            raise LogFileError(key, f"larger than {MAX_LOG_BYTES} bytes")
+        data = body.read(MAX_LOG_BYTES + 1)
+    finally:
+        body.close()
+    if len(data) > MAX_LOG_BYTES:
+        raise LogFileError(key, f"larger than {MAX_LOG_BYTES} bytes")
+    try:
+        return parse_log_file(data)
+    except LogFileError as exc:
+        raise LogFileError(key, exc.reason) from None
+
+
+def _event_day(record: Mapping[str, Any]) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(str(record.get("eventTime")), "%Y-%m-%dT%H:%M:%SZ").date()
+    except ValueError:
+        return None
+
+
 def parse_log_file(body: bytes) -> list[dict[str, Any]]:
-    """The ``Records`` of one gzipped CloudTrail log file; MalformedEventError if unreadable."""
+    """The ``Records`` of one gzipped CloudTrail log file; LogFileError if unreadable."""
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)   # gzip framing
     try:
         data = inflate.decompress(body, MAX_LOG_BYTES + 1)
     except zlib.error as exc:
-        raise MalformedEventError(None, f"not a gzip file ({exc})") from None
+        raise LogFileError(None, f"not a gzip file ({exc})") from None
     if len(data) > MAX_LOG_BYTES or inflate.unconsumed_tail:
-        raise MalformedEventError(None, f"larger than {MAX_LOG_BYTES} bytes decompressed")
+        raise LogFileError(None, f"larger than {MAX_LOG_BYTES} bytes decompressed")
     if not inflate.eof:
-        raise MalformedEventError(None, "truncated gzip file")
+        raise LogFileError(None, "truncated gzip file")
+    if inflate.unused_data:
+        raise LogFileError(None, "data after the gzip stream")
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedEventError(None, f"not JSON ({exc.__class__.__name__})") from None
+        raise LogFileError(None, f"not JSON ({exc.__class__.__name__})") from None
     records = document.get("Records") if isinstance(document, dict) else None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise MalformedEventError(None, "no Records list of events")
+        raise LogFileError(None, "no Records list of events")
     return records
 
 

@@ -76,6 +76,18 @@ class MalformedEventError(SecurePipeError, ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+class LogFileError(MalformedEventError):
+    """A CloudTrail log file that cannot be read; ``key`` names it (``None``: not known)."""
+
+    def __init__(self, key: str | None, reason: str) -> None:
+        super().__init__(None, reason)
+        self.key = key
+        self.args = (f"{key or 'log file'}: {reason}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class UnknownSpeakerError(SecurePipeError, LookupError):
     """The consent registry has no record of this speaker (nothing was changed)."""
 

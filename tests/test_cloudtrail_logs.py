@@ -89,9 +89,11 @@ def test_a_burst_read_from_log_files_is_detected() -> None:
                 thief.get_object(Bucket=raw, Key=f"raw/c02/s{i:03d}")["Body"].read()
         audit = sb.resources.bucket("audit")
         deliver_log_files(sb.session, audit, recorder.events)
-        today = dt.datetime.strptime(recorder.events[0]["eventTime"], "%Y-%m-%dT%H:%M:%SZ").date()
+        days = [dt.datetime.strptime(e["eventTime"], "%Y-%m-%dT%H:%M:%SZ").date()
+                for e in recorder.events]
         read = read_log_files(sb.session, audit, account_id=sb.account_id, region=sb.region,
-                              start=today, end=today)
+                              start=min(days), end=max(days))
+        assert len(read.records) == len(recorder.events)
         found = Detector(baseline).detect_events(read.records)
         assert {a.rule for a in found.alerts} >= {"new-principal"}
         assert {a.principal for a in found.alerts} == {recorder.events[0]["userIdentity"]["arn"]}
@@ -107,6 +109,8 @@ def test_a_burst_read_from_log_files_is_detected() -> None:
     (gzip.compress(b'{"Records": [1, 2]}'), "no Records"),
     (gzip.compress(b'[{"Records": []}]'), "no Records"),
     (gzip.compress(b'{"Records": []}')[:-6], "truncated"),
+    (gzip.compress(b'{"Records": []}') + b"junk", "after the gzip stream"),
+    (gzip.compress(b'{"Records": []}') * 2, "after the gzip stream"),
 ])
 def test_unreadable_files_are_named_never_skipped(body: bytes, reason: str) -> None:
     with pytest.raises(MalformedEventError, match=reason):
@@ -126,6 +130,38 @@ def test_unreadable_files_are_named_never_skipped(body: bytes, reason: str) -> N
         lenient = read_log_files(sb.session, audit, strict=False, **args)
         assert [k for k, _ in lenient.unreadable] == [bad]
         assert lenient.files == [good] and len(lenient.records) == 1
+
+
+def test_the_last_minutes_of_a_day_are_read_from_the_next_days_folder() -> None:
+    with Sandbox() as sb:
+        late = {"eventTime": "2026-05-01T23:58:30Z", "recipientAccountId": sb.account_id,
+                "awsRegion": sb.region, "eventName": "GetObject", "eventID": "late"}
+        early = {**late, "eventTime": "2026-05-02T00:01:00Z", "eventID": "early"}
+        audit = sb.resources.bucket("audit")
+        keys = deliver_log_files(sb.session, audit, [late, early])
+        assert all("/2026/05/02/" in k for k in keys)          # both delivered after midnight
+        args = {"account_id": sb.account_id, "region": sb.region}
+        first = read_log_files(sb.session, audit, start=dt.date(2026, 5, 1),
+                               end=dt.date(2026, 5, 1), **args)
+        second = read_log_files(sb.session, audit, start=dt.date(2026, 5, 2),
+                                end=dt.date(2026, 5, 2), **args)
+        assert [r["eventID"] for r in first.records] == ["late"]
+        assert [r["eventID"] for r in second.records] == ["early"]
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from securepipe import cloudtrail_logs
+
+    monkeypatch.setattr(cloudtrail_logs, "MAX_LOG_BYTES", 64 * 1024)
+    with Sandbox() as sb:
+        audit = sb.resources.bucket("audit")
+        key = log_file_key(sb.account_id, sb.region, dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC))
+        sb.session.client("s3").put_object(Bucket=audit, Key=key, Body=os.urandom(100_000))
+        with pytest.raises(MalformedEventError, match=r"larger than 65536 bytes$"):
+            read_log_files(sb.session, audit, account_id=sb.account_id, region=sb.region,
+                           start=dt.date(2026, 5, 1), end=dt.date(2026, 5, 1))
 
 
 def test_a_decompression_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

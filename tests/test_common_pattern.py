@@ -91,6 +91,17 @@ def test_long_lived_reader_reads_every_contractor_and_never_expires(server: bool
         for key in ("raw/c01/a", "raw/c02/b"):
             admin.put_object(Bucket=raw, Key=key, Body=b"voice")
         leaked = long_lived_reader(sb.session, user_name="qa-analyst", bucket=raw)
+        # what the key may do: the user's policy, evaluated (moto enforces no IAM user policy)
+        from securepipe.access import user_principal
+        from securepipe.policy import Request, evaluate
+
+        me = user_principal(sb.session, "qa-analyst")
+        for action, resource in (("s3:GetObject", f"arn:aws:s3:::{raw}/raw/c02/b"),
+                                 ("s3:ListBucket", f"arn:aws:s3:::{raw}")):
+            assert evaluate(Request(action, resource, leaked.user_arn, {}),
+                            identity=list(me.identity)).allowed
+        assert not evaluate(Request("s3:PutObject", f"arn:aws:s3:::{raw}/raw/c02/b",
+                                    leaked.user_arn, {}), identity=list(me.identity)).allowed
         assert leaked.session().client("sts").get_caller_identity()["Arn"] == leaked.user_arn
         s3 = leaked.session().client("s3")
         assert s3.meta.endpoint_url == admin.meta.endpoint_url   # same sandbox, same endpoint
