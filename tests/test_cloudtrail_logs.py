@@ -99,18 +99,22 @@ def test_a_burst_read_from_log_files_is_detected() -> None:
         assert {a.principal for a in found.alerts} == {recorder.events[0]["userIdentity"]["arn"]}
 
 
+def _gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)   # no timestamp: the same bytes in every test worker
+
+
 @pytest.mark.parametrize(("body", "reason"), [
-    (b"", "truncated"),
-    (b"not gzip at all", "not a gzip file"),
-    (gzip.compress(b"{not json"), "not JSON"),
-    (gzip.compress(b"\xff\xfe"), "not JSON"),
-    (gzip.compress(b'{"records": []}'), "no Records"),
-    (gzip.compress(b'{"Records": {"a": 1}}'), "no Records"),
-    (gzip.compress(b'{"Records": [1, 2]}'), "no Records"),
-    (gzip.compress(b'[{"Records": []}]'), "no Records"),
-    (gzip.compress(b'{"Records": []}')[:-6], "truncated"),
-    (gzip.compress(b'{"Records": []}') + b"junk", "after the gzip stream"),
-    (gzip.compress(b'{"Records": []}') * 2, "after the gzip stream"),
+    pytest.param(b"", "truncated", id="empty"),
+    pytest.param(b"not gzip at all", "not a gzip file", id="not-gzip"),
+    pytest.param(_gz(b"{not json"), "not JSON", id="not-json"),
+    pytest.param(_gz(b"\xff\xfe"), "not JSON", id="not-utf8"),
+    pytest.param(_gz(b'{"records": []}'), "no Records", id="lowercase-records"),
+    pytest.param(_gz(b'{"Records": {"a": 1}}'), "no Records", id="records-not-a-list"),
+    pytest.param(_gz(b'{"Records": [1, 2]}'), "no Records", id="records-not-events"),
+    pytest.param(_gz(b'[{"Records": []}]'), "no Records", id="top-level-list"),
+    pytest.param(_gz(b'{"Records": []}')[:-6], "truncated", id="truncated"),
+    pytest.param(_gz(b'{"Records": []}') + b"junk", "after the gzip stream", id="trailing-junk"),
+    pytest.param(_gz(b'{"Records": []}') * 2, "after the gzip stream", id="two-members"),
 ])
 def test_unreadable_files_are_named_never_skipped(body: bytes, reason: str) -> None:
     with pytest.raises(MalformedEventError, match=reason):
