@@ -138,6 +138,9 @@ class S3Call:
     #: CopyObject / UploadPartCopy: (bucket, key, version id) of the source, which AWS also
     #: authorises, as a read.
     copy_source: tuple[str, str, str | None] | None = None
+    #: ``x-amz-bypass-governance-retention: true``: AWS also authorises
+    #: ``s3:BypassGovernanceRetention`` on the object.
+    bypass_governance: bool = False
 
     service = "s3"
 
@@ -192,8 +195,10 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
             if name in query:
                 context[f"s3:{name}"] = query[name]
     access_key = _access_key(headers_get(headers, "authorization", ""), query)
+    bypass = str(headers_get(headers, "x-amz-bypass-governance-retention", "")).lower() == "true"
     return S3Call(action=action, bucket=bucket, key=key, access_key=access_key, context=context,
-                  copy_source=_copy_source(headers_get(headers, "x-amz-copy-source")))
+                  copy_source=_copy_source(headers_get(headers, "x-amz-copy-source")),
+                  bypass_governance=bypass)
 
 
 def _copy_source(header: str | None) -> tuple[str, str, str | None] | None:
@@ -334,6 +339,15 @@ class Enforcer:
                             resource=resource_policies)
         if not decision.allowed:
             return Refusal(call.service, call.action, call.resource, principal, decision)
+        if (isinstance(call, S3Call) and call.bypass_governance and call.key is not None
+                and call.action in _GOVERNANCE_BYPASSABLE):
+            # https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html
+            action = "s3:BypassGovernanceRetention"
+            decision = evaluate(Request(action, call.resource, principal, context),
+                                identity=identity, session=session_policies,
+                                resource=resource_policies)
+            if not decision.allowed:
+                return Refusal(call.service, action, call.resource, principal, decision)
         if isinstance(call, S3Call) and call.copy_source is not None:
             # A copy is also a read of its source: AWS authorises s3:GetObject there too.
             bucket, key, version = call.copy_source
@@ -349,6 +363,9 @@ class Enforcer:
 
 
 _ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
+#: Requests whose ``x-amz-bypass-governance-retention`` header AWS authorises separately.
+_GOVERNANCE_BYPASSABLE = frozenset({"s3:DeleteObject", "s3:DeleteObjectVersion",
+                                    "s3:PutObjectRetention"})
 
 
 def _per_key_calls(call: S3Call | ServiceCall, body: bytes | str | None,
@@ -584,8 +601,11 @@ _enforcer = Enforcer()
 _saved_get_permission: Any = None
 _saved_assume_role: Any = None
 _saved_stubber_call: Any = None
+_saved_process_request: Any = None
 #: Set on a botocore request the emulation refused, so moto's stubber leaves it alone.
 _REFUSED_MARK = "_securepipe_refused"
+#: Set on a request that went through :func:`_before_send` (so moto need not check it again).
+_CHECKED_MARK = "_securepipe_checked"
 
 
 def _before_send(request: Any, **_: Any) -> Any:
@@ -618,6 +638,7 @@ def activate() -> None:
     moved years ahead still hands out sessions that last their ``DurationSeconds``.
     """
     global _active, _saved_get_permission, _saved_assume_role, _saved_stubber_call
+    global _saved_process_request
     with _lock:
         _active += 1
         if _active > 1:
@@ -636,9 +657,27 @@ def activate() -> None:
         def _skip_refused(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
             if getattr(request, _REFUSED_MARK, False):
                 return None  # refused: moto must not carry it out
+            setattr(request, _CHECKED_MARK, True)
             return stub(self, event_name, request, **kwargs)
 
         BotocoreStubber.__call__ = _skip_refused  # type: ignore[method-assign]
+        # Requests that reach moto another way (the `requests` library, which moto intercepts
+        # with `responses`: a presigned URL fetched in-process, say) never pass before-send,
+        # so they are checked here, before moto carries them out.
+        _saved_process_request = BotocoreStubber.process_request
+        process = _saved_process_request
+
+        def _check_unchecked(self: Any, request: Any) -> Any:
+            if _active and not getattr(request, _CHECKED_MARK, False):
+                body = request.body if isinstance(request.body, bytes | str) else None
+                refusal = _enforcer.check(request.method, request.url, request.headers, body)
+                if refusal is not None:
+                    status, headers, payload = refusal_response(
+                        refusal, headers_get(request.headers, "x-amz-target") is not None)
+                    return status, headers, b"" if request.method.upper() == "HEAD" else payload
+            return process(self, request)
+
+        BotocoreStubber.process_request = _check_unchecked  # type: ignore[method-assign]
         _saved_get_permission = FakeBucket.get_permission
 
         def _neutral(self: Any, action: str, resource: str) -> Any:
@@ -672,6 +711,7 @@ def deactivate() -> None:
             from moto.core.botocore_stubber import BotocoreStubber
 
             BotocoreStubber.__call__ = _saved_stubber_call  # type: ignore[method-assign]
+            BotocoreStubber.process_request = _saved_process_request  # type: ignore[method-assign]
         if _saved_get_permission is not None:
             FakeBucket.get_permission = _saved_get_permission  # type: ignore[method-assign]
         if _saved_assume_role is not None:

@@ -415,6 +415,28 @@ def test_delete_objects_is_authorised_per_key(server: bool) -> None:
         assert left == {"raw/c1/b", "raw/c2/a", "locked/x"}
 
 
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+def test_bypassing_governance_retention_needs_its_own_permission(server: bool) -> None:
+    with Sandbox(server=server) as sb:
+        bucket = sb.resources.bucket("audit")                 # Object Lock enabled
+        s3 = sb.session.client("s3")
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        version = s3.put_object(Bucket=bucket, Key="locked", Body=b"x",
+                                ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until,
+                                ChecksumAlgorithm="SHA256")["VersionId"]
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Deny", "Principal": "*", "Action": "s3:BypassGovernanceRetention",
+                "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+        assert _code(lambda: s3.delete_object(Bucket=bucket, Key="locked", VersionId=version,
+                                              BypassGovernanceRetention=True)) == "AccessDenied"
+        assert _code(lambda: s3.delete_objects(
+            Bucket=bucket, BypassGovernanceRetention=True,
+            Delete={"Objects": [{"Key": "locked", "VersionId": version}]})) == "AccessDenied"
+        versions = s3.list_object_versions(Bucket=bucket, Prefix="locked")["Versions"]
+        assert [v["VersionId"] for v in versions] == [version]
+
+
 def _chunked(request: Any, **_: Any) -> None:
     body = request.body if isinstance(request.body, bytes) else request.body.encode()
     framed = b"%x;chunk-signature=00\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
@@ -521,6 +543,27 @@ def test_presign_within_caps(sandbox: Sandbox) -> None:
         kwargs: dict[str, Any] = {"bucket": bucket, "key": "raw/c1/a", **bad}
         with pytest.raises(InvalidParameterError):
             presign_get(NoAws(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_presigned_urls_fetched_in_process_with_requests_are_checked(sandbox: Sandbox,
+                                                                      role: str) -> None:
+    """moto answers the `requests` library through `responses`, past botocore's before-send:
+    the emulation checks those requests too (expiry, and whose key signed the URL)."""
+    import requests
+
+    bucket = sandbox.resources.bucket("raw")
+    admin = sandbox.session.client("s3")
+    for key in ("raw/c1/a", "raw/c2/a"):
+        admin.put_object(Bucket=bucket, Key=key, Body=b"voice")
+    me = contractor_session(sandbox.session, _vend(sandbox, role, "c1"))
+    own = presign_get(me, bucket=bucket, key="raw/c1/a", expires_in=60)
+    other = presign_get(me, bucket=bucket, key="raw/c2/a", expires_in=60)
+    assert requests.get(own, timeout=10).content == b"voice"
+    refused = requests.get(other, timeout=10)
+    assert refused.status_code == 403 and b"AccessDenied" in refused.content
+    sandbox.move_clock(dt.timedelta(seconds=61))
+    expired = requests.get(own, timeout=10)
+    assert expired.status_code == 403 and b"expired" in expired.content
 
 
 # -- the access review --------------------------------------------------------------------------
