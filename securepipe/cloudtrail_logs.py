@@ -113,7 +113,7 @@ def _read_one(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
     body = response["Body"]
     try:
         if int(response.get("ContentLength") or 0) > MAX_LOG_BYTES:
-            raise LogFileError(key, f"larger than {MAX_LOG_BYTES} bytes")
+            raise LogFileError(key, f"its ContentLength is over {MAX_LOG_BYTES} bytes")
         data = body.read(MAX_LOG_BYTES + 1)
     finally:
         body.close()
@@ -126,10 +126,11 @@ def _read_one(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
 
 
 def _event_day(record: Mapping[str, Any]) -> dt.date | None:
-    try:
-        return dt.datetime.strptime(str(record.get("eventTime")), "%Y-%m-%dT%H:%M:%SZ").date()
-    except ValueError:
-        return None
+    """The UTC day of the record's ``eventTime``, read as the detector reads it."""
+    from securepipe.detector import _parse_time_ms
+
+    ms = _parse_time_ms(record.get("eventTime"))
+    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date()
 
 
 def parse_log_file(body: bytes) -> list[dict[str, Any]]:

@@ -21,8 +21,12 @@ Every refusal says in its message that it is an emulation, and is recorded in
 does this work, and none of the kit's other code depends on it.
 
 It hooks in at two places, covering every client, including one an attacker builds with stolen
-keys: in-process, a botocore ``before-send`` handler registered ahead of moto's; in server mode,
-a WSGI middleware in front of moto's app.
+keys: in-process, inside moto's stubber, just before moto carries a request out (botocore and
+the ``requests`` library alike); in server mode, a WSGI middleware in front of moto's app.
+
+Where the emulation and moto could read one request two ways (a query parameter given twice,
+two subresources, a Host header naming another host than the URL, a body on a GET or DELETE,
+a browser-form POST upload), it refuses the request rather than guess which one moto acts on.
 """
 
 from __future__ import annotations
@@ -141,6 +145,8 @@ class S3Call:
     #: ``x-amz-bypass-governance-retention: true``: AWS also authorises
     #: ``s3:BypassGovernanceRetention`` on the object.
     bypass_governance: bool = False
+    #: Why the emulation cannot be sure how moto reads this request (it is then refused).
+    ambiguous: str | None = None
 
     service = "s3"
 
@@ -156,12 +162,17 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
     host = (parts.hostname or "").lower()
     path = parts.path
     is_aws = host.endswith(".amazonaws.com")
-    if is_aws and not (host.startswith("s3.") or ".s3." in host or ".s3-" in host):
+    path_style = host.startswith(("s3.", "s3-"))
+    if is_aws and not (path_style or ".s3." in host or ".s3-" in host):
         return None  # another AWS service (KMS, STS, ...)
     if not is_aws and not _signed_for_s3(headers_get(headers, "authorization", "") or "",
                                          unquote(parts.query)):
         return None  # server mode: only requests signed for S3 are S3 requests
-    if is_aws and not host.startswith("s3."):
+    ambiguous = None
+    named = str(headers_get(headers, "host", "") or "").lower().rsplit(":", 1)[0].strip("[]")
+    if named and named != host:
+        ambiguous = f"its Host header names {named!r}, its URL {host!r}"
+    if is_aws and not path_style:
         bucket = host.split(".s3", 1)[0]
         key = unquote(path[1:]) if len(path) > 1 else None
     else:
@@ -170,15 +181,27 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
             return None  # ListBuckets: not bucket-scoped
         bucket = unquote(segments[0])
         key = unquote(segments[1]) if len(segments) > 1 and segments[1] else None
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    sub = next((s for s in query if s in _SUBRESOURCES), "")
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = dict(pairs)
+    if len(query) != len(pairs):
+        ambiguous = "a query parameter is given twice"
     method = method.upper()
+    table = _BUCKET_ACTIONS if key is None else _OBJECT_ACTIONS
+    subs = [s for s in query if (method, s) in table]
+    if len(subs) > 1:
+        ambiguous = f"it names {len(subs)} subresources ({', '.join(subs)})"
+    # A subresource this level does not have is ignored, as moto ignores it: the request is the
+    # plain operation (a PUT /key?location is a PutObject).
+    sub = subs[0] if subs else ""
     if key is None and method == "POST" and "delete" in query:
         action = "s3:DeleteObject"  # DeleteObjects, whatever else the query says (as moto reads it)
     elif key is None:
         action = _BUCKET_ACTIONS.get((method, sub), f"s3:{method.title()}Bucket{sub.title()}")
+        if method == "POST" and not sub:
+            ambiguous = "browser-form POST uploads are not emulated"
     else:
-        action = _OBJECT_ACTIONS.get((method, sub), f"s3:{method.title()}Object{sub.title()}")
+        action = _OBJECT_ACTIONS[(method, sub)] if (method, sub) in _OBJECT_ACTIONS else (
+            f"s3:{method.title()}Object{sub.title()}")
         if action in ("s3:GetObject", "s3:DeleteObject") and query.get("versionId"):
             action += "Version"
     context: dict[str, Any] = {
@@ -195,10 +218,11 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
             if name in query:
                 context[f"s3:{name}"] = query[name]
     access_key = _access_key(headers_get(headers, "authorization", ""), query)
-    bypass = str(headers_get(headers, "x-amz-bypass-governance-retention", "")).lower() == "true"
+    # moto treats any value of the header as a bypass (botocore sends "false" too)
+    bypass = bool(str(headers_get(headers, "x-amz-bypass-governance-retention", "") or ""))
     return S3Call(action=action, bucket=bucket, key=key, access_key=access_key, context=context,
                   copy_source=_copy_source(headers_get(headers, "x-amz-copy-source")),
-                  bypass_governance=bypass)
+                  bypass_governance=bypass, ambiguous=ambiguous)
 
 
 def _copy_source(header: str | None) -> tuple[str, str, str | None] | None:
@@ -300,6 +324,16 @@ class Enforcer:
                               Decision("ExplicitDeny"), code="ExpiredToken",
                               reason=f"expired at {_aware(session.expiration):%H:%M:%S} UTC, "
                                      f"sandbox clock {now():%H:%M:%S} UTC")
+        if refusal is None and isinstance(call, S3Call):
+            reason = call.ambiguous
+            if (reason is None and call.key is not None and body
+                    and call.action.split(":")[1].startswith(("Get", "Delete"))):
+                reason = "a read or delete that carries a body"
+            if reason is not None:
+                refusal = Refusal(call.service, call.action, call.resource, principal,
+                                  Decision("ExplicitDeny", "securepipe:ambiguous-request"),
+                                  reason=f"the emulation cannot be sure how this request is "
+                                         f"read ({reason}), so it refuses it")
         if refusal is None:
             calls = _per_key_calls(call, body, headers)
             if calls is None:
@@ -380,6 +414,11 @@ def _per_key_calls(call: S3Call | ServiceCall, body: bytes | str | None,
     caller then refuses the request.
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
     """
+    if (isinstance(call, S3Call) and call.key is not None and call.action.startswith("s3:GetObject")
+            and call.action not in ("s3:GetObject", "s3:GetObjectVersion")):
+        # moto answers some object GETs with a subresource (?retention, say) with the object
+        # itself: such a read is also checked as the read it may turn out to be.
+        return [call, replace(call, action="s3:GetObject")]
     if not (isinstance(call, S3Call) and call.action == "s3:DeleteObject" and call.key is None):
         return [call]
     data = body.encode() if isinstance(body, str) else body
@@ -409,26 +448,32 @@ def _per_key_calls(call: S3Call | ServiceCall, body: bytes | str | None,
     return calls or None
 
 
+_CHUNK_HEADER = re.compile(rb"([0-9a-fA-F]{1,16})(;[\x21-\x7e]*)?")
+
+
 def _aws_chunked(data: bytes) -> bytes | None:
-    """The payload of an ``aws-chunked`` body (``<hex size>[;ext]\r\n<data>\r\n ... 0``)."""
+    r"""The payload of an ``aws-chunked`` body (``<hex size>[;ext]\r\n<data>\r\n ... 0``).
+
+    Strict framing only (no bare LF, no spaces in a chunk header, CRLF after every chunk): a
+    body moto's more lenient reader could split differently is not decoded (and so refused).
+    """
     out = bytearray()
     pos = 0
     while True:
         end = data.find(b"\r\n", pos)
         if end < 0:
             return None
-        try:
-            size = int(data[pos:end].split(b";", 1)[0], 16)
-        except ValueError:
+        header = _CHUNK_HEADER.fullmatch(data, pos, end)
+        if header is None:
             return None
+        size = int(header.group(1), 16)
         pos = end + 2
         if size == 0:
             return bytes(out)
-        if size < 0 or data[pos + size:pos + size + 2] != b"\r\n":
+        if data[pos + size:pos + size + 2] != b"\r\n":
             return None
         out += data[pos:pos + size]
         pos += size + 2
-
 
 @dataclass(frozen=True)
 class ServiceCall:
@@ -600,35 +645,27 @@ _active = 0
 _enforcer = Enforcer()
 _saved_get_permission: Any = None
 _saved_assume_role: Any = None
-_saved_stubber_call: Any = None
 _saved_process_request: Any = None
-#: Set on a botocore request the emulation refused, so moto's stubber leaves it alone.
-_REFUSED_MARK = "_securepipe_refused"
-#: Set on a request that went through :func:`_before_send` (so moto need not check it again).
-_CHECKED_MARK = "_securepipe_checked"
 
 
-def _before_send(request: Any, **_: Any) -> Any:
-    """botocore ``before-send`` handler: answer as AWS would before moto sees a refused request."""
-    setattr(request, _REFUSED_MARK, False)  # botocore reuses a request object on retries
-    if not _active or not (urlsplit(request.url).hostname or "").endswith(".amazonaws.com"):
-        return None  # requests to a server-mode sandbox are checked by its middleware
+def _check_in_process(request: Any) -> tuple[int, dict[str, str], bytes] | None:
+    """The in-process check point: every request moto's stubber is about to carry out.
+
+    Whether it came from botocore or from the ``requests`` library (which moto intercepts
+    with ``responses``: a presigned URL fetched in-process, say), it is checked on the URL moto
+    itself acts on (moto maps other AWS domains, such as ``.amazonaws.com.cn``, to
+    ``.amazonaws.com``), and a refusal is answered here, so moto never carries it out.
+    """
+    from moto.core.utils import get_equivalent_url_in_aws_domain
+
+    url = get_equivalent_url_in_aws_domain(request.url)[0].geturl()
     body = request.body if isinstance(request.body, bytes | str) else None
-    refusal = _enforcer.check(request.method, request.url, request.headers, body)
+    refusal = _enforcer.check(request.method, url, request.headers, body)
     if refusal is None:
         return None
-    # botocore runs *every* before-send handler and uses the first response, so without this
-    # mark moto's stubber would still carry out the refused request (a refused PutObject
-    # would write the object). See activate().
-    setattr(request, _REFUSED_MARK, True)
-    from botocore.awsrequest import AWSResponse
-    from moto.core.botocore_stubber import MockRawResponse
-
     status, headers, payload = refusal_response(
         refusal, headers_get(request.headers, "x-amz-target") is not None)
-    if request.method.upper() == "HEAD":
-        payload = b""
-    return AWSResponse(request.url, status, headers, MockRawResponse(payload))
+    return status, headers, b"" if request.method.upper() == "HEAD" else payload
 
 
 def activate() -> None:
@@ -637,47 +674,31 @@ def activate() -> None:
     Also makes the sandbox's STS issue session expirations by the sandbox clock, so a clock
     moved years ahead still hands out sessions that last their ``DurationSeconds``.
     """
-    global _active, _saved_get_permission, _saved_assume_role, _saved_stubber_call
-    global _saved_process_request
+    global _active, _saved_get_permission, _saved_assume_role, _saved_process_request
     with _lock:
         _active += 1
         if _active > 1:
             return
-        from botocore.handlers import BUILTIN_HANDLERS
         from moto.core.botocore_stubber import BotocoreStubber
         from moto.iam.access_control import PermissionResult
         from moto.s3.models import FakeBucket
         from moto.sts.models import STSBackend
 
-        if ("before-send", _before_send) not in BUILTIN_HANDLERS:
-            BUILTIN_HANDLERS.insert(0, ("before-send", _before_send))
-        _saved_stubber_call = BotocoreStubber.__call__
-        stub = _saved_stubber_call
-
-        def _skip_refused(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
-            if getattr(request, _REFUSED_MARK, False):
-                return None  # refused: moto must not carry it out
-            setattr(request, _CHECKED_MARK, True)
-            return stub(self, event_name, request, **kwargs)
-
-        BotocoreStubber.__call__ = _skip_refused  # type: ignore[method-assign]
-        # Requests that reach moto another way (the `requests` library, which moto intercepts
-        # with `responses`: a presigned URL fetched in-process, say) never pass before-send,
-        # so they are checked here, before moto carries them out.
+        # One check point for in-process requests, inside moto's stubber: a botocore
+        # before-send handler is not enough, since botocore runs every before-send handler
+        # (moto's stubber included) and only then picks the first response, so a request
+        # refused there was still carried out by moto.
         _saved_process_request = BotocoreStubber.process_request
         process = _saved_process_request
 
-        def _check_unchecked(self: Any, request: Any) -> Any:
-            if _active and not getattr(request, _CHECKED_MARK, False):
-                body = request.body if isinstance(request.body, bytes | str) else None
-                refusal = _enforcer.check(request.method, request.url, request.headers, body)
-                if refusal is not None:
-                    status, headers, payload = refusal_response(
-                        refusal, headers_get(request.headers, "x-amz-target") is not None)
-                    return status, headers, b"" if request.method.upper() == "HEAD" else payload
+        def _checked(self: Any, request: Any) -> Any:
+            if _active:
+                refused = _check_in_process(request)
+                if refused is not None:
+                    return refused
             return process(self, request)
 
-        BotocoreStubber.process_request = _check_unchecked  # type: ignore[method-assign]
+        BotocoreStubber.process_request = _checked  # type: ignore[method-assign]
         _saved_get_permission = FakeBucket.get_permission
 
         def _neutral(self: Any, action: str, resource: str) -> Any:
@@ -707,10 +728,9 @@ def deactivate() -> None:
         from moto.sts.models import STSBackend
 
         reset_clock()
-        if _saved_stubber_call is not None:
+        if _saved_process_request is not None:
             from moto.core.botocore_stubber import BotocoreStubber
 
-            BotocoreStubber.__call__ = _saved_stubber_call  # type: ignore[method-assign]
             BotocoreStubber.process_request = _saved_process_request  # type: ignore[method-assign]
         if _saved_get_permission is not None:
             FakeBucket.get_permission = _saved_get_permission  # type: ignore[method-assign]

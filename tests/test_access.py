@@ -439,7 +439,7 @@ def test_bypassing_governance_retention_needs_its_own_permission(server: bool) -
 
 def _chunked(request: Any, **_: Any) -> None:
     body = request.body if isinstance(request.body, bytes) else request.body.encode()
-    framed = b"%x;chunk-signature=00\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    framed = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"   # framing moto decodes
     request.body = framed
     request.headers["x-amz-content-sha256"] = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
     request.headers["Content-Length"] = str(len(framed))
@@ -486,6 +486,99 @@ def test_crafted_delete_objects_cannot_dodge_the_per_key_check(server: bool,
         assert outcome == "AccessDenied"
         left = {o["Key"] for o in admin.list_objects_v2(Bucket=bucket)["Contents"]}
         assert "locked/x" in left
+
+
+def _crafted(sb: Sandbox) -> Any:
+    """Send a hand-made request to the in-process sandbox as its admin (moto checks no
+    signature; the emulation reads the access key from the Authorization header)."""
+    import requests
+
+    key = sb.session.get_credentials().access_key
+    auth = {"Authorization": f"AWS4-HMAC-SHA256 Credential={key}/20260101/{sb.region}/s3/"
+                             "aws4_request, SignedHeaders=host, Signature=00"}
+
+    def send(method: str, url: str, headers: dict[str, str] | None = None,
+             data: bytes | None = None) -> Any:
+        return requests.request(method, url, headers={**auth, **(headers or {})}, data=data,
+                                timeout=10)
+    return send
+
+
+def _xml(key: str) -> bytes:
+    return f"<Delete><Object><Key>{key}</Key></Object></Delete>".encode()
+
+
+def _desync_signed() -> tuple[bytes, dict[str, str]]:
+    allowed, protected = _xml("tmp/ok"), _xml("locked/x")
+    n = max(len(allowed), len(protected))
+    allowed, protected = allowed.ljust(n), protected.ljust(n)
+    body = b"%x;\n" % n + protected + b"ab" + b"0;\n" + b"\r\n" + allowed + b"\r\n0\r\n\r\n"
+    return body, {"x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                  "x-amz-decoded-content-length": str(n)}
+
+
+def _desync_trailer() -> tuple[bytes, dict[str, str]]:
+    head, dropped = b"<Delete><Object><Key>", b"tmp/"
+    rest = b"locked/x</Key></Object></Delete>"
+    first = head + dropped
+    body = (b"%x\n" % len(first) + b" " * (len(dropped) - 2) + b"\r\n" + first + b"\r\n"
+            + b"%x\r\n" % len(rest) + rest + b"\r\n0\r\n\r\n")
+    return body, {"x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
+
+
+_CRAFTED_CASES = {   # case: the one action the bucket policy denies, which the request dodged
+    "chunk-desync-signed": "s3:DeleteObject*",
+    "chunk-desync-trailer": "s3:DeleteObject*",
+    "host-header-elsewhere": "s3:DeleteObject*",
+    "query-twice": "s3:GetObjectVersion",
+    "get-retention": "s3:GetObject",
+    "delete-with-body": "s3:DeleteObjectVersion",
+    "bypass-false": "s3:BypassGovernanceRetention",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CRAFTED_CASES))
+def test_requests_moto_could_read_another_way_are_refused(case: str) -> None:
+    """Where the emulation and moto could read one request two ways, it is refused, and moto
+    never carries it out (each case was carried out by moto before)."""
+    with Sandbox() as sb:
+        bucket = sb.resources.bucket("audit")                 # versioned, Object Lock on
+        s3 = sb.session.client("s3")
+        old = s3.put_object(Bucket=bucket, Key="locked/x", Body=b"old take",
+                            ChecksumAlgorithm="SHA256")["VersionId"]
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        version = s3.put_object(Bucket=bucket, Key="locked/x", Body=b"voice",
+                                ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until,
+                                ChecksumAlgorithm="SHA256")["VersionId"]
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Deny", "Principal": "*", "Action": _CRAFTED_CASES[case],
+                "Resource": f"arn:aws:s3:::{bucket}/locked/*"}]}))
+        send = _crafted(sb)
+        url = f"https://{bucket}.s3.amazonaws.com"
+        if case.startswith("chunk-desync"):
+            body, headers = (_desync_signed() if case.endswith("signed") else _desync_trailer())
+            answer = send("POST", f"{url}/?delete", headers, body)
+        elif case == "host-header-elsewhere":
+            answer = send("POST", f"https://decoy.s3.amazonaws.com/{bucket}/?delete",
+                          {"Host": "s3.amazonaws.com"}, _xml("locked/x"))
+        elif case == "query-twice":
+            answer = send("GET", f"{url}/locked/x?versionId={old}&versionId=")
+        elif case == "get-retention":
+            answer = send("GET", f"{url}/locked/x?retention")
+        elif case == "delete-with-body":
+            answer = send("DELETE", f"{url}/locked/x?x=1", {"Content-Type": "application/json"},
+                          json.dumps({"versionId": old}).encode())
+        else:
+            answer = send("DELETE", f"{url}/locked/x?versionId={version}",
+                          {"x-amz-bypass-governance-retention": "false"})
+        assert answer.status_code == 403
+        assert b"voice" not in answer.content and b"old take" not in answer.content
+        s3.delete_bucket_policy(Bucket=bucket)
+        versions = s3.list_object_versions(Bucket=bucket, Prefix="locked/")
+        assert sorted(v["VersionId"] for v in versions.get("Versions", [])) == sorted(
+            [old, version])
+        assert not versions.get("DeleteMarkers")
 
 
 def test_contractor_session_refuses_expired_or_wrong_arguments(sandbox: Sandbox) -> None:

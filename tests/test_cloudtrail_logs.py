@@ -163,7 +163,7 @@ def test_an_oversized_file_is_refused_before_it_is_read(monkeypatch: pytest.Monk
         audit = sb.resources.bucket("audit")
         key = log_file_key(sb.account_id, sb.region, dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC))
         sb.session.client("s3").put_object(Bucket=audit, Key=key, Body=os.urandom(100_000))
-        with pytest.raises(MalformedEventError, match=r"larger than 65536 bytes$"):
+        with pytest.raises(MalformedEventError, match=r"ContentLength is over 65536 bytes$"):
             read_log_files(sb.session, audit, account_id=sb.account_id, region=sb.region,
                            start=dt.date(2026, 5, 1), end=dt.date(2026, 5, 1))
 
