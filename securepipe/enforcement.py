@@ -334,6 +334,9 @@ class Enforcer:
                                   Decision("ExplicitDeny", "securepipe:ambiguous-request"),
                                   reason=f"the emulation cannot be sure how this request is "
                                          f"read ({reason}), so it refuses it")
+        if refusal is None and isinstance(call, S3Call) and call.action == "s3:PutObjectRetention":
+            refusal = _retention_change(call, principal, body,
+                                        query.get("versionId") or None)
         if refusal is None:
             calls = _per_key_calls(call, body, headers)
             if calls is None:
@@ -400,6 +403,95 @@ _ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
 #: Requests whose ``x-amz-bypass-governance-retention`` header AWS authorises separately.
 _GOVERNANCE_BYPASSABLE = frozenset({"s3:DeleteObject", "s3:DeleteObjectVersion",
                                     "s3:PutObjectRetention"})
+
+
+def _retention_change(call: S3Call, principal: str | None, body: bytes | str | None,
+                      version_id: str | None) -> Refusal | None:
+    """What Object Lock allows a PutObjectRetention to change (moto allows any change).
+
+    COMPLIANCE retention can be extended, never shortened, removed or switched to GOVERNANCE,
+    by anyone. Shortening or removing GOVERNANCE retention needs the
+    ``x-amz-bypass-governance-retention`` header (and so ``s3:BypassGovernanceRetention``,
+    checked with the rest of the request).
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html#object-lock-retention-modes
+    """
+    current = _moto_object_lock(call.bucket, call.key or "", version_id)
+    if current is None:
+        return None  # no lock in force: any retention may be set
+    mode, until = current
+    new = _retention_body(body)
+    if new is None:
+        return Refusal(call.service, call.action, call.resource, principal,
+                       Decision("ExplicitDeny", "securepipe:ambiguous-request"),
+                       reason="the emulation cannot read the new retention, so it refuses it")
+    new_mode, new_until = new
+    weaker = new_until is None or new_until < until
+    if mode == "COMPLIANCE" and (weaker or new_mode != "COMPLIANCE"):
+        reason = "COMPLIANCE retention cannot be shortened, removed or relaxed, by anyone"
+    elif mode == "GOVERNANCE" and weaker and not call.bypass_governance:
+        reason = ("shortening or removing GOVERNANCE retention needs "
+                  "x-amz-bypass-governance-retention (and s3:BypassGovernanceRetention)")
+    else:
+        return None
+    return Refusal(call.service, call.action, call.resource, principal,
+                   Decision("ExplicitDeny", "securepipe:object-lock"), reason=reason)
+
+
+def _moto_object_lock(bucket: str, key: str, version_id: str | None
+                      ) -> tuple[str, dt.datetime] | None:
+    """The Object Lock retention in force on an object version in moto's state, if any."""
+    from moto.s3.models import s3_backends
+
+    owner = s3_backends.bucket_accounts.get(bucket)
+    if owner is None:
+        return None
+    partition, account = owner
+    found = s3_backends[account][partition].buckets.get(bucket)
+    if found is None:
+        return None
+    versions = found.keys.getlist(key, default=[])
+    if version_id is not None:
+        versions = [v for v in versions if str(getattr(v, "version_id", "")) == version_id]
+    elif versions:
+        versions = versions[-1:]
+    if not versions or not getattr(versions[0], "lock_mode", None):
+        return None
+    until = _parse_lock_date(getattr(versions[0], "lock_until", None))
+    if until is None or until <= now():
+        return None
+    return str(versions[0].lock_mode), until
+
+
+def _parse_lock_date(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _retention_body(body: bytes | str | None) -> tuple[str | None, dt.datetime | None] | None:
+    """``(Mode, RetainUntilDate)`` of a PutObjectRetention body; None if it cannot be read."""
+    data = body.encode() if isinstance(body, str) else body
+    try:
+        root = ElementTree.fromstring(data or b"")
+    except ElementTree.ParseError:
+        return None
+    if root.tag.rsplit("}", 1)[-1] != "Retention":
+        return None
+    fields: dict[str, list[str]] = {}
+    for child in root:
+        fields.setdefault(child.tag.rsplit("}", 1)[-1], []).append(child.text or "")
+    if any(len(v) > 1 for v in fields.values()):
+        return None
+    mode = fields.get("Mode", [None])[0]
+    raw_until = fields.get("RetainUntilDate", [None])[0]
+    until = _parse_lock_date(raw_until)
+    if raw_until and until is None:
+        return None
+    return mode, until
 
 
 def _per_key_calls(call: S3Call | ServiceCall, body: bytes | str | None,
@@ -752,8 +844,9 @@ class EnforcingMiddleware:
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
                    if k.startswith("HTTP_")}
         body = None
-        deletes = environ.get("REQUEST_METHOD") == "POST" and "delete" in dict(
-            parse_qsl(query, keep_blank_values=True))
+        names = dict(parse_qsl(query, keep_blank_values=True))
+        deletes = (environ.get("REQUEST_METHOD") == "POST" and "delete" in names) or (
+            environ.get("REQUEST_METHOD") == "PUT" and "retention" in names)
         if deletes or "x-amz-target" in headers or environ.get("CONTENT_TYPE", "").startswith(
                 "application/x-www-form-urlencoded"):
             length = int(environ.get("CONTENT_LENGTH") or 0)

@@ -8,6 +8,8 @@ attacker (decryption failures collapse into one :class:`DecryptionError`).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SecurePipeError(Exception):
     """Root of every error the kit raises on purpose."""
@@ -75,6 +77,9 @@ class MalformedEventError(SecurePipeError, ValueError):
         where = "columns" if index is None else f"event {index}"
         super().__init__(f"{where}: {reason}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.index, self.reason)  # picklable, e.g. across a process pool
+
 
 class LogFileError(MalformedEventError):
     """A CloudTrail log file that cannot be read; ``key`` names it (``None``: not known)."""
@@ -86,6 +91,9 @@ class LogFileError(MalformedEventError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.key, self.reason)
 
 
 class UnknownSpeakerError(SecurePipeError, LookupError):

@@ -437,6 +437,38 @@ def test_bypassing_governance_retention_needs_its_own_permission(server: bool) -
         assert [v["VersionId"] for v in versions] == [version]
 
 
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+def test_object_lock_retention_cannot_be_weakened_without_the_rules(server: bool) -> None:
+    """moto lets anyone shorten any retention; AWS does not, and neither does the sandbox."""
+    with Sandbox(server=server) as sb:
+        bucket = sb.resources.bucket("audit")
+        s3 = sb.session.client("s3")
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+
+        def locked(mode: str) -> str:
+            return s3.put_object(Bucket=bucket, Key=f"{mode}/x", Body=b"x", ObjectLockMode=mode,
+                                 ObjectLockRetainUntilDate=later - dt.timedelta(days=1),
+                                 ChecksumAlgorithm="SHA256")["VersionId"]
+
+        def retain(key: str, version: str, mode: str, until: dt.datetime, **kw: Any) -> Any:
+            return s3.put_object_retention(Bucket=bucket, Key=key, VersionId=version,
+                                           Retention={"Mode": mode, "RetainUntilDate": until},
+                                           ChecksumAlgorithm="SHA256", **kw)
+
+        governance, compliance = locked("GOVERNANCE"), locked("COMPLIANCE")
+        g, c = "GOVERNANCE/x", "COMPLIANCE/x"
+        assert _code(lambda: retain(g, governance, "GOVERNANCE", soon)) == "AccessDenied"
+        retain(g, governance, "GOVERNANCE", soon, BypassGovernanceRetention=True)  # permitted
+        assert _code(lambda: retain(c, compliance, "COMPLIANCE", soon,
+                                    BypassGovernanceRetention=True)) == "AccessDenied"
+        assert _code(lambda: retain(c, compliance, "GOVERNANCE", later)) == "AccessDenied"
+        retain(c, compliance, "COMPLIANCE", later)                # extending is always allowed
+        head = s3.head_object(Bucket=bucket, Key="COMPLIANCE/x", VersionId=compliance)
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        assert head["ObjectLockRetainUntilDate"] > soon + dt.timedelta(days=1)
+
+
 def _chunked(request: Any, **_: Any) -> None:
     body = request.body if isinstance(request.body, bytes) else request.body.encode()
     framed = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"   # framing moto decodes

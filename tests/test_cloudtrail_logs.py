@@ -17,7 +17,7 @@ from securepipe.cloudtrail_logs import (
     read_log_files,
 )
 from securepipe.detector import Baseline, Detector
-from securepipe.errors import InvalidParameterError, MalformedEventError
+from securepipe.errors import InvalidParameterError, LogFileError, MalformedEventError
 from securepipe.sandbox import Sandbox
 from securepipe.traffic import TrafficConfig, baseline_traffic
 from securepipe.trail import CloudTrailRecorder
@@ -195,3 +195,12 @@ def test_bad_arguments_are_refused() -> None:
             read_log_files(sb.session, "Bad Bucket", start=day, end=day, **base)
         with pytest.raises(MalformedEventError):
             deliver_log_files(sb.session, audit, [{"eventName": "GetObject"}])
+
+
+def test_log_file_errors_survive_a_process_boundary() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(LogFileError("AWSLogs/x.json.gz", "not JSON")))
+    assert isinstance(error, LogFileError) and isinstance(error, MalformedEventError)
+    assert (error.key, error.reason, str(error)) == ("AWSLogs/x.json.gz", "not JSON",
+                                                     "AWSLogs/x.json.gz: not JSON")
