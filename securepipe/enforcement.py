@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
@@ -840,7 +840,11 @@ class EnforcingMiddleware:
         scheme = environ.get("wsgi.url_scheme", "http")
         host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "localhost")
         query = environ.get("QUERY_STRING", "")
-        url = f"{scheme}://{host}{environ.get('PATH_INFO', '')}" + (f"?{query}" if query else "")
+        # the path as sent (RAW_URI), not PATH_INFO, which is already percent-decoded: decoding
+        # twice would check another key than the one moto acts on
+        raw = str(environ.get("RAW_URI") or "").split("?", 1)[0]
+        path = raw if raw.startswith("/") else quote(environ.get("PATH_INFO", ""))
+        url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
                    if k.startswith("HTTP_")}
         body = None

@@ -469,6 +469,19 @@ def test_object_lock_retention_cannot_be_weakened_without_the_rules(server: bool
         assert head["ObjectLockRetainUntilDate"] > soon + dt.timedelta(days=1)
 
 
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+def test_a_key_with_a_percent_sign_is_checked_as_that_key(server: bool) -> None:
+    with Sandbox(server=server) as sb:
+        bucket = sb.resources.bucket("raw")
+        s3 = sb.session.client("s3")
+        s3.put_object(Bucket=bucket, Key="secret%2Fx", Body=b"voice")
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/secret%2Fx"}]}))
+        assert _code(lambda: s3.get_object(Bucket=bucket, Key="secret%2Fx")) == "AccessDenied"
+
+
 def _chunked(request: Any, **_: Any) -> None:
     body = request.body if isinstance(request.body, bytes) else request.body.encode()
     framed = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"   # framing moto decodes
