@@ -82,6 +82,12 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "state only: Encrypt/Decrypt keep working, even after the deletion date", "emulate",
             "crypto-shredding destroys per-speaker key material the kit holds, "
             "which is real in the sandbox and on AWS", 5),
+    MotoGap("s3-object-lock-retention", "s3", "Object Lock retention changes and the "
+            "governance bypass",
+            "any caller may shorten or remove any retention (COMPLIANCE included), and any "
+            "value of x-amz-bypass-governance-retention bypasses GOVERNANCE with no permission",
+            "emulate", "the kit refuses weakening COMPLIANCE retention, and needs the header "
+            "plus s3:BypassGovernanceRetention to weaken or bypass GOVERNANCE", 3),
     MotoGap("kms-key-policy", "kms", "key policies and grants",
             "bookkeeping only, not used to authorise", "check",
             "the checks read the key policy; AWS enforces it", 6),

@@ -86,3 +86,26 @@ def test_moto_deny_conditions_always_match() -> None:
     # aws:SecureTransport condition as matching, so a TLS-only policy would block HTTPS too.
     verdict = IAMPolicy(policy).is_action_permitted("s3:GetObject", "arn:aws:s3:::b/k")
     assert verdict == PermissionResult.DENIED
+
+
+def test_moto_lets_anyone_shorten_compliance_retention() -> None:
+    """Probe of gap s3-object-lock-retention on plain moto (no sandbox, so no emulation)."""
+    import datetime as dt
+
+    import boto3
+    from moto import mock_aws
+
+    assert gap("s3-object-lock-retention").response == "emulate"
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="probe", ObjectLockEnabledForBucket=True)
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+        version = s3.put_object(Bucket="probe", Key="k", Body=b"x", ObjectLockMode="COMPLIANCE",
+                                ObjectLockRetainUntilDate=later,
+                                ChecksumAlgorithm="SHA256")["VersionId"]
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+        s3.put_object_retention(Bucket="probe", Key="k", VersionId=version,
+                                Retention={"Mode": "COMPLIANCE", "RetainUntilDate": soon},
+                                ChecksumAlgorithm="SHA256")   # AWS refuses this; moto does not
+        head = s3.head_object(Bucket="probe", Key="k", VersionId=version)
+        assert head["ObjectLockRetainUntilDate"] < later - dt.timedelta(days=1)
