@@ -125,6 +125,17 @@ def _read_one(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
         raise LogFileError(key, exc.reason) from None
 
 
+def days_spanned(events: Iterable[Mapping[str, Any]]) -> tuple[dt.date, dt.date]:
+    """The first and last UTC day of the events' ``eventTime``: the range to read them back.
+
+    InvalidParameterError if no event has a readable ``eventTime``.
+    """
+    days = [day for day in map(_event_day, events) if day is not None]
+    if not days:
+        raise InvalidParameterError("no event with a readable eventTime")
+    return min(days), max(days)
+
+
 def _event_day(record: Mapping[str, Any]) -> dt.date | None:
     """The UTC day of the record's ``eventTime``, read as the detector reads it."""
     from securepipe.detector import _parse_time_ms

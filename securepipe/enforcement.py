@@ -200,8 +200,7 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
         if method == "POST" and not sub:
             ambiguous = "browser-form POST uploads are not emulated"
     else:
-        action = _OBJECT_ACTIONS[(method, sub)] if (method, sub) in _OBJECT_ACTIONS else (
-            f"s3:{method.title()}Object{sub.title()}")
+        action = _OBJECT_ACTIONS.get((method, sub), f"s3:{method.title()}Object{sub.title()}")
         if action in ("s3:GetObject", "s3:DeleteObject") and query.get("versionId"):
             action += "Version"
     context: dict[str, Any] = {
@@ -330,21 +329,19 @@ class Enforcer:
                     and call.action.split(":")[1].startswith(("Get", "Delete"))):
                 reason = "a read or delete that carries a body"
             if reason is not None:
-                refusal = Refusal(call.service, call.action, call.resource, principal,
-                                  Decision("ExplicitDeny", "securepipe:ambiguous-request"),
-                                  reason=f"the emulation cannot be sure how this request is "
-                                         f"read ({reason}), so it refuses it")
+                refusal = _own_refusal(call, principal, "ambiguous-request",
+                                       f"the emulation cannot be sure how this request is "
+                                       f"read ({reason}), so it refuses it")
         if refusal is None and isinstance(call, S3Call) and call.action == "s3:PutObjectRetention":
             refusal = _retention_change(call, principal, body,
                                         query.get("versionId") or None)
         if refusal is None:
-            calls = _per_key_calls(call, body, headers)
+            calls = _calls_to_check(call, body, headers)
             if calls is None:
-                refusal = Refusal(call.service, call.action, call.resource, principal,
-                                  Decision("ExplicitDeny", "securepipe:unreadable-request"),
-                                  reason="the emulation cannot tell which keys this "
-                                         "DeleteObjects names, so it refuses it rather than "
-                                         "let it through unchecked")
+                refusal = _own_refusal(call, principal, "unreadable-request",
+                                       "the emulation cannot tell which keys this DeleteObjects "
+                                       "names, so it refuses it rather than let it through "
+                                       "unchecked")
             for each in calls or ():
                 refusal = self._evaluate(each, principal, session)
                 if refusal is not None:
@@ -421,9 +418,8 @@ def _retention_change(call: S3Call, principal: str | None, body: bytes | str | N
     mode, until = current
     new = _retention_body(body)
     if new is None:
-        return Refusal(call.service, call.action, call.resource, principal,
-                       Decision("ExplicitDeny", "securepipe:ambiguous-request"),
-                       reason="the emulation cannot read the new retention, so it refuses it")
+        return _own_refusal(call, principal, "ambiguous-request",
+                            "the emulation cannot read the new retention, so it refuses it")
     new_mode, new_until = new
     weaker = new_until is None or new_until < until
     if mode == "COMPLIANCE" and (weaker or new_mode != "COMPLIANCE"):
@@ -433,20 +429,25 @@ def _retention_change(call: S3Call, principal: str | None, body: bytes | str | N
                   "x-amz-bypass-governance-retention (and s3:BypassGovernanceRetention)")
     else:
         return None
+    return _own_refusal(call, principal, "object-lock", reason)
+
+
+def _own_refusal(call: S3Call | ServiceCall, principal: str | None, rule: str,
+                 reason: str) -> Refusal:
+    """A refusal decided by the emulation's own rule (not by a policy statement)."""
     return Refusal(call.service, call.action, call.resource, principal,
-                   Decision("ExplicitDeny", "securepipe:object-lock"), reason=reason)
+                   Decision("ExplicitDeny", f"securepipe:{rule}"), reason=reason)
+
+
+def _local(tag: str) -> str:
+    """An XML element's name without its namespace."""
+    return tag.rsplit("}", 1)[-1]
 
 
 def _moto_object_lock(bucket: str, key: str, version_id: str | None
                       ) -> tuple[str, dt.datetime] | None:
     """The Object Lock retention in force on an object version in moto's state, if any."""
-    from moto.s3.models import s3_backends
-
-    owner = s3_backends.bucket_accounts.get(bucket)
-    if owner is None:
-        return None
-    partition, account = owner
-    found = s3_backends[account][partition].buckets.get(bucket)
+    found = _moto_bucket(bucket)
     if found is None:
         return None
     versions = found.keys.getlist(key, default=[])
@@ -479,11 +480,11 @@ def _retention_body(body: bytes | str | None) -> tuple[str | None, dt.datetime |
         root = ElementTree.fromstring(data or b"")
     except ElementTree.ParseError:
         return None
-    if root.tag.rsplit("}", 1)[-1] != "Retention":
+    if _local(root.tag) != "Retention":
         return None
     fields: dict[str, list[str]] = {}
     for child in root:
-        fields.setdefault(child.tag.rsplit("}", 1)[-1], []).append(child.text or "")
+        fields.setdefault(_local(child.tag), []).append(child.text or "")
     if any(len(v) > 1 for v in fields.values()):
         return None
     mode = fields.get("Mode", [None])[0]
@@ -494,22 +495,23 @@ def _retention_body(body: bytes | str | None) -> tuple[str | None, dt.datetime |
     return mode, until
 
 
-def _per_key_calls(call: S3Call | ServiceCall, body: bytes | str | None,
-                   headers: Mapping[str, Any]) -> list[S3Call | ServiceCall] | None:
-    """DeleteObjects (``POST /bucket?delete``) as the per-key deletes AWS authorises.
+def _calls_to_check(call: S3Call | ServiceCall, body: bytes | str | None,
+                    headers: Mapping[str, Any]) -> list[S3Call | ServiceCall] | None:
+    """The requests to authorise for ``call``: usually just ``call``.
 
-    AWS checks ``s3:DeleteObject`` (``s3:DeleteObjectVersion`` with a version id) on every key
-    in the request body, not on the bucket, and reports each refused key in the response's
-    ``Errors``. The emulation refuses the whole request if any key would be refused: stricter,
-    never looser. ``None`` when the body cannot be read with certainty (not the XML moto would
-    act on, an aws-chunked body that does not decode, an object without exactly one key): the
-    caller then refuses the request.
-    https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
+    * An object GET with a subresource (``?retention``, say) is also checked as a GetObject:
+      moto answers some of them with the object itself.
+    * DeleteObjects (``POST /bucket?delete``) becomes the per-key deletes AWS authorises
+      (``s3:DeleteObject``, or ``s3:DeleteObjectVersion`` with a version id, on every key in
+      the body, not on the bucket; AWS reports each refused key in the response's ``Errors``).
+      The emulation refuses the whole request if any key would be refused: stricter, never
+      looser. ``None`` when the body cannot be read with certainty (not the XML moto would act
+      on, an aws-chunked body that does not decode, an object without exactly one key): the
+      caller then refuses the request.
+      https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
     """
     if (isinstance(call, S3Call) and call.key is not None and call.action.startswith("s3:GetObject")
             and call.action not in ("s3:GetObject", "s3:GetObjectVersion")):
-        # moto answers some object GETs with a subresource (?retention, say) with the object
-        # itself: such a read is also checked as the read it may turn out to be.
         return [call, replace(call, action="s3:GetObject")]
     if not (isinstance(call, S3Call) and call.action == "s3:DeleteObject" and call.key is None):
         return [call]
@@ -525,14 +527,14 @@ def _per_key_calls(call: S3Call | ServiceCall, body: bytes | str | None,
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError:
         return None
-    if root.tag.rsplit("}", 1)[-1] != "Delete":
+    if _local(root.tag) != "Delete":
         return None
     calls: list[S3Call | ServiceCall] = []
     for obj in root:
-        if obj.tag.rsplit("}", 1)[-1] != "Object":
+        if _local(obj.tag) != "Object":
             continue
-        keys = [c.text or "" for c in obj if c.tag.rsplit("}", 1)[-1] == "Key"]
-        versions = [c.text or "" for c in obj if c.tag.rsplit("}", 1)[-1] == "VersionId"]
+        keys = [c.text or "" for c in obj if _local(c.tag) == "Key"]
+        versions = [c.text or "" for c in obj if _local(c.tag) == "VersionId"]
         if len(keys) != 1 or len(versions) > 1:
             return None
         action = "s3:DeleteObjectVersion" if versions and versions[0] else "s3:DeleteObject"
@@ -566,6 +568,7 @@ def _aws_chunked(data: bytes) -> bytes | None:
             return None
         out += data[pos:pos + size]
         pos += size + 2
+
 
 @dataclass(frozen=True)
 class ServiceCall:
@@ -669,14 +672,19 @@ def _role_policies(role_arn: str) -> list[Policy]:
     return policies
 
 
-def _moto_bucket_policy(bucket: str) -> Policy | None:
+def _moto_bucket(bucket: str) -> Any:
+    """moto's state for a bucket, in whichever sandbox account owns it (None if none does)."""
     from moto.s3.models import s3_backends
 
     owner = s3_backends.bucket_accounts.get(bucket)
     if owner is None:
         return None
     partition, account = owner
-    found = s3_backends[account][partition].buckets.get(bucket)
+    return s3_backends[account][partition].buckets.get(bucket)
+
+
+def _moto_bucket_policy(bucket: str) -> Policy | None:
+    found = _moto_bucket(bucket)
     if found is None or not found.policy:
         return None
     return Policy.from_document("bucket-policy", found.policy.decode())

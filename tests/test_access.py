@@ -370,6 +370,14 @@ def test_vended_credentials_are_scoped_in_the_sandbox(sandbox: Sandbox, role: st
     assert _code(lambda: s3.get_object(Bucket=bucket, Key="raw/c1/a")) == "ExpiredToken"
 
 
+def _deny(s3: Any, bucket: str, action: str, resource: str) -> None:
+    """A bucket policy denying ``action`` to everyone on ``bucket/<resource>``."""
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Deny", "Principal": "*", "Action": action,
+            "Resource": f"arn:aws:s3:::{bucket}/{resource}"}]}))
+
+
 @pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
 def test_a_refused_request_changes_nothing(server: bool) -> None:
     """A refusal is not just an error message: moto never carries the request out."""
@@ -406,10 +414,7 @@ def test_delete_objects_is_authorised_per_key(server: bool) -> None:
 
         delete(s3, "raw/c1/a")                                  # its own prefix: allowed
         assert _code(lambda: delete(s3, "raw/c1/b", "raw/c2/a")) == "AccessDenied"
-        admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
-            "Version": "2012-10-17", "Statement": [{
-                "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject*",
-                "Resource": f"arn:aws:s3:::{bucket}/locked/*"}]}))
+        _deny(admin, bucket, "s3:DeleteObject*", "locked/*")
         assert _code(lambda: delete(admin, "raw/c1/b", "locked/x")) == "AccessDenied"
         left = {o["Key"] for o in admin.list_objects_v2(Bucket=bucket)["Contents"]}
         assert left == {"raw/c1/b", "raw/c2/a", "locked/x"}
@@ -424,10 +429,7 @@ def test_bypassing_governance_retention_needs_its_own_permission(server: bool) -
         version = s3.put_object(Bucket=bucket, Key="locked", Body=b"x",
                                 ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until,
                                 ChecksumAlgorithm="SHA256")["VersionId"]
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
-            "Version": "2012-10-17", "Statement": [{
-                "Effect": "Deny", "Principal": "*", "Action": "s3:BypassGovernanceRetention",
-                "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+        _deny(s3, bucket, "s3:BypassGovernanceRetention", "*")
         assert _code(lambda: s3.delete_object(Bucket=bucket, Key="locked", VersionId=version,
                                               BypassGovernanceRetention=True)) == "AccessDenied"
         assert _code(lambda: s3.delete_objects(
@@ -475,10 +477,7 @@ def test_a_key_with_a_percent_sign_is_checked_as_that_key(server: bool) -> None:
         bucket = sb.resources.bucket("raw")
         s3 = sb.session.client("s3")
         s3.put_object(Bucket=bucket, Key="secret%2Fx", Body=b"voice")
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
-            "Version": "2012-10-17", "Statement": [{
-                "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::{bucket}/secret%2Fx"}]}))
+        _deny(s3, bucket, "s3:GetObject", "secret%2Fx")
         assert _code(lambda: s3.get_object(Bucket=bucket, Key="secret%2Fx")) == "AccessDenied"
 
 
@@ -517,10 +516,7 @@ def test_crafted_delete_objects_cannot_dodge_the_per_key_check(server: bool,
         admin = sb.session.client("s3")
         for key in ("locked/x", "raw/ok"):
             admin.put_object(Bucket=bucket, Key=key, Body=b"voice")
-        admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
-            "Version": "2012-10-17", "Statement": [{
-                "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject*",
-                "Resource": f"arn:aws:s3:::{bucket}/locked/*"}]}))
+        _deny(admin, bucket, "s3:DeleteObject*", "locked/*")
         target = "raw/ok" if rewrite in (_two_keys, _not_xml) else "locked/x"
         admin.meta.events.register("before-send.s3.DeleteObjects", rewrite)
         try:
@@ -595,10 +591,7 @@ def test_requests_moto_could_read_another_way_are_refused(case: str) -> None:
         version = s3.put_object(Bucket=bucket, Key="locked/x", Body=b"voice",
                                 ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until,
                                 ChecksumAlgorithm="SHA256")["VersionId"]
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
-            "Version": "2012-10-17", "Statement": [{
-                "Effect": "Deny", "Principal": "*", "Action": _CRAFTED_CASES[case],
-                "Resource": f"arn:aws:s3:::{bucket}/locked/*"}]}))
+        _deny(s3, bucket, _CRAFTED_CASES[case], "locked/*")
         send = _crafted(sb)
         url = f"https://{bucket}.s3.amazonaws.com"
         if case.startswith("chunk-desync"):

@@ -11,6 +11,7 @@ import pytest
 from securepipe.access import session_with_credentials
 from securepipe.cloudtrail_logs import (
     MAX_LOG_BYTES,
+    days_spanned,
     deliver_log_files,
     log_file_key,
     parse_log_file,
@@ -59,10 +60,10 @@ def test_delivered_files_read_back_record_for_record() -> None:
         keys = deliver_log_files(sb.session, audit, events, prefix="cloudtrail",
                                  kms_key_arn=sb.resources.kms_key_arn)
         assert 3 <= len(keys) <= 4
-        day = dt.datetime.strptime(events[0]["eventTime"], "%Y-%m-%dT%H:%M:%SZ").date()
+        first, last = days_spanned(events)
         read = read_log_files(sb.session, audit, account_id=sb.account_id, region=sb.region,
-                              start=day - dt.timedelta(days=1), end=day + dt.timedelta(days=1),
-                              prefix="cloudtrail")
+                              start=first - dt.timedelta(days=1),
+                              end=last + dt.timedelta(days=1), prefix="cloudtrail")
         assert sorted(read.files) == sorted(keys) and not read.unreadable
         by_id = {e["eventID"]: e for e in events}
         assert len(read.records) == len(events)
@@ -71,7 +72,7 @@ def test_delivered_files_read_back_record_for_record() -> None:
         assert head["SSEKMSKeyId"] == sb.resources.kms_key_arn
         # another account's or Region's logs, or other days, are not read
         other = read_log_files(sb.session, audit, account_id="999999999999", region=sb.region,
-                               start=day, end=day, prefix="cloudtrail")
+                               start=first, end=last, prefix="cloudtrail")
         assert other.records == [] and other.files == []
 
 
@@ -89,10 +90,9 @@ def test_a_burst_read_from_log_files_is_detected() -> None:
                 thief.get_object(Bucket=raw, Key=f"raw/c02/s{i:03d}")["Body"].read()
         audit = sb.resources.bucket("audit")
         deliver_log_files(sb.session, audit, recorder.events)
-        days = [dt.datetime.strptime(e["eventTime"], "%Y-%m-%dT%H:%M:%SZ").date()
-                for e in recorder.events]
+        first, last = days_spanned(recorder.events)
         read = read_log_files(sb.session, audit, account_id=sb.account_id, region=sb.region,
-                              start=min(days), end=max(days))
+                              start=first, end=last)
         assert len(read.records) == len(recorder.events)
         found = Detector(baseline).detect_events(read.records)
         assert {a.rule for a in found.alerts} >= {"new-principal"}
@@ -204,3 +204,11 @@ def test_log_file_errors_survive_a_process_boundary() -> None:
     assert isinstance(error, LogFileError) and isinstance(error, MalformedEventError)
     assert (error.key, error.reason, str(error)) == ("AWSLogs/x.json.gz", "not JSON",
                                                      "AWSLogs/x.json.gz: not JSON")
+
+
+def test_days_spanned_reads_event_times_as_the_detector_does() -> None:
+    events = [{"eventTime": "2026-05-02T00:00:01+00:00"}, {"eventTime": "2026-04-30T23:59:59Z"},
+              {"eventTime": "garbage"}, {}]
+    assert days_spanned(events) == (dt.date(2026, 4, 30), dt.date(2026, 5, 2))
+    with pytest.raises(InvalidParameterError):
+        days_spanned([{"eventTime": "garbage"}])
