@@ -35,6 +35,7 @@ pytest: setup
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check securepipe tests benchmarks
+	$(BIN)/mypy
 
 lab: setup  ## open JupyterLab on notebooks/ with the kit's environment
 	$(BIN)/jupyter lab notebooks/

@@ -1,13 +1,14 @@
 """Detector throughput: 1 M GetObject events through the columnar path, and the dict paths.
 
-Traffic comes from :mod:`securepipe.traffic` (eight training roles, contractors, analysts, plus
+Traffic comes from :mod:`securepipe.audit.traffic` (eight training roles, contractors, analysts,
+plus
 a burst), time-ordered as CloudTrail delivers it. The baseline is fitted once, outside the
 timings. Measured in one run on one core (numpy here does not use threads for these kernels):
 
-* ``columnar``: :meth:`securepipe.detector.Detector.detect` on :class:`EventColumns` of
+* ``columnar``: :meth:`securepipe.audit.detector.Detector.detect` on :class:`EventColumns` of
   1,000,000 events (best of 3 after a warm-up); the target is 500,000 events/s;
 * ``dicts``: :meth:`Detector.detect_events` on 100,000 CloudTrail-shaped dicts (adapter + detect);
-* ``stream``: :class:`securepipe.detector.StreamDetector` fed the same dicts one at a time.
+* ``stream``: :class:`securepipe.audit.detector.StreamDetector` fed the same dicts one at a time.
 
 Peak memory is the peak of Python-traced allocations (``tracemalloc``, numpy arrays included)
 during one run of each path, and the process's peak RSS at the end.
@@ -25,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from securepipe.detector import Baseline, Detector, StreamDetector
-from securepipe.report import format_table
-from securepipe.traffic import (
+from securepipe.audit.detector import Baseline, Detector, StreamDetector
+from securepipe.audit.traffic import (
     TrafficConfig,
     baseline_traffic,
     scenario_traffic,
     to_cloudtrail_events,
 )
+from securepipe.lessons.report import format_table
 
 TARGET_EVENTS_PER_S = 500_000
 N_COLUMNAR = 1_000_000

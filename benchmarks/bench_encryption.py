@@ -2,9 +2,10 @@
 
 Measured in one run, file to file, for 1 MiB, 16 MiB, 256 MiB and 1 GiB of random bytes:
 
-* ``kit``: :class:`securepipe.envelope.Envelope` with its defaults (committing suite without
+* ``kit``: :class:`securepipe.encryption.envelope.Envelope` with its defaults (committing suite
+without
   signature, 64 KiB frames, streaming, atomic fsynced output);
-* ``fernet``: the common pattern (:mod:`securepipe.common_pattern`), the whole file in memory;
+* ``fernet``: the common pattern (:mod:`securepipe.lessons.antipatterns`), the whole file in memory;
 * ``sdk-default``: the AWS Encryption SDK as it comes (``EncryptionSDKClient().stream`` with a
   ``StrictAwsKmsMasterKeyProvider``: signed committing suite, 4 KiB frames);
 * ``aes-gcm``: raw AES-256-GCM over 64 KiB chunks (pyca/cryptography ``AESGCM``), the ceiling.
@@ -40,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from securepipe.report import format_table
+from securepipe.lessons.report import format_table
 
 MIB = 1024 * 1024
 SIZES_MIB = (1, 16, 256, 1024)
@@ -60,7 +61,7 @@ _Step = Callable[[Path, Path], dict[str, Any]]
 
 
 def main() -> None:
-    from securepipe.sandbox import Sandbox  # the parent only: children must not import moto
+    from securepipe.sandbox.account import Sandbox  # the parent only: children must not import moto
 
     sizes = _sizes()
     rows: list[dict[str, Any]] = []
@@ -353,7 +354,7 @@ def _write_durably(path: Path, data: bytes) -> None:
 def _kit(key_arn: str) -> tuple[_Step, _Step]:
     import boto3
 
-    from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
+    from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 
     envelope = Envelope(boto3.Session(), EnvelopeConfig(key_arn))  # profile from AWS_PROFILE
     context = SampleContext(**_CONTEXT)
@@ -370,7 +371,7 @@ def _kit(key_arn: str) -> tuple[_Step, _Step]:
 
 
 def _fernet(key_arn: str) -> tuple[_Step, _Step]:
-    from securepipe.common_pattern import (
+    from securepipe.lessons.antipatterns import (
         fernet_decrypt_sample,
         fernet_encrypt_sample,
         generate_shared_key,

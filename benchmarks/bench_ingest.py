@@ -6,7 +6,7 @@ Clips per second for:
 * **floor**: extraction plus one GetObject of each clip's ciphertext from the sandbox, and
   nothing else. No pipeline that reads its input from this sandbox can beat it, so its ratio
   to extraction alone bounds what any pipeline can reach here;
-* **kit**: :func:`securepipe.ingest.ingest_batch` end to end (decrypt, validate, extract,
+* **kit**: :func:`securepipe.features.ingest.ingest_batch` end to end (decrypt, validate, extract,
   encrypt, store, verify, delete every raw version, audit);
 * **naive**: the common pattern's style: a new client per sample, a shared Fernet key,
   plaintext written to a temp file, ``librosa.load`` at its default rate, features stored
@@ -38,16 +38,16 @@ from typing import Any
 
 import numpy as np
 
-from securepipe.audio import validate_wav, wav_bytes
-from securepipe.common_pattern import fernet_decrypt_sample, generate_shared_key
-from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
-from securepipe.features import MEL_SPEC, extract
-from securepipe.hardening import apply_bucket_hardening, sse_kms_put_args
-from securepipe.ingest import IngestConfig, IngestItem, ProfileSessionFactory, ingest_batch
-from securepipe.report import format_table
-from securepipe.sandbox import Sandbox
-from securepipe.upload import sample_key, upload_sample
-from securepipe.voices import make_speakers, synthesize
+from securepipe.data.voices import make_speakers, synthesize
+from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.encryption.hardening import apply_bucket_hardening, sse_kms_put_args
+from securepipe.encryption.upload import sample_key, upload_sample
+from securepipe.features.audio import validate_wav, wav_bytes
+from securepipe.features.extract import MEL_SPEC, extract
+from securepipe.features.ingest import IngestConfig, IngestItem, ProfileSessionFactory, ingest_batch
+from securepipe.lessons.antipatterns import fernet_decrypt_sample, generate_shared_key
+from securepipe.lessons.report import format_table
+from securepipe.sandbox.account import Sandbox
 
 N_CLIPS = int(os.environ.get("SECUREPIPE_BENCH_CLIPS", "40"))
 
@@ -131,7 +131,7 @@ def _counting_in_process() -> Any:
 
 def _counting_server() -> Any:
     """Every request the server-mode sandbox answers, from any process."""
-    from securepipe.enforcement import Enforcer
+    from securepipe.sandbox.emulation import Enforcer
 
     return _counting(Enforcer, "check")
 

@@ -10,8 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from securepipe.notebooks import NOTEBOOK_DIR, discover, run_notebook
-from securepipe.report import format_table
+from securepipe.lessons.notebooks import NOTEBOOK_DIR, discover, run_notebook
+from securepipe.lessons.report import format_table
 
 
 def _run_all(cache_dir: str, out: Path) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 The notebooks in ``notebooks/`` narrate; this package does the work. Every function that talks
 to AWS takes a boto3 Session or client, so the same code runs against the moto sandbox
-(:mod:`securepipe.sandbox`) and against a real account.
+(:mod:`securepipe.sandbox.account`) and against a real account.
 """
 
 import os as _os

@@ -56,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return _check(parser, args)
     if args.command == "notebooks":
-        from securepipe import notebooks
+        from securepipe.lessons import notebooks
 
         return notebooks.main(args.out, args.dir, html=not args.no_html)
     if args.command == "warmup":
-        from securepipe import warmup
+        from securepipe.lessons import warmup
 
         return warmup.main()
-    from securepipe import voices as voices_module
+    from securepipe.data import voices as voices_module
 
     return voices_module.main(args.args)
 

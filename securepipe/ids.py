@@ -23,6 +23,7 @@ __all__ = [
     "BUCKET_NAME",
     "CONTRACTOR_ID",
     "CONTRACTOR_ID_MAX",
+    "KMS_ALIAS_ARN",
     "KMS_KEY_ARN",
     "PURPOSE",
     "SAMPLE_ID",
@@ -51,6 +52,8 @@ SPEAKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 PURPOSE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 #: An S3 bucket name (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+#: A KMS alias ARN; refused where a key ARN is needed (IAM policies name the key itself).
+KMS_ALIAS_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:kms:[a-z0-9-]+:\d{12}:alias/[A-Za-z0-9/_-]+")
 #: A KMS key ARN (not an alias: IAM policies name the key itself).
 KMS_KEY_ARN = re.compile(
     r"arn:aws(?:-[a-z]+)*:kms:[a-z]{2}(?:-[a-z]+)+-\d{1,2}:\d{12}:"
@@ -118,6 +121,11 @@ def validate_bucket_name(value: object) -> str:
     if ".." in checked:
         raise InvalidParameterError(f"invalid bucket name {describe_value(value)}")
     return checked
+
+
+def is_kms_alias_arn(value: object) -> bool:
+    """True if ``value`` is a KMS alias ARN (``arn:aws:kms:<region>:<account>:alias/<name>``)."""
+    return isinstance(value, str) and KMS_ALIAS_ARN.fullmatch(value) is not None
 
 
 def validate_kms_key_arn(value: object) -> str:

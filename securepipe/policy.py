@@ -2,7 +2,7 @@
 
 moto stores policies but evaluates their conditions wrongly (Allow conditions ignored, Deny
 conditions always matching) and ignores session policies altogether; see
-:mod:`securepipe.moto_gaps`. The sandbox therefore applies *this* evaluator to its requests, and
+:mod:`securepipe.sandbox.gaps`. The sandbox therefore applies *this* evaluator to its requests, and
 every refusal it produces is labelled as an emulation of AWS.
 
 Scope, all from the IAM User Guide's policy reference
@@ -412,10 +412,10 @@ def _compare(op: str, actual: str, expected: str) -> bool:
         return _ordered(op[len("Numeric"):], a, e)
     if op.startswith("Date"):
         try:
-            a, e = _date(actual), _date(expected)
+            da, de = _date(actual), _date(expected)
         except ValueError:
             return False
-        return _ordered(op[len("Date"):], a, e)
+        return _ordered(op[len("Date"):], da, de)
     raise InvalidParameterError(f"unsupported condition operator {op!r}")
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from securepipe.sandbox import Sandbox
+from securepipe.sandbox.account import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 

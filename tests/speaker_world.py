@@ -15,14 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from securepipe.consent import ConsentRegistry
-from securepipe.dataset import Manifest, load_manifest
-from securepipe.envelope import SampleContext
-from securepipe.hardening import sse_kms_put_args
-from securepipe.ingest import META_SPEAKER
-from securepipe.retention import attributed_versions, sample_speakers
-from securepipe.sandbox import Sandbox
-from securepipe.shredding import SpeakerKeys
+from securepipe.data.dataset import Manifest, load_manifest
+from securepipe.encryption.envelope import SampleContext
+from securepipe.encryption.hardening import sse_kms_put_args
+from securepipe.features.ingest import META_SPEAKER
+from securepipe.retention.consent import ConsentRegistry
+from securepipe.retention.erasure import attributed_versions
+from securepipe.retention.shredding import SpeakerKeys
+from securepipe.retention.sweeper import sample_speakers
+from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
 MANIFEST: Manifest = load_manifest()

@@ -1,4 +1,5 @@
-"""Step 2: credentials scoped to one contractor (securepipe.access), and the f-string anti-pattern.
+"""Step 2: credentials scoped to one contractor (securepipe.access.credentials), and the f-string
+anti-pattern.
 
 Who may do what is decided by the kit's evaluator (securepipe.policy) and, against the sandbox,
 by its emulated enforcement: moto itself stores session policies but enforces none of them.
@@ -20,32 +21,34 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, assume, example, given, settings
 from id_strategies import hostile_ids, valid_ids
 
-from securepipe import access
-from securepipe.access import (
+from securepipe.access import credentials as access
+from securepipe.access.credentials import (
     ACTIONS,
     MAX_PRESIGN_S,
     MAX_SESSION_POLICY_CHARS,
-    AccessMatrix,
-    BroadGrant,
     ContractorCredentials,
-    Principal,
-    access_matrix,
-    broad_grants,
     contractor_prefix,
     contractor_role_policy,
     contractor_session,
     contractor_session_policy,
     ensure_contractor_role,
-    presign_get,
-    role_principal,
     serialise_session_policy,
-    session_principal,
     vend_contractor_credentials,
 )
-from securepipe.common_pattern import fstring_session_policy
+from securepipe.access.presigned import presign_get
+from securepipe.access.review import (
+    AccessMatrix,
+    BroadGrant,
+    Principal,
+    access_matrix,
+    broad_grants,
+    role_principal,
+    session_principal,
+)
 from securepipe.errors import InvalidParameterError
+from securepipe.lessons.antipatterns import fstring_session_policy
 from securepipe.policy import Policy, Request, evaluate
-from securepipe.sandbox import Sandbox
+from securepipe.sandbox.account import Sandbox
 
 matplotlib.use("Agg")
 
@@ -172,8 +175,8 @@ def test_session_policy_shape() -> None:
 
 
 def test_layout_matches_upload_and_envelope() -> None:
-    from securepipe.envelope import SampleContext
-    from securepipe.upload import RAW_PREFIX, sample_key
+    from securepipe.encryption.envelope import SampleContext
+    from securepipe.encryption.upload import RAW_PREFIX, sample_key
 
     assert access.RAW_PREFIX == RAW_PREFIX
     assert sample_key("c1", "s1").startswith(contractor_prefix("c1"))
@@ -779,7 +782,7 @@ def test_access_matrix_refuses_bad_arguments(kwargs: dict[str, Any]) -> None:
 
 
 def test_plot_access_matrix() -> None:
-    from securepipe.viz import plot_access_matrix
+    from securepipe.lessons.viz import plot_access_matrix
 
     me = session_principal(ROLE, "c1", contractor_session_policy("c1", bucket=BUCKET,
                                                                  key_arn=KEY_ARN))
@@ -795,7 +798,7 @@ def test_plot_access_matrix() -> None:
 
 def test_contractor_cannot_encrypt_for_another_contractor(tmp_path) -> None:
     """KMS (emulated policy) refuses a data key for c02's context: a typed EncryptionError."""
-    from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
+    from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
     from securepipe.errors import EncryptionError
 
     with Sandbox() as sb:

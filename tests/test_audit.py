@@ -1,4 +1,5 @@
-"""Structured audit records and the tamper-evident trail (securepipe.audit, securepipe.trail_chain).
+"""Structured audit records and the tamper-evident trail (securepipe.audit.records,
+securepipe.audit.chain).
 
 Every refusal asserted for Object Lock is moto's own; the trail checks are the kit's code.
 """
@@ -14,7 +15,15 @@ from collections.abc import Iterator
 import pytest
 from botocore.exceptions import ClientError
 
-from securepipe.audit import (
+from securepipe.audit.chain import (
+    AuditTrail,
+    TrailHandler,
+    read_shipped,
+    ship_to_bucket,
+    ship_to_cloudwatch_logs,
+    verify_trail,
+)
+from securepipe.audit.records import (
     AUDIT_FIELDS,
     AuditRecord,
     JsonAuditFormatter,
@@ -23,15 +32,7 @@ from securepipe.audit import (
     log_access,
 )
 from securepipe.errors import InvalidParameterError, SecurePipeError
-from securepipe.sandbox import Sandbox
-from securepipe.trail_chain import (
-    AuditTrail,
-    TrailHandler,
-    read_shipped,
-    ship_to_bucket,
-    ship_to_cloudwatch_logs,
-    verify_trail,
-)
+from securepipe.sandbox.account import Sandbox
 
 INJECTIONS = [
     'x"}\n{"forged":true',
@@ -321,9 +322,9 @@ def test_trail_append_validates_like_the_formatter() -> None:
     import datetime as dt
     import json
 
-    from securepipe.audit import AuditRecord
-    from securepipe.sandbox import Sandbox
-    from securepipe.trail_chain import AuditTrail, verify_trail
+    from securepipe.audit.chain import AuditTrail, verify_trail
+    from securepipe.audit.records import AuditRecord
+    from securepipe.sandbox.account import Sandbox
 
     with Sandbox() as sandbox:
         trail = AuditTrail(sandbox.session, sandbox.resources.kms_key_arn, "append-checks")

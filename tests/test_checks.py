@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from securepipe.checks import REGISTRY, CheckConfig, Scorecard, run_checks
 from securepipe.checks.scenarios import Scenario, hardened_account
-from securepipe.sandbox import Sandbox
+from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
 
@@ -128,7 +128,7 @@ def _encryption(h: Hardened, *, key: bool, bucket_key: bool) -> None:
 
 
 def _account_pab_off(h: Hardened) -> None:
-    from securepipe.hardening import _s3control
+    from securepipe.encryption.hardening import _s3control
 
     flags = dict.fromkeys(("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
                            "RestrictPublicBuckets"), True)
@@ -138,7 +138,7 @@ def _account_pab_off(h: Hardened) -> None:
 
 
 def _plaintext_npy(h: Hardened) -> None:
-    from securepipe.hardening import sse_kms_put_args
+    from securepipe.encryption.hardening import sse_kms_put_args
 
     buf = io.BytesIO()
     np.save(buf, np.zeros((4, 4), dtype=np.float32))
@@ -153,7 +153,7 @@ def _later(h: Hardened) -> None:
 
 
 def _disable_raw_expiry(h: Hardened) -> None:
-    from securepipe.retention import apply_lifecycle, lifecycle_rules
+    from securepipe.retention.lifecycle import apply_lifecycle, lifecycle_rules
 
     rules = lifecycle_rules("raw")
     for rule in rules:
@@ -163,7 +163,7 @@ def _disable_raw_expiry(h: Hardened) -> None:
 
 
 def _withdraw(h: Hardened) -> None:
-    from securepipe.consent import ConsentRegistry
+    from securepipe.retention.consent import ConsentRegistry
 
     registry = ConsentRegistry(h.session, create=False)
     registry.withdraw("spk03", h.config.clock().date() - dt.timedelta(days=1))
@@ -182,8 +182,8 @@ def _drop_get_alarm(h: Hardened) -> None:
 
 
 def _tamper_trail(h: Hardened) -> None:
-    from securepipe.hardening import sse_kms_put_args
-    from securepipe.trail_chain import read_shipped
+    from securepipe.audit.chain import read_shipped
+    from securepipe.encryption.hardening import sse_kms_put_args
 
     key = h.scenario.extra["trail_key"]
     lines = read_shipped(h.session, h.bucket("audit"), key)
@@ -218,7 +218,7 @@ def _long_sessions(h: Hardened) -> None:
 
 
 def _day_long_links(h: Hardened) -> None:
-    from securepipe.access import apply_presign_age_cap
+    from securepipe.access.presigned import apply_presign_age_cap
 
     apply_presign_age_cap(h.session, h.bucket("raw"), max_age_s=86400)
 
@@ -328,7 +328,7 @@ def test_a_bucket_that_does_not_exist_is_an_error_and_the_run_goes_on(hardened: 
 
 
 def test_access_denied_everywhere_is_reported_never_passed(hardened: Hardened) -> None:
-    from securepipe.access import ContractorCredentials, contractor_session
+    from securepipe.access.credentials import ContractorCredentials, contractor_session
 
     iam = hardened.session.client("iam")
     role = iam.create_role(RoleName="auditor-without-permissions",

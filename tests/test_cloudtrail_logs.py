@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from securepipe.access import session_with_credentials
-from securepipe.cloudtrail_logs import (
+from securepipe.access.credentials import session_with_credentials
+from securepipe.audit.detector import Baseline, Detector
+from securepipe.audit.logs import (
     MAX_LOG_BYTES,
     days_spanned,
     deliver_log_files,
@@ -17,11 +18,10 @@ from securepipe.cloudtrail_logs import (
     parse_log_file,
     read_log_files,
 )
-from securepipe.detector import Baseline, Detector
+from securepipe.audit.traffic import TrafficConfig, baseline_traffic
 from securepipe.errors import InvalidParameterError, LogFileError, MalformedEventError
-from securepipe.sandbox import Sandbox
-from securepipe.traffic import TrafficConfig, baseline_traffic
-from securepipe.trail import CloudTrailRecorder
+from securepipe.sandbox.account import Sandbox
+from securepipe.sandbox.cloudtrail import CloudTrailRecorder
 
 
 def _fresh(sb: Sandbox):  # a session made now, so an installed recorder hooks it
@@ -156,7 +156,7 @@ def test_the_last_minutes_of_a_day_are_read_from_the_next_days_folder() -> None:
 def test_an_oversized_file_is_refused_before_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from securepipe import cloudtrail_logs
+    from securepipe.audit import logs as cloudtrail_logs
 
     monkeypatch.setattr(cloudtrail_logs, "MAX_LOG_BYTES", 64 * 1024)
     with Sandbox() as sb:
@@ -169,7 +169,7 @@ def test_an_oversized_file_is_refused_before_it_is_read(monkeypatch: pytest.Monk
 
 
 def test_a_decompression_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from securepipe import cloudtrail_logs
+    from securepipe.audit import logs as cloudtrail_logs
 
     assert MAX_LOG_BYTES == 256 * 1024 * 1024
     monkeypatch.setattr(cloudtrail_logs, "MAX_LOG_BYTES", 1024 * 1024)   # same code, less RAM

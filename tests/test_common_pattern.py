@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from securepipe.common_pattern import (
+from securepipe.errors import DecryptionError, InvalidParameterError
+from securepipe.lessons.antipatterns import (
     SHARED_KEY_ENV_VAR,
     fernet_decrypt_sample,
     fernet_encrypt_sample,
     generate_shared_key,
     shared_key_from_env,
 )
-from securepipe.errors import DecryptionError, InvalidParameterError
 
 
 @pytest.fixture
@@ -82,8 +82,8 @@ def test_key_problems_are_parameter_errors(monkeypatch: pytest.MonkeyPatch, tmp_
 def test_long_lived_reader_reads_every_contractor_and_never_expires(server: bool) -> None:
     import datetime as dt
 
-    from securepipe.common_pattern import long_lived_reader
-    from securepipe.sandbox import Sandbox
+    from securepipe.lessons.antipatterns import long_lived_reader
+    from securepipe.sandbox.account import Sandbox
 
     with Sandbox(server=server) as sb:
         raw = sb.resources.bucket("raw")
@@ -92,7 +92,7 @@ def test_long_lived_reader_reads_every_contractor_and_never_expires(server: bool
             admin.put_object(Bucket=raw, Key=key, Body=b"voice")
         leaked = long_lived_reader(sb.session, user_name="qa-analyst", bucket=raw)
         # what the key may do: the user's policy, evaluated (moto enforces no IAM user policy)
-        from securepipe.access import user_principal
+        from securepipe.access.review import user_principal
         from securepipe.policy import Request, evaluate
 
         me = user_principal(sb.session, "qa-analyst")

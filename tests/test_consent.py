@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from securepipe.consent import BIPA_MAX_DAYS, ConsentRegistry, expires_at
-from securepipe.dataset import Consent, Speaker, load_manifest
+from securepipe.data.dataset import Consent, Speaker, load_manifest
 from securepipe.errors import InvalidParameterError, UnknownSpeakerError
 from securepipe.ids import validate_speaker_id
-from securepipe.sandbox import Sandbox
+from securepipe.retention.consent import BIPA_MAX_DAYS, ConsentRegistry, expires_at
+from securepipe.sandbox.account import Sandbox
 
 MANIFEST = load_manifest()
 TABLE = "consent-test"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from securepipe.dataset import (
+from securepipe.data.dataset import (
     DATA_ENV_VAR,
     Manifest,
     load_audio,

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from securepipe.demo import EMULATION_MARK, expect_refusal, expect_success
 from securepipe.errors import DecryptionError
+from securepipe.lessons.demo import EMULATION_MARK, expect_refusal, expect_success
 
 
 def _raise(exc: Exception) -> None:
@@ -85,6 +85,6 @@ def test_client_side_mistakes_are_not_refusals() -> None:
 
 
 def test_emulation_mark_is_the_enforcers() -> None:
-    from securepipe import enforcement
+    from securepipe.sandbox import emulation as enforcement
 
     assert EMULATION_MARK == enforcement.EMULATION

@@ -1,4 +1,4 @@
-"""The per-principal exfiltration detector (securepipe.detector).
+"""The per-principal exfiltration detector (securepipe.audit.detector).
 
 moto never evaluates CloudWatch alarms (gap cloudwatch-alarms): the alerts here come from the
 kit's detector; the SNS -> SQS delivery they travel through is moto's real behaviour.
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from securepipe.detector import (
+from securepipe.audit.detector import (
     Alert,
     Baseline,
     Declaration,
@@ -28,18 +28,18 @@ from securepipe.detector import (
     key_prefix,
     publish_alerts,
 )
-from securepipe.errors import InvalidParameterError, MalformedEventError
-from securepipe.monitoring import apply_monitoring
-from securepipe.moto_gaps import gap
-from securepipe.sandbox import Sandbox
-from securepipe.traffic import (
+from securepipe.audit.monitoring import apply_monitoring
+from securepipe.audit.traffic import (
     LATENCY_BOUNDS_S,
     TrafficConfig,
     baseline_traffic,
     scenario_traffic,
     to_cloudtrail_events,
 )
-from securepipe.trail import CloudTrailRecorder
+from securepipe.errors import InvalidParameterError, MalformedEventError
+from securepipe.sandbox.account import Sandbox
+from securepipe.sandbox.cloudtrail import CloudTrailRecorder
+from securepipe.sandbox.gaps import gap
 
 CFG = TrafficConfig()
 

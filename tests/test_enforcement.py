@@ -10,10 +10,10 @@ import pytest
 from botocore.exceptions import ClientError, SSLError
 from cryptography import x509
 
-from securepipe import enforcement
-from securepipe.enforcement import describe_s3_request
-from securepipe.hardening import hardened_bucket_policy, sse_kms_put_args
-from securepipe.sandbox import Sandbox
+from securepipe.encryption.hardening import hardened_bucket_policy, sse_kms_put_args
+from securepipe.sandbox import emulation as enforcement
+from securepipe.sandbox.account import Sandbox
+from securepipe.sandbox.requests import describe_s3_request
 
 AUTH = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20261126/eu-west-1/s3/"
                          "aws4_request, SignedHeaders=host, Signature=abc"}

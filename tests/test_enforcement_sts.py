@@ -1,7 +1,7 @@
 """Emulated enforcement for STS sessions: session policies, conditions, expiry, presigned URLs.
 
 moto stores all of these and enforces none (gaps sts-session-policy, sts-expiry, iam-conditions,
-s3-presigned-expiry); every refusal asserted here comes from securepipe.enforcement, and where
+s3-presigned-expiry); every refusal asserted here comes from securepipe.sandbox.emulation, and where
 moto *does* enforce (identity-policy Action and Resource matching), the evaluator is checked
 against it.
 """
@@ -18,8 +18,9 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 
+from securepipe import clock
 from securepipe.policy import Policy, Request, evaluate
-from securepipe.sandbox import Sandbox
+from securepipe.sandbox.account import Sandbox
 
 
 def _role(sb: Sandbox, actions: list[str]) -> str:
@@ -110,12 +111,11 @@ def test_expired_session_is_refused_after_the_clock_moves(sandbox: Sandbox) -> N
 
 
 def test_clock_resets_when_the_last_sandbox_closes() -> None:
-    from securepipe import enforcement
 
     with Sandbox() as sb:
         sb.move_clock(dt.timedelta(days=1))
-        assert enforcement.now() > dt.datetime.now(dt.UTC) + dt.timedelta(hours=23)
-    assert abs(enforcement.now() - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=5)
+        assert clock.now() > dt.datetime.now(dt.UTC) + dt.timedelta(hours=23)
+    assert abs(clock.now() - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=5)
 
 
 @pytest.mark.parametrize("signature", ["s3v4", "s3"])
@@ -207,6 +207,6 @@ def test_copying_from_another_prefix_is_a_read_of_the_source(sandbox: Sandbox) -
     assert _code(lambda: s3.copy_object(
         Bucket=bucket, Key="raw/c01/stolen",
         CopySource={"Bucket": bucket, "Key": "raw/c02/a"})) == "AccessDenied"
-    from securepipe import enforcement
+    from securepipe.sandbox import emulation as enforcement
 
     assert enforcement.REFUSALS[-1].resource == f"arn:aws:s3:::{bucket}/raw/c02/a"

@@ -1,4 +1,5 @@
-"""Step 1: client-side envelope encryption (securepipe.envelope) against the sandbox's KMS."""
+"""Step 1: client-side envelope encryption (securepipe.encryption.envelope) against the sandbox's
+KMS."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from aws_encryption_sdk.internal.formatting.deserialize import (
     deserialize_header_auth,
 )
 
-from securepipe.envelope import (
+from securepipe.encryption.envelope import (
     ALLOWED_ALGORITHMS,
     DEFAULT_ALGORITHM,
     DEFAULT_FRAME_LENGTH,
@@ -35,7 +36,7 @@ from securepipe.envelope import (
     resolve_key_arn,
 )
 from securepipe.errors import DecryptionError, InvalidParameterError
-from securepipe.sandbox import Sandbox
+from securepipe.sandbox.account import Sandbox
 
 SMALL_FRAME = 4096
 OPAQUE = str(DecryptionError())
@@ -248,7 +249,7 @@ def test_context_is_namespaced_and_in_the_header(message: bytes) -> None:
 def test_plaintext_only_ever_goes_to_the_destination_folder(
     env: Envelope, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import securepipe.envelope as module
+    import securepipe.encryption.envelope as module
 
     dirs: list[Path] = []
     real = module.tempfile.mkstemp

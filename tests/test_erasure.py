@@ -12,19 +12,19 @@ from typing import Any
 import pytest
 from speaker_world import MANIFEST, SAMPLES, World, make_world
 
-from securepipe.audit import JsonAuditFormatter
-from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
-from securepipe.erasure import erase_speaker
+from securepipe.audit.records import JsonAuditFormatter
+from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.encryption.hardening import apply_bucket_hardening, sse_kms_put_args
+from securepipe.encryption.upload import upload_sample
 from securepipe.errors import (
     DecryptionError,
     ErasureError,
     InvalidParameterError,
     UnknownSpeakerError,
 )
-from securepipe.hardening import apply_bucket_hardening, sse_kms_put_args
-from securepipe.ingest import IngestConfig, ingest_batch, items_from_manifest
-from securepipe.shredding import SpeakerKeyConfig
-from securepipe.upload import upload_sample
+from securepipe.features.ingest import IngestConfig, ingest_batch, items_from_manifest
+from securepipe.retention.erasure import erase_speaker
+from securepipe.retention.shredding import SpeakerKeyConfig
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_erasure_through_the_real_pipeline(world: World,
     spk09 = world.versions_of("spk09")
     assert len(spk09) == 4 + 1 + 1    # 4 features (one with a delete marker), 1 archive copy
 
-    with caplog.at_level(logging.INFO, logger="securepipe.audit"):
+    with caplog.at_level(logging.INFO, logger="securepipe.audit.records"):
         receipt = _erase(world, "spk09")
 
     assert receipt.status == "erased" and receipt.complete and receipt.remaining_after == 0

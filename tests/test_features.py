@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from securepipe.dataset import Manifest, load_audio, load_manifest
+from securepipe.data.dataset import Manifest, load_audio, load_manifest
 from securepipe.errors import InvalidParameterError, SecurePipeError
-from securepipe.features import (
+from securepipe.features.extract import (
     FORMAT_MAGIC,
     MEL_SPEC,
     MFCC13_SPEC,
@@ -210,7 +210,7 @@ def test_round_trip_is_byte_exact(clip, spec: FeatureSpec) -> None:
 def test_blob_is_self_describing(blob: bytes) -> None:
     (n,) = struct.unpack(">I", blob[8:12])
     header = json.loads(blob[12 : 12 + n])
-    assert header["format"] == "securepipe.features"
+    assert header["format"] == "securepipe.features.extract"
     assert header["dtype"] == "<f4"
     assert header["spec"]["version"] == "fs1"
     assert header["spec"]["n_mfcc"] == 13
@@ -261,7 +261,7 @@ def test_pickle_payloads_are_refused(clip, capsys) -> None:
     header = json.dumps(
         {
             "dtype": "<f4",
-            "format": "securepipe.features",
+            "format": "securepipe.features.extract",
             "shape": [13, 2],
             "spec": MFCC13_SPEC.to_dict(),
         },

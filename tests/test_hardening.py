@@ -8,8 +8,7 @@ from collections.abc import Callable
 import pytest
 from botocore.exceptions import ClientError
 
-from securepipe.errors import InvalidParameterError
-from securepipe.hardening import (
+from securepipe.encryption.hardening import (
     CONTROLS,
     apply_bucket_hardening,
     failures,
@@ -17,7 +16,8 @@ from securepipe.hardening import (
     inspect_bucket,
     sse_kms_put_args,
 )
-from securepipe.sandbox import Sandbox
+from securepipe.errors import InvalidParameterError
+from securepipe.sandbox.account import Sandbox
 
 
 @pytest.fixture

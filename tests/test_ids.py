@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from id_strategies import REFERENCE, hostile_ids, valid_ids
 
-from securepipe.envelope import BatchContext, SampleContext
+from securepipe.encryption.envelope import BatchContext, SampleContext
 from securepipe.errors import InvalidParameterError, SecurePipeError
 from securepipe.ids import (
     CONTRACTOR_ID,

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
-from securepipe.audio import malformed_examples, validate_wav
-from securepipe.dataset import load_manifest
-from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.data.dataset import load_manifest
+from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.encryption.hardening import apply_bucket_hardening
+from securepipe.encryption.upload import upload_sample
 from securepipe.errors import InvalidParameterError
-from securepipe.features import extract, from_bytes
-from securepipe.hardening import apply_bucket_hardening
-from securepipe.ingest import (
+from securepipe.features.audio import malformed_examples, validate_wav
+from securepipe.features.extract import extract, from_bytes
+from securepipe.features.ingest import (
     STEPS,
     IngestConfig,
     IngestItem,
@@ -27,8 +28,7 @@ from securepipe.ingest import (
     items_from_manifest,
     raw_left,
 )
-from securepipe.sandbox import Sandbox
-from securepipe.upload import upload_sample
+from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
 MANIFEST = load_manifest()
@@ -273,7 +273,7 @@ def test_an_unversioned_raw_bucket_fails_loudly_and_deletes_nothing(world: World
 
 def test_stale_features_are_replaced_only_if_nobody_wrote_meanwhile(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    from securepipe import ingest
+    from securepipe.features import ingest
 
     item = IngestItem("c06", "spk06_u1")
     world.upload(item, MANIFEST.path_of("spk06_u2"))
@@ -371,12 +371,12 @@ def test_every_step_is_audited_in_json(world: World) -> None:
     import io
     import json
 
-    from securepipe.audit import JsonAuditFormatter
+    from securepipe.audit.records import JsonAuditFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonAuditFormatter())
-    audit = logging.getLogger("securepipe.audit")
+    audit = logging.getLogger("securepipe.audit.records")
     audit.addHandler(handler)
     audit.setLevel(logging.INFO)
     try:
@@ -397,8 +397,8 @@ def test_every_step_is_audited_in_json(world: World) -> None:
 
 
 def _speaker_config(world: World) -> IngestConfig:
-    from securepipe.consent import ConsentRegistry
-    from securepipe.shredding import SpeakerKeyConfig
+    from securepipe.retention.consent import ConsentRegistry
+    from securepipe.retention.shredding import SpeakerKeyConfig
 
     registry = ConsentRegistry(world.sb.session, "consent-ingest")
     registry.load_manifest_consents(MANIFEST)
@@ -459,7 +459,7 @@ def test_speaker_keys_encrypt_features_and_archive_for_the_speaker_only(world: W
 
 
 def test_speaker_keys_need_the_speaker_and_refuse_erased_speakers(world: World) -> None:
-    from securepipe.shredding import shred_speaker_key
+    from securepipe.retention.shredding import shred_speaker_key
 
     config = _speaker_config(world)
     with pytest.raises(InvalidParameterError):

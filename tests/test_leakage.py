@@ -15,10 +15,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from securepipe.dataset import Manifest, load_audio, load_manifest
+from securepipe.data.dataset import Manifest, load_audio, load_manifest
 from securepipe.errors import InvalidParameterError
-from securepipe.features import MEL_SPEC, MFCC13_SPEC, MFCC40_SPEC, extract
-from securepipe.leakage import (
+from securepipe.features.extract import MEL_SPEC, MFCC13_SPEC, MFCC40_SPEC, extract
+from securepipe.features.leakage import (
     DEFAULT_GL_ITER,
     F0Comparison,
     anonymisation_table,
@@ -94,11 +94,11 @@ def test_inversion_is_deterministic_for_a_seed(clip, spec) -> None:
 def test_magnitude_matches_librosa_mel_to_stft(clip) -> None:
     import librosa
 
-    from securepipe.leakage import _mel_power, _mel_to_magnitude
+    from securepipe.features.leakage.inversion import mel_power, mel_to_magnitude
 
     for spec in (MEL_SPEC, MFCC13_SPEC):
-        mel = _mel_power(extract(clip, SR, spec), spec)
-        ours = _mel_to_magnitude(mel, spec)
+        mel = mel_power(extract(clip, SR, spec), spec)
+        ours = mel_to_magnitude(mel, spec)
         theirs = librosa.feature.inverse.mel_to_stft(
             mel, sr=SR, n_fft=spec.n_fft, power=2.0, fmin=spec.fmin, fmax=spec.fmax
         )

@@ -4,11 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from securepipe.common_pattern import generate_shared_key
-from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.errors import InvalidParameterError
-from securepipe.measure import MiB, compare_encryption, peak_python_memory, write_random_file
-from securepipe.sandbox import Sandbox
+from securepipe.lessons.antipatterns import generate_shared_key
+from securepipe.lessons.measure import (
+    MiB,
+    compare_encryption,
+    peak_python_memory,
+    write_random_file,
+)
+from securepipe.sandbox.account import Sandbox
 
 
 def test_peak_python_memory_sees_a_big_allocation() -> None:

@@ -1,4 +1,4 @@
-"""Monitoring configuration applied and read back (securepipe.monitoring).
+"""Monitoring configuration applied and read back (securepipe.audit.monitoring).
 
 moto stores trails, selectors, alarms, topics and queues (so those checks are real round trips),
 does not store request-metrics configurations (gap s3-request-metrics: the check must say
@@ -11,16 +11,16 @@ from collections.abc import Sequence
 
 import pytest
 
-from securepipe.errors import InvalidParameterError
-from securepipe.monitoring import (
+from securepipe.audit.monitoring import (
     CONTROLS,
     UNVERIFIABLE_METRICS,
     MonitoringFinding,
     apply_monitoring,
     inspect_monitoring,
 )
-from securepipe.moto_gaps import gap
-from securepipe.sandbox import Sandbox
+from securepipe.errors import InvalidParameterError
+from securepipe.sandbox.account import Sandbox
+from securepipe.sandbox.gaps import gap
 
 
 def _data(sb: Sandbox) -> list[str]:

@@ -7,8 +7,8 @@ import contextlib
 import pytest
 from botocore.exceptions import ClientError
 
-from securepipe.moto_gaps import MOTO_GAPS, gap, gaps_for_step
-from securepipe.sandbox import KMS_ALIAS, Sandbox
+from securepipe.sandbox.account import KMS_ALIAS, Sandbox
+from securepipe.sandbox.gaps import MOTO_GAPS, gap, gaps_for_step
 
 
 def test_register_is_well_formed() -> None:
@@ -78,7 +78,7 @@ def test_moto_deny_conditions_always_match() -> None:
 
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
-    from securepipe.hardening import hardened_bucket_policy
+    from securepipe.encryption.hardening import hardened_bucket_policy
 
     key_arn = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
     policy = json.dumps(hardened_bucket_policy("b", key_arn))

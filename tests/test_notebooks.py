@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from securepipe.notebooks import NOTEBOOK_DIR, discover, run_notebook
+from securepipe.lessons.notebooks import NOTEBOOK_DIR, discover, run_notebook
 
 NOTEBOOKS = discover(NOTEBOOK_DIR)
 

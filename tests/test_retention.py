@@ -12,20 +12,20 @@ from typing import Any
 import pytest
 from speaker_world import MANIFEST, SAMPLES, World, at, make_world
 
-from securepipe.audit import JsonAuditFormatter
-from securepipe.common_pattern import ARTICLE_LIFECYCLE_RULE
+from securepipe.audit.records import JsonAuditFormatter
+from securepipe.encryption.hardening import sse_kms_put_args
 from securepipe.errors import InvalidParameterError
-from securepipe.hardening import sse_kms_put_args
-from securepipe.ingest import META_SPEAKER
-from securepipe.retention import (
+from securepipe.features.ingest import META_SPEAKER
+from securepipe.lessons.antipatterns import ARTICLE_LIFECYCLE_RULE
+from securepipe.retention.lifecycle import (
     DATA_PREFIXES,
     LIFECYCLE_CONTROLS,
     apply_lifecycle,
     features_expiration_days,
     inspect_lifecycle,
     lifecycle_rules,
-    sweep,
 )
+from securepipe.retention.sweeper import sweep
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_sweep_deletes_exactly_the_expired_set(world: World,
     assert world.versions() == before and not dry.deleted         # a dry run deletes nothing
     assert dry.speakers() == ["spk01", "spk09"]
 
-    with caplog.at_level(logging.INFO, logger="securepipe.audit"):
+    with caplog.at_level(logging.INFO, logger="securepipe.audit.records"):
         real = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
                      clock=lambda: when, dry_run=False, sample_speakers=SAMPLES)
     assert {(e.bucket, e.key, e.version_id) for e in real.deleted} == expected

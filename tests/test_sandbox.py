@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 
 from securepipe import SandboxError, SecurePipeError
 from securepipe.errors import InvalidParameterError
-from securepipe.sandbox import BUCKET_ROLES, KMS_ALIAS, Sandbox, start_sandbox
+from securepipe.sandbox.account import BUCKET_ROLES, KMS_ALIAS, Sandbox, start_sandbox
 
 
 def test_standard_resources_exist(sandbox: Sandbox) -> None:

@@ -12,14 +12,14 @@ import pytest
 from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
 from speaker_world import World, make_world
 
-from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.errors import (
     DecryptionError,
     EncryptionError,
     InvalidParameterError,
     UnknownSpeakerError,
 )
-from securepipe.shredding import (
+from securepipe.retention.shredding import (
     PROVIDER_ID,
     SpeakerKeyConfig,
     shred_speaker_key,

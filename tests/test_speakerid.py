@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from securepipe.dataset import Manifest, load_audio, load_manifest
+from securepipe.data.dataset import Manifest, load_audio, load_manifest
+from securepipe.data.voices import generate_corpus
 from securepipe.errors import InvalidParameterError, SecurePipeError
-from securepipe.speakerid import (
+from securepipe.features.speakerid import (
     DROP_C0,
     HOP_LENGTH,
     N_FFT,
@@ -21,7 +22,6 @@ from securepipe.speakerid import (
     identify_speakers,
     leave_one_out_accuracy,
 )
-from securepipe.voices import generate_corpus
 
 COMMITTED = Path(__file__).resolve().parents[1] / "data-synthetic"
 

@@ -1,13 +1,12 @@
-"""The seeded traffic generator and the detector's evaluation (securepipe.traffic)."""
+"""The seeded traffic generator and the detector's evaluation (securepipe.audit.traffic)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from securepipe.detector import AdapterStats, DetectorConfig, columns_from_events
-from securepipe.errors import InvalidParameterError
-from securepipe.traffic import (
+from securepipe.audit.detector import AdapterStats, DetectorConfig, columns_from_events
+from securepipe.audit.traffic import (
     LATENCY_BOUNDS_S,
     SCENARIOS,
     TrafficConfig,
@@ -16,6 +15,7 @@ from securepipe.traffic import (
     scenario_traffic,
     to_cloudtrail_events,
 )
+from securepipe.errors import InvalidParameterError
 
 CFG = TrafficConfig()
 

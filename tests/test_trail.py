@@ -1,4 +1,4 @@
-"""CloudTrail-shaped events recorded from in-process botocore calls (securepipe.trail).
+"""CloudTrail-shaped events recorded from in-process botocore calls (securepipe.sandbox.cloudtrail).
 
 moto records no CloudTrail events (gap cloudtrail-events); every event asserted here was built
 by the kit's recorder from a real call to the sandbox, refused calls included.
@@ -15,11 +15,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from securepipe.detector import AdapterStats, columns_from_events
+from securepipe.audit.detector import AdapterStats, columns_from_events
 from securepipe.errors import InvalidParameterError
-from securepipe.moto_gaps import gap
-from securepipe.sandbox import Sandbox
-from securepipe.trail import CloudTrailRecorder, principal_of
+from securepipe.sandbox.account import Sandbox
+from securepipe.sandbox.cloudtrail import CloudTrailRecorder, principal_of
+from securepipe.sandbox.gaps import gap
 
 BODY = b"RIFF" + b"\x01voice-sample-bytes" * 50
 

@@ -1,4 +1,5 @@
-"""Step 1, upload path (securepipe.upload) against the in-process sandbox's S3 and KMS."""
+"""Step 1, upload path (securepipe.encryption.upload) against the in-process sandbox's S3 and
+KMS."""
 
 from __future__ import annotations
 
@@ -14,18 +15,18 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-import securepipe.upload as upload
-from securepipe.dataset import Manifest, load_manifest
-from securepipe.envelope import BatchContext, Envelope, EnvelopeConfig, SampleContext
-from securepipe.errors import DecryptionError, InvalidParameterError
-from securepipe.sandbox import Sandbox
-from securepipe.upload import (
+import securepipe.encryption.upload as upload
+from securepipe.data.dataset import Manifest, load_manifest
+from securepipe.encryption.envelope import BatchContext, Envelope, EnvelopeConfig, SampleContext
+from securepipe.encryption.upload import (
     META_CIPHERTEXT_SHA256,
     META_FORMAT,
     download_sample,
     sample_key,
     upload_sample,
 )
+from securepipe.errors import DecryptionError, InvalidParameterError
+from securepipe.sandbox.account import Sandbox
 
 OPAQUE = str(DecryptionError())
 
@@ -259,7 +260,7 @@ def test_plaintext_is_only_ever_written_to_dst_and_temp_dirs_are_removed(
     private_tmp: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import securepipe.envelope as envelope_module
+    import securepipe.encryption.envelope as envelope_module
 
     src, ctx = _wav(manifest, 4)
     plaintext = src.read_bytes()

@@ -4,8 +4,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from securepipe.dataset import load_manifest
-from securepipe.viz import PIPELINE_STAGES, plot_pipeline_map, plot_voices
+from securepipe.data.dataset import load_manifest
+from securepipe.lessons.viz import PIPELINE_STAGES, plot_pipeline_map, plot_voices
 
 
 def test_pipeline_map_draws_every_stage() -> None:
@@ -26,10 +26,10 @@ def test_plot_request_rates_draws_thresholds_and_alerts() -> None:
     import numpy as np
     import pytest
 
-    from securepipe.detector import Baseline, Detector
+    from securepipe.audit.detector import Baseline, Detector
+    from securepipe.audit.traffic import TrafficConfig, baseline_traffic, scenario_traffic
     from securepipe.errors import InvalidParameterError
-    from securepipe.traffic import TrafficConfig, baseline_traffic, scenario_traffic
-    from securepipe.viz import plot_request_rates
+    from securepipe.lessons.viz import plot_request_rates
 
     cfg = TrafficConfig()
     baseline = Baseline.fit(baseline_traffic(cfg).columns)

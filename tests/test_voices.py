@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from securepipe.dataset import load_manifest, read_wav
-from securepipe.errors import InvalidParameterError, SecurePipeError
-from securepipe.voices import (
+from securepipe.data.dataset import load_manifest, read_wav
+from securepipe.data.voices import (
     SUPPORTED_SAMPLE_RATES,
     SpeakerProfile,
     generate_corpus,
@@ -23,6 +22,7 @@ from securepipe.voices import (
     synthesize,
     wav_bytes,
 )
+from securepipe.errors import InvalidParameterError, SecurePipeError
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "data-synthetic"
@@ -245,7 +245,7 @@ def test_module_entry_point(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "securepipe.voices",
+            "securepipe.data.voices",
             "--out",
             str(tmp_path),
             "--speakers",

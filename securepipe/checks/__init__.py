@@ -14,10 +14,11 @@ that does) and returns, per resource, one of four statuses:
                   without a bucket-policy cap). AWS enforces it; the check does not pretend.
 
 A check's status is the worst over its resources (fail > error > unverifiable > pass).
-The checks reuse the kit's verifiers (:func:`securepipe.hardening.inspect_bucket`,
-:func:`securepipe.monitoring.inspect_monitoring`, :func:`securepipe.trail_chain.verify_trail`,
-:func:`securepipe.retention.inspect_lifecycle` and :func:`~securepipe.retention.sweep`,
-:func:`securepipe.access.access_matrix`) rather than re-implementing them.
+The checks reuse the kit's verifiers (:func:`securepipe.encryption.hardening.inspect_bucket`,
+:func:`securepipe.audit.monitoring.inspect_monitoring`, :func:`securepipe.audit.chain.verify_trail`,
+:func:`securepipe.retention.lifecycle.inspect_lifecycle` and
+:func:`~securepipe.retention.lifecycle.sweep`,
+:func:`securepipe.access.credentials.access_matrix`) rather than re-implementing them.
 
 Run them with :func:`run_checks` (a session and a :class:`CheckConfig`, discovered from the
 account by default) or :func:`check_account` (a profile, or a fresh sandbox); the CLI is
@@ -37,7 +38,7 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -63,7 +64,7 @@ from securepipe.checks._base import (
 )
 from securepipe.checks.review import AccessReview
 from securepipe.errors import InvalidParameterError
-from securepipe.report import format_table
+from securepipe.lessons.report import format_table
 
 __all__ = [
     "BUCKET_ROLES",
@@ -116,15 +117,19 @@ def _load() -> None:
 _load()
 
 
-def registered(*, severity_filter: Severity = "low",
-               ids: Iterable[str] | None = None) -> list[Check]:
+def registered(
+    *, severity_filter: Severity = "low", ids: Iterable[str] | None = None
+) -> list[Check]:
     """The checks at or above ``severity_filter`` (optionally only ``ids``), in order."""
     floor = severity_rank(severity_filter)
     wanted = None if ids is None else set(ids)
     if wanted is not None and (unknown := wanted - set(REGISTRY)):
         raise InvalidParameterError(f"unknown check id(s): {sorted(unknown)}")
-    return [c for c in REGISTRY.values() if severity_rank(c.severity) >= floor
-            and (wanted is None or c.id in wanted)]
+    return [
+        c
+        for c in REGISTRY.values()
+        if severity_rank(c.severity) >= floor and (wanted is None or c.id in wanted)
+    ]
 
 
 @dataclass(frozen=True)
@@ -153,13 +158,13 @@ class Scorecard:
     def with_status(self, *statuses: Status) -> list[CheckResult]:
         return [r for r in self.results if r.status in statuses]
 
-    def exit_code(self, fail_on: Severity = "high", *,
-                  errors_fail_on: Severity | None = "critical") -> int:
+    def exit_code(
+        self, fail_on: Severity = "high", *, errors_fail_on: Severity | None = "critical"
+    ) -> int:
         """1 if a check at or above ``fail_on`` failed, or errored at or above both
         ``fail_on`` and ``errors_fail_on`` (``None``: errors never count); else 0."""
         floor = severity_rank(fail_on)
-        error_floor = None if errors_fail_on is None else max(floor,
-                                                               severity_rank(errors_fail_on))
+        error_floor = None if errors_fail_on is None else max(floor, severity_rank(errors_fail_on))
         for r in self.results:
             rank = severity_rank(r.check.severity)
             if r.status == "fail" and rank >= floor:
@@ -169,32 +174,46 @@ class Scorecard:
         return 0
 
     def rows(self, *, width: int | None = 90) -> list[dict[str, Any]]:
-        """One row per check for :func:`securepipe.report.format_table`."""
+        """One row per check for :func:`securepipe.lessons.report.format_table`."""
         out = []
         for r in self.results:
             evidence = r.evidence
             if width is not None and len(evidence) > width:
                 evidence = evidence[: width - 3] + "..."
-            out.append({"status": r.status.upper(), "severity": r.check.severity,
-                        "step": r.check.step, "check": r.check.id, "evidence": evidence})
+            out.append(
+                {
+                    "status": r.status.upper(),
+                    "severity": r.check.severity,
+                    "step": r.check.step,
+                    "check": r.check.id,
+                    "evidence": evidence,
+                }
+            )
         return out
 
     def table(self, *, width: int | None = 90) -> str:
         """The scorecard as a text table, with a one-line summary under it."""
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
         where = self.endpoint or f"AWS {self.region}"
-        return (format_table(self.rows(width=width)) + f"\n\n{len(self.results)} checks: "
-                f"{counts} (account {self.account_id}, {where}, {self.seconds:.1f} s)")
+        return (
+            format_table(self.rows(width=width)) + f"\n\n{len(self.results)} checks: "
+            f"{counts} (account {self.account_id}, {where}, {self.seconds:.1f} s)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "account_id": self.account_id, "region": self.region, "endpoint": self.endpoint,
-            "started": self.started.isoformat(), "seconds": round(self.seconds, 3),
+            "account_id": self.account_id,
+            "region": self.region,
+            "endpoint": self.endpoint,
+            "started": self.started.isoformat(),
+            "seconds": round(self.seconds, 3),
             "counts": self.counts(),
             "exit_code": {sev: self.exit_code(sev) for sev in SEVERITIES},
             "config": {
-                "buckets": [{"name": b.name, "role": b.role, "key_arn": b.key_arn}
-                            for b in self.config.buckets],
+                "buckets": [
+                    {"name": b.name, "role": b.role, "key_arn": b.key_arn}
+                    for b in self.config.buckets
+                ],
                 "key_arns": list(self.config.key_arns),
                 "audit_prefix": self.config.audit_prefix,
                 "max_session_s": self.config.max_session_s,
@@ -223,8 +242,9 @@ def _retrying(session: boto3.Session, attempts: int) -> Any:
     """Give every client made from ``session`` standard retries; returns what to restore."""
     botocore_session = session._session
     previous = botocore_session.get_default_client_config()
-    retry = Config(retries={"mode": "standard", "max_attempts": attempts},
-                   connect_timeout=10, read_timeout=60)
+    retry = Config(
+        retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=10, read_timeout=60
+    )
     botocore_session.set_default_client_config(previous.merge(retry) if previous else retry)
     return previous
 
@@ -269,16 +289,25 @@ def run_checks(
             result = check.run(ctx)
             results.append(result)
             if progress:
-                print(f"[{i:2}/{len(chosen)}] {result.status.upper():12} {check.id} "
-                      f"({result.seconds:.2f} s)", file=out, flush=True)
+                print(
+                    f"[{i:2}/{len(chosen)}] {result.status.upper():12} {check.id} "
+                    f"({result.seconds:.2f} s)",
+                    file=out,
+                    flush=True,
+                )
         endpoint = session.client("s3").meta.endpoint_url
     finally:
         session._session.set_default_client_config(previous)
     return Scorecard(
-        results=tuple(results), account_id=account, region=session.region_name,
+        results=tuple(results),
+        account_id=account,
+        region=session.region_name,
         endpoint=None if endpoint.endswith(".amazonaws.com") else endpoint,
-        started=started, seconds=time.perf_counter() - t0, config=config,
-        access_review=ctx.cached("access_review"))
+        started=started,
+        seconds=time.perf_counter() - t0,
+        config=config,
+        access_review=ctx.cached("access_review"),
+    )
 
 
 def _note(config: CheckConfig, note: str) -> CheckConfig:
@@ -287,9 +316,13 @@ def _note(config: CheckConfig, note: str) -> CheckConfig:
     return replace(config, notes=(*config.notes, note))
 
 
-def profile_session(profile: str | None = None, *, region: str | None = None,
-                    config_file: str | None = None, ca_bundle: str | None = None
-                    ) -> boto3.Session:
+def profile_session(
+    profile: str | None = None,
+    *,
+    region: str | None = None,
+    config_file: str | None = None,
+    ca_bundle: str | None = None,
+) -> boto3.Session:
     """A boto3 Session from an AWS profile (and, for the sandbox, its own config file).
 
     This is how the CLI reaches both a real account (``--profile``) and the sandbox's server
@@ -345,23 +378,41 @@ def check_account(
     if not use_sandbox:
         session = profile_session(profile, region=region)
         cfg = config or configure(CheckConfig.discover(session))
-        return run_checks(session, config=cfg, severity_filter=severity_filter, checks=checks,
-                          progress=progress, stream=stream)
+        return run_checks(
+            session,
+            config=cfg,
+            severity_filter=severity_filter,
+            checks=checks,
+            progress=progress,
+            stream=stream,
+        )
     from securepipe.checks import scenarios
-    from securepipe.sandbox import Sandbox
+    from securepipe.sandbox.account import Sandbox
 
-    builders = {"hardened": scenarios.hardened_account,
-                "misconfigured": scenarios.misconfigured_account}
+    builders: dict[str, Callable[..., scenarios.Scenario]] = {
+        "hardened": scenarios.hardened_account,
+        "misconfigured": scenarios.misconfigured_account,
+    }
     if scenario not in builders:
         raise InvalidParameterError(f"scenario must be one of {sorted(builders)}")
     out = stream or sys.stderr
     with Sandbox(server=True, tls=True) as sb:
         if progress:
-            print(f"building a {scenario} sandbox account at {sb.endpoint_url} ...", file=out,
-                  flush=True)
+            print(
+                f"building a {scenario} sandbox account at {sb.endpoint_url} ...",
+                file=out,
+                flush=True,
+            )
         built = builders[scenario](sb)
-        session = profile_session(Sandbox.PROFILE, config_file=str(sb.config_file),
-                                  ca_bundle=str(sb.ca_bundle))
+        session = profile_session(
+            Sandbox.PROFILE, config_file=str(sb.config_file), ca_bundle=str(sb.ca_bundle)
+        )
         cfg = config or configure(built.check_config(session))
-        return run_checks(session, config=cfg, severity_filter=severity_filter, checks=checks,
-                          progress=progress, stream=stream)
+        return run_checks(
+            session,
+            config=cfg,
+            severity_filter=severity_filter,
+            checks=checks,
+            progress=progress,
+            stream=stream,
+        )

@@ -54,7 +54,7 @@ _BUCKET_NAME = re.compile(r"securepipe-(raw|features|archive|audit)-(\d{12})-([a
 def severity_rank(severity: str) -> int:
     """0 for ``low`` up to 3 for ``critical``; :class:`InvalidParameterError` otherwise."""
     try:
-        return SEVERITIES.index(severity)  # type: ignore[arg-type]
+        return SEVERITIES.index(severity)
     except ValueError:
         raise InvalidParameterError(
             f"unknown severity {severity!r}; expected one of {', '.join(SEVERITIES)}") from None
@@ -199,9 +199,9 @@ EVALUATION_ERRORS = (ClientError, BotoCoreError, SecurePipeError)
 
 def default_clock() -> dt.datetime:
     """Now, by the sandbox clock when a sandbox is open (it can be moved), else real UTC time."""
-    from securepipe import enforcement
+    from securepipe import clock
 
-    return enforcement.now()
+    return clock.now()
 
 
 @dataclass(frozen=True)
@@ -318,7 +318,7 @@ class CheckConfig:
         """Find the kit's buckets and keys in an account; ``overrides`` win over what is found.
 
         Buckets are named ``securepipe-<role>-<account>-<region>``
-        (:func:`securepipe.sandbox.bucket_name`); keys are the targets of the aliases
+        (:func:`securepipe.sandbox.account.bucket_name`); keys are the targets of the aliases
         ``alias/securepipe-data`` and ``alias/securepipe-archive``, else the customer-managed
         keys the buckets' default encryption names. The archive bucket is expected to use the
         archive key, every other bucket the data key. Wraps STS GetCallerIdentity, S3
@@ -398,7 +398,8 @@ class CheckContext:
     """What a check gets: the session, the configuration, the account, and a shared memo.
 
     Several checks read the same configuration (every bucket-hardening check reads the same
-    :func:`securepipe.hardening.inspect_bucket` findings), so :meth:`memo` computes each shared
+    :func:`securepipe.encryption.hardening.inspect_bucket` findings), so :meth:`memo` computes each
+    shared
     read once per run, errors included: a read that failed fails the same way for every check
     that needs it, without asking AWS again.
     """
@@ -420,7 +421,7 @@ class CheckContext:
         ok, value = self._memo[key]
         if not ok:
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
     def cached(self, key: Hashable) -> Any:
         """A memoised value if it was computed successfully, else ``None``."""

@@ -1,8 +1,8 @@
 """Audit checks (step 3): reads are logged, bulk reads alarm, and the shipped trail verifies.
 
-The first two reuse :func:`securepipe.monitoring.inspect_monitoring` (computed once per run);
+The first two reuse :func:`securepipe.audit.monitoring.inspect_monitoring` (computed once per run);
 the third reads every shipped trail back from the audit bucket and runs
-:func:`securepipe.trail_chain.verify_trail` on it, pinned to the customer-managed keys.
+:func:`securepipe.audit.chain.verify_trail` on it, pinned to the customer-managed keys.
 """
 
 from __future__ import annotations
@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from securepipe.audit.chain import read_shipped, verify_trail
+from securepipe.audit.monitoring import MonitoringFinding, inspect_monitoring
 from securepipe.checks._base import Check, CheckContext, ResourceResult, per_resource
 from securepipe.errors import SecurePipeError
-from securepipe.monitoring import MonitoringFinding, inspect_monitoring
-from securepipe.trail_chain import read_shipped, verify_trail
 
 _MAX_TRAILS = 50
 
 
 def monitoring_findings(ctx: CheckContext) -> list[MonitoringFinding]:
-    """:func:`~securepipe.monitoring.inspect_monitoring` over the data buckets, once per run."""
+    """:func:`~securepipe.audit.monitoring.inspect_monitoring` over the data buckets, once per
+    run."""
     def compute() -> list[MonitoringFinding]:
         buckets = [b.name for b in ctx.config.data_buckets]
         if not buckets:
@@ -37,7 +38,7 @@ def _from_monitoring(controls: tuple[str, ...]) -> Any:
 
 def _trails(ctx: CheckContext) -> list[ResourceResult]:
     """ListObjectsV2 under the audit prefix, GetObject per trail (latest version), KMS Decrypt
-    in :func:`~securepipe.trail_chain.verify_trail`, HeadObject for the Object Lock state
+    in :func:`~securepipe.audit.chain.verify_trail`, HeadObject for the Object Lock state
     (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html)."""
     audit = ctx.config.bucket("audit")
     if audit is None:
@@ -99,7 +100,8 @@ CHECKS: list[Check] = [
         rationale="S3 data events are off by default: without them nobody can say who read "
         "which recording. A logging, multi-region trail with log file validation must capture "
         "GetObject on every data bucket (decided by evaluating its selectors) and KMS events.",
-        remediation="securepipe.monitoring.apply_monitoring(session, data_buckets, audit_bucket)",
+        remediation="securepipe.audit.monitoring.apply_monitoring(session, data_buckets, "
+        "audit_bucket)",
         evaluate=_from_monitoring(("trail-logging", "s3-data-events", "kms-management-events"))),
     Check(
         id="s3_bulk_read_alarms", title="Alarms that can see bulk reads (request metrics, not "
@@ -108,8 +110,8 @@ CHECKS: list[Check] = [
         "moves it. GetRequests/BytesDownloaded (request metrics) do, and must notify someone. "
         "The sandbox cannot store request-metrics configurations: that part is unverifiable "
         "there.",
-        remediation="securepipe.monitoring.apply_monitoring (and delete NumberOfObjects "
-        "alarms); securepipe.detector for per-principal detection",
+        remediation="securepipe.audit.monitoring.apply_monitoring (and delete NumberOfObjects "
+        "alarms); securepipe.audit.detector for per-principal detection",
         evaluate=_from_monitoring(("s3-request-metrics", "alarm-get-requests",
                                    "alarm-bytes-downloaded", "alarm-delivery",
                                    "no-storage-metric-alarm"))),
@@ -119,7 +121,7 @@ CHECKS: list[Check] = [
         rationale="A plain log file can be edited after the fact. The kit's trail is "
         "hash-chained with KMS-keyed HMAC checkpoints; each shipped trail (latest version) must "
         "verify against the customer keys and be under Object Lock retention.",
-        remediation="securepipe.trail_chain.AuditTrail (with TrailHandler on the "
-        "securepipe.audit logger), then securepipe.trail_chain.ship_to_bucket",
+        remediation="securepipe.audit.chain.AuditTrail (with TrailHandler on the "
+        "securepipe.audit.records logger), then securepipe.audit.chain.ship_to_bucket",
         evaluate=_trails),
 ]

@@ -7,7 +7,7 @@ decide it from what the account records, and say so in the evidence:
   a tag whose key is ``contractor`` or whose value contains ``contractor``, or if it is listed in
   :attr:`CheckConfig.contractor_users`;
 * an IAM *role* is a contractor role by the same rules, or if it is the kit's
-  :data:`securepipe.access.DEFAULT_ROLE_NAME`, or listed in
+  :data:`securepipe.access.credentials.DEFAULT_ROLE_NAME`, or listed in
   :attr:`CheckConfig.contractor_roles` (which, when given, replaces discovery).
 
 A user that is *not* marked as a contractor but holds an active access key is listed in the
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from securepipe.access import DEFAULT_ROLE_NAME, MAX_PRESIGN_S
+from securepipe.access.credentials import DEFAULT_ROLE_NAME, MAX_PRESIGN_S
 from securepipe.checks._base import Bucket, Check, CheckContext, ResourceResult, per_resource
 from securepipe.policy import Policy, Request, evaluate
 
@@ -167,7 +167,8 @@ def _probe_age(policy: Policy, bucket: str, age_ms: int) -> bool:
 def _presign_cap(ctx: CheckContext) -> list[ResourceResult]:
     """What can honestly be observed about presigned-URL lifetimes.
 
-    * the kit's own cap, :data:`securepipe.access.MAX_PRESIGN_S` (code, not account state);
+    * the kit's own cap, :data:`securepipe.access.credentials.MAX_PRESIGN_S` (code, not account
+    state);
     * per data bucket, a bucket-policy deny on ``s3:signatureAge``, decided by evaluating the
       policy for a link used just under and just over the limit and after 7 days.
 
@@ -178,7 +179,7 @@ def _presign_cap(ctx: CheckContext) -> list[ResourceResult]:
     limit = ctx.config.max_presign_s
     s3 = ctx.client("s3")
     results = [ResourceResult(
-        "securepipe.access.MAX_PRESIGN_S", "pass" if limit >= MAX_PRESIGN_S else "fail",
+        "securepipe.access.credentials.MAX_PRESIGN_S", "pass" if limit >= MAX_PRESIGN_S else "fail",
         f"the kit's presign_get caps links at {MAX_PRESIGN_S} s (limit {limit} s)")]
 
     def one(bucket: Bucket) -> ResourceResult:
@@ -217,14 +218,14 @@ CHECKS: list[Check] = [
         "laptop it still works a year later. Contractors get 15-minute role sessions scoped "
         "to their own prefix instead.",
         remediation="delete the keys (IAM DeleteAccessKey) and vend sessions with "
-        "securepipe.access.vend_contractor_credentials", evaluate=_access_keys),
+        "securepipe.access.credentials.vend_contractor_credentials", evaluate=_access_keys),
     Check(
         id="iam_contractor_role_session_duration", title="Contractor roles allow only short "
         "sessions (MaxSessionDuration)", severity="high", step=2, checklist_item=3,
         rationale="A leaked session is usable until it expires; the role's maximum bounds "
         "every session anyone can ask for, whatever the vending code requests.",
-        remediation="securepipe.access.ensure_contractor_role(..., max_session_s=3600) (IAM "
-        "UpdateRole MaxSessionDuration)", evaluate=_session_duration),
+        remediation="securepipe.access.credentials.ensure_contractor_role(..., "
+        "max_session_s=3600) (IAM UpdateRole MaxSessionDuration)", evaluate=_session_duration),
     Check(
         id="s3_presigned_url_expiry_cap", title="Presigned URLs expire within 15 minutes",
         severity="medium", step=2, checklist_item=3,
@@ -232,6 +233,6 @@ CHECKS: list[Check] = [
         "download the recording until it expires. Only a bucket-policy s3:signatureAge deny "
         "makes the cap visible and enforced for every signer; without one this check is "
         "unverifiable, never a pass.",
-        remediation="securepipe.access.apply_presign_age_cap(session, bucket) and "
-        "securepipe.access.presign_get (expires_in <= 900)", evaluate=_presign_cap),
+        remediation="securepipe.access.credentials.apply_presign_age_cap(session, bucket) and "
+        "securepipe.access.credentials.presign_get (expires_in <= 900)", evaluate=_presign_cap),
 ]

@@ -1,7 +1,7 @@
 """KMS checks (step 1): the customer-managed keys rotate and are not open to other accounts.
 
 In the sandbox, moto keeps rotation and key policies as bookkeeping only (gaps
-``kms-key-deletion`` and ``kms-key-policy`` in :mod:`securepipe.moto_gaps`): these checks read
+``kms-key-deletion`` and ``kms-key-policy`` in :mod:`securepipe.sandbox.gaps`): these checks read
 the configuration, and AWS enforces it.
 """
 

@@ -1,14 +1,16 @@
 """Retention checks (step 5): lifecycle rules that really expire data, and nothing kept too long.
 
-Both reuse step 5's verifiers in :mod:`securepipe.retention`:
+Both reuse step 5's verifiers in :mod:`securepipe.retention.lifecycle`:
 
-* ``s3_lifecycle_expires_data`` runs :func:`securepipe.retention.inspect_lifecycle` on each data
+* ``s3_lifecycle_expires_data`` runs :func:`securepipe.retention.lifecycle.inspect_lifecycle` on
+each data
   bucket with the kit's data prefixes for its role, and fails on any lifecycle finding that
   fails: a rule that never expires anything (disabled, transitions only, a filter that matches
   none of the data, as the article's ``raw-samples/`` rule), a data prefix without expiry, no
   noncurrent-version expiry in a versioned bucket, no multipart abort. Prowler's
   ``s3_bucket_lifecycle_enabled`` passes on any enabled rule;
-* ``retention_no_expired_objects`` runs :func:`securepipe.retention.sweep` as a **dry run** over
+* ``retention_no_expired_objects`` runs :func:`securepipe.retention.lifecycle.sweep` as a **dry
+run** over
   the data buckets, against the consent registry: any version past its speaker's retain-until
   date, or that cannot be attributed to a consent record, fails. Versions kept by Object Lock
   (a legal hold) are reported, not failed: S3 will not delete them and must not.
@@ -19,36 +21,29 @@ lifecycle check is a configuration check and the sweep is what enforces retentio
 
 from __future__ import annotations
 
-from typing import Any
-
 from botocore.exceptions import ClientError
 
-from securepipe.checks._base import Bucket, Check, CheckContext, ResourceResult, per_resource
+from securepipe.checks._base import (
+    Bucket,
+    Check,
+    CheckContext,
+    ResourceResult,
+    Status,
+    per_resource,
+)
 from securepipe.errors import SecurePipeError
-
-STEP5_MISSING = "step 5 verifier not available yet"
-
-
-def _step5(*names: str) -> list[Any]:
-    """Step 5's functions, or a SecurePipeError naming what is missing (reported as error)."""
-    try:
-        import securepipe.retention as retention
-    except ImportError as exc:
-        raise SecurePipeError(f"{STEP5_MISSING} (securepipe.retention: {exc})") from None
-    missing = [n for n in names if not hasattr(retention, n)]
-    if missing:
-        raise SecurePipeError(f"{STEP5_MISSING} (securepipe.retention lacks {missing})")
-    return [getattr(retention, n) for n in names]
+from securepipe.retention.lifecycle import DATA_PREFIXES, inspect_lifecycle
+from securepipe.retention.sweeper import sweep
 
 
 def _lifecycle(ctx: CheckContext) -> list[ResourceResult]:
-    data_prefixes, inspect_lifecycle = _step5("DATA_PREFIXES", "inspect_lifecycle")
+    data_prefixes = DATA_PREFIXES
 
     def one(bucket: Bucket) -> ResourceResult:
         findings = inspect_lifecycle(ctx.session, bucket.name,
                                      data_prefixes=data_prefixes.get(bucket.role))
         bad = [f for f in findings if f.status != "pass"]
-        status = "fail" if any(f.status == "fail" for f in bad) else (
+        status: Status = "fail" if any(f.status == "fail" for f in bad) else (
             "error" if bad else "pass")
         if not bad:
             expiry = next((f.evidence for f in findings
@@ -62,8 +57,7 @@ def _lifecycle(ctx: CheckContext) -> list[ResourceResult]:
 
 
 def _sweep(ctx: CheckContext) -> list[ResourceResult]:
-    (sweep,) = _step5("sweep")
-    from securepipe.consent import ConsentRegistry
+    from securepipe.retention.consent import ConsentRegistry
 
     buckets = [b.name for b in ctx.config.data_buckets]
     if not buckets:
@@ -105,8 +99,8 @@ CHECKS: list[Check] = [
         "whose prefix matches nothing, passes an 'is lifecycle enabled' check and deletes "
         "nothing; in a versioned bucket an expiration without NoncurrentVersionExpiration "
         "keeps every old version readable.",
-        remediation="securepipe.retention.apply_lifecycle(session, bucket, "
-        "securepipe.retention.lifecycle_rules(role))", evaluate=_lifecycle),
+        remediation="securepipe.retention.lifecycle.apply_lifecycle(session, bucket, "
+        "securepipe.retention.lifecycle.lifecycle_rules(role))", evaluate=_lifecycle),
     Check(
         id="retention_no_expired_objects", title="No object kept past its speaker's retention "
         "date (dry-run sweep)", severity="high", step=5, checklist_item=6,
@@ -114,6 +108,6 @@ CHECKS: list[Check] = [
         "years from the last interaction, a consent term, a withdrawal. The sweep checks every "
         "version against its speaker's consent record; an object nobody can attribute cannot "
         "be shown to be within retention.",
-        remediation="securepipe.retention.sweep(session, buckets=..., registry=..., "
+        remediation="securepipe.retention.lifecycle.sweep(session, buckets=..., registry=..., "
         "dry_run=False) on a schedule; erase withdrawn speakers (step 5)", evaluate=_sweep),
 ]

@@ -3,14 +3,18 @@
 :func:`access_review` reads every role and user in the account (their inline, attached and
 group policies, through the IAM API), adds one *session* per contractor for each contractor
 role, narrowed by the kit's own session policy
-(:func:`securepipe.access.contractor_session_policy`, what
-:func:`~securepipe.access.vend_contractor_credentials` passes), and evaluates Get/Put/List/Delete
-on every contractor prefix of the raw bucket with :func:`securepipe.access.access_matrix`.
+(:func:`securepipe.access.credentials.contractor_session_policy`, what
+:func:`~securepipe.access.credentials.vend_contractor_credentials` passes), and evaluates
+Get/Put/List/Delete
+on every contractor prefix of the raw bucket with
+:func:`securepipe.access.credentials.access_matrix`.
 
-* **Broad**: :func:`securepipe.access.broad_grants`, any principal allowed an action on more
+* **Broad**: :func:`securepipe.access.credentials.broad_grants`, any principal allowed an action on
+more
   than one contractor's prefix. Two kinds of principal are broad by design and *exempt* (listed
   with the reason, never hidden): the identity running the review, and the kit's own contractor
-  role on its own (:func:`~securepipe.access.ensure_contractor_role`: its default name or its
+  role on its own (:func:`~securepipe.access.credentials.ensure_contractor_role`: its default name
+  or its
   ``securepipe=contractor-access`` tag), whose every vended session is narrowed; the session
   rows show that it works. Any other contractor role is reviewed as it is: how its sessions
   are narrowed (an f-string policy? none?) cannot be seen from the account.
@@ -36,14 +40,13 @@ from typing import Any
 
 import boto3
 
-from securepipe.access import (
-    DEFAULT_ROLE_NAME,
+from securepipe.access.credentials import DEFAULT_ROLE_NAME, contractor_session_policy
+from securepipe.access.review import (
     AccessMatrix,
     BroadGrant,
     Principal,
     access_matrix,
     broad_grants,
-    contractor_session_policy,
     role_principal,
     session_principal,
     user_principal,
@@ -112,7 +115,8 @@ class AccessReview:
 
 
 def kit_contractor_role(ctx: CheckContext, name: str) -> bool:
-    """Was this role made by :func:`securepipe.access.ensure_contractor_role`? (its default
+    """Was this role made by :func:`securepipe.access.credentials.ensure_contractor_role`? (its
+    default
     name, or its tag ``securepipe=contractor-access``; ListRoleTags)."""
     if name == DEFAULT_ROLE_NAME:
         return True
@@ -144,8 +148,9 @@ def access_review(session: boto3.Session, config: CheckConfig, *,
 
     Wraps IAM ListRoles/ListUsers/GetRole
     (https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetRole.html, for
-    ``RoleLastUsed``) and the policy reads of :func:`securepipe.access.role_principal` /
-    :func:`securepipe.access.user_principal`, and S3 ListObjectsV2 for the contractor prefixes.
+    ``RoleLastUsed``) and the policy reads of :func:`securepipe.access.credentials.role_principal` /
+    :func:`securepipe.access.credentials.user_principal`, and S3 ListObjectsV2 for the contractor
+    prefixes.
     """
     ctx = ctx or CheckContext(session, config)
     raw = config.bucket("raw")
@@ -287,7 +292,7 @@ CHECKS: list[Check] = [
         "its own prefix, and no other user or role should quietly reach everyone's. Evaluated "
         "with the kit's policy evaluator over policies read back through IAM.",
         remediation="remove the grant (or scope it to one prefix); give contractors sessions "
-        "from securepipe.access.vend_contractor_credentials", evaluate=_broad),
+        "from securepipe.access.credentials.vend_contractor_credentials", evaluate=_broad),
     Check(
         id="access_review_unused_grants", title="Access review: no unused role can reach "
         "contractor data", severity="medium", step=6, checklist_item=8,

@@ -6,7 +6,8 @@ reproduces the seed article's pattern: the provider-default key, no bucket polic
 with a long-lived key, a 12-hour role session built with an f-string, one shared Fernet key,
 features as plain ``.npy``, one lifecycle rule on a prefix where nothing lives, a
 ``NumberOfObjects`` alarm and a plain log file. Both take a started
-:class:`~securepipe.sandbox.Sandbox` (in-process or server mode) and return a :class:`Scenario`
+:class:`~securepipe.sandbox.account.Sandbox` (in-process or server mode) and return a
+:class:`Scenario`
 saying what was done, step by step, and how to configure the checks for it.
 
 The sandbox cannot backdate objects (S3 sets ``LastModified``), so the misconfigured scenario's
@@ -30,7 +31,7 @@ import boto3
 
 from securepipe.checks._base import CheckConfig, default_clock
 from securepipe.errors import InvalidParameterError
-from securepipe.sandbox import Sandbox
+from securepipe.sandbox.account import Sandbox
 
 __all__ = [
     "DEFAULT_CONTRACTORS",
@@ -45,7 +46,7 @@ __all__ = [
 #: Contractors whose first recording each scenario uploads (the synthetic set has c01-c04).
 DEFAULT_CONTRACTORS = ("c02", "c03", "c04")
 TRAIL_PREFIX = "trails/"
-_AUDIT_LOGGER = "securepipe.audit"
+_AUDIT_LOGGER = "securepipe.audit.records"
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def rebased_manifest(today: dt.date | None = None) -> Any:
     """
     import dataclasses
 
-    from securepipe.dataset import load_manifest
+    from securepipe.data.dataset import load_manifest
 
     manifest = load_manifest()
     today = today or default_clock().date()
@@ -130,10 +131,11 @@ def _row(step: int, function: str, what: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def trail_to(trail: Any) -> Iterator[None]:
-    """Send the ``securepipe.audit`` logger's records into ``trail`` for the block's duration
+    """Send the ``securepipe.audit.records`` logger's records into ``trail`` for the block's
+    duration
     (restoring the logger's handlers, level and propagation afterwards)."""
-    from securepipe.audit import audit_logger
-    from securepipe.trail_chain import TrailHandler
+    from securepipe.audit.chain import TrailHandler
+    from securepipe.audit.records import audit_logger
 
     logger = logging.getLogger(_AUDIT_LOGGER)
     saved = (list(logger.handlers), logger.level, logger.propagate)
@@ -150,14 +152,14 @@ def trail_to(trail: Any) -> Iterator[None]:
 
 def ship_trail(session: boto3.Session, trail: Any, *, bucket: str, key_arn: str,
                prefix: str = TRAIL_PREFIX, days: int = 365) -> Any:
-    """Close ``trail`` and ship it with :func:`securepipe.trail_chain.ship_to_bucket` under
+    """Close ``trail`` and ship it with :func:`securepipe.audit.chain.ship_to_bucket` under
     ``prefix``, COMPLIANCE-locked for ``days``, with SSE-KMS under ``key_arn`` (a hardened audit
     bucket refuses anything else)."""
-    from securepipe import enforcement
-    from securepipe.trail_chain import ship_to_bucket
+    from securepipe import clock
+    from securepipe.audit.chain import ship_to_bucket
 
     return ship_to_bucket(session, bucket, f"{prefix}{trail.name}.jsonl", trail.close(),
-                          retain_until=enforcement.now() + dt.timedelta(days=days),
+                          retain_until=clock.now() + dt.timedelta(days=days),
                           sse_kms_key_arn=key_arn)
 
 
@@ -182,40 +184,45 @@ def hardened_account(
 ) -> Scenario:
     """Apply every step's controls to a fresh sandbox account, the kit's way.
 
-    1. :func:`~securepipe.hardening.apply_bucket_hardening` on raw, features, archive (its own
+    1. :func:`~securepipe.encryption.hardening.apply_bucket_hardening` on raw, features, archive
+    (its own
        key) and audit; key rotation on both customer keys;
-    2. :func:`~securepipe.access.ensure_contractor_role` (12 h -> 1 h maximum sessions),
-       :func:`~securepipe.access.apply_presign_age_cap` on the data buckets, and each contractor
-       uploads one recording with :func:`~securepipe.upload.upload_sample` through credentials
-       from :func:`~securepipe.access.vend_contractor_credentials`;
-    5. the consent registry (:class:`~securepipe.consent.ConsentRegistry`) and
-       :func:`~securepipe.retention.apply_lifecycle` with
-       :func:`~securepipe.retention.lifecycle_rules` per bucket role;
-    4. :func:`~securepipe.ingest.ingest_batch` on all but ``pending`` uploads (a fresh upload
+    2. :func:`~securepipe.access.credentials.ensure_contractor_role` (12 h -> 1 h maximum sessions),
+       :func:`~securepipe.access.credentials.apply_presign_age_cap` on the data buckets, and each
+       contractor
+       uploads one recording with :func:`~securepipe.encryption.upload.upload_sample` through
+       credentials
+       from :func:`~securepipe.access.credentials.vend_contractor_credentials`;
+    5. the consent registry (:class:`~securepipe.retention.consent.ConsentRegistry`) and
+       :func:`~securepipe.retention.lifecycle.apply_lifecycle` with
+       :func:`~securepipe.retention.lifecycle.lifecycle_rules` per bucket role;
+    4. :func:`~securepipe.features.ingest.ingest_batch` on all but ``pending`` uploads (a fresh
+    upload
        waiting for the next run), its audit records chained into an
-       :class:`~securepipe.trail_chain.AuditTrail`;
-    3. :func:`~securepipe.monitoring.apply_monitoring` (trail with data events, alarms) and the
+       :class:`~securepipe.audit.chain.AuditTrail`;
+    3. :func:`~securepipe.audit.monitoring.apply_monitoring` (trail with data events, alarms) and
+    the
        trail shipped to the audit bucket under Object Lock.
     """
-    from securepipe.access import (
-        apply_presign_age_cap,
+    from securepipe.access.credentials import (
         contractor_session,
         ensure_contractor_role,
         vend_contractor_credentials,
     )
-    from securepipe.consent import ConsentRegistry
-    from securepipe.envelope import Envelope, EnvelopeConfig, SampleContext
-    from securepipe.hardening import apply_bucket_hardening
-    from securepipe.ingest import IngestConfig, IngestItem, ingest_batch
-    from securepipe.monitoring import apply_monitoring
-    from securepipe.retention import (
+    from securepipe.access.presigned import apply_presign_age_cap
+    from securepipe.audit.chain import AuditTrail
+    from securepipe.audit.monitoring import apply_monitoring
+    from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
+    from securepipe.encryption.hardening import apply_bucket_hardening
+    from securepipe.encryption.upload import upload_sample
+    from securepipe.features.ingest import IngestConfig, IngestItem, ingest_batch
+    from securepipe.retention.consent import ConsentRegistry
+    from securepipe.retention.lifecycle import (
         apply_lifecycle,
         features_expiration_days,
         lifecycle_rules,
-        sample_speakers,
     )
-    from securepipe.trail_chain import AuditTrail
-    from securepipe.upload import upload_sample
+    from securepipe.retention.sweeper import sample_speakers
 
     say = progress or (lambda _: None)
     if not 0 <= pending <= len(contractors):
@@ -264,6 +271,7 @@ def hardened_account(
     registry.load_manifest_consents(manifest)
     terms = [s.consent.term_days for s in manifest.speakers]
     for bucket, role in ((raw, "raw"), (features, "features"), (archive, "archive")):
+        # role is one of lifecycle's Role literals (the type checker cannot see it).
         rules = lifecycle_rules(role, max_term_days=features_expiration_days(terms))  # type: ignore[arg-type]
         apply_lifecycle(session, bucket, rules)
     actions.append(_row(5, "consent.ConsentRegistry.load_manifest_consents", "a consent record "
@@ -309,15 +317,15 @@ def misconfigured_account(
     """
     import numpy as np
 
-    from securepipe.common_pattern import (
+    from securepipe.data.dataset import load_audio, load_manifest
+    from securepipe.features.extract import MEL_SPEC, extract
+    from securepipe.lessons.antipatterns import (
         ARTICLE_LIFECYCLE_RULE,
         fernet_encrypt_sample,
         fstring_session_policy,
         generate_shared_key,
     )
-    from securepipe.dataset import load_audio, load_manifest
-    from securepipe.features import MEL_SPEC, extract
-    from securepipe.retention import sample_speakers
+    from securepipe.retention.sweeper import sample_speakers
 
     say = progress or (lambda _: None)
     session, res = sb.session, sb.resources
@@ -402,7 +410,7 @@ def misconfigured_account(
 
 def _session_with(base: boto3.Session, creds: Mapping[str, Any]) -> boto3.Session:
     """A session acting with raw STS credentials, configured like ``base`` (see
-    :func:`securepipe.access.contractor_session`)."""
+    :func:`securepipe.access.credentials.contractor_session`)."""
     import botocore.session
 
     private = botocore.session.Session()

@@ -1,7 +1,8 @@
 """Storage checks: bucket hardening (step 1), client-side encryption (1, 4), the ingest window (4).
 
 The bucket-hardening checks do not read S3 themselves: each one takes its control from
-:func:`securepipe.hardening.inspect_bucket`, computed once per bucket per run. That verifier
+:func:`securepipe.encryption.hardening.inspect_bucket`, computed once per bucket per run. That
+verifier
 decides the policy controls by *evaluating* the bucket policy, and tells a customer-managed
 key from ``aws/s3`` (Prowler's ``s3_bucket_kms_encryption`` does not).
 """
@@ -18,15 +19,16 @@ from securepipe.checks._base import (
     could_not_evaluate,
     per_resource,
 )
+from securepipe.encryption.hardening import Finding, inspect_bucket
 from securepipe.errors import SecurePipeError
-from securepipe.features import FORMAT_MAGIC
-from securepipe.hardening import Finding, inspect_bucket
+from securepipe.features.extract import FORMAT_MAGIC
 
-_HARDEN = "securepipe.hardening.apply_bucket_hardening(session, bucket, key_arn)"
+_HARDEN = "securepipe.encryption.hardening.apply_bucket_hardening(session, bucket, key_arn)"
 
 
 def bucket_findings(ctx: CheckContext, bucket: Bucket) -> dict[str, Finding]:
-    """:func:`~securepipe.hardening.inspect_bucket`'s findings for one bucket, once per run."""
+    """:func:`~securepipe.encryption.hardening.inspect_bucket`'s findings for one bucket, once per
+    run."""
     def compute() -> dict[str, Finding]:
         if bucket.key_arn is None:
             raise SecurePipeError(f"no customer-managed key is known for {bucket.name}; pass "
@@ -243,17 +245,17 @@ CHECKS += [
         "client-side envelope encryption, bound to contractor and sample, protects a leaked "
         "object. Samples each data bucket's objects (first 64 bytes) and names plaintext WAV, "
         ".npy, the kit's feature container and Fernet tokens.",
-        remediation="upload with securepipe.upload.upload_sample (Envelope, step 1) and ingest "
-        "with securepipe.ingest.ingest_batch (features encrypted, step 4); delete plaintext "
-        "objects, every version", evaluate=_client_side),
+        remediation="upload with securepipe.encryption.upload.upload_sample (Envelope, step 1) "
+        "and ingest with securepipe.features.ingest.ingest_batch (features encrypted, step 4); "
+        "delete plaintext objects, every version", evaluate=_client_side),
     Check(
         id="s3_raw_uploads_within_ingest_window", title="No raw upload older than the ingest "
         "window", severity="high", step=4, checklist_item=5,
         rationale="Raw recordings are the most re-identifiable form of the data: ingest keeps "
         "features and deletes the raw object (every version) within minutes. Anything older "
         "than the window means ingest is not running or is failing.",
-        remediation="run securepipe.ingest.ingest_batch on a schedule (it deletes every raw "
-        "version once the features verify) and the raw-uploads lifecycle rule "
-        "(securepipe.retention.lifecycle_rules('raw')) as a backstop",
+        remediation="run securepipe.features.ingest.ingest_batch on a schedule (it deletes "
+        "every raw version once the features verify) and the raw-uploads lifecycle rule "
+        "(securepipe.retention.lifecycle.lifecycle_rules('raw')) as a backstop",
         evaluate=_ingest_window),
 ]

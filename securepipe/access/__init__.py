@@ -1,0 +1,71 @@
+"""Step 2: least-privilege, short-lived credentials for one contractor, short presigned links, and
+the access review of who can read what.
+"""
+
+from __future__ import annotations
+
+from securepipe.access.credentials import (
+    ACTIONS,
+    CONTEXT_CONTRACTOR_KEY,
+    DEFAULT_DURATION_S,
+    DEFAULT_ROLE_NAME,
+    MAX_PRESIGN_S,
+    MAX_SESSION_POLICY_CHARS,
+    MIN_DURATION_S,
+    RAW_PREFIX,
+    ContractorCredentials,
+    contractor_prefix,
+    contractor_role_policy,
+    contractor_session,
+    contractor_session_policy,
+    ensure_contractor_role,
+    serialise_session_policy,
+    vend_contractor_credentials,
+)
+from securepipe.access.presigned import (
+    PRESIGN_CAP_SID,
+    apply_presign_age_cap,
+    presign_age_cap_statement,
+    presign_get,
+)
+from securepipe.access.review import (
+    AccessMatrix,
+    BroadGrant,
+    Principal,
+    access_matrix,
+    broad_grants,
+    role_principal,
+    session_principal,
+    user_principal,
+)
+
+__all__ = [
+    "ACTIONS",
+    "CONTEXT_CONTRACTOR_KEY",
+    "DEFAULT_DURATION_S",
+    "DEFAULT_ROLE_NAME",
+    "MAX_PRESIGN_S",
+    "MAX_SESSION_POLICY_CHARS",
+    "MIN_DURATION_S",
+    "PRESIGN_CAP_SID",
+    "RAW_PREFIX",
+    "AccessMatrix",
+    "BroadGrant",
+    "ContractorCredentials",
+    "Principal",
+    "access_matrix",
+    "apply_presign_age_cap",
+    "broad_grants",
+    "contractor_prefix",
+    "contractor_role_policy",
+    "contractor_session",
+    "contractor_session_policy",
+    "ensure_contractor_role",
+    "presign_age_cap_statement",
+    "presign_get",
+    "role_principal",
+    "serialise_session_policy",
+    "session_principal",
+    "user_principal",
+    "vend_contractor_credentials",
+]

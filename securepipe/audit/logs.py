@@ -1,0 +1,210 @@
+"""Read the log files a CloudTrail trail delivers to S3, to feed the detector on a real account.
+
+A trail writes its events as gzipped JSON objects, ``{"Records": [event, ...]}``, under
+
+``<prefix>/AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<account>_CloudTrail_<region>_YYYYMMDDTHHmmZ_<unique>.json.gz``
+
+(https://docs.aws.amazon.com/awscloudtrail/latest/userguide/get-and-view-cloudtrail-log-files.html).
+:func:`read_log_files` lists only the days asked for (and the day after: a file delivered just
+after midnight holds the last minutes of the day before), reads each file and returns the
+records whose ``eventTime`` falls on those days: give them to
+:meth:`securepipe.audit.detector.Detector.detect_events`. A file it cannot read (not gzip, not JSON,
+no ``Records`` list, anything after the gzip stream, or larger than :data:`MAX_LOG_BYTES`) is
+never skipped silently: by default it raises :class:`~securepipe.errors.LogFileError` naming
+the key; with ``strict=False`` it is reported in :attr:`LogRead.unreadable` (a missing log file
+is missing evidence, so it must show).
+
+In the sandbox no trail delivers anything (moto records no events), so
+:func:`deliver_log_files` is the sandbox's stand-in for CloudTrail's delivery: it writes events
+recorded by :class:`securepipe.sandbox.cloudtrail.CloudTrailRecorder` as the log files a trail
+would. It is an
+emulation for lessons and tests; on a real account the trail writes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import uuid
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from securepipe.errors import InvalidParameterError, LogFileError, MalformedEventError
+from securepipe.ids import validate_bucket_name
+
+#: Decompressed size above which a log file is refused (CloudTrail's own files are far smaller;
+#: this bounds memory against a hostile or corrupt object).
+MAX_LOG_BYTES = 256 * 1024 * 1024
+#: CloudTrail delivers a file about every five minutes; the stand-in groups events the same way.
+DELIVERY_MINUTES = 5
+
+
+@dataclass
+class LogRead:
+    """What :func:`read_log_files` read: the records, the files, and any it could not read."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+
+def log_prefix(account_id: str, region: str, day: dt.date, prefix: str = "") -> str:
+    """The key prefix of one day's log files for one account and Region."""
+    if not (isinstance(account_id, str) and account_id.isdigit() and len(account_id) == 12):
+        raise InvalidParameterError(f"invalid account id {account_id!r}")
+    if not (isinstance(region, str) and region and all(c.isalnum() or c == "-" for c in region)):
+        raise InvalidParameterError(f"invalid region {region!r}")
+    head = f"{prefix.strip('/')}/" if prefix and prefix.strip("/") else ""
+    return f"{head}AWSLogs/{account_id}/CloudTrail/{region}/{day:%Y/%m/%d}/"
+
+
+def log_file_key(account_id: str, region: str, delivered: dt.datetime, prefix: str = "",
+                 unique: str | None = None) -> str:
+    """The key CloudTrail gives a log file delivered at ``delivered`` (UTC)."""
+    when = delivered.astimezone(dt.UTC)
+    unique = unique or uuid.uuid4().hex[:16]
+    return (f"{log_prefix(account_id, region, when.date(), prefix)}{account_id}_CloudTrail_"
+            f"{region}_{when:%Y%m%dT%H%MZ}_{unique}.json.gz")
+
+
+def read_log_files(session: boto3.Session, bucket: str, *, account_id: str, region: str,
+                   start: dt.date, end: dt.date, prefix: str = "",
+                   strict: bool = True) -> LogRead:
+    """Every record of the days ``start`` to ``end`` (inclusive, UTC) in the trail's log files.
+
+    Wraps S3 ListObjectsV2 and GetObject
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html). The folders of
+    ``start`` to the day after ``end`` are read, in key order (delivery time), and records are
+    kept when their ``eventTime`` falls in the range; a record without a readable
+    ``eventTime`` is kept if its file's folder does (the detector rejects and counts it).
+    """
+    validate_bucket_name(bucket)
+    if not isinstance(start, dt.date) or not isinstance(end, dt.date) or end < start:
+        raise InvalidParameterError("need dates with start <= end")
+    if (end - start).days > 366:
+        raise InvalidParameterError("read at most a year of log files at a time")
+    s3 = session.client("s3")
+    out = LogRead()
+    day = start
+    while day <= end + dt.timedelta(days=1):
+        for key in _keys(s3, bucket, log_prefix(account_id, region, day, prefix)):
+            try:
+                records = _read_one(s3, bucket, key)
+            except LogFileError as exc:
+                if strict:
+                    raise
+                out.unreadable.append((key, exc.reason))
+                continue
+            out.files.append(key)
+            for record in records:
+                when = _event_day(record)
+                if start <= (when or day) <= end:
+                    out.records.append(record)
+        day += dt.timedelta(days=1)
+    return out
+
+
+def _read_one(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    response = s3.get_object(Bucket=bucket, Key=key)
+    body = response["Body"]
+    try:
+        if int(response.get("ContentLength") or 0) > MAX_LOG_BYTES:
+            raise LogFileError(key, f"its ContentLength is over {MAX_LOG_BYTES} bytes")
+        data = body.read(MAX_LOG_BYTES + 1)
+    finally:
+        body.close()
+    if len(data) > MAX_LOG_BYTES:
+        raise LogFileError(key, f"larger than {MAX_LOG_BYTES} bytes")
+    try:
+        return parse_log_file(data)
+    except LogFileError as exc:
+        raise LogFileError(key, exc.reason) from None
+
+
+def days_spanned(events: Iterable[Mapping[str, Any]]) -> tuple[dt.date, dt.date]:
+    """The first and last UTC day of the events' ``eventTime``: the range to read them back.
+
+    InvalidParameterError if no event has a readable ``eventTime``.
+    """
+    days = [day for day in map(_event_day, events) if day is not None]
+    if not days:
+        raise InvalidParameterError("no event with a readable eventTime")
+    return min(days), max(days)
+
+
+def _event_day(record: Mapping[str, Any]) -> dt.date | None:
+    """The UTC day of the record's ``eventTime``, read as the detector reads it."""
+    from securepipe.audit.detector import _parse_time_ms
+
+    ms = _parse_time_ms(record.get("eventTime"))
+    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date()
+
+
+def parse_log_file(body: bytes) -> list[dict[str, Any]]:
+    """The ``Records`` of one gzipped CloudTrail log file; LogFileError if unreadable."""
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)   # gzip framing
+    try:
+        data = inflate.decompress(body, MAX_LOG_BYTES + 1)
+    except zlib.error as exc:
+        raise LogFileError(None, f"not a gzip file ({exc})") from None
+    if len(data) > MAX_LOG_BYTES or inflate.unconsumed_tail:
+        raise LogFileError(None, f"larger than {MAX_LOG_BYTES} bytes decompressed")
+    if not inflate.eof:
+        raise LogFileError(None, "truncated gzip file")
+    if inflate.unused_data:
+        raise LogFileError(None, "data after the gzip stream")
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LogFileError(None, f"not JSON ({exc.__class__.__name__})") from None
+    records = document.get("Records") if isinstance(document, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise LogFileError(None, "no Records list of events")
+    return records
+
+
+def deliver_log_files(session: boto3.Session, bucket: str, events: Iterable[Mapping[str, Any]],
+                      *, prefix: str = "", kms_key_arn: str | None = None) -> list[str]:
+    """SANDBOX STAND-IN for CloudTrail's delivery: write ``events`` as the trail's log files.
+
+    Events are grouped by account, Region and five-minute delivery interval (from their
+    ``recipientAccountId``, ``awsRegion`` and ``eventTime``), one gzipped file per group, with
+    SSE-KMS when ``kms_key_arn`` is given. Returns the keys written.
+    """
+    validate_bucket_name(bucket)
+    groups: dict[tuple[str, str, dt.datetime], list[Mapping[str, Any]]] = {}
+    for index, event in enumerate(events):
+        try:
+            when = dt.datetime.strptime(str(event["eventTime"]), "%Y-%m-%dT%H:%M:%SZ")
+            account, region = str(event["recipientAccountId"]), str(event["awsRegion"])
+        except (KeyError, ValueError) as exc:
+            raise MalformedEventError(index, f"cannot place it in a log file ({exc})") from None
+        slot = when.replace(minute=when.minute - when.minute % DELIVERY_MINUTES, second=0,
+                            tzinfo=dt.UTC)
+        groups.setdefault((account, region, slot), []).append(event)
+    s3 = session.client("s3")
+    extra: dict[str, Any] = {}
+    if kms_key_arn:
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn}
+    keys = []
+    for (account, region, slot), batch in sorted(groups.items()):
+        delivered = slot + dt.timedelta(minutes=DELIVERY_MINUTES)
+        key = log_file_key(account, region, delivered, prefix)
+        body = gzip.compress(json.dumps({"Records": list(batch)}, sort_keys=True).encode(),
+                             mtime=0)
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json",
+                      ContentEncoding="gzip", **extra)
+        keys.append(key)
+    return keys
+
+
+def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            if entry["Key"].endswith(".json.gz"):
+                yield entry["Key"]

@@ -1,0 +1,492 @@
+"""Exfiltration monitoring that can see GetObject volume: applied, then checked from the API.
+
+The common pattern alarms on the S3 storage metric ``NumberOfObjects``. That metric counts the
+objects *stored*, once a day: a bulk download leaves it unchanged, so the alarm never fires.
+What sees reads (controls, each a finding id):
+
+=========================  =====================================================================
+``trail-logging``          a CloudTrail trail is logging (multi-region, log file validation on)
+``s3-data-events``         the trail's selectors capture GetObject data events on the bucket
+``kms-management-events``  the trail's selectors capture KMS management events (Decrypt, ...)
+``s3-request-metrics``     an S3 request-metrics configuration on the bucket (``GetRequests``,
+                           ``BytesDownloaded``, 1-minute); opt-in and best effort on AWS
+``alarm-get-requests``     a CloudWatch alarm on ``AWS/S3 GetRequests`` (``FilterId`` dimension)
+``alarm-bytes-downloaded`` a CloudWatch alarm on ``AWS/S3 BytesDownloaded``
+``alarm-delivery``         those alarms notify an SNS topic with a confirmed subscription
+``no-storage-metric-alarm`` no exfiltration alarm on ``NumberOfObjects`` (the common pattern)
+=========================  =====================================================================
+
+Statuses: ``pass``, ``fail``, ``error`` (could not read the configuration) and
+``unverifiable``: moto does not store request-metrics configurations
+(``put_bucket_metrics_configuration`` is not implemented: gap ``s3-request-metrics``), so in
+the sandbox that check says so instead of passing. The selectors are decided by *evaluating*
+them against a probe GetObject (or KMS Decrypt) event, not by looking for a familiar shape.
+
+moto never evaluates alarms (gap ``cloudwatch-alarms``): in the sandbox the alerts come from
+:mod:`securepipe.audit.detector`, which publishes to the same SNS topic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import boto3
+from botocore.exceptions import ClientError
+
+from securepipe.errors import InvalidParameterError
+
+Status = Literal["pass", "fail", "error", "unverifiable"]
+CONTROLS: tuple[str, ...] = (
+    "trail-logging", "s3-data-events", "kms-management-events", "s3-request-metrics",
+    "alarm-get-requests", "alarm-bytes-downloaded", "alarm-delivery", "no-storage-metric-alarm",
+)
+UNVERIFIABLE_METRICS = ("not verifiable in the sandbox: moto does not store request-metrics "
+                        "configurations; AWS does")
+#: S3's daily storage metrics: they count what is stored, never what is read.
+STORAGE_METRICS = frozenset({"NumberOfObjects", "BucketSizeBytes"})
+
+
+@dataclass(frozen=True)
+class MonitoringFinding:
+    """One control on one resource (a bucket, or the account's trails/alarms)."""
+
+    control: str
+    resource: str
+    status: Status
+    evidence: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    @property
+    def bucket(self) -> str:
+        """Alias of ``resource``, for code written against
+        :class:`securepipe.encryption.hardening.Finding`."""
+        return self.resource
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Names and thresholds :func:`apply_monitoring` uses.
+
+    The thresholds are per bucket and per ``period`` seconds; derive them from the detector's
+    learned baseline (:meth:`securepipe.audit.detector.Baseline.table`) rather than guessing.
+    """
+
+    trail_name: str = "securepipe-data-events"
+    trail_prefix: str = "cloudtrail"
+    topic_name: str = "securepipe-exfiltration-alerts"
+    queue_name: str = "securepipe-exfiltration-alerts"
+    filter_id: str = "EntireBucket"
+    get_requests_threshold: float = 5000.0
+    bytes_downloaded_threshold: float = 2.0 * 1024**3
+    period: int = 60
+    evaluation_periods: int = 1
+
+
+@dataclass(frozen=True)
+class MonitoringSetup:
+    """What :func:`apply_monitoring` created, and what the endpoint would not store."""
+
+    trail_arn: str
+    topic_arn: str
+    queue_url: str
+    queue_arn: str
+    subscription_arn: str
+    alarm_names: tuple[str, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def trail_bucket_policy_statements(bucket: str, prefix: str, account_id: str, region: str,
+                                   trail_name: str) -> list[dict[str, Any]]:
+    """The bucket-policy statements CloudTrail needs to deliver logs to ``bucket``
+    (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html)."""
+    source = f"arn:aws:cloudtrail:{region}:{account_id}:trail/{trail_name}"
+    return [
+        {"Sid": "AWSCloudTrailAclCheck", "Effect": "Allow",
+         "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+         "Resource": f"arn:aws:s3:::{bucket}",
+         "Condition": {"StringEquals": {"aws:SourceArn": source}}},
+        {"Sid": "AWSCloudTrailWrite", "Effect": "Allow",
+         "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{bucket}/{prefix}/AWSLogs/{account_id}/*",
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control",
+                                        "aws:SourceArn": source}}},
+    ]
+
+
+def data_event_selectors(data_buckets: Sequence[str]) -> list[dict[str, Any]]:
+    """Advanced event selectors: S3 object data events (reads and writes) on the data buckets,
+    plus all management events (which include every KMS call)."""
+    return [
+        {"Name": "S3 data events on the voice-data buckets",
+         "FieldSelectors": [
+             {"Field": "eventCategory", "Equals": ["Data"]},
+             {"Field": "resources.type", "Equals": ["AWS::S3::Object"]},
+             {"Field": "resources.ARN", "StartsWith": [f"arn:aws:s3:::{b}/" for b in data_buckets]},
+         ]},
+        {"Name": "Management events, KMS included",
+         "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
+    ]
+
+
+def _alarm_name(metric: str, bucket: str) -> str:
+    return f"securepipe-{metric}-{bucket}"
+
+
+def apply_monitoring(
+    session: boto3.Session, data_buckets: Sequence[str], log_bucket: str, *,
+    kms_key_arn: str | None = None, config: MonitoringConfig | None = None,
+) -> MonitoringSetup:
+    """Create the trail, request metrics, alarms, SNS topic and its SQS subscriber.
+
+    Wraps CloudTrail CreateTrail/PutEventSelectors/StartLogging
+    (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_PutEventSelectors.html),
+    S3 PutBucketMetricsConfiguration
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketMetricsConfiguration.html),
+    CloudWatch PutMetricAlarm
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html),
+    SNS CreateTopic/Subscribe and SQS CreateQueue/SetQueueAttributes. Idempotent.
+
+    With ``kms_key_arn`` the trail's log files are encrypted with it (on AWS the key policy must
+    let CloudTrail use it). The log bucket gets the policy statements CloudTrail needs, merged
+    into any policy it already has.
+    """
+    cfg = config or MonitoringConfig()
+    if not data_buckets:
+        raise InvalidParameterError("at least one data bucket is needed")
+    if log_bucket in data_buckets:
+        raise InvalidParameterError("the trail's log bucket must not be a data bucket (a trail "
+                                    "logging reads of its own bucket feeds on itself)")
+    notes: list[str] = []
+    identity = session.client("sts").get_caller_identity()
+    account = str(identity["Account"])
+    region = session.region_name or "us-east-1"
+
+    s3 = session.client("s3")
+    _merge_bucket_policy(s3, log_bucket, trail_bucket_policy_statements(
+        log_bucket, cfg.trail_prefix, account, region, cfg.trail_name))
+
+    ct = session.client("cloudtrail")
+    trail_kwargs: dict[str, Any] = {
+        "Name": cfg.trail_name, "S3BucketName": log_bucket, "S3KeyPrefix": cfg.trail_prefix,
+        "IsMultiRegionTrail": True, "IncludeGlobalServiceEvents": True,
+        "EnableLogFileValidation": True}
+    if kms_key_arn:
+        trail_kwargs["KmsKeyId"] = kms_key_arn
+    try:
+        trail_arn = ct.create_trail(**trail_kwargs)["TrailARN"]
+    except ClientError as exc:
+        if _code(exc) != "TrailAlreadyExistsException":
+            raise
+        trail_arn = ct.update_trail(**trail_kwargs)["TrailARN"]
+    ct.put_event_selectors(TrailName=cfg.trail_name,
+                           AdvancedEventSelectors=data_event_selectors(data_buckets))
+    ct.start_logging(Name=cfg.trail_name)
+
+    for bucket in data_buckets:
+        try:
+            s3.put_bucket_metrics_configuration(
+                Bucket=bucket, Id=cfg.filter_id, MetricsConfiguration={"Id": cfg.filter_id})
+        except ClientError as exc:
+            if _code(exc) not in ("IllegalLocationConstraintException", "NotImplemented"):
+                raise
+            notes.append(f"{bucket}: PutBucketMetricsConfiguration not accepted by this endpoint "
+                         f"({_code(exc)}); {UNVERIFIABLE_METRICS}")
+
+    sns = session.client("sns")
+    sqs = session.client("sqs")
+    topic_arn = sns.create_topic(Name=cfg.topic_name)["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=cfg.queue_name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Sid": "AllowAlertTopic", "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+            "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]})})
+    subscription_arn = sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"}, ReturnSubscriptionArn=True)["SubscriptionArn"]
+
+    cw = session.client("cloudwatch")
+    names: list[str] = []
+    for bucket in data_buckets:
+        for metric, threshold in (("GetRequests", cfg.get_requests_threshold),
+                                  ("BytesDownloaded", cfg.bytes_downloaded_threshold)):
+            name = _alarm_name(metric, bucket)
+            cw.put_metric_alarm(
+                AlarmName=name,
+                AlarmDescription=f"bulk reads from {bucket}: {metric} above {threshold:,.0f} "
+                                 f"per {cfg.period} s (S3 request metrics)",
+                Namespace="AWS/S3", MetricName=metric, Statistic="Sum",
+                Dimensions=[{"Name": "BucketName", "Value": bucket},
+                            {"Name": "FilterId", "Value": cfg.filter_id}],
+                Period=cfg.period, EvaluationPeriods=cfg.evaluation_periods,
+                Threshold=float(threshold), ComparisonOperator="GreaterThanThreshold",
+                TreatMissingData="notBreaching", ActionsEnabled=True, AlarmActions=[topic_arn])
+            names.append(name)
+    return MonitoringSetup(trail_arn, topic_arn, queue_url, queue_arn, subscription_arn,
+                           tuple(names), tuple(notes))
+
+
+def _merge_bucket_policy(s3: Any, bucket: str, statements: list[dict[str, Any]]) -> None:
+    try:
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    except ClientError as exc:
+        if _code(exc) != "NoSuchBucketPolicy":
+            raise
+        policy = {"Version": "2012-10-17", "Statement": []}
+    sids = {st["Sid"] for st in statements}
+    kept = [st for st in policy.get("Statement", []) if st.get("Sid") not in sids]
+    policy["Statement"] = [*kept, *statements]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+
+# -- inspection --------------------------------------------------------------------------------
+
+
+def _selector_matches(field_selectors: Iterable[Mapping[str, Any]],
+                      event: Mapping[str, str]) -> bool:
+    """Does one advanced event selector (all its field selectors) match a probe event?"""
+    for fs in field_selectors:
+        value = event.get(str(fs.get("Field")))
+        if value is None:
+            return False  # a field the probe does not model: not provably captured
+        tests = (
+            ("Equals", lambda v, x: v == x, True), ("StartsWith", str.startswith, True),
+            ("EndsWith", str.endswith, True), ("NotEquals", lambda v, x: v == x, False),
+            ("NotStartsWith", str.startswith, False), ("NotEndsWith", str.endswith, False),
+        )
+        for key, test, positive in tests:
+            values = fs.get(key)
+            if not values:
+                continue
+            hit = any(test(value, str(x)) for x in values)
+            if hit != positive:
+                return False
+    return True
+
+
+def _captures(selectors: Mapping[str, Any], event: Mapping[str, str]) -> bool:
+    """Would a trail with these selectors log the probe event? (advanced or classic selectors)"""
+    advanced = selectors.get("AdvancedEventSelectors") or []
+    if advanced:
+        return any(_selector_matches(sel.get("FieldSelectors", []), event) for sel in advanced)
+    for sel in selectors.get("EventSelectors") or []:
+        rw = sel.get("ReadWriteType", "All")
+        if event["readOnly"] == "true" and rw == "WriteOnly":
+            continue
+        if event["readOnly"] == "false" and rw == "ReadOnly":
+            continue
+        if event["eventCategory"] == "Management":
+            excluded = sel.get("ExcludeManagementEventSources") or []
+            if sel.get("IncludeManagementEvents", True) and event["eventSource"] not in excluded:
+                return True
+            continue
+        for res in sel.get("DataResources") or []:
+            if res.get("Type") != event["resources.type"]:
+                continue
+            if any(event["resources.ARN"].startswith(v) or v in ("arn:aws:s3", "arn:aws:s3:::")
+                   for v in res.get("Values") or []):
+                return True
+    return False
+
+
+def _probe_get_object(bucket: str) -> dict[str, str]:
+    return {"eventCategory": "Data", "resources.type": "AWS::S3::Object",
+            "resources.ARN": f"arn:aws:s3:::{bucket}/raw/probe/sample.wav",
+            "readOnly": "true", "eventName": "GetObject", "eventSource": "s3.amazonaws.com"}
+
+
+_PROBE_KMS = {"eventCategory": "Management", "eventSource": "kms.amazonaws.com",
+              "readOnly": "true", "eventName": "Decrypt"}
+
+
+def inspect_monitoring(
+    session: boto3.Session, data_buckets: Sequence[str], *, config: MonitoringConfig | None = None,
+) -> list[MonitoringFinding]:
+    """Findings for every control in :data:`CONTROLS`, read back through the API.
+
+    Account-wide controls (trail, KMS events, delivery, storage-metric alarms) are reported once
+    with resource ``account``; the others once per data bucket. A configuration that cannot be
+    read is ``error``; the request-metrics configuration, which moto does not store, is
+    ``unverifiable`` in the sandbox. Nothing passes by default.
+    """
+    cfg = config or MonitoringConfig()
+    findings: list[MonitoringFinding] = []
+
+    def add(control: str, resource: str, status: Status, evidence: str) -> None:
+        findings.append(MonitoringFinding(control, resource, status, evidence))
+
+    findings.extend(_inspect_trails(session, data_buckets))
+
+    s3 = session.client("s3")
+    for bucket in data_buckets:
+        try:
+            out = s3.get_bucket_metrics_configuration(Bucket=bucket, Id=cfg.filter_id)
+            conf = out.get("MetricsConfiguration") or {}
+            if not conf:
+                add("s3-request-metrics", bucket, "unverifiable",
+                    f"{UNVERIFIABLE_METRICS} (GetBucketMetricsConfiguration answered with an "
+                    "empty configuration)")
+            else:
+                add("s3-request-metrics", bucket, "pass",
+                    f"metrics configuration {conf.get('Id')!r}, filter "
+                    f"{conf.get('Filter') or 'entire bucket'}")
+        except ClientError as exc:
+            if _code(exc) == "NoSuchConfiguration":
+                add("s3-request-metrics", bucket, "fail",
+                    f"no request-metrics configuration {cfg.filter_id!r}: GetRequests and "
+                    "BytesDownloaded are never published")
+            else:
+                add("s3-request-metrics", bucket, "error", f"could not evaluate: {exc}")
+
+    try:
+        alarms = [a for page in session.client("cloudwatch").get_paginator(
+            "describe_alarms").paginate(AlarmTypes=["MetricAlarm"]) for a in page["MetricAlarms"]]
+    except ClientError as exc:
+        for bucket in data_buckets:
+            for control in ("alarm-get-requests", "alarm-bytes-downloaded"):
+                add(control, bucket, "error", f"could not evaluate: {exc}")
+        add("alarm-delivery", "account", "error", f"could not evaluate: {exc}")
+        add("no-storage-metric-alarm", "account", "error", f"could not evaluate: {exc}")
+        return findings
+
+    topics: set[str] = set()
+    for bucket in data_buckets:
+        for control, metric in (("alarm-get-requests", "GetRequests"),
+                                ("alarm-bytes-downloaded", "BytesDownloaded")):
+            good, why = _request_alarm(alarms, bucket, metric)
+            if good is None:
+                add(control, bucket, "fail", why)
+            else:
+                topics.update(a for a in good.get("AlarmActions", []) if ":sns:" in a)
+                add(control, bucket, "pass", why)
+    findings.append(_delivery(session, topics))
+
+    # Any storage-metric alarm is flagged, with or without a BucketName dimension: the article's
+    # alarm has none, and it is exactly as blind to reads as one scoped to a data bucket.
+    wrong = [a for a in alarms if a.get("Namespace") == "AWS/S3"
+             and a.get("MetricName") in STORAGE_METRICS
+             and (_dimension(a, "BucketName") in (*data_buckets, None) or not data_buckets)]
+    if wrong:
+        add("no-storage-metric-alarm", "account", "fail",
+            "alarm(s) " + ", ".join(repr(a["AlarmName"]) for a in wrong) + " watch "
+            "a daily storage metric of S3 (objects or bytes stored): a bulk GetObject "
+            "download never moves it. Alarm on GetRequests/BytesDownloaded (request metrics) or "
+            "on CloudTrail GetObject data events instead")
+    else:
+        add("no-storage-metric-alarm", "account", "pass",
+            "no alarm relies on NumberOfObjects to detect bulk reads")
+    order = {c: i for i, c in enumerate(CONTROLS)}
+    return sorted(findings, key=lambda f: (order[f.control], f.resource))
+
+
+def _inspect_trails(session: boto3.Session,
+                    data_buckets: Sequence[str]) -> list[MonitoringFinding]:
+    out: list[MonitoringFinding] = []
+    ct = session.client("cloudtrail")
+    try:
+        trails = ct.describe_trails(includeShadowTrails=True)["trailList"]
+        info = []
+        for trail in trails:
+            arn = trail["TrailARN"]
+            status = ct.get_trail_status(Name=arn)
+            selectors = ct.get_event_selectors(TrailName=arn)
+            info.append((trail, bool(status.get("IsLogging")), selectors))
+    except ClientError as exc:
+        for control, res in (("trail-logging", "account"), ("kms-management-events", "account"),
+                             *(("s3-data-events", b) for b in data_buckets)):
+            out.append(MonitoringFinding(control, res, "error", f"could not evaluate: {exc}"))
+        return out
+    logging_trails = [(t, s) for t, on, s in info if on]
+    good = [t for t, _ in logging_trails
+            if t.get("IsMultiRegionTrail") and t.get("LogFileValidationEnabled")]
+    if good:
+        out.append(MonitoringFinding("trail-logging", "account", "pass",
+                                     f"trail {good[0]['Name']!r} is logging, multi-region, with "
+                                     "log file validation"))
+    elif logging_trails:
+        out.append(MonitoringFinding("trail-logging", "account", "fail",
+                                     "a trail is logging but not multi-region with log file "
+                                     "validation"))
+    else:
+        out.append(MonitoringFinding("trail-logging", "account", "fail",
+                                     f"no trail is logging ({len(info)} trail(s) configured)"))
+    kms = [t["Name"] for t, s in logging_trails if _captures(s, _PROBE_KMS)]
+    out.append(MonitoringFinding(
+        "kms-management-events", "account", "pass" if kms else "fail",
+        f"KMS Decrypt events logged by {kms}" if kms else
+        "no logging trail captures KMS management events (Decrypt, GenerateDataKey)"))
+    for bucket in data_buckets:
+        hits = [t["Name"] for t, s in logging_trails if _captures(s, _probe_get_object(bucket))]
+        out.append(MonitoringFinding(
+            "s3-data-events", bucket, "pass" if hits else "fail",
+            f"GetObject data events logged by {hits}" if hits else
+            "no logging trail captures GetObject data events on this bucket (data events are "
+            "off by default)"))
+    return out
+
+
+def _dimension(alarm: Mapping[str, Any], name: str) -> str | None:
+    for dim in alarm.get("Dimensions") or []:
+        if dim.get("Name") == name:
+            return str(dim.get("Value"))
+    return None
+
+
+def _request_alarm(alarms: Sequence[Mapping[str, Any]], bucket: str,
+                   metric: str) -> tuple[Mapping[str, Any] | None, str]:
+    candidates = [a for a in alarms if a.get("Namespace") == "AWS/S3"
+                  and a.get("MetricName") == metric and _dimension(a, "BucketName") == bucket]
+    if not candidates:
+        return None, f"no alarm on AWS/S3 {metric} for this bucket"
+    problems = []
+    for alarm in candidates:
+        issues = []
+        if _dimension(alarm, "FilterId") is None:
+            issues.append("no FilterId dimension (request metrics are published per filter)")
+        if not alarm.get("ActionsEnabled", True) or not any(
+                ":sns:" in a for a in alarm.get("AlarmActions", [])):
+            issues.append("no enabled SNS alarm action")
+        if int(alarm.get("Period", 0)) > 300:
+            issues.append(f"period {alarm.get('Period')} s is too coarse for a burst")
+        if not str(alarm.get("ComparisonOperator", "")).startswith("GreaterThan"):
+            issues.append(f"comparison {alarm.get('ComparisonOperator')} does not fire on a rise")
+        if not issues:
+            return alarm, (f"alarm {alarm['AlarmName']!r}: {metric} Sum > "
+                           f"{alarm.get('Threshold'):,.0f} per {alarm.get('Period')} s, FilterId="
+                           f"{_dimension(alarm, 'FilterId')}")
+        problems.append(f"{alarm['AlarmName']!r}: " + "; ".join(issues))
+    return None, "; ".join(problems)
+
+
+def _delivery(session: boto3.Session, topics: set[str]) -> MonitoringFinding:
+    if not topics:
+        return MonitoringFinding("alarm-delivery", "account", "fail",
+                                 "no request-metric alarm notifies an SNS topic")
+    sns = session.client("sns")
+    reached: list[str] = []
+    try:
+        for topic in sorted(topics):
+            subs = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+            for sub in subs:
+                arn = sub.get("SubscriptionArn", "")
+                if arn and arn != "PendingConfirmation":
+                    reached.append(f"{sub.get('Protocol')}:{sub.get('Endpoint')}")
+    except ClientError as exc:
+        return MonitoringFinding("alarm-delivery", "account", "error", f"could not evaluate: {exc}")
+    if not reached:
+        return MonitoringFinding("alarm-delivery", "account", "fail",
+                                 f"topic(s) {sorted(topics)} have no confirmed subscription")
+    return MonitoringFinding("alarm-delivery", "account", "pass",
+                             f"alarms notify {sorted(topics)}, delivered to {reached}")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

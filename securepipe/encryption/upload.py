@@ -1,0 +1,318 @@
+"""Step 1, continued: the contractor-side upload of an encrypted sample, and its counterpart.
+
+:func:`upload_sample` encrypts a recording with an
+:class:`~securepipe.encryption.envelope.Envelope` on the
+contractor's machine and uploads only the ciphertext to ``raw/<contractor>/<sample_id>``, asking
+S3 to encrypt it again at rest under the customer-managed KMS key (SSE-KMS with an S3 Bucket Key:
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html). The client-side
+layer is what protects the sample from anyone who can read the bucket; SSE-KMS is the second
+layer, for the disks and backups behind it.
+
+:func:`download_sample` is the counterpart: it fetches the ciphertext, checks that the bytes
+arrived intact and decrypts them only under the exact context the caller expects, so a sample
+copied into another contractor's folder refuses to decrypt there.
+
+Plaintext is never written anywhere but the caller's source file and, on download, the caller's
+destination (through the envelope's atomic temporary file beside it). Ciphertext is staged in a
+private temporary directory that is always removed.
+
+moto note: the sandbox stores ``ChecksumSHA256`` but does not verify it, and its SSE-KMS is
+metadata only (the bytes are stored as sent), so in the sandbox the client-side layer is the only
+encryption that is really there; see ``/work/shared/reference/moto-behaviour.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+
+from securepipe.encryption.envelope import (
+    BatchContext,
+    BindingContext,
+    DecryptResult,
+    Envelope,
+    SampleContext,
+)
+from securepipe.errors import DecryptionError, InvalidParameterError
+from securepipe.ids import validate_bucket_name, validate_kms_key_arn
+
+__all__ = [
+    "META_CIPHERTEXT_SHA256",
+    "META_FORMAT",
+    "MULTIPART_THRESHOLD",
+    "RAW_PREFIX",
+    "UploadResult",
+    "download_sample",
+    "sample_key",
+    "upload_sample",
+]
+
+#: Key prefix of raw uploads in the raw bucket: ``raw/<contractor>/<sample_id>``.
+RAW_PREFIX = "raw"
+#: Object metadata (``x-amz-meta-...``) the upload writes.
+META_FORMAT = "securepipe-format"
+META_CIPHERTEXT_SHA256 = "securepipe-ciphertext-sha256"
+#: Ciphertexts at least this large go through multipart ``upload_file``; smaller: ``put_object``.
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+_MIN_PART = 5 * 1024 * 1024  # S3's smallest part (all parts but the last)
+_MAX_SINGLE_PUT = 5 * 1024**3  # S3's largest single PUT
+_TEMP_PREFIX = "securepipe-transfer-"
+_CHUNK = 1024 * 1024
+_MAX_KEY_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What :func:`upload_sample` stored, and the plaintext digest for the uploader's records.
+
+    ``plaintext_sha256`` is returned, never uploaded (see :func:`upload_sample`); ``context`` is
+    the encryption context bound to the ciphertext; ``version_id`` is ``None`` on an
+    unversioned bucket.
+    """
+
+    bucket: str
+    key: str
+    version_id: str | None
+    plaintext_sha256: str
+    ciphertext_sha256: str
+    ciphertext_bytes: int
+    context: dict[str, str]
+    multipart: bool
+
+
+def sample_key(contractor: str, sample_id: str) -> str:
+    """The object key of a raw upload, ``raw/<contractor>/<sample_id>``.
+
+    Both parts are checked with :class:`~securepipe.encryption.envelope.SampleContext`'s rules (so
+    no
+    ``/``, ``..``, wildcard or space can reach the key); :class:`InvalidParameterError` otherwise.
+    Key naming: https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
+    """
+    # The purpose is irrelevant to the key; building the context reuses its exact checks.
+    checked = SampleContext(contractor=contractor, sample_id=sample_id, purpose="key")
+    return f"{RAW_PREFIX}/{checked.contractor}/{checked.sample_id}"
+
+
+def upload_sample(
+    session: boto3.Session,
+    envelope: Envelope,
+    src: str | os.PathLike[str],
+    *,
+    bucket: str,
+    context: SampleContext,
+    key_arn: str,
+    multipart_threshold: int = MULTIPART_THRESHOLD,
+) -> UploadResult:
+    """Encrypt ``src`` client-side and upload the ciphertext to ``raw/<contractor>/<sample_id>``.
+
+    Wraps S3 PutObject (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html) for
+    ciphertexts below ``multipart_threshold`` and boto3's ``upload_file`` (multipart upload via
+    s3transfer, https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateMultipartUpload.html)
+    above it. The object is stored with ``ServerSideEncryption="aws:kms"`` under ``key_arn``
+    with an S3 Bucket Key, a SHA-256 checksum S3 verifies on arrival (whole object for PutObject,
+    per part for multipart), and metadata :data:`META_FORMAT` and :data:`META_CIPHERTEXT_SHA256`.
+
+    The ciphertext is written to a private (0700) temporary directory that is removed on success
+    and on failure; the plaintext is only ever read from ``src``. Arguments are checked before
+    any AWS call (:class:`InvalidParameterError`); encryption failures raise
+    :class:`~securepipe.errors.EncryptionError`; S3 and file errors propagate unchanged.
+    Only :class:`~securepipe.encryption.envelope.SampleContext` is accepted: the object key names
+    the sample.
+    """
+    _require_session(session)
+    if not isinstance(envelope, Envelope):
+        raise InvalidParameterError("envelope must be an Envelope")
+    if not isinstance(context, SampleContext):
+        raise InvalidParameterError("context must be a SampleContext (the key names the sample)")
+    key = sample_key(context.contractor, context.sample_id)
+    validate_bucket_name(bucket)
+    validate_kms_key_arn(key_arn)
+    threshold = multipart_threshold
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int)
+        or not _MIN_PART <= threshold <= _MAX_SINGLE_PUT
+    ):
+        raise InvalidParameterError(
+            f"multipart_threshold must be an integer in [{_MIN_PART}, {_MAX_SINGLE_PUT}]"
+        )
+    src_path = Path(src)
+
+    workdir = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))  # mode 0700, per tempfile's contract
+    try:
+        ciphertext = workdir / "sample.enc"
+        encrypted = envelope.encrypt_file(src_path, ciphertext, context)
+        ct_hex, ct_b64 = _sha256_file(ciphertext)
+        extra: dict[str, Any] = {
+            "ServerSideEncryption": "aws:kms",
+            "SSEKMSKeyId": key_arn,
+            # No plaintext digest here, on purpose: object metadata is readable by anyone who can
+            # HEAD or copy the object, and a digest of a voice recording lets whoever holds a
+            # copy of that recording confirm that it is in the bucket (and which contractor
+            # sent it). The ciphertext digest reveals nothing about the recording.
+            "Metadata": {
+                META_FORMAT: context.format_version,
+                META_CIPHERTEXT_SHA256: ct_hex,
+            },
+        }
+        s3 = session.client("s3")
+        multipart = encrypted.ciphertext_bytes >= threshold
+        if multipart:
+            version_id = _upload_multipart(s3, ciphertext, bucket, key, extra, threshold)
+        else:
+            with open(ciphertext, "rb") as body:
+                response = s3.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=body,
+                    BucketKeyEnabled=True,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=ct_b64,
+                    **extra,
+                )
+            version_id = response.get("VersionId")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # holds ciphertext only
+    return UploadResult(
+        bucket=bucket,
+        key=key,
+        version_id=version_id,
+        plaintext_sha256=encrypted.plaintext_sha256,
+        ciphertext_sha256=ct_hex,
+        ciphertext_bytes=encrypted.ciphertext_bytes,
+        context=context.as_encryption_context(),
+        multipart=multipart,
+    )
+
+
+def download_sample(
+    session: boto3.Session,
+    envelope: Envelope,
+    *,
+    bucket: str,
+    key: str,
+    dst: str | os.PathLike[str],
+    expected_context: BindingContext,
+    version_id: str | None = None,
+    client: Any | None = None,
+) -> DecryptResult:
+    """Download an uploaded sample and decrypt it into ``dst`` under ``expected_context``.
+
+    Wraps S3 GetObject (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
+    The ciphertext is streamed into a private (0700) temporary directory, its SHA-256 compared
+    with :data:`META_CIPHERTEXT_SHA256` (transfer integrity only: whoever can write the object
+    can write its metadata too; authenticity comes from decryption), then decrypted with
+    :meth:`Envelope.decrypt_file`, which binds it to ``expected_context`` exactly. A digest
+    mismatch, missing metadata or any failure to decrypt raises the one opaque
+    :class:`~securepipe.errors.DecryptionError` and leaves nothing at ``dst``. S3 errors (such
+    as a missing key or a refused request) propagate unchanged as botocore ``ClientError``.
+
+    ``version_id`` reads that version exactly (a pipeline that lists versions, then deletes
+    them, must process the version it listed, not whatever is current by then; ``"null"``, the
+    id S3 gives objects written while versioning was off, reads the current object); ``client``
+    reuses an S3 client made from ``session`` instead of making one per call.
+    """
+    _require_session(session)
+    if not isinstance(envelope, Envelope):
+        raise InvalidParameterError("envelope must be an Envelope")
+    if not isinstance(expected_context, SampleContext | BatchContext):
+        raise InvalidParameterError("expected_context must be a SampleContext or BatchContext")
+    validate_bucket_name(bucket)
+    if (
+        not isinstance(key, str)
+        or not key
+        or len(key.encode("utf-8", "surrogatepass")) > _MAX_KEY_BYTES
+    ):
+        raise InvalidParameterError(f"invalid object key {key!r}")
+    if version_id is not None and (not isinstance(version_id, str) or not version_id
+                                   or len(version_id) > 1024):
+        raise InvalidParameterError(f"invalid version id {version_id!r}")
+    dst_path = Path(dst)
+
+    workdir = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))
+    try:
+        ciphertext = workdir / "sample.enc"
+        s3 = client if client is not None else session.client("s3")
+        pinned = {"VersionId": version_id} if version_id not in (None, "null") else {}
+        response = s3.get_object(Bucket=bucket, Key=key, **pinned)
+        metadata = response.get("Metadata") or {}
+        digest = hashlib.sha256()
+        body = response["Body"]
+        try:
+            fd = os.open(ciphertext, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                for chunk in body.iter_chunks(_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+        finally:
+            body.close()
+        recorded = metadata.get(META_CIPHERTEXT_SHA256)
+        if (
+            not isinstance(recorded, str)
+            or not hmac.compare_digest(recorded.encode(), digest.hexdigest().encode())
+            or metadata.get(META_FORMAT) != expected_context.format_version
+        ):
+            raise DecryptionError()
+        return envelope.decrypt_file(ciphertext, dst_path, expected_context)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _require_session(session: object) -> None:
+    if not isinstance(session, boto3.Session):
+        raise InvalidParameterError("session must be a boto3.Session")
+
+
+def _sha256_file(path: Path) -> tuple[str, str]:
+    """Hex and base64 SHA-256 of a file (base64 is the form S3's ``ChecksumSHA256`` takes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest(), base64.b64encode(digest.digest()).decode("ascii")
+
+
+def _upload_multipart(
+    s3: Any, path: Path, bucket: str, key: str, extra: dict[str, Any], threshold: int
+) -> str | None:
+    """Multipart upload with boto3's ``upload_file``; returns the new object's version id.
+
+    s3transfer refuses ``BucketKeyEnabled`` in ``ExtraArgs`` (boto/s3transfer#355), so a handler
+    on this (private) client adds it to CreateMultipartUpload, where S3 takes the encryption
+    settings of a multipart upload. ``upload_file`` returns nothing: the version id is read from
+    the CompleteMultipartUpload response.
+    """
+    captured: dict[str, str | None] = {}
+
+    def add_bucket_key(params: dict[str, Any], **_: Any) -> None:
+        params["BucketKeyEnabled"] = True
+
+    def keep_version(parsed: dict[str, Any], **_: Any) -> None:
+        captured["version_id"] = parsed.get("VersionId")
+
+    events = s3.meta.events
+    for operation in ("CreateMultipartUpload", "PutObject"):
+        events.register(f"before-parameter-build.s3.{operation}", add_bucket_key)
+    for operation in ("CompleteMultipartUpload", "PutObject"):
+        events.register(f"after-call.s3.{operation}", keep_version)
+    s3.upload_file(
+        str(path),
+        bucket,
+        key,
+        ExtraArgs={**extra, "ChecksumAlgorithm": "SHA256"},  # per-part SHA-256, checked by S3
+        Config=TransferConfig(multipart_threshold=threshold),
+    )
+    return captured.get("version_id")

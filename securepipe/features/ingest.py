@@ -1,0 +1,685 @@
+"""Step 4: crash-safe ingest that keeps features, not raw recordings.
+
+For each encrypted upload under ``raw/<contractor>/<sample_id>``:
+
+1. **decrypt** it (streaming, bound to exactly that contractor and sample);
+2. **validate** the audio (:mod:`securepipe.features.audio`); a failure sends the ciphertext to
+   ``quarantine/<contractor>/<sample_id>`` with its reason, and it is counted, never dropped;
+3. **extract** features under a versioned :class:`~securepipe.features.extract.FeatureSpec`;
+4. **encrypt** the features under their own context and purpose and **store** them in the
+   features bucket (a conditional write: it never replaces features already there unless they
+   are not this upload's: made from another raw version, unreadable, or of another spec), then
+   **verify** they read back byte for byte;
+5. **archive** the original, only when its record demands it (legal hold or compliance flag),
+   re-encrypted under the archive key and written by the archive role, in an archival storage
+   class, under Object Lock legal hold where the record says so;
+6. **delete** the raw object, *every version* (a plain DELETE on a versioned bucket only adds a
+   delete marker), and only now: never before the features are stored and verified. What is
+   deleted is exactly the versions listed before step 1, and step 1 reads the current one of
+   them, so a version uploaded meanwhile is never deleted unprocessed.
+
+A batch lists its raw versions once per contractor prefix; a new sample whose key has one
+version then costs four S3 calls (read, store, read back, delete; one delete per version) and
+its KMS calls (one Decrypt; one GenerateDataKey unless per-speaker keys are used). The raw
+bucket must be versioned (:func:`securepipe.encryption.hardening.apply_bucket_hardening` does it): a
+sample in an unversioned bucket fails loudly rather than risk deleting an unprocessed upload.
+
+Every step writes an audit record (``securepipe.audit.records`` logger, JSON through
+:class:`securepipe.audit.records.JsonAuditFormatter`). The pipeline is idempotent: a re-run after a
+crash
+at any step skips what is done (verified features are not stored twice, an archived original
+is not archived twice) and finishes the rest, leaving exactly one feature object and no raw
+version. Batches take any :class:`concurrent.futures.Executor` (threads, processes, or a cluster
+engine's executor such as Dask's ``Client.get_executor()``) and a picklable session factory.
+
+Step 5 adds two things. Every feature and archive object names its speaker in its metadata
+(:data:`META_SPEAKER`, ``x-amz-meta-securepipe-speaker``), so retention and erasure can find
+everything derived from a speaker. And with :attr:`IngestConfig.speaker_keys`, features and
+archive copies are encrypted with the speaker's own key
+(:class:`~securepipe.retention.shredding.SpeakerEnvelope`) instead of the shared one, so shredding
+that key
+makes every copy unreadable (:mod:`securepipe.retention.shredding`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import boto3
+from botocore.exceptions import ClientError
+
+from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
+from securepipe.encryption.hardening import sse_kms_put_args
+from securepipe.encryption.upload import sample_key
+from securepipe.errors import (
+    DecryptionError,
+    EncryptionError,
+    IngestError,
+    InvalidAudioError,
+    InvalidParameterError,
+)
+from securepipe.features.audio import AudioPolicy, validate_wav
+from securepipe.features.extract import MEL_SPEC, FeatureSpec, extract, from_bytes, to_bytes
+from securepipe.ids import (
+    validate_contractor_id,
+    validate_purpose,
+    validate_sample_id,
+    validate_speaker_id,
+)
+from securepipe.retention.shredding import SpeakerKeyConfig, SpeakerKeys
+
+AUDIT = logging.getLogger("securepipe.audit.records")
+STEPS = ("decrypt", "validate", "extract", "store", "verify", "archive", "delete")
+QUARANTINE_PREFIX = "quarantine"
+FEATURES_PREFIX = "features"
+ARCHIVE_PREFIX = "archive"
+META_REASON = "securepipe-quarantine-reason"
+#: Object metadata naming the speaker an object was derived from (features, archive copies).
+META_SPEAKER = "securepipe-speaker"
+#: Object metadata with the SHA-256 of the stored ciphertext (features, archive copies).
+META_CIPHERTEXT_SHA256 = "securepipe-ciphertext-sha256"
+#: Feature-object metadata naming the raw object version the features were extracted from.
+META_SOURCE_VERSION = "securepipe-source-version"
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One upload to ingest, with what its record demands (from the manifest or a registry)."""
+
+    contractor: str
+    sample_id: str
+    legal_hold: bool = False
+    archive_required: bool = False
+    speaker: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_contractor_id(self.contractor)
+        validate_sample_id(self.sample_id)
+        if self.speaker is not None:
+            validate_speaker_id(self.speaker)
+
+
+def items_from_manifest(manifest: Any) -> list[IngestItem]:
+    """An :class:`IngestItem` per utterance of a :class:`~securepipe.data.dataset.Manifest`."""
+    return [IngestItem(u.contractor, u.sample_id, bool(u.legal_hold), bool(u.archive_required),
+                       speaker=u.speaker)
+            for u in manifest.utterances]
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Where things live and what is accepted; checked when built.
+
+    The archive uses its own KMS key (``archive_key_arn``); pass an archive-role session to
+    :func:`ingest_sample` so the pipeline's own role never writes there.
+
+    ``speaker_keys`` (optional): where per-speaker keys live. When given, every item must name
+    its speaker, and its features and archive copy are encrypted with that speaker's
+    :class:`~securepipe.retention.shredding.SpeakerEnvelope` (key material is created on first use,
+    only
+    while consent is active) instead of ``key_arn`` / ``archive_key_arn``. The S3 server-side
+    encryption headers stay as they are (the bucket policies pin those keys).
+    """
+
+    raw_bucket: str
+    features_bucket: str
+    archive_bucket: str
+    key_arn: str
+    archive_key_arn: str
+    spec: FeatureSpec = MEL_SPEC
+    audio: AudioPolicy = field(default_factory=AudioPolicy)
+    upload_purpose: str = "speech-model-training"
+    features_purpose: str = "speech-features"
+    archive_purpose: str = "legal-archive"
+    archive_storage_class: str = "DEEP_ARCHIVE"
+    speaker_keys: SpeakerKeyConfig | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("upload_purpose", "features_purpose", "archive_purpose"):
+            validate_purpose(getattr(self, name))
+        if self.archive_storage_class not in ("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"):
+            raise InvalidParameterError("archive_storage_class must be an archival class")
+        if not isinstance(self.spec, FeatureSpec):
+            raise InvalidParameterError("spec must be a FeatureSpec")
+        if self.speaker_keys is not None and not isinstance(self.speaker_keys, SpeakerKeyConfig):
+            raise InvalidParameterError("speaker_keys must be a SpeakerKeyConfig or None")
+
+    def features_key(self, item: IngestItem) -> str:
+        return (f"{FEATURES_PREFIX}/{item.contractor}/{item.sample_id}/"
+                f"{self.spec.kind}-{self.spec.version}")
+
+    def archive_key(self, item: IngestItem) -> str:
+        return f"{ARCHIVE_PREFIX}/{item.contractor}/{item.sample_id}"
+
+
+Status = Literal["processed", "quarantined", "missing", "failed"]
+
+
+@dataclass(frozen=True)
+class SampleOutcome:
+    """What happened to one sample in this run."""
+
+    item: IngestItem
+    status: Status
+    reason: str | None = None
+    archived: bool = False
+    features_key: str | None = None
+    raw_versions_deleted: int = 0
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Counts for a batch, and every outcome (nothing is dropped silently)."""
+
+    outcomes: tuple[SampleOutcome, ...]
+
+    def count(self, status: Status) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def quarantine_reasons(self) -> dict[str, int]:
+        return dict(Counter(o.reason or "?" for o in self.outcomes if o.status == "quarantined"))
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "samples": len(self.outcomes),
+            "processed": self.count("processed"),
+            "quarantined": self.count("quarantined"),
+            "archived": sum(o.archived for o in self.outcomes),
+            "missing": self.count("missing"),
+            "failed": self.count("failed"),
+        }
+
+
+class _Clients:
+    """The session's clients and envelopes, made once per session."""
+
+    def __init__(self, session: boto3.Session, archive_session: boto3.Session | None,
+                 config: IngestConfig) -> None:
+        self.session = session
+        self.s3 = session.client("s3")
+        self.envelope = Envelope(session, EnvelopeConfig(key_arns=config.key_arn))
+        archive = archive_session or session
+        self.archive_s3 = archive.client("s3")
+        self.archive_envelope = Envelope(archive, EnvelopeConfig(key_arns=config.archive_key_arn))
+        self._speaker_keys: SpeakerKeys | None = None
+        self._archive_speaker_keys: SpeakerKeys | None = None
+        if config.speaker_keys is not None:
+            self._speaker_keys = config.speaker_keys.keys(session)
+            self._archive_speaker_keys = config.speaker_keys.keys(archive)
+        self._envelopes: dict[tuple[str, str], Envelope] = {}
+        self._ensured: set[tuple[str, str]] = set()
+
+    def features_envelope(self, item: IngestItem, *, create: bool = False) -> Envelope:
+        """The shared envelope, or the item's speaker envelope under ``speaker_keys``."""
+        return self._speaker_envelope("features", self._speaker_keys, item, create,
+                                      self.envelope)
+
+    def archive_envelope_for(self, item: IngestItem) -> Envelope:
+        return self._speaker_envelope("archive", self._archive_speaker_keys, item, True,
+                                      self.archive_envelope)
+
+    def _speaker_envelope(self, role: str, keys: SpeakerKeys | None, item: IngestItem,
+                          create: bool, shared: Envelope) -> Envelope:
+        if keys is None:
+            return shared
+        assert item.speaker is not None  # checked by ingest_sample
+        slot = (role, item.speaker)
+        if create and slot not in self._ensured:
+            # Key material is created only to encrypt; a read with no key just fails to decrypt.
+            keys.ensure(item.speaker)
+            self._ensured.add(slot)
+        if slot not in self._envelopes:
+            self._envelopes[slot] = keys.envelope(item.speaker)
+        return self._envelopes[slot]
+
+
+@dataclass(frozen=True)
+class RawVersion:
+    """One entry of ListObjectVersions for a raw key: a version or a delete marker."""
+
+    version_id: str
+    is_latest: bool
+    delete_marker: bool = False
+
+
+def ingest_sample(
+    session: boto3.Session,
+    config: IngestConfig,
+    item: IngestItem,
+    *,
+    archive_session: boto3.Session | None = None,
+    after_step: Callable[[str, IngestItem], None] | None = None,
+    listed: Sequence[RawVersion] | None = None,
+    _clients: _Clients | None = None,
+) -> SampleOutcome:
+    """Ingest one upload; safe to call again after a crash at any point.
+
+    ``after_step(step, item)`` is called after each step in :data:`STEPS` completes (tests use
+    it to inject crashes). Failures that leave nothing lost (an S3 error, say) raise
+    :class:`~securepipe.errors.IngestError`; the raw object is then still there.
+
+    The raw key's versions are listed once (or passed in as ``listed``, from a batch's single
+    listing). The pipeline reads exactly the current one of those versions and, once its
+    features are stored and verified, deletes exactly those versions: a version uploaded while
+    the sample was being processed is never deleted unprocessed; the next run picks it up.
+    Each feature object records the raw version it came from, so a re-run after a crash keeps
+    features that match the raw upload and replaces features of an older upload.
+    """
+    if config.speaker_keys is not None and item.speaker is None:
+        raise InvalidParameterError(f"{item.sample_id}: speaker_keys needs the item's speaker")
+    clients = _clients or _Clients(session, archive_session, config)
+    done = after_step or (lambda step, it: None)
+    raw_key = sample_key(item.contractor, item.sample_id)
+    feat_key = config.features_key(item)
+    try:
+        versions = (list(listed) if listed is not None
+                    else _versions(clients.s3, config.raw_bucket, raw_key))
+        if not versions:
+            if _features_verified(clients, config, item, feat_key):
+                return SampleOutcome(item, "processed", features_key=feat_key, resumed=True,
+                                     archived=_archived(clients, config, item))
+            _audit("ingest.missing", config.raw_bucket, raw_key, "missing", item)
+            return SampleOutcome(item, "missing", reason="no raw upload and no features")
+        current = next((v for v in versions if v.is_latest), None)
+        if current is None or current.delete_marker:
+            raise IngestError(f"{raw_key}: its current version is a delete marker, so there is "
+                              "nothing current to ingest; older versions were left in place "
+                              "(erase or restore them, then re-run)")
+        if current.version_id == "null":
+            raise IngestError(f"{raw_key}: the raw bucket is not versioned, so one upload of "
+                              "this sample cannot be told from the next; nothing was read or "
+                              "deleted (apply_bucket_hardening enables versioning)")
+        needs_archive = item.legal_hold or item.archive_required
+        archived = needs_archive and _archived(clients, config, item)
+        resumed = False
+        with tempfile.TemporaryDirectory(prefix="securepipe-ingest-") as private:
+            plain = Path(private) / "sample.wav"
+            try:
+                _download_decrypt(clients, config, item, raw_key, current.version_id, plain)
+            except DecryptionError:
+                return _quarantine(clients, config, item, raw_key, versions, current,
+                                   "decrypt-failed")
+            done("decrypt", item)
+            data = plain.read_bytes()
+            try:
+                audio = validate_wav(data, config.audio)
+            except InvalidAudioError as exc:
+                return _quarantine(clients, config, item, raw_key, versions, current,
+                                   exc.reason)
+            done("validate", item)
+            matrix = extract(audio.samples, audio.sample_rate, config.spec)
+            done("extract", item)
+            blob = to_bytes(matrix, config.spec)
+            context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
+            message = clients.features_envelope(item, create=True).encrypt_bytes(blob, context)
+            stored = _put_features(clients, config, item, feat_key, message, current,
+                                   {"IfNoneMatch": "*"})
+            if not stored:
+                # Something is already there: this sample's features from a run that crashed
+                # before its delete (keep them: one feature object, not two), or features that
+                # are not this upload's (another raw version, unreadable, another spec):
+                # replace exactly the object just checked, never one written meanwhile.
+                resumed, etag = _features_check(clients, config, item, feat_key,
+                                                source_version=current.version_id)
+                if not resumed:
+                    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+                    if not _put_features(clients, config, item, feat_key, message, current,
+                                         condition):
+                        raise IngestError(f"{feat_key}: changed while this run checked it (is "
+                                          "another run ingesting this sample?); nothing was "
+                                          "deleted; re-run to resume")
+                    stored = True
+            if stored:
+                done("store", item)
+                body = clients.s3.get_object(Bucket=config.features_bucket,
+                                             Key=feat_key)["Body"].read()
+                if not hmac.compare_digest(body, message):
+                    raise IngestError(f"{feat_key}: stored features did not read back byte "
+                                      "for byte")
+                done("verify", item)
+            if needs_archive and not archived:
+                _archive(clients, config, item, data)
+                archived = True
+                done("archive", item)
+        deleted = _delete_listed(clients.s3, config.raw_bucket, raw_key, versions)
+        _audit("ingest.delete-raw", config.raw_bucket, raw_key, "ok", item, None,
+               reason=f"{deleted} versions")
+        done("delete", item)
+        return SampleOutcome(item, "processed", archived=archived, features_key=feat_key,
+                             raw_versions_deleted=deleted, resumed=resumed)
+    except ClientError as exc:
+        _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
+        raise IngestError(f"{raw_key}: {exc.response.get('Error', {}).get('Code')}; nothing "
+                          "was deleted that is not safely stored; re-run to resume") from exc
+    except EncryptionError as exc:
+        _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
+        raise IngestError(f"{raw_key}: could not encrypt ({exc}); nothing was deleted that is "
+                          "not safely stored") from exc
+    except IngestError:
+        _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
+        raise
+
+
+def _put_features(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
+                  message: bytes, source: RawVersion, condition: dict[str, str]) -> bool:
+    """PutObject the encrypted features as a conditional write (``If-None-Match: *``: only if
+    nothing is there; ``If-Match: <etag>``: only over that object); False if the condition
+    failed. https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+    """
+    try:
+        clients.s3.put_object(
+            Bucket=config.features_bucket, Key=key, Body=message, ChecksumAlgorithm="SHA256",
+            Metadata={"securepipe-feature-spec": f"{config.spec.kind}-{config.spec.version}",
+                      META_SOURCE_VERSION: source.version_id,
+                      # no plaintext digest here: it would let anyone who holds the
+                      # recording confirm it is in the bucket
+                      **_object_metadata(item, message)},
+            **sse_kms_put_args(config.key_arn), **condition)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed",
+                                                          "ConditionalRequestConflict"):
+            return False
+        raise
+    _audit("ingest.store-features", config.features_bucket, key, "ok", item, len(message))
+    return True
+
+
+def _object_metadata(item: IngestItem, message: bytes) -> dict[str, str]:
+    """Metadata every derived object carries: its speaker and its ciphertext digest."""
+    meta = {META_CIPHERTEXT_SHA256: hashlib.sha256(message).hexdigest()}
+    if item.speaker is not None:
+        meta[META_SPEAKER] = item.speaker
+    return meta
+
+
+def _versions(s3: Any, bucket: str, key: str) -> list[RawVersion]:
+    """Every version and delete marker of exactly ``key`` (ListObjectVersions)."""
+    return list_raw_versions(s3, bucket, [key]).get(key, [])
+
+
+def list_raw_versions(s3: Any, bucket: str, keys: Iterable[str]) -> dict[str, list[RawVersion]]:
+    """Every version and delete marker of each key, listed once per common prefix.
+
+    One ListObjectVersions page per 1,000 entries under each ``raw/<contractor>/`` prefix
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html), not one
+    call per sample: the raw prefix only holds uploads still waiting for ingest. A prefix with
+    a single wanted key is listed as that key alone.
+    """
+    wanted = set(keys)
+    by_prefix: dict[str, list[str]] = {}
+    for key in wanted:
+        by_prefix.setdefault(key.rsplit("/", 1)[0] + "/" if "/" in key else key, []).append(key)
+    # a lone key is listed on its own, not with everything else under its prefix
+    targets = sorted(p if len(ks) > 1 else ks[0] for p, ks in by_prefix.items())
+    found: dict[str, list[RawVersion]] = {}
+    for prefix in targets:
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for marker, entries in ((False, page.get("Versions", [])),
+                                    (True, page.get("DeleteMarkers", []))):
+                for entry in entries:
+                    if entry["Key"] in wanted:
+                        found.setdefault(entry["Key"], []).append(RawVersion(
+                            str(entry["VersionId"]), bool(entry.get("IsLatest")), marker))
+    return found
+
+
+def _delete_listed(s3: Any, bucket: str, key: str, versions: Sequence[RawVersion]) -> int:
+    """Delete exactly the listed versions and delete markers of ``key``; returns how many.
+
+    The current version goes last: a crash part-way leaves it current, so a re-run resumes on
+    the same upload (an older version or a delete marker never becomes current meanwhile).
+    """
+    for version in sorted(versions, key=lambda v: v.is_latest):
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version.version_id)
+    return len(versions)
+
+
+def _download_decrypt(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
+                      version_id: str, dst: Path) -> None:
+    from securepipe.encryption.upload import download_sample
+
+    context = SampleContext(item.contractor, item.sample_id, config.upload_purpose)
+    download_sample(clients.session, clients.envelope, bucket=config.raw_bucket, key=key,
+                    dst=dst, expected_context=context, version_id=version_id,
+                    client=clients.s3)
+    _audit("ingest.read-raw", config.raw_bucket, key, "ok", item, dst.stat().st_size)
+
+
+def _features_verified(clients: _Clients, config: IngestConfig, item: IngestItem,
+                       key: str) -> bool:
+    """True if the feature object exists, decrypts under its context and parses as the spec."""
+    return _features_check(clients, config, item, key)[0]
+
+
+def _features_check(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
+                    source_version: str | None = None) -> tuple[bool, str | None]:
+    """``(verified, etag)``: whether the feature object decrypts under its context, parses as
+    the spec (and, given ``source_version``, was made from that raw version); and the ETag of
+    the object checked (None if there is none)."""
+    try:
+        response = clients.s3.get_object(Bucket=config.features_bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return False, None
+        raise
+    etag = response.get("ETag")
+    body = response["Body"].read()
+    if (source_version is not None
+            and (response.get("Metadata") or {}).get(META_SOURCE_VERSION) != source_version):
+        return False, etag
+    context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
+    try:
+        blob = clients.features_envelope(item).decrypt_bytes(body, context)
+        _, spec = from_bytes(blob)
+    except (DecryptionError, InvalidParameterError):
+        return False, etag
+    return spec == config.spec, etag
+
+
+def _archived(clients: _Clients, config: IngestConfig, item: IngestItem) -> bool:
+    try:
+        clients.archive_s3.head_object(Bucket=config.archive_bucket, Key=config.archive_key(item))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def _archive(clients: _Clients, config: IngestConfig, item: IngestItem, wav: bytes) -> None:
+    """Re-encrypt the original under the archive key, write it in an archival class."""
+    context = SampleContext(item.contractor, item.sample_id, config.archive_purpose)
+    message = clients.archive_envelope_for(item).encrypt_bytes(wav, context)
+    key = config.archive_key(item)
+    extra: dict[str, Any] = {}
+    if item.legal_hold:
+        extra["ObjectLockLegalHoldStatus"] = "ON"
+    clients.archive_s3.put_object(
+        Bucket=config.archive_bucket, Key=key, Body=message,
+        StorageClass=config.archive_storage_class, ChecksumAlgorithm="SHA256",
+        Metadata={"securepipe-reason": "legal-hold" if item.legal_hold else "compliance",
+                  **_object_metadata(item, message)},
+        **sse_kms_put_args(config.archive_key_arn), **extra)
+    _audit("ingest.archive", config.archive_bucket, key, "ok", item, len(message))
+
+
+def _quarantine(clients: _Clients, config: IngestConfig, item: IngestItem, raw_key: str,
+                versions: Sequence[RawVersion], current: RawVersion,
+                reason: str) -> SampleOutcome:
+    """Copy the ciphertext that failed to ``quarantine/`` with its reason, then remove the
+    listed raw versions."""
+    target = f"{QUARANTINE_PREFIX}/{item.contractor}/{item.sample_id}"
+    source = {"Bucket": config.raw_bucket, "Key": raw_key}
+    if current.version_id != "null":
+        source["VersionId"] = current.version_id
+    clients.s3.copy_object(
+        Bucket=config.raw_bucket, Key=target, CopySource=source,
+        Metadata={META_REASON: reason}, MetadataDirective="REPLACE",
+        **sse_kms_put_args(config.key_arn))
+    clients.s3.head_object(Bucket=config.raw_bucket, Key=target)  # it is there before we delete
+    deleted = _delete_listed(clients.s3, config.raw_bucket, raw_key, versions)
+    _audit("ingest.quarantine", config.raw_bucket, target, "quarantined", item, None,
+           reason=reason)
+    return SampleOutcome(item, "quarantined", reason=reason, raw_versions_deleted=deleted)
+
+
+def _audit(action: str, bucket: str, key: str, outcome: str, item: IngestItem,
+           size: int | None = None, reason: str | None = None) -> None:
+    """One audit record per step, in :data:`securepipe.audit.records.AUDIT_FIELDS` terms."""
+    AUDIT.info(action, extra={
+        "principal": "securepipe-ingest", "action": action, "bucket": bucket, "key": key,
+        "outcome": {"ok": "allowed", "quarantined": "allowed", "missing": "error"}.get(
+            outcome, outcome),
+        "purpose": "ingest", "contractor": item.contractor, "sample_id": item.sample_id,
+        "bytes": size, "reason": reason})
+
+
+# -- batches --------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _task(session_factory: Callable[[], boto3.Session],
+          archive_factory: Callable[[], boto3.Session] | None,
+          config: IngestConfig, item: IngestItem,
+          listed: tuple[RawVersion, ...] | None = None) -> SampleOutcome:
+    """One sample in a worker: clients are made once per worker thread or process."""
+    clients = _worker_clients(session_factory, archive_factory, config)
+    try:
+        return ingest_sample(clients.session, config, item, listed=listed, _clients=clients)
+    except IngestError as exc:
+        return SampleOutcome(item, "failed", reason=str(exc))
+
+
+def _worker_clients(session_factory: Callable[[], boto3.Session],
+                    archive_factory: Callable[[], boto3.Session] | None,
+                    config: IngestConfig) -> _Clients:
+    # Compared by equality, not id: a process pool unpickles a new (equal) factory per task,
+    # and clients (with their envelopes) are worth making once per worker.
+    key = (session_factory, archive_factory, config)
+    cache = getattr(_local, "clients", None)
+    if cache is None or cache[0] != key:
+        clients = _Clients(session_factory(), archive_factory() if archive_factory else None,
+                           config)
+        _local.clients = cache = (key, clients)
+    return cache[1]
+
+
+def _list_batch(items: Sequence[IngestItem], config: IngestConfig,
+                s3: Any) -> dict[str, list[RawVersion]] | None:
+    """The batch's raw versions in one listing per contractor prefix; None if that fails (each
+    sample then lists its own key, and reports its own failure)."""
+    try:
+        return list_raw_versions(s3, config.raw_bucket,
+                                 [sample_key(i.contractor, i.sample_id) for i in items])
+    except ClientError:
+        return None
+
+
+def ingest_batch(
+    items: Iterable[IngestItem],
+    config: IngestConfig,
+    session_factory: Callable[[], boto3.Session],
+    *,
+    archive_session_factory: Callable[[], boto3.Session] | None = None,
+    executor: Executor | None = None,
+    progress: bool = False,
+) -> RunReport:
+    """Ingest many uploads, optionally spread over an executor; returns every outcome.
+
+    ``session_factory`` (and ``archive_session_factory``) are called once per worker; for a
+    process pool or a cluster they must be picklable, e.g. :class:`ProfileSessionFactory`.
+    A sample that fails is reported as ``failed`` with the reason and left in place.
+    """
+    items = list(items)
+    if config.speaker_keys is not None:
+        unnamed = [i.sample_id for i in items if i.speaker is None]
+        if unnamed:
+            raise InvalidParameterError(f"speaker_keys needs every item's speaker; missing for "
+                                        f"{', '.join(unnamed[:5])}")
+    bar = _progress(len(items)) if progress else None
+    outcomes: list[SampleOutcome] = []
+    try:
+        if executor is None:
+            s3 = _worker_clients(session_factory, archive_session_factory, config).s3
+        else:
+            s3 = session_factory().client("s3")
+        listing = _list_batch(items, config, s3)
+
+        def listed(item: IngestItem) -> tuple[RawVersion, ...] | None:
+            if listing is None:
+                return None
+            return tuple(listing.get(sample_key(item.contractor, item.sample_id), ()))
+
+        if executor is None:
+            for item in items:
+                outcomes.append(_task(session_factory, archive_session_factory, config, item,
+                                      listed(item)))
+                if bar:
+                    bar.update(1)
+        else:
+            futures = [executor.submit(_task, session_factory, archive_session_factory, config,
+                                       item, listed(item)) for item in items]
+            for future in as_completed(futures):
+                outcomes.append(future.result())
+                if bar:
+                    bar.update(1)
+    finally:
+        if bar:
+            bar.close()
+    order = {(i.contractor, i.sample_id): n for n, i in enumerate(items)}
+    outcomes.sort(key=lambda o: order[(o.item.contractor, o.item.sample_id)])
+    return RunReport(tuple(outcomes))
+
+
+def _progress(total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="ingest", unit="clip")
+
+
+@dataclass(frozen=True)
+class ProfileSessionFactory:
+    """A picklable session factory: an AWS profile (and config file), as a worker would use.
+
+    For the sandbox in server mode: ``ProfileSessionFactory(Sandbox.PROFILE, sb.config_file)``.
+    """
+
+    profile: str
+    config_file: str | None = None
+    ca_bundle: str | None = None
+
+    def __call__(self) -> boto3.Session:
+        import botocore.session
+
+        bs = botocore.session.Session()
+        if self.config_file:
+            bs.set_config_variable("config_file", str(self.config_file))
+            bs.set_config_variable("credentials_file", os.devnull)
+        bs.set_config_variable("profile", self.profile)
+        if self.ca_bundle:
+            bs.set_config_variable("ca_bundle", str(self.ca_bundle))
+        return boto3.Session(botocore_session=bs)
+
+
+def raw_left(session: boto3.Session, bucket: str) -> int:
+    """How many raw object versions (and delete markers) remain under ``raw/``."""
+    s3 = session.client("s3")
+    total = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="raw/"):
+        total += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+    return total

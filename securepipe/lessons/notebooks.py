@@ -1,0 +1,132 @@
+"""Execute the kit's notebooks headless (papermill) and render them to HTML (nbconvert).
+
+Shared by ``make run`` (every notebook into ``build/`` plus a table) and by the notebook test,
+so what the test checks is exactly what a newcomer runs.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from securepipe.errors import InvalidParameterError, NotebookError
+from securepipe.lessons.report import format_table
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+_NAME = re.compile(r"^\d{2}_[a-z0-9_]+\.ipynb$")
+CELL_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """The outcome of executing one notebook."""
+
+    notebook: str
+    status: Literal["ok", "failed"]
+    seconds: float
+    output: Path
+    html: Path | None = None
+    error: str | None = None
+
+
+def discover(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The numbered notebooks (``00_name.ipynb``, ``01_name.ipynb``, ...) in lesson order."""
+    notebooks = sorted(p for p in Path(notebook_dir).glob("*.ipynb") if _NAME.match(p.name))
+    if not notebooks:
+        raise InvalidParameterError(f"no numbered notebooks in {notebook_dir}")
+    return notebooks
+
+
+def run_notebook(path: Path, out_dir: Path, *, html: bool = True) -> NotebookRun:
+    """Execute ``path`` top to bottom into ``out_dir``; never raises for a failing cell.
+
+    A failure is reported in :attr:`NotebookRun.error`, naming the cell index, its first line
+    and the exception, so a reader can find the cell without opening the executed copy.
+    """
+    import papermill
+    from jupyter_client.manager import KernelManager
+    from papermill.exceptions import PapermillExecutionError
+
+    path = Path(path).resolve()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / path.name
+    start = time.perf_counter()
+    error: str | None = None
+    # The kernel talks to us over Unix sockets in a private temporary folder, not loopback TCP
+    # in plain text (a kit about protecting data should not stream it over an open port).
+    with tempfile.TemporaryDirectory(prefix="securepipe-kernel-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "k"))
+        try:
+            papermill.execute_notebook(
+                str(path),
+                str(output),
+                kernel_name="python3",
+                cwd=str(path.parent),
+                progress_bar=False,
+                execution_timeout=CELL_TIMEOUT_S,
+                km=km,
+            )
+        except PapermillExecutionError as exc:
+            first_line = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
+            error = (
+                f"{path.name}: cell {exc.cell_index} (In [{exc.exec_count}]) `{first_line}` "
+                f"raised {exc.ename}: {exc.evalue}"
+            )
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
+    seconds = time.perf_counter() - start
+    html_path = _to_html(output) if html and output.exists() else None
+    return NotebookRun(
+        notebook=path.name,
+        status="failed" if error else "ok",
+        seconds=seconds,
+        output=output,
+        html=html_path,
+        error=error,
+    )
+
+
+def _to_html(executed: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    target = executed.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def run_all(
+    out_dir: Path, notebook_dir: Path = NOTEBOOK_DIR, *, html: bool = True
+) -> list[NotebookRun]:
+    """Execute every numbered notebook in order."""
+    return [run_notebook(nb, out_dir, html=html) for nb in discover(notebook_dir)]
+
+
+def summary(runs: list[NotebookRun]) -> str:
+    """The table ``make run`` prints: notebook, status, seconds."""
+    rows = [{"notebook": r.notebook, "status": r.status, "seconds": r.seconds} for r in runs]
+    return format_table(rows, ["notebook", "status", "seconds"])
+
+
+def main(out: str = "build", notebook_dir: str | None = None, html: bool = True) -> int:
+    runs = run_all(Path(out), Path(notebook_dir) if notebook_dir else NOTEBOOK_DIR, html=html)
+    print(summary(runs))
+    failures = [r for r in runs if r.error]
+    for run in failures:
+        print(f"\nFAILED {run.error}")
+    print(f"\nexecuted notebooks and HTML are in {Path(out).resolve()}")
+    return 1 if failures else 0
+
+
+def ensure_ok(run: NotebookRun) -> None:
+    """Raise :class:`NotebookError` (naming the failing cell) unless the run succeeded."""
+    if run.error:
+        raise NotebookError(run.error)

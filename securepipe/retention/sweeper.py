@@ -1,0 +1,307 @@
+"""The retention sweeper: attribute every version to a speaker and a consent record, and delete
+what is past its retention date, with an audit record per deletion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import boto3
+from botocore.exceptions import ClientError
+
+from securepipe import clock as _clock
+from securepipe.errors import InvalidParameterError
+from securepipe.ids import validate_bucket_name
+from securepipe.retention.consent import BIPA_MAX_DAYS, ConsentRecord, ConsentRegistry
+from securepipe.retention.lifecycle import AUDIT, META_SPEAKER
+
+
+def sample_speakers(manifest: Any) -> dict[str, str]:
+    """The mapping ``sample_id -> speaker`` of a :class:`~securepipe.data.dataset.Manifest`."""
+    return {u.sample_id: u.speaker for u in manifest.utterances}
+
+
+def _sample_id_of(key: str) -> str | None:
+    parts = key.split("/")
+    return parts[2] if len(parts) >= 3 and parts[2] else None
+
+
+@dataclass(frozen=True)
+class AttributedVersion:
+    """One object version or delete marker, the speaker it belongs to, and its lock state.
+
+    ``speaker`` is ``None`` when nothing attributes it; ``conflict`` names a disagreement
+    between metadata and the mapping, and ``candidates`` every speaker either names (erasure
+    removes a version if *any* source names the speaker; the sweeper never acts on a conflict).
+    ``metadata_sha256`` is the ciphertext digest ingest wrote into the metadata (a claim).
+    """
+
+    bucket: str
+    key: str
+    version_id: str
+    kind: Literal["version", "delete-marker"]
+    speaker: str | None
+    source: str
+    conflict: str | None
+    candidates: tuple[str, ...]
+    size: int | None
+    storage_class: str | None
+    legal_hold: bool
+    lock_mode: str | None
+    lock_until: dt.datetime | None
+    metadata_sha256: str | None
+
+    def lock_reason(self, at: dt.datetime) -> str | None:
+        """Why S3 Object Lock keeps this version at ``at`` (``None`` if nothing does)."""
+        if self.legal_hold:
+            return "S3 Object Lock legal hold is ON"
+        if self.lock_mode and self.lock_until is not None and self.lock_until > at:
+            return (f"S3 Object Lock {self.lock_mode} retention until "
+                    f"{self.lock_until.isoformat()}")
+        return None
+
+
+def attributed_versions(
+    session: boto3.Session, bucket: str, sample_speakers: Mapping[str, str] | None = None,
+    *, prefix: str = "",
+) -> Iterator[AttributedVersion]:
+    """Every version and delete marker in ``bucket``, attributed to a speaker.
+
+    ListObjectVersions, then HeadObject per version (metadata, Object Lock state):
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html. At very large scale,
+    S3 Inventory reports give the same fields without a request per version.
+    """
+    validate_bucket_name(bucket)
+    mapping = dict(sample_speakers or {})
+    s3 = session.client("s3")
+    versions: list[dict[str, Any]] = []
+    markers: list[dict[str, Any]] = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        versions.extend(page.get("Versions", []))
+        markers.extend(page.get("DeleteMarkers", []))
+    by_key: dict[str, set[str]] = {}
+    for entry in versions:
+        key, vid = entry["Key"], entry["VersionId"]
+        head = s3.head_object(Bucket=bucket, Key=key, VersionId=vid)
+        meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+        by_meta = meta.get(META_SPEAKER)
+        sid = _sample_id_of(key)
+        by_map = mapping.get(sid) if sid else None
+        conflict = None
+        if by_meta and by_map and by_meta != by_map:
+            conflict = f"metadata names {by_meta!r}, the manifest maps {sid!r} to {by_map!r}"
+        speaker = by_meta or by_map
+        if speaker:
+            by_key.setdefault(key, set()).add(speaker)
+        yield AttributedVersion(
+            bucket=bucket, key=key, version_id=vid, kind="version", speaker=speaker,
+            source="metadata" if by_meta else ("manifest" if by_map else "none"),
+            conflict=conflict, candidates=tuple(sorted({s for s in (by_meta, by_map) if s})),
+            size=int(entry.get("Size", 0)),
+            storage_class=head.get("StorageClass", entry.get("StorageClass")),
+            legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
+            lock_mode=head.get("ObjectLockMode"),
+            lock_until=head.get("ObjectLockRetainUntilDate"),
+            metadata_sha256=meta.get("securepipe-ciphertext-sha256"),
+        )
+    for entry in markers:
+        key, vid = entry["Key"], entry["VersionId"]
+        sid = _sample_id_of(key)
+        by_map = mapping.get(sid) if sid else None
+        others = by_key.get(key, set())
+        speaker = by_map or (next(iter(others)) if len(others) == 1 else None)
+        conflict = (f"versions of {key!r} name several speakers" if not by_map
+                    and len(others) > 1 else None)
+        yield AttributedVersion(
+            bucket=bucket, key=key, version_id=vid, kind="delete-marker", speaker=speaker,
+            source="manifest" if by_map else ("versions" if speaker else "none"),
+            conflict=conflict, candidates=tuple(sorted(others | ({by_map} if by_map else set()))),
+            size=None, storage_class=None, legal_hold=False, lock_mode=None,
+            lock_until=None, metadata_sha256=None)
+
+
+Action = Literal["deleted", "would-delete", "kept", "unattributed"]
+
+
+@dataclass(frozen=True)
+class SweepEntry:
+    """What the sweeper did (or would do) with one expired or unattributable version."""
+
+    bucket: str
+    key: str
+    version_id: str
+    kind: str
+    speaker: str | None
+    retain_until: dt.date | None
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """The outcome of one :func:`sweep`: every expired, kept or unattributed version."""
+
+    at: dt.datetime
+    dry_run: bool
+    entries: tuple[SweepEntry, ...]
+    retained: int
+
+    def _with(self, action: Action) -> list[SweepEntry]:
+        return [e for e in self.entries if e.action == action]
+
+    @property
+    def deleted(self) -> list[SweepEntry]:
+        return self._with("deleted")
+
+    @property
+    def would_delete(self) -> list[SweepEntry]:
+        return self._with("would-delete")
+
+    @property
+    def kept(self) -> list[SweepEntry]:
+        return self._with("kept")
+
+    @property
+    def unattributed(self) -> list[SweepEntry]:
+        return self._with("unattributed")
+
+    def speakers(self) -> list[str]:
+        """Speakers with at least one version deleted (or, in a dry run, that would be)."""
+        return sorted({e.speaker for e in self.deleted + self.would_delete if e.speaker})
+
+    def summary(self) -> dict[str, Any]:
+        return {"at": self.at.date().isoformat(), "dry_run": self.dry_run,
+                "deleted": len(self.deleted), "would_delete": len(self.would_delete),
+                "kept": len(self.kept), "unattributed": len(self.unattributed),
+                "retained": self.retained}
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per entry, for :func:`securepipe.lessons.report.format_table`."""
+        return [{"action": e.action, "bucket": short_bucket(e.bucket), "key": e.key,
+                 "kind": e.kind,
+                 "speaker": e.speaker or "?",
+                 "retain until": e.retain_until.isoformat() if e.retain_until else "",
+                 "reason": e.reason} for e in self.entries]
+
+
+def short_bucket(bucket: str) -> str:
+    """``securepipe-<role>-<account>-<region>`` shown as ``<role>``; other names unchanged."""
+    parts = bucket.split("-")
+    return parts[1] if bucket.startswith("securepipe-") and len(parts) > 2 else bucket
+
+
+def _aware_now(clock: Callable[[], dt.datetime]) -> dt.datetime:
+    if not callable(clock):
+        raise InvalidParameterError("clock must be a callable returning an aware datetime")
+    moment = clock()
+    if not isinstance(moment, dt.datetime) or moment.tzinfo is None:
+        raise InvalidParameterError("clock must return a timezone-aware datetime")
+    return moment
+
+
+def sweep(
+    session: boto3.Session,
+    *,
+    buckets: Sequence[str],
+    registry: ConsentRegistry,
+    clock: Callable[[], dt.datetime] | None = None,
+    dry_run: bool = True,
+    sample_speakers: Mapping[str, str] | None = None,
+) -> SweepReport:
+    """Delete every object version whose speaker's retention date has passed.
+
+    For each version in ``buckets``: attribute it to a speaker (see the module docstring), read
+    the speaker's record from ``registry`` and their retain-until date (min of consent + term,
+    withdrawal, last interaction + 3 years, ...); if ``clock()`` has reached it, the version is
+    expired. A dry run (the default) only lists what would go. A real run deletes each expired
+    version by version id (DeleteObject with ``VersionId``, the only delete that removes data
+    from a versioned bucket:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/DeletingObjectVersions.html), delete
+    markers included, and writes an audit record per version (``securepipe.audit.records`` logger).
+
+    Never deleted, always reported: versions under an Object Lock legal hold or retention
+    (``kept``, with the reason; S3 would refuse anyway, and a refusal is reported the same way),
+    and versions with no attribution, conflicting attribution or no consent record
+    (``unattributed``). ``clock`` is a callable returning an aware datetime (default
+    :func:`securepipe.clock.now`, which the sandbox can move).
+    """
+    buckets = list(buckets)
+    if not buckets:
+        raise InvalidParameterError("buckets must name at least one bucket")
+    for bucket in buckets:
+        validate_bucket_name(bucket)
+    if not isinstance(registry, ConsentRegistry):
+        raise InvalidParameterError("registry must be a ConsentRegistry")
+    if not isinstance(dry_run, bool):
+        raise InvalidParameterError("dry_run must be a bool")
+    at = _aware_now(clock or _clock.now)
+    s3 = session.client("s3")
+    records: dict[str, ConsentRecord | None] = {}
+    entries: list[SweepEntry] = []
+    retained = 0
+    for bucket in buckets:
+        for v in attributed_versions(session, bucket, sample_speakers):
+            def entry(action: Action, reason: str, until: dt.date | None = None,
+                      v: AttributedVersion = v) -> SweepEntry:
+                return SweepEntry(v.bucket, v.key, v.version_id, v.kind, v.speaker, until,
+                                  action, reason)
+
+            if v.conflict or v.speaker is None:
+                entries.append(entry("unattributed", v.conflict or "no speaker metadata and no "
+                                     "manifest mapping for this key"))
+                continue
+            if v.speaker not in records:
+                records[v.speaker] = registry.find(v.speaker)
+            record = records[v.speaker]
+            if record is None:
+                entries.append(entry("unattributed", f"no consent record for {v.speaker!r}"))
+                continue
+            until = record.retain_until()
+            if not record.expired(at):
+                retained += 1
+                continue
+            why = _why_expired(record, until)
+            lock = v.lock_reason(at)
+            if lock:
+                entries.append(entry("kept", f"expired ({why}) but {lock}", until))
+                _audit("retention.kept", v, "denied", at, lock)
+                continue
+            if dry_run:
+                entries.append(entry("would-delete", why, until))
+                continue
+            try:
+                s3.delete_object(Bucket=v.bucket, Key=v.key, VersionId=v.version_id)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                reason = f"refused by S3 ({code}); Object Lock or a policy keeps it"
+                entries.append(entry("kept", reason, until))
+                _audit("retention.kept", v, "denied", at, reason)
+                continue
+            entries.append(entry("deleted", why, until))
+            _audit("retention.delete-version", v, "allowed", at, why)
+    report = SweepReport(at, dry_run, tuple(entries), retained)
+    counts = " ".join(f"{k}={v}" for k, v in report.summary().items() if k != "at")
+    AUDIT.info(f"retention.sweep {counts}", extra={
+        "principal": "securepipe-retention", "action": "retention.sweep", "outcome": "allowed",
+        "purpose": "retention", "when": at})
+    return report
+
+
+def _why_expired(record: ConsentRecord, until: dt.date) -> str:
+    if record.erased_at is not None and record.erased_at.date() == until:
+        return f"speaker erased on {until}"
+    if record.withdrawn is not None and record.withdrawn == until:
+        return f"consent withdrawn on {until}"
+    if record.last_interaction + dt.timedelta(days=BIPA_MAX_DAYS) == until:
+        return f"3 years after the last interaction ({until})"
+    return f"consent term ended {until}"
+
+
+def _audit(action: str, v: AttributedVersion, outcome: str, at: dt.datetime, why: str) -> None:
+    AUDIT.info(action, extra={"principal": "securepipe-retention", "action": action,
+                              "bucket": v.bucket, "key": v.key, "version_id": v.version_id,
+                              "outcome": outcome, "purpose": "retention", "when": at,
+                              "bytes": v.size, "speaker": v.speaker, "reason": why})

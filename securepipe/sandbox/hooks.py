@@ -1,0 +1,214 @@
+"""Where the emulation hooks into moto: inside moto's stubber in-process, and as WSGI middleware
+in front of moto's server. :func:`activate` and :func:`deactivate` are called by the sandbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl, quote
+from xml.sax.saxutils import escape
+
+from securepipe import clock
+from securepipe.sandbox.emulation import Enforcer, Refusal
+from securepipe.sandbox.motostate import aware_utc
+from securepipe.sandbox.requests import (
+    headers_get,
+)
+
+
+def refusal_response(refusal: Refusal, json_protocol: bool) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of the error AWS would send for this refusal."""
+    status = 400 if refusal.code == "ExpiredToken" else 403
+    if json_protocol:
+        kind = "ExpiredTokenException" if refusal.code == "ExpiredToken" else (
+            "AccessDeniedException")
+        body = json.dumps({"__type": kind, "message": refusal.message}).encode()
+        return 400, {"Content-Type": "application/x-amz-json-1.1"}, body
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{refusal.code}</Code><Message>{escape(refusal.message)}</Message>"
+        f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>"
+    ).encode()
+    if refusal.service not in ("s3",):
+        # Query protocol (IAM, STS): the error document is wrapped in an ErrorResponse.
+        xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{refusal.code}</Code>"
+               f"<Message>{escape(refusal.message)}</Message></Error>"
+               f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+    return status, {"Content-Type": "text/xml" if refusal.service != "s3" else
+                    "application/xml"}, xml
+
+
+_lock = threading.Lock()
+
+
+_active = 0
+
+
+_enforcer = Enforcer()
+
+
+_saved_get_permission: Any = None
+
+
+_saved_assume_role: Any = None
+
+
+_saved_process_request: Any = None
+
+
+def _check_in_process(request: Any) -> tuple[int, dict[str, str], bytes] | None:
+    """The in-process check point: every request moto's stubber is about to carry out.
+
+    Whether it came from botocore or from the ``requests`` library (which moto intercepts
+    with ``responses``: a presigned URL fetched in-process, say), it is checked on the URL moto
+    itself acts on (moto maps other AWS domains, such as ``.amazonaws.com.cn``, to
+    ``.amazonaws.com``), and a refusal is answered here, so moto never carries it out.
+    """
+    from moto.core.utils import get_equivalent_url_in_aws_domain
+
+    url = get_equivalent_url_in_aws_domain(request.url)[0].geturl()
+    body = request.body if isinstance(request.body, bytes | str) else None
+    refusal = _enforcer.check(request.method, url, request.headers, body)
+    if refusal is None:
+        return None
+    status, headers, payload = refusal_response(
+        refusal, headers_get(request.headers, "x-amz-target") is not None)
+    return status, headers, b"" if request.method.upper() == "HEAD" else payload
+
+
+def activate() -> None:
+    """Turn emulated enforcement on (and moto's faulty bucket-policy check off).
+
+    Also makes the sandbox's STS issue session expirations by the sandbox clock, so a clock
+    moved years ahead still hands out sessions that last their ``DurationSeconds``.
+    """
+    global _active, _saved_get_permission, _saved_assume_role, _saved_process_request
+    with _lock:
+        _active += 1
+        if _active > 1:
+            return
+        from moto.core.botocore_stubber import BotocoreStubber
+        from moto.iam.access_control import PermissionResult
+        from moto.s3.models import FakeBucket
+        from moto.sts.models import STSBackend
+
+        # One check point for in-process requests, inside moto's stubber: a botocore
+        # before-send handler is not enough, since botocore runs every before-send handler
+        # (moto's stubber included) and only then picks the first response, so a request
+        # refused there was still carried out by moto.
+        _saved_process_request = BotocoreStubber.process_request
+        process = _saved_process_request
+
+        def _checked(self: Any, request: Any) -> Any:
+            if _active:
+                refused = _check_in_process(request)
+                if refused is not None:
+                    return refused
+            return process(self, request)
+
+        # moto's class is patched for the sandbox's lifetime (restored by deactivate).
+        BotocoreStubber.process_request = _checked  # type: ignore[method-assign]
+        _saved_get_permission = FakeBucket.get_permission
+
+        def _neutral(self: Any, action: str, resource: str) -> Any:
+            return PermissionResult.NEUTRAL
+
+        # moto's class is patched for the sandbox's lifetime (restored by deactivate).
+        FakeBucket.get_permission = _neutral  # type: ignore[method-assign]
+        _saved_assume_role = STSBackend.assume_role
+        original = _saved_assume_role
+
+        def _assume_role_on_sandbox_clock(self: Any, *args: Any, **kwargs: Any) -> Any:
+            role = original(self, *args, **kwargs)
+            lasts = aware_utc(role.expiration) - dt.datetime.now(dt.UTC)  # the granted duration
+            role.expiration = (clock.now() + lasts).replace(tzinfo=None)  # moto keeps naive UTC
+            return role
+
+        # moto's class is patched for the sandbox's lifetime (restored by deactivate).
+        STSBackend.assume_role = _assume_role_on_sandbox_clock  # type: ignore[method-assign]
+
+
+def deactivate() -> None:
+    """Undo :func:`activate` once the last sandbox closes."""
+    global _active
+    with _lock:
+        _active = max(0, _active - 1)
+        if _active:
+            return
+        from moto.s3.models import FakeBucket
+        from moto.sts.models import STSBackend
+
+        clock.reset()
+        if _saved_process_request is not None:
+            from moto.core.botocore_stubber import BotocoreStubber
+
+            # moto's class is patched for the sandbox's lifetime (restored by deactivate).
+            BotocoreStubber.process_request = _saved_process_request  # type: ignore[method-assign]
+        if _saved_get_permission is not None:
+            # moto's class is patched for the sandbox's lifetime (restored by deactivate).
+            FakeBucket.get_permission = _saved_get_permission  # type: ignore[method-assign]
+        if _saved_assume_role is not None:
+            # moto's class is patched for the sandbox's lifetime (restored by deactivate).
+            STSBackend.assume_role = _saved_assume_role  # type: ignore[method-assign]
+
+
+class EnforcingMiddleware:
+    """WSGI middleware for server mode: the same checks in front of moto's app."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        scheme = environ.get("wsgi.url_scheme", "http")
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "localhost")
+        query = environ.get("QUERY_STRING", "")
+        # the path as sent (RAW_URI), not PATH_INFO, which is already percent-decoded: decoding
+        # twice would check another key than the one moto acts on
+        raw = str(environ.get("RAW_URI") or "").split("?", 1)[0]
+        path = raw if raw.startswith("/") else quote(environ.get("PATH_INFO", ""))
+        url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
+                   if k.startswith("HTTP_")}
+        body = None
+        names = dict(parse_qsl(query, keep_blank_values=True))
+        deletes = (environ.get("REQUEST_METHOD") == "POST" and "delete" in names) or (
+            environ.get("REQUEST_METHOD") == "PUT" and "retention" in names)
+        if deletes or "x-amz-target" in headers or environ.get("CONTENT_TYPE", "").startswith(
+                "application/x-www-form-urlencoded"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+        refusal = _enforcer.check(environ.get("REQUEST_METHOD", "GET"), url, headers, body)
+        if refusal is None:
+            return self.app(environ, start_response)
+        if body is None:
+            _drain(environ)  # a client still sending its upload would see a broken connection
+        status, out_headers, payload = refusal_response(refusal, "x-amz-target" in headers)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            payload = b""
+        reason = {400: "Bad Request", 403: "Forbidden"}[status]
+        start_response(f"{status} {reason}", [*out_headers.items(),
+                                              ("Content-Length", str(len(payload)))])
+        return [payload]
+
+
+def _drain(environ: dict[str, Any]) -> None:
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        while length > 0:
+            chunk = stream.read(min(length, 1 << 16))
+            if not chunk:
+                break
+            length -= len(chunk)
+    elif environ.get("wsgi.input_terminated"):
+        while stream.read(1 << 16):
+            pass
