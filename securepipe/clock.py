@@ -12,6 +12,8 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 
+from securepipe.errors import InvalidParameterError
+
 #: A source of the current time; always timezone-aware UTC.
 Clock = Callable[[], dt.datetime]
 
@@ -35,7 +37,7 @@ def move(delta: dt.timedelta) -> dt.datetime:
 def set_to(moment: dt.datetime) -> dt.datetime:
     """Move the clock so that it reads ``moment`` (timezone-aware) now."""
     if moment.tzinfo is None:
-        raise ValueError("moment must be timezone-aware")
+        raise InvalidParameterError("moment must be timezone-aware")
     return move(moment - now())
 
 

@@ -27,10 +27,6 @@ class DatasetError(SecurePipeError):
     """The synthetic voice set or its manifest is missing, malformed or fails its digests."""
 
 
-class NotebookError(SecurePipeError):
-    """A notebook failed to execute; the message names the failing cell."""
-
-
 class DecryptionError(SecurePipeError):
     """A ciphertext could not be decrypted.
 
@@ -62,10 +58,6 @@ class InvalidAudioError(SecurePipeError):
 
 class IngestError(SecurePipeError):
     """The ingest pipeline could not finish a sample; nothing was deleted, a re-run resumes."""
-
-
-class PolicyViolationError(SecurePipeError):
-    """A request was refused by a policy the kit evaluates (emulating AWS in the sandbox)."""
 
 
 class MalformedEventError(SecurePipeError, ValueError):

@@ -255,7 +255,8 @@ def key_prefix(key: str) -> str:
 _time_cache: dict[str, int] = {}
 
 
-def _parse_time_ms(value: Any) -> int | None:
+def parse_time_ms(value: Any) -> int | None:
+    """Milliseconds since the epoch of a CloudTrail `eventTime`, or None if it is not one."""
     if not isinstance(value, str):
         return None
     cached = _time_cache.get(value)
@@ -291,7 +292,7 @@ def _check_event(event: Any) -> tuple[str | None, tuple[str, int, int, str, str]
     arn = identity.get("arn") if isinstance(identity, Mapping) else None
     if not isinstance(arn, str) or not arn:
         return "userIdentity.arn missing or not a string", None
-    when = _parse_time_ms(event.get("eventTime"))
+    when = parse_time_ms(event.get("eventTime"))
     if when is None:
         return "eventTime missing or not an ISO-8601 UTC time", None
     params = event.get("requestParameters")

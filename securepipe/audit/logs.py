@@ -139,9 +139,9 @@ def days_spanned(events: Iterable[Mapping[str, Any]]) -> tuple[dt.date, dt.date]
 
 def _event_day(record: Mapping[str, Any]) -> dt.date | None:
     """The UTC day of the record's ``eventTime``, read as the detector reads it."""
-    from securepipe.audit.detector import _parse_time_ms
+    from securepipe.audit.detector import parse_time_ms
 
-    ms = _parse_time_ms(record.get("eventTime"))
+    ms = parse_time_ms(record.get("eventTime"))
     return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date()
 
 

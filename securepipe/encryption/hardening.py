@@ -139,7 +139,7 @@ def apply_bucket_hardening(
         OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
     )
     account = account_id or session.client("sts").get_caller_identity()["Account"]
-    _s3control(session).put_public_access_block(
+    s3control_client(session).put_public_access_block(
         AccountId=account, PublicAccessBlockConfiguration=dict.fromkeys(_PAB, True)
     )
     # The policy goes last: once it is on, every later call to this bucket must use TLS.
@@ -207,7 +207,7 @@ def inspect_bucket(
 
     try:
         account = account_id or session.client("sts").get_caller_identity()["Account"]
-        pab = _s3control(session).get_public_access_block(AccountId=account)[
+        pab = s3control_client(session).get_public_access_block(AccountId=account)[
             "PublicAccessBlockConfiguration"]
         off = [flag for flag in _PAB if not pab.get(flag)]
         add("account-public-access", not off,
@@ -243,7 +243,7 @@ def failures(findings: Sequence[Finding]) -> list[Finding]:
     return [f for f in findings if not f.passed]
 
 
-def _s3control(session: boto3.Session) -> Any:
+def s3control_client(session: boto3.Session) -> Any:
     """An S3 Control client. AWS routes it by an ``<account>.`` host prefix; against a custom
     endpoint (the sandbox server) that prefix names no host, so it is stripped before signing."""
     client = session.client("s3control")

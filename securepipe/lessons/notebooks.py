@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from securepipe.errors import InvalidParameterError, NotebookError
+from securepipe.errors import InvalidParameterError
 from securepipe.lessons.report import format_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -124,9 +124,3 @@ def main(out: str = "build", notebook_dir: str | None = None, html: bool = True)
         print(f"\nFAILED {run.error}")
     print(f"\nexecuted notebooks and HTML are in {Path(out).resolve()}")
     return 1 if failures else 0
-
-
-def ensure_ok(run: NotebookRun) -> None:
-    """Raise :class:`NotebookError` (naming the failing cell) unless the run succeeded."""
-    if run.error:
-        raise NotebookError(run.error)

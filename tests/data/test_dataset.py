@@ -20,7 +20,7 @@ from securepipe.data.dataset import (
 )
 from securepipe.errors import DatasetError, InvalidParameterError, SecurePipeError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "data-synthetic"
 
 

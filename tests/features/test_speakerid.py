@@ -23,7 +23,7 @@ from securepipe.features.speakerid import (
     leave_one_out_accuracy,
 )
 
-COMMITTED = Path(__file__).resolve().parents[1] / "data-synthetic"
+COMMITTED = Path(__file__).resolve().parents[2] / "data-synthetic"
 
 
 @pytest.fixture(scope="module")

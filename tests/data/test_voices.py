@@ -24,7 +24,7 @@ from securepipe.data.voices import (
 )
 from securepipe.errors import InvalidParameterError, SecurePipeError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "data-synthetic"
 PEAK = round(0.7079457843841379 * 32767)  # -3 dBFS
 

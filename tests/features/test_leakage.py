@@ -37,7 +37,7 @@ from securepipe.features.leakage import (
     sentence_accuracy,
 )
 
-COMMITTED = Path(__file__).resolve().parents[1] / "data-synthetic"
+COMMITTED = Path(__file__).resolve().parents[2] / "data-synthetic"
 SR = 16000
 
 

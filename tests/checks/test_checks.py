@@ -128,11 +128,11 @@ def _encryption(h: Hardened, *, key: bool, bucket_key: bool) -> None:
 
 
 def _account_pab_off(h: Hardened) -> None:
-    from securepipe.encryption.hardening import _s3control
+    from securepipe.encryption.hardening import s3control_client
 
     flags = dict.fromkeys(("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
                            "RestrictPublicBuckets"), True)
-    _s3control(h.session).put_public_access_block(
+    s3control_client(h.session).put_public_access_block(
         AccountId=h.sb.account_id,
         PublicAccessBlockConfiguration={**flags, "BlockPublicPolicy": False})
 
@@ -483,7 +483,7 @@ def test_cli_subprocess_misconfigured_exits_non_zero(tmp_path: Any) -> None:
     from pathlib import Path
 
     report = tmp_path / "card.json"
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-m", "securepipe", "check", "--scenario", "misconfigured",
          "--fail-on", "high", "--json", str(report), "--quiet"],

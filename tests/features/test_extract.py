@@ -25,7 +25,7 @@ from securepipe.features.extract import (
     to_bytes,
 )
 
-COMMITTED = Path(__file__).resolve().parents[1] / "data-synthetic"
+COMMITTED = Path(__file__).resolve().parents[2] / "data-synthetic"
 SPECS = [MEL_SPEC, MFCC13_SPEC, MFCC40_SPEC]
 
 
