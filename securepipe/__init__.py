@@ -29,6 +29,7 @@ from securepipe.errors import (  # noqa: E402
     MalformedEventError,
     SandboxError,
     SecurePipeError,
+    SignatureError,
     UnknownSpeakerError,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "MalformedEventError",
     "SandboxError",
     "SecurePipeError",
+    "SignatureError",
     "UnknownSpeakerError",
     "__version__",
 ]

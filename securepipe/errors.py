@@ -39,6 +39,16 @@ class DecryptionError(SecurePipeError):
         super().__init__(message)
 
 
+class SignatureError(SecurePipeError):
+    """A signature did not verify, or the key offered to verify it is not the pinned key.
+
+    Opaque like :class:`DecryptionError`: a forged, truncated or foreign signature all raise it.
+    """
+
+    def __init__(self, message: str = "signature did not verify") -> None:
+        super().__init__(message)
+
+
 class EncryptionError(SecurePipeError):
     """A plaintext could not be encrypted (for example, KMS refused to generate a data key).
 

@@ -35,6 +35,7 @@ from securepipe.audit.detector import (
     Vocabulary,
     columns_from_events,
     key_prefix,
+    parse_time_ms,
     publish_alerts,
 )
 from securepipe.audit.logs import (
@@ -155,6 +156,7 @@ __all__ = [
     "log_file_key",
     "log_prefix",
     "parse_log_file",
+    "parse_time_ms",
     "publish_alerts",
     "read_log_files",
     "read_shipped",

@@ -46,6 +46,8 @@ BUCKET_ROLES = ("raw", "features", "archive", "audit")
 KMS_ALIAS = "alias/securepipe-data"
 #: A separate customer-managed key for the cold archive (its own key, its own role).
 ARCHIVE_KMS_ALIAS = "alias/securepipe-archive"
+#: The asymmetric (SIGN_VERIFY) key that signs audit-trail checkpoints and erasure receipts.
+SIGNING_KMS_ALIAS = "alias/securepipe-signing"
 ADMIN_USER = "securepipe-admin"
 
 _ACCOUNT_BASE = 210_000_000_000
@@ -72,6 +74,7 @@ class SandboxResources:
     buckets: Mapping[str, str]
     archive_key_arn: str
     admin_user_arn: str
+    signing_key_arn: str
 
     def bucket(self, role: str) -> str:
         """The bucket name for a role in :data:`BUCKET_ROLES` (``raw``, ``features``, ...)."""
@@ -372,6 +375,15 @@ def _create_standard_resources(
     kms = session.client("kms")
     key = _customer_key(kms, KMS_ALIAS, "data", "voice training data")
     archive_key = _customer_key(kms, ARCHIVE_KMS_ALIAS, "archive", "the cold archive")
+    # An asymmetric signing key (CreateKey, KeySpec ECC_NIST_P256, KeyUsage SIGN_VERIFY): only a
+    # writer role may kms:Sign; verifiers need only its public key.
+    signing_key = kms.create_key(
+        Description="securepipe: signs audit-trail checkpoints and erasure receipts",
+        KeyUsage="SIGN_VERIFY",
+        KeySpec="ECC_NIST_P256",
+        Tags=[{"TagKey": "securepipe", "TagValue": "signing"}],
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=SIGNING_KMS_ALIAS, TargetKeyId=signing_key["KeyId"])
 
     s3 = session.client("s3")
     buckets: dict[str, str] = {}
@@ -399,6 +411,7 @@ def _create_standard_resources(
         buckets=MappingProxyType(buckets),
         archive_key_arn=archive_key["Arn"],
         admin_user_arn=admin_arn,
+        signing_key_arn=signing_key["Arn"],
     )
 
 

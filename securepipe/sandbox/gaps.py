@@ -91,6 +91,13 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
     MotoGap("kms-key-policy", "kms", "key policies and grants",
             "bookkeeping only, not used to authorise", "check",
             "the checks read the key policy; AWS enforces it", 6),
+    MotoGap("kms-sign-digest", "kms", "Sign with MessageType=DIGEST",
+            "ignores the message type and hashes the digest again", "check",
+            "the kit signs a SHA-256 digest as a RAW message, which AWS and moto treat alike", 3),
+    MotoGap("kms-get-public-key-id", "kms", "GetPublicKey names the key it answered for",
+            "answers KeyId with the bare key id, where AWS returns the key ARN", "check",
+            "the verifier pins the key ARN and accepts the bare id only when it is that ARN's "
+            "own id", 3),
 )
 
 

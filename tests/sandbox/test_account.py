@@ -108,7 +108,7 @@ def test_inventory_lists_the_account(sandbox: Sandbox) -> None:
     rows = sandbox.inventory()
     kinds = [r["kind"] for r in rows]
     assert kinds.count("s3 bucket") == 4
-    assert kinds.count("kms key") == 2  # data key and the separate archive key
+    assert kinds.count("kms key") == 3  # data key, the separate archive key, the signing key
     assert any(r["name"] == "securepipe-admin" for r in rows)
     assert any("object lock Enabled" in r["details"] for r in rows)
 
