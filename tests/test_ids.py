@@ -123,3 +123,32 @@ def test_envelope_contexts_use_the_shared_rules() -> None:
             ctx("c1", "s..1", "asr")
         with pytest.raises(InvalidParameterError):
             ctx("c1", "s1", "ASR")
+
+
+MALFORMED_KEY_ARNS = [
+    "arn:aws:kms:eu-west-1:123:key/not-a-key",
+    "arn:aws:kms:eu-west-1:123456789012:key/not-a-key",
+    "arn:aws:kms:eu-west-1:123456789012:alias/securepipe-data",
+    "arn:aws:s3:::bucket/key/0000",
+    "",
+]
+
+
+@pytest.mark.parametrize("arn", MALFORMED_KEY_ARNS)
+def test_one_validator_refuses_a_malformed_key_arn_everywhere(arn: str) -> None:
+    """Every entry point that takes a KMS key ARN refuses the same malformed ones, before any
+    AWS call (the session is a stub that would fail if called)."""
+    from securepipe.encryption.envelope import EnvelopeConfig
+    from securepipe.encryption.hardening import hardened_bucket_policy, sse_kms_put_args
+    from securepipe.encryption.signing import KmsSigner
+
+    with pytest.raises(InvalidParameterError):
+        validate_kms_key_arn(arn)
+    with pytest.raises(InvalidParameterError):
+        sse_kms_put_args(arn)
+    with pytest.raises(InvalidParameterError):
+        hardened_bucket_policy("securepipe-raw-123456789012-eu-west-1", arn)
+    with pytest.raises(InvalidParameterError):
+        EnvelopeConfig(key_arns=arn)
+    with pytest.raises(InvalidParameterError):
+        KmsSigner(object(), arn)  # type: ignore[arg-type]

@@ -60,13 +60,9 @@ class Finding:
         return self.status == "pass"
 
 
-def _check_key_arn(key_arn: str) -> None:
-    validate_kms_key_arn(key_arn)
-
-
 def sse_kms_put_args(key_arn: str) -> dict[str, Any]:
     """The PutObject/CopyObject arguments a hardened bucket requires (SSE-KMS, pinned key)."""
-    _check_key_arn(key_arn)
+    validate_kms_key_arn(key_arn)
     return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn, "BucketKeyEnabled": True}
 
 
@@ -76,7 +72,7 @@ def hardened_bucket_policy(bucket: str, key_arn: str) -> dict[str, Any]:
     A negated condition operator (``StringNotEquals``) matches when the key is absent, so a
     PutObject that sends no encryption header at all is denied too.
     """
-    _check_key_arn(key_arn)
+    validate_kms_key_arn(key_arn)
     bucket_arn = f"arn:aws:s3:::{bucket}"
     return {
         "Version": "2012-10-17",
@@ -120,7 +116,7 @@ def apply_bucket_hardening(
     ``s3control`` account level), PutBucketOwnershipControls and PutBucketPolicy:
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_Operations_Amazon_Simple_Storage_Service.html
     """
-    _check_key_arn(key_arn)
+    validate_kms_key_arn(key_arn)
     s3 = session.client("s3")
     s3.put_bucket_encryption(
         Bucket=bucket,
@@ -154,7 +150,7 @@ def inspect_bucket(
     A control whose configuration cannot be read (no permission, no such bucket, throttling) is
     reported as ``error`` with the reason; it never passes by default.
     """
-    _check_key_arn(key_arn)
+    validate_kms_key_arn(key_arn)
     s3 = session.client("s3")
     findings: list[Finding] = []
 
