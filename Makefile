@@ -34,7 +34,7 @@ pytest: setup
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check securepipe tests benchmarks
+	$(BIN)/ruff check securepipe tests benchmarks notebooks/solutions
 	$(BIN)/mypy
 
 lab: setup  ## open JupyterLab on notebooks/ with the kit's environment

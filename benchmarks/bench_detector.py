@@ -33,7 +33,7 @@ from securepipe.audit.traffic import (
     scenario_traffic,
     to_cloudtrail_events,
 )
-from securepipe.lessons.report import format_table
+from securepipe.report import format_table
 
 TARGET_EVENTS_PER_S = 500_000
 N_COLUMNAR = 1_000_000

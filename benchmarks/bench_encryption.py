@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from securepipe.lessons.report import format_table
+from securepipe.report import format_table
 
 MIB = 1024 * 1024
 SIZES_MIB = (1, 16, 256, 1024)

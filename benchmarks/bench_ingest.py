@@ -46,7 +46,7 @@ from securepipe.features.audio import validate_wav, wav_bytes
 from securepipe.features.extract import MEL_SPEC, extract
 from securepipe.features.ingest import IngestConfig, IngestItem, ProfileSessionFactory, ingest_batch
 from securepipe.lessons.antipatterns import fernet_decrypt_sample, generate_shared_key
-from securepipe.lessons.report import format_table
+from securepipe.report import format_table
 from securepipe.sandbox.account import Sandbox
 
 N_CLIPS = int(os.environ.get("SECUREPIPE_BENCH_CLIPS", "40"))

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from securepipe.lessons.notebooks import NOTEBOOK_DIR, discover, run_notebook
-from securepipe.lessons.report import format_table
+from securepipe.report import format_table
 
 
 def _run_all(cache_dir: str, out: Path) -> dict[str, float]:

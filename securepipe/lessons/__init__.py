@@ -29,7 +29,6 @@ from securepipe.lessons.measure import (
     peak_python_memory,
     write_random_file,
 )
-from securepipe.lessons.report import format_table
 from securepipe.lessons.viz import (
     PIPELINE_STAGES,
     plot_access_matrix,
@@ -54,7 +53,6 @@ __all__ = [
     "expect_success",
     "fernet_decrypt_sample",
     "fernet_encrypt_sample",
-    "format_table",
     "fstring_session_policy",
     "generate_shared_key",
     "long_lived_reader",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from securepipe.errors import InvalidParameterError
-from securepipe.lessons.report import format_table
+from securepipe.report import format_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"

@@ -132,7 +132,7 @@ class ErasureReceipt:
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per deleted or kept version, for
-        :func:`securepipe.lessons.report.format_table`."""
+        :func:`securepipe.report.format_table`."""
         rows = [{"outcome": "deleted", "bucket": short_bucket(d.bucket), "key": d.key,
                  "version": d.version_id[:12], "kind": d.kind,
                  "sha256": (d.sha256 or "")[:16], "digest from": d.sha256_source}

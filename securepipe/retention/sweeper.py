@@ -179,7 +179,7 @@ class SweepReport:
                 "retained": self.retained}
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per entry, for :func:`securepipe.lessons.report.format_table`."""
+        """One row per entry, for :func:`securepipe.report.format_table`."""
         return [{"action": e.action, "bucket": short_bucket(e.bucket), "key": e.key,
                  "kind": e.kind,
                  "speaker": e.speaker or "?",

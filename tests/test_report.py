@@ -1,4 +1,4 @@
-from securepipe.lessons.report import format_table
+from securepipe.report import format_table
 
 
 def test_format_table_aligns_and_renders_values() -> None:
