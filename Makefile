@@ -37,8 +37,8 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check securepipe tests benchmarks notebooks/solutions
 	$(BIN)/mypy
 
-lab: setup  ## open JupyterLab on notebooks/ with the kit's environment
-	$(BIN)/jupyter lab notebooks/
+lab: setup  ## JupyterLab at the repository root (README in reach), opened on notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
 
 bench: setup
 	$(BIN)/python -m benchmarks

@@ -26,6 +26,11 @@ PIPELINE_STAGES: tuple[tuple[str, str, str], ...] = (
     ("archive", "originals under legal hold", "4: separate key and role; 5: hard cap, erasure"),
 )
 
+#: Okabe & Ito's colour-blind-safe palette (https://jfly.uni-koeln.de/color/), the pair the
+#: lessons use for allowed/denied and normal/alert.
+OKABE_ITO_BLUE = "#0072B2"
+OKABE_ITO_VERMILLION = "#D55E00"
+
 
 def plot_pipeline_map() -> Figure:
     """Draw the pipeline as a row of boxes, each labelled with the step that protects it."""
@@ -96,14 +101,16 @@ def plot_encryption_costs(rows: Sequence[dict[str, object]]) -> Figure:
 def plot_access_matrix(matrix: AccessMatrix) -> Figure:
     """Heatmap of an access review: a row per principal, a column per prefix x action.
 
-    Green cells are allowed, red cells denied (implicitly or explicitly), as decided by
-    :func:`securepipe.access.credentials.access_matrix`.
+    Allowed cells are blue and marked with a tick, denied cells (implicitly or explicitly)
+    orange and marked with a cross, as decided by
+    :func:`securepipe.access.credentials.access_matrix`: the Okabe-Ito colour-blind-safe pair,
+    with the mark as a second cue that survives greyscale printing.
     """
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    allowed, denied = "#1e8e3e", "#d93025"
+    allowed, denied = OKABE_ITO_BLUE, OKABE_ITO_VERMILLION
     columns = [(prefix, action) for prefix in matrix.prefixes for action in matrix.actions]
     grid = np.array(
         [[1.0 if matrix.decision(p, pre, a).allowed else 0.0 for pre, a in columns]
@@ -112,13 +119,17 @@ def plot_access_matrix(matrix: AccessMatrix) -> Figure:
     fig, ax = plt.subplots(figsize=(max(6.0, 0.42 * len(columns) + 3.0),
                                     max(2.5, 0.45 * len(matrix.principals) + 2.0)))
     ax.imshow(grid, cmap=ListedColormap([denied, allowed]), vmin=0, vmax=1, aspect="auto")
+    for row, col in np.ndindex(grid.shape):
+        ax.text(col, row, "\u2713" if grid[row, col] else "\u2717", ha="center", va="center",
+                color="white", fontsize=8, fontweight="bold")
     ax.set_xticks(range(len(columns)), [f"{a} {pre}" for pre, a in columns], rotation=90,
                   fontsize=7)
     ax.set_yticks(range(len(matrix.principals)), list(matrix.principals), fontsize=8)
     # Thin white lines between prefixes, so each prefix's group of actions reads as a block.
     for i in range(1, len(matrix.prefixes)):
         ax.axvline(i * len(matrix.actions) - 0.5, color="white", linewidth=2)
-    ax.legend(handles=[Patch(color=allowed, label="allowed"), Patch(color=denied, label="denied")],
+    ax.legend(handles=[Patch(color=allowed, label="\u2713 allowed"),
+                       Patch(color=denied, label="\u2717 denied")],
               loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.set_title(f"Who may do what on which prefix of {matrix.bucket}", fontsize=9)
     fig.tight_layout()
@@ -168,7 +179,7 @@ def plot_request_rates(
         shown = (t >= lo) & (t <= hi)
         # dots, not a line: between two reads the count falls, and a line would hide that
         ax.plot(t[shown].astype("datetime64[ms]"), count[shown], linestyle="none", marker=".",
-                markersize=2.5, color="#1a73e8",
+                markersize=2.5, color=OKABE_ITO_BLUE,
                 label=f"requests in the last {rule.label.rsplit('/', 1)[-1]}")
         threshold = baseline.threshold(principal, rule)
         ax.axhline(threshold, linestyle="--", color="#5f6368",
@@ -180,11 +191,11 @@ def plot_request_rates(
             # the curve's value at each alert: the last event at or before the alert time
             i = np.clip(np.searchsorted(t, at, side="right") - 1, 0, max(t.shape[0] - 1, 0))
             y = count[i] if t.shape[0] else np.ones(at.shape[0])
-            ax.scatter(at.astype("datetime64[ms]"), y, marker="v", s=60, color="#d93025",
+            ax.scatter(at.astype("datetime64[ms]"), y, marker="v", s=60, color=OKABE_ITO_VERMILLION,
                        zorder=3, label=f"alerts ({len(mine)})")
             names = dict.fromkeys(f"{a.rule} {a.metric}/{a.window}" for a in mine)
             ax.text(1.01, 0.45, "alerts:\n" + "\n".join(names), transform=ax.transAxes,
-                    va="top", fontsize=7, color="#d93025")
+                    va="top", fontsize=7, color=OKABE_ITO_VERMILLION)
         ax.set_yscale("log")
         ax.set_ylabel("requests")
         ax.set_title(principal.split(":", 5)[-1], fontsize=9)

@@ -50,3 +50,35 @@ def test_plot_request_rates_draws_thresholds_and_alerts() -> None:
     assert not quiet.collections  # the trainer raised nothing
     with pytest.raises(InvalidParameterError):
         plot_request_rates(burst.columns, baseline, alerts, principals=[trainer], window_s=7)
+
+
+def test_access_matrix_is_colour_blind_safe_with_a_second_cue() -> None:
+    """Allowed/denied differ by an Okabe-Ito blue/vermillion pair AND a tick/cross per cell."""
+    from matplotlib.colors import to_hex
+
+    from securepipe.access import (
+        Principal,
+        access_matrix,
+        contractor_session_policy,
+        serialise_session_policy,
+        session_principal,
+    )
+    from securepipe.lessons.viz import OKABE_ITO_BLUE, OKABE_ITO_VERMILLION, plot_access_matrix
+    from securepipe.policy import Policy
+
+    bucket = "securepipe-raw-123456789012-eu-west-1"
+    key = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+    role = Principal("securepipe-contractor", (Policy.from_document("role", {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": ["*"]}]}),))
+    me = session_principal(role, "c01", serialise_session_policy(
+        contractor_session_policy("c01", bucket=bucket, key_arn=key)))
+    matrix = access_matrix([me], bucket=bucket, prefixes=["raw/c01/", "raw/c02/"])
+    fig = plot_access_matrix(matrix)
+    ax = fig.axes[0]
+    marks = [t.get_text() for t in ax.texts]
+    cells = len(matrix.principals) * len(matrix.prefixes) * len(matrix.actions)
+    assert len(marks) == cells and {"\u2713", "\u2717"} == set(marks)
+    cmap = ax.images[0].get_cmap()
+    used = {to_hex(cmap(0.0)), to_hex(cmap(1.0))}
+    assert used == {OKABE_ITO_BLUE.lower(), OKABE_ITO_VERMILLION.lower()}
