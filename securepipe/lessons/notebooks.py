@@ -93,6 +93,43 @@ def run_notebook(path: Path, out_dir: Path, *, html: bool = True) -> NotebookRun
     )
 
 
+_TAG = re.compile(r"<[^>]*>")
+_DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+")
+#: A cell's output longer than this floods a workshop screen (about a screenful of text).
+MAX_OUTPUT_CHARS = 4_000
+
+
+def output_problems(executed: Path, limit: int = MAX_OUTPUT_CHARS) -> list[str]:
+    """Cells of an executed notebook whose output is longer than ``limit`` characters, or that
+    wrote to stderr (a red box that reads as an error in a lesson)."""
+    import nbformat
+
+    problems = []
+    nb = nbformat.read(executed, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        size = 0
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                if out.get("name") == "stderr":
+                    problems.append(f"cell {index}: writes to stderr: {out.get('text', '')[:80]!r}")
+                size += len(out.get("text", ""))
+            else:
+                data = out.get("data", {})
+                html = data.get("text/html")
+                if html is not None:
+                    # What a reader sees: the text, not the markup or an audio player's data: URI.
+                    html = html if isinstance(html, str) else "".join(html)
+                    size += len(_TAG.sub("", _DATA_URI.sub("", html)))
+                else:
+                    plain = data.get("text/plain", "")
+                    size += len(plain if isinstance(plain, str) else "".join(plain))
+        if size > limit:
+            problems.append(f"cell {index}: {size:,} characters of output (limit {limit:,})")
+    return problems
+
+
 def _to_html(executed: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter

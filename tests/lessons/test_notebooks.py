@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from securepipe.lessons.notebooks import NOTEBOOK_DIR, discover, run_notebook
+from securepipe.lessons.notebooks import NOTEBOOK_DIR, discover, output_problems, run_notebook
 
 NOTEBOOKS = discover(NOTEBOOK_DIR)
 
@@ -17,6 +17,7 @@ def test_notebook_executes(notebook: Path, tmp_path: Path) -> None:
     if run.error:
         pytest.fail(run.error, pytrace=False)
     assert run.output.exists()
+    assert output_problems(run.output) == [], "a lesson's output floods the page or shows stderr"
 
 
 def test_notebooks_are_stored_without_outputs() -> None:
@@ -46,3 +47,33 @@ def test_failing_notebook_names_the_cell(tmp_path: Path) -> None:
     assert run.error is not None
     assert "cell 1" in run.error and "assert x == 2" in run.error
     assert "the lesson broke" in run.error
+
+
+def test_output_limits_are_enforced(tmp_path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("print('x' * 5000)"),
+        nbformat.v4.new_code_cell("import sys; sys.stderr.write('careful')"),
+        nbformat.v4.new_code_cell("'short'"),
+    ]
+    path = tmp_path / "99_limits.ipynb"
+    nbformat.write(nb, path)
+    run = run_notebook(path, tmp_path / "out", html=False)
+    assert run.error is None
+    found = output_problems(run.output)
+    assert len(found) == 2
+    assert found[0].startswith("cell 0: 5,001 characters") and "stderr" in found[1]
+
+
+def test_glossary_links_resolve() -> None:
+    """Every link a lesson makes into the glossary lands on an entry."""
+    import re
+
+    glossary = (NOTEBOOK_DIR / "GLOSSARY.md").read_text()
+    anchors = set(re.findall(r'<a id="([a-z0-9-]+)"></a>', glossary))
+    linked = {m for p in NOTEBOOKS for m in re.findall(r"GLOSSARY\.md#([a-z0-9-]+)", p.read_text())}
+    assert linked, "the lessons link no glossary entry"
+    assert linked <= anchors, sorted(linked - anchors)
