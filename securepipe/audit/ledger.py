@@ -7,10 +7,11 @@ each digest naming the previous digest, signed with a key only CloudTrail holds;
 User Guide, "Validating CloudTrail log file integrity"):
 
 * each trail's header names ``previous``, the head digest of the trail shipped before it;
-* :meth:`TrailLedger.seal` writes one *digest index* per day (``digests/YYYY-MM-DD.json``)
-  listing every trail shipped since the last seal (key, version id, SHA-256 of the object, head,
-  record count), naming the previous digest's SHA-256, and signed with the same KMS asymmetric
-  key; it is written only if absent (``If-None-Match: *``) and under Object Lock;
+* :meth:`TrailLedger.seal` writes a *digest index* (normally once a day, under
+  ``digests/YYYY-MM-DD/<n>.json``, ``n`` counting every digest of the history) listing every
+  trail shipped since the last seal (key, version id, SHA-256 of the object, head, record
+  count), naming the previous digest's SHA-256, and signed with the same KMS asymmetric key; it
+  is written only if absent (``If-None-Match: *``) and under Object Lock;
 * the audit bucket has a default Object Lock retention (:func:`apply_default_retention`), so
   every put there, a planted one included, is locked.
 
@@ -62,8 +63,8 @@ DIGEST_PREFIX = "digests/"
 DIGEST_FORMAT = 1
 #: Prefix of every message a digest index's signature covers (domain separation).
 SIGNED_DIGEST_TAG = b"securepipe:audit-digest:v1\n"
-_DIGEST_KEYS = frozenset({"type", "version", "day", "key_arn", "previous", "created", "trails",
-                          "sig"})
+_DIGEST_KEYS = frozenset({"type", "version", "seq", "day", "key_arn", "previous", "head",
+                          "created", "trails", "sig"})
 _ENTRY_KEYS = frozenset({"key", "version_id", "sha256", "name", "head", "previous", "records"})
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 Mode = Literal["COMPLIANCE", "GOVERNANCE"]
@@ -71,6 +72,10 @@ Mode = Literal["COMPLIANCE", "GOVERNANCE"]
 
 def _sha(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+def _digest_key(prefix: str, day: str, seq: int) -> str:
+    return f"{prefix}{day}/{seq:06d}.json"
 
 
 def digest_message(body: Mapping[str, Any]) -> bytes:
@@ -134,6 +139,8 @@ class TrailLedger:
         on the audit bucket).
     :param previous_trail: head of the last trail already shipped (:data:`GENESIS` at first).
     :param previous_digest: SHA-256 of the last digest index already written.
+    :param sealed: how many digest indexes the history already has.
+    :meth:`resume` reads all three back from the bucket.
     :param sse_kms_key_arn: SSE-KMS key for the objects (a hardened bucket requires one).
     One trail is open at a time: two open trails would both name the same predecessor.
     """
@@ -142,7 +149,7 @@ class TrailLedger:
                  trail_prefix: str = TRAIL_PREFIX, digest_prefix: str = DIGEST_PREFIX,
                  retain_days: int = 365, mode: Mode = "COMPLIANCE",
                  sse_kms_key_arn: str | None = None, previous_trail: str = GENESIS,
-                 previous_digest: str = GENESIS) -> None:
+                 previous_digest: str = GENESIS, sealed: int = 0) -> None:
         if not trail_prefix or not digest_prefix or trail_prefix.startswith(digest_prefix) or (
                 digest_prefix.startswith(trail_prefix)):
             raise InvalidParameterError("trail and digest prefixes must be distinct and "
@@ -154,8 +161,29 @@ class TrailLedger:
         self.retain_days, self.mode, self.sse_kms_key_arn = retain_days, mode, sse_kms_key_arn
         self.head = previous_trail
         self.previous_digest = previous_digest
+        self.sealed = sealed
         self._open: AuditTrail | None = None
         self._pending: list[dict[str, Any]] = []
+
+    @classmethod
+    def resume(cls, session: boto3.Session, bucket: str, signing_key_arn: str,
+               **kwargs: Any) -> TrailLedger:
+        """A ledger that continues the history already in ``bucket``: its last digest index
+        (verified with the public key, KMS GetPublicKey) gives the previous digest, the last
+        trail's head and the count. ``kwargs`` as for the constructor."""
+        prefix = kwargs.get("digest_prefix", DIGEST_PREFIX)
+        verifier = PublicKeyVerifier.from_kms(session, signing_key_arn)
+        history = read_history(session, bucket, trail_prefix=kwargs.get(
+            "trail_prefix", TRAIL_PREFIX), digest_prefix=prefix, trails=False)
+        last: tuple[int, str, dict[str, Any]] | None = None
+        for obj in history.digests:
+            data, _ = _parse_digest(obj, verifier, prefix)
+            if data is not None and (last is None or data["seq"] > last[0]):
+                last = (data["seq"], _sha(obj.body or b""), data)
+        if last is None:
+            return cls(session, bucket, signing_key_arn, **kwargs)
+        return cls(session, bucket, signing_key_arn, previous_trail=str(last[2]["head"]),
+                   previous_digest=last[1], sealed=last[0], **kwargs)
 
     @property
     def pending(self) -> int:
@@ -199,14 +227,15 @@ class TrailLedger:
         if self._open is not None:
             raise SecurePipeError(f"trail {self._open.name!r} is still open: ship it first")
         day = clock.now().date().isoformat()
+        seq = self.sealed + 1
         body: dict[str, Any] = {
-            "type": "digest", "version": DIGEST_FORMAT, "day": day,
-            "key_arn": self.signer.key_arn, "previous": self.previous_digest,
+            "type": "digest", "version": DIGEST_FORMAT, "seq": seq, "day": day,
+            "key_arn": self.signer.key_arn, "previous": self.previous_digest, "head": self.head,
             "created": utc_iso(clock.now()), "trails": list(self._pending)}
         sig = self.signer.sign(digest_message(body))
         data = (canonical_json({**body, "sig": base64.b64encode(sig).decode("ascii")}) + "\n"
                 ).encode("ascii")
-        key = f"{self.digest_prefix}{day}.json"
+        key = _digest_key(self.digest_prefix, day, seq)
         raw = hashlib.sha256(data).digest()
         out = self.session.client("s3").put_object(
             Bucket=self.bucket, Key=key, Body=data, ContentType="application/json",
@@ -214,6 +243,7 @@ class TrailLedger:
             ChecksumAlgorithm="SHA256", ChecksumSHA256=base64.b64encode(raw).decode("ascii"),
             **(sse_kms_put_args(self.sse_kms_key_arn) if self.sse_kms_key_arn else {}))
         self.previous_digest = raw.hex()
+        self.sealed = seq
         sealed = ShippedDigest(self.bucket, key, str(out.get("VersionId", "")), raw.hex(), day,
                                len(self._pending))
         self._pending = []
@@ -246,7 +276,7 @@ class History:
 
 
 def read_history(session: boto3.Session, bucket: str, *, trail_prefix: str = TRAIL_PREFIX,
-                 digest_prefix: str = DIGEST_PREFIX) -> History:
+                 digest_prefix: str = DIGEST_PREFIX, trails: bool = True) -> History:
     """List every version and delete marker under both prefixes and read each version.
 
     Wraps ListObjectVersions
@@ -256,9 +286,9 @@ def read_history(session: boto3.Session, bucket: str, *, trail_prefix: str = TRA
     """
     s3 = session.client("s3")
     digests: list[StoredObject] = []
-    trails: dict[tuple[str, str], StoredObject] = {}
+    stored: dict[tuple[str, str], StoredObject] = {}
     markers: list[StoredObject] = []
-    for prefix in (digest_prefix, trail_prefix):
+    for prefix in (digest_prefix, trail_prefix) if trails else (digest_prefix,):
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket,
                                                                        Prefix=prefix):
             for v in page.get("Versions", []):
@@ -268,11 +298,11 @@ def read_history(session: boto3.Session, bucket: str, *, trail_prefix: str = TRA
                 if prefix == digest_prefix:
                     digests.append(obj)
                 else:
-                    trails[(obj.key, obj.version_id)] = obj
+                    stored[(obj.key, obj.version_id)] = obj
             for m in page.get("DeleteMarkers", []):
                 markers.append(StoredObject(m["Key"], str(m["VersionId"]), None,
                                             m.get("LastModified")))
-    return History(tuple(digests), trails, tuple(markers))
+    return History(tuple(digests), stored, tuple(markers))
 
 
 @dataclass(frozen=True, order=True)
@@ -349,7 +379,8 @@ def _parse_digest(obj: StoredObject, verifier: PublicKeyVerifier, prefix: str
         verifier.verify(digest_message(data), base64.b64decode(str(data["sig"]), validate=True))
     except (SignatureError, ValueError):
         return None, "digest signature does not verify with the pinned key (edited or forged)"
-    if obj.key != f"{prefix}{data['day']}.json":
+    if not isinstance(data["seq"], int) or isinstance(data["seq"], bool) or not isinstance(
+            data["day"], str) or obj.key != _digest_key(prefix, data["day"], data["seq"]):
         return None, f"digest for day {data['day']} stored under another key (moved)"
     entries = data["trails"]
     if not isinstance(entries, list) or not all(
@@ -382,19 +413,19 @@ def verify_history(history: History, verifier: PublicKeyVerifier, *,
             breaks.append(Break((day, 0, 0, obj.key), obj.key, obj.version_id, None, why))
         else:
             valid.append((day, obj, data))
-    valid.sort(key=lambda t: (t[0], t[1].version_id))
+    valid.sort(key=lambda t: (t[2]["seq"], t[0], t[1].version_id))
     by_sha = {_sha(o.body or b""): d for d, o, _ in valid}
     expected_digest = GENESIS
     expected_trail = GENESIS
     listed: set[tuple[str, str]] = set()
     days = trails = records = 0
-    seen_days: set[str] = set()
+    seen_days: set[int] = set()
     for day, obj, data in valid:
         days += 1
-        if day in seen_days:
+        if data["seq"] in seen_days:
             breaks.append(Break((day, 0, 1, obj.key), obj.key, obj.version_id, None,
-                                "a second signed digest for the same day"))
-        seen_days.add(day)
+                                "a second signed digest with the same number"))
+        seen_days.add(data["seq"])
         if data["previous"] != expected_digest:
             named = by_sha.get(data["previous"])
             why = (f"names the digest of {named} as previous, but the one before it is "
@@ -428,6 +459,10 @@ def verify_history(history: History, verifier: PublicKeyVerifier, *,
             else:
                 records += result.records
             expected_trail = str(entry["head"])
+        if data["head"] != expected_trail:
+            breaks.append(Break((day, 1 << 29, 0, obj.key), obj.key, obj.version_id, None,
+                                "its head is not the last trail it chains"))
+            expected_trail = str(data["head"])
     if expect_head is not None and expected_digest != expect_head:
         last = valid[-1][1].key if valid else digest_prefix
         breaks.append(Break(("9999-12-31", 0, 0, last), last, None, None,

@@ -143,7 +143,7 @@ def test_a_whole_trail_swapped_for_another_genuine_one_is_found(sb: Sandbox) -> 
 def test_a_dropped_day_is_found(shipped: tuple[History, PublicKeyVerifier]) -> None:
     history, verifier = shipped
     middle = sorted(history.digests, key=lambda d: d.key)[1]
-    day = middle.key.split("/")[-1].removesuffix(".json")
+    day = middle.key.split("/")[-2]
     dropped = History(tuple(d for d in history.digests if d is not middle),
                       {k: v for k, v in history.trails.items() if day not in k[0]})
     result = verify_history(dropped, verifier)
@@ -163,8 +163,17 @@ def test_locked_versions_cannot_be_removed(sb: Sandbox) -> None:
 
 def test_a_day_is_sealed_once_and_one_trail_is_open_at_a_time(sb: Sandbox) -> None:
     ledger = _build(sb, days=1)
+    again = TrailLedger(sb.session, sb.resources.bucket("audit"), sb.resources.signing_key_arn)
     with pytest.raises(ClientError):                          # If-None-Match: * (S3's refusal)
-        ledger.seal()
+        again.seal()                                          # digest number 1 exists
+    resumed = TrailLedger.resume(sb.session, sb.resources.bucket("audit"),
+                                 sb.resources.signing_key_arn)
+    assert (resumed.head, resumed.previous_digest, resumed.sealed) == (
+        ledger.head, ledger.previous_digest, 1)
+    resumed.ship(resumed.open("same-day"))
+    resumed.seal()                                            # a second seal the same day
+    assert verify_bucket(sb.session, sb.resources.bucket("audit"),
+                         sb.resources.signing_key_arn).ok
     trail = ledger.open("x")
     with pytest.raises(SecurePipeError):
         ledger.open("y")
@@ -372,7 +381,7 @@ def mutations(draw: st.DrawFn, history: History) -> tuple[History, str, set[int]
         swapped[k] = dataclasses.replace(digests[k], body=digests[i].body)
         return dataclasses.replace(history, digests=tuple(swapped)), digests[i].key, None
     else:  # drop-digest: its day's trails are no longer listed; they are the first break
-        day = digests[i].key.split("/")[-1].removesuffix(".json")
+        day = digests[i].key.split("/")[-2]
         first = min(s[0] for s in listed if day in s[0])
         return (dataclasses.replace(history, digests=tuple(d for d in digests if d is not
                                                            digests[i])), first, None)
