@@ -34,7 +34,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -501,16 +501,15 @@ def _version(line: str) -> object:
 
 def verify_bucket(session: boto3.Session, bucket: str, signing_key_arn: str, *,
                   trail_prefix: str = TRAIL_PREFIX, digest_prefix: str = DIGEST_PREFIX,
-                  expect_head: str | None = None,
-                  verifier_factory: Callable[[boto3.Session, str], PublicKeyVerifier] =
-                  PublicKeyVerifier.from_kms) -> HistoryResult:
+                  expect_head: str | None = None, legacy: bool = False) -> HistoryResult:
     """:func:`read_history` then :func:`verify_history`, with the public key fetched once
-    (KMS GetPublicKey) and pinned to ``signing_key_arn``."""
-    verifier = verifier_factory(session, signing_key_arn)
+    (KMS GetPublicKey) and pinned to ``signing_key_arn``. ``legacy=True`` also verifies
+    format-1 trails no digest lists, with KMS Decrypt through ``session``."""
+    verifier = PublicKeyVerifier.from_kms(session, signing_key_arn)
     return verify_history(read_history(session, bucket, trail_prefix=trail_prefix,
                                        digest_prefix=digest_prefix),
                           verifier, trail_prefix=trail_prefix, digest_prefix=digest_prefix,
-                          expect_head=expect_head)
+                          expect_head=expect_head, legacy_session=session if legacy else None)
 
 
 __all__ = [

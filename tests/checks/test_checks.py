@@ -193,6 +193,15 @@ def _tamper_trail(h: Hardened) -> None:
                                       **sse_kms_put_args(h.sb.resources.kms_key_arn))
 
 
+def _contractor_may_sign(h: Hardened) -> None:
+    role = h.scenario.extra["role_arn"].rsplit("/", 1)[-1]
+    h.session.client("iam").put_role_policy(
+        RoleName=role, PolicyName="sign-too", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "kms:Sign",
+                "Resource": h.sb.resources.signing_key_arn}]}))
+
+
 def _no_rotation(h: Hardened) -> None:
     h.session.client("kms").disable_key_rotation(KeyId=h.sb.resources.kms_key_id)
 
@@ -273,6 +282,7 @@ BREAKERS: dict[str, Callable[[Hardened], None]] = {
     "retention_no_expired_objects": _withdraw,
     "access_review_broad_grants": _broad_user,
     "access_review_unused_grants": _unused_role,
+    "audit_signing_key_separation": _contractor_may_sign,
 }
 
 
