@@ -253,6 +253,43 @@ class TrailLedger:
         return clock.now() + dt.timedelta(days=self.retain_days)
 
 
+def verifier_policy(bucket: str, signing_key_arn: str) -> dict[str, Any]:
+    """An IAM policy with exactly what a verifier needs, and nothing that could sign or write.
+
+    ``kms:GetPublicKey`` on the signing key; ``s3:GetObject``/``s3:GetObjectVersion`` on the
+    audit bucket's objects; ``s3:ListBucket``/``s3:ListBucketVersions`` on the bucket (actions:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html).
+    """
+    from securepipe.ids import validate_bucket_name, validate_kms_key_arn
+
+    bucket, key = validate_bucket_name(bucket), validate_kms_key_arn(signing_key_arn)
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "PublicKeyOnly", "Effect": "Allow", "Action": "kms:GetPublicKey",
+         "Resource": key},
+        {"Sid": "ReadEveryVersion", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+         "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Sid": "ListEveryVersion", "Effect": "Allow",
+         "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+         "Resource": f"arn:aws:s3:::{bucket}"}]}
+
+
+def create_verifier_role(session: boto3.Session, role_name: str, bucket: str,
+                         signing_key_arn: str, *, trusted_arn: str) -> str:
+    """Create a role holding only :func:`verifier_policy`, assumable by ``trusted_arn``; return
+    its ARN (IAM CreateRole and PutRolePolicy:
+    https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutRolePolicy.html)."""
+    iam = session.client("iam")
+    arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"AWS": trusted_arn}}]}),
+        Tags=[{"Key": "securepipe", "Value": "audit-verifier"}])["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role_name, PolicyName="verify-audit-trails",
+                        PolicyDocument=json.dumps(verifier_policy(bucket, signing_key_arn)))
+    return str(arn)
+
+
 # -- reading and verifying ---------------------------------------------------------------------
 
 
@@ -525,9 +562,11 @@ __all__ = [
     "StoredObject",
     "TrailLedger",
     "apply_default_retention",
+    "create_verifier_role",
     "default_retention",
     "digest_message",
     "read_history",
+    "verifier_policy",
     "verify_bucket",
     "verify_history",
 ]

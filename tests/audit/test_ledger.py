@@ -27,6 +27,7 @@ from securepipe.audit.ledger import (
     History,
     StoredObject,
     TrailLedger,
+    create_verifier_role,
     default_retention,
     read_history,
     verify_bucket,
@@ -185,20 +186,15 @@ def test_a_day_is_sealed_once_and_one_trail_is_open_at_a_time(sb: Sandbox) -> No
 
 def _verifier_role(sb: Sandbox) -> Any:
     """A role with exactly the verifier's permissions, and a session of it."""
-    bucket, key = sb.resources.bucket("audit"), sb.resources.signing_key_arn
-    policy = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "kms:GetPublicKey", "Resource": key},
-        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-         "Resource": f"arn:aws:s3:::{bucket}/*"},
-        {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
-         "Resource": f"arn:aws:s3:::{bucket}"}]}
-    iam = sb.session.client("iam")
-    arn = iam.create_role(RoleName="trail-verifier", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                "Principal": {"AWS": sb.resources.admin_user_arn}}]
-    }))["Role"]["Arn"]
-    iam.put_role_policy(RoleName="trail-verifier", PolicyName="verify",
-                        PolicyDocument=json.dumps(policy))
+    arn = create_verifier_role(sb.session, "trail-verifier", sb.resources.bucket("audit"),
+                               sb.resources.signing_key_arn,
+                               trusted_arn=sb.resources.admin_user_arn)
+    policy = sb.session.client("iam").get_role_policy(
+        RoleName="trail-verifier", PolicyName="verify-audit-trails")["PolicyDocument"]
+    assert {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(
+        st["Action"], str) else st["Action"])} == {
+        "kms:GetPublicKey", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket",
+        "s3:ListBucketVersions"}
     creds = sb.session.client("sts").assume_role(RoleArn=arn, RoleSessionName="auditor")[
         "Credentials"]
     return session_with_credentials(sb.session, creds["AccessKeyId"],
