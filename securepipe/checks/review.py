@@ -113,7 +113,8 @@ class AccessReview:
                            "decision": d.effect, "statement": d.statement}
                           for (p, pre, a), d in self.matrix.cells.items()],
                 "broad": [str(g) for g in self.broad], "exempt": dict(self.exempt),
-                "unused": [u.reason for u in self.unused], "notes": list(self.notes)}
+                "unused": [u.reason for u in self.unused], "notes": list(self.notes),
+                "signers": list(self.signers)}
 
 
 def kit_contractor_role(ctx: CheckContext, name: str) -> bool:
