@@ -4,7 +4,8 @@ One trail proves its own lines (:mod:`securepipe.audit.chain`); a history must a
 no *whole* trail was dropped, replaced by another genuine trail, or reordered. So, as in
 CloudTrail's log file integrity validation (digest files: SHA-256 of each delivered log file,
 each digest naming the previous digest, signed with a key only CloudTrail holds; CloudTrail
-User Guide, "Validating CloudTrail log file integrity"):
+User Guide, "CloudTrail digest file structure":
+https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-digest-file-structure.html):
 
 * each trail's header names ``previous``, the head digest of the trail shipped before it;
 * :meth:`TrailLedger.seal` writes a *digest index* (normally once a day, under
@@ -13,7 +14,8 @@ User Guide, "Validating CloudTrail log file integrity"):
   count), naming the previous digest's SHA-256, and signed with the same KMS asymmetric key; it
   is written only if absent (``If-None-Match: *``) and under Object Lock;
 * the audit bucket has a default Object Lock retention (:func:`apply_default_retention`), so
-  every put there, a planted one included, is locked.
+  every put there, a planted one included, is locked ("the rule ... will be applied by default
+  to every new object placed in the specified bucket", PutObjectLockConfiguration).
 
 :func:`read_history` reads every *version* and delete marker under the trail and digest prefixes
 (ListObjectVersions), so a delete marker hides nothing and is itself reported;
