@@ -22,6 +22,7 @@ from securepipe.errors import InvalidParameterError
 from securepipe.ids import (
     describe_value,
     validate_bucket_name,
+    validate_kms_key_arn,
 )
 from securepipe.policy import Decision, Policy, Request, evaluate
 
@@ -164,6 +165,30 @@ class AccessMatrix:
         if principal not in self.principals or action not in self.actions:
             raise InvalidParameterError(f"unknown principal or action: {principal!r}, {action!r}")
         return [pre for pre in self.prefixes if self.cells[(principal, pre, action)].allowed]
+
+
+def key_users(principals: Sequence[Principal], key_arn: str, action: str = "kms:Sign"
+              ) -> dict[str, Decision]:
+    """The principals allowed ``action`` on the KMS key ``key_arn`` (their identity and session
+    policies, evaluated with :func:`securepipe.policy.evaluate`), with the deciding statement.
+
+    Key policies and grants are not modelled: this answers "which identity policies let it".
+    """
+    key_arn = validate_kms_key_arn(key_arn)
+    found: dict[str, Decision] = {}
+    for principal in principals:
+        if not isinstance(principal, Principal):
+            raise InvalidParameterError("principals must be Principal objects")
+        context: dict[str, Any] = {"aws:SecureTransport": "true"}
+        if principal.arn:
+            context["aws:PrincipalArn"] = principal.arn
+        decision = evaluate(Request(action, key_arn, principal.arn, context),
+                            identity=list(principal.identity),
+                            session=list(principal.session) if principal.session is not None
+                            else None)
+        if decision.allowed:
+            found[principal.name] = decision
+    return found
 
 
 def _request(principal: Principal, bucket_arn: str, prefix: str, action: str) -> Request:

@@ -1,25 +1,29 @@
-"""A tamper-evident audit trail: hash-chained JSON lines, HMAC checkpoints, Object Lock.
+"""A tamper-evident audit trail: hash-chained JSON lines, checkpoints signed with a KMS key.
 
 A plain log file can be edited after the fact. Here every line carries ``seq`` (its position)
 and ``prev``, the SHA-256 of the previous line's bytes, so removing, inserting, reordering or
 editing a line breaks the chain where it happened. Hashes alone can be recomputed by whoever
-edits the file, so every ``checkpoint_every`` records, and when the trail is closed, a
-*checkpoint* line carries an HMAC-SHA256 over itself, and so over ``prev``, the chain head: only
-the holder of the HMAC key can write one, and the final checkpoint's record count makes
-truncation visible.
+edits the file, so the header, every ``checkpoint_every`` records, and the final *seal* written
+at close carry an ECDSA P-256 signature made by KMS ``Sign`` with an asymmetric key
+(``SIGN_VERIFY``) over the line, and so over ``prev``, the chain head. Only a principal allowed
+``kms:Sign`` on that key can write a checkpoint; a verifier needs only the public key
+(:class:`securepipe.encryption.signing.PublicKeyVerifier`, fetched once with
+``kms:GetPublicKey`` or pinned as PEM) and holds nothing that could sign. The seal's record count
+makes truncation visible, and the header names ``previous``, the head digest of the trail
+shipped before it, so trails chain into one history (:mod:`securepipe.audit.ledger` ships them
+with signed daily digest indexes, as CloudTrail's log file integrity validation does).
 
-The HMAC key is a KMS data key (``GenerateDataKey`` on the customer-managed key, with an
-encryption context naming the trail). The trail's header stores only the *encrypted* data key;
-the verifier calls KMS ``Decrypt`` with the same context to get the key back, so verifying is an
-auditable KMS call, and a header moved to another trail (another context) does not decrypt.
-Only the standard library's ``hmac`` and ``hashlib`` are used: no home-made cryptography. This
-is the same design as CloudTrail's own log file integrity validation (digest files that chain
-to the previous digest and are signed), scaled down.
+Every signed message starts with a domain tag (:data:`SIGNED_LINE_TAG`), so a signature the same
+key made for something else (a digest index, an erasure receipt) is never taken for a line's.
 
 :func:`verify_trail` reports OK, or the *first* line that breaks, with its index and a reason:
 any single-line edit, deletion, insertion, reordering, and any truncation is detected and
-located. (A forger who rewrites many lines is detected too, at the first checkpoint whose MAC
-no longer matches; which of the lines before it changed cannot then be told.)
+located. (A forger who rewrites many lines is detected too, at the first checkpoint whose
+signature no longer matches; which of the lines before it changed cannot then be told.)
+
+Format 1 (HMAC-SHA256 checkpoints under a KMS data key) is still *verified*, read-only: its
+result says :data:`SCHEME_HMAC`, because whoever may decrypt that data key to verify can also
+forge a trail. No new format-1 trail is written.
 
 :func:`ship_to_bucket` writes a closed trail to the audit bucket with an Object Lock retention
 date; S3 (and moto) refuses to delete that object version before the date.
@@ -34,7 +38,7 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
@@ -50,19 +54,35 @@ from securepipe.audit.records import (
     validate_fields,
 )
 from securepipe.encryption.hardening import sse_kms_put_args
-from securepipe.errors import InvalidParameterError, SecurePipeError
+from securepipe.encryption.signing import KmsSigner, PublicKeyVerifier
+from securepipe.errors import InvalidParameterError, SecurePipeError, SignatureError
 
-TRAIL_FORMAT = 1
+#: The format new trails are written in (signed checkpoints); format 1 (HMAC) is read-only.
+TRAIL_FORMAT = 2
+LEGACY_HMAC_FORMAT = 1
 DEFAULT_CHECKPOINT_EVERY = 100
-_ZERO = "0" * 64
-_HEADER_KEYS = frozenset({"type", "trail", "seq", "prev", "version", "created", "key_arn",
-                          "data_key", "context", "checkpoint_every", "mac"})
+#: ``previous`` of the first trail in a history, and ``prev`` of every header.
+GENESIS = "0" * 64
+_ZERO = GENESIS
+#: The verification scheme a result reports: signatures checked with a public key...
+SCHEME_SIGNED = "ecdsa-p256 signature (verifier cannot forge)"
+#: ...or the legacy format-1 HMAC, which anyone able to verify could also have written.
+SCHEME_HMAC = "hmac (verifier can forge)"
+#: Prefix of every message a trail line's signature covers (domain separation).
+SIGNED_LINE_TAG = b"securepipe:audit-trail-line:v2\n"
+_V1_HEADER_KEYS = frozenset({"type", "trail", "seq", "prev", "version", "created", "key_arn",
+                             "data_key", "context", "checkpoint_every", "mac"})
+_V2_HEADER_KEYS = frozenset({"type", "trail", "seq", "prev", "version", "created", "key_arn",
+                             "checkpoint_every", "previous", "sig"})
 _RECORD_KEYS = frozenset({"type", "trail", "seq", "prev", "record"})
-_CHECKPOINT_KEYS = frozenset({"type", "trail", "seq", "prev", "records", "final", "time", "mac"})
+_V1_CHECKPOINT_KEYS = frozenset({"type", "trail", "seq", "prev", "records", "final", "time",
+                                 "mac"})
+_V2_CHECKPOINT_KEYS = frozenset({"type", "trail", "seq", "prev", "records", "final", "time",
+                                 "sig"})
 
 
 def encryption_context(trail: str) -> dict[str, str]:
-    """The KMS encryption context that binds a trail's HMAC data key to the trail's name."""
+    """The KMS encryption context that bound a format-1 trail's HMAC data key to its name."""
     return {"securepipe:trail": trail, "securepipe:use": "audit-trail-hmac"}
 
 
@@ -71,61 +91,90 @@ def _mac(key: bytes, body: Mapping[str, Any]) -> str:
     return hmac.new(key, canonical_json(unsigned).encode("ascii"), hashlib.sha256).hexdigest()
 
 
+def signed_message(body: Mapping[str, Any]) -> bytes:
+    """The bytes a line's ``sig`` covers: the domain tag and the line's canonical JSON without
+    ``sig``."""
+    unsigned = {k: v for k, v in body.items() if k != "sig"}
+    return SIGNED_LINE_TAG + canonical_json(unsigned).encode("ascii")
+
+
 def _hash(line: str) -> str:
     return hashlib.sha256(line.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def line_digest(line: str | bytes) -> str:
+    """SHA-256 (hex) of one trail line, as the next line's ``prev`` (and a trail's head) names
+    it."""
+    return _hash(_as_text(line))
+
+
+def _is_digest(value: object) -> bool:
+    return (isinstance(value, str) and len(value) == 64
+            and all(c in "0123456789abcdef" for c in value))
+
+
 class AuditTrail:
-    """Writer for one hash-chained, checkpointed trail (JSON lines).
+    """Writer for one hash-chained trail (JSON lines) with KMS-signed checkpoints.
 
-    Creating one calls KMS ``GenerateDataKey`` once:
-    https://docs.aws.amazon.com/kms/latest/APIReference/API_GenerateDataKey.html
+    Creating one signs its header (one KMS ``Sign`` call); so does every checkpoint and the
+    seal: https://docs.aws.amazon.com/kms/latest/APIReference/API_Sign.html
 
-    :param session: boto3 session allowed ``kms:GenerateDataKey`` on ``key_arn``.
-    :param key_arn: the customer-managed KMS key.
-    :param name: the trail's name (goes into the encryption context and every line).
-    :param checkpoint_every: records between two HMAC checkpoints.
+    :param session: boto3 session allowed ``kms:Sign`` on ``key_arn`` (the writer's role only).
+    :param key_arn: the asymmetric ``SIGN_VERIFY`` key (``ECC_NIST_P256``); never the data key.
+    :param name: the trail's name (goes into every line).
+    :param previous: the head digest of the trail shipped before this one
+        (:attr:`VerifyResult.head`), or :data:`GENESIS` for the first trail of a history.
+    :param checkpoint_every: records between two signed checkpoints.
     :param sink: optional text stream each line is written to as it is made (plus ``\\n``).
-
-    The plaintext data key stays in this object's memory until :meth:`close`; Python cannot
-    promise to wipe it, so keep writers short-lived.
     """
 
     def __init__(self, session: boto3.Session, key_arn: str, name: str, *,
+                 previous: str = GENESIS,
                  checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
                  sink: TextIO | None = None) -> None:
         if not isinstance(name, str) or not name or len(name) > 256:
             raise InvalidParameterError(f"invalid trail name {name!r}")
         if not isinstance(checkpoint_every, int) or not 1 <= checkpoint_every <= 1_000_000:
             raise InvalidParameterError("checkpoint_every must be an int in [1, 1000000]")
+        if not _is_digest(previous):
+            raise InvalidParameterError("previous must be a SHA-256 hex digest (or GENESIS)")
         self.name = name
+        self.key_arn = key_arn
+        self.previous = previous
         self.checkpoint_every = checkpoint_every
+        self._signer: KmsSigner | None = KmsSigner(session, key_arn)
         self._sink = sink
         self._lock = threading.Lock()
-        context = encryption_context(name)
-        out = session.client("kms").generate_data_key(
-            KeyId=key_arn, KeySpec="AES_256", EncryptionContext=context)
-        self._key: bytes | None = bytes(out["Plaintext"])
-        header = {
-            "type": "header", "trail": name, "seq": 0, "prev": _ZERO, "version": TRAIL_FORMAT,
-            "created": utc_iso(clock.now()), "key_arn": str(out["KeyId"]),
-            "data_key": base64.b64encode(out["CiphertextBlob"]).decode("ascii"),
-            "context": context, "checkpoint_every": checkpoint_every,
-        }
         self._lines: list[str] = []
         self._records = 0
         self._since_checkpoint = 0
-        self._emit({**header, "mac": _mac(self._key, header)})
+        self._emit_signed({
+            "type": "header", "trail": name, "seq": 0, "prev": _ZERO, "version": TRAIL_FORMAT,
+            "created": utc_iso(clock.now()), "key_arn": key_arn,
+            "checkpoint_every": checkpoint_every, "previous": previous,
+        })
 
     @property
     def closed(self) -> bool:
-        return self._key is None
+        return self._signer is None
 
     @property
     def lines(self) -> list[str]:
         """Every line so far (header, records, checkpoints), without newlines."""
         with self._lock:
             return list(self._lines)
+
+    @property
+    def records(self) -> int:
+        """How many records were chained so far."""
+        with self._lock:
+            return self._records
+
+    @property
+    def head(self) -> str:
+        """SHA-256 of the last line so far; once closed, the digest the next trail names."""
+        with self._lock:
+            return _hash(self._lines[-1])
 
     def append(self, record: AuditRecord | Mapping[str, Any]) -> str:
         """Chain one audit record (an :class:`AuditRecord` or a dict of JSON values)."""
@@ -135,15 +184,15 @@ class AuditTrail:
         body, dropped = validate_fields(raw)
         if dropped:
             body["dropped_fields"] = dropped
-        return self._append_body(body)
+        return self.append_fields(body)
 
-    def _append_body(self, body: dict[str, Any]) -> str:
+    def append_fields(self, body: Mapping[str, Any]) -> str:
         """Chain a record body that has already been validated (by the JSON formatter)."""
         with self._lock:
-            if self._key is None:
+            if self._signer is None:
                 raise SecurePipeError(f"trail {self.name!r} is closed")
             line = self._emit({"type": "record", "trail": self.name, "seq": len(self._lines),
-                               "prev": _hash(self._lines[-1]), "record": body})
+                               "prev": _hash(self._lines[-1]), "record": dict(body)})
             self._records += 1
             self._since_checkpoint += 1
             if self._since_checkpoint >= self.checkpoint_every:
@@ -151,11 +200,11 @@ class AuditTrail:
             return line
 
     def close(self) -> list[str]:
-        """Write the final checkpoint, forget the data key and return every line."""
+        """Write the signed seal (final checkpoint) and return every line."""
         with self._lock:
-            if self._key is not None:
+            if self._signer is not None:
                 self._checkpoint(final=True)
-                self._key = None
+                self._signer = None
             return list(self._lines)
 
     def __enter__(self) -> AuditTrail:
@@ -165,12 +214,15 @@ class AuditTrail:
         self.close()
 
     def _checkpoint(self, *, final: bool) -> None:
-        assert self._key is not None
-        body = {"type": "checkpoint", "trail": self.name, "seq": len(self._lines),
-                "prev": _hash(self._lines[-1]), "records": self._records, "final": final,
-                "time": utc_iso(clock.now())}
-        self._emit({**body, "mac": _mac(self._key, body)})
+        self._emit_signed({"type": "checkpoint", "trail": self.name, "seq": len(self._lines),
+                           "prev": _hash(self._lines[-1]), "records": self._records,
+                           "final": final, "time": utc_iso(clock.now())})
         self._since_checkpoint = 0
+
+    def _emit_signed(self, body: dict[str, Any]) -> str:
+        assert self._signer is not None
+        sig = self._signer.sign(signed_message(body))
+        return self._emit({**body, "sig": base64.b64encode(sig).decode("ascii")})
 
     def _emit(self, obj: Mapping[str, Any]) -> str:
         line = canonical_json(obj)
@@ -193,7 +245,7 @@ class TrailHandler(logging.Handler):
         try:
             formatter = self.formatter if isinstance(self.formatter, JsonAuditFormatter) else (
                 self._fields)
-            self.trail._append_body(formatter.audit_fields(record))
+            self.trail.append_fields(formatter.audit_fields(record))
         except Exception:
             self.handleError(record)
 
@@ -203,7 +255,12 @@ class TrailHandler(logging.Handler):
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """Outcome of :func:`verify_trail`: ``ok``, or the index of the first line that breaks."""
+    """Outcome of :func:`verify_trail`: ``ok``, or the index of the first line that breaks.
+
+    ``scheme`` says what an OK means: :data:`SCHEME_SIGNED`, or :data:`SCHEME_HMAC` for a
+    legacy format-1 trail (which its verifier could have forged). ``head`` is the SHA-256 of
+    the last line and ``previous`` the digest the header names (format 2 only).
+    """
 
     ok: bool
     index: int | None
@@ -211,9 +268,17 @@ class VerifyResult:
     records: int
     checkpoints: int
     trail: str | None = None
+    scheme: str = SCHEME_SIGNED
+    head: str | None = None
+    previous: str | None = None
 
     def __bool__(self) -> bool:
         return self.ok
+
+    @property
+    def weaker(self) -> bool:
+        """True for a legacy HMAC trail: it verifies, but whoever verifies it could forge it."""
+        return self.scheme == SCHEME_HMAC
 
 
 @dataclass
@@ -223,7 +288,8 @@ class _Line:
     problem: str | None
 
 
-def _parse(text: str) -> _Line:
+def _parse(text: str, header_keys: frozenset[str], checkpoint_keys: frozenset[str],
+           seal: str) -> _Line:
     try:
         obj = json.loads(text)
     except ValueError:
@@ -231,7 +297,7 @@ def _parse(text: str) -> _Line:
     if not isinstance(obj, dict):
         return _Line(text, None, "not a JSON object")
     kind = obj.get("type")
-    keys = {"header": _HEADER_KEYS, "record": _RECORD_KEYS, "checkpoint": _CHECKPOINT_KEYS}.get(
+    keys = {"header": header_keys, "record": _RECORD_KEYS, "checkpoint": checkpoint_keys}.get(
         kind if isinstance(kind, str) else "")
     if keys is None:
         return _Line(text, None, f"unknown line type {kind!r}")
@@ -244,8 +310,12 @@ def _parse(text: str) -> _Line:
         return _Line(text, None, "record line without a record object")
     if kind == "checkpoint" and (not isinstance(obj["records"], int)
                                  or not isinstance(obj["final"], bool)
-                                 or not isinstance(obj["mac"], str)):
+                                 or not isinstance(obj[seal], str)):
         return _Line(text, None, "checkpoint line with malformed fields")
+    if kind == "record":
+        # A record line is covered byte for byte by the next line's prev: any re-writing breaks
+        # the chain there, so the (costly) canonical-form check is kept for signed lines.
+        return _Line(text, obj, None)
     try:
         canonical = canonical_json(obj)
     except ValueError:
@@ -263,65 +333,172 @@ def _as_text(line: str | bytes) -> str:
     return line[:-1] if line.endswith("\n") else line
 
 
+def _signature_ok(verifier: PublicKeyVerifier, obj: Mapping[str, Any]) -> bool:
+    sig = obj.get("sig")
+    if not isinstance(sig, str):
+        return False
+    try:
+        verifier.verify(signed_message(obj), base64.b64decode(sig, validate=True))
+    except (SignatureError, ValueError):
+        return False
+    return True
+
+
+def _header_version(text: str) -> object:
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    return obj.get("version") if isinstance(obj, dict) else None
+
+
 def verify_trail(
-    lines: Iterable[str | bytes], session: boto3.Session, *, name: str | None = None,
-    key_arn: str | None = None,
+    lines: Iterable[str | bytes], verifier: PublicKeyVerifier | boto3.Session, *,
+    name: str | None = None, key_arn: str | None = None, session: boto3.Session | None = None,
 ) -> VerifyResult:
     """Check a trail line by line; report OK or the first line that breaks and why.
 
-    Calls KMS ``Decrypt`` once, for the header's data key, with the trail's encryption context:
-    https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html
+    A format-2 trail is checked offline with ``verifier``'s public key (no KMS call at all);
+    pass a :class:`~securepipe.encryption.signing.PublicKeyVerifier` pinned to the signing key
+    ARN, or a boto3 session plus ``key_arn`` to fetch it once with ``kms:GetPublicKey``
+    (https://docs.aws.amazon.com/kms/latest/APIReference/API_GetPublicKey.html). A header
+    naming another key than the pinned one is refused.
+
+    A legacy format-1 trail needs a session (``session=`` or ``verifier``) to KMS ``Decrypt``
+    its HMAC data key, and its result says :data:`SCHEME_HMAC`.
 
     :param name: expected trail name (a whole trail swapped for another one is refused).
     :param key_arn: expected KMS key; pin it, or a forger could write a whole new trail under a
         key of their own.
     :returns: a :class:`VerifyResult`; ``index`` is the 0-based line index. A truncated trail
-        reports ``index == len(lines)``: the position where the final checkpoint is missing.
+        reports ``index == len(lines)``: the position where the seal is missing.
     """
     texts = [_as_text(line) for line in lines]
-    n = len(texts)
-    if n == 0:
+    if not texts:
         return VerifyResult(False, 0, "empty trail: the header is missing", 0, 0)
-    parsed = [_parse(t) for t in texts]
-    hashes = [_hash(t) for t in texts]
+    version = _header_version(texts[0])
+    if isinstance(verifier, PublicKeyVerifier):
+        pinned: PublicKeyVerifier | None = verifier
+        if key_arn is not None and key_arn != verifier.key_arn:
+            raise InvalidParameterError("key_arn differs from the verifier's pinned key")
+        key_arn = verifier.key_arn
+    elif hasattr(verifier, "client"):
+        pinned, session = None, verifier
+    else:
+        raise InvalidParameterError("verifier must be a PublicKeyVerifier or a boto3.Session")
+    if version == LEGACY_HMAC_FORMAT:
+        if session is None:
+            return VerifyResult(False, 0, "a format-1 (HMAC) trail needs a session with "
+                                "kms:Decrypt to verify (and whoever can, could forge it)", 0, 0,
+                                scheme=SCHEME_HMAC)
+        return _verify_v1(texts, session, name=name, key_arn=key_arn)
+    if pinned is None:
+        if key_arn is None:
+            return VerifyResult(False, 0, "no signing key pinned: pass key_arn (or a "
+                                "PublicKeyVerifier), or anyone's key would do", 0, 0)
+        assert session is not None
+        try:
+            pinned = PublicKeyVerifier.from_kms(session, key_arn)
+        except (ClientError, SignatureError, InvalidParameterError) as exc:
+            return VerifyResult(False, 0, f"the pinned key's public key could not be fetched "
+                                f"({_short(exc)})", 0, 0)
+    return _verify_v2(texts, pinned, name=name)
+
+
+def _verify_v2(texts: list[str], verifier: PublicKeyVerifier, *, name: str | None
+               ) -> VerifyResult:
+    parsed = [_parse(t, _V2_HEADER_KEYS, _V2_CHECKPOINT_KEYS, "sig") for t in texts]
+    head = parsed[0]
+    if head.obj is None:
+        return VerifyResult(False, 0, f"header: {head.problem}", 0, 0)
+    obj = head.obj
+    if obj["type"] != "header":
+        return VerifyResult(False, 0, "the first line is not the trail header", 0, 0)
+    trail = obj["trail"]
+    if name is not None and trail != name:
+        return VerifyResult(False, 0, f"header names trail {trail!r}, expected {name!r}", 0, 0,
+                            trail)
+    if obj["key_arn"] != verifier.key_arn:
+        return VerifyResult(False, 0, "header names another signing key than the pinned one",
+                            0, 0, trail)
+    if obj["seq"] != 0 or obj["prev"] != _ZERO or obj["version"] != TRAIL_FORMAT:
+        return VerifyResult(False, 0, "header has a wrong seq, prev or format version", 0, 0,
+                            trail)
+    every = obj["checkpoint_every"]
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        return VerifyResult(False, 0, "header has a malformed checkpoint interval", 0, 0, trail)
+    if not _is_digest(obj["previous"]):
+        return VerifyResult(False, 0, "header has a malformed previous-trail digest", 0, 0,
+                            trail)
+    if not _signature_ok(verifier, obj):
+        return VerifyResult(False, 0, "header signature does not verify with the pinned key "
+                            "(the header was edited, or signed by another key)", 0, 0, trail)
+    result = _walk(texts, parsed, trail, every, lambda o: _signature_ok(verifier, o),
+                   "checkpoint signature does not verify (forged, edited, or another key's)")
+    return VerifyResult(result.ok, result.index, result.reason, result.records,
+                        result.checkpoints, trail, SCHEME_SIGNED,
+                        _hash(texts[-1]) if result.ok else None, obj["previous"])
+
+
+def _verify_v1(texts: list[str], session: boto3.Session, *, name: str | None,
+               key_arn: str | None) -> VerifyResult:
+    """Format 1: HMAC checkpoints under a KMS data key (KMS Decrypt once, read-only)."""
+    parsed = [_parse(t, _V1_HEADER_KEYS, _V1_CHECKPOINT_KEYS, "mac") for t in texts]
     head = parsed[0]
 
-    def fail(index: int, reason: str, records: int = 0, checkpoints: int = 0) -> VerifyResult:
+    def fail(reason: str) -> VerifyResult:
         trail = head.obj["trail"] if head.obj else None
-        return VerifyResult(False, index, reason, records, checkpoints, trail)
+        return VerifyResult(False, 0, reason, 0, 0, trail, SCHEME_HMAC)
 
     if head.obj is None:
-        return fail(0, f"header: {head.problem}")
-    if head.obj["type"] != "header":
-        return fail(0, "the first line is not the trail header")
-    trail = head.obj["trail"]
+        return fail(f"header: {head.problem}")
+    obj = head.obj
+    if obj["type"] != "header":
+        return fail("the first line is not the trail header")
+    trail = obj["trail"]
     if name is not None and trail != name:
-        return fail(0, f"header names trail {trail!r}, expected {name!r}")
-    if key_arn is not None and head.obj["key_arn"] != key_arn:
-        return fail(0, "header names another KMS key than the expected one")
-    if head.obj["seq"] != 0 or head.obj["prev"] != _ZERO or head.obj["version"] != TRAIL_FORMAT:
-        return fail(0, "header has a wrong seq, prev or format version")
-    if head.obj["context"] != encryption_context(trail):
-        return fail(0, "header's encryption context does not name this trail")
-    every = head.obj["checkpoint_every"]
+        return fail(f"header names trail {trail!r}, expected {name!r}")
+    if key_arn is not None and obj["key_arn"] != key_arn:
+        return fail("header names another KMS key than the expected one")
+    if obj["seq"] != 0 or obj["prev"] != _ZERO or obj["version"] != LEGACY_HMAC_FORMAT:
+        return fail("header has a wrong seq, prev or format version")
+    if obj["context"] != encryption_context(trail):
+        return fail("header's encryption context does not name this trail")
+    every = obj["checkpoint_every"]
     if not isinstance(every, int) or every < 1:
-        return fail(0, "header has a malformed checkpoint interval")
+        return fail("header has a malformed checkpoint interval")
     try:
-        blob = base64.b64decode(head.obj["data_key"], validate=True)
+        blob = base64.b64decode(obj["data_key"], validate=True)
         key = session.client("kms").decrypt(
-            CiphertextBlob=blob, KeyId=head.obj["key_arn"],
+            CiphertextBlob=blob, KeyId=obj["key_arn"],
             EncryptionContext=encryption_context(trail))["Plaintext"]
     except (ClientError, ValueError, TypeError) as exc:
-        return fail(0, f"header: the data key could not be decrypted ({_short(exc)})")
-    if not hmac.compare_digest(_mac(key, head.obj), str(head.obj["mac"])):
-        return fail(0, "header MAC does not verify (the header was edited)")
+        return fail(f"header: the data key could not be decrypted ({_short(exc)})")
+    if not hmac.compare_digest(_mac(key, obj), str(obj["mac"])):
+        return fail("header MAC does not verify (the header was edited)")
+    result = _walk(texts, parsed, trail, every,
+                   lambda o: hmac.compare_digest(_mac(key, o), o["mac"]),
+                   "checkpoint MAC does not verify (forged or edited checkpoint)")
+    return VerifyResult(result.ok, result.index, result.reason, result.records,
+                        result.checkpoints, trail, SCHEME_HMAC,
+                        _hash(texts[-1]) if result.ok else None)
+
+
+def _walk(texts: list[str], parsed: list[_Line], trail: str, every: int,
+          genuine: Callable[[dict[str, Any]], bool], forged: str) -> VerifyResult:
+    """The chain walk shared by both formats: seq, prev, checkpoint counts and the seal."""
+    n = len(texts)
+    hashes = [_hash(t) for t in texts]
+
+    def fail(index: int, reason: str, records: int, checkpoints: int) -> VerifyResult:
+        return VerifyResult(False, index, reason, records, checkpoints, trail)
 
     def genuine_checkpoint(i: int) -> bool:
         if not 0 < i < n:
             return False
         obj = parsed[i].obj
         return (obj is not None and obj["type"] == "checkpoint" and obj["trail"] == trail
-                and hmac.compare_digest(_mac(key, obj), obj["mac"]))
+                and genuine(obj))
 
     def seq_of(i: int) -> int | None:
         obj = parsed[i].obj if 0 <= i < n else None
@@ -362,8 +539,7 @@ def verify_trail(
     for k in range(1, n):
         line = parsed[k]
         if final_at is not None:
-            return fail(k, "line after the final checkpoint (appended after close)", records,
-                        checkpoints)
+            return fail(k, "line after the seal (appended after close)", records, checkpoints)
         if line.obj is None:
             return fail(k, str(line.problem), records, checkpoints)
         obj = line.obj
@@ -372,8 +548,7 @@ def verify_trail(
         if obj["trail"] != trail:
             return fail(k, f"line belongs to trail {obj['trail']!r}", records, checkpoints)
         if obj["type"] == "checkpoint" and not genuine_checkpoint(k):
-            return fail(k, "checkpoint MAC does not verify (forged or edited checkpoint)",
-                        records, checkpoints)
+            return fail(k, forged, records, checkpoints)
         if obj["seq"] != k or obj["prev"] != hashes[k - 1]:
             index, reason = locate(k)
             return fail(index, reason, records, checkpoints)
@@ -391,7 +566,7 @@ def verify_trail(
         if obj["final"]:
             final_at = k
     if final_at is None:
-        return fail(n, "no final checkpoint: the trail was truncated (or never closed)", records,
+        return fail(n, "no seal: the trail was truncated (or never closed)", records,
                     checkpoints)
     return VerifyResult(True, None, "ok", records, checkpoints, trail)
 
@@ -400,7 +575,7 @@ def _short(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         return f"{err.get('Code', 'error')}: {err.get('Message', '')}".rstrip(": ")
-    return type(exc).__name__
+    return str(exc) or type(exc).__name__
 
 
 # -- shipping ----------------------------------------------------------------------------------

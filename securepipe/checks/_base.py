@@ -221,6 +221,8 @@ class CheckConfig:
         data buckets; ``audit``: where trails are shipped) and expected KMS keys.
     :param key_arns: the customer-managed keys (rotation, key policy).
     :param audit_prefix: where shipped trails live in the audit bucket.
+    :param signing_key_arn: the asymmetric key that signs the audit trails and their digests
+        (``alias/securepipe-signing``); verifiers pin it.
     :param contractor_roles: role names to treat as contractor roles (``None``: discover them by
         name or tag, see :mod:`securepipe.checks.identity`).
     :param contractor_users: extra IAM user names to treat as contractor identities.
@@ -242,6 +244,7 @@ class CheckConfig:
     buckets: tuple[Bucket, ...] = ()
     key_arns: tuple[str, ...] = ()
     audit_prefix: str = "trails/"
+    signing_key_arn: str | None = None
     contractor_roles: tuple[str, ...] | None = None
     contractor_users: tuple[str, ...] = ()
     max_session_s: int = 3600
@@ -321,7 +324,8 @@ class CheckConfig:
         (:func:`securepipe.sandbox.account.bucket_name`); keys are the targets of the aliases
         ``alias/securepipe-data`` and ``alias/securepipe-archive``, else the customer-managed
         keys the buckets' default encryption names. The archive bucket is expected to use the
-        archive key, every other bucket the data key. Wraps STS GetCallerIdentity, S3
+        archive key, every other bucket the data key; the audit signing key is the target of
+        ``alias/securepipe-signing``. Wraps STS GetCallerIdentity, S3
         ListBuckets (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListBuckets.html) and
         KMS ListAliases/DescribeKey
         (https://docs.aws.amazon.com/kms/latest/APIReference/API_ListAliases.html); what cannot
@@ -343,13 +347,16 @@ class CheckConfig:
                     found.setdefault(match.group(1), b["Name"])
         except EVALUATION_ERRORS as exc:
             notes.append(f"buckets not listed ({could_not_evaluate(exc)})")
-        data_key = archive_key = None
+        data_key = archive_key = signing_key = None
         try:
             kms = session.client("kms")
             for page in kms.get_paginator("list_aliases").paginate():
                 for alias in page.get("Aliases", []):
                     if "TargetKeyId" not in alias:
                         continue
+                    if alias["AliasName"] == "alias/securepipe-signing":
+                        signing_key = str(kms.describe_key(KeyId=alias["TargetKeyId"])[
+                            "KeyMetadata"]["Arn"])
                     if alias["AliasName"] in ("alias/securepipe-data", "alias/securepipe-archive"):
                         arn = kms.describe_key(KeyId=alias["TargetKeyId"])["KeyMetadata"]["Arn"]
                         if alias["AliasName"].endswith("-data"):
@@ -371,8 +378,12 @@ class CheckConfig:
         keys = tuple(k for k in dict.fromkeys((data_key, archive_key)) if k)
         if not keys:
             notes.append("no customer-managed key found (alias/securepipe-data)")
-        labels = {k: v for k, v in ((data_key, "data key"), (archive_key, "archive key")) if k}
-        base = cls(buckets=buckets, key_arns=keys, labels=labels, notes=tuple(notes))
+        labels = {k: v for k, v in ((data_key, "data key"), (archive_key, "archive key"),
+                                    (signing_key, "signing key")) if k}
+        if signing_key is None:
+            notes.append("no audit signing key found (alias/securepipe-signing)")
+        base = cls(buckets=buckets, key_arns=keys, labels=labels, notes=tuple(notes),
+                   signing_key_arn=signing_key)
         return replace(base, **overrides) if overrides else base
 
 

@@ -1,21 +1,19 @@
-"""Audit checks (step 3): reads are logged, bulk reads alarm, and the shipped trail verifies.
+"""Audit checks (step 3): reads are logged, bulk reads alarm, and the shipped history verifies.
 
 The first two reuse :func:`securepipe.audit.monitoring.inspect_monitoring` (computed once per run);
-the third reads every shipped trail back from the audit bucket and runs
-:func:`securepipe.audit.chain.verify_trail` on it, pinned to the customer-managed keys.
+the third reads every version under the audit bucket's trail and digest prefixes and runs
+:func:`securepipe.audit.ledger.verify_history` on them, offline with the signing key's public
+key, and reads the bucket's default Object Lock retention.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from securepipe.audit.chain import read_shipped, verify_trail
+from securepipe.audit.ledger import DIGEST_PREFIX, default_retention, verify_bucket
 from securepipe.audit.monitoring import MonitoringFinding, inspect_monitoring
-from securepipe.checks._base import Check, CheckContext, ResourceResult, per_resource
+from securepipe.checks._base import Check, CheckContext, ResourceResult
 from securepipe.errors import SecurePipeError
-
-_MAX_TRAILS = 50
 
 
 def monitoring_findings(ctx: CheckContext) -> list[MonitoringFinding]:
@@ -37,59 +35,44 @@ def _from_monitoring(controls: tuple[str, ...]) -> Any:
 
 
 def _trails(ctx: CheckContext) -> list[ResourceResult]:
-    """ListObjectsV2 under the audit prefix, GetObject per trail (latest version), KMS Decrypt
-    in :func:`~securepipe.audit.chain.verify_trail`, HeadObject for the Object Lock state
-    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html)."""
+    """GetObjectLockConfiguration on the audit bucket; ListObjectVersions and GetObject per
+    version under the trail and digest prefixes, verified offline (one KMS GetPublicKey):
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html"""
     audit = ctx.config.bucket("audit")
     if audit is None:
         raise SecurePipeError("no audit bucket is known")
-    if not ctx.config.key_arns:
-        raise SecurePipeError("no customer-managed key is known to pin the trails to")
-    s3 = ctx.client("s3")
+    key = ctx.config.signing_key_arn
+    if key is None:
+        raise SecurePipeError("no audit signing key is known (alias/securepipe-signing) to pin "
+                              "the trails to")
+    results: list[ResourceResult] = []
+    rule = default_retention(ctx.session, audit.name)
+    if rule is None:
+        results.append(ResourceResult(audit.name, "fail", "no default Object Lock retention: a "
+                                      "plain PutObject into the audit bucket is not locked"))
+    else:
+        span = f"{rule.get('Days') or rule.get('Years')} {'days' if rule.get('Days') else 'years'}"
+        results.append(ResourceResult(audit.name, "pass", f"default retention {rule['Mode']} "
+                                      f"{span}: every put is locked"))
     prefix = ctx.config.audit_prefix
-    objects = [o for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=audit.name, Prefix=prefix) for o in page.get("Contents", [])]
-    if not objects:
-        return [ResourceResult(audit.name, "fail", f"no shipped trail under s3://{audit.name}/"
-                               f"{prefix}: accesses are not recorded tamper-evidently")]
-    objects.sort(key=lambda o: o["LastModified"], reverse=True)
-    keys = set(ctx.config.key_arns)
-    now = ctx.now()
-
-    def one(obj: dict[str, Any]) -> ResourceResult:
-        key = obj["Key"]
-        name = f"s3://{audit.name}/{key}"
-        lines = read_shipped(ctx.session, audit.name, key)
-        try:
-            header = json.loads(lines[0]) if lines else {}
-        except ValueError:
-            header = {}
-        key_arn = header.get("key_arn") if isinstance(header, dict) else None
-        if key_arn is None:
-            broken = verify_trail(lines, ctx.session)
-            return ResourceResult(name, "fail", f"does not verify: line {broken.index}: "
-                                  f"{broken.reason}")
-        if key_arn not in keys:
-            return ResourceResult(name, "fail", f"its header names key {key_arn}, not one of "
-                                  "the customer keys: anyone could have written it under a key "
-                                  "of their own")
-        result = verify_trail(lines, ctx.session, key_arn=key_arn)
-        if not result.ok:
-            return ResourceResult(name, "fail", f"tampered: line {result.index}: {result.reason}")
-        head = s3.head_object(Bucket=audit.name, Key=key)
-        mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
-        if not mode or until is None or until <= now:
-            return ResourceResult(name, "fail", f"verifies ({result.records} records), but this "
-                                  "version is not under Object Lock retention: it can be "
-                                  "deleted")
-        return ResourceResult(name, "pass", f"verifies: {result.records} records, "
-                              f"{result.checkpoints} checkpoints; Object Lock {mode} until "
-                              f"{until:%Y-%m-%d}")
-
-    results = per_resource(objects[:_MAX_TRAILS], one, lambda o: f"s3://{audit.name}/{o['Key']}")
-    if len(objects) > _MAX_TRAILS:
-        results.append(ResourceResult(audit.name, "pass", f"the {_MAX_TRAILS} most recent of "
-                                      f"{len(objects)} trails were verified"))
+    history = verify_bucket(ctx.session, audit.name, key, trail_prefix=prefix,
+                            digest_prefix=DIGEST_PREFIX, legacy=True)
+    where = f"s3://{audit.name}/{prefix}"
+    for name, legacy in history.legacy:
+        results.append(ResourceResult(f"s3://{audit.name}/{name}", "fail", f"verifies only as "
+                                      f"{legacy.scheme}: whoever can verify it could have "
+                                      "written it; ship new trails signed"))
+    if history.first_break is not None:
+        results.append(ResourceResult(where, "fail", f"{len(history.breaks)} break(s); the "
+                                      f"first: {history.first_break}"))
+    elif history.days == 0 and not history.legacy:
+        results.append(ResourceResult(where, "fail", "no signed trail history: accesses are not "
+                                      "recorded tamper-evidently"))
+    elif history.days:
+        results.append(ResourceResult(where, "pass", f"{history.days} digest(s), "
+                                      f"{history.trails} trail(s), {history.records} records "
+                                      "verify offline with the signing key's public key; no "
+                                      "version hidden or unlisted"))
     return results
 
 
@@ -116,12 +99,14 @@ CHECKS: list[Check] = [
                                    "alarm-bytes-downloaded", "alarm-delivery",
                                    "no-storage-metric-alarm"))),
     Check(
-        id="audit_trail_verifies", title="Shipped audit trails verify and are under Object Lock",
-        severity="high", step=3, checklist_item=4,
-        rationale="A plain log file can be edited after the fact. The kit's trail is "
-        "hash-chained with KMS-keyed HMAC checkpoints; each shipped trail (latest version) must "
-        "verify against the customer keys and be under Object Lock retention.",
-        remediation="securepipe.audit.chain.AuditTrail (with TrailHandler on the "
-        "securepipe.audit.records logger), then securepipe.audit.chain.ship_to_bucket",
+        id="audit_trail_verifies", title="The shipped trail history verifies with a public key, "
+        "and the audit bucket locks every put", severity="high", step=3, checklist_item=4,
+        rationale="A plain log file can be edited after the fact, and a trail a verifier could "
+        "re-sign proves nothing. The kit's trails are hash-chained, their checkpoints signed "
+        "with an asymmetric KMS key, chained trail to trail and listed in signed digest "
+        "indexes; every version (delete markers included) must verify with the public key, and "
+        "the audit bucket must have a default Object Lock retention.",
+        remediation="securepipe.audit.ledger.TrailLedger (open, ship, seal) and "
+        "securepipe.audit.ledger.apply_default_retention on the audit bucket",
         evaluate=_trails),
 ]

@@ -47,6 +47,7 @@ from securepipe.access.review import (
     Principal,
     access_matrix,
     broad_grants,
+    key_users,
     role_principal,
     session_principal,
     user_principal,
@@ -82,6 +83,7 @@ class AccessReview:
     unused: tuple[UnusedGrant, ...]
     last_used: Mapping[str, str]
     notes: tuple[str, ...] = ()
+    signers: tuple[str, ...] = ()
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per principal: kind, what it reaches, the verdict (for format_table)."""
@@ -111,7 +113,8 @@ class AccessReview:
                            "decision": d.effect, "statement": d.statement}
                           for (p, pre, a), d in self.matrix.cells.items()],
                 "broad": [str(g) for g in self.broad], "exempt": dict(self.exempt),
-                "unused": [u.reason for u in self.unused], "notes": list(self.notes)}
+                "unused": [u.reason for u in self.unused], "notes": list(self.notes),
+                "signers": list(self.signers)}
 
 
 def kit_contractor_role(ctx: CheckContext, name: str) -> bool:
@@ -211,6 +214,8 @@ def access_review(session: boto3.Session, config: CheckConfig, *,
         exempt.setdefault(name, "exempt by configuration")
 
     matrix = access_matrix(principals, bucket=raw.name, prefixes=prefixes)
+    signers = (tuple(key_users(principals, config.signing_key_arn))
+               if config.signing_key_arn else ())
     broad = tuple(g for g in broad_grants(matrix) if g.principal not in exempt)
 
     iam = session.client("iam")
@@ -236,7 +241,7 @@ def access_review(session: boto3.Session, config: CheckConfig, *,
                                       f"(> {config.unused_after.days} days)"))
     return AccessReview(bucket=raw.name, contractors=tuple(contractors), matrix=matrix,
                         kinds=kinds, broad=broad, exempt=exempt, unused=tuple(unused),
-                        last_used=last_used, notes=tuple(notes))
+                        last_used=last_used, notes=tuple(notes), signers=signers)
 
 
 def review_of(ctx: CheckContext) -> AccessReview:
@@ -284,6 +289,48 @@ def _unused(ctx: CheckContext) -> list[ResourceResult]:
     return results
 
 
+def audit_writer_role(ctx: CheckContext, label: str) -> bool:
+    """Is ``role/<name>`` tagged ``securepipe=audit-writer`` (the role that ships trails)?"""
+    if not label.startswith("role/"):
+        return False
+    name = label.split("/", 1)[1]
+    tags = ctx.memo(("role_tags", name), lambda: ctx.client("iam").list_role_tags(
+        RoleName=name).get("Tags", []))
+    return any(t.get("Key") == "securepipe" and t.get("Value") == "audit-writer" for t in tags)
+
+
+def _signing_key(ctx: CheckContext) -> list[ResourceResult]:
+    """KMS DescribeKey on the signing key, and who may kms:Sign with it (the review's
+    principals; https://docs.aws.amazon.com/kms/latest/APIReference/API_DescribeKey.html)."""
+    key = ctx.config.signing_key_arn
+    if key is None:
+        raise SecurePipeError("no audit signing key is known (alias/securepipe-signing)")
+    label = ctx.config.label(key)
+    meta = ctx.client("kms").describe_key(KeyId=key)["KeyMetadata"]
+    results: list[ResourceResult] = []
+    if key in ctx.config.key_arns or meta.get("KeyUsage") != "SIGN_VERIFY":
+        results.append(ResourceResult(label, "fail", "the trail's signing key is a data key "
+                                      "(or not a SIGN_VERIFY key): whoever may decrypt data "
+                                      "could sign the record of their own reads"))
+    review = review_of(ctx)
+    for name in review.signers:
+        if name in review.exempt and review.kinds.get(name) != "contractor role":
+            continue  # the identity running the review (reviewed separately)
+        if audit_writer_role(ctx, name):
+            continue
+        results.append(ResourceResult(name, "fail", f"{review.kinds.get(name, 'principal')} may "
+                                      "kms:Sign with the audit signing key: it could forge the "
+                                      "trail; only a role tagged securepipe=audit-writer may"))
+    if not results:
+        writers = [n for n in review.signers if n not in review.exempt]
+        results.append(ResourceResult(label, "pass", f"{meta.get('KeySpec', '')} SIGN_VERIFY "
+                                      "key, not a data key; no contractor or other role may "
+                                      "sign with it" + (f" but the audit writer(s) "
+                                                        f"{', '.join(writers)}" if writers
+                                                        else "")))
+    return results
+
+
 CHECKS: list[Check] = [
     Check(
         id="access_review_broad_grants", title="Access review: nobody reaches more than one "
@@ -300,6 +347,18 @@ CHECKS: list[Check] = [
         "watches. Flags roles with data access whose RoleLastUsed is empty or old.",
         remediation="delete the role (IAM DeleteRole) or its data grants; re-create it when "
         "the work starts", evaluate=_unused),
+    Check(
+        id="audit_signing_key_separation", title="The audit trail's signing key is not the "
+        "data key, and no contractor or training role may sign with it", severity="high",
+        step=6, checklist_item=8,
+        rationale="A trail proves only what its signer could not fake: if the key that signs "
+        "the trail is the data key, or a contractor or training role may kms:Sign with it, the "
+        "reader of the data can rewrite the record of its own reads. Evaluated over the "
+        "review's principals with the kit's policy evaluator (key policies and grants are not "
+        "modelled).",
+        remediation="sign trails with a SIGN_VERIFY key (securepipe.encryption.signing."
+        "create_signing_key) used only by a role tagged securepipe=audit-writer; remove "
+        "kms:Sign from every other policy", evaluate=_signing_key),
 ]
 
 

@@ -39,7 +39,6 @@ __all__ = [
     "hardened_account",
     "misconfigured_account",
     "purge_prefix",
-    "ship_trail",
     "trail_to",
 ]
 
@@ -150,19 +149,6 @@ def trail_to(trail: Any) -> Iterator[None]:
         logger.propagate = saved[2]
 
 
-def ship_trail(session: boto3.Session, trail: Any, *, bucket: str, key_arn: str,
-               prefix: str = TRAIL_PREFIX, days: int = 365) -> Any:
-    """Close ``trail`` and ship it with :func:`securepipe.audit.chain.ship_to_bucket` under
-    ``prefix``, COMPLIANCE-locked for ``days``, with SSE-KMS under ``key_arn`` (a hardened audit
-    bucket refuses anything else)."""
-    from securepipe import clock
-    from securepipe.audit.chain import ship_to_bucket
-
-    return ship_to_bucket(session, bucket, f"{prefix}{trail.name}.jsonl", trail.close(),
-                          retain_until=clock.now() + dt.timedelta(days=days),
-                          sse_kms_key_arn=key_arn)
-
-
 def purge_prefix(session: boto3.Session, bucket: str, prefix: str) -> int:
     """Delete every version and delete marker under ``prefix`` (DeleteObject with VersionId:
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/DeletingObjectVersions.html)."""
@@ -198,11 +184,11 @@ def hardened_account(
        :func:`~securepipe.retention.lifecycle.lifecycle_rules` per bucket role;
     4. :func:`~securepipe.features.ingest.ingest_batch` on all but ``pending`` uploads (a fresh
     upload
-       waiting for the next run), its audit records chained into an
+       waiting for the next run), its audit records chained into a signed
        :class:`~securepipe.audit.chain.AuditTrail`;
-    3. :func:`~securepipe.audit.monitoring.apply_monitoring` (trail with data events, alarms) and
-    the
-       trail shipped to the audit bucket under Object Lock.
+    3. :func:`~securepipe.audit.monitoring.apply_monitoring` (trail with data events, alarms);
+       the audit bucket's default retention; the trail, signed with the signing key, shipped
+       and sealed by a :class:`~securepipe.audit.ledger.TrailLedger` under Object Lock.
     """
     from securepipe.access.credentials import (
         contractor_session,
@@ -210,7 +196,7 @@ def hardened_account(
         vend_contractor_credentials,
     )
     from securepipe.access.presigned import apply_presign_age_cap
-    from securepipe.audit.chain import AuditTrail
+    from securepipe.audit.ledger import TrailLedger, apply_default_retention
     from securepipe.audit.monitoring import apply_monitoring
     from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
     from securepipe.encryption.hardening import apply_bucket_hardening
@@ -284,7 +270,10 @@ def hardened_account(
                           key_arn=data_key, archive_key_arn=archive_key)
     items = [IngestItem(u.contractor, u.sample_id, speaker=u.speaker)
              for u in uploads[: len(uploads) - pending]]
-    trail = AuditTrail(session, data_key, f"ingest-{sb.account_id}", checkpoint_every=10)
+    # The trail is signed with the asymmetric signing key, never the data key: verifiers need
+    # only its public key, and no contractor role may use it.
+    ledger = TrailLedger.resume(session, audit, res.signing_key_arn, sse_kms_key_arn=data_key)
+    trail = ledger.open(f"ingest-{sb.account_id}", checkpoint_every=10)
     with trail_to(trail):
         report = ingest_batch(items, config, lambda: session)
     actions.append(_row(4, "ingest.ingest_batch", f"{report.count('processed')} recordings -> "
@@ -293,14 +282,18 @@ def hardened_account(
 
     say("step 3: monitoring, trail")
     apply_monitoring(session, [raw, features, archive], audit, kms_key_arn=data_key)
-    shipped = ship_trail(session, trail, bucket=audit, key_arn=data_key)
+    apply_default_retention(session, audit)
+    shipped = ledger.ship(trail)
+    sealed = ledger.seal()
     actions.append(_row(3, "monitoring.apply_monitoring", "CloudTrail data events on the data "
                         "buckets, request-metric alarms to SNS"))
-    actions.append(_row(3, "trail_chain.AuditTrail + ship_to_bucket", f"ingest's audit trail "
-                        f"shipped to {shipped.key}, COMPLIANCE-locked"))
+    actions.append(_row(3, "ledger.TrailLedger + apply_default_retention", f"ingest's signed "
+                        f"trail shipped to {shipped.key} and listed in the signed digest "
+                        f"{sealed.key}, COMPLIANCE-locked; the audit bucket locks every put"))
     return Scenario("hardened", tuple(actions), sample_speakers(manifest),
                     tuple(contractors), extra={
                         "role_arn": role_arn, "trail_key": shipped.key,
+                        "digest_key": sealed.key,
                         "sample_ids": {u.contractor: u.sample_id for u in uploads}})
 
 

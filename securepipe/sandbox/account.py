@@ -48,6 +48,8 @@ KMS_ALIAS = "alias/securepipe-data"
 ARCHIVE_KMS_ALIAS = "alias/securepipe-archive"
 #: The asymmetric (SIGN_VERIFY) key that signs audit-trail checkpoints and erasure receipts.
 SIGNING_KMS_ALIAS = "alias/securepipe-signing"
+#: Default Object Lock retention (COMPLIANCE) of the audit bucket: every put there is locked.
+AUDIT_RETENTION_DAYS = 365
 ADMIN_USER = "securepipe-admin"
 
 _ACCOUNT_BASE = 210_000_000_000
@@ -397,6 +399,12 @@ def _create_standard_resources(
             kwargs["ObjectLockEnabledForBucket"] = True
         s3.create_bucket(**kwargs)
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        if role == "audit":
+            # A default retention locks every put, a plain one included (PutObjectLock-
+            # Configuration); moto applies it, dated by its own wall clock, not the sandbox's.
+            s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": AUDIT_RETENTION_DAYS}}})
         buckets[role] = name
 
     admin_arn = session.client("sts").get_caller_identity()["Arn"]

@@ -16,6 +16,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from securepipe.audit.chain import (
+    GENESIS,
+    SCHEME_HMAC,
+    TRAIL_FORMAT,
     AuditTrail,
     TrailHandler,
     read_shipped,
@@ -31,6 +34,7 @@ from securepipe.audit.records import (
     canonical_json,
     log_access,
 )
+from securepipe.encryption.signing import PublicKeyVerifier, create_signing_key
 from securepipe.errors import InvalidParameterError, SecurePipeError
 from securepipe.sandbox.account import Sandbox
 
@@ -154,9 +158,20 @@ def sb() -> Iterator[Sandbox]:
         yield box
 
 
+_VERIFIERS: dict[str, PublicKeyVerifier] = {}
+
+
+def _verifier(sb: Sandbox) -> PublicKeyVerifier:
+    """The sandbox signing key's public key, fetched once (kms:GetPublicKey)."""
+    arn = sb.resources.signing_key_arn
+    if arn not in _VERIFIERS:
+        _VERIFIERS[arn] = PublicKeyVerifier.from_kms(sb.session, arn)
+    return _VERIFIERS[arn]
+
+
 @pytest.fixture(scope="module")
 def trail_lines(sb: Sandbox) -> list[str]:
-    trail = AuditTrail(sb.session, sb.resources.kms_key_arn, "voice-access", checkpoint_every=3)
+    trail = AuditTrail(sb.session, sb.resources.signing_key_arn, "voice-access", checkpoint_every=3)
     for i in range(7):
         trail.append(AuditRecord(principal="arn:aws:iam::1:user/a", action="s3:GetObject",
                                  bucket="b", key=f"raw/c01/s{i}.wav", bytes=1000 + i))
@@ -187,17 +202,19 @@ def _edited(line: str) -> str:
 
 def test_intact_trail_verifies(sb: Sandbox, trail_lines: list[str]) -> None:
     assert len(trail_lines) == N_LINES
-    result = verify_trail(trail_lines, sb.session, name="voice-access",
-                          key_arn=sb.resources.kms_key_arn)
+    result = verify_trail(trail_lines, _verifier(sb), name="voice-access",
+                          key_arn=sb.resources.signing_key_arn)
     assert result.ok and result.records == 7 and result.checkpoints == 3
-    assert verify_trail([line + "\n" for line in trail_lines], sb.session).ok
+    assert verify_trail([line + "\n" for line in trail_lines], _verifier(sb)).ok
 
 
-def test_header_keeps_only_the_encrypted_data_key(sb: Sandbox, trail_lines: list[str]) -> None:
+def test_header_holds_no_secret_and_names_its_predecessor(trail_lines: list[str]) -> None:
     header = json.loads(trail_lines[0])
-    assert set(header) >= {"data_key", "key_arn", "context"}
-    assert header["context"]["securepipe:trail"] == "voice-access"
-    assert "Plaintext" not in trail_lines[0] and "plaintext" not in trail_lines[0]
+    assert set(header) == {"type", "trail", "seq", "prev", "version", "created", "key_arn",
+                           "checkpoint_every", "previous", "sig"}
+    assert header["version"] == TRAIL_FORMAT and header["previous"] == GENESIS
+    assert all("sig" in json.loads(line) for line in trail_lines
+               if json.loads(line)["type"] != "record")
 
 
 @pytest.mark.parametrize("position", range(N_LINES))
@@ -205,29 +222,29 @@ def test_every_single_line_edit_is_located(sb: Sandbox, trail_lines: list[str],
                                            position: int) -> None:
     lines = list(trail_lines)
     lines[position] = _edited(lines[position])
-    result = verify_trail(lines, sb.session)
+    result = verify_trail(lines, _verifier(sb))
     assert not result.ok and result.index == position, result
     raw = list(trail_lines)
     raw[position] = raw[position].replace(":", ": ", 1)  # same JSON, different bytes
-    result = verify_trail(raw, sb.session)
+    result = verify_trail(raw, _verifier(sb))
     assert not result.ok and result.index == position, result
 
 
 @pytest.mark.parametrize("position", range(N_LINES))
 def test_every_deletion_is_located(sb: Sandbox, trail_lines: list[str], position: int) -> None:
     lines = trail_lines[:position] + trail_lines[position + 1:]
-    result = verify_trail(lines, sb.session)
+    result = verify_trail(lines, _verifier(sb))
     assert not result.ok and result.index == position, result
 
 
 @pytest.mark.parametrize("position", range(N_LINES + 1))
 def test_every_insertion_is_located(sb: Sandbox, trail_lines: list[str], position: int) -> None:
     forged = [*trail_lines[:position], _forged(trail_lines, position), *trail_lines[position:]]
-    result = verify_trail(forged, sb.session)
+    result = verify_trail(forged, _verifier(sb))
     assert not result.ok and result.index == position, result
     if position:
         replayed = [*trail_lines[:position], trail_lines[position - 1], *trail_lines[position:]]
-        result = verify_trail(replayed, sb.session)
+        result = verify_trail(replayed, _verifier(sb))
         assert not result.ok and result.index == position, result
 
 
@@ -235,7 +252,7 @@ def test_every_insertion_is_located(sb: Sandbox, trail_lines: list[str], positio
 def test_every_swap_is_located(sb: Sandbox, trail_lines: list[str], position: int) -> None:
     lines = list(trail_lines)
     lines[position], lines[position + 1] = lines[position + 1], lines[position]
-    result = verify_trail(lines, sb.session)
+    result = verify_trail(lines, _verifier(sb))
     assert not result.ok and result.index == position, result
 
 
@@ -243,41 +260,118 @@ def test_every_swap_is_located(sb: Sandbox, trail_lines: list[str], position: in
 def test_moves_are_located(sb: Sandbox, trail_lines: list[str], src: int, dst: int) -> None:
     lines = list(trail_lines)
     lines.insert(dst, lines.pop(src))
-    result = verify_trail(lines, sb.session)
+    result = verify_trail(lines, _verifier(sb))
     assert not result.ok and result.index == min(src, dst), result
 
 
 @pytest.mark.parametrize("keep", range(N_LINES))
 def test_every_truncation_is_detected(sb: Sandbox, trail_lines: list[str], keep: int) -> None:
-    result = verify_trail(trail_lines[:keep], sb.session)
+    result = verify_trail(trail_lines[:keep], _verifier(sb))
     assert not result.ok and result.index == keep, result
 
 
 def test_a_header_from_another_trail_does_not_verify(sb: Sandbox, trail_lines: list[str]) -> None:
-    other = AuditTrail(sb.session, sb.resources.kms_key_arn, "other-trail").close()
-    header = json.loads(trail_lines[0])
-    header["data_key"] = json.loads(other[0])["data_key"]  # another trail's encrypted key
-    lines = [canonical_json(header), *trail_lines[1:]]
-    result = verify_trail(lines, sb.session)
-    assert not result.ok and result.index == 0 and "decrypted" in result.reason
-    assert verify_trail(trail_lines, sb.session, name="other-trail").index == 0
-    pinned = verify_trail(trail_lines, sb.session,
-                          key_arn=sb.resources.kms_key_arn.replace("key/", "key/0"))
-    assert pinned.index == 0
+    other = AuditTrail(sb.session, sb.resources.signing_key_arn, "other-trail").close()
+    lines = [other[0], *trail_lines[1:]]                 # another trail's genuine header
+    result = verify_trail(lines, _verifier(sb))
+    assert not result.ok and result.index == 1
+    assert verify_trail(trail_lines, _verifier(sb), name="other-trail").index == 0
+
+
+def test_another_keys_signature_or_public_key_is_refused(sb: Sandbox,
+                                                          trail_lines: list[str]) -> None:
+    rogue_arn = create_signing_key(sb.session, description="someone else's key")
+    rogue = AuditTrail(sb.session, rogue_arn, "voice-access", checkpoint_every=3)
+    for _ in range(7):
+        rogue.append(AuditRecord(principal="arn:aws:iam::1:user/a", action="s3:GetObject"))
+    forged = rogue.close()
+    assert verify_trail(forged, sb.session, key_arn=rogue_arn).ok      # genuine, for its key
+    result = verify_trail(forged, _verifier(sb))                        # pinned to ours
+    assert not result.ok and result.index == 0 and "another signing key" in result.reason
+    header = json.loads(forged[0])
+    header["key_arn"] = sb.resources.signing_key_arn                   # claim to be ours
+    result = verify_trail([canonical_json(header), *forged[1:]], _verifier(sb))
+    assert not result.ok and result.index == 0 and "signature" in result.reason
+    # a public key that is not the pinned ARN's: the rogue key's PEM under our ARN
+    mislabelled = PublicKeyVerifier.from_pem(
+        PublicKeyVerifier.from_kms(sb.session, rogue_arn).pem, sb.resources.signing_key_arn)
+    assert verify_trail(trail_lines, mislabelled).index == 0
+    with pytest.raises(InvalidParameterError):
+        verify_trail(trail_lines, _verifier(sb), key_arn=rogue_arn)
+    unpinned = verify_trail(trail_lines, sb.session)                  # no key pinned: refused
+    assert not unpinned.ok and "pinned" in unpinned.reason
+
+
+def _legacy_trail(sb: Sandbox, name: str, records: list[dict[str, str]]) -> list[str]:
+    """A format-1 trail as the previous writer made it (HMAC under a KMS data key)."""
+    import base64
+
+    context = {"securepipe:trail": name, "securepipe:use": "audit-trail-hmac"}
+    out = sb.session.client("kms").generate_data_key(
+        KeyId=sb.resources.kms_key_arn, KeySpec="AES_256", EncryptionContext=context)
+    return _mac_lines(bytes(out["Plaintext"]), name, records, {
+        "type": "header", "trail": name, "seq": 0, "prev": "0" * 64, "version": 1,
+        "created": "2026-01-01T00:00:00.000Z", "key_arn": sb.resources.kms_key_arn,
+        "data_key": base64.b64encode(out["CiphertextBlob"]).decode(), "context": context,
+        "checkpoint_every": 100})
+
+
+def _mac_lines(key: bytes, name: str, records: list[dict[str, str]],
+               header: dict[str, object]) -> list[str]:
+    import hashlib as h
+    import hmac as m
+
+    def mac(body: dict[str, object]) -> str:
+        return m.new(key, canonical_json(body).encode(), h.sha256).hexdigest()
+
+    lines = [canonical_json({**header, "mac": mac(header)})]
+    for record in records:
+        lines.append(canonical_json({"type": "record", "trail": name, "seq": len(lines),
+                                     "prev": h.sha256(lines[-1].encode()).hexdigest(),
+                                     "record": record}))
+    seal = {"type": "checkpoint", "trail": name, "seq": len(lines),
+            "prev": h.sha256(lines[-1].encode()).hexdigest(), "records": len(records),
+            "final": True, "time": "2026-01-01T00:00:00.000Z"}
+    return [*lines, canonical_json({**seal, "mac": mac(seal)})]
+
+
+def test_legacy_hmac_trails_verify_read_only_and_are_labelled_weaker(sb: Sandbox) -> None:
+    reads = [{"principal": "arn:aws:iam::1:user/c03", "key": f"raw/c0{i % 4}/s{i}"}
+             for i in range(30)]
+    legacy = _legacy_trail(sb, "legacy", reads)
+    result = verify_trail(legacy, sb.session, key_arn=sb.resources.kms_key_arn)
+    assert result.ok and result.records == 30 and result.weaker
+    assert result.scheme == SCHEME_HMAC == "hmac (verifier can forge)"
+    # the weakness, shown: whoever can Decrypt the data key to verify can re-MAC a rewrite
+    header = json.loads(legacy[0])
+    key = sb.session.client("kms").decrypt(
+        CiphertextBlob=__import__("base64").b64decode(header["data_key"]),
+        EncryptionContext=header["context"])["Plaintext"]
+    kept = [json.loads(line)["record"] for line in legacy[1:-1]][10:]
+    rewritten = _mac_lines(key, "legacy", kept, {k: v for k, v in header.items() if k != "mac"})
+    forged = verify_trail(rewritten, sb.session, key_arn=sb.resources.kms_key_arn)
+    assert forged.ok and forged.records == 20 and forged.weaker       # a forgery "verifies"
+    # a public key alone cannot verify the legacy format, and says why
+    assert not verify_trail(legacy, _verifier(sb)).ok
+    # a new trail is never written in the legacy format
+    assert json.loads(AuditTrail(sb.session, sb.resources.signing_key_arn, "new").close()[0])[
+        "version"] == TRAIL_FORMAT
+    assert not verify_trail(AuditTrail(sb.session, sb.resources.signing_key_arn, "n").close(),
+                            _verifier(sb)).weaker
 
 
 def test_closed_trail_refuses_appends(sb: Sandbox) -> None:
-    trail = AuditTrail(sb.session, sb.resources.kms_key_arn, "closed")
+    trail = AuditTrail(sb.session, sb.resources.signing_key_arn, "closed")
     trail.close()
     with pytest.raises(SecurePipeError):
         trail.append({"principal": "p"})
     with pytest.raises(InvalidParameterError):
-        AuditTrail(sb.session, sb.resources.kms_key_arn, "x", checkpoint_every=0)
+        AuditTrail(sb.session, sb.resources.signing_key_arn, "x", checkpoint_every=0)
 
 
 def test_logging_into_the_trail(sb: Sandbox) -> None:
     sink = io.StringIO()
-    trail = AuditTrail(sb.session, sb.resources.kms_key_arn, "via-logging", checkpoint_every=2,
+    trail = AuditTrail(sb.session, sb.resources.signing_key_arn, "via-logging", checkpoint_every=2,
                        sink=sink)
     logger = audit_logger("trail-logger", handler=TrailHandler(trail))
     logger.info("read", extra={"principal": "arn:aws:iam::1:user/a", "key": INJECTIONS[0],
@@ -285,7 +379,7 @@ def test_logging_into_the_trail(sb: Sandbox) -> None:
     log_access(logger, AuditRecord(principal="arn:aws:iam::1:user/b", action="s3:GetObject"))
     lines = trail.close()
     assert sink.getvalue().splitlines() == lines
-    assert verify_trail(lines, sb.session).ok
+    assert verify_trail(lines, _verifier(sb)).ok
     first = json.loads(lines[1])["record"]
     assert first["key"] == INJECTIONS[0] and first["dropped_fields"] == 1
     assert "hunter2" not in "".join(lines)
@@ -306,7 +400,7 @@ def test_shipped_trail_is_locked(sb: Sandbox, trail_lines: list[str]) -> None:
                          BypassGovernanceRetention=True)
     s3.delete_object(Bucket=bucket, Key=shipped.key)  # only adds a delete marker
     back = read_shipped(sb.session, bucket, shipped.key, shipped.version_id)
-    assert back == trail_lines and verify_trail(back, sb.session).ok
+    assert back == trail_lines and verify_trail(back, _verifier(sb)).ok
     with pytest.raises(InvalidParameterError):
         ship_to_bucket(sb.session, bucket, "k", trail_lines, dt.datetime(2000, 1, 1))
 
@@ -327,7 +421,7 @@ def test_trail_append_validates_like_the_formatter() -> None:
     from securepipe.sandbox.account import Sandbox
 
     with Sandbox() as sandbox:
-        trail = AuditTrail(sandbox.session, sandbox.resources.kms_key_arn, "append-checks")
+        trail = AuditTrail(sandbox.session, sandbox.resources.signing_key_arn, "append-checks")
         trail.append(AuditRecord(principal="p", action="s3:GetObject",
                                  when=dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)))
         trail.append({"principal": "p", "action": "s3:GetObject", "password": "hunter2"})
@@ -337,4 +431,5 @@ def test_trail_append_validates_like_the_formatter() -> None:
         assert records[0]["when"].startswith("2026-11-26T12:00:00")
         assert "password" not in records[1] and records[1]["dropped_fields"] == 1
         assert "hunter2" not in "\n".join(lines)
-        assert verify_trail(lines, sandbox.session).ok
+        assert verify_trail(lines, sandbox.session,
+                            key_arn=sandbox.resources.signing_key_arn).ok

@@ -193,6 +193,15 @@ def _tamper_trail(h: Hardened) -> None:
                                       **sse_kms_put_args(h.sb.resources.kms_key_arn))
 
 
+def _contractor_may_sign(h: Hardened) -> None:
+    role = h.scenario.extra["role_arn"].rsplit("/", 1)[-1]
+    h.session.client("iam").put_role_policy(
+        RoleName=role, PolicyName="sign-too", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "kms:Sign",
+                "Resource": h.sb.resources.signing_key_arn}]}))
+
+
 def _no_rotation(h: Hardened) -> None:
     h.session.client("kms").disable_key_rotation(KeyId=h.sb.resources.kms_key_id)
 
@@ -273,6 +282,7 @@ BREAKERS: dict[str, Callable[[Hardened], None]] = {
     "retention_no_expired_objects": _withdraw,
     "access_review_broad_grants": _broad_user,
     "access_review_unused_grants": _unused_role,
+    "audit_signing_key_separation": _contractor_may_sign,
 }
 
 
@@ -467,7 +477,8 @@ def test_cli_check_on_the_sandbox_through_its_endpoint(tmp_path: Any,
                  "--html", str(page)])
     out, err = capsys.readouterr()
     assert code == 0, out
-    assert "s3_bucket_default_encryption_cmk" in out and "[22/22]" in err
+    assert "s3_bucket_default_encryption_cmk" in out
+    assert f"[{len(REGISTRY)}/{len(REGISTRY)}]" in err
     data = json.loads(report.read_text())
     assert data["endpoint"].startswith("https://127.0.0.1:")  # TLS, through the endpoint URL
     assert data["counts"]["fail"] == 0 and data["counts"]["error"] == 0
@@ -494,6 +505,8 @@ def test_cli_subprocess_misconfigured_exits_non_zero(tmp_path: Any) -> None:
     assert statuses.pop("s3_presigned_url_expiry_cap") == "unverifiable"  # no cap to observe
     assert statuses.pop("kms_key_policy_not_public") == "pass"
     assert statuses.pop("access_review_unused_grants") == "pass"
+    # the common pattern keeps a plain log file: nothing signs, so no role may use the key
+    assert statuses.pop("audit_signing_key_separation") == "pass"
     assert set(statuses.values()) == {"fail"}, statuses
     assert "FAIL" in done.stdout and data["exit_code"]["high"] == 1
 
