@@ -25,7 +25,7 @@ import time
 from securepipe.audit.chain import DEFAULT_CHECKPOINT_EVERY
 from securepipe.audit.ledger import TrailLedger, read_history, verify_bucket, verify_history
 from securepipe.encryption.signing import PublicKeyVerifier
-from securepipe.lessons.report import format_table
+from securepipe.report import format_table
 from securepipe.sandbox.account import Sandbox
 
 RECORDS = int(os.environ.get("SECUREPIPE_BENCH_TRAIL_RECORDS", "100000"))
