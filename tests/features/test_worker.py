@@ -233,6 +233,7 @@ def test_an_event_is_parsed_to_its_sample() -> None:
 
 
 # -- scale-out: two worker processes against the server-mode sandbox -------------------------
+# (over HTTPS: the hardened buckets deny plain-HTTP requests)
 
 def _worker_cmd(stage: Stage, *extra: str) -> list[str]:
     res = stage.sb.resources
@@ -244,6 +245,7 @@ def _worker_cmd(stage: Stage, *extra: str) -> list[str]:
             "--archive-bucket", stage.config.archive_bucket,
             "--key-arn", res.kms_key_arn, "--archive-key-arn", res.archive_key_arn,
             "--profile", Sandbox.PROFILE, "--config-file", str(stage.sb.config_file),
+            "--ca-bundle", str(stage.sb.ca_bundle),
             "--concurrency", "4", "--max-receives", "2", "--wait", "1", "--retry-delay", "0",
             *extra]
 
@@ -255,7 +257,7 @@ def _env() -> dict[str, str]:
 
 
 def test_two_worker_processes_against_server_mode(tmp_path: Path) -> None:
-    with Sandbox(server=True) as sb:
+    with Sandbox(server=True, tls=True) as sb:
         stage = _stage(sb)
         _upload_mix(stage, tmp_path)
         more = [(u.contractor, u.sample_id) for u in MANIFEST.utterances[4:12]]
@@ -284,7 +286,7 @@ def test_two_worker_processes_against_server_mode(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_a_worker_process_cleanly(tmp_path: Path) -> None:
-    with Sandbox(server=True) as sb:
+    with Sandbox(server=True, tls=True) as sb:
         stage = _stage(sb)
         proc = subprocess.Popen(_worker_cmd(stage), env=_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
