@@ -67,6 +67,6 @@ def test_the_most_specific_delay_wins_and_bad_figures_are_refused() -> None:
     assert model.delay_for("sts", "AssumeRole") == pytest.approx(0.007)
     with pytest.raises(InvalidParameterError):
         Delay(-1)
-    with latency.enabled(LatencyModel()), pytest.raises(InvalidParameterError):
-        with latency.enabled(LatencyModel()):
-            pass
+    with (latency.enabled(LatencyModel()), pytest.raises(InvalidParameterError),
+          latency.enabled(LatencyModel())):
+        pass
