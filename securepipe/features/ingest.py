@@ -586,7 +586,8 @@ def _audit(action: str, bucket: str, key: str, outcome: str, item: IngestItem,
 
 # -- batches --------------------------------------------------------------------------------
 
-_local = threading.local()
+_shared_lock = threading.Lock()
+_shared: dict[str, tuple[Any, _Clients]] = {}
 
 
 def _task(session_factory: Callable[[], boto3.Session],
@@ -621,13 +622,19 @@ def _worker_clients(session_factory: Callable[[], boto3.Session],
                     archive_factory: Callable[[], boto3.Session] | None,
                     config: IngestConfig) -> _Clients:
     # Compared by equality, not id: a process pool unpickles a new (equal) factory per task,
-    # and clients (with their envelopes) are worth making once per worker.
+    # and clients (with their envelopes) are worth making once per worker process. Made once
+    # and shared by the process's threads: boto3 clients are thread-safe once made
+    # (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/clients.html, "Multithreading
+    # or multiprocessing with clients"), the Encryption SDK provider makes its KMS clients in
+    # its constructor, and making a set costs about 0.5 s of CPU: once per thread, a worker
+    # with 32 samples in flight spent more time making clients than ingesting.
     key = (session_factory, archive_factory, config)
-    cache = getattr(_local, "clients", None)
-    if cache is None or cache[0] != key:
-        clients = _Clients(session_factory(), archive_factory() if archive_factory else None,
-                           config)
-        _local.clients = cache = (key, clients)
+    with _shared_lock:
+        cache = _shared.get("clients")
+        if cache is None or cache[0] != key:
+            clients = _Clients(session_factory(),
+                               archive_factory() if archive_factory else None, config)
+            _shared["clients"] = cache = (key, clients)
     return cache[1]
 
 

@@ -201,6 +201,8 @@ class WorkerSettings:
         (``None``: run until stopped; a backfill or a test sets it).
     :param drain_s: on stop, how long in-flight samples may take before their messages are
         released.
+    :param max_messages: stop after this many messages have been received and handled (a
+        bounded run: a backfill slice, a benchmark); ``None``: no bound.
     """
 
     queue_url: str
@@ -212,6 +214,7 @@ class WorkerSettings:
     retry_delay_s: int = 5
     idle_exit_s: float | None = None
     drain_s: float = 25.0
+    max_messages: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 256:
@@ -226,6 +229,8 @@ class WorkerSettings:
             raise InvalidParameterError("retry_delay_s must be in [0, visibility_timeout_s]")
         if self.idle_exit_s is not None and self.idle_exit_s < 0:
             raise InvalidParameterError("idle_exit_s must be >= 0 or None")
+        if self.max_messages is not None and self.max_messages < 1:
+            raise InvalidParameterError("max_messages must be >= 1 or None")
 
 
 @dataclass
@@ -292,17 +297,24 @@ def ingest_worker(
     item_for: Callable[[str, str], IngestItem] | None = None,
     stop: threading.Event | None = None,
     handle_signals: bool = False,
+    process: Callable[[IngestItem], SampleOutcome] | None = None,
 ) -> WorkerReport:
     """Long-poll the ingest queue and ingest every upload it announces, until stopped.
 
     ``item_for(contractor, sample_id)`` gives the sample's record (legal hold, archive,
     speaker); by default a plain :class:`IngestItem`. An exception there is a failure of that
     message (retried, then dead-lettered with the reason). ``stop`` ends the loop when set;
-    ``handle_signals`` also sets it on SIGTERM and SIGINT (main thread only). Wraps
+    ``handle_signals`` also sets it on SIGTERM and SIGINT (main thread only). ``process``
+    replaces the per-sample ingest (benchmarks use it to run a floor through the same loop);
+    by default :func:`~securepipe.features.ingest.ingest_one`. Wraps
     ReceiveMessage, DeleteMessage, ChangeMessageVisibility and SendMessage.
     """
     stop = stop or threading.Event()
     item_for = item_for or IngestItem
+    if process is None:
+        def process(item: IngestItem) -> SampleOutcome:
+            return ingest_one(item, config, session_factory,
+                              archive_session_factory=archive_session_factory)
     sqs = session_factory().client("sqs")
     report = WorkerReport()
     inflight = _InFlight()
@@ -314,8 +326,7 @@ def ingest_worker(
 
     def handle(message: dict[str, Any]) -> None:
         try:
-            _handle(sqs, message, config, settings, session_factory, archive_session_factory,
-                    item_for, report)
+            _handle(sqs, message, config, settings, process, item_for, report)
         finally:
             inflight.remove(message["MessageId"])
 
@@ -326,6 +337,11 @@ def ingest_worker(
         try:
             while not stop.is_set():
                 free = settings.concurrency - len(futures)
+                if settings.max_messages is not None:
+                    free = min(free, settings.max_messages - report.messages)
+                    if free <= 0 and not futures:
+                        report.stopped_by = "max-messages"
+                        break
                 if free > 0:
                     messages = _receive(sqs, settings, min(10, free), stop)
                     if messages and stop.is_set():
@@ -408,8 +424,7 @@ def _heartbeat(sqs: Any, settings: WorkerSettings, inflight: _InFlight,
 
 
 def _handle(sqs: Any, message: dict[str, Any], config: IngestConfig, settings: WorkerSettings,
-            session_factory: Callable[[], boto3.Session],
-            archive_factory: Callable[[], boto3.Session] | None,
+            process: Callable[[IngestItem], SampleOutcome],
             item_for: Callable[[str, str], IngestItem], report: WorkerReport) -> None:
     """One message: ingest what it names, then delete, retry or dead-letter it. Never raises."""
     receives = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
@@ -427,8 +442,11 @@ def _handle(sqs: Any, message: dict[str, Any], config: IngestConfig, settings: W
                 outcomes.append(SampleOutcome(IngestItem(contractor, sample_id), "failed",
                                               reason=f"no record: {type(exc).__name__}: {exc}"))
                 continue
-            outcomes.append(ingest_one(item, config, session_factory,
-                                       archive_session_factory=archive_factory))
+            try:
+                outcomes.append(process(item))
+            except Exception as exc:   # ingest_one never raises; a replacement might
+                outcomes.append(SampleOutcome(item, "failed",
+                                              reason=f"{type(exc).__name__}: {exc}"))
         failed = [o for o in outcomes if o.status == "failed"]
         with report._lock:
             report.outcomes.extend(outcomes)
