@@ -164,11 +164,14 @@ def parse_event(body: str, raw_bucket: str) -> list[tuple[str, str]]:
         if not isinstance(record, dict) or record.get("eventSource") != "aws:s3" or not str(
                 record.get("eventName", "")).startswith("ObjectCreated:"):
             raise PoisonMessage("not-an-s3-event")
-        s3 = record.get("s3") or {}
-        bucket = (s3.get("bucket") or {}).get("name")
-        if bucket != raw_bucket:
+        s3 = record.get("s3")
+        bucket_doc = s3.get("bucket") if isinstance(s3, dict) else None
+        object_doc = s3.get("object") if isinstance(s3, dict) else None
+        if not isinstance(bucket_doc, dict) or not isinstance(object_doc, dict):
+            raise PoisonMessage("not-an-s3-event")
+        if bucket_doc.get("name") != raw_bucket:
             raise PoisonMessage("wrong-bucket")
-        raw_key = (s3.get("object") or {}).get("key")
+        raw_key = object_doc.get("key")
         if not isinstance(raw_key, str):
             raise PoisonMessage("bad-key")
         key = unquote_plus(raw_key)
@@ -326,7 +329,8 @@ def ingest_worker(
 
     def handle(message: dict[str, Any]) -> None:
         try:
-            _handle(sqs, message, config, settings, process, item_for, report)
+            _handle(sqs, message, config, settings, process, item_for, report,
+                    settled=lambda: inflight.remove(message["MessageId"]))
         finally:
             inflight.remove(message["MessageId"])
 
@@ -425,13 +429,18 @@ def _heartbeat(sqs: Any, settings: WorkerSettings, inflight: _InFlight,
 
 def _handle(sqs: Any, message: dict[str, Any], config: IngestConfig, settings: WorkerSettings,
             process: Callable[[IngestItem], SampleOutcome],
-            item_for: Callable[[str, str], IngestItem], report: WorkerReport) -> None:
-    """One message: ingest what it names, then delete, retry or dead-letter it. Never raises."""
+            item_for: Callable[[str, str], IngestItem], report: WorkerReport,
+            settled: Callable[[], None] = lambda: None) -> None:
+    """One message: ingest what it names, then delete, retry or dead-letter it. Never raises.
+
+    ``settled`` is called once the work is done and before the message's fate is sent, so the
+    visibility heartbeat no longer extends it (it would undo a retry delay)."""
     receives = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
     try:
         try:
             pairs = parse_event(message.get("Body", ""), config.raw_bucket)
         except PoisonMessage as poison:
+            settled()
             _dead_letter(sqs, settings, message, receives, poison.reason, report)
             return
         outcomes: list[SampleOutcome] = []
@@ -447,6 +456,7 @@ def _handle(sqs: Any, message: dict[str, Any], config: IngestConfig, settings: W
             except Exception as exc:   # ingest_one never raises; a replacement might
                 outcomes.append(SampleOutcome(item, "failed",
                                               reason=f"{type(exc).__name__}: {exc}"))
+        settled()
         failed = [o for o in outcomes if o.status == "failed"]
         with report._lock:
             report.outcomes.extend(outcomes)

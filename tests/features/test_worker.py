@@ -17,6 +17,8 @@ from pathlib import Path
 from urllib.parse import unquote_plus
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from securepipe.data.dataset import load_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
@@ -301,3 +303,33 @@ def test_sigterm_stops_a_worker_process_cleanly(tmp_path: Path) -> None:
         assert proc.returncode == 0, err[-2000:]
         assert json.loads(out.strip().splitlines()[-1])["stopped_by"] == "stop"
         assert stage.queue_depth() == 0
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.sampled_from(["bucket", "object", "name", "key"]),
+                                       inner, max_size=3), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(
+    st.text(max_size=300),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                 lambda inner: st.lists(inner, max_size=3)
+                 | st.dictionaries(st.sampled_from(["Records", "Event", "eventSource",
+                                                    "eventName", "s3", "bucket", "object",
+                                                    "name", "key"]), inner, max_size=4),
+                 max_leaves=20).map(json.dumps),
+    st.builds(_event, st.just("bucket"), st.text(max_size=60)),
+    st.builds(lambda s3: json.dumps({"Records": [{"eventSource": "aws:s3",
+                                                  "eventName": "ObjectCreated:Put", "s3": s3}]}),
+              _JSON)))
+def test_no_message_body_escapes_as_anything_but_poison(body: str) -> None:
+    """Whatever arrives on the queue parses to valid samples or is poison with a reason."""
+    try:
+        pairs = parse_event(body, "bucket")
+    except PoisonMessage as poison:
+        assert poison.reason in {"not-json", "not-an-s3-event", "wrong-bucket", "bad-key"}
+        return
+    for contractor, sample_id in pairs:
+        IngestItem(contractor, sample_id)   # only valid ids get through
