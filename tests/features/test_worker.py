@@ -333,3 +333,19 @@ def test_no_message_body_escapes_as_anything_but_poison(body: str) -> None:
         return
     for contractor, sample_id in pairs:
         IngestItem(contractor, sample_id)   # only valid ids get through
+
+
+def test_a_message_a_worker_keeps_dying_on_is_redriven_by_sqs(stage: Stage,
+                                                               tmp_path: Path) -> None:
+    """The queue's own redrive policy is the backstop: a worker that dies mid-message never
+    deletes or dead-letters it, and SQS moves it after max_receives + 1 receives."""
+    sqs = stage.sb.client("sqs")
+    sqs.purge_queue(QueueUrl=stage.queues.queue_url)
+    sqs.send_message(QueueUrl=stage.queues.queue_url, MessageBody=_event(
+        stage.config.raw_bucket, "raw/c01/never"))
+    for _ in range(3):   # received and abandoned (the worker was killed), max_receives = 2
+        got = sqs.receive_message(QueueUrl=stage.queues.queue_url, VisibilityTimeout=0)
+        assert len(got["Messages"]) == 1
+    assert sqs.receive_message(QueueUrl=stage.queues.queue_url).get("Messages", []) == []
+    letters = dead_letters(stage.sb.session, stage.queues.dead_letter_url)
+    assert [d["reason"] for d in letters] == ["redriven by SQS (the worker died on it)"]
