@@ -1,4 +1,4 @@
-"""The ``securepipe`` command line: notebooks, voices, warmup, check."""
+"""The ``securepipe`` command line: notebooks, voices, warmup, check, ingest worker."""
 
 from __future__ import annotations
 
@@ -52,7 +52,34 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--html", metavar="PATH", help="write a standalone HTML report")
     check.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
+    ingest = sub.add_parser("ingest", help="step 4 ingest")
+    ingest_sub = ingest.add_subparsers(dest="ingest_command", required=True)
+    worker = ingest_sub.add_parser(
+        "worker", help="long-poll the ingest queue and ingest every upload it announces",
+        description="Event-driven ingest: S3 ObjectCreated events through SQS. Stops on "
+        "SIGTERM or SIGINT after finishing (or releasing) the samples in flight; prints a JSON "
+        "summary.")
+    worker.add_argument("--queue-url", required=True)
+    worker.add_argument("--dead-letter-url", required=True)
+    for name in ("raw-bucket", "features-bucket", "archive-bucket", "key-arn",
+                 "archive-key-arn"):
+        worker.add_argument(f"--{name}", required=True)
+    worker.add_argument("--profile", help="AWS profile (default: the environment's)")
+    worker.add_argument("--config-file", help="AWS config file holding the profile")
+    worker.add_argument("--ca-bundle", help="CA bundle to verify the endpoint with")
+    worker.add_argument("--concurrency", type=int, default=8, help="samples in flight")
+    worker.add_argument("--max-receives", type=int, default=3,
+                        help="receives before a failing message is dead-lettered")
+    worker.add_argument("--visibility-timeout", type=int, default=60, metavar="SECONDS")
+    worker.add_argument("--wait", type=int, default=20, metavar="SECONDS",
+                        help="long-poll wait (0-20)")
+    worker.add_argument("--retry-delay", type=int, default=5, metavar="SECONDS")
+    worker.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                        help="exit once the queue has been empty this long (backfills)")
+
     args = parser.parse_args(argv)
+    if args.command == "ingest":
+        return _ingest_worker(args)
     if args.command == "check":
         return _check(parser, args)
     if args.command == "notebooks":
@@ -66,6 +93,32 @@ def main(argv: list[str] | None = None) -> int:
     from securepipe.data import voices as voices_module
 
     return voices_module.main(args.args)
+
+
+def _ingest_worker(args: argparse.Namespace) -> int:
+    """``securepipe ingest worker``: run until SIGTERM (or idle), print the summary as JSON."""
+    import json
+    import logging
+
+    import boto3
+
+    from securepipe.features.ingest import IngestConfig, ProfileSessionFactory
+    from securepipe.features.worker import WorkerSettings, ingest_worker
+
+    logging.getLogger("aws_encryption_sdk").setLevel(logging.ERROR)
+    config = IngestConfig(raw_bucket=args.raw_bucket, features_bucket=args.features_bucket,
+                          archive_bucket=args.archive_bucket, key_arn=args.key_arn,
+                          archive_key_arn=args.archive_key_arn)
+    settings = WorkerSettings(
+        queue_url=args.queue_url, dead_letter_url=args.dead_letter_url,
+        concurrency=args.concurrency, max_receives=args.max_receives,
+        visibility_timeout_s=args.visibility_timeout, wait_s=args.wait,
+        retry_delay_s=args.retry_delay, idle_exit_s=args.idle_exit)
+    factory = (ProfileSessionFactory(args.profile, args.config_file, args.ca_bundle)
+               if args.profile else boto3.Session)
+    report = ingest_worker(config, settings, factory, handle_signals=True)
+    print(json.dumps(report.summary(), sort_keys=True), flush=True)
+    return 0
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

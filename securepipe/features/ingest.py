@@ -154,6 +154,17 @@ class IngestConfig:
             raise InvalidParameterError("spec must be a FeatureSpec")
         if self.speaker_keys is not None and not isinstance(self.speaker_keys, SpeakerKeyConfig):
             raise InvalidParameterError("speaker_keys must be a SpeakerKeyConfig or None")
+        if not isinstance(self.audio, AudioPolicy):
+            raise InvalidParameterError("audio must be an AudioPolicy")
+        # A policy that contradicts the spec would fail on every upload: refuse it here.
+        if self.audio.sample_rate != self.spec.sample_rate:
+            raise InvalidParameterError(
+                f"audio policy accepts {self.audio.sample_rate} Hz but the feature spec needs "
+                f"{self.spec.sample_rate} Hz (add the rate to resample_from instead)")
+        if self.audio.min_duration_s * self.audio.sample_rate < self.spec.n_fft:
+            raise InvalidParameterError(
+                f"min_duration_s {self.audio.min_duration_s} s is shorter than one FFT window "
+                f"({self.spec.n_fft} samples at {self.spec.sample_rate} Hz)")
 
     def features_key(self, item: IngestItem) -> str:
         return (f"{FEATURES_PREFIX}/{item.contractor}/{item.sample_id}/"
@@ -291,6 +302,9 @@ def ingest_sample(
             if _features_verified(clients, config, item, feat_key):
                 return SampleOutcome(item, "processed", features_key=feat_key, resumed=True,
                                      archived=_archived(clients, config, item))
+            quarantined = _quarantine_reason(clients, config, item)
+            if quarantined is not None:   # an earlier run quarantined it: say so again
+                return SampleOutcome(item, "quarantined", reason=quarantined, resumed=True)
             _audit("ingest.missing", config.raw_bucket, raw_key, "missing", item)
             return SampleOutcome(item, "missing", reason="no raw upload and no features")
         current = next((v for v in versions if v.is_latest), None)
@@ -313,6 +327,9 @@ def ingest_sample(
                 return _quarantine(clients, config, item, raw_key, versions, current,
                                    "decrypt-failed")
             done("decrypt", item)
+            if plain.stat().st_size > config.audio.byte_limit:   # never read into memory
+                return _quarantine(clients, config, item, raw_key, versions, current,
+                                   "too-large")
             data = plain.read_bytes()
             try:
                 audio = validate_wav(data, config.audio)
@@ -320,9 +337,15 @@ def ingest_sample(
                 return _quarantine(clients, config, item, raw_key, versions, current,
                                    exc.reason)
             done("validate", item)
-            matrix = extract(audio.samples, audio.sample_rate, config.spec)
+            try:
+                matrix = extract(audio.samples, audio.sample_rate, config.spec)
+                blob = to_bytes(matrix, config.spec)
+            except Exception as exc:
+                # Extraction is a function of the bytes alone: what fails once fails on every
+                # re-run, so the upload is quarantined rather than left to jam each batch.
+                return _quarantine(clients, config, item, raw_key, versions, current,
+                                   f"extract-failed: {type(exc).__name__}")
             done("extract", item)
-            blob = to_bytes(matrix, config.spec)
             context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
             message = clients.features_envelope(item, create=True).encrypt_bytes(blob, context)
             stored = _put_features(clients, config, item, feat_key, message, current,
@@ -490,6 +513,19 @@ def _features_check(clients: _Clients, config: IngestConfig, item: IngestItem, k
     return spec == config.spec, etag
 
 
+def _quarantine_reason(clients: _Clients, config: IngestConfig,
+                       item: IngestItem) -> str | None:
+    """The reason recorded on this sample's quarantine copy, or None if there is none."""
+    try:
+        head = clients.s3.head_object(
+            Bucket=config.raw_bucket, Key=f"{QUARANTINE_PREFIX}/{item.contractor}/{item.sample_id}")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return str((head.get("Metadata") or {}).get(META_REASON, "unknown"))
+
+
 def _archived(clients: _Clients, config: IngestConfig, item: IngestItem) -> bool:
     try:
         clients.archive_s3.head_object(Bucket=config.archive_bucket, Key=config.archive_key(item))
@@ -550,7 +586,8 @@ def _audit(action: str, bucket: str, key: str, outcome: str, item: IngestItem,
 
 # -- batches --------------------------------------------------------------------------------
 
-_local = threading.local()
+_shared_lock = threading.Lock()
+_shared: dict[str, tuple[Any, _Clients]] = {}
 
 
 def _task(session_factory: Callable[[], boto3.Session],
@@ -558,24 +595,46 @@ def _task(session_factory: Callable[[], boto3.Session],
           config: IngestConfig, item: IngestItem,
           listed: tuple[RawVersion, ...] | None = None) -> SampleOutcome:
     """One sample in a worker: clients are made once per worker thread or process."""
-    clients = _worker_clients(session_factory, archive_factory, config)
     try:
+        clients = _worker_clients(session_factory, archive_factory, config)
         return ingest_sample(clients.session, config, item, listed=listed, _clients=clients)
     except IngestError as exc:
         return SampleOutcome(item, "failed", reason=str(exc))
+    except Exception as exc:   # anything else is this sample's outcome, never the batch's
+        _audit("ingest.error", config.raw_bucket, sample_key(item.contractor, item.sample_id),
+               "error", item, reason=type(exc).__name__)
+        return SampleOutcome(item, "failed", reason=f"{type(exc).__name__}: {exc}")
+
+
+def ingest_one(item: IngestItem, config: IngestConfig,
+               session_factory: Callable[[], boto3.Session], *,
+               archive_session_factory: Callable[[], boto3.Session] | None = None
+               ) -> SampleOutcome:
+    """Ingest one upload with clients made once per thread; never raises for the sample.
+
+    What :func:`ingest_batch` runs per sample, for callers that schedule samples themselves
+    (the event-driven worker, :mod:`securepipe.features.worker`).
+    """
+    return _task(session_factory, archive_session_factory, config, item)
 
 
 def _worker_clients(session_factory: Callable[[], boto3.Session],
                     archive_factory: Callable[[], boto3.Session] | None,
                     config: IngestConfig) -> _Clients:
     # Compared by equality, not id: a process pool unpickles a new (equal) factory per task,
-    # and clients (with their envelopes) are worth making once per worker.
+    # and clients (with their envelopes) are worth making once per worker process. Made once
+    # and shared by the process's threads: boto3 clients are thread-safe once made
+    # (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/clients.html, "Multithreading
+    # or multiprocessing with clients"), the Encryption SDK provider makes its KMS clients in
+    # its constructor, and making a set costs about 0.5 s of CPU: once per thread, a worker
+    # with 32 samples in flight spent more time making clients than ingesting.
     key = (session_factory, archive_factory, config)
-    cache = getattr(_local, "clients", None)
-    if cache is None or cache[0] != key:
-        clients = _Clients(session_factory(), archive_factory() if archive_factory else None,
-                           config)
-        _local.clients = cache = (key, clients)
+    with _shared_lock:
+        cache = _shared.get("clients")
+        if cache is None or cache[0] != key:
+            clients = _Clients(session_factory(),
+                               archive_factory() if archive_factory else None, config)
+            _shared["clients"] = cache = (key, clients)
     return cache[1]
 
 

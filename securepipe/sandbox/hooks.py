@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote
 from xml.sax.saxutils import escape
 
 from securepipe import clock
+from securepipe.sandbox import latency
 from securepipe.sandbox.emulation import Enforcer, Refusal
 from securepipe.sandbox.motostate import aware_utc
 from securepipe.sandbox.requests import (
@@ -106,6 +107,7 @@ def activate() -> None:
         process = _saved_process_request
 
         def _checked(self: Any, request: Any) -> Any:
+            latency.pause_for(request.method, request.url, request.headers)  # when switched on
             if _active:
                 refused = _check_in_process(request)
                 if refused is not None:
@@ -184,6 +186,7 @@ class EnforcingMiddleware:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(body)
+        latency.pause_for(environ.get("REQUEST_METHOD", "GET"), url, headers)  # when switched on
         refusal = _enforcer.check(environ.get("REQUEST_METHOD", "GET"), url, headers, body)
         if refusal is None:
             return self.app(environ, start_response)
