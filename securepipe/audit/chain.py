@@ -54,7 +54,12 @@ from securepipe.audit.records import (
     validate_fields,
 )
 from securepipe.encryption.hardening import sse_kms_put_args
-from securepipe.encryption.signing import KmsSigner, PublicKeyVerifier
+from securepipe.encryption.signing import (
+    KmsSigner,
+    PublicKeyVerifier,
+    signature_from_text,
+    signature_to_text,
+)
 from securepipe.errors import InvalidParameterError, SecurePipeError, SignatureError
 
 #: The format new trails are written in (signed checkpoints); format 1 (HMAC) is read-only.
@@ -222,7 +227,7 @@ class AuditTrail:
     def _emit_signed(self, body: dict[str, Any]) -> str:
         assert self._signer is not None
         sig = self._signer.sign(signed_message(body))
-        return self._emit({**body, "sig": base64.b64encode(sig).decode("ascii")})
+        return self._emit({**body, "sig": signature_to_text(sig)})
 
     def _emit(self, obj: Mapping[str, Any]) -> str:
         line = canonical_json(obj)
@@ -292,7 +297,7 @@ def _parse(text: str, header_keys: frozenset[str], checkpoint_keys: frozenset[st
            seal: str) -> _Line:
     try:
         obj = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: hostile nesting depth
         return _Line(text, None, "not valid JSON")
     if not isinstance(obj, dict):
         return _Line(text, None, "not a JSON object")
@@ -318,7 +323,7 @@ def _parse(text: str, header_keys: frozenset[str], checkpoint_keys: frozenset[st
         return _Line(text, obj, None)
     try:
         canonical = canonical_json(obj)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _Line(text, None, "not canonical JSON")
     if canonical != text:
         return _Line(text, None, "not in canonical form (the line was re-written)")
@@ -338,8 +343,8 @@ def _signature_ok(verifier: PublicKeyVerifier, obj: Mapping[str, Any]) -> bool:
     if not isinstance(sig, str):
         return False
     try:
-        verifier.verify(signed_message(obj), base64.b64decode(sig, validate=True))
-    except (SignatureError, ValueError):
+        verifier.verify(signed_message(obj), signature_from_text(sig))
+    except SignatureError:
         return False
     return True
 
@@ -347,7 +352,7 @@ def _signature_ok(verifier: PublicKeyVerifier, obj: Mapping[str, Any]) -> bool:
 def _header_version(text: str) -> object:
     try:
         obj = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return obj.get("version") if isinstance(obj, dict) else None
 

@@ -36,7 +36,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,8 +57,14 @@ from securepipe.audit.chain import (
 )
 from securepipe.audit.records import canonical_json, utc_iso
 from securepipe.encryption.hardening import sse_kms_put_args
-from securepipe.encryption.signing import KmsSigner, PublicKeyVerifier
+from securepipe.encryption.signing import (
+    KmsSigner,
+    PublicKeyVerifier,
+    signature_from_text,
+    signature_to_text,
+)
 from securepipe.errors import InvalidParameterError, SecurePipeError, SignatureError
+from securepipe.ids import validate_kms_key_arn
 
 TRAIL_PREFIX = "trails/"
 DIGEST_PREFIX = "digests/"
@@ -235,7 +241,7 @@ class TrailLedger:
             "key_arn": self.signer.key_arn, "previous": self.previous_digest, "head": self.head,
             "created": utc_iso(clock.now()), "trails": list(self._pending)}
         sig = self.signer.sign(digest_message(body))
-        data = (canonical_json({**body, "sig": base64.b64encode(sig).decode("ascii")}) + "\n"
+        data = (canonical_json({**body, "sig": signature_to_text(sig)}) + "\n"
                 ).encode("ascii")
         key = _digest_key(self.digest_prefix, day, seq)
         raw = hashlib.sha256(data).digest()
@@ -262,7 +268,7 @@ def verifier_policy(bucket: str, signing_key_arn: str) -> dict[str, Any]:
     audit bucket's objects; ``s3:ListBucket``/``s3:ListBucketVersions`` on the bucket (actions:
     https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html).
     """
-    from securepipe.ids import validate_bucket_name, validate_kms_key_arn
+    from securepipe.ids import validate_bucket_name
 
     bucket, key = validate_bucket_name(bucket), validate_kms_key_arn(signing_key_arn)
     return {"Version": "2012-10-17", "Statement": [
@@ -400,13 +406,13 @@ def _parse_digest(obj: StoredObject, verifier: PublicKeyVerifier, prefix: str
     try:
         text = obj.body.decode("ascii")
         data = json.loads(text)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None, "digest is not ASCII JSON"
     if not isinstance(data, dict) or set(data) != _DIGEST_KEYS:
         return None, "digest has the wrong fields"
     try:
         canonical = canonical_json(data) + "\n"
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, "digest is not canonical JSON"
     if canonical != text:
         return None, "digest is not in canonical form (re-written)"
@@ -415,8 +421,8 @@ def _parse_digest(obj: StoredObject, verifier: PublicKeyVerifier, prefix: str
     if data["key_arn"] != verifier.key_arn:
         return None, "digest names another signing key than the pinned one"
     try:
-        verifier.verify(digest_message(data), base64.b64decode(str(data["sig"]), validate=True))
-    except (SignatureError, ValueError):
+        verifier.verify(digest_message(data), signature_from_text(data["sig"]))
+    except SignatureError:
         return None, "digest signature does not verify with the pinned key (edited or forged)"
     if not isinstance(data["seq"], int) or isinstance(data["seq"], bool) or not isinstance(
             data["day"], str) or obj.key != _digest_key(prefix, data["day"], data["seq"]):
@@ -431,7 +437,8 @@ def _parse_digest(obj: StoredObject, verifier: PublicKeyVerifier, prefix: str
 def verify_history(history: History, verifier: PublicKeyVerifier, *,
                    trail_prefix: str = TRAIL_PREFIX, digest_prefix: str = DIGEST_PREFIX,
                    expect_head: str | None = None,
-                   legacy_session: boto3.Session | None = None) -> HistoryResult:
+                   legacy_session: boto3.Session | None = None,
+                   legacy_key_arns: Sequence[str] = ()) -> HistoryResult:
     """Check every digest index and trail of ``history`` offline with ``verifier``'s public key.
 
     Reports every break, in history order: digest versions that do not verify (edited, forged,
@@ -441,8 +448,10 @@ def verify_history(history: History, verifier: PublicKeyVerifier, *,
     no digest lists (planted, or shipped after the last seal); delete markers. ``expect_head``:
     the SHA-256 the last digest must have. Legacy format-1 trails no digest lists are verified
     with ``legacy_session`` (KMS Decrypt) and returned in ``legacy``, labelled
-    :data:`~securepipe.audit.chain.SCHEME_HMAC`; without a session they are breaks.
+    :data:`~securepipe.audit.chain.SCHEME_HMAC`, but only under a key in ``legacy_key_arns``
+    (anyone may mint a data key under a key of their own); otherwise they are breaks.
     """
+    pinned = frozenset(validate_kms_key_arn(a) for a in legacy_key_arns)
     breaks: list[Break] = []
     valid: list[tuple[str, StoredObject, dict[str, Any]]] = []
     for obj in history.digests:
@@ -515,10 +524,12 @@ def verify_history(history: History, verifier: PublicKeyVerifier, *,
         order = (day, 1 << 30, 0, slot[0])
         lines = (stored.body or b"").decode("utf-8", "replace").splitlines()
         if lines and _version(lines[0]) == LEGACY_HMAC_FORMAT and legacy_session is not None:
-            result = verify_trail(lines, legacy_session)
-            if result.ok:
-                legacy.append((slot[0], result))
-                continue
+            key_arn = _legacy_key(lines[0])
+            if key_arn in pinned:
+                result = verify_trail(lines, legacy_session, key_arn=key_arn)
+                if result.ok:
+                    legacy.append((slot[0], result))
+                    continue
         breaks.append(Break(order, slot[0], slot[1], None, "a version no signed digest "
                             "lists (planted, or shipped after the last seal)"))
     for m in history.markers:
@@ -530,25 +541,40 @@ def verify_history(history: History, verifier: PublicKeyVerifier, *,
     return HistoryResult(tuple(sorted(breaks)), days, trails, records, tuple(legacy))
 
 
+def _legacy_key(line: str) -> str | None:
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    key = obj.get("key_arn") if isinstance(obj, dict) else None
+    return key if isinstance(key, str) else None
+
+
 def _version(line: str) -> object:
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return obj.get("version") if isinstance(obj, dict) else None
 
 
 def verify_bucket(session: boto3.Session, bucket: str, signing_key_arn: str, *,
                   trail_prefix: str = TRAIL_PREFIX, digest_prefix: str = DIGEST_PREFIX,
-                  expect_head: str | None = None, legacy: bool = False) -> HistoryResult:
+                  expect_head: str | None = None, legacy: bool = False,
+                  legacy_key_arns: Sequence[str] = ()) -> HistoryResult:
     """:func:`read_history` then :func:`verify_history`, with the public key fetched once
     (KMS GetPublicKey) and pinned to ``signing_key_arn``. ``legacy=True`` also verifies
-    format-1 trails no digest lists, with KMS Decrypt through ``session``."""
+    format-1 trails no digest lists, with KMS Decrypt through ``session``, under the pinned
+    ``legacy_key_arns`` only."""
+    if legacy and not legacy_key_arns:
+        raise InvalidParameterError("legacy=True needs legacy_key_arns: the keys old trails "
+                                    "were written under (a forger can use a key of their own)")
     verifier = PublicKeyVerifier.from_kms(session, signing_key_arn)
     return verify_history(read_history(session, bucket, trail_prefix=trail_prefix,
                                        digest_prefix=digest_prefix),
                           verifier, trail_prefix=trail_prefix, digest_prefix=digest_prefix,
-                          expect_head=expect_head, legacy_session=session if legacy else None)
+                          expect_head=expect_head, legacy_session=session if legacy else None,
+                          legacy_key_arns=legacy_key_arns)
 
 
 __all__ = [

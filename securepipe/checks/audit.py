@@ -56,7 +56,8 @@ def _trails(ctx: CheckContext) -> list[ResourceResult]:
                                       f"{span}: every put is locked"))
     prefix = ctx.config.audit_prefix
     history = verify_bucket(ctx.session, audit.name, key, trail_prefix=prefix,
-                            digest_prefix=DIGEST_PREFIX, legacy=True)
+                            digest_prefix=DIGEST_PREFIX, legacy=bool(ctx.config.key_arns),
+                            legacy_key_arns=ctx.config.key_arns)
     where = f"s3://{audit.name}/{prefix}"
     for name, legacy in history.legacy:
         results.append(ResourceResult(f"s3://{audit.name}/{name}", "fail", f"verifies only as "

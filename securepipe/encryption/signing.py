@@ -12,10 +12,17 @@ KMS hashes once more under ``ECDSA_SHA_256``; so a message of any length costs o
 and AWS and the sandbox agree (moto ignores ``MessageType=DIGEST`` and hashes the digest again:
 gap ``kms-sign-digest``). Verification failures collapse into one opaque
 :class:`~securepipe.errors.SignatureError`.
+
+ECDSA signatures are malleable: ``(r, s)`` and ``(r, n - s)`` both verify, and base64 text can be
+spelled several ways. So that a signed line has exactly one valid byte form, the kit's signer
+normalises every signature to low ``s`` in minimal DER, and the verifier accepts only that form
+and only canonical base64 (:func:`signature_from_text`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +31,10 @@ import boto3
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from securepipe.errors import InvalidParameterError, SignatureError
 from securepipe.ids import validate_kms_key_arn
@@ -34,7 +45,46 @@ __all__ = [
     "KmsSigner",
     "PublicKeyVerifier",
     "create_signing_key",
+    "signature_from_text",
+    "signature_to_text",
 ]
+
+#: The order of the P-256 group; a canonical signature has s <= N // 2.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _low_s(signature: bytes) -> bytes:
+    """The same signature with s <= n/2, in minimal DER (both forms verify; this one is unique)."""
+    r, s = decode_dss_signature(signature)
+    if s > _P256_ORDER // 2:
+        s = _P256_ORDER - s
+    return encode_dss_signature(r, s)
+
+
+def _canonical(signature: bytes) -> bool:
+    try:
+        r, s = decode_dss_signature(signature)
+    except ValueError:
+        return False
+    return 0 < s <= _P256_ORDER // 2 and encode_dss_signature(r, s) == signature
+
+
+def signature_to_text(signature: bytes) -> str:
+    """A signature as base64 text (the one spelling :func:`signature_from_text` accepts)."""
+    return base64.b64encode(signature).decode("ascii")
+
+
+def signature_from_text(text: object) -> bytes:
+    """Decode base64 signature text; :class:`SignatureError` unless it is the canonical spelling."""
+    if not isinstance(text, str) or not text.isascii():
+        raise SignatureError()
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError() from None
+    if signature_to_text(raw) != text:
+        raise SignatureError()
+    return raw
 
 #: The key spec and algorithm the kit signs with (P-256 ECDSA over SHA-256).
 KEY_SPEC = "ECC_NIST_P256"
@@ -89,7 +139,7 @@ class KmsSigner:
             MessageType="RAW",
             SigningAlgorithm=SIGNING_ALGORITHM,
         )
-        return bytes(out["Signature"])
+        return _low_s(bytes(out["Signature"]))
 
 
 @dataclass(frozen=True)
@@ -162,6 +212,8 @@ class PublicKeyVerifier:
     def verify_digest(self, digest: bytes, signature: bytes) -> None:
         """Raise :class:`SignatureError` unless ``signature`` is this key's over ``digest``."""
         if not isinstance(signature, bytes) or not isinstance(digest, bytes) or len(digest) != 32:
+            raise SignatureError()
+        if not _canonical(signature):  # a malleated (high-s, non-minimal DER) twin
             raise SignatureError()
         try:
             self.public_key.verify(

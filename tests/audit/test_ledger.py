@@ -35,7 +35,7 @@ from securepipe.audit.ledger import (
 )
 from securepipe.audit.records import AuditRecord, canonical_json
 from securepipe.encryption.signing import PublicKeyVerifier
-from securepipe.errors import SecurePipeError
+from securepipe.errors import InvalidParameterError, SecurePipeError
 from securepipe.sandbox.account import Sandbox
 
 DAYS, PER_DAY = 3, 2
@@ -399,3 +399,62 @@ def test_every_mutation_is_detected_and_located(shipped: tuple[History, PublicKe
     assert first.key == key, (str(first), key)
     if lines is not None:
         assert first.line in lines, (str(first), lines)
+
+
+def test_hostile_nesting_is_a_located_break_not_a_crash(sb: Sandbox) -> None:
+    """An object planted with JSON nested deeper than the parser's stack is reported, and the
+    rest of the history is still verified (attacker finding: RecursionError stopped it)."""
+    _build(sb, days=1)
+    bucket = sb.resources.bucket("audit")
+    bomb = ("[" * 100_000 + "]" * 100_000).encode()
+    s3 = sb.session.client("s3")
+    for key in ("trails/2020-01-01/bomb.jsonl", "digests/2020-01-01/000099.json"):
+        s3.put_object(Bucket=bucket, Key=key, Body=bomb)
+    result = verify_bucket(sb.session, bucket, sb.resources.signing_key_arn)
+    assert not result.ok
+    found = {b.key for b in result.breaks}
+    assert {"trails/2020-01-01/bomb.jsonl", "digests/2020-01-01/000099.json"} <= found
+    assert result.trails >= PER_DAY                      # the genuine trails were still checked
+    assert not verify_trail([bomb.decode()], _verifier_of(sb)).ok
+
+
+def _verifier_of(sb: Sandbox) -> PublicKeyVerifier:
+    return PublicKeyVerifier.from_kms(sb.session, sb.resources.signing_key_arn)
+
+
+def test_legacy_trails_verify_only_under_a_pinned_key(sb: Sandbox) -> None:
+    """A format-1 trail HMAC'd under a data key of the forger's own KMS key is a break, not a
+    weaker pass (attacker finding: legacy verification followed the header's key)."""
+    import base64
+    import hashlib
+    import hmac
+
+    _build(sb, days=1)
+    bucket = sb.resources.bucket("audit")
+    kms = sb.session.client("kms")
+    rogue = kms.create_key(Description="forger's own key")["KeyMetadata"]["Arn"]
+    name = "forged-legacy"
+    context = {"securepipe:trail": name, "securepipe:use": "audit-trail-hmac"}
+    dk = kms.generate_data_key(KeyId=rogue, KeySpec="AES_256", EncryptionContext=context)
+    header = {"type": "header", "trail": name, "seq": 0, "prev": "0" * 64, "version": 1,
+              "created": "2026-01-01T00:00:00.000Z", "key_arn": rogue,
+              "data_key": base64.b64encode(dk["CiphertextBlob"]).decode(), "context": context,
+              "checkpoint_every": 100}
+
+    def mac(body: dict[str, object]) -> str:
+        return hmac.new(dk["Plaintext"], canonical_json(body).encode(), hashlib.sha256).hexdigest()
+
+    lines = [canonical_json({**header, "mac": mac(header)})]
+    seal = {"type": "checkpoint", "trail": name, "seq": 1,
+            "prev": hashlib.sha256(lines[0].encode()).hexdigest(), "records": 0, "final": True,
+            "time": "2026-01-01T00:00:00.000Z"}
+    lines.append(canonical_json({**seal, "mac": mac(seal)}))
+    key = "trails/2026-01-01/forged-legacy.jsonl"
+    sb.session.client("s3").put_object(Bucket=bucket, Key=key,
+                                       Body=("\n".join(lines) + "\n").encode())
+    result = verify_bucket(sb.session, bucket, sb.resources.signing_key_arn, legacy=True,
+                           legacy_key_arns=[sb.resources.kms_key_arn])
+    assert not result.ok and key in {b.key for b in result.breaks}
+    assert result.legacy == ()
+    with pytest.raises(InvalidParameterError):
+        verify_bucket(sb.session, bucket, sb.resources.signing_key_arn, legacy=True)

@@ -84,3 +84,38 @@ def test_bad_arguments_are_typed() -> None:
         PublicKeyVerifier.from_pem(b"not pem", "arn:aws:kms:eu-west-1:123456789012:key/abc")
     with pytest.raises(InvalidParameterError):
         KmsSigner(object(), "arn:aws:kms:eu-west-1:123456789012:key/not-a-key")  # type: ignore[arg-type]
+
+
+def test_a_signature_has_one_valid_spelling(kit) -> None:
+    """ECDSA's (r, n - s) twin and non-canonical base64 are refused, so a signed line cannot be
+    re-spelled undetected (attacker finding: a malleated seal changed the trail's head)."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.utils import (
+        decode_dss_signature,
+        encode_dss_signature,
+    )
+
+    from securepipe.encryption.signing import signature_from_text, signature_to_text
+
+    _, signer, verifier = kit
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    for i in range(8):                       # KMS answers high s about half the time
+        message = f"seal {i}".encode()
+        sig = signer.sign(message)
+        r, s = decode_dss_signature(sig)
+        assert s <= order // 2               # normalised by the kit's signer
+        verifier.verify(message, sig)
+        twin = encode_dss_signature(r, order - s)
+        with pytest.raises(SignatureError):
+            verifier.verify(message, twin)
+        text = signature_to_text(sig)
+        assert signature_from_text(text) == sig
+        padded = text.rstrip("=")
+        for spelling in (text + "\n", " " + text, padded if padded != text else text + "=="):
+            with pytest.raises(SignatureError):
+                signature_from_text(spelling)
+    # non-zero padding bits decode to the same bytes but are not the canonical spelling
+    raw = base64.b64encode(b"\x01").decode()          # 'AQ=='
+    with pytest.raises(SignatureError):
+        signature_from_text(raw[0] + chr(ord(raw[1]) + 1) + raw[2:])
