@@ -299,8 +299,8 @@ def _principal(ident: _Identity) -> tuple[str, str] | str:
             return issuer.arn, session
         if arn and ":assumed-role/" in arn:
             head, rest = arn.split(":assumed-role/", 1)
-            account = head.rsplit(":", 1)[-1]
-            return f"arn:aws:iam::{account}:role/{rest.rsplit('/', 1)[0]}", session
+            owner = head.rsplit(":", 1)[-1]
+            return f"arn:aws:iam::{owner}:role/{rest.rsplit('/', 1)[0]}", session
         return "userIdentity of an AssumedRole names no role"
     if kind == "AWSService":
         return f"service:{ident.invokedBy or 'unknown'}", ""
@@ -354,6 +354,8 @@ class Normaliser:
         self.strict = strict
         self.vocab = vocab if vocab is not None else Vocab()
         self.stats = NormaliseStats()
+        self._net_cache: dict[tuple[str | None, str | None], int] = {}
+        self._agent_cache: dict[str | None, int] = {}
 
     # -- entry points --
 
@@ -410,9 +412,14 @@ class Normaliser:
         (t_out, p_out, s_out, k_out, d_out, b_out, bk_out, o_out, x_out, dst_out, f_out,
          n_out, a_out, au_out) = cols
         kinds = _KIND_OF_EVENT
+        net_cache, agent_cache = self._net_cache, self._agent_cache
+        if len(net_cache) > 100_000:
+            net_cache.clear()
+        if len(agent_cache) > 100_000:
+            agent_cache.clear()
         ignored = 0
         index = -1
-        for index, rec in enumerate(records):  # noqa: B007 (index used after the loop)
+        for index, rec in enumerate(records):
             kind = kinds.get(rec.eventName)  # type: ignore[arg-type]  # None -> no kind
             if kind is None or rec.eventSource != "s3.amazonaws.com":
                 if rec.eventName is None:
@@ -449,9 +456,7 @@ class Normaliser:
                 if "/" not in source:
                     self._reject(index, "x-amz-copy-source is not bucket/key")
                     continue
-                dest = buckets.get(bucket)
-                if dest is None:
-                    dest = buckets[bucket] = len(buckets)
+                dest = Vocab.code(buckets, bucket)
                 foreign = _owner(rec, bucket) not in (None, rec.recipientAccountId)
                 bucket, key = source.split("/", 1)
             elif kind != LIST and not key:
@@ -479,14 +484,14 @@ class Normaliser:
             bcode = buckets.get(bucket)
             if bcode is None:
                 bcode = buckets[bucket] = len(buckets)
-            net = network_of(rec.sourceIPAddress, rec.vpcEndpointId)
-            ncode = networks.get(net)
+            where = (rec.sourceIPAddress, rec.vpcEndpointId)
+            ncode = net_cache.get(where)
             if ncode is None:
-                ncode = networks[net] = len(networks)
-            fam = agent_family(rec.userAgent)
-            acode = agents.get(fam)
+                ncode = net_cache[where] = Vocab.code(networks, network_of(*where))
+            acode = agent_cache.get(rec.userAgent)
             if acode is None:
-                acode = agents[fam] = len(agents)
+                acode = agent_cache[rec.userAgent] = Vocab.code(agents,
+                                                                agent_family(rec.userAgent))
             t_out.append(when)
             p_out.append(pcode)
             s_out.append(scode)
@@ -513,7 +518,7 @@ class Normaliser:
 def _owner(rec: Record, bucket: str) -> str | None:
     """The account owning ``bucket`` according to the record's ``resources`` (None if absent)."""
     for res in rec.resources or ():
-        if res.type == "AWS::S3::Bucket" and res.ARN == f"arn:aws:s3:::{bucket}":
+        if res.type == "AWS::S3::Bucket" and f"arn:aws:s3:::{bucket}" == res.ARN:
             return res.accountId
     return None
 

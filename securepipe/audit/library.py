@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from securepipe.audit.events import EventBatch, Normaliser, Vocab
-from securepipe.audit.fleet import FleetAlert, FleetBaseline, detect
+from securepipe.audit.fleet import FleetAlert, FleetBaseline, detect_fleet
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -99,7 +99,9 @@ def other_account(account: str) -> dict[str, Any]:
 ANONYMOUS: dict[str, Any] = {"type": "AWSAccount", "principalId": "", "accountId": "anonymous"}
 
 
-class _Emitter:
+class Emitter:
+    """Builds CloudTrail S3 data-event records (:meth:`emit`) into :attr:`out`."""
+
     def __init__(self, world: World) -> None:
         self.w = world
         self.out: list[dict[str, Any]] = []
@@ -181,7 +183,7 @@ def _contractor_ip(c: int) -> str:
     return f"{81 + c}.{20 + c}.7.{10 + c}"
 
 
-def _normal(em: _Emitter, start_ms: int, days: int, rng: np.random.Generator, *,
+def normal_fleet(em: Emitter, start_ms: int, days: int, rng: np.random.Generator, *,
             samples: int | None = None, contractors: int | None = None,
             weekly_read: bool = True, trainer_vpce: str = TRAINER_VPCE,
             weekday_of_start: int | None = None) -> None:
@@ -263,7 +265,7 @@ def _normal(em: _Emitter, start_ms: int, days: int, rng: np.random.Generator, *,
                 agent=BOTO, error="AccessDenied")
 
 
-def _full_read(em: _Emitter, t0: int, objects: list[tuple[int, int]],
+def _full_read(em: Emitter, t0: int, objects: list[tuple[int, int]],
                rng: np.random.Generator) -> None:
     w = em.w
     ext = assumed_role(w.account, "securepipe-extract", f"weekly-{t0 // DAY_MS}")
@@ -276,22 +278,22 @@ def _full_read(em: _Emitter, t0: int, objects: list[tuple[int, int]],
 # -- normal kinds -------------------------------------------------------------------------------
 
 
-def _normal_steady(em: _Emitter, rng: np.random.Generator) -> None:
-    _normal(em, em.w.eval_ms, em.w.eval_days, rng)
+def _normal_steady(em: Emitter, rng: np.random.Generator) -> None:
+    normal_fleet(em, em.w.eval_ms, em.w.eval_days, rng)
 
 
-def _normal_weekly(em: _Emitter, rng: np.random.Generator) -> None:
-    _normal(em, em.w.eval_ms, em.w.eval_days, rng)
+def _normal_weekly(em: Emitter, rng: np.random.Generator) -> None:
+    normal_fleet(em, em.w.eval_ms, em.w.eval_days, rng)
     w = em.w
     _full_read(em, w.eval_ms + DAY_MS + 14 * HOUR_MS,
                [(c, i) for c in range(w.contractors) for i in range(w.samples)], rng)
 
 
-def _normal_onboarding(em: _Emitter, rng: np.random.Generator) -> None:
+def _normal_onboarding(em: Emitter, rng: np.random.Generator) -> None:
     """Three contractors join: new sessions, new home networks, new prefixes, 40 uploads each,
     reviewed, ingested and trained on."""
     w = em.w
-    _normal(em, w.eval_ms, w.eval_days, rng, contractors=w.contractors)
+    normal_fleet(em, w.eval_ms, w.eval_days, rng, contractors=w.contractors)
     for c in range(w.contractors, w.contractors + 3):
         ident = assumed_role(w.account, "securepipe-contractor",
                              f"contractor-c{c + 1:02d}-{rng.integers(1 << 30):08x}")
@@ -305,25 +307,25 @@ def _normal_onboarding(em: _Emitter, rng: np.random.Generator) -> None:
                         _raw_key(c, k), ip=_contractor_ip(c), agent=BOTO, out_bytes=w.raw_bytes)
 
 
-def _normal_growth(em: _Emitter, rng: np.random.Generator) -> None:
+def _normal_growth(em: Emitter, rng: np.random.Generator) -> None:
     """The dataset has grown by 60 % since the baseline: every role reads 1.6x as many objects."""
     w = em.w
-    _normal(em, w.eval_ms, w.eval_days, rng, samples=int(w.samples * 1.6))
+    normal_fleet(em, w.eval_ms, w.eval_days, rng, samples=int(w.samples * 1.6))
 
 
-def _normal_weekend(em: _Emitter, rng: np.random.Generator) -> None:
+def _normal_weekend(em: Emitter, rng: np.random.Generator) -> None:
     """Saturday, Sunday (the weekly full read) and Monday: a lull, then work resumes."""
     w = em.w
-    _normal(em, w.eval_ms, w.eval_days, rng, weekday_of_start=5)
+    normal_fleet(em, w.eval_ms, w.eval_days, rng, weekday_of_start=5)
 
 
-def _normal_infra(em: _Emitter, rng: np.random.Generator) -> None:
+def _normal_infra(em: Emitter, rng: np.random.Generator) -> None:
     """The trainer moves to a new VPC endpoint (one new source attribute, not two)."""
     w = em.w
-    _normal(em, w.eval_ms, w.eval_days, rng, trainer_vpce="vpce-0ffff00000000002")
+    normal_fleet(em, w.eval_ms, w.eval_days, rng, trainer_vpce="vpce-0ffff00000000002")
 
 
-NORMALS: dict[str, tuple[str, Callable[[_Emitter, np.random.Generator], None]]] = {
+NORMALS: dict[str, tuple[str, Callable[[Emitter, np.random.Generator], None]]] = {
     "epochs-new-sessions": ("every epoch a new STS session name", _normal_steady),
     "weekly-full-read": ("the extraction role re-reads the whole raw bucket", _normal_weekly),
     "onboarding": ("three contractors join from new networks", _normal_onboarding),
@@ -342,14 +344,14 @@ class Attack:
     description: str
     mitre: str
     bound_s: float  # the detection latency it must be caught within
-    emit: Callable[[_Emitter, int, np.random.Generator], None]
+    emit: Callable[[Emitter, int, np.random.Generator], None]
 
 
 def _objs(w: World) -> list[tuple[int, int]]:
     return [(c, i) for c in range(w.contractors) for i in range(w.samples)]
 
 
-def _a_distributed(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_distributed(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     objs = _objs(w)
     slices = np.array_split(np.arange(len(objs)), 10)
@@ -363,7 +365,7 @@ def _a_distributed(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                     ip=_contractor_ip(c), agent=BOTO, out_bytes=w.raw_bytes)
 
 
-def _a_role_steady(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_role_steady(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     ident = assumed_role(w.account, "securepipe-training", f"epoch-x-{rng.integers(1 << 30):08x}")
     for k, (c, i) in enumerate(_objs(w)):
@@ -371,7 +373,7 @@ def _a_role_steady(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 ip="10.0.3.17", agent=BOTO, out_bytes=w.raw_bytes, vpce=TRAINER_VPCE)
 
 
-def _a_drip(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_drip(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     ds = iam_user(w.account, "data-scientist")
     objs = _objs(w)
@@ -381,7 +383,7 @@ def _a_drip(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 ip="198.51.100.40", agent=BOTO, out_bytes=w.raw_bytes)
 
 
-def _a_prefix_walk(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_prefix_walk(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     ident = assumed_role(w.account, "securepipe-contractor", "contractor-c03-walk")
     for k in range(w.contractors - 1):
@@ -391,7 +393,7 @@ def _a_prefix_walk(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 out_bytes=w.raw_bytes)
 
 
-def _a_recon(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_recon(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     who = iam_user(w.account, "qa-analyst")
     for k in range(20):
@@ -406,7 +408,7 @@ def _a_recon(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 ip="198.51.100.23", agent=BOTO, out_bytes=w.raw_bytes)
 
 
-def _a_copy_staging(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_copy_staging(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     ident = assumed_role(w.account, "securepipe-contractor", "contractor-c05-x")
     for k, (c, i) in enumerate(_objs(w)):
@@ -414,7 +416,7 @@ def _a_copy_staging(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 ip=_contractor_ip(4), agent=BOTO, copy_from=f"{w.bucket('raw')}/{_raw_key(c, i)}")
 
 
-def _a_copy_cross(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_copy_cross(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     arc = assumed_role(w.account, "securepipe-archive", "archive-x")
     for k in range(5):
@@ -423,7 +425,7 @@ def _a_copy_cross(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 dest_owner="999988887777", vpce=TRAINER_VPCE)
 
 
-def _a_select(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_select(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     ds = iam_user(w.account, "data-scientist")
     for k, (c, i) in enumerate(_objs(w)[:1000]):
@@ -431,7 +433,7 @@ def _a_select(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 ip="198.51.100.40", agent=BOTO, out_bytes=4096)
 
 
-def _a_presigned(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_presigned(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     who = iam_user(w.account, "qa-analyst")
     for k in range(40):
@@ -441,7 +443,7 @@ def _a_presigned(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 out_bytes=float(w.raw_bytes))
 
 
-def _a_denied(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_denied(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     ident = assumed_role(w.account, "securepipe-contractor", "contractor-c07-probe")
     for k in range(3000):
@@ -450,7 +452,7 @@ def _a_denied(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 error="AccessDenied")
 
 
-def _a_burst(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_burst(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     who = iam_user(w.account, "qa-analyst")
     for k, (c, i) in enumerate(_objs(w)):
@@ -458,7 +460,7 @@ def _a_burst(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 ip="198.51.100.23", agent=BOTO, out_bytes=float(w.raw_bytes))
 
 
-def _a_anonymous(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_anonymous(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     for k in range(200):
         c, i = divmod(k, w.samples)
@@ -467,7 +469,7 @@ def _a_anonymous(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 "AuthHeader", out_bytes=w.raw_bytes)
 
 
-def _a_other_account(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_other_account(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     for k in range(100):
         c, i = divmod(k, w.samples)
@@ -475,7 +477,7 @@ def _a_other_account(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 _raw_key(c, i), ip="3.120.1.9", agent=BOTO, out_bytes=w.raw_bytes)
 
 
-def _a_restore(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_restore(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     arc = assumed_role(w.account, "securepipe-archive", "archive-r")
     for k, (c, i) in enumerate(_objs(w)[:500]):
@@ -483,7 +485,7 @@ def _a_restore(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 ip="10.0.4.10", agent=BOTO, vpce=TRAINER_VPCE)
 
 
-def _a_ranged(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_ranged(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     ident = assumed_role(w.account, "securepipe-contractor", "contractor-c09-range")
     for k, (c, i) in enumerate(_objs(w)):
@@ -491,7 +493,7 @@ def _a_ranged(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 ip=_contractor_ip(8), agent=BOTO, out_bytes=65_536)
 
 
-def _a_stolen_trainer(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_stolen_trainer(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     ident = assumed_role(w.account, "securepipe-training", "epoch-007-2-1a2b3c4d")
     for k, (c, i) in enumerate(_objs(w)[:100]):
@@ -500,7 +502,7 @@ def _a_stolen_trainer(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 out_bytes=w.feature_bytes)
 
 
-def _a_new_user(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_new_user(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     who = iam_user(w.account, "temp-export")
     for k in range(25):
@@ -508,7 +510,7 @@ def _a_new_user(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
                 ip="198.51.100.99", agent=BOTO, out_bytes=w.raw_bytes)
 
 
-def _a_epoch_overrun(em: _Emitter, t0: int, rng: np.random.Generator) -> None:
+def _a_epoch_overrun(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     w = em.w
     objs = _objs(w)
     for e in range(4):
@@ -574,21 +576,21 @@ class Library:
 def library_baseline(world: World | None = None) -> Library:
     """Generate the baseline week, normalise it, fit a :class:`FleetBaseline`."""
     world = world or World()
-    em = _Emitter(world)
-    _normal(em, world.start_ms, world.baseline_days, np.random.default_rng(world.seed))
+    em = Emitter(world)
+    normal_fleet(em, world.start_ms, world.baseline_days, np.random.default_rng(world.seed))
     norm = Normaliser()
     batch = norm.dicts(em.out)
     return Library(world, norm.vocab, FleetBaseline.fit(batch, norm.vocab), norm)
 
 
 def normal_records(lib: Library, kind: str) -> list[dict[str, Any]]:
-    em = _Emitter(lib.world)
+    em = Emitter(lib.world)
     NORMALS[kind][1](em, np.random.default_rng(lib.world.seed + 1 + list(NORMALS).index(kind)))
     return em.out
 
 
 def attack_records(lib: Library, attack: Attack) -> list[dict[str, Any]]:
-    em = _Emitter(lib.world)
+    em = Emitter(lib.world)
     em.n = 10_000_000
     t0 = lib.world.eval_ms + ATTACK_HOUR * HOUR_MS
     attack.emit(em, t0, np.random.default_rng(lib.world.seed + 100 + ATTACKS.index(attack)))
@@ -636,7 +638,7 @@ def run_library(lib: Library | None = None) -> tuple[list[Score], dict[str, list
     steady_keys: set[Any] = set()
     for kind in NORMALS:
         batch = _batch(lib, normal_records(lib, kind))
-        found = detect(batch, lib.vocab, lib.baseline)
+        found = detect_fleet(batch, lib.vocab, lib.baseline)
         alerts[kind] = found
         if kind == "epochs-new-sessions":
             steady, steady_keys = batch, {a.key for a in found}
@@ -647,7 +649,7 @@ def run_library(lib: Library | None = None) -> tuple[list[Score], dict[str, list
     t0 = w.eval_ms + ATTACK_HOUR * HOUR_MS
     for attack in ATTACKS:
         extra = _batch(lib, attack_records(lib, attack))
-        found = detect(EventBatch.concat([steady, extra]), lib.vocab, lib.baseline)
+        found = detect_fleet(EventBatch.concat([steady, extra]), lib.vocab, lib.baseline)
         alerts[attack.name] = found
         new = [a for a in found if a.key not in steady_keys
                and a.alert_time.timestamp() * 1000 >= t0]
