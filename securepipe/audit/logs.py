@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -265,9 +266,10 @@ def stream_log_files(paths: Iterable[str | Path], stream: TrailStream, *,
         name = str(path)
         try:
             with open(path, "rb") as handle:
-                body = handle.read(MAX_LOG_BYTES + 1)
-            if len(body) > MAX_LOG_BYTES:
-                raise LogFileError(name, f"larger than {MAX_LOG_BYTES} bytes")
+                # size first: read(MAX_LOG_BYTES + 1) would allocate that much for every file
+                if os.fstat(handle.fileno()).st_size > MAX_LOG_BYTES:
+                    raise LogFileError(name, f"larger than {MAX_LOG_BYTES} bytes")
+                body = handle.read()
             batch = stream.normaliser.log_file(gunzip_log(body, name), name)
         except OSError as exc:
             if strict:
@@ -308,11 +310,11 @@ def stream_bucket_logs(session: boto3.Session, bucket: str, stream: TrailStream,
                 response = s3.get_object(Bucket=bucket, Key=key)
                 body = response["Body"]
                 try:
-                    data = body.read(MAX_LOG_BYTES + 1)
+                    if int(response.get("ContentLength") or 0) > MAX_LOG_BYTES:
+                        raise LogFileError(key, f"larger than {MAX_LOG_BYTES} bytes")
+                    data = body.read()  # botocore checks the length against ContentLength
                 finally:
                     body.close()
-                if len(data) > MAX_LOG_BYTES:
-                    raise LogFileError(key, f"larger than {MAX_LOG_BYTES} bytes")
                 batch = stream.normaliser.log_file(gunzip_log(data, key), key)
             except LogFileError as exc:
                 if strict:

@@ -36,6 +36,7 @@ from securepipe.audit.logs import (
     TrailStream,
     log_file_key,
     log_prefix,
+    stream_bucket_logs,
     stream_log_files,
     write_log_files,
 )
@@ -265,3 +266,39 @@ def test_rules_can_be_restricted(lib) -> None:
     found = detect_fleet(lib.normaliser.dicts(attack_records(lib, attack)), lib.vocab, only)
     assert {a.rule for a in found} == {"copy-out"}
     assert found[0].mitre == "T1537"
+
+
+def test_streams_an_organization_trail_from_its_bucket(lib, tmp_path) -> None:
+    from securepipe.sandbox.account import Sandbox
+
+    attack = next(a for a in ATTACKS if a.name == "copy-cross-account")
+    records = sorted(normal_records(lib, "epochs-new-sessions")[:4000]
+                     + attack_records(lib, attack), key=lambda r: r["eventTime"])
+    expected = sorted(a.key for a in detect_fleet(lib.normaliser.dicts(records), lib.vocab,
+                                                  lib.baseline))
+    paths = write_log_files(tmp_path, records, account_id=lib.world.account,
+                            region=lib.world.region, organization_id="o-abcdef1234")
+    day = dt.date(2026, 1, 12)
+    with Sandbox() as sb:
+        bucket = sb.resources.bucket("raw")
+        s3 = sb.session.client("s3")
+        for path in paths:
+            s3.put_object(Bucket=bucket, Key=str(path.relative_to(tmp_path)),
+                          Body=path.read_bytes())
+        junk = log_prefix(lib.world.account, lib.world.region, day, "",
+                          "o-abcdef1234") + "junk.json.gz"
+        s3.put_object(Bucket=bucket, Key=junk, Body=b"{}")
+        stream = TrailStream(Normaliser())
+        det = FleetDetector(lib.baseline, stream.normaliser.vocab)
+        for batch in stream_bucket_logs(sb.session, bucket, stream, account_id=lib.world.account,
+                                        region=lib.world.region, start=day, end=day,
+                                        organization_id="o-abcdef1234"):
+            det.feed(batch)
+        det.flush()
+        without_org = TrailStream(Normaliser())
+        assert list(stream_bucket_logs(sb.session, bucket, without_org,
+                                       account_id=lib.world.account, region=lib.world.region,
+                                       start=day, end=day)) == []
+    assert sorted(a.key for a in det.alerts) == expected
+    assert "copy-out" in {a.rule for a in det.alerts}
+    assert stream.files == len(paths) and [k for k, _ in stream.unreadable] == [junk]
