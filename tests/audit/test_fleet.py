@@ -27,6 +27,7 @@ from securepipe.audit.library import (
     World,
     assumed_role,
     attack_records,
+    normal_fleet,
     library_baseline,
     normal_records,
     run_library,
@@ -302,3 +303,21 @@ def test_streams_an_organization_trail_from_its_bucket(lib, tmp_path) -> None:
     assert sorted(a.key for a in det.alerts) == expected
     assert "copy-out" in {a.rule for a in det.alerts}
     assert stream.files == len(paths) and [k for k, _ in stream.unreadable] == [junk]
+
+
+def test_memory_is_bounded_by_the_windows_not_the_stream(lib) -> None:
+    """Open-window state after each day of a steady stream: it does not grow day after day."""
+    w = lib.world
+    em = Emitter(w)
+    normal_fleet(em, w.eval_ms, 4, np.random.default_rng(5), weekly_read=False)
+    batch = lib.normaliser.dicts(em.out)
+    batch = batch.take(np.argsort(batch.time_ms, kind="stable"))
+    det = FleetDetector(lib.baseline, lib.vocab)
+    after_day = []
+    for day in range(4):
+        end = w.eval_ms + (day + 1) * 86_400_000
+        det.feed(batch.take(np.flatnonzero((batch.time_ms >= end - 86_400_000)
+                                           & (batch.time_ms < end))))
+        after_day.append(det.state_entries)
+    assert det.events == len(batch)
+    assert after_day[0] > 1000 and max(after_day[1:]) <= 1.25 * after_day[0], after_day
