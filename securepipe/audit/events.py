@@ -356,6 +356,7 @@ class Normaliser:
         self.stats = NormaliseStats()
         self._net_cache: dict[tuple[str | None, str | None], int] = {}
         self._agent_cache: dict[str | None, int] = {}
+        self._who_cache: dict[tuple[str | None, ...], tuple[int, int] | str] = {}
 
     # -- entry points --
 
@@ -413,6 +414,10 @@ class Normaliser:
          n_out, a_out, au_out) = cols
         kinds = _KIND_OF_EVENT
         net_cache, agent_cache = self._net_cache, self._agent_cache
+        who_cache = self._who_cache
+        if len(who_cache) > 100_000:
+            who_cache.clear()
+        time_cache = _time_cache
         if len(net_cache) > 100_000:
             net_cache.clear()
         if len(agent_cache) > 100_000:
@@ -427,15 +432,30 @@ class Normaliser:
                 else:
                     ignored += 1
                 continue
-            when = parse_time_ms(rec.eventTime)
+            when = time_cache.get(rec.eventTime)  # type: ignore[arg-type]  # None -> miss
             if when is None:
-                self._reject(index, "eventTime missing or not an ISO-8601 UTC time")
-                continue
+                when = parse_time_ms(rec.eventTime)
+                if when is None:
+                    self._reject(index, "eventTime missing or not an ISO-8601 UTC time")
+                    continue
             ident = rec.userIdentity
             if ident is None:
                 self._reject(index, "userIdentity missing")
                 continue
-            who = _principal(ident)
+            # the same identity recurs record after record: decide each one once
+            ctx = ident.sessionContext
+            issuer = ctx.sessionIssuer.arn if ctx is not None and ctx.sessionIssuer else None
+            who_key = (ident.type, ident.arn, issuer, ident.accountId, ident.invokedBy,
+                       ident.principalId)
+            who = who_cache.get(who_key)
+            if who is None:
+                named = _principal(ident)
+                if isinstance(named, str):
+                    who = named
+                else:
+                    who = (Vocab.code(principals, named[0]),
+                           Vocab.code(sessions, f"{named[0]}\x00{named[1]}"))
+                who_cache[who_key] = who
             if isinstance(who, str):
                 self._reject(index, who)
                 continue
@@ -473,14 +493,7 @@ class Normaliser:
                 size = got
                 method = extra.AuthenticationMethod
                 auth = 0 if method == "AuthHeader" else 1 if method == "QueryString" else 2
-            pname, sname = who
-            pcode = principals.get(pname)
-            if pcode is None:
-                pcode = principals[pname] = len(principals)
-            skey = f"{pname}\x00{sname}"
-            scode = sessions.get(skey)
-            if scode is None:
-                scode = sessions[skey] = len(sessions)
+            pcode, scode = who
             bcode = buckets.get(bucket)
             if bcode is None:
                 bcode = buckets[bucket] = len(buckets)

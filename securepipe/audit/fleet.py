@@ -354,15 +354,20 @@ class _Window:
 
 
 def _running(state: _Window, t: np.ndarray, group: np.ndarray, item: np.ndarray | None,
-             weight: np.ndarray | None, window_ms: int, phase_ms: int
+             weight: np.ndarray | None, window_ms: int, phase_ms: int,
+             order: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The running aggregate at each event (events time-ordered), carried across calls.
 
+    ``order``, if given, is a stable sort of the events by ``group``: inside a group the events
+    are in time order, so each window's events are contiguous in it whatever the window and
+    phase (one sort serves every rule over the same events and groups).
     Returns (order, running value in that order, segment index per event in that order, the
     chunk's unique segments' positions in the state)."""
     wid = (t + phase_ms) // window_ms
     seg = (group << _WID_BITS) | (wid & _WID_MASK)
-    order = np.argsort(seg, kind="stable")  # time order kept inside a segment
+    if order is None:
+        order = np.argsort(group, kind="stable")
     s_seg = seg[order]
     n = s_seg.shape[0]
     if item is not None:
@@ -431,6 +436,9 @@ class _Engine:
         self.windows: dict[tuple[int, int], _Window] = {}
         self.size_windows: dict[tuple[str, int], _Window] = {}
         self.last_alert: dict[tuple[str, int], int] = {}
+        # per batch: the events each (filter, group) selects, and their order by group
+        self._selections: dict[tuple[str, str, bool], np.ndarray] = {}
+        self._orders: dict[tuple[str, str, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # -- sizes --
 
@@ -559,12 +567,25 @@ class _Engine:
             item = b.prefix[idx]
         elif rule.aggregate == "bytes":
             weight = b.bytes[idx]
+        cache_key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"))
+        cached = self._orders.get(cache_key)
+        if cached is None or cached[0] is not idx:
+            group = self._group(rule, b, idx)
+            cached = self._orders[cache_key] = (idx, group,
+                                                np.argsort(group, kind="stable"))
         order, running, seg_of, slot = _running(
-            state, b.time_ms[idx], self._group(rule, b, idx), item, weight, rule.window_ms,
-            phase)
+            state, b.time_ms[idx], cached[1], item, weight, rule.window_ms, phase, cached[2])
         return idx[order], running, seg_of, slot, state
 
     def _selected(self, rule: FleetRule, b: EventBatch) -> np.ndarray:
+        key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"))
+        got = self._selections.get(key)
+        if got is not None:
+            return got
+        got = self._selections[key] = self._select(rule, b)
+        return got
+
+    def _select(self, rule: FleetRule, b: EventBatch) -> np.ndarray:
         mask = self._mask(rule, b)
         if rule.group == "fleet-bucket":
             mask &= self._fleet_mask(b)
@@ -576,6 +597,7 @@ class _Engine:
 
     def peaks(self, b: EventBatch, size_o: np.ndarray, size_p: np.ndarray
               ) -> dict[str, dict[str, float]]:
+        self._selections, self._orders = {}, {}
         out: dict[str, dict[str, float]] = {}
         for r, rule in enumerate(self.rules):
             idx = self._selected(rule, b)
@@ -605,6 +627,7 @@ class _Engine:
         """Evaluate one time-ordered batch after everything fed before; returns its alerts."""
         base = self.baseline
         assert base is not None
+        self._selections, self._orders = {}, {}
         size_o, size_p = self.sizes(b)
         candidates: list[tuple[int, int, int, float, float, int]] = []
         for r, rule in enumerate(self.rules):
@@ -648,18 +671,24 @@ class _Engine:
         if not rule.learned:
             base = np.full(ev.shape[0], rule.floor)
         else:
-            p = b.principal[ev]
-            bk = b.bucket[ev]
-            keys = (p.astype(np.int64) << 20) | bk
-            if rule.group == "role":
-                keys = p.astype(np.int64) << 20
-            elif rule.group == "fleet-bucket":
-                keys = bk.astype(np.int64)
-            ukeys, inv = np.unique(keys, return_inverse=True)
-            vals = np.array([table.get(self._threshold_key(rule, int(k) >> 20,
-                                                           int(k) & 0xFFFFF), rule.floor)
-                             for k in ukeys])
-            base = vals[inv]
+            # a dense (principal x bucket) table: both vocabularies are small
+            n_p, n_b = len(self.vocab.principals), len(self.vocab.buckets)
+            dense = np.full((n_p, n_b), rule.floor)
+            for key, value in table.items():
+                if rule.group == "role":
+                    code = self.vocab.principals.get(key)
+                    if code is not None:
+                        dense[code, :] = value
+                elif rule.group == "fleet-bucket":
+                    code = self.vocab.buckets.get(key)
+                    if code is not None:
+                        dense[:, code] = value
+                else:
+                    role, bucket = key.split("\x00", 1)
+                    pc, bc = self.vocab.principals.get(role), self.vocab.buckets.get(bucket)
+                    if pc is not None and bc is not None:
+                        dense[pc, bc] = value
+            base = dense[b.principal[ev], b.bucket[ev]]
         if rule.relative:
             return np.maximum(rule.minimum, base * self._share(rule, b, ev, size_o, size_p))
         return np.maximum(rule.minimum, base)
