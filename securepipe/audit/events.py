@@ -237,6 +237,7 @@ class NormaliseStats:
 # -- helpers ------------------------------------------------------------------------------------
 
 _time_cache: dict[str, int] = {}
+_day_cache: dict[str, int] = {}
 
 
 def parse_time_ms(value: Any) -> int | None:
@@ -246,6 +247,31 @@ def parse_time_ms(value: Any) -> int | None:
     got = _time_cache.get(value)
     if got is not None:
         return got
+    if len(value) == 20 and value[10] == "T" and value[19] == "Z" and value[13] == ":" \
+            and value[16] == ":":
+        # CloudTrail's own form, 2026-01-12T10:00:00Z: the day once, then the seconds
+        day = _day_cache.get(value[:10])
+        if day is None:
+            try:
+                day = int(dt.datetime.fromisoformat(value[:10] + "T00:00:00+00:00")
+                          .timestamp()) * 1000
+            except ValueError:
+                return None
+            if len(_day_cache) > 10_000:
+                _day_cache.clear()
+            _day_cache[value[:10]] = day
+        hh, mm, ss = value[11:13], value[14:16], value[17:19]
+        stamp = hh + mm + ss
+        if not (stamp.isascii() and stamp.isdigit()):
+            return None
+        h, m, sec = int(hh), int(mm), int(ss)
+        if h > 23 or m > 59 or sec > 59 or day < 0:
+            return None
+        ms = day + (h * 3600 + m * 60 + sec) * 1000
+        if len(_time_cache) > 200_000:
+            _time_cache.clear()
+        _time_cache[value] = ms
+        return ms
     if len(value) > 40:
         return None
     try:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from securepipe.audit.events import (
     COPY,
@@ -17,6 +20,7 @@ from securepipe.audit.events import (
     Vocab,
     agent_family,
     network_of,
+    parse_time_ms,
 )
 from securepipe.audit.library import (
     ANONYMOUS,
@@ -142,3 +146,24 @@ def test_source_attributes() -> None:
     assert agent_family("curl/8.5.0") == "curl"
     assert agent_family("aws-cli/2.17.0 md/awscrt") == "aws-cli"
     assert agent_family(None) == "none"
+
+
+def _reference_time(value: str) -> int | None:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or moment.timestamp() < 0:
+        return None
+    return int(moment.timestamp() * 1000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1960, 1, 1), max_value=dt.datetime(2200, 1, 1)),
+       st.sampled_from(["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%S"]),
+       st.integers(0, 19), st.sampled_from(["", "x", "9", "²", "60", ":"]))
+def test_event_time_parsing_matches_the_standard_library(moment, fmt, at, junk) -> None:
+    value = moment.strftime(fmt)
+    assert parse_time_ms(value) == _reference_time(value)
+    damaged = value[:at] + junk + value[at + len(junk):]
+    assert parse_time_ms(damaged) == _reference_time(damaged)
