@@ -807,4 +807,3 @@ def _dt(ms: int) -> dt.datetime:
 
 __all__ = ["BULK_SHARE", "FLEET_RULES", "FleetAlert", "FleetBaseline", "FleetDetector",
            "FleetRule", "detect_fleet", "empty_batch", "with_rules"]
-_ = LIST  # re-exported kinds are used through masks above

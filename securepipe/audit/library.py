@@ -116,7 +116,8 @@ class Emitter:
         return got
 
     def emit(self, ms: int, name: str, identity: dict[str, Any], bucket: str, key: str | None,
-             *, ip: str, agent: str, out_bytes: int | float = 0, auth: str = "AuthHeader",
+             *, ip: str, agent: str, out_bytes: int | float = 0,
+             auth: str | None = "AuthHeader",
              error: str | None = None, vpce: str | None = None,
              copy_from: str | None = None, dest_owner: str | None = None) -> None:
         w = self.w
@@ -156,6 +157,9 @@ class Emitter:
             "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
                            "clientProvidedHostHeader": f"{bucket}.s3.{w.region}.amazonaws.com"},
         }
+        if auth is None:  # an unsigned (anonymous) request names no authentication method
+            del record["additionalEventData"]["AuthenticationMethod"]
+            del record["additionalEventData"]["SignatureVersion"]
         if vpce:
             record["vpcEndpointId"] = vpce
         if error:
@@ -465,8 +469,8 @@ def _a_anonymous(em: Emitter, t0: int, rng: np.random.Generator) -> None:
     for k in range(200):
         c, i = divmod(k, w.samples)
         em.emit(t0 + k * 2000, "GetObject", ANONYMOUS, w.bucket("raw"), _raw_key(c, i),
-                ip="192.0.2.44", agent="python-requests/2.32.3", auth="none" if False else
-                "AuthHeader", out_bytes=w.raw_bytes)
+                ip="192.0.2.44", agent="python-requests/2.32.3", auth=None,
+                out_bytes=w.raw_bytes)
 
 
 def _a_other_account(em: Emitter, t0: int, rng: np.random.Generator) -> None:
