@@ -51,6 +51,7 @@ from typing import Any, Literal
 import boto3
 import numpy as np
 
+from securepipe.audit.events import key_prefix, parse_time_ms
 from securepipe.errors import InvalidParameterError, MalformedEventError
 
 Metric = Literal["requests", "bytes", "prefixes", "objects"]
@@ -242,41 +243,6 @@ class AdapterStats:
     rejected: int = 0
     reasons: collections.Counter[str] = field(default_factory=collections.Counter)
 
-
-def key_prefix(key: str) -> str:
-    """``raw/c01/sample.wav`` -> ``raw/c01/``: the first two components of an object key."""
-    first = key.find("/")
-    if first < 0:
-        return ""
-    second = key.find("/", first + 1)
-    return key[: second + 1] if second >= 0 else key[: first + 1]
-
-
-_time_cache: dict[str, int] = {}
-
-
-def parse_time_ms(value: Any) -> int | None:
-    """Milliseconds since the epoch of a CloudTrail `eventTime`, or None if it is not one."""
-    if not isinstance(value, str):
-        return None
-    cached = _time_cache.get(value)
-    if cached is not None:
-        return cached
-    if len(value) > 40:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    ms = int(moment.timestamp() * 1000)
-    if ms < 0:
-        return None
-    if len(_time_cache) > 200_000:
-        _time_cache.clear()
-    _time_cache[value] = ms
-    return ms
 
 
 def _check_event(event: Any) -> tuple[str | None, tuple[str, int, int, str, str] | None]:

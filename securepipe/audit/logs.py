@@ -26,14 +26,19 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
+import msgspec
+import numpy as np
 
+from securepipe.audit.events import EventBatch, Normaliser, NormaliseStats
 from securepipe.errors import InvalidParameterError, LogFileError, MalformedEventError
 from securepipe.ids import validate_bucket_name
 
@@ -53,28 +58,42 @@ class LogRead:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
-def log_prefix(account_id: str, region: str, day: dt.date, prefix: str = "") -> str:
-    """The key prefix of one day's log files for one account and Region."""
+def log_prefix(account_id: str, region: str, day: dt.date, prefix: str = "",
+               organization_id: str | None = None) -> str:
+    """The key prefix of one day's log files for one account and Region.
+
+    An organization trail writes under ``AWSLogs/<organization id>/<account>/...``
+    (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-find-log-files.html);
+    pass ``organization_id`` (``o-`` and 10 to 32 lowercase letters or digits) for those.
+    """
     if not (isinstance(account_id, str) and account_id.isdigit() and len(account_id) == 12):
         raise InvalidParameterError(f"invalid account id {account_id!r}")
     if not (isinstance(region, str) and region and all(c.isalnum() or c == "-" for c in region)):
         raise InvalidParameterError(f"invalid region {region!r}")
+    org = ""
+    if organization_id is not None:
+        if not (isinstance(organization_id, str) and organization_id.startswith("o-")
+                and 12 <= len(organization_id) <= 34
+                and all(c.isdigit() or "a" <= c <= "z" for c in organization_id[2:])):
+            raise InvalidParameterError(f"invalid organization id {organization_id!r}")
+        org = f"{organization_id}/"
     head = f"{prefix.strip('/')}/" if prefix and prefix.strip("/") else ""
-    return f"{head}AWSLogs/{account_id}/CloudTrail/{region}/{day:%Y/%m/%d}/"
+    return f"{head}AWSLogs/{org}{account_id}/CloudTrail/{region}/{day:%Y/%m/%d}/"
 
 
 def log_file_key(account_id: str, region: str, delivered: dt.datetime, prefix: str = "",
-                 unique: str | None = None) -> str:
+                 unique: str | None = None, organization_id: str | None = None) -> str:
     """The key CloudTrail gives a log file delivered at ``delivered`` (UTC)."""
     when = delivered.astimezone(dt.UTC)
     unique = unique or uuid.uuid4().hex[:16]
-    return (f"{log_prefix(account_id, region, when.date(), prefix)}{account_id}_CloudTrail_"
+    head = log_prefix(account_id, region, when.date(), prefix, organization_id)
+    return (f"{head}{account_id}_CloudTrail_"
             f"{region}_{when:%Y%m%dT%H%MZ}_{unique}.json.gz")
 
 
 def read_log_files(session: boto3.Session, bucket: str, *, account_id: str, region: str,
                    start: dt.date, end: dt.date, prefix: str = "",
-                   strict: bool = True) -> LogRead:
+                   strict: bool = True, organization_id: str | None = None) -> LogRead:
     """Every record of the days ``start`` to ``end`` (inclusive, UTC) in the trail's log files.
 
     Wraps S3 ListObjectsV2 and GetObject
@@ -92,7 +111,8 @@ def read_log_files(session: boto3.Session, bucket: str, *, account_id: str, regi
     out = LogRead()
     day = start
     while day <= end + dt.timedelta(days=1):
-        for key in _keys(s3, bucket, log_prefix(account_id, region, day, prefix)):
+        for key in _keys(s3, bucket, log_prefix(account_id, region, day, prefix,
+                                                organization_id)):
             try:
                 records = _read_one(s3, bucket, key)
             except LogFileError as exc:
@@ -139,25 +159,32 @@ def days_spanned(events: Iterable[Mapping[str, Any]]) -> tuple[dt.date, dt.date]
 
 def _event_day(record: Mapping[str, Any]) -> dt.date | None:
     """The UTC day of the record's ``eventTime``, read as the detector reads it."""
-    from securepipe.audit.detector import parse_time_ms
+    from securepipe.audit.events import parse_time_ms
 
     ms = parse_time_ms(record.get("eventTime"))
     return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date()
 
 
-def parse_log_file(body: bytes) -> list[dict[str, Any]]:
-    """The ``Records`` of one gzipped CloudTrail log file; LogFileError if unreadable."""
+def gunzip_log(body: bytes, name: str | None = None) -> bytes:
+    """The decompressed JSON of one gzipped log file; LogFileError (naming it) if it is not one
+    whole gzip stream of at most :data:`MAX_LOG_BYTES`."""
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)   # gzip framing
     try:
         data = inflate.decompress(body, MAX_LOG_BYTES + 1)
     except zlib.error as exc:
-        raise LogFileError(None, f"not a gzip file ({exc})") from None
+        raise LogFileError(name, f"not a gzip file ({exc})") from None
     if len(data) > MAX_LOG_BYTES or inflate.unconsumed_tail:
-        raise LogFileError(None, f"larger than {MAX_LOG_BYTES} bytes decompressed")
+        raise LogFileError(name, f"larger than {MAX_LOG_BYTES} bytes decompressed")
     if not inflate.eof:
-        raise LogFileError(None, "truncated gzip file")
+        raise LogFileError(name, "truncated gzip file")
     if inflate.unused_data:
-        raise LogFileError(None, "data after the gzip stream")
+        raise LogFileError(name, "data after the gzip stream")
+    return data
+
+
+def parse_log_file(body: bytes) -> list[dict[str, Any]]:
+    """The ``Records`` of one gzipped CloudTrail log file; LogFileError if unreadable."""
+    data = gunzip_log(body)
     try:
         document = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -208,3 +235,127 @@ def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
         for entry in page.get("Contents", []):
             if entry["Key"].endswith(".json.gz"):
                 yield entry["Key"]
+
+
+# -- streaming into the fleet detector ----------------------------------------------------------
+
+
+@dataclass
+class TrailStream:
+    """What :func:`stream_log_files` / :func:`stream_bucket_logs` did: files read, files that
+    could not be read (with the reason), and the normaliser's counts by reason."""
+
+    normaliser: Normaliser
+    files: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def stats(self) -> NormaliseStats:
+        return self.normaliser.stats
+
+
+def stream_log_files(paths: Iterable[str | Path], stream: TrailStream, *,
+                     strict: bool = False) -> Iterator[EventBatch]:
+    """One :class:`EventBatch` per local gzipped log file (e.g. synced from the trail bucket).
+
+    Each file is read, gunzipped and decoded on its own, so memory is one file at a time. A file
+    that cannot be read raises :class:`LogFileError` naming it when ``strict``, else is listed in
+    ``stream.unreadable``; a malformed record is counted by reason (or raises, in strict mode).
+    """
+    for path in paths:
+        name = str(path)
+        try:
+            with open(path, "rb") as handle:
+                # size first: read(MAX_LOG_BYTES + 1) would allocate that much for every file
+                if os.fstat(handle.fileno()).st_size > MAX_LOG_BYTES:
+                    raise LogFileError(name, f"larger than {MAX_LOG_BYTES} bytes")
+                body = handle.read()
+            batch = stream.normaliser.log_file(gunzip_log(body, name), name)
+        except OSError as exc:
+            if strict:
+                raise LogFileError(name, f"cannot be read ({exc.strerror})") from None
+            stream.unreadable.append((name, f"cannot be read ({exc.strerror})"))
+            continue
+        except LogFileError as exc:
+            if strict:
+                raise
+            stream.unreadable.append((name, exc.reason))
+            continue
+        stream.files += 1
+        yield batch
+
+
+def stream_bucket_logs(session: boto3.Session, bucket: str, stream: TrailStream, *,
+                       account_id: str, region: str, start: dt.date, end: dt.date,
+                       prefix: str = "", organization_id: str | None = None,
+                       strict: bool = False) -> Iterator[EventBatch]:
+    """One :class:`EventBatch` per log file of the days ``start`` to ``end`` in the trail bucket
+    (the folders of ``start`` to the day after ``end``: a file delivered after midnight holds
+    the last minutes of the day before; events outside the days are dropped).
+
+    Wraps S3 ListObjectsV2 and GetObject, as :func:`read_log_files`, one file in memory at a time.
+    """
+    validate_bucket_name(bucket)
+    if not isinstance(start, dt.date) or not isinstance(end, dt.date) or end < start:
+        raise InvalidParameterError("need dates with start <= end")
+    lo = int(dt.datetime.combine(start, dt.time(), dt.UTC).timestamp() * 1000)
+    hi = int(dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp()
+             * 1000)
+    s3 = session.client("s3")
+    day = start
+    while day <= end + dt.timedelta(days=1):
+        for key in _keys(s3, bucket, log_prefix(account_id, region, day, prefix,
+                                                organization_id)):
+            try:
+                response = s3.get_object(Bucket=bucket, Key=key)
+                body = response["Body"]
+                try:
+                    if int(response.get("ContentLength") or 0) > MAX_LOG_BYTES:
+                        raise LogFileError(key, f"larger than {MAX_LOG_BYTES} bytes")
+                    data = body.read()  # botocore checks the length against ContentLength
+                finally:
+                    body.close()
+                batch = stream.normaliser.log_file(gunzip_log(data, key), key)
+            except LogFileError as exc:
+                if strict:
+                    raise
+                stream.unreadable.append((key, exc.reason))
+                continue
+            stream.files += 1
+            keep = (batch.time_ms >= lo) & (batch.time_ms < hi)
+            yield batch if keep.all() else batch.take(np.flatnonzero(keep))
+        day += dt.timedelta(days=1)
+
+
+def write_log_files(directory: str | Path, events: Iterable[Mapping[str, Any]], *,
+                    account_id: str, region: str, organization_id: str | None = None,
+                    per_file: int | None = None) -> list[Path]:
+    """Write events as a trail's gzipped log files under ``directory`` (the key layout of
+    :func:`log_file_key`), grouped by five-minute delivery interval, or ``per_file`` records at
+    a time in the order given. For tests, lessons and the benchmark; a trail writes them on AWS.
+    """
+    root = Path(directory)
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for index, event in enumerate(events):
+        if per_file:
+            groups.setdefault(index // per_file, []).append(event)
+            continue
+        try:
+            when = dt.datetime.strptime(str(event["eventTime"]), "%Y-%m-%dT%H:%M:%SZ")
+        except (KeyError, ValueError) as exc:
+            raise MalformedEventError(index, f"cannot place it in a log file ({exc})") from None
+        groups.setdefault(when.replace(minute=when.minute - when.minute % DELIVERY_MINUTES,
+                                       second=0), []).append(event)
+    out = []
+    for n, (slot, batch) in enumerate(sorted(groups.items(), key=lambda kv: kv[0])):
+        first = batch[0]
+        when = slot if isinstance(slot, dt.datetime) else dt.datetime.strptime(
+            str(first["eventTime"]), "%Y-%m-%dT%H:%M:%SZ")
+        delivered = when.replace(tzinfo=dt.UTC) + dt.timedelta(minutes=DELIVERY_MINUTES)
+        key = log_file_key(account_id, region, delivered, "", f"{n:016x}", organization_id)
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(msgspec.json.encode({"Records": batch}), mtime=0,
+                                       compresslevel=6))
+        out.append(path)
+    return out

@@ -40,6 +40,8 @@ from securepipe.encryption.signing import (
     KmsSigner,
     PublicKeyVerifier,
     create_signing_key,
+    signature_from_text,
+    signature_to_text,
 )
 from securepipe.encryption.upload import (
     META_CIPHERTEXT_SHA256,
@@ -90,6 +92,8 @@ __all__ = [
     "resolve_key_arn",
     "s3control_client",
     "sample_key",
+    "signature_from_text",
+    "signature_to_text",
     "sse_kms_put_args",
     "upload_sample",
 ]

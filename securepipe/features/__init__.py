@@ -14,6 +14,7 @@ from securepipe.features.audio import (
     validate_wav,
     wav_bytes,
 )
+from securepipe.features.backfill import backfill_on_dask
 from securepipe.features.extract import (
     FORMAT_MAGIC,
     MEL_SPEC,
@@ -65,7 +66,12 @@ from securepipe.features.speakerid import (
     leave_one_out_accuracy,
 )
 from securepipe.features.worker import (
+    ATTR_REASON,
+    ATTR_RECEIVES,
+    ATTR_SOURCE_ID,
+    LOG,
     IngestQueues,
+    PoisonMessage,
     WorkerReport,
     WorkerSettings,
     dead_letters,
@@ -76,11 +82,15 @@ from securepipe.features.worker import (
 
 __all__ = [
     "ARCHIVE_PREFIX",
+    "ATTR_REASON",
+    "ATTR_RECEIVES",
+    "ATTR_SOURCE_ID",
     "AUDIT",
     "DROP_C0",
     "FEATURES_PREFIX",
     "FORMAT_MAGIC",
     "HOP_LENGTH",
+    "LOG",
     "MEL_SPEC",
     "META_CIPHERTEXT_SHA256",
     "META_REASON",
@@ -106,6 +116,7 @@ __all__ = [
     "IngestItem",
     "IngestQueues",
     "MalformedExample",
+    "PoisonMessage",
     "ProfileSessionFactory",
     "RawVersion",
     "RunReport",
@@ -113,6 +124,7 @@ __all__ = [
     "Status",
     "WorkerReport",
     "WorkerSettings",
+    "backfill_on_dask",
     "dead_letters",
     "embed_audio",
     "embed_matrix",

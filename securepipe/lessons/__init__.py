@@ -30,6 +30,8 @@ from securepipe.lessons.measure import (
     write_random_file,
 )
 from securepipe.lessons.viz import (
+    OKABE_ITO_BLUE,
+    OKABE_ITO_VERMILLION,
     PIPELINE_STAGES,
     plot_access_matrix,
     plot_encryption_costs,
@@ -41,6 +43,8 @@ from securepipe.lessons.viz import (
 __all__ = [
     "ARTICLE_LIFECYCLE_RULE",
     "EMULATION_MARK",
+    "OKABE_ITO_BLUE",
+    "OKABE_ITO_VERMILLION",
     "PIPELINE_STAGES",
     "REFUSAL_CODES",
     "REFUSAL_ERRORS",

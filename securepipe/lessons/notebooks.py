@@ -18,7 +18,7 @@ from securepipe.report import format_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-_NAME = re.compile(r"^\d{2}_[a-z0-9_]+\.ipynb$")
+_NAME = re.compile(r"^\d{2}[a-z]?_[a-z0-9_]+\.ipynb$")  # 03b_: a lesson inserted after 03
 CELL_TIMEOUT_S = 600
 
 

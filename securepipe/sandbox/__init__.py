@@ -8,6 +8,7 @@ from __future__ import annotations
 from securepipe.sandbox.account import (
     ADMIN_USER,
     ARCHIVE_KMS_ALIAS,
+    AUDIT_RETENTION_DAYS,
     BUCKET_ROLES,
     DEFAULT_REGION,
     KMS_ALIAS,
@@ -41,6 +42,7 @@ from securepipe.sandbox.tls import (
 __all__ = [
     "ADMIN_USER",
     "ARCHIVE_KMS_ALIAS",
+    "AUDIT_RETENTION_DAYS",
     "BUCKET_ROLES",
     "DEFAULT_REGION",
     "EMULATION",

@@ -1,0 +1,144 @@
+"""CloudTrail log files on disk -> fleet alerts, against the gunzip-plus-parse bound, one run.
+
+Writes a few days of the scenario library's fleet (:mod:`securepipe.audit.library`, scaled up)
+as gzipped CloudTrail log files (``{"Records": [...]}``, 5,000 records a file) to a temporary
+directory, then, one core, one process, in this order:
+
+* ``bound: gunzip + parse``: read each file, gunzip it, decode the JSON into Python objects
+  (msgspec, generic: what any parser must at least do); and ``gunzip + typed decode``: the same
+  into the detector's typed records (only the fields it uses);
+* ``end to end``: :func:`securepipe.audit.logs.stream_log_files` -> normaliser ->
+  :class:`securepipe.audit.fleet.FleetDetector` -> alerts (the baseline is fitted beforehand on
+  the library's baseline week, outside the timing).
+
+Rates are given per CPU second of this process (``time.process_time``) and per wall-clock
+second: on a shared machine the wall clock measures the neighbours too.
+
+Targets: end to end >= 0.5 x the gunzip-plus-parse bound and >= 200,000 events/s. Memory: the
+detector's state (open window aggregates and distinct items) and the peak traced allocation for
+the first half of the files and for all of them: bounded by principals x windows, it should not
+grow with the number of files.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from securepipe.audit.events import LogFile, Normaliser
+from securepipe.audit.fleet import FleetDetector
+from securepipe.audit.library import Emitter, World, library_baseline, normal_fleet
+from securepipe.audit.logs import TrailStream, gunzip_log, stream_log_files, write_log_files
+from securepipe.report import format_table
+
+TARGET_RATIO = 0.5
+TARGET_EVENTS_PER_S = 200_000
+WORLD = World(contractors=40, samples=250)
+DAYS = 6
+PER_FILE = 5_000
+MIN_BATCH = 100_000
+
+
+def _records() -> list[dict[str, Any]]:
+    em = Emitter(WORLD)
+    normal_fleet(em, WORLD.eval_ms, DAYS, np.random.default_rng(1))
+    em.out.sort(key=lambda r: r["eventTime"])
+    return em.out
+
+
+def _bound(paths: list[Path], typed: bool) -> tuple[float, float, int]:
+    """(wall s, CPU s, records) to read, gunzip and decode every file."""
+    decoder = msgspec.json.Decoder(LogFile) if typed else msgspec.json.Decoder()
+    n = 0
+    wall, cpu = time.perf_counter(), time.process_time()
+    for path in paths:
+        doc = decoder.decode(gunzip_log(path.read_bytes()))
+        n += len(doc.Records) if typed else len(doc["Records"])
+    return time.perf_counter() - wall, time.process_time() - cpu, n
+
+
+def _gunzip_only(paths: list[Path]) -> float:
+    cpu = time.process_time()
+    for path in paths:
+        gunzip_log(path.read_bytes())
+    return time.process_time() - cpu
+
+
+def _end_to_end(paths: list[Path], baseline: Any, *, trace: bool = False
+                ) -> tuple[float, float, int, int, int, float]:
+    """(wall s, CPU s, events, alerts, peak detector state entries, peak traced MiB)."""
+    stream = TrailStream(Normaliser())
+    det = FleetDetector(baseline, stream.normaliser.vocab, min_batch=MIN_BATCH)
+    if trace:
+        tracemalloc.start()
+    wall, cpu = time.perf_counter(), time.process_time()
+    peak_state = 0
+    for batch in stream_log_files(paths, stream):
+        det.feed(batch)
+        peak_state = max(peak_state, det.state_entries)
+    det.flush()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak = 0.0
+    if trace:
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return wall, cpu, det.events, len(det.alerts), peak_state, peak
+
+
+def main() -> None:
+    lib = library_baseline(WORLD)
+    records = _records()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_log_files(tmp, records, account_id=WORLD.account, region=WORLD.region,
+                                per_file=PER_FILE)
+        del records
+        size = sum(p.stat().st_size for p in paths)
+        _bound(paths[:5], False)  # warm the page cache
+        gunzip_cpu = _gunzip_only(paths)
+        parse_wall, parse_cpu, n = _bound(paths, False)
+        typed_wall, typed_cpu, _ = _bound(paths, True)
+        e2e_wall, e2e_cpu, events, alerts, _, _ = _end_to_end(paths, lib.baseline)
+        half = paths[: len(paths) // 2]
+        _, _, _, _, state_half, peak_half = _end_to_end(half, lib.baseline, trace=True)
+        _, _, _, _, state_all, peak_all = _end_to_end(paths, lib.baseline, trace=True)
+    rows = [
+        {"path": "gunzip only", "events": n, "CPU s": gunzip_cpu,
+         "events/CPU s": f"{n / gunzip_cpu:,.0f}", "wall s": "-", "events/wall s": "-"},
+        {"path": "bound: gunzip + parse (generic)", "events": n, "CPU s": parse_cpu,
+         "events/CPU s": f"{n / parse_cpu:,.0f}", "wall s": parse_wall,
+         "events/wall s": f"{n / parse_wall:,.0f}"},
+        {"path": "gunzip + typed decode", "events": n, "CPU s": typed_cpu,
+         "events/CPU s": f"{n / typed_cpu:,.0f}", "wall s": typed_wall,
+         "events/wall s": f"{n / typed_wall:,.0f}"},
+        {"path": "end to end: files -> alerts", "events": events, "CPU s": e2e_cpu,
+         "events/CPU s": f"{events / e2e_cpu:,.0f}", "wall s": e2e_wall,
+         "events/wall s": f"{events / e2e_wall:,.0f}"},
+    ]
+    print(format_table(rows))
+    print()
+    print(f"{len(paths)} files, {size / 2**20:.1f} MiB gzipped, {DAYS} days of the library's "
+          f"fleet ({WORLD.contractors} contractors x {WORLD.samples} recordings); {alerts} alerts "
+          "(normal traffic)")
+    print(f"memory: detector state {state_half:,} entries (peak) over the first {len(half)} "
+          f"files, {state_all:,} over all {len(paths)}; peak traced {peak_half:.1f} MiB vs "
+          f"{peak_all:.1f} MiB (one file + the {MIN_BATCH:,}-event buffer + window state)")
+    rate = events / e2e_cpu
+    bound = n / parse_cpu
+    typed_bound = n / typed_cpu
+    print(f"env: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (CPU time is "
+          f"this process's; wall-clock shown too), {platform.python_implementation()} "
+          f"{platform.python_version()}, msgspec {msgspec.__version__}, numpy {np.__version__}")
+    ratio = rate / bound
+    print(f"end to end {rate:,.0f} events per CPU second = {ratio:.2f} x the gunzip+parse bound "
+          f"({rate / typed_bound:.2f} x gunzip + typed decode): "
+          f"{'PASS' if ratio >= TARGET_RATIO else 'FAIL'} (target {TARGET_RATIO} x); "
+          f"{'PASS' if rate >= TARGET_EVENTS_PER_S else 'FAIL'} (target "
+          f"{TARGET_EVENTS_PER_S:,} events/s; gunzip alone runs at {n / gunzip_cpu:,.0f})")

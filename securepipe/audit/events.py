@@ -1,0 +1,575 @@
+"""CloudTrail S3 data events -> normalised columns: every read and probe path, every identity shape.
+
+The fleet detector (:mod:`securepipe.audit.fleet`) does not read raw CloudTrail dicts; it reads
+:class:`EventBatch`, parallel numpy arrays with one entry per S3 data event. This module makes
+them, tolerantly and fast:
+
+* **every read and probe path** is an event, with its :data:`KINDS` code: ``GetObject`` (whole or
+  ranged), ``HeadObject`` and the object-metadata reads, ``List*``, ``CopyObject`` and
+  ``UploadPartCopy`` (a read of the *source* object; the destination bucket and its owner are
+  kept), ``SelectObjectContent``, ``RestoreObject``; writes (``PutObject``,
+  ``CompleteMultipartUpload``) are kept only so the detector can follow a growing dataset.
+  Refused requests (any ``errorCode``) are kept, flagged ``denied``;
+* **identities as fleets use them**: an ``AssumedRole`` is normalised to its role
+  (``sessionContext.sessionIssuer.arn``), the session name becomes an attribute; ``IAMUser`` and
+  ``Root`` keep their ARN; ``AWSService`` becomes ``service:<invokedBy>``; another account
+  (``AWSAccount``) becomes ``account:<accountId>``; an unauthenticated request becomes
+  ``anonymous``. None of these is rejected for lacking ``userIdentity.arn``;
+* **source attributes** the detector checks for novelty per role: the network (the VPC endpoint,
+  or the source address's /16 or /48, or ``aws`` for a service), the user-agent family (its first
+  token: ``boto3``, ``aws-cli``, ``curl``...) and the authentication method (``AuthHeader``, or
+  ``QueryString`` for presigned URLs; ``additionalEventData.AuthenticationMethod``);
+* **tolerant numbers**: ``bytesTransferredOut`` may be an int, a float such as ``2143.0`` (as in
+  published S3 events) or a numeric string.
+
+Field meanings follow the CloudTrail record reference
+(https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html,
+``userIdentity`` types:
+https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html)
+and the S3 data-event list
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/cloudtrail-logging-s3-info.html).
+
+Records are decoded with msgspec into typed structs that name only the fields used (the rest of
+each record is skipped by the decoder, never built as dicts). A record that does not fit is
+**rejected and counted by reason** in :class:`NormaliseStats` (or raises
+:class:`~securepipe.errors.MalformedEventError` in strict mode); one bad record never stops the
+rest. Objects and prefixes are coded by a 64-bit hash of ``bucket/key`` (Python's ``hash`` of a
+``str``, stable within one process), so no per-object table grows with the dataset.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import msgspec
+import numpy as np
+
+from securepipe.errors import MalformedEventError
+
+#: Event kinds (``EventBatch.kind`` codes).
+GET, HEAD, LIST, COPY, SELECT, RESTORE, WRITE = range(7)
+KINDS: tuple[str, ...] = ("get", "head", "list", "copy", "select", "restore", "write")
+#: Kinds that move object data out of the bucket (to the caller or, for a copy, elsewhere).
+READ_KINDS = (GET, COPY, SELECT)
+#: Kinds that learn about objects without reading them.
+PROBE_KINDS = (HEAD, LIST)
+
+_KIND_OF_EVENT: dict[str, int] = {
+    "GetObject": GET, "GetObjectTorrent": GET,
+    "HeadObject": HEAD, "GetObjectAttributes": HEAD, "GetObjectTagging": HEAD,
+    "GetObjectAcl": HEAD,
+    "ListObjects": LIST, "ListObjectsV2": LIST, "ListObjectVersions": LIST,
+    "ListMultipartUploads": LIST, "ListParts": LIST,
+    "CopyObject": COPY, "UploadPartCopy": COPY,
+    "SelectObjectContent": SELECT,
+    "RestoreObject": RESTORE,
+    "PutObject": WRITE, "CompleteMultipartUpload": WRITE,
+}
+AUTH_METHODS: tuple[str, ...] = ("AuthHeader", "QueryString", "none")
+
+
+# -- the record shape (only the fields the detector reads) ----------------------------------------
+
+
+class _Issuer(msgspec.Struct, gc=False):
+    arn: str | None = None
+    type: str | None = None
+
+
+class _SessionContext(msgspec.Struct, gc=False):
+    sessionIssuer: _Issuer | None = None
+
+
+class _Identity(msgspec.Struct, gc=False):
+    type: str | None = None
+    arn: str | None = None
+    accountId: str | None = None
+    principalId: str | None = None
+    invokedBy: str | None = None
+    sessionContext: _SessionContext | None = None
+
+
+class _Params(msgspec.Struct, gc=False):
+    bucketName: str | None = None
+    key: str | None = None
+    copy_source: str | None = msgspec.field(name="x-amz-copy-source", default=None)
+
+
+class _Extra(msgspec.Struct, gc=False):
+    bytesTransferredOut: int | float | str | None = None
+    AuthenticationMethod: str | None = None
+
+
+class _Resource(msgspec.Struct, gc=False):
+    type: str | None = None
+    ARN: str | None = None
+    accountId: str | None = None
+
+
+class Record(msgspec.Struct, gc=False):
+    """The fields of one CloudTrail record the detector uses (everything else is skipped)."""
+
+    eventTime: str | None = None
+    eventName: str | None = None
+    eventSource: str | None = None
+    userIdentity: _Identity | None = None
+    sourceIPAddress: str | None = None
+    userAgent: str | None = None
+    vpcEndpointId: str | None = None
+    errorCode: str | None = None
+    requestParameters: _Params | None = None
+    additionalEventData: _Extra | None = None
+    resources: list[_Resource] | None = None
+    recipientAccountId: str | None = None
+
+
+class LogFile(msgspec.Struct, gc=False):
+    """A CloudTrail log file: ``{"Records": [...]}``."""
+
+    Records: list[Record]
+
+
+_DECODE_FILE = msgspec.json.Decoder(LogFile)
+_DECODE_ANY = msgspec.json.Decoder()
+
+
+# -- columns ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """S3 data events as parallel arrays. String-valued columns are codes into a shared
+    :class:`Vocab`; ``obj`` and ``prefix`` are 64-bit hashes of ``bucket/key`` and
+    ``bucket/prefix``; ``dest`` is the copy destination bucket's code (-1 if not a copy)."""
+
+    time_ms: np.ndarray  # int64
+    principal: np.ndarray  # int32: the role, user, service, account or "anonymous"
+    session: np.ndarray  # int32: principal + session name
+    kind: np.ndarray  # int8: KINDS
+    denied: np.ndarray  # bool: the request was refused (errorCode present)
+    bytes: np.ndarray  # int64: bytesTransferredOut
+    bucket: np.ndarray  # int32
+    obj: np.ndarray  # int64 hash, 0 for bucket-level requests (List*)
+    prefix: np.ndarray  # int64 hash
+    dest: np.ndarray  # int32 bucket code of a copy's destination, or -1
+    foreign: np.ndarray  # bool: a copy whose destination bucket another account owns
+    network: np.ndarray  # int32
+    agent: np.ndarray  # int32 (user-agent family)
+    auth: np.ndarray  # int8: AUTH_METHODS
+
+    def __len__(self) -> int:
+        return int(self.time_ms.shape[0])
+
+    def take(self, index: np.ndarray) -> EventBatch:
+        return EventBatch(*(getattr(self, f)[index] for f in _FIELDS))
+
+    @staticmethod
+    def concat(parts: Sequence[EventBatch]) -> EventBatch:
+        """One batch from several made with the same :class:`Vocab`."""
+        if not parts:
+            return empty_batch()
+        return EventBatch(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+
+_FIELDS = ("time_ms", "principal", "session", "kind", "denied", "bytes", "bucket", "obj",
+           "prefix", "dest", "foreign", "network", "agent", "auth")
+_DTYPES = (np.int64, np.int32, np.int32, np.int8, bool, np.int64, np.int32, np.int64, np.int64,
+           np.int32, bool, np.int32, np.int32, np.int8)
+
+
+def empty_batch() -> EventBatch:
+    return EventBatch(*(np.zeros(0, d) for d in _DTYPES))
+
+
+@dataclass
+class Vocab:
+    """String -> code tables, shared across batches so codes stay stable in a stream. Sizes
+    grow with principals, sessions, buckets and source attributes, never with objects."""
+
+    principals: dict[str, int] = field(default_factory=dict)
+    sessions: dict[str, int] = field(default_factory=dict)
+    buckets: dict[str, int] = field(default_factory=dict)
+    networks: dict[str, int] = field(default_factory=dict)
+    agents: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def code(table: dict[str, int], value: str) -> int:
+        got = table.get(value)
+        if got is None:
+            got = table[value] = len(table)
+        return got
+
+    @staticmethod
+    def names(table: dict[str, int]) -> list[str]:
+        out = [""] * len(table)
+        for name, code in table.items():
+            out[code] = name
+        return out
+
+
+@dataclass
+class NormaliseStats:
+    """Counts of what the normaliser did: accepted, ignored (not an S3 data event it reads) and
+    rejected by reason."""
+
+    accepted: int = 0
+    ignored: int = 0
+    rejected: int = 0
+    reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def reject(self, reason: str, count: int = 1) -> None:
+        self.rejected += count
+        self.reasons[reason] += count
+
+    def merge(self, other: NormaliseStats) -> None:
+        self.accepted += other.accepted
+        self.ignored += other.ignored
+        self.rejected += other.rejected
+        self.reasons.update(other.reasons)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+_time_cache: dict[str, int] = {}
+_day_cache: dict[str, int] = {}
+
+
+def parse_time_ms(value: Any) -> int | None:
+    """Milliseconds since the epoch of a CloudTrail ``eventTime`` (ISO-8601 UTC), or None."""
+    if not isinstance(value, str):
+        return None
+    got = _time_cache.get(value)
+    if got is not None:
+        return got
+    if len(value) == 20 and value[10] == "T" and value[19] == "Z" and value[13] == ":" \
+            and value[16] == ":":
+        # CloudTrail's own form, 2026-01-12T10:00:00Z: the day once, then the seconds
+        day = _day_cache.get(value[:10])
+        if day is None:
+            try:
+                day = int(dt.datetime.fromisoformat(value[:10] + "T00:00:00+00:00")
+                          .timestamp()) * 1000
+            except ValueError:
+                return None
+            if len(_day_cache) > 10_000:
+                _day_cache.clear()
+            _day_cache[value[:10]] = day
+        hh, mm, ss = value[11:13], value[14:16], value[17:19]
+        stamp = hh + mm + ss
+        if not (stamp.isascii() and stamp.isdigit()):
+            return None
+        h, m, sec = int(hh), int(mm), int(ss)
+        if h > 23 or m > 59 or sec > 59 or day < 0:
+            return None
+        ms = day + (h * 3600 + m * 60 + sec) * 1000
+        if len(_time_cache) > 200_000:
+            _time_cache.clear()
+        _time_cache[value] = ms
+        return ms
+    if len(value) > 40:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    ms = int(moment.timestamp() * 1000)
+    if ms < 0:
+        return None
+    if len(_time_cache) > 200_000:
+        _time_cache.clear()
+    _time_cache[value] = ms
+    return ms
+
+
+def key_prefix(key: str) -> str:
+    """``raw/c01/s0001.wav`` -> ``raw/c01/``: the first two components of an object key."""
+    first = key.find("/")
+    if first < 0:
+        return ""
+    second = key.find("/", first + 1)
+    return key[: second + 1] if second >= 0 else key[: first + 1]
+
+
+def _bytes(value: int | float | str | None) -> int | None:
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value >= 0 else None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) and number >= 0 else None
+
+
+def _principal(ident: _Identity) -> tuple[str, str] | str:
+    """(principal, session) or a rejection reason."""
+    kind = ident.type
+    arn = ident.arn
+    if kind == "AssumedRole":
+        issuer = ident.sessionContext.sessionIssuer if ident.sessionContext else None
+        session = arn.rsplit("/", 1)[-1] if arn else (ident.principalId or "").split(":")[-1]
+        if issuer is not None and issuer.arn:
+            return issuer.arn, session
+        if arn and ":assumed-role/" in arn:
+            head, rest = arn.split(":assumed-role/", 1)
+            owner = head.rsplit(":", 1)[-1]
+            return f"arn:aws:iam::{owner}:role/{rest.rsplit('/', 1)[0]}", session
+        return "userIdentity of an AssumedRole names no role"
+    if kind == "AWSService":
+        return f"service:{ident.invokedBy or 'unknown'}", ""
+    account = ident.accountId
+    if kind in ("Anonymous", "Unknown") or account in ("anonymous", "ANONYMOUS_PRINCIPAL"):
+        return "anonymous", ""
+    if arn:
+        return arn, ""
+    if kind == "AWSAccount":
+        return f"account:{account or ident.principalId or 'unknown'}", ""
+    if kind:
+        return f"{kind}:{ident.principalId or 'unknown'}", ""
+    return "userIdentity has neither a type nor an arn"
+
+
+def network_of(source_ip: str | None, vpce: str | None) -> str:
+    """The network a request came from: its VPC endpoint, the /16 (IPv4) or /48 (IPv6) of its
+    source address, or ``aws`` when an AWS service made it."""
+    if vpce:
+        return f"vpce:{vpce}"
+    if not source_ip:
+        return "unknown"
+    if source_ip[0].isdigit() and source_ip.count(".") == 3:
+        first, second, _ = source_ip.split(".", 2)
+        return f"ip:{first}.{second}"
+    if ":" in source_ip:
+        return "ip6:" + ":".join(source_ip.split(":")[:3])
+    return "aws"  # e.g. "s3.amazonaws.com" or "AWS Internal"
+
+
+def agent_family(agent: str | None) -> str:
+    """``[Boto3/1.35.2 md/Botocore#1.35.2 ...]`` -> ``boto3``; ``curl/8.5.0`` -> ``curl``."""
+    if not agent:
+        return "none"
+    text = agent.lstrip("[").lstrip()
+    end = len(text)
+    for stop in ("/", " ", "]", ","):
+        at = text.find(stop)
+        if 0 <= at < end:
+            end = at
+    return text[:end].lower()[:40] or "none"
+
+
+# -- normalising ---------------------------------------------------------------------------------
+
+
+class Normaliser:
+    """Turns records into :class:`EventBatch` es with one shared :class:`Vocab` and counts."""
+
+    def __init__(self, *, strict: bool = False, vocab: Vocab | None = None) -> None:
+        self.strict = strict
+        self.vocab = vocab if vocab is not None else Vocab()
+        self.stats = NormaliseStats()
+        self._net_cache: dict[tuple[str | None, str | None], int] = {}
+        self._agent_cache: dict[str | None, int] = {}
+        self._who_cache: dict[tuple[str | None, ...], tuple[int, int] | str] = {}
+
+    # -- entry points --
+
+    def records(self, records: Iterable[Record]) -> EventBatch:
+        """Normalise decoded :class:`Record` structs."""
+        return self._build(records)
+
+    def dicts(self, events: Iterable[Any]) -> EventBatch:
+        """Normalise CloudTrail records given as dicts (one bad record is rejected alone)."""
+        events = list(events)
+        try:
+            return self._build(msgspec.convert(events, list[Record]))
+        except msgspec.ValidationError:
+            pass
+        decoded: list[Record] = []
+        for index, event in enumerate(events):
+            try:
+                decoded.append(msgspec.convert(event, Record))
+            except msgspec.ValidationError as exc:
+                self._reject(index, f"wrong type: {_where(exc)}")
+        return self._build(decoded)
+
+    def log_file(self, data: bytes, name: str | None = None) -> EventBatch:
+        """Normalise one decompressed log file (``{"Records": [...]}``): typed decoding, and
+        record-by-record decoding with reasons if any record does not fit the typed shape."""
+        try:
+            return self._build(_DECODE_FILE.decode(data).Records)
+        except msgspec.ValidationError:
+            pass
+        except msgspec.DecodeError as exc:
+            from securepipe.errors import LogFileError
+
+            raise LogFileError(name, f"not JSON ({exc})") from None
+        document = _DECODE_ANY.decode(data)
+        records = document.get("Records") if isinstance(document, dict) else None
+        if not isinstance(records, list):
+            from securepipe.errors import LogFileError
+
+            raise LogFileError(name, "no Records list of events")
+        return self.dicts(records)
+
+    # -- core --
+
+    def _reject(self, index: int | None, reason: str) -> None:
+        if self.strict:
+            raise MalformedEventError(index, reason)
+        self.stats.reject(reason)
+
+    def _build(self, records: Iterable[Record]) -> EventBatch:
+        v = self.vocab
+        principals, sessions, buckets = v.principals, v.sessions, v.buckets
+        networks, agents = v.networks, v.agents
+        cols: list[list[int]] = [[] for _ in _FIELDS]
+        (t_out, p_out, s_out, k_out, d_out, b_out, bk_out, o_out, x_out, dst_out, f_out,
+         n_out, a_out, au_out) = cols
+        kinds = _KIND_OF_EVENT
+        net_cache, agent_cache = self._net_cache, self._agent_cache
+        who_cache = self._who_cache
+        if len(who_cache) > 100_000:
+            who_cache.clear()
+        time_cache = _time_cache
+        if len(net_cache) > 100_000:
+            net_cache.clear()
+        if len(agent_cache) > 100_000:
+            agent_cache.clear()
+        ignored = 0
+        index = -1
+        for index, rec in enumerate(records):
+            kind = kinds.get(rec.eventName)  # type: ignore[arg-type]  # None -> no kind
+            if kind is None or rec.eventSource != "s3.amazonaws.com":
+                if rec.eventName is None:
+                    self._reject(index, "eventName missing")
+                else:
+                    ignored += 1
+                continue
+            when = time_cache.get(rec.eventTime)  # type: ignore[arg-type]  # None -> miss
+            if when is None:
+                when = parse_time_ms(rec.eventTime)
+                if when is None:
+                    self._reject(index, "eventTime missing or not an ISO-8601 UTC time")
+                    continue
+            ident = rec.userIdentity
+            if ident is None:
+                self._reject(index, "userIdentity missing")
+                continue
+            # the same identity recurs record after record: decide each one once
+            ctx = ident.sessionContext
+            issuer = ctx.sessionIssuer.arn if ctx is not None and ctx.sessionIssuer else None
+            who_key = (ident.type, ident.arn, issuer, ident.accountId, ident.invokedBy,
+                       ident.principalId)
+            who = who_cache.get(who_key)
+            if who is None:
+                named = _principal(ident)
+                if isinstance(named, str):
+                    who = named
+                else:
+                    who = (Vocab.code(principals, named[0]),
+                           Vocab.code(sessions, f"{named[0]}\x00{named[1]}"))
+                who_cache[who_key] = who
+            if isinstance(who, str):
+                self._reject(index, who)
+                continue
+            params = rec.requestParameters
+            bucket = params.bucketName if params is not None else None
+            if not bucket:
+                self._reject(index, "requestParameters.bucketName missing")
+                continue
+            key = params.key if params is not None else None
+            dest = -1
+            foreign = False
+            if kind == COPY:
+                source = params.copy_source if params is not None else None
+                if not source:
+                    self._reject(index, "a copy without x-amz-copy-source")
+                    continue
+                source = unquote(source.split("?", 1)[0]).lstrip("/")
+                if "/" not in source:
+                    self._reject(index, "x-amz-copy-source is not bucket/key")
+                    continue
+                dest = Vocab.code(buckets, bucket)
+                foreign = _owner(rec, bucket) not in (None, rec.recipientAccountId)
+                bucket, key = source.split("/", 1)
+            elif kind != LIST and not key:
+                self._reject(index, "requestParameters.key missing")
+                continue
+            extra = rec.additionalEventData
+            size = 0
+            auth = 2
+            if extra is not None:
+                got = _bytes(extra.bytesTransferredOut)
+                if got is None:
+                    self._reject(index, "bytesTransferredOut is not a non-negative number")
+                    continue
+                size = got
+                method = extra.AuthenticationMethod
+                auth = 0 if method == "AuthHeader" else 1 if method == "QueryString" else 2
+            pcode, scode = who
+            bcode = buckets.get(bucket)
+            if bcode is None:
+                bcode = buckets[bucket] = len(buckets)
+            where = (rec.sourceIPAddress, rec.vpcEndpointId)
+            ncode = net_cache.get(where)
+            if ncode is None:
+                ncode = net_cache[where] = Vocab.code(networks, network_of(*where))
+            acode = agent_cache.get(rec.userAgent)
+            if acode is None:
+                acode = agent_cache[rec.userAgent] = Vocab.code(agents,
+                                                                agent_family(rec.userAgent))
+            t_out.append(when)
+            p_out.append(pcode)
+            s_out.append(scode)
+            k_out.append(kind)
+            d_out.append(rec.errorCode is not None)
+            b_out.append(size)
+            bk_out.append(bcode)
+            if key:
+                o_out.append(hash(f"{bucket}/{key}") or 1)
+                x_out.append(hash(f"{bucket}/{key_prefix(key)}"))
+            else:
+                o_out.append(0)
+                x_out.append(0)
+            dst_out.append(dest)
+            f_out.append(foreign)
+            n_out.append(ncode)
+            a_out.append(acode)
+            au_out.append(auth)
+        self.stats.ignored += ignored
+        self.stats.accepted += len(t_out)
+        return EventBatch(*(np.array(c, dtype=d) for c, d in zip(cols, _DTYPES, strict=True)))
+
+
+def _owner(rec: Record, bucket: str) -> str | None:
+    """The account owning ``bucket`` according to the record's ``resources`` (None if absent)."""
+    for res in rec.resources or ():
+        if res.type == "AWS::S3::Bucket" and f"arn:aws:s3:::{bucket}" == res.ARN:
+            return res.accountId
+    return None
+
+
+def _where(exc: msgspec.ValidationError) -> str:
+    text = str(exc)
+    at = text.rfind("`$")
+    return text[at:].strip("`").replace("$.", "") if at >= 0 else text[:60]
+
+
+def normalise(events: Iterable[Any], *, strict: bool = False,
+              vocab: Vocab | None = None) -> tuple[EventBatch, Normaliser]:
+    """Dict records -> (:class:`EventBatch`, the :class:`Normaliser` with vocab and stats)."""
+    norm = Normaliser(strict=strict, vocab=vocab)
+    return norm.dicts(events), norm

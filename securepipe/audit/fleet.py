@@ -1,0 +1,809 @@
+"""Fleet-aware exfiltration detection over every S3 read and probe path.
+
+Reads :class:`~securepipe.audit.events.EventBatch` (normalised CloudTrail S3 data events: roles
+not sessions, every read path, denied requests, source attributes) and raises :class:`FleetAlert`
+when one of :data:`FLEET_RULES` crosses its threshold. Every rule is the same shape, so each is
+one windowed aggregate a SQL engine can run over the CloudTrail table::
+
+    SELECT <group>, floor((t + phase) / w) AS win, <aggregate>
+    FROM events WHERE <filter> GROUP BY <group>, win HAVING <aggregate> > <threshold>
+
+* ``filter``: ``read`` (successful GetObject, CopyObject/UploadPartCopy source, Select),
+  ``probe`` (Head/List), ``denied`` (any errorCode), ``restore``, and the novelty filters
+  ``copy-out`` (a copy to a bucket owned by another account, or never a copy destination in the
+  baseline), ``new-principal``, ``new-source`` (two or more of network, user-agent family and
+  authentication method never seen for the role), ``new-action`` (a read or probe API the role
+  never used);
+* ``group``: the ``role`` (an AssumedRole's sessions all count for their role; a new session
+  name is *not* news), ``role-bucket``, ``session-bucket`` (for spread: one session wandering
+  across prefixes) with the role's threshold, or ``fleet-bucket``: everyone except the roles
+  that read the bulk of that bucket in the baseline, so ten principals each under their own
+  threshold still add up;
+* ``aggregate``: ``count``, ``bytes``, distinct ``objects`` or distinct ``prefixes``;
+* windows of ``w`` every ``w/2`` (two phases; an activity shorter than ``w/2`` falls wholly in one);
+* ``threshold``: learned (``margin x`` the baseline peak, at least ``floor``) or fixed. A
+  *relative* rule divides by the bucket's size (objects, or prefixes for ``prefixes``), so a
+  dataset grown by 60 % raises the thresholds with it. The size of a bucket at time t is the larger
+  of its baseline size and the distinct objects (prefixes) successfully touched in the 24-hour
+  windows (both phases) containing t; the same windowed aggregate again.
+
+An alert names the crossing event's time (``alert_time``), once per rule, group and window (the
+two phases of one episode are reported once). The thresholds are data: :class:`FleetBaseline`
+serialises to JSON (:meth:`FleetBaseline.to_json`).
+
+:class:`FleetDetector` is a stream: batches go through a reorder buffer (events may arrive up to
+``lag_s`` late, as CloudTrail delivers them, and give the same alerts as in order) and are
+evaluated incrementally, keeping per (group, open window) one aggregate and, for distinct
+counts, the items seen in it: memory is bounded by principals x windows (and the items they
+touch per window), not by the number of events or files. :func:`detect_fleet` is the same code
+fed one batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from securepipe.audit.events import (
+    COPY,
+    GET,
+    HEAD,
+    KINDS,
+    LIST,
+    RESTORE,
+    SELECT,
+    WRITE,
+    EventBatch,
+    Vocab,
+    empty_batch,
+)
+from securepipe.errors import InvalidParameterError
+
+Filter = Literal["read", "probe", "denied", "restore", "copy-out", "new-principal", "new-source",
+                 "new-action"]
+Group = Literal["role", "role-bucket", "session-bucket", "fleet-bucket"]
+Aggregate = Literal["count", "bytes", "objects", "prefixes"]
+MIB = 1024 * 1024
+HOUR = 3600
+DAY = 86_400
+SIZE_WINDOW_S = DAY
+
+
+@dataclass(frozen=True)
+class FleetRule:
+    """One windowed aggregate and how its threshold is set (see the module docstring)."""
+
+    name: str
+    filter: Filter
+    group: Group
+    aggregate: Aggregate
+    window_s: int
+    floor: float
+    minimum: float = 0.0
+    relative: bool = False
+    learned: bool = True
+    family: str = ""
+    mitre: str = ""
+
+    @property
+    def window_ms(self) -> int:
+        return self.window_s * 1000
+
+
+FLEET_RULES: tuple[FleetRule, ...] = (
+    # volume per role and bucket, relative to the bucket's size
+    FleetRule("reads-10min", "read", "role-bucket", "count", 600, 0.0, 40, True,
+              family="volume", mitre="T1530"),
+    FleetRule("reads-1h", "read", "role-bucket", "count", HOUR, 0.0, 200, True,
+              family="volume", mitre="T1530"),
+    FleetRule("bytes-1h", "read", "role-bucket", "bytes", HOUR, 0.0, 64 * MIB, True,
+              family="volume", mitre="T1530"),
+    # share of the dataset read per role and bucket, and fleet-wide
+    FleetRule("share-6h", "read", "role-bucket", "objects", 6 * HOUR, 0.02, 40, True,
+              family="share", mitre="T1530"),
+    FleetRule("share-24h", "read", "role-bucket", "objects", DAY, 0.02, 60, True,
+              family="share", mitre="T1530"),
+    FleetRule("fleet-share-6h", "read", "fleet-bucket", "objects", 6 * HOUR, 0.05, 100, True,
+              family="share", mitre="T1530"),
+    # one session wandering across prefixes (threshold: its role's, relative to the bucket)
+    FleetRule("spread-1h", "read", "session-bucket", "prefixes", HOUR, 0.0, 3, True,
+              family="spread", mitre="T1530"),
+    FleetRule("spread-24h", "read", "session-bucket", "prefixes", DAY, 0.0, 4, True,
+              family="spread", mitre="T1530"),
+    # probing: metadata reads and listings, refused requests, restores
+    FleetRule("probe-10min", "probe", "role", "count", 600, 100.0,
+              family="probe", mitre="T1619"),
+    FleetRule("probe-1h", "probe", "role", "count", HOUR, 300.0, family="probe", mitre="T1619"),
+    FleetRule("denied-10min", "denied", "role", "count", 600, 20.0,
+              family="probe", mitre="T1580"),
+    FleetRule("restore-1h", "restore", "role", "count", HOUR, 20.0,
+              family="stage", mitre="T1074"),
+    # novelty: fixed threshold 0 (any event alerts)
+    FleetRule("copy-out", "copy-out", "role", "count", HOUR, 0.0, learned=False,
+              family="copy", mitre="T1537"),
+    FleetRule("new-principal", "new-principal", "role", "count", DAY, 0.0, learned=False,
+              family="novelty", mitre="T1078"),
+    FleetRule("new-source", "new-source", "role", "count", HOUR, 0.0, learned=False,
+              family="novelty", mitre="T1078.004"),
+    FleetRule("new-action", "new-action", "role", "count", DAY, 0.0, learned=False,
+              family="novelty", mitre="T1530"),
+)
+
+#: A (role, bucket) whose 24-hour share of the bucket reached this in the baseline reads the bulk
+#: of it by design (training, a weekly re-extraction): it is left out of the fleet-wide sum.
+BULK_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class FleetAlert:
+    """One rule crossed by one group in one window."""
+
+    rule: str
+    family: str
+    mitre: str
+    principal: str  # the role/user, or "fleet" for fleet-wide rules
+    scope: str  # the bucket, and the session for session rules
+    window_start: dt.datetime
+    alert_time: dt.datetime
+    observed: float
+    threshold: float
+
+    @property
+    def key(self) -> tuple[str, str, str, dt.datetime, dt.datetime]:
+        """What identifies an alert (independent of arrival order)."""
+        return (self.rule, self.principal, self.scope, self.window_start, self.alert_time)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["window_start"] = self.window_start.isoformat()
+        out["alert_time"] = self.alert_time.isoformat()
+        return out
+
+
+# -- baseline -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FleetBaseline:
+    """What normal looks like, as data: thresholds per rule and group, sizes, known sources.
+
+    Thresholds of relative rules are shares of the bucket (objects or prefixes per stored object
+    or prefix; bytes per stored object); a group absent here gets the rule's floor.
+    """
+
+    rules: tuple[FleetRule, ...]
+    margin: float
+    thresholds: dict[str, dict[str, float]]
+    sizes: dict[str, float]  # bucket -> objects
+    prefix_counts: dict[str, float]  # bucket -> prefixes
+    bulk: dict[str, list[str]]  # bucket -> roles left out of the fleet-wide sum
+    principals: list[str]
+    networks: dict[str, list[str]]
+    agents: dict[str, list[str]]
+    auths: dict[str, list[str]]
+    actions: dict[str, list[str]]
+    copy_destinations: list[str]
+    events: int
+
+    # -- (de)serialising --
+
+    def to_json(self) -> str:
+        body = asdict(self)
+        body["rules"] = [asdict(r) for r in self.rules]
+        return json.dumps(body, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> FleetBaseline:
+        body = json.loads(text)
+        if not isinstance(body, dict) or set(body) != {f for f in cls.__dataclass_fields__}:
+            raise InvalidParameterError("not a fleet baseline")
+        body["rules"] = tuple(FleetRule(**r) for r in body["rules"])
+        names = {r.name for r in body["rules"]}
+        if set(body["thresholds"]) - names:
+            raise InvalidParameterError("thresholds name rules the baseline does not have")
+        return cls(**body)
+
+    def table(self) -> list[dict[str, Any]]:
+        """Rows (rule x group) for notebooks."""
+        rows = []
+        for rule in self.rules:
+            for group, value in sorted(self.thresholds.get(rule.name, {}).items()):
+                rows.append({"rule": rule.name, "group": group.replace("\x00", " | "),
+                             "threshold": value,
+                             "unit": "share of bucket" if rule.relative else rule.aggregate})
+        return rows
+
+    @classmethod
+    def fit(cls, batch: EventBatch, vocab: Vocab, *, rules: Sequence[FleetRule] = FLEET_RULES,
+            margin: float = 1.5) -> FleetBaseline:
+        """Learn thresholds from normal traffic: each group's peak of each learned rule, times
+        ``margin``, at least the rule's floor."""
+        if len(batch) == 0:
+            raise InvalidParameterError("a baseline needs traffic")
+        if margin < 1.0:
+            raise InvalidParameterError("margin must be >= 1")
+        _check_rules(rules)
+        batch = batch.take(np.argsort(batch.time_ms, kind="stable"))
+        names = _Names(vocab)
+        ok = ~batch.denied
+        roles = {names.principal(int(c)) for c in np.unique(batch.principal[ok])}
+        sets: dict[str, dict[str, set[str]]] = {"networks": {}, "agents": {}, "auths": {},
+                                                 "actions": {}}
+        pairs = np.unique(np.stack([batch.principal[ok], batch.network[ok], batch.agent[ok],
+                                    batch.auth[ok].astype(np.int32),
+                                    batch.kind[ok].astype(np.int32)]), axis=1)
+        for p, n, a, au, k in pairs.T:
+            role = names.principal(int(p))
+            sets["networks"].setdefault(role, set()).add(names.network(int(n)))
+            sets["agents"].setdefault(role, set()).add(names.agent(int(a)))
+            sets["auths"].setdefault(role, set()).add(_AUTH[int(au)])
+            sets["actions"].setdefault(role, set()).add(KINDS[int(k)])
+        copies = ok & (batch.kind == COPY)
+        destinations = sorted({names.bucket(int(c)) for c in np.unique(batch.dest[copies])})
+        # sizes: the largest 24-hour distinct objects and prefixes per bucket
+        engine = _Engine(rules, vocab, None)
+        size_obj, size_pre = engine.sizes(batch)
+        sizes: dict[str, float] = {}
+        prefix_counts: dict[str, float] = {}
+        for code in np.unique(batch.bucket):
+            here = batch.bucket == code
+            sizes[names.bucket(int(code))] = float(size_obj[here].max())
+            prefix_counts[names.bucket(int(code))] = float(size_pre[here].max())
+        base = cls(tuple(rules), margin, {}, sizes, prefix_counts, {}, sorted(roles),
+                   {k: sorted(v) for k, v in sets["networks"].items()},
+                   {k: sorted(v) for k, v in sets["agents"].items()},
+                   {k: sorted(v) for k, v in sets["auths"].items()},
+                   {k: sorted(v) for k, v in sets["actions"].items()},
+                   destinations, len(batch))
+        # bulk readers first (the fleet-wide rule leaves them out), then every learned rule
+        share = FleetRule("bulk", "read", "role-bucket", "objects", DAY, 0.0, 0.0, True)
+        peaks = _Engine((share,), vocab, base).peaks(batch, size_obj, size_pre)
+        for key, value in peaks.get("bulk", {}).items():
+            if value >= BULK_SHARE:
+                role, bucket = key.split("\x00")
+                base.bulk.setdefault(bucket, []).append(role)
+        learned = [r for r in rules if r.learned]
+        peaks = _Engine(learned, vocab, base).peaks(batch, size_obj, size_pre)
+        for rule in learned:
+            base.thresholds[rule.name] = {
+                key: max(rule.floor, margin * value)
+                for key, value in sorted(peaks.get(rule.name, {}).items())}
+        return base
+
+
+_AUTH = ("AuthHeader", "QueryString", "none")
+
+
+def _check_rules(rules: Sequence[FleetRule]) -> None:
+    if not rules:
+        raise InvalidParameterError("at least one rule is needed")
+    if len({r.name for r in rules}) != len(rules):
+        raise InvalidParameterError("rule names must be unique")
+    for rule in rules:
+        if rule.window_s < 2 or rule.floor < 0 or rule.minimum < 0:
+            raise InvalidParameterError(f"bad window or floor in {rule.name}")
+        if rule.relative and rule.group == "role":
+            raise InvalidParameterError(f"{rule.name}: a relative rule needs a bucket group")
+
+
+class _Names:
+    def __init__(self, vocab: Vocab) -> None:
+        self.vocab = vocab
+        self._cache: dict[str, list[str]] = {}
+
+    def _get(self, table: str) -> list[str]:
+        src: dict[str, int] = getattr(self.vocab, table)
+        got = self._cache.get(table)
+        if got is None or len(got) != len(src):
+            got = self._cache[table] = Vocab.names(src)
+        return got
+
+    def principal(self, code: int) -> str:
+        return self._get("principals")[code]
+
+    def session(self, code: int) -> str:
+        return self._get("sessions")[code].split("\x00", 1)[1]
+
+    def bucket(self, code: int) -> str:
+        return self._get("buckets")[code]
+
+    def network(self, code: int) -> str:
+        return self._get("networks")[code]
+
+    def agent(self, code: int) -> str:
+        return self._get("agents")[code]
+
+
+# -- the windowed-aggregate engine ------------------------------------------------------------
+
+
+_WID_BITS = 23
+_WID_MASK = (1 << _WID_BITS) - 1
+_MIX_A = np.uint64(0x9E3779B97F4A7C15)
+_MIX_B = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+@dataclass
+class _Window:
+    """State of one rule in one phase: open segments (group, window) and distinct items."""
+
+    seg: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    end: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    value: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    alerted: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    seen_end: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def evict(self, now_ms: int) -> None:
+        keep = self.end > now_ms
+        if not keep.all():
+            self.seg, self.end = self.seg[keep], self.end[keep]
+            self.value, self.alerted = self.value[keep], self.alerted[keep]
+        keep = self.seen_end > now_ms
+        if not keep.all():
+            self.seen, self.seen_end = self.seen[keep], self.seen_end[keep]
+
+    @property
+    def entries(self) -> int:
+        return int(self.seg.shape[0] + self.seen.shape[0])
+
+
+def _running(state: _Window, t: np.ndarray, group: np.ndarray, item: np.ndarray | None,
+             weight: np.ndarray | None, window_ms: int, phase_ms: int,
+             order: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The running aggregate at each event (events time-ordered), carried across calls.
+
+    ``order``, if given, is a stable sort of the events by ``group``: inside a group the events
+    are in time order, so each window's events are contiguous in it whatever the window and
+    phase (one sort serves every rule over the same events and groups).
+    Returns (order, running value in that order, segment index per event in that order, the
+    chunk's unique segments' positions in the state)."""
+    wid = (t + phase_ms) // window_ms
+    seg = (group << _WID_BITS) | (wid & _WID_MASK)
+    if order is None:
+        order = np.argsort(group, kind="stable")
+    s_seg = seg[order]
+    n = s_seg.shape[0]
+    if item is not None:
+        h = (s_seg.astype(np.uint64) * _MIX_A) ^ (item[order].astype(np.uint64) * _MIX_B)
+        _, first = np.unique(h, return_index=True)
+        w = np.zeros(n, np.float64)
+        fresh = h[first]
+        if state.seen.shape[0]:
+            pos = np.searchsorted(state.seen, fresh)
+            pos[pos >= state.seen.shape[0]] = 0
+            fresh_mask = state.seen[pos] != fresh
+        else:
+            fresh_mask = np.ones(first.shape[0], bool)
+        w[first[fresh_mask]] = 1.0
+        ends = ((wid[order][first[fresh_mask]] + 1) * window_ms - phase_ms).astype(np.int64)
+        new_h = h[first[fresh_mask]]
+        merged = np.concatenate([state.seen, new_h])
+        merged_end = np.concatenate([state.seen_end, ends])
+        o = np.argsort(merged, kind="stable")
+        state.seen, state.seen_end = merged[o], merged_end[o]
+    else:
+        w = np.ones(n, np.float64) if weight is None else weight[order].astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, s_seg[1:] != s_seg[:-1]])
+    useg = s_seg[starts]
+    seg_of = np.repeat(np.arange(starts.shape[0]), np.diff(np.r_[starts, n]))
+    csum = np.cumsum(w)
+    before = np.r_[0.0, csum][starts]
+    # carried values
+    if state.seg.shape[0]:
+        pos_c = np.minimum(np.searchsorted(state.seg, useg), state.seg.shape[0] - 1)
+        found = state.seg[pos_c] == useg
+        carried = np.where(found, state.value[pos_c], 0.0)
+    else:
+        pos_c = np.zeros(useg.shape[0], np.int64)
+        found = np.zeros(useg.shape[0], bool)
+        carried = np.zeros(useg.shape[0], np.float64)
+    running = csum - before[seg_of] + carried[seg_of]
+    # store the new totals
+    last = np.r_[starts[1:], n] - 1
+    totals = running[last]
+    wid_u = wid[order][starts]
+    ends_u = ((wid_u + 1) * window_ms - phase_ms).astype(np.int64)
+    if found.any():
+        state.value[pos_c[found]] = totals[found]
+    if (~found).any():
+        nf = ~found
+        seg2 = np.concatenate([state.seg, useg[nf]])
+        o = np.argsort(seg2, kind="stable")
+        state.seg = seg2[o]
+        state.end = np.concatenate([state.end, ends_u[nf]])[o]
+        state.value = np.concatenate([state.value, totals[nf]])[o]
+        state.alerted = np.concatenate([state.alerted, np.zeros(int(nf.sum()), bool)])[o]
+    slot = np.searchsorted(state.seg, useg)
+    return order, running, seg_of, slot
+
+
+class _Engine:
+    """Runs rules over time-ordered batches, carrying window state between batches."""
+
+    def __init__(self, rules: Sequence[FleetRule], vocab: Vocab,
+                 baseline: FleetBaseline | None) -> None:
+        self.rules = tuple(rules)
+        self.vocab = vocab
+        self.names = _Names(vocab)
+        self.baseline = baseline
+        self.windows: dict[tuple[int, int], _Window] = {}
+        self.size_windows: dict[tuple[str, int], _Window] = {}
+        self.last_alert: dict[tuple[str, int], int] = {}
+        # per batch: the events each (filter, group) selects, and their order by group
+        self._selections: dict[tuple[str, str, bool], np.ndarray] = {}
+        self._orders: dict[tuple[str, str, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    # -- sizes --
+
+    def sizes(self, b: EventBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Per event: distinct objects and prefixes of its bucket successfully touched in the
+        24-hour windows (both phases) containing it (0 for events that touch no object)."""
+        out_o = np.zeros(len(b), np.float64)
+        out_p = np.zeros(len(b), np.float64)
+        idx = np.flatnonzero(~b.denied & (b.obj != 0))
+        if idx.shape[0] == 0:
+            return out_o, out_p
+        t = b.time_ms[idx]
+        g = b.bucket[idx].astype(np.int64)
+        w = SIZE_WINDOW_S * 1000
+        for what, items, out in (("obj", b.obj[idx], out_o), ("pre", b.prefix[idx], out_p)):
+            for phase in (0, w // 2):
+                state = self.size_windows.setdefault((what, phase), _Window())
+                order, running, _, _ = _running(state, t, g, items, None, w, phase)
+                vals = np.empty_like(running)
+                vals[order] = running
+                np.maximum.at(out, idx, vals)
+        return out_o, out_p
+
+    # -- masks and groups --
+
+    def _mask(self, rule: FleetRule, b: EventBatch) -> np.ndarray:
+        ok = ~b.denied
+        kind = b.kind
+        if rule.filter == "read":
+            return ok & ((kind == GET) | (kind == COPY) | (kind == SELECT))
+        if rule.filter == "probe":
+            return ok & ((kind == HEAD) | (kind == LIST))
+        if rule.filter == "denied":
+            return b.denied.copy()
+        if rule.filter == "restore":
+            return ok & (kind == RESTORE)
+        base = self.baseline
+        if base is None:
+            raise InvalidParameterError(f"{rule.name} needs a baseline")
+        if rule.filter == "copy-out":
+            known = self._codes("buckets", base.copy_destinations)
+            return ok & (kind == COPY) & (b.foreign | ~np.isin(b.dest, known))
+        known_p = np.isin(b.principal, self._codes("principals", base.principals))
+        if rule.filter == "new-principal":
+            return ok & ~known_p
+        if rule.filter == "new-source":
+            novel = (~self._pair_known(b.principal, b.network, "networks", base.networks)
+                     ).astype(np.int8)
+            novel += ~self._pair_known(b.principal, b.agent, "agents", base.agents)
+            novel += ~self._pair_known(b.principal, b.auth.astype(np.int32), None, base.auths)
+            return ok & (novel >= 2) & (kind != WRITE)
+        if rule.filter == "new-action":
+            acts = np.zeros(len(b), bool)
+            for k in (GET, HEAD, LIST, COPY, SELECT, RESTORE):
+                acts |= (kind == k) & ~self._role_has(b.principal, base.actions, KINDS[k])
+            return ok & known_p & acts
+        raise InvalidParameterError(f"unknown filter {rule.filter!r}")
+
+    def _codes(self, table: str, names: Iterable[str]) -> np.ndarray:
+        src: dict[str, int] = getattr(self.vocab, table)
+        return np.array([src[n] for n in names if n in src], np.int64)
+
+    def _role_has(self, principal: np.ndarray, sets: dict[str, list[str]],
+                  value: str) -> np.ndarray:
+        roles = [r for r, vals in sets.items() if value in vals]
+        return np.isin(principal, self._codes("principals", roles))
+
+    def _pair_known(self, principal: np.ndarray, attr: np.ndarray, table: str | None,
+                    sets: dict[str, list[str]]) -> np.ndarray:
+        pcodes = self.vocab.principals
+        vals: dict[str, int] = getattr(self.vocab, table) if table else {
+            a: i for i, a in enumerate(_AUTH)}
+        keys = [(pcodes[r] << 32) | vals[v] for r, vs in sets.items() if r in pcodes
+                for v in vs if v in vals]
+        query = (principal.astype(np.int64) << 32) | attr.astype(np.int64)
+        return np.isin(query, np.array(keys, np.int64))
+
+    def _group(self, rule: FleetRule, b: EventBatch, idx: np.ndarray) -> np.ndarray:
+        if rule.group == "role":
+            return b.principal[idx].astype(np.int64)
+        bucket = b.bucket[idx].astype(np.int64)
+        if rule.group == "role-bucket":
+            return (b.principal[idx].astype(np.int64) << 20) | bucket
+        if rule.group == "session-bucket":
+            return (b.session[idx].astype(np.int64) << 20) | bucket
+        return bucket
+
+    def _fleet_mask(self, b: EventBatch) -> np.ndarray:
+        base = self.baseline
+        if base is None or not base.bulk:
+            return np.ones(len(b), bool)
+        pb = self.vocab.buckets
+        keys = [(self.vocab.principals[r] << 20) | pb[bk] for bk, roles in base.bulk.items()
+                if bk in pb for r in roles if r in self.vocab.principals]
+        query = (b.principal.astype(np.int64) << 20) | b.bucket.astype(np.int64)
+        return ~np.isin(query, np.array(keys, np.int64))
+
+    def _threshold_key(self, rule: FleetRule, p: int, bk: int) -> str:
+        if rule.group == "role":
+            return self.names.principal(p)
+        if rule.group == "fleet-bucket":
+            return self.names.bucket(bk)
+        return f"{self.names.principal(p)}\x00{self.names.bucket(bk)}"
+
+    def _share(self, rule: FleetRule, b: EventBatch, idx: np.ndarray, size_o: np.ndarray,
+               size_p: np.ndarray) -> np.ndarray:
+        """The denominator per event: the bucket's size now (objects, or prefixes)."""
+        base = self.baseline
+        sizes = size_p if rule.aggregate == "prefixes" else size_o
+        table = (base.prefix_counts if rule.aggregate == "prefixes" else base.sizes) if base \
+            else {}
+        names = Vocab.names(self.vocab.buckets)
+        known = np.array([table.get(n, 0.0) for n in names] or [0.0])
+        return np.maximum(np.maximum(known[b.bucket[idx]], sizes[idx]), 1.0)
+
+    def _values(self, rule: FleetRule, b: EventBatch, idx: np.ndarray, phase: int,
+                r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, _Window]:
+        """Running aggregate per selected event; returns (events in sorted order, values,
+        segment of each, segment slots, state)."""
+        state = self.windows.setdefault((r, phase), _Window())
+        item = None
+        weight = None
+        if rule.aggregate == "objects":
+            item = b.obj[idx]
+        elif rule.aggregate == "prefixes":
+            item = b.prefix[idx]
+        elif rule.aggregate == "bytes":
+            weight = b.bytes[idx]
+        cache_key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"))
+        cached = self._orders.get(cache_key)
+        if cached is None or cached[0] is not idx:
+            group = self._group(rule, b, idx)
+            cached = self._orders[cache_key] = (idx, group,
+                                                np.argsort(group, kind="stable"))
+        order, running, seg_of, slot = _running(
+            state, b.time_ms[idx], cached[1], item, weight, rule.window_ms, phase, cached[2])
+        return idx[order], running, seg_of, slot, state
+
+    def _selected(self, rule: FleetRule, b: EventBatch) -> np.ndarray:
+        key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"))
+        got = self._selections.get(key)
+        if got is not None:
+            return got
+        got = self._selections[key] = self._select(rule, b)
+        return got
+
+    def _select(self, rule: FleetRule, b: EventBatch) -> np.ndarray:
+        mask = self._mask(rule, b)
+        if rule.group == "fleet-bucket":
+            mask &= self._fleet_mask(b)
+        if rule.aggregate in ("objects", "prefixes"):
+            mask &= b.obj != 0
+        return np.flatnonzero(mask)
+
+    # -- fitting --
+
+    def peaks(self, b: EventBatch, size_o: np.ndarray, size_p: np.ndarray
+              ) -> dict[str, dict[str, float]]:
+        self._selections, self._orders = {}, {}
+        out: dict[str, dict[str, float]] = {}
+        for r, rule in enumerate(self.rules):
+            idx = self._selected(rule, b)
+            if idx.shape[0] == 0:
+                continue
+            best: dict[str, float] = out.setdefault(rule.name, {})
+            for phase in (0, rule.window_ms // 2):
+                ev, running, _, _, _ = self._values(rule, b, idx, phase, r)
+                if rule.relative:
+                    running = running / self._share(rule, b, ev, size_o, size_p)
+                gp = (b.principal[ev].astype(np.int64) << 20) | b.bucket[ev]
+                if rule.group == "role":
+                    gp = b.principal[ev].astype(np.int64) << 20
+                elif rule.group == "fleet-bucket":
+                    gp = b.bucket[ev].astype(np.int64)
+                keys, inv = np.unique(gp, return_inverse=True)
+                top = np.full(keys.shape[0], -np.inf)
+                np.maximum.at(top, inv, running)
+                for k, v in zip(keys, top, strict=True):
+                    name = self._threshold_key(rule, int(k) >> 20, int(k) & 0xFFFFF)
+                    best[name] = max(best.get(name, 0.0), float(v))
+        return out
+
+    # -- detecting --
+
+    def detect(self, b: EventBatch) -> list[FleetAlert]:
+        """Evaluate one time-ordered batch after everything fed before; returns its alerts."""
+        base = self.baseline
+        assert base is not None
+        self._selections, self._orders = {}, {}
+        size_o, size_p = self.sizes(b)
+        candidates: list[tuple[int, int, int, float, float, int]] = []
+        for r, rule in enumerate(self.rules):
+            idx = self._selected(rule, b)
+            if idx.shape[0] == 0:
+                continue
+            thr_table = base.thresholds.get(rule.name, {})
+            for phase in (0, rule.window_ms // 2):
+                ev, running, seg_of, slot, state = self._values(rule, b, idx, phase, r)
+                thr = self._thresholds(rule, b, ev, thr_table, size_o, size_p)
+                over = running > thr
+                if not over.any():
+                    continue
+                hits = np.flatnonzero(over)
+                segs = seg_of[hits]
+                firsts = hits[np.r_[True, segs[1:] != segs[:-1]]]
+                for i in firsts:
+                    s = int(slot[seg_of[i]])
+                    if state.alerted[s]:
+                        continue
+                    state.alerted[s] = True
+                    e = int(ev[i])
+                    start = int(state.end[s]) - rule.window_ms
+                    candidates.append((int(b.time_ms[e]), r, e, float(running[i]),
+                                       float(thr[i]), start))
+        candidates.sort(key=lambda c: (c[0], c[1], c[5]))
+        alerts = []
+        for when, r, e, value, threshold, start in candidates:
+            rule = self.rules[r]
+            group = int(self._group(rule, b, np.array([e]))[0])
+            last = self.last_alert.get((rule.name, group))
+            if last is not None and start < last:
+                continue  # the other phase's window of the same episode
+            self.last_alert[(rule.name, group)] = start + rule.window_ms
+            alerts.append(self._alert(rule, b, e, when, start, value, threshold))
+        return alerts
+
+    def _thresholds(self, rule: FleetRule, b: EventBatch, ev: np.ndarray,
+                    table: dict[str, float], size_o: np.ndarray, size_p: np.ndarray
+                    ) -> np.ndarray:
+        if not rule.learned:
+            base = np.full(ev.shape[0], rule.floor)
+        else:
+            # a dense (principal x bucket) table: both vocabularies are small
+            n_p, n_b = len(self.vocab.principals), len(self.vocab.buckets)
+            dense = np.full((n_p, n_b), rule.floor)
+            for key, value in table.items():
+                if rule.group == "role":
+                    code = self.vocab.principals.get(key)
+                    if code is not None:
+                        dense[code, :] = value
+                elif rule.group == "fleet-bucket":
+                    code = self.vocab.buckets.get(key)
+                    if code is not None:
+                        dense[:, code] = value
+                else:
+                    role, bucket = key.split("\x00", 1)
+                    pc, bc = self.vocab.principals.get(role), self.vocab.buckets.get(bucket)
+                    if pc is not None and bc is not None:
+                        dense[pc, bc] = value
+            base = dense[b.principal[ev], b.bucket[ev]]
+        if rule.relative:
+            return np.maximum(rule.minimum, base * self._share(rule, b, ev, size_o, size_p))
+        return np.maximum(rule.minimum, base)
+
+    def _alert(self, rule: FleetRule, b: EventBatch, e: int, when: int, start: int,
+               value: float, threshold: float) -> FleetAlert:
+        names = self.names
+        bucket = names.bucket(int(b.bucket[e]))
+        principal = "fleet" if rule.group == "fleet-bucket" else names.principal(
+            int(b.principal[e]))
+        scope = bucket if rule.group != "role" else "-"
+        if rule.group == "session-bucket":
+            scope = f"{bucket} session={names.session(int(b.session[e]))}"
+        return FleetAlert(rule.name, rule.family, rule.mitre, principal, scope, _dt(start),
+                          _dt(when), value, threshold)
+
+    def evict(self, now_ms: int) -> None:
+        for state in (*self.windows.values(), *self.size_windows.values()):
+            state.evict(now_ms)
+
+    @property
+    def entries(self) -> int:
+        return sum(s.entries for s in (*self.windows.values(), *self.size_windows.values()))
+
+
+# -- the stream ---------------------------------------------------------------------------------
+
+
+class FleetDetector:
+    """Streams batches through a reorder buffer into the engine.
+
+    ``lag_s``: how late an event may arrive (relative to the newest one seen) and still be
+    evaluated in time order; CloudTrail delivers within about 5 minutes, typically. Events later
+    than that are still evaluated, in the next batch, and counted in :attr:`late`. ``min_batch``
+    buffers that many events before evaluating (fewer, larger numpy passes when reading files);
+    alerts do not depend on it.
+    """
+
+    def __init__(self, baseline: FleetBaseline, vocab: Vocab, *, lag_s: int = 300,
+                 min_batch: int = 0) -> None:
+        if lag_s < 0 or min_batch < 0:
+            raise InvalidParameterError("lag_s and min_batch must be >= 0")
+        self.min_batch = min_batch
+        self.baseline = baseline
+        self.vocab = vocab
+        self.lag_ms = lag_s * 1000
+        self.engine = _Engine(baseline.rules, vocab, baseline)
+        self.alerts: list[FleetAlert] = []
+        self.events = 0
+        self.late = 0
+        self._pending: list[EventBatch] = []
+        self._pending_n = 0
+        self._newest = -(1 << 62)
+        self._released = -(1 << 62)
+
+    def feed(self, batch: EventBatch) -> list[FleetAlert]:
+        """Add events (any order within the lag); returns alerts raised by what was released."""
+        if len(batch) == 0:
+            return []
+        self.events += len(batch)
+        self.late += int((batch.time_ms < self._released).sum())
+        self._pending.append(batch)
+        self._pending_n += len(batch)
+        self._newest = max(self._newest, int(batch.time_ms.max()))
+        if self._pending_n < self.min_batch:
+            return []
+        return self._release(self._newest - self.lag_ms)
+
+    def flush(self) -> list[FleetAlert]:
+        """Evaluate everything still buffered (end of the stream)."""
+        return self._release(1 << 62)
+
+    def _release(self, watermark: int) -> list[FleetAlert]:
+        if not self._pending:
+            return []
+        pending = EventBatch.concat(self._pending)
+        ready = pending.time_ms < watermark
+        if not ready.any():
+            self._pending = [pending]
+            return []
+        rest = np.flatnonzero(~ready)
+        self._pending = [pending.take(rest)] if rest.shape[0] else []
+        self._pending_n = int(rest.shape[0])
+        go = pending.take(np.flatnonzero(ready))
+        go = go.take(np.argsort(go.time_ms, kind="stable"))
+        self._released = max(self._released, min(watermark, int(go.time_ms.max()) + 1))
+        alerts = self.engine.detect(go)
+        self.engine.evict(int(go.time_ms.max()))
+        self.alerts.extend(alerts)
+        return alerts
+
+    @property
+    def state_entries(self) -> int:
+        """Open (group, window) aggregates plus distinct items held: the detector's memory."""
+        return self.engine.entries + self._pending_n
+
+
+def detect_fleet(batch: EventBatch, vocab: Vocab, baseline: FleetBaseline) -> list[FleetAlert]:
+    """All alerts of one batch (any order): the stream, fed at once."""
+    det = FleetDetector(baseline, vocab)
+    det.feed(batch)
+    det.flush()
+    return det.alerts
+
+
+def with_rules(baseline: FleetBaseline, rules: Sequence[FleetRule]) -> FleetBaseline:
+    """The baseline restricted to ``rules`` (for one rule's evaluation, or a lesson)."""
+    names = {r.name for r in rules}
+    return replace(baseline, rules=tuple(rules),
+                   thresholds={k: v for k, v in baseline.thresholds.items() if k in names})
+
+
+def _dt(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+__all__ = ["BULK_SHARE", "FLEET_RULES", "FleetAlert", "FleetBaseline", "FleetDetector",
+           "FleetRule", "detect_fleet", "empty_batch", "with_rules"]
