@@ -355,3 +355,75 @@ def equal_error_rate(scores: np.ndarray, speakers: Sequence[object],
     d0, d1 = far[i - 1] - frr[i - 1], far[i] - frr[i]
     w = d0 / (d0 - d1) if d0 != d1 else 0.5
     return float(far[i - 1] + w * (far[i] - far[i - 1]))
+
+
+# --- the protocol: enrol on some sentences, test on another ---------------------------------------
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """One attacker's outcome over every fold: identification and verification."""
+
+    top1: float  # closed-set identification accuracy
+    eer: float  # equal error rate of all (test, enrolled speaker) trials
+    chance: float  # 1 / number of enrolled speakers
+    n_tests: int
+    n_trials: int
+
+
+def cross_validated(
+    attacker: str,
+    enrol_items: Sequence[Any],
+    test_items: Sequence[Any],
+    labels: Sequence[object],
+    folds: Sequence[int],
+    *,
+    seed: int = 0,
+) -> AttackResult:
+    """Run ``attacker`` (``"nn"`` or ``"gmm-ubm"``) fold by fold, pooling the trials.
+
+    Item ``i`` is utterance ``i`` seen two ways: ``enrol_items[i]`` (what the attacker enrols,
+    e.g. a raw recording's features) and ``test_items[i]`` (what it is given to identify, e.g. the
+    anonymised recording's). In fold ``f`` every speaker is enrolled from their utterances whose
+    fold is not ``f`` and tested on those whose fold is ``f``: with folds = sentence indices, no
+    test sentence is ever enrolled. For ``"nn"`` the items are embedding vectors, for
+    ``"gmm-ubm"`` frame matrices; ``seed`` seeds the UBM.
+    """
+    if attacker not in ("nn", "gmm-ubm"):
+        raise InvalidParameterError(f"attacker must be 'nn' or 'gmm-ubm', got {attacker!r}")
+    labels, folds = list(labels), list(folds)
+    n = len(labels)
+    if not (len(enrol_items) == len(test_items) == len(folds) == n) or n == 0:
+        raise InvalidParameterError("enrol items, test items, labels and folds must align")
+    all_scores, test_labels, speakers = [], [], None
+    for fold in sorted(set(folds)):
+        enrol_idx = [i for i in range(n) if folds[i] != fold]
+        test_idx = [i for i in range(n) if folds[i] == fold]
+        enrol_labels = [labels[i] for i in enrol_idx]
+        if attacker == "nn":
+            scores, spk = nearest_neighbour_scores(
+                np.vstack([enrol_items[i] for i in enrol_idx]),
+                enrol_labels,
+                np.vstack([test_items[i] for i in test_idx]),
+            )
+        else:
+            scores, spk = gmm_ubm_scores(
+                [enrol_items[i] for i in enrol_idx],
+                enrol_labels,
+                [test_items[i] for i in test_idx],
+                seed=seed,
+            )
+        if speakers is not None and spk != speakers:
+            raise InvalidParameterError("every fold must enrol the same speakers")
+        speakers = spk
+        all_scores.append(scores)
+        test_labels += [labels[i] for i in test_idx]
+    assert speakers is not None
+    matrix = np.vstack(all_scores)
+    return AttackResult(
+        top1=top1_accuracy(matrix, speakers, test_labels),
+        eer=equal_error_rate(matrix, speakers, test_labels),
+        chance=1.0 / len(speakers),
+        n_tests=len(test_labels),
+        n_trials=int(matrix.size),
+    )
