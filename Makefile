@@ -48,6 +48,7 @@ check: setup  ## the posture scorecard against a hardened sandbox (SECUREPIPE_CH
 
 data: setup  ## regenerate data-synthetic/ (byte for byte)
 	$(BIN)/python -m securepipe voices --out data-synthetic
+	$(BIN)/python -m securepipe.data.heldout --out data-synthetic/heldout
 
 clean:
 	rm -rf build .cache .pytest_cache

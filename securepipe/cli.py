@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     nb.add_argument("--dir", default=None, help="notebook folder (default: notebooks/)")
     nb.add_argument("--no-html", action="store_true", help="skip the HTML copies")
 
-    sub.add_parser("warmup", help="compile librosa's numba kernels into the project cache")
+    sub.add_parser("warmup", help="compile librosa's numba kernels and cache lesson 04's tables")
 
     voices = sub.add_parser("voices", help="regenerate the synthetic voice set")
     voices.add_argument("args", nargs=argparse.REMAINDER, help="see `securepipe voices -h`")

@@ -44,6 +44,12 @@ MCADAMS_FIXED = 0.8  # VoicePrivacy 2020 baseline B2 uses a fixed coefficient of
 MCADAMS_RANDOM_RANGE = (0.7, 0.9)  # same mean as the fixed coefficient: only randomness differs
 
 
+# Pitch and formant shifting: a random pseudo-voice per speaker, each magnitude uniform in its
+# range and each direction a coin toss (e.g. -3.7 semitones and formants x 1.12).
+PITCH_SHIFT_SEMITONES = (2.0, 5.0)
+FORMANT_SHIFT_RANGE = (0.08, 0.18)
+
+
 CONTENT_HOP = 320  # 20 ms frames for the sentence-identification utility proxy
 
 

@@ -133,3 +133,15 @@ def speaker_f0_error(tracks: Sequence[Track], true_f0: Sequence[float]) -> Any:
     errors = [abs(_median_f0(t) - f) for t, f in zip(tracks, true_f0, strict=True)]
     errors = [e for e in errors if math.isfinite(e)]
     return round(float(np.mean(errors)), 2) if errors else None
+
+
+def median_f0_correlation(originals: Sequence[Track], rebuilt: Sequence[Track]) -> float | None:
+    """Pearson r of per-utterance median voiced f0, original against rebuilt (speaker-level pitch).
+
+    None when fewer than 3 utterances have voiced frames in both.
+    """
+    pairs = [(_median_f0(a), _median_f0(b)) for a, b in zip(originals, rebuilt, strict=True)]
+    kept = np.array([p for p in pairs if math.isfinite(p[0]) and math.isfinite(p[1])])
+    if kept.shape[0] < 3 or kept[:, 0].std() == 0 or kept[:, 1].std() == 0:
+        return None
+    return round(float(np.corrcoef(kept[:, 0], kept[:, 1])[0, 1]), 3)

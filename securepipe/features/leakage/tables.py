@@ -5,13 +5,16 @@ buys, measured with the attacks in :mod:`securepipe.features.leakage.attacks`.
 from __future__ import annotations
 
 import math
+import os
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from securepipe.data.dataset import Manifest, load_audio
+from securepipe.data.dataset import Manifest, Utterance, load_audio
+from securepipe.data.heldout import HELDOUT_GENERATOR
 from securepipe.errors import InvalidParameterError
 from securepipe.features.extract import (
     FeatureSpec,
@@ -19,25 +22,34 @@ from securepipe.features.extract import (
     from_bytes,
     to_bytes,
 )
-from securepipe.features.leakage.anonymise import mcadams, utterance_seed
-from securepipe.features.leakage.attacks import content_features, enrolled_accuracy, sentence_hits
+from securepipe.features.leakage.anonymise import (
+    draw_voice_shift,
+    mcadams,
+    pitch_formant_shift,
+    utterance_seed,
+)
+from securepipe.features.leakage.attacks import content_features, sentence_hits
+from securepipe.features.leakage.cache import cached_rows
 from securepipe.features.leakage.common import (
     DEFAULT_GL_ITER,
     DEFAULT_SPECS,
+    FORMANT_SHIFT_RANGE,
     MCADAMS_FIXED,
     MCADAMS_RANDOM_RANGE,
+    PITCH_SHIFT_SEMITONES,
     check_coefficient,
     check_range,
 )
+from securepipe.features.leakage.gmm import audio_frames, cross_validated, matrix_frames
 from securepipe.features.leakage.inversion import invert, log_spectral_distance
 from securepipe.features.leakage.pitch import (
-    F0Comparison,
     compare_tracks,
     f0_track,
     manifest_f0,
+    median_f0_correlation,
     speaker_f0_error,
 )
-from securepipe.features.speakerid import embed_audio, embed_matrix, leave_one_out_accuracy
+from securepipe.features.speakerid import embed_audio, embed_matrix
 from securepipe.ids import check_int
 
 if TYPE_CHECKING:
@@ -60,32 +72,46 @@ def _load(manifest: Manifest) -> tuple[list[np.ndarray], int, list[str]]:
     return audio, rates.pop(), labels
 
 
-def _row(
-    features: str,
-    attacker_sees: str,
-    accuracy: float,
-    chance: float,
-    n_items: int,
-    note: str,
-    f0: F0Comparison | None = None,
-    f0_speaker_err: Any = None,
-) -> dict[str, Any]:
-    def num(v: float | None, digits: int = 3) -> float | None:
-        return None if v is None or not math.isfinite(v) else round(float(v), digits)
+def _num(v: float | None, digits: int = 3) -> float | None:
+    return None if v is None or not math.isfinite(v) else round(float(v), digits)
 
+
+@dataclass(frozen=True)
+class _View:
+    """One way of seeing every utterance: what each attacker works on."""
+
+    vectors: np.ndarray  # (n, d) utterance embeddings, for the nearest-neighbour attacker
+    frames: list[np.ndarray]  # per-utterance (n_frames, dim) matrices, for GMM-UBM
+
+    @classmethod
+    def of_audio(cls, audio: Sequence[np.ndarray], sr: int) -> _View:
+        return cls(np.vstack([embed_audio(y, sr) for y in audio]),
+                   [audio_frames(y, sr) for y in audio])
+
+    @classmethod
+    def of_matrices(cls, matrices: Sequence[np.ndarray], spec: FeatureSpec) -> _View:
+        return cls(np.vstack([embed_matrix(m) for m in matrices]),
+                   [matrix_frames(m, spec) for m in matrices])
+
+
+def _attack(enrol: _View, test: _View, labels: list[str], folds: list[int],
+            seed: int) -> dict[str, Any]:
+    """Both attackers, enrolled on ``enrol`` and tested on ``test``: the row's attack columns."""
+    nn = cross_validated("nn", list(enrol.vectors), list(test.vectors), labels, folds)
+    gmm = cross_validated("gmm-ubm", enrol.frames, test.frames, labels, folds, seed=seed)
     return {
-        "features": features,
-        "attacker_sees": attacker_sees,
-        "reid_accuracy": round(accuracy, 4),
-        "chance": round(chance, 4),
-        "x_chance": round(accuracy / chance, 2),
-        "f0_corr": None if f0 is None else num(f0.correlation),
-        "f0_mae_hz": None if f0 is None else num(f0.mae_hz, 1),
-        "voiced_overlap": None if f0 is None else num(f0.voiced_overlap),
-        "f0_speaker_err_hz": f0_speaker_err,
-        "n_items": n_items,
-        "note": note,
+        "nn_top1": round(nn.top1, 4),
+        "nn_eer": round(nn.eer, 4),
+        "gmm_top1": round(gmm.top1, 4),
+        "gmm_eer": round(gmm.eer, 4),
+        "chance": round(gmm.chance, 4),
+        "n_tests": gmm.n_tests,
+        "n_trials": gmm.n_trials,
     }
+
+
+def _family(manifest: Manifest) -> str:
+    return "held-out" if manifest.generator == HELDOUT_GENERATOR else "kit"
 
 
 def leakage_table(
@@ -94,70 +120,105 @@ def leakage_table(
     specs: Sequence[FeatureSpec] = DEFAULT_SPECS,
     n_iter: int = DEFAULT_GL_ITER,
     seed: int = 0,
+    cache: str | os.PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Re-identification (and pitch) from raw audio, stored matrices and their inversions.
+    """Who is speaking, from raw audio, stored matrices and their Griffin-Lim inversions.
 
-    One row for raw audio, then two per spec: the stored matrix (read back from its blob) and the
-    audio Griffin-Lim rebuilds from it (``n_iter`` iterations, seeded with ``seed``, every
-    utterance). Accuracy is leave-one-out nearest neighbour over all utterances; ``x_chance`` is
-    accuracy / chance. ``f0_*`` compare the inversion's pitch with the original's
-    (:func:`compare_f0`); ``f0_speaker_err_hz`` is how far each utterance's median pitch is from
-    the speaker's true f0 in the manifest, averaged.
+    Both attackers (nearest neighbour on utterance statistics, GMM-UBM on frames) run the same
+    protocol (:func:`~securepipe.features.leakage.gmm.cross_validated`): enrol each speaker on
+    three sentences, test on the fourth, every fold; ``*_top1`` is identification accuracy
+    (``chance`` = 1 / speakers), ``*_eer`` the equal error rate of all verification trials.
+    Rows: raw audio; per spec, the stored matrix (the attacker enrols matrices made with the spec
+    named in the blob's header); the inverted audio (``n_iter`` Griffin-Lim iterations, seeded
+    with ``seed``) against an *ignorant* attacker enrolled on raw audio and a *lazy-informed* one
+    enrolled on inversions too. ``seed`` also seeds the UBM. ``f0_*`` compare the inversion's
+    pitch with the original's frame by frame (:func:`compare_f0`); ``median_f0_corr`` correlates
+    each utterance's median pitch (speaker level). With ``cache`` (a folder), the rows are read
+    from / written to a file named by a hash of the data, the parameters and this code.
     """
     n_iter = check_int(n_iter, "n_iter", 1, 1000)
     seed = check_int(seed, "seed", 0, 2**32 - 1)
     specs = tuple(specs)
     if not specs or not all(isinstance(s, FeatureSpec) for s in specs):
         raise InvalidParameterError("specs must be a non-empty sequence of FeatureSpec")
+    params = {"specs": [s.to_dict() for s in specs], "n_iter": n_iter, "seed": seed}
+    return cached_rows(
+        cache, "leakage", manifest, params, lambda: _leakage(manifest, specs, n_iter, seed)
+    )
+
+
+def _leakage(
+    manifest: Manifest, specs: Sequence[FeatureSpec], n_iter: int, seed: int
+) -> list[dict[str, Any]]:
     audio, sr, labels = _load(manifest)
-    chance = 1.0 / len(set(labels))
-    n = len(audio)
+    folds = [utt.sentence_index for utt in manifest.utterances]
+    family, n = _family(manifest), len(audio)
     true_f0 = manifest_f0(manifest)
     raw_tracks = [f0_track(y, sr) for y in audio]
-    raw = np.vstack([embed_audio(y, sr) for y in audio])
-    rows = [
-        _row(
-            "raw audio",
-            "raw audio",
-            leave_one_out_accuracy(raw, labels),
-            chance,
-            n,
-            "the recordings step 4 deletes",
-            f0_speaker_err=speaker_f0_error(raw_tracks, true_f0),
-        )
-    ]
+    raw = _View.of_audio(audio, sr)
+
+    def row(features: str, sees: str, condition: str, attack: dict[str, Any],
+            note: str, **extra: Any) -> dict[str, Any]:
+        return {"family": family, "features": features, "attacker_sees": sees,
+                "condition": condition, **attack, "seed": seed,
+                "f0_corr": None, "median_f0_corr": None, "f0_speaker_err_hz": None,
+                **extra, "n_items": n, "note": note}
+
+    rows = [row("raw audio", "raw audio", "raw enrolled", _attack(raw, raw, labels, folds, seed),
+                "the recordings step 4 deletes",
+                f0_speaker_err_hz=speaker_f0_error(raw_tracks, true_f0))]
     for spec in specs:
         stored = [from_bytes(to_bytes(extract(y, sr, spec), spec)) for y in audio]
-        direct = np.vstack([embed_matrix(m) for m, _ in stored])
-        rows.append(
-            _row(
-                spec.name,
-                "stored matrix",
-                leave_one_out_accuracy(direct, labels),
-                chance,
-                n,
-                "embed_matrix on the matrix read back from its blob",
-            )
-        )
+        view = _View.of_matrices([m for m, _ in stored], spec)
+        rows.append(row(spec.name, "stored matrix", "spec in blob header",
+                        _attack(view, view, labels, folds, seed),
+                        "the matrices read back from their blobs"))
         rebuilt = [
             invert(m, s, n_iter=n_iter, seed=seed, length=len(y))
             for (m, s), y in zip(stored, audio, strict=True)
         ]
-        inverted = np.vstack([embed_audio(r, sr) for r in rebuilt])
+        inverted = _View.of_audio(rebuilt, sr)
         tracks = [f0_track(r, sr) for r in rebuilt]
-        rows.append(
-            _row(
-                spec.name,
-                "inverted audio",
-                leave_one_out_accuracy(inverted, labels),
-                chance,
-                n,
-                f"Griffin-Lim, {n_iter} iterations, seed {seed}, all {n} utterances",
-                f0=compare_tracks(list(zip(raw_tracks, tracks, strict=True))),
-                f0_speaker_err=speaker_f0_error(tracks, true_f0),
-            )
-        )
+        f0 = compare_tracks(list(zip(raw_tracks, tracks, strict=True)))
+        pitch = {
+            "f0_corr": _num(f0.correlation),
+            "median_f0_corr": median_f0_correlation(raw_tracks, tracks),
+            "f0_speaker_err_hz": speaker_f0_error(tracks, true_f0),
+        }
+        note = f"Griffin-Lim, {n_iter} iterations, seed {seed}"
+        rows.append(row(spec.name, "inverted audio", "ignorant",
+                        _attack(raw, inverted, labels, folds, seed), note + "; enrolled raw",
+                        **pitch))
+        rows.append(row(spec.name, "inverted audio", "lazy-informed",
+                        _attack(inverted, inverted, labels, folds, seed),
+                        note + "; enrolled inversions", **pitch))
     return rows
+
+
+def _anonymiser(name: str, fixed: float, low: float, high: float, seed: int,
+                ) -> tuple[str, Callable[[np.ndarray, int, Utterance, int], np.ndarray]]:
+    """A named anonymisation method as ``f(y, sr, utterance, seed)``."""
+    if name == "mcadams-fixed":
+        return f"McAdams alpha={fixed:g}", lambda y, sr, u, s: mcadams(y, sr, fixed)
+    if name == "mcadams-random":
+        return (
+            f"McAdams alpha~U[{low:g}, {high:g}) per utterance",
+            lambda y, sr, u, s: mcadams(y, sr, (low, high), seed=utterance_seed(s, u.sample_id)),
+        )
+    lo_s, hi_s = PITCH_SHIFT_SEMITONES
+    lo_f, hi_f = FORMANT_SHIFT_RANGE
+
+    def shift(y: np.ndarray, sr: int, u: Utterance, s: int) -> np.ndarray:
+        semitones, factor = draw_voice_shift(s, u.speaker)
+        return pitch_formant_shift(y, sr, semitones, factor)
+
+    return (
+        f"pitch +-{lo_s:g}-{hi_s:g} st & formants x(1+-{lo_f:g}-{hi_f:g}) per speaker",
+        shift,
+    )
+
+
+ANONYMISERS: tuple[str, ...] = ("mcadams-fixed", "mcadams-random", "pitch-formant")
 
 
 def anonymisation_table(
@@ -166,81 +227,74 @@ def anonymisation_table(
     fixed: float = MCADAMS_FIXED,
     random_range: tuple[float, float] = MCADAMS_RANDOM_RANGE,
     seed: int = 0,
+    attacker_seed: int = 1,
+    cache: str | os.PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Privacy and utility of McAdams anonymisation: none, a fixed and a random coefficient.
+    """Privacy and utility of each anonymiser, against both attackers, in two attack conditions.
 
-    ``reid_raw_enrolled``: the attacker enrols every raw recording and names the speaker of each
-    anonymised one (its own original excluded) -- the realistic threat when enrolment audio
-    exists elsewhere (VoicePrivacy's "ignorant" attacker). ``reid_anon_enrolled``: leave-one-out
-    among the anonymised recordings, i.e. an attacker who links one person's anonymised
-    recordings together (close to VoicePrivacy's "lazy-informed" attacker). Random coefficients
-    are drawn per utterance from ``random_range`` with a seed made of ``seed`` and the sample id.
-    Utility: :func:`sentence_accuracy` (chance ``sentence_chance``) and
-    :func:`log_spectral_distance` against the original.
-
-    The random row is one draw. On the kit's 40-utterance set, seeds 0-7 of U[0.7, 0.9) gave
-    ``reid_raw_enrolled`` 0.28-0.40 (fixed 0.8: 0.30) and ``reid_anon_enrolled`` 0.58-0.93, mean
-    0.72 (fixed: 0.88); seed 0 is the lowest of those draws. Randomness does not help against
-    the raw-enrolled attacker here; it makes recordings somewhat harder to link to each other.
+    Methods: none; McAdams with a fixed coefficient; McAdams with a coefficient drawn per
+    utterance from ``random_range``; LPC pitch and formant shifting with a pseudo-voice drawn per
+    speaker (:func:`draw_voice_shift`). Random draws use ``seed`` (the defender's). Conditions,
+    after the VoicePrivacy Challenge: *ignorant* (the attacker enrols raw recordings of the
+    speakers, obtained elsewhere) and *lazy-informed* (the attacker anonymises its enrolment
+    recordings with the same method, its random draws seeded with ``attacker_seed``). Attack
+    columns as in :func:`leakage_table`. Utility: ``sentence_accuracy``, sentence identification
+    by DTW against other speakers' raw readings (chance ``sentence_chance``), and
+    ``lsd_db``, the log-spectral distance to the original. ``cache`` as in :func:`leakage_table`.
     """
     fixed = check_coefficient(fixed)
     low, high = check_range(random_range)
     seed = check_int(seed, "seed", 0, 2**32 - 1)
+    attacker_seed = check_int(attacker_seed, "attacker_seed", 0, 2**32 - 1)
+    if attacker_seed == seed:
+        raise InvalidParameterError("the attacker's seed must differ from the defender's")
+    params = {"fixed": fixed, "random_range": [low, high], "seed": seed,
+              "attacker_seed": attacker_seed}
+    return cached_rows(
+        cache, "anonymisation", manifest, params,
+        lambda: _anonymisation(manifest, fixed, low, high, seed, attacker_seed),
+    )
+
+
+def _anonymisation(manifest: Manifest, fixed: float, low: float, high: float, seed: int,
+                   attacker_seed: int) -> list[dict[str, Any]]:
     audio, sr, labels = _load(manifest)
-    sentences = [utt.sentence_index for utt in manifest.utterances]
-    chance = 1.0 / len(set(labels))
-    sentence_chance = 1.0 / len(set(sentences))
-    raw = np.vstack([embed_audio(y, sr) for y in audio])
+    utts = manifest.utterances
+    folds = [u.sentence_index for u in utts]
+    sentences = folds
+    family = _family(manifest)
+    raw = _View.of_audio(audio, sr)
     raw_content = [content_features(y, sr) for y in audio]
-    conditions: list[tuple[str, float, float, list[np.ndarray]]] = [
-        ("none", 1.0, 1.0, list(audio)),
-        (
-            f"McAdams fixed alpha={fixed:g}",
-            fixed,
-            fixed,
-            [mcadams(y, sr, fixed) for y in audio],
-        ),
-        (
-            f"McAdams random alpha~U[{low:g}, {high:g}) per utterance, seed {seed}",
-            low,
-            high,
-            [
-                mcadams(y, sr, (low, high), seed=utterance_seed(seed, utt.sample_id))
-                for y, utt in zip(audio, manifest.utterances, strict=True)
-            ],
-        ),
-    ]
-    rows = []
-    for name, a_low, a_high, anonymised in conditions:
-        if name == "none":
-            probes, content = raw, raw_content
+    base = {"family": family, "seed": seed}
+    rows = [{**base, "anonymisation": "none", "condition": "raw enrolled",
+             **_attack(raw, raw, labels, folds, seed),
+             "sentence_accuracy": round(sentence_hits(raw_content, raw_content, labels,
+                                                      sentences), 4),
+             "sentence_chance": round(1.0 / len(set(sentences)), 4), "lsd_db": 0.0,
+             "attacker_seed": None}]
+    for method in ANONYMISERS:
+        name, anonymise = _anonymiser(method, fixed, low, high, seed)
+        defended = [anonymise(y, sr, u, seed) for y, u in zip(audio, utts, strict=True)]
+        test = _View.of_audio(defended, sr)
+        if method == "mcadams-fixed":
+            attacker_view = test  # no randomness: the attacker's copy is the same signal
         else:
-            probes = np.vstack([embed_audio(y, sr) for y in anonymised])
-            content = [content_features(y, sr) for y in anonymised]
-        raw_enrolled = enrolled_accuracy(raw, labels, probes, labels)
-        pairs = zip(audio, anonymised, strict=True)
-        lsd = (
-            0.0
-            if name == "none"
-            else float(np.mean([log_spectral_distance(o, a, sr) for o, a in pairs]))
-        )
-        rows.append(
-            {
-                "anonymisation": name,
-                "alpha_low": a_low,
-                "alpha_high": a_high,
-                "reid_raw_enrolled": round(raw_enrolled, 4),
-                "reid_anon_enrolled": round(leave_one_out_accuracy(probes, labels), 4),
-                "chance": round(chance, 4),
-                "x_chance": round(raw_enrolled / chance, 2),
-                "sentence_accuracy": round(
-                    sentence_hits(content, raw_content, labels, sentences), 4
-                ),
-                "sentence_chance": round(sentence_chance, 4),
-                "lsd_db": round(lsd, 2),
-                "n_items": len(audio),
-            }
-        )
+            attacker_view = _View.of_audio(
+                [anonymise(y, sr, u, attacker_seed) for y, u in zip(audio, utts, strict=True)],
+                sr,
+            )
+        content = [content_features(y, sr) for y in defended]
+        utility = {
+            "sentence_accuracy": round(sentence_hits(content, raw_content, labels, sentences), 4),
+            "sentence_chance": round(1.0 / len(set(sentences)), 4),
+            "lsd_db": round(float(np.mean([
+                log_spectral_distance(o, a, sr) for o, a in zip(audio, defended, strict=True)
+            ])), 2),
+        }
+        for condition, enrol in (("ignorant", raw), ("lazy-informed", attacker_view)):
+            rows.append({**base, "anonymisation": name, "condition": condition,
+                         **_attack(enrol, test, labels, folds, seed), **utility,
+                         "attacker_seed": attacker_seed if condition == "lazy-informed" else None})
     return rows
 
 
@@ -251,62 +305,64 @@ def _check_rows(rows: Any, keys: tuple[str, ...]) -> list[Mapping[str, Any]]:
     return rows
 
 
+def _families(rows: list[Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(str(r["family"]) for r in rows))
+
+
 def plot_leakage(rows: Iterable[Mapping[str, Any]]) -> Figure:
-    """Bars of re-identification accuracy per row of :func:`leakage_table`, chance marked."""
+    """Top-1 identification per row of :func:`leakage_table`, both attackers, one panel a family."""
     import matplotlib.pyplot as plt
 
-    rows = _check_rows(rows, ("features", "attacker_sees", "reid_accuracy", "chance"))
-    labels = [f"{r['features']}\n{r['attacker_sees']}" for r in rows]
-    colours = {"raw audio": "#5f6368", "stored matrix": "#1a73e8", "inverted audio": "#b3261e"}
-    fig, (ax, ax_f0) = plt.subplots(
-        1, 2, figsize=(12, 0.45 * len(rows) + 1.8), gridspec_kw={"width_ratios": [3, 2]}
-    )
-    pos = np.arange(len(rows))[::-1]
-    acc = [float(r["reid_accuracy"]) for r in rows]
-    ax.barh(pos, acc, color=[colours.get(r["attacker_sees"], "#888888") for r in rows])
-    ax.axvline(float(rows[0]["chance"]), color="black", linestyle="--", label="chance")
-    for p, a in zip(pos, acc, strict=True):
-        ax.text(min(a + 0.01, 0.9), p, f"{a:.2f}", va="center", fontsize=8)
-    ax.set_yticks(pos, labels, fontsize=8)
-    ax.set_xlim(0, 1.05)
-    ax.set_xlabel("speaker re-identification accuracy (leave-one-out)")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Who is speaking? Raw audio vs stored features")
-    f0 = [r.get("f0_corr") for r in rows]
-    ax_f0.barh(pos, [v if v is not None else 0.0 for v in f0], color="#b3261e")
-    for p, v in zip(pos, f0, strict=True):
-        ax_f0.text(0.01, p, "n/a" if v is None else f"{v:.2f}", va="center", fontsize=8)
-    ax_f0.set_yticks(pos, [""] * len(rows))
-    ax_f0.set_xlim(0, 1.05)
-    ax_f0.set_xlabel("f0 correlation, original vs inverted")
-    ax_f0.set_title("Does the pitch survive inversion?")
+    keys = ("family", "features", "attacker_sees", "condition", "nn_top1", "gmm_top1", "chance")
+    rows = _check_rows(rows, keys)
+    families = _families(rows)
+    per = max(sum(r["family"] == f for r in rows) for f in families)
+    fig, axes = plt.subplots(1, len(families), figsize=(6 * len(families), 0.5 * per + 1.8),
+                             squeeze=False, sharey=True)
+    for ax, family in zip(axes[0], families, strict=True):
+        mine = [r for r in rows if r["family"] == family]
+        pos = np.arange(len(mine))[::-1]
+        for k, (key, label, colour) in enumerate((("gmm_top1", "GMM-UBM", "#b3261e"),
+                                                  ("nn_top1", "nearest neighbour", "#1a73e8"))):
+            ax.barh(pos + (0.2 - 0.4 * k), [float(r[key]) for r in mine], height=0.4,
+                    color=colour, label=label)
+        ax.axvline(float(mine[0]["chance"]), color="black", linestyle="--", label="chance")
+        ax.set_yticks(pos, [f"{r['features']} / {r['attacker_sees']}\n{r['condition']}"
+                            for r in mine], fontsize=8)
+        ax.set_xlim(0, 1.05)
+        ax.set_xlabel("top-1 speaker identification")
+        ax.set_title(f"{family} voices")
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle("Who is speaking? Raw audio, stored features, and their inversions")
     fig.tight_layout()
     return fig
 
 
 def plot_anonymisation(rows: Iterable[Mapping[str, Any]]) -> Figure:
-    """Grouped bars for :func:`anonymisation_table`: two attackers and the utility proxy."""
+    """Grouped bars for :func:`anonymisation_table`: both attackers' top-1 and the utility proxy."""
     import matplotlib.pyplot as plt
 
-    keys = ("anonymisation", "reid_raw_enrolled", "reid_anon_enrolled", "sentence_accuracy")
+    keys = ("family", "anonymisation", "condition", "nn_top1", "gmm_top1", "sentence_accuracy")
     rows = _check_rows(rows, keys)
-    series = [
-        ("reid_raw_enrolled", "re-id, attacker enrolled on raw audio", "#b3261e"),
-        ("reid_anon_enrolled", "re-id, attacker links anonymised audio", "#f29900"),
-        ("sentence_accuracy", "sentence identified (utility)", "#188038"),
-    ]
-    fig, ax = plt.subplots(figsize=(10, 4))
-    x = np.arange(len(rows))
-    width = 0.26
-    for k, (key, label, colour) in enumerate(series):
-        values = [float(r[key]) for r in rows]
-        ax.bar(x + (k - 1) * width, values, width, label=label, color=colour)
-    if "chance" in rows[0]:
-        ax.axhline(float(rows[0]["chance"]), color="black", linestyle="--", label="re-id chance")
-    ax.set_xticks(x, [textwrap.fill(str(r["anonymisation"]), 26) for r in rows], fontsize=8)
-    ax.set_ylim(0, 1.3)
-    ax.set_ylabel("accuracy")
-    ax.set_title("McAdams anonymisation: privacy against utility")
-    ax.legend(fontsize=8, loc="upper center", ncol=2)
+    families = _families(rows)
+    fig, axes = plt.subplots(len(families), 1, figsize=(11, 3.6 * len(families)), squeeze=False)
+    series = (("gmm_top1", "re-id, GMM-UBM", "#b3261e"),
+              ("nn_top1", "re-id, nearest neighbour", "#1a73e8"),
+              ("sentence_accuracy", "sentence identified (utility)", "#188038"))
+    for ax, family in zip(axes[:, 0], families, strict=True):
+        mine = [r for r in rows if r["family"] == family]
+        x = np.arange(len(mine))
+        for k, (key, label, colour) in enumerate(series):
+            ax.bar(x + (k - 1) * 0.26, [float(r[key]) for r in mine], 0.26, label=label,
+                   color=colour)
+        if "chance" in mine[0]:
+            ax.axhline(float(mine[0]["chance"]), color="black", linestyle="--",
+                       label="re-id chance")
+        ax.set_xticks(x, [textwrap.fill(f"{r['anonymisation']} ({r['condition']})", 24)
+                          for r in mine], fontsize=7)
+        ax.set_ylim(0, 1.3)
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"Anonymisation on the {family} voices: privacy against utility")
+        ax.legend(fontsize=8, loc="upper center", ncol=4)
     fig.tight_layout()
     return fig
