@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from speaker_world import MANIFEST, SAMPLES, World, make_world
+from speaker_world import CONSENT_DAY, MANIFEST, World, make_world
 
+from securepipe import clock
 from securepipe.audit.records import JsonAuditFormatter
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.hardening import apply_bucket_hardening, sse_kms_put_args
@@ -33,20 +34,22 @@ def world() -> Iterator[World]:
 
 
 def _erase(world: World, speaker: str, **kwargs: Any) -> Any:
+    """The default call: no mapping, attribution from metadata and the registry's index."""
     return erase_speaker(world.sb.session, speaker=speaker, registry=world.registry,
-                         buckets=world.buckets, sample_speakers=SAMPLES, **kwargs)
+                         buckets=world.buckets, signer=world.signer, **kwargs)
 
 
 def test_erasure_through_the_real_pipeline(world: World,
                                            caplog: pytest.LogCaptureFixture) -> None:
     """Ingest with speaker keys, then erase one speaker: nothing left, no copy decrypts."""
     sb, res = world.sb, world.sb.resources
+    clock.set_to(CONSENT_DAY)                          # every speaker's consent stands
     for role, key in (("raw", res.kms_key_arn), ("features", res.kms_key_arn),
                       ("archive", res.archive_key_arn)):
         apply_bucket_hardening(sb.session, res.bucket(role), key)
     config = IngestConfig(raw_bucket=res.bucket("raw"), features_bucket=res.bucket("features"),
                           archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
-                          archive_key_arn=res.archive_key_arn,
+                          archive_key_arn=res.archive_key_arn, consent_table=world.registry.table,
                           speaker_keys=SpeakerKeyConfig(world.registry.table, res.kms_key_arn))
     items = [i for i in items_from_manifest(MANIFEST) if i.speaker in ("spk09", "spk02")]
     uploads = Envelope(sb.session, EnvelopeConfig(key_arns=res.kms_key_arn))
@@ -54,8 +57,9 @@ def test_erasure_through_the_real_pipeline(world: World,
         upload_sample(sb.session, uploads, MANIFEST.path_of(item.sample_id),
                       bucket=res.bucket("raw"), key_arn=res.kms_key_arn,
                       context=SampleContext(item.contractor, item.sample_id,
-                                            "speech-model-training"))
-    report = ingest_batch(items[:-1], config, lambda: sb.session)   # spk02_u4 stays raw
+                                            "speech-model-training"),
+                      speaker=item.speaker, consent=world.registry)   # attributed at write time
+    report = ingest_batch(items[:-1], config, lambda: sb.session)   # the last upload stays raw
     assert report.summary()["processed"] == 7 and report.summary()["archived"] == 1
     s3 = world.s3
     key = world.feature_key("spk09_u1")
@@ -73,7 +77,6 @@ def test_erasure_through_the_real_pipeline(world: World,
 
     with caplog.at_level(logging.INFO, logger="securepipe.audit.records"):
         receipt = _erase(world, "spk09")
-
     assert receipt.status == "erased" and receipt.complete and receipt.remaining_after == 0
     assert world.versions_of("spk09") == set()                       # nothing in any bucket
     assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == spk09
@@ -196,7 +199,9 @@ def test_second_erasure_is_idempotent(world: World) -> None:
     first = _erase(world, "spk01", clock=lambda: dt.datetime(2027, 1, 2, tzinfo=dt.UTC))
     second = _erase(world, "spk01")
     assert second.status == "already-erased" and second.complete and not second.deleted
-    assert second.when == first.when == dt.datetime(2027, 1, 2, tzinfo=dt.UTC)
+    assert first.when == dt.datetime(2027, 1, 2, tzinfo=dt.UTC)
+    assert world.registry.get("spk01").erased_at == first.when      # the erasure date stays
+    assert second.when >= second.started                             # never dated in the past
     assert second.shredding is None
     # a straggler written later (a late ingest) is removed by the next call
     world.s3.put_object(Bucket=world.bucket("raw"), Key="raw/c01/spk01_u1", Body=b"late",
@@ -221,14 +226,15 @@ def test_bad_input(world: World) -> None:
         with pytest.raises(InvalidParameterError):
             _erase(world, hostile)  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError):
-        erase_speaker(world.sb.session, speaker="spk02", registry=world.registry, buckets=[])
+        erase_speaker(world.sb.session, speaker="spk02", registry=world.registry, buckets=[],
+                      signer=world.signer)
     with pytest.raises(InvalidParameterError):
         erase_speaker(world.sb.session, speaker="spk02", registry=world.registry,
-                      buckets=world.buckets[0])  # a str, not a list
+                      buckets=world.buckets[0], signer=world.signer)  # a str, not a list
     assert calls == []                                           # refused before any AWS call
 
     missing = "securepipe-missing-bucket"
     with pytest.raises(ErasureError):
         erase_speaker(world.sb.session, speaker="spk02", registry=world.registry,
-                      buckets=[missing], sample_speakers=SAMPLES)
+                      buckets=[missing], signer=world.signer)
     assert world.registry.get("spk02").has_key                   # nothing shredded
