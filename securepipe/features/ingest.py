@@ -19,7 +19,8 @@ For each encrypted upload under ``raw/<contractor>/<sample_id>``:
    them, so a version uploaded meanwhile is never deleted unprocessed.
 
 A batch lists its raw versions once per contractor prefix; a new sample whose key has one
-version then costs four S3 calls (read, store, read back, delete; one delete per version) and
+version then costs five S3 calls (head for the consent gate, read, store, read back, delete; one
+delete per version) and
 its KMS calls (one Decrypt; one GenerateDataKey unless per-speaker keys are used). The raw
 bucket must be versioned (:func:`securepipe.encryption.hardening.apply_bucket_hardening` does it): a
 sample in an unversioned bucket fails loudly rather than risk deleting an unprocessed upload.
