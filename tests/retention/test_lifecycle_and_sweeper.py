@@ -320,3 +320,26 @@ def test_newer_noncurrent_versions_keep_old_versions_for_ever() -> None:
         stored, "securepipe-raw", data_prefixes=DATA_PREFIXES["raw"])}
     bad = findings["lifecycle-noncurrent-expiry"]
     assert not bad.passed and "NewerNoncurrentVersions 100" in bad.evidence
+
+
+def test_sweep_aborts_stale_uploads_and_reports_malformed_consent(world: World) -> None:
+    """No mapping passed: the registry's index attributes raw uploads; an unfinished upload
+    older than the ingest window is aborted; a malformed consent item is reported and the
+    sweep goes on."""
+    world.populate("spk01", "spk02", archive=False)
+    s3, raw = world.s3, world.bucket("raw")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    stale = s3.create_multipart_upload(Bucket=raw, Key="raw/c09/unknown_u1", **sse)
+    world.sb.session.client("dynamodb").update_item(
+        TableName=world.registry.table, Key={"speaker": {"S": "spk04"}},
+        UpdateExpression="REMOVE consent_date")
+    when = at(2030, 1, 1)                                  # every manifest speaker expired
+    report = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                   clock=lambda: when, dry_run=False)
+    assert [(e.key, e.version_id, e.action) for e in report.aborted] == [
+        ("raw/c09/unknown_u1", stale["UploadId"], "aborted")]
+    assert not s3.list_multipart_uploads(Bucket=raw).get("Uploads")
+    assert report.registry_errors and "'spk04'" in report.registry_errors[0]
+    assert "consent_date" in report.registry_errors[0]
+    assert report.speakers() == ["spk01", "spk02"] and not report.unattributed
+    assert world.versions_of("spk01") == set() == world.versions_of("spk02")
