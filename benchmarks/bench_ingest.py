@@ -23,6 +23,7 @@ Then the ratios against the issue's targets: kit / extraction alone >= 0.6, kit 
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import os
@@ -138,14 +139,29 @@ def _counting_server() -> Any:
 
 # -- the pipelines ---------------------------------------------------------------------------
 
+BENCH_SPEAKER = "bench01"
+
+
 def _setup(sb: Sandbox) -> IngestConfig:
     res = sb.resources
     for role, key in (("raw", res.kms_key_arn), ("features", res.kms_key_arn),
                       ("archive", res.archive_key_arn)):
         apply_bucket_hardening(sb.session, res.bucket(role), key)
+    # consent gates every ingest: one benchmark speaker whose consent began today
+    from types import SimpleNamespace
+
+    from securepipe import clock
+    from securepipe.data.dataset import Consent, Speaker
+    from securepipe.retention.consent import ConsentRegistry
+
+    today = clock.now().date()
+    registry = ConsentRegistry(sb.session)
+    registry.load_manifest_consents(SimpleNamespace(speakers=[Speaker(
+        BENCH_SPEAKER, "c01", {}, Consent("speech-model-training", today, 365,
+                                          today + dt.timedelta(days=365)))]))
     return IngestConfig(raw_bucket=res.bucket("raw"), features_bucket=res.bucket("features"),
                         archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
-                        archive_key_arn=res.archive_key_arn)
+                        archive_key_arn=res.archive_key_arn, consent_table=registry.table)
 
 
 def _upload_all(sb: Sandbox, clips: list[bytes], items: list[IngestItem], tmp: Path) -> None:
@@ -161,7 +177,7 @@ def _upload_all(sb: Sandbox, clips: list[bytes], items: list[IngestItem], tmp: P
 
 
 def _items(tag: str, n: int) -> list[IngestItem]:
-    return [IngestItem("c01", f"{tag}{i:04d}") for i in range(n)]
+    return [IngestItem("c01", f"{tag}{i:04d}", speaker=BENCH_SPEAKER) for i in range(n)]
 
 
 def _floor(sb: Sandbox, clips: list[bytes], tag: str, tmp: Path,
