@@ -106,6 +106,7 @@ def test_round_trip_is_byte_exact_and_the_bucket_holds_only_ciphertext(
     assert head["Metadata"] == {
         META_FORMAT: "sp1",
         META_CIPHERTEXT_SHA256: result.ciphertext_sha256,
+        upload.META_SAMPLE: ctx.sample_id,
     }
     # No plaintext digest anywhere in the metadata, in any encoding.
     raw_digest = hashlib.sha256(plaintext).digest()
