@@ -18,6 +18,8 @@ if (_ROOT / "pyproject.toml").is_file():
 _warnings.filterwarnings("ignore", message="IProgress not found")
 
 from securepipe.errors import (  # noqa: E402
+    ConsentError,
+    ConsentRecordError,
     DatasetError,
     DecryptionError,
     EncryptionError,
@@ -36,6 +38,8 @@ from securepipe.errors import (  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConsentError",
+    "ConsentRecordError",
     "DatasetError",
     "DecryptionError",
     "EncryptionError",

@@ -108,3 +108,32 @@ class ErasureError(SecurePipeError):
     What was deleted before the failure stays recorded in the registry's erasure journal, so the
     re-run's receipt still lists it; other speakers are never touched.
     """
+
+
+class ConsentError(SecurePipeError):
+    """Consent does not cover this write: the speaker withdrew, was erased, their term ended,
+    or the registry has no record of them. ``speaker`` names them, ``reason`` is a short code
+    (``withdrawn``, ``erased``, ``expired``, ``unknown``, ...). Nothing was written."""
+
+    def __init__(self, speaker: str | None, reason: str, detail: str = "") -> None:
+        self.speaker = speaker
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"speaker {speaker!r}: consent refuses the write ({reason})"
+                         + (f": {detail}" if detail else ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.speaker, self.reason, self.detail)
+
+
+class ConsentRecordError(SecurePipeError, ValueError):
+    """A consent item in the registry is malformed; ``speaker`` and ``field`` name it."""
+
+    def __init__(self, speaker: str | None, field: str, detail: str) -> None:
+        self.speaker = speaker
+        self.field = field
+        self.detail = detail
+        super().__init__(f"consent record of {speaker!r}: field {field!r} {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.speaker, self.field, self.detail)

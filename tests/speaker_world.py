@@ -2,7 +2,8 @@
 
 Shared by test_retention.py and test_erasure.py (pytest puts this folder on sys.path).
 :meth:`World.populate` writes, per utterance, what ingest would: a raw upload (contractor
-written, no speaker metadata), a feature object encrypted with the speaker's key and carrying
+written, no speaker metadata: attributed only by the registry's index of the speaker's samples,
+which populate fills), a feature object encrypted with the speaker's key and carrying
 ``securepipe-speaker``, and an archive copy (archival class, legal hold where the manifest says
 so). It skips feature extraction, so a test costs milliseconds per object, not a librosa run.
 """
@@ -15,9 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from securepipe import clock
 from securepipe.data.dataset import Manifest, load_manifest
 from securepipe.encryption.envelope import SampleContext
 from securepipe.encryption.hardening import sse_kms_put_args
+from securepipe.encryption.signing import KmsSigner
 from securepipe.features.ingest import META_SPEAKER
 from securepipe.retention.consent import ConsentRegistry
 from securepipe.retention.erasure import attributed_versions
@@ -44,6 +47,10 @@ class World:
     keys: SpeakerKeys
 
     @property
+    def signer(self) -> KmsSigner:
+        return KmsSigner(self.sb.session, self.sb.resources.signing_key_arn)
+
+    @property
     def s3(self) -> Any:
         return self.sb.session.client("s3")
 
@@ -68,6 +75,7 @@ class World:
         for u in MANIFEST.utterances:
             if u.speaker not in speakers:
                 continue
+            self.registry.index_samples(u.speaker, [u.sample_id])
             if raw:
                 s3.put_object(Bucket=self.bucket("raw"), Key=f"raw/{u.contractor}/{u.sample_id}",
                               Body=b"contractor-ciphertext-" + u.sample_id.encode(),
@@ -102,8 +110,14 @@ class World:
                 if speaker in v.candidates}
 
 
+#: A day on which every manifest speaker's consent stands (the manifest's reference day): tests
+#: that ingest set the kit clock here, so they pass on any real date.
+CONSENT_DAY = at(2026, 11, 26)
+
+
 def make_world() -> Iterator[World]:
     with Sandbox() as sb:
+        clock.set_to(CONSENT_DAY)     # the sandbox resets the clock when it closes
         registry = ConsentRegistry(sb.session, "securepipe-consent-test")
         registry.load_manifest_consents(MANIFEST)
         yield World(sb, registry, SpeakerKeys(sb.session, registry, sb.resources.kms_key_arn))

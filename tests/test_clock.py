@@ -41,3 +41,31 @@ def test_the_sandbox_moves_the_kit_clock() -> None:
         sb.move_clock(dt.timedelta(days=1))
         assert clock.now() > dt.datetime.now(dt.UTC) + dt.timedelta(hours=23)
     assert abs(clock.now() - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=5)
+
+
+def test_the_environment_sets_the_clock_at_import() -> None:
+    import subprocess
+    import sys
+
+    code = "from securepipe import clock; print(clock.now().date(), clock.offset().days > 0)"
+    env = {**__import__("os").environ, "SECUREPIPE_CLOCK": "2099-06-30"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["2099-06-30", "True"]
+    bad = subprocess.run([sys.executable, "-c", "import securepipe.clock"], capture_output=True,
+                         env={**env, "SECUREPIPE_CLOCK": "2026-02-30"}, text=True)
+    assert bad.returncode != 0 and "InvalidParameterError" in bad.stderr
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2030-01-01", dt.datetime(2030, 1, 1, tzinfo=dt.UTC)),
+    ("2030-01-01T10:00:00+14:00", dt.datetime(2029, 12, 31, 20, tzinfo=dt.UTC)),
+])
+def test_parse_moment(text: str, expected: dt.datetime) -> None:
+    assert clock.parse_moment(text) == expected
+
+
+@pytest.mark.parametrize("text", ["2030-01-01T10:00:00", "tomorrow", "2030-13-01"])
+def test_parse_moment_refuses(text: str) -> None:
+    with pytest.raises(InvalidParameterError):
+        clock.parse_moment(text)

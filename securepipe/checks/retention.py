@@ -81,6 +81,12 @@ def _sweep(ctx: CheckContext) -> list[ResourceResult]:
     for entry in report.unattributed:
         results.append(ResourceResult(f"s3://{entry.bucket}/{entry.key}", "fail",
                                       f"not attributable to a consent record: {entry.reason}"))
+    for error in report.registry_errors:
+        results.append(ResourceResult(f"dynamodb:{table}", "fail",
+                                      f"malformed consent item: {error}"))
+    for entry in report.aborted:
+        results.append(ResourceResult(f"s3://{entry.bucket}/{entry.key}", "fail",
+                                      f"unfinished multipart upload to abort: {entry.reason}"))
     kept = report.kept
     summary = (f"dry-run sweep at {report.at:%Y-%m-%d %H:%M} UTC: {report.retained} version(s) "
                "within retention")

@@ -76,12 +76,14 @@ class Scenario:
 
 
 def rebased_manifest(today: dt.date | None = None) -> Any:
-    """The synthetic manifest with every consent date moved so the *earliest* retention date
-    falls a year after ``today`` (default: the sandbox clock's date).
+    """The synthetic manifest with every consent date moved so the *latest* consent was given
+    ``today`` (default: the sandbox clock's date).
 
     The committed consents carry absolute dates (2025-2029). A scenario that should be inside
     retention whenever it is built, this year or in five years' time, rebases them; the
-    relative spacing between speakers, and each speaker's term, are kept.
+    relative spacing between speakers, and each speaker's term, are kept. Every consent has
+    then started (the consent registry refuses writes before a consent date) and the earliest
+    retention date is months away (326 days with the committed data).
     """
     import dataclasses
 
@@ -89,8 +91,7 @@ def rebased_manifest(today: dt.date | None = None) -> Any:
 
     manifest = load_manifest()
     today = today or default_clock().date()
-    earliest = min(s.consent.retention_until for s in manifest.speakers)
-    shift = max(dt.timedelta(0), today + dt.timedelta(days=365) - earliest)
+    shift = today - max(s.consent.consent_date for s in manifest.speakers)
     if not shift:
         return manifest
 
@@ -208,7 +209,6 @@ def hardened_account(
         features_expiration_days,
         lifecycle_rules,
     )
-    from securepipe.retention.sweeper import sample_speakers
 
     say = progress or (lambda _: None)
     if not 0 <= pending <= len(contractors):
@@ -240,6 +240,9 @@ def hardened_account(
                         "at most 1 h"))
     actions.append(_row(2, "access.apply_presign_age_cap", "data buckets refuse requests "
                         "signed more than 900 s earlier"))
+    # the consent registry comes first: every upload names its speaker and passes its gate
+    registry = ConsentRegistry(session, kms_key_arn=data_key)
+    registry.load_manifest_consents(manifest)
     uploads = _uploads(contractors)
     for u in uploads:
         creds = vend_contractor_credentials(session, role_arn=role_arn, contractor=u.contractor,
@@ -247,14 +250,14 @@ def hardened_account(
         cs = contractor_session(session, creds)
         upload_sample(cs, Envelope(cs, EnvelopeConfig(key_arns=data_key)),
                       manifest.path_of(u), bucket=raw, key_arn=data_key,
-                      context=SampleContext(u.contractor, u.sample_id, "speech-model-training"))
+                      context=SampleContext(u.contractor, u.sample_id, "speech-model-training"),
+                      speaker=u.speaker, consent=registry)
     actions.append(_row(2, "access.vend_contractor_credentials + upload.upload_sample",
                         f"{len(uploads)} recordings, client-side encrypted, each by its "
-                        "contractor's 15-minute session"))
+                        "contractor's 15-minute session, each admitted by the consent registry "
+                        "and naming its speaker"))
 
     say("step 5: consent registry, lifecycle")
-    registry = ConsentRegistry(session, kms_key_arn=data_key)
-    registry.load_manifest_consents(manifest)
     terms = [s.consent.term_days for s in manifest.speakers]
     for bucket, role in ((raw, "raw"), (features, "features"), (archive, "archive")):
         # role is one of lifecycle's Role literals (the type checker cannot see it).
@@ -290,7 +293,8 @@ def hardened_account(
     actions.append(_row(3, "ledger.TrailLedger + apply_default_retention", f"ingest's signed "
                         f"trail shipped to {shipped.key} and listed in the signed digest "
                         f"{sealed.key}, COMPLIANCE-locked; the audit bucket locks every put"))
-    return Scenario("hardened", tuple(actions), sample_speakers(manifest),
+    # no sample -> speaker mapping: every object names its speaker, the registry indexes samples
+    return Scenario("hardened", tuple(actions), {},
                     tuple(contractors), extra={
                         "role_arn": role_arn, "trail_key": shipped.key,
                         "digest_key": sealed.key,

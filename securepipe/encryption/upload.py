@@ -16,6 +16,14 @@ Plaintext is never written anywhere but the caller's source file and, on downloa
 destination (through the envelope's atomic temporary file beside it). Ciphertext is staged in a
 private temporary directory that is always removed.
 
+**Attribution and consent.** With ``speaker=`` the upload names its speaker and sample in its
+metadata (:data:`META_SPEAKER`, :data:`META_SAMPLE`), so retention and erasure find the raw
+upload without any mapping, and it must pass a consent gate first (``consent=``, the consent
+registry's :meth:`~securepipe.retention.consent.ConsentRegistry.admit`, or anything with that
+method): a speaker whose consent is withdrawn, erased, expired or unknown is refused before
+anything is encrypted or sent, and the sample id is recorded in the registry's index of the
+speaker's samples.
+
 moto note: the sandbox stores ``ChecksumSHA256`` but does not verify it, and its SSE-KMS is
 metadata only (the bytes are stored as sent), so in the sandbox the client-side layer is the only
 encryption that is really there; see ``/work/shared/reference/moto-behaviour.md``.
@@ -24,6 +32,7 @@ encryption that is really there; see ``/work/shared/reference/moto-behaviour.md`
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -31,11 +40,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 
+from securepipe import clock as _clock
 from securepipe.encryption.envelope import (
     BatchContext,
     BindingContext,
@@ -44,13 +54,16 @@ from securepipe.encryption.envelope import (
     SampleContext,
 )
 from securepipe.errors import DecryptionError, InvalidParameterError
-from securepipe.ids import validate_bucket_name, validate_kms_key_arn
+from securepipe.ids import validate_bucket_name, validate_kms_key_arn, validate_speaker_id
 
 __all__ = [
     "META_CIPHERTEXT_SHA256",
     "META_FORMAT",
+    "META_SAMPLE",
+    "META_SPEAKER",
     "MULTIPART_THRESHOLD",
     "RAW_PREFIX",
+    "ConsentGate",
     "UploadResult",
     "download_sample",
     "sample_key",
@@ -62,6 +75,9 @@ RAW_PREFIX = "raw"
 #: Object metadata (``x-amz-meta-...``) the upload writes.
 META_FORMAT = "securepipe-format"
 META_CIPHERTEXT_SHA256 = "securepipe-ciphertext-sha256"
+#: Metadata naming the speaker and the sample on every object the kit writes for a speaker.
+META_SPEAKER = "securepipe-speaker"
+META_SAMPLE = "securepipe-sample"
 #: Ciphertexts at least this large go through multipart ``upload_file``; smaller: ``put_object``.
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 _MIN_PART = 5 * 1024 * 1024  # S3's smallest part (all parts but the last)
@@ -69,6 +85,12 @@ _MAX_SINGLE_PUT = 5 * 1024**3  # S3's largest single PUT
 _TEMP_PREFIX = "securepipe-transfer-"
 _CHUNK = 1024 * 1024
 _MAX_KEY_BYTES = 1024
+
+
+class ConsentGate(Protocol):
+    """What upload asks before writing for a speaker: raise to refuse, record the sample."""
+
+    def admit(self, speaker: str, sample_id: str, *, at: dt.datetime) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -112,6 +134,8 @@ def upload_sample(
     context: SampleContext,
     key_arn: str,
     multipart_threshold: int = MULTIPART_THRESHOLD,
+    speaker: str | None = None,
+    consent: ConsentGate | None = None,
 ) -> UploadResult:
     """Encrypt ``src`` client-side and upload the ciphertext to ``raw/<contractor>/<sample_id>``.
 
@@ -128,6 +152,11 @@ def upload_sample(
     :class:`~securepipe.errors.EncryptionError`; S3 and file errors propagate unchanged.
     Only :class:`~securepipe.encryption.envelope.SampleContext` is accepted: the object key names
     the sample.
+
+    ``speaker`` writes the speaker and sample into the object's metadata and then requires
+    ``consent``: ``consent.admit(speaker, sample_id, at=now)`` is called before anything is
+    encrypted; its refusal (:class:`~securepipe.errors.ConsentError`) propagates and nothing
+    is uploaded.
     """
     _require_session(session)
     if not isinstance(envelope, Envelope):
@@ -147,6 +176,14 @@ def upload_sample(
             f"multipart_threshold must be an integer in [{_MIN_PART}, {_MAX_SINGLE_PUT}]"
         )
     src_path = Path(src)
+    attribution = {META_SAMPLE: context.sample_id}
+    if speaker is not None or consent is not None:
+        if speaker is None or consent is None or not callable(getattr(consent, "admit", None)):
+            raise InvalidParameterError("an upload for a speaker needs both speaker= and a "
+                                        "consent= gate (ConsentRegistry)")
+        validate_speaker_id(speaker)
+        consent.admit(speaker, context.sample_id, at=_clock.now())  # refuses before any write
+        attribution[META_SPEAKER] = speaker
 
     workdir = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))  # mode 0700, per tempfile's contract
     try:
@@ -163,6 +200,7 @@ def upload_sample(
             "Metadata": {
                 META_FORMAT: context.format_version,
                 META_CIPHERTEXT_SHA256: ct_hex,
+                **attribution,
             },
         }
         s3 = session.client("s3")

@@ -19,7 +19,8 @@ For each encrypted upload under ``raw/<contractor>/<sample_id>``:
    them, so a version uploaded meanwhile is never deleted unprocessed.
 
 A batch lists its raw versions once per contractor prefix; a new sample whose key has one
-version then costs four S3 calls (read, store, read back, delete; one delete per version) and
+version then costs five S3 calls (head for the consent gate, read, store, read back, delete; one
+delete per version) and
 its KMS calls (one Decrypt; one GenerateDataKey unless per-speaker keys are used). The raw
 bucket must be versioned (:func:`securepipe.encryption.hardening.apply_bucket_hardening` does it): a
 sample in an unversioned bucket fails loudly rather than risk deleting an unprocessed upload.
@@ -32,13 +33,19 @@ is not archived twice) and finishes the rest, leaving exactly one feature object
 version. Batches take any :class:`concurrent.futures.Executor` (threads, processes, or a cluster
 engine's executor such as Dask's ``Client.get_executor()``) and a picklable session factory.
 
-Step 5 adds two things. Every feature and archive object names its speaker in its metadata
-(:data:`META_SPEAKER`, ``x-amz-meta-securepipe-speaker``), so retention and erasure can find
-everything derived from a speaker. And with :attr:`IngestConfig.speaker_keys`, features and
-archive copies are encrypted with the speaker's own key
-(:class:`~securepipe.retention.shredding.SpeakerEnvelope`) instead of the shared one, so shredding
-that key
-makes every copy unreadable (:mod:`securepipe.retention.shredding`).
+Step 5 adds three things. **Consent gates every sample**, in every configuration: before a
+sample is read, the consent registry (:attr:`IngestConfig.consent_table`) must admit its
+speaker (:meth:`~securepipe.retention.consent.ConsentRegistry.admit`); a speaker who is
+unknown, withdrew, is being erased or erased, or whose term has ended is ``refused`` for that
+sample alone (reported with the reason, the raw upload left for retention or erasure), and the
+rest of the batch goes on. The speaker is the item's, or the one the upload named in its
+metadata; an upload naming nobody, or a different speaker than the item, is refused. Every
+quarantine copy, feature and archive object names its speaker and sample in its metadata
+(:data:`META_SPEAKER`, :data:`META_SAMPLE`), and the registry indexes the sample, so retention
+and erasure find everything derived from a speaker. And with
+:attr:`IngestConfig.speaker_keys`, features and archive copies are encrypted with the speaker's
+own key (:class:`~securepipe.retention.shredding.SpeakerEnvelope`) instead of the shared one, so
+shredding that key makes every copy unreadable (:mod:`securepipe.retention.shredding`).
 """
 
 from __future__ import annotations
@@ -59,10 +66,12 @@ from typing import Any, Literal
 import boto3
 from botocore.exceptions import ClientError
 
+from securepipe import clock as _clock
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.hardening import sse_kms_put_args
-from securepipe.encryption.upload import sample_key
+from securepipe.encryption.upload import META_SAMPLE, META_SPEAKER, sample_key
 from securepipe.errors import (
+    ConsentError,
     DecryptionError,
     EncryptionError,
     IngestError,
@@ -77,6 +86,7 @@ from securepipe.ids import (
     validate_sample_id,
     validate_speaker_id,
 )
+from securepipe.retention.consent import DEFAULT_TABLE, ConsentRegistry
 from securepipe.retention.shredding import SpeakerKeyConfig, SpeakerKeys
 
 AUDIT = logging.getLogger("securepipe.audit.records")
@@ -85,8 +95,7 @@ QUARANTINE_PREFIX = "quarantine"
 FEATURES_PREFIX = "features"
 ARCHIVE_PREFIX = "archive"
 META_REASON = "securepipe-quarantine-reason"
-#: Object metadata naming the speaker an object was derived from (features, archive copies).
-META_SPEAKER = "securepipe-speaker"
+__all__ = ["META_SAMPLE", "META_SPEAKER"]  # re-exported: the names every written object carries
 #: Object metadata with the SHA-256 of the stored ciphertext (features, archive copies).
 META_CIPHERTEXT_SHA256 = "securepipe-ciphertext-sha256"
 #: Feature-object metadata naming the raw object version the features were extracted from.
@@ -144,6 +153,7 @@ class IngestConfig:
     archive_purpose: str = "legal-archive"
     archive_storage_class: str = "DEEP_ARCHIVE"
     speaker_keys: SpeakerKeyConfig | None = None
+    consent_table: str = DEFAULT_TABLE
 
     def __post_init__(self) -> None:
         for name in ("upload_purpose", "features_purpose", "archive_purpose"):
@@ -174,7 +184,7 @@ class IngestConfig:
         return f"{ARCHIVE_PREFIX}/{item.contractor}/{item.sample_id}"
 
 
-Status = Literal["processed", "quarantined", "missing", "failed"]
+Status = Literal["processed", "quarantined", "missing", "failed", "refused"]
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,7 @@ class RunReport:
             "archived": sum(o.archived for o in self.outcomes),
             "missing": self.count("missing"),
             "failed": self.count("failed"),
+            "refused": self.count("refused"),
         }
 
 
@@ -230,6 +241,7 @@ class _Clients:
         if config.speaker_keys is not None:
             self._speaker_keys = config.speaker_keys.keys(session)
             self._archive_speaker_keys = config.speaker_keys.keys(archive)
+        self.registry = ConsentRegistry(session, config.consent_table, create=False)
         self._envelopes: dict[tuple[str, str], Envelope] = {}
         self._ensured: set[tuple[str, str]] = set()
 
@@ -246,7 +258,8 @@ class _Clients:
                           create: bool, shared: Envelope) -> Envelope:
         if keys is None:
             return shared
-        assert item.speaker is not None  # checked by ingest_sample
+        if item.speaker is None:   # only a resumed check can get here: it cannot verify
+            raise InvalidParameterError(f"{item.sample_id}: no speaker, no speaker key")
         slot = (role, item.speaker)
         if create and slot not in self._ensured:
             # Key material is created only to encrypt; a read with no key just fails to decrypt.
@@ -289,8 +302,6 @@ def ingest_sample(
     Each feature object records the raw version it came from, so a re-run after a crash keeps
     features that match the raw upload and replaces features of an older upload.
     """
-    if config.speaker_keys is not None and item.speaker is None:
-        raise InvalidParameterError(f"{item.sample_id}: speaker_keys needs the item's speaker")
     clients = _clients or _Clients(session, archive_session, config)
     done = after_step or (lambda step, it: None)
     raw_key = sample_key(item.contractor, item.sample_id)
@@ -316,6 +327,10 @@ def ingest_sample(
             raise IngestError(f"{raw_key}: the raw bucket is not versioned, so one upload of "
                               "this sample cannot be told from the next; nothing was read or "
                               "deleted (apply_bucket_hardening enables versioning)")
+        gated = _consent_gate(clients, config, item, raw_key, current)
+        if isinstance(gated, SampleOutcome):
+            return gated
+        item = gated
         needs_archive = item.legal_hold or item.archive_required
         archived = needs_archive and _archived(clients, config, item)
         resumed = False
@@ -387,6 +402,9 @@ def ingest_sample(
         _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
         raise IngestError(f"{raw_key}: {exc.response.get('Error', {}).get('Code')}; nothing "
                           "was deleted that is not safely stored; re-run to resume") from exc
+    except ConsentError as exc:   # consent changed between the gate and a key's creation
+        _audit("ingest.refused", config.raw_bucket, raw_key, "denied", item, reason=exc.reason)
+        return SampleOutcome(item, "refused", reason=str(exc))
     except EncryptionError as exc:
         _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
         raise IngestError(f"{raw_key}: could not encrypt ({exc}); nothing was deleted that is "
@@ -394,6 +412,38 @@ def ingest_sample(
     except IngestError:
         _audit("ingest.error", config.raw_bucket, raw_key, "error", item)
         raise
+
+
+def _consent_gate(clients: _Clients, config: IngestConfig, item: IngestItem, raw_key: str,
+                  current: RawVersion) -> IngestItem | SampleOutcome:
+    """The item with its speaker if consent admits the sample now; else a ``refused`` outcome.
+
+    The speaker is the item's or the one the upload's metadata names (HeadObject on exactly the
+    listed version); nobody named, or two different speakers, is refused.
+    """
+    head = clients.s3.head_object(Bucket=config.raw_bucket, Key=raw_key,
+                                  VersionId=current.version_id)
+    meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+    named = meta.get(META_SPEAKER)
+    speaker = item.speaker or named
+    reason: str | None = None
+    if speaker is None:
+        reason = "unknown: neither the item nor the upload names a speaker"
+    elif named is not None and named != speaker:
+        reason = f"conflict: the item names {speaker!r}, the upload {named!r}"
+    if reason is None:
+        assert speaker is not None
+        try:
+            clients.registry.admit(speaker, item.sample_id, at=_clock.now())
+        except (ConsentError, InvalidParameterError) as exc:
+            reason = str(exc)
+    if reason is not None:
+        _audit("ingest.refused", config.raw_bucket, raw_key, "denied", item, reason=reason)
+        return SampleOutcome(item, "refused", reason=reason)
+    if item.speaker is None:
+        item = IngestItem(item.contractor, item.sample_id, item.legal_hold,
+                          item.archive_required, speaker=speaker)
+    return item
 
 
 def _put_features(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
@@ -422,7 +472,8 @@ def _put_features(clients: _Clients, config: IngestConfig, item: IngestItem, key
 
 def _object_metadata(item: IngestItem, message: bytes) -> dict[str, str]:
     """Metadata every derived object carries: its speaker and its ciphertext digest."""
-    meta = {META_CIPHERTEXT_SHA256: hashlib.sha256(message).hexdigest()}
+    meta = {META_CIPHERTEXT_SHA256: hashlib.sha256(message).hexdigest(),
+            META_SAMPLE: item.sample_id}
     if item.speaker is not None:
         meta[META_SPEAKER] = item.speaker
     return meta
@@ -564,7 +615,9 @@ def _quarantine(clients: _Clients, config: IngestConfig, item: IngestItem, raw_k
         source["VersionId"] = current.version_id
     clients.s3.copy_object(
         Bucket=config.raw_bucket, Key=target, CopySource=source,
-        Metadata={META_REASON: reason}, MetadataDirective="REPLACE",
+        Metadata={META_REASON: reason, META_SAMPLE: item.sample_id,
+                  **({META_SPEAKER: item.speaker} if item.speaker else {})},
+        MetadataDirective="REPLACE",
         **sse_kms_put_args(config.key_arn))
     clients.s3.head_object(Bucket=config.raw_bucket, Key=target)  # it is there before we delete
     deleted = _delete_listed(clients.s3, config.raw_bucket, raw_key, versions)
@@ -665,11 +718,6 @@ def ingest_batch(
     A sample that fails is reported as ``failed`` with the reason and left in place.
     """
     items = list(items)
-    if config.speaker_keys is not None:
-        unnamed = [i.sample_id for i in items if i.speaker is None]
-        if unnamed:
-            raise InvalidParameterError(f"speaker_keys needs every item's speaker; missing for "
-                                        f"{', '.join(unnamed[:5])}")
     bar = _progress(len(items)) if progress else None
     outcomes: list[SampleOutcome] = []
     try:

@@ -15,10 +15,12 @@ from typing import Any
 from botocore.exceptions import ClientError, SSLError
 
 from securepipe.errors import (
+    ConsentError,
     DecryptionError,
     EncryptionError,
     InvalidParameterError,
     SecurePipeError,
+    SignatureError,
 )
 from securepipe.sandbox.emulation import EMULATION
 
@@ -36,7 +38,7 @@ REFUSAL_CODES = frozenset({
 #: The kit's own refusals: a ciphertext that will not open, a plaintext KMS would not encrypt
 #: for this caller, a value the kit's validation rejects before any call.
 REFUSAL_ERRORS: tuple[type[SecurePipeError], ...] = (
-    DecryptionError, EncryptionError, InvalidParameterError)
+    DecryptionError, EncryptionError, InvalidParameterError, SignatureError, ConsentError)
 
 
 def expect_refusal(attack: Callable[[], Any], label: str) -> str:

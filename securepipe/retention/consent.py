@@ -17,9 +17,24 @@ pipeline needs to honour it:
 ``erased_at``       ISO timestamp the speaker's key was shredded (absent before)
 ``wrapped_key``     the speaker's key material, *only* as a KMS ciphertext (see
                     :mod:`securepipe.retention.shredding`); removed when the speaker is erased
-``erasure_journal`` what an erasure deleted so far (bucket, key, version, SHA-256), so a re-run
-                    after a crash still produces a complete receipt
+``erasure_journal`` what an erasure deleted so far (bucket, key, version, SHA-256), each entry
+                    signed with the erasure's KMS signing key and chained to the one before, so
+                    a re-run after a crash produces the same receipt and a forged entry fails
+``samples``         the index of the speaker's sample ids (a string set): every sample admitted
+                    for them (:meth:`ConsentRegistry.admit`), so erasure and the sweeper find
+                    every copy without a caller-supplied mapping
 ==================  =============================================================================
+
+**Consent gates every write.** :meth:`ConsentRegistry.admit` is the one gate: before anything is
+uploaded, ingested or encrypted for a speaker, it refuses (:class:`~securepipe.errors.ConsentError`)
+a speaker who is unknown, withdrawn, being erased or erased, or whose retain-until date has been
+reached, and records the sample id in the speaker's index with a conditional write.
+
+**Malformed items.** A consent item with a missing or malformed field raises
+:class:`~securepipe.errors.ConsentRecordError` naming the speaker and the field;
+registry-wide reads (:meth:`ConsentRegistry.scan`) report such items and go on with the rest.
+
+**Dates** are all UTC: an aware datetime becomes a date in UTC, never in local time.
 
 The date after which a speaker's data must be gone (:meth:`ConsentRegistry.retain_until`) is the
 earliest of: consent date + term, the retention date on the form, the withdrawal date, and the
@@ -44,18 +59,26 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from securepipe.errors import EncryptionError, InvalidParameterError, UnknownSpeakerError
+from securepipe.errors import (
+    ConsentError,
+    ConsentRecordError,
+    EncryptionError,
+    InvalidParameterError,
+    UnknownSpeakerError,
+)
 from securepipe.ids import (
     describe_value,
     validate_contractor_id,
     validate_kms_key_arn,
     validate_purpose,
+    validate_sample_id,
     validate_speaker_id,
 )
 
 __all__ = [
     "BIPA_MAX_DAYS",
     "DEFAULT_TABLE",
+    "MANIFEST_REFERENCE_DAY",
     "STATUSES",
     "ConsentRecord",
     "ConsentRegistry",
@@ -70,6 +93,10 @@ STATUSES = ("active", "withdrawn", "erasing", "erasure-held", "erased")
 #: Statuses in which no new key material may be created and nothing new encrypted.
 ERASURE_STATUSES = frozenset({"erasing", "erasure-held", "erased"})
 _TABLE_NAME_MAX = 255
+#: The day the committed synthetic manifest's consent dates are written relative to (the day it
+#: was generated). Lessons rebase them onto the day they run: see
+#: :meth:`ConsentRegistry.load_manifest_consents`.
+MANIFEST_REFERENCE_DAY = dt.date(2026, 11, 26)
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 
@@ -118,6 +145,7 @@ class ConsentRecord:
     erased_at: dt.datetime | None
     has_key: bool
     key_id: str | None
+    samples: frozenset[str] = frozenset()
 
     def retain_until(self) -> dt.date:
         """min(consent + term, form's retention date, withdrawal, last interaction + 3 years)."""
@@ -129,12 +157,26 @@ class ConsentRecord:
         if self.withdrawn is not None:
             candidates.append(self.withdrawn)
         if self.erased_at is not None:
-            candidates.append(self.erased_at.date())
+            candidates.append(self.erased_at.astimezone(dt.UTC).date())
         return min(candidates)
 
     def expired(self, at: dt.datetime) -> bool:
         """True once ``at`` reaches 00:00 UTC on :meth:`retain_until`."""
         return at >= expires_at(self.retain_until())
+
+    def refusal(self, at: dt.datetime) -> tuple[str, str] | None:
+        """Why consent does not cover a new write at ``at`` (reason code, detail), or ``None``."""
+        if self.status in ERASURE_STATUSES:
+            return self.status, f"the speaker is {self.status}"
+        if self.withdrawn is not None or self.status == "withdrawn":
+            return "withdrawn", f"consent withdrawn on {self.withdrawn}"
+        if self.status != "active":
+            return "status", f"status {self.status!r} is not active"
+        if at.astimezone(dt.UTC).date() < self.consent_date:
+            return "not-yet", f"consent starts on {self.consent_date}"
+        if self.expired(at):
+            return "expired", f"retention ended on {self.retain_until()}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -228,21 +270,38 @@ class ConsentRegistry:
         return "; ".join(parts)
 
     # -- consent records -----------------------------------------------------------------------
-    def load_manifest_consents(self, manifest: Any) -> int:
+    def load_manifest_consents(self, manifest: Any, *, rebase_to: dt.date | None = None) -> int:
         """Write every speaker's consent from a :class:`~securepipe.data.dataset.Manifest`.
 
         Idempotent, and never undoes what happened since: an existing item keeps its status,
         key material, erasure record, last interaction and withdrawal (a withdrawal in the
         manifest is recorded; a manifest without one does not clear the registry's). Returns the
-        number of speakers written.
+        number of speakers written. A manifest naming a speaker twice is refused
+        (:class:`~securepipe.errors.InvalidParameterError`) before anything is written.
+
+        ``rebase_to``: shift every date by ``rebase_to - MANIFEST_REFERENCE_DAY``, so a lesson
+        run on any day sees the same consent timeline relative to that day (the committed
+        manifest stays as it is). Lessons pass ``clock.now().date()``.
         """
+        speakers = list(manifest.speakers)
+        seen: set[str] = set()
+        for spk in speakers:
+            validate_speaker_id(spk.speaker)
+            if spk.speaker in seen:
+                raise InvalidParameterError(f"the manifest names speaker {spk.speaker!r} twice; "
+                                            "nothing was written")
+            seen.add(spk.speaker)
+        if rebase_to is not None and (isinstance(rebase_to, dt.datetime)
+                                      or not isinstance(rebase_to, dt.date)):
+            raise InvalidParameterError("rebase_to must be a date")
+        shift = dt.timedelta(0) if rebase_to is None else rebase_to - MANIFEST_REFERENCE_DAY
         count = 0
-        for spk in manifest.speakers:
+        for spk in speakers:
             c = spk.consent
-            self._put_consent(spk.speaker, spk.contractor, c.purpose, c.consent_date,
-                              c.term_days, c.retention_until)
+            self._put_consent(spk.speaker, spk.contractor, c.purpose, c.consent_date + shift,
+                              c.term_days, c.retention_until + shift)
             if c.withdrawn is not None:
-                self.withdraw(spk.speaker, c.withdrawn)
+                self.withdraw(spk.speaker, c.withdrawn + shift)
             count += 1
         return count
 
@@ -277,7 +336,10 @@ class ConsentRegistry:
         return {k: _plain(_DESER.deserialize(v)) for k, v in item.items()}
 
     def find(self, speaker: str) -> ConsentRecord | None:
-        """The speaker's record, or ``None`` if the registry has none (GetItem)."""
+        """The speaker's record, or ``None`` if the registry has none (GetItem).
+
+        A malformed item: :class:`~securepipe.errors.ConsentRecordError` naming the field.
+        """
         validate_speaker_id(speaker)
         item = self._item(speaker)
         return None if item is None else _record(item)
@@ -289,15 +351,124 @@ class ConsentRegistry:
             raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}")
         return record
 
-    def speakers(self) -> list[ConsentRecord]:
-        """Every record (Scan), sorted by speaker."""
-        records: list[ConsentRecord] = []
+    def _items(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
         for page in self._ddb.get_paginator("scan").paginate(
                 TableName=self._table, ConsistentRead=True):
             for item in page.get("Items", []):
-                records.append(_record({k: _plain(_DESER.deserialize(v))
-                                        for k, v in item.items()}))
-        return sorted(records, key=lambda r: r.speaker)
+                items.append({k: _plain(_DESER.deserialize(v)) for k, v in item.items()})
+        return items
+
+    def scan(self) -> tuple[list[ConsentRecord], list[ConsentRecordError]]:
+        """Every well-formed record (sorted by speaker), and an error per malformed item (Scan).
+
+        One bad item never stops a registry-wide operation: it is reported here and the rest
+        goes on.
+        """
+        records: list[ConsentRecord] = []
+        errors: list[ConsentRecordError] = []
+        for item in self._items():
+            try:
+                records.append(_record(item))
+            except ConsentRecordError as exc:
+                errors.append(exc)
+        return (sorted(records, key=lambda r: r.speaker),
+                sorted(errors, key=lambda e: str(e.speaker)))
+
+    def speakers(self) -> list[ConsentRecord]:
+        """Every well-formed record (Scan), sorted by speaker; :meth:`scan` also reports the
+        malformed ones."""
+        return self.scan()[0]
+
+    def sample_index(self) -> dict[str, str]:
+        """``sample_id -> speaker`` for every sample any speaker was admitted with.
+
+        Read from each item's ``samples`` set, even an item whose other fields are malformed;
+        a sample id claimed by two speakers maps to neither (it is then reported as a conflict,
+        never guessed).
+        """
+        index: dict[str, str] = {}
+        clash: set[str] = set()
+        for item in self._items():
+            speaker = item.get("speaker")
+            samples = item.get("samples")
+            if not isinstance(speaker, str) or not isinstance(samples, set | list | tuple):
+                continue
+            for sid in samples:
+                if not isinstance(sid, str):
+                    continue
+                if sid in index and index[sid] != speaker:
+                    clash.add(sid)
+                index[sid] = speaker
+        return {k: v for k, v in index.items() if k not in clash}
+
+    def check_consent(self, speaker: str, at: dt.datetime) -> ConsentRecord:
+        """The speaker's record if consent covers a new write at ``at``; otherwise
+        :class:`~securepipe.errors.ConsentError` (unknown, withdrawn, erasing, erased, expired,
+        not yet started, or a malformed record)."""
+        validate_speaker_id(speaker)
+        if not isinstance(at, dt.datetime) or at.tzinfo is None:
+            raise InvalidParameterError("at must be a timezone-aware datetime")
+        try:
+            record = self.find(speaker)
+        except ConsentRecordError as exc:
+            raise ConsentError(speaker, "malformed-record", str(exc)) from None
+        if record is None:
+            raise ConsentError(speaker, "unknown", "the registry has no consent record")
+        refusal = record.refusal(at)
+        if refusal is not None:
+            raise ConsentError(speaker, *refusal)
+        return record
+
+    def admit(self, speaker: str, sample_id: str, *, at: dt.datetime) -> ConsentRecord:
+        """The consent gate for one sample: check consent covers it, and index it.
+
+        Refuses (:class:`~securepipe.errors.ConsentError`) as :meth:`check_consent` does, then
+        adds ``sample_id`` to the speaker's ``samples`` set with an UpdateItem conditional on
+        the consent still standing (``ADD``, idempotent:
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html),
+        so a withdrawal that lands between the check and the write still refuses.
+        """
+        validate_sample_id(sample_id)
+        record = self.check_consent(speaker, at)
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"speaker": {"S": speaker}},
+                UpdateExpression="ADD samples :s",
+                ConditionExpression=("attribute_exists(speaker) AND #status = :active AND "
+                                     "attribute_not_exists(withdrawn) AND "
+                                     "attribute_not_exists(erased_at)"),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":s": {"SS": [sample_id]},
+                                           ":active": {"S": "active"}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConsentError(speaker, "changed", "consent changed while admitting "
+                                   f"{sample_id!r}") from None
+            raise
+        return record
+
+    def index_samples(self, speaker: str, sample_ids: list[str]) -> None:
+        """Add sample ids to a known speaker's index without a consent check.
+
+        For backfilling the index from records of data written before it existed (e.g. a
+        manifest): indexing only ever helps erasure find data; it admits nothing new.
+        """
+        validate_speaker_id(speaker)
+        ids = sorted({validate_sample_id(s) for s in sample_ids})
+        if not ids:
+            return
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key={"speaker": {"S": speaker}},
+                UpdateExpression="ADD samples :s", ConditionExpression="attribute_exists(speaker)",
+                ExpressionAttributeValues={":s": {"SS": ids}})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}") from None
+            raise
 
     def retain_until(self, speaker: str) -> dt.date:
         """The last date the speaker's data may be kept *before* (see the module docstring)."""
@@ -331,6 +502,27 @@ class ConsentRegistry:
         """The longest consented term of any speaker, capped at :data:`BIPA_MAX_DAYS`."""
         terms = [r.term_days for r in self.speakers()]
         return min(max(terms, default=1), BIPA_MAX_DAYS)
+
+    def backup_retention_days(self) -> int | None:
+        """How many days a backup of this table can still hold a removed wrapped key.
+
+        ``0``: no point-in-time recovery and no on-demand backup; the PITR period (1-35 days)
+        when it is on; ``None`` (unbounded) when an on-demand backup exists, which keeps
+        everything until someone deletes it, or when the answer cannot be read (fail closed).
+        DescribeContinuousBackups, ListBackups.
+        """
+        try:
+            desc = self._ddb.describe_continuous_backups(TableName=self._table)[
+                "ContinuousBackupsDescription"]
+            backups = self._ddb.list_backups(TableName=self._table).get("BackupSummaries", [])
+        except ClientError:
+            return None
+        if backups:
+            return None
+        pitr = desc.get("PointInTimeRecoveryDescription", {})
+        if pitr.get("PointInTimeRecoveryStatus") == "ENABLED":
+            return int(pitr.get("RecoveryPeriodInDays", 35))
+        return 0
 
     # -- key material (used by securepipe.retention.shredding)
     # -------------------------------------------
@@ -414,7 +606,7 @@ class ConsentRegistry:
                      {":s": "erasure-held", ":r": reason[:1000]}, names={"#status": "status"})
 
     def append_journal(self, speaker: str, entry: Mapping[str, Any]) -> None:
-        """Append one deleted object version to the speaker's erasure journal."""
+        """Append one (signed) entry to the speaker's erasure journal."""
         clean = {k: v for k, v in entry.items() if v is not None}
         self._ddb.update_item(
             TableName=self._table,
@@ -425,6 +617,15 @@ class ConsentRegistry:
             ExpressionAttributeValues={":empty": {"L": []},
                                        ":e": {"L": [_SER.serialize(clean)]}},
         )
+
+    def set_journal(self, speaker: str, entries: list[Mapping[str, Any]]) -> None:
+        """Replace the journal (tests use it to forge entries; the kit never calls it)."""
+        self._ddb.update_item(
+            TableName=self._table, Key={"speaker": {"S": speaker}},
+            UpdateExpression="SET erasure_journal = :e",
+            ConditionExpression="attribute_exists(speaker)",
+            ExpressionAttributeValues={":e": {"L": [_SER.serialize(
+                {k: v for k, v in e.items() if v is not None}) for e in entries]}})
 
     def journal(self, speaker: str) -> list[dict[str, Any]]:
         """The speaker's erasure journal (empty if no erasure started)."""
@@ -450,24 +651,76 @@ class ConsentRegistry:
             raise
 
 
+def _field_date(item: Mapping[str, Any], speaker: str | None, name: str, *,
+                required: bool) -> dt.date | None:
+    value = item.get(name)
+    if value is None:
+        if required:
+            raise ConsentRecordError(speaker, name, "is missing")
+        return None
+    if not isinstance(value, str) or len(value) != 10:
+        raise ConsentRecordError(speaker, name, "is not an ISO date (YYYY-MM-DD)")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConsentRecordError(speaker, name, f"is not a valid date: {value!r}") from None
+
+
+def _field_str(item: Mapping[str, Any], speaker: str | None, name: str) -> str:
+    value = item.get(name)
+    if not isinstance(value, str) or not value:
+        raise ConsentRecordError(speaker, name, "is missing" if value is None
+                                 else "is not a non-empty string")
+    return value
+
+
 def _record(item: Mapping[str, Any]) -> ConsentRecord:
+    """A typed record from a registry item; :class:`ConsentRecordError` names a bad field."""
+    raw_speaker = item.get("speaker")
+    speaker = raw_speaker if isinstance(raw_speaker, str) else None
+    try:
+        validate_speaker_id(raw_speaker)
+    except InvalidParameterError:
+        raise ConsentRecordError(speaker, "speaker", "is not a valid speaker id") from None
+    assert speaker is not None
+    consent_date = _field_date(item, speaker, "consent_date", required=True)
+    retention = _field_date(item, speaker, "retention_until", required=True)
+    assert consent_date is not None and retention is not None
+    term = item.get("term_days")
+    if isinstance(term, bool) or not isinstance(term, int) or term < 1:
+        raise ConsentRecordError(speaker, "term_days", "is missing" if term is None
+                                 else "is not a positive integer")
+    status = item.get("status", "active")
+    if status not in STATUSES:
+        raise ConsentRecordError(speaker, "status", f"is not one of {STATUSES}")
     erased = item.get("erased_at")
-    withdrawn = item.get("withdrawn")
-    consent_date = dt.date.fromisoformat(str(item["consent_date"]))
+    erased_at: dt.datetime | None = None
+    if erased is not None:
+        try:
+            erased_at = dt.datetime.fromisoformat(str(erased))
+        except ValueError:
+            raise ConsentRecordError(speaker, "erased_at", "is not an ISO timestamp") from None
+        if erased_at.tzinfo is None:
+            raise ConsentRecordError(speaker, "erased_at", "has no time zone")
+    samples = item.get("samples") or set()
+    if not isinstance(samples, set | list | tuple) or not all(isinstance(s, str)
+                                                              for s in samples):
+        raise ConsentRecordError(speaker, "samples", "is not a set of sample ids")
     return ConsentRecord(
-        speaker=str(item["speaker"]),
-        contractor=str(item["contractor"]),
-        purpose=str(item["purpose"]),
+        speaker=speaker,
+        contractor=_field_str(item, speaker, "contractor"),
+        purpose=_field_str(item, speaker, "purpose"),
         consent_date=consent_date,
-        term_days=int(item["term_days"]),
-        retention_until=dt.date.fromisoformat(str(item["retention_until"])),
-        withdrawn=None if withdrawn is None else dt.date.fromisoformat(str(withdrawn)),
-        last_interaction=dt.date.fromisoformat(str(item.get("last_interaction",
-                                                            consent_date.isoformat()))),
-        status=str(item.get("status", "active")),
-        erased_at=None if erased is None else dt.datetime.fromisoformat(str(erased)),
+        term_days=term,
+        retention_until=retention,
+        withdrawn=_field_date(item, speaker, "withdrawn", required=False),
+        last_interaction=(_field_date(item, speaker, "last_interaction", required=False)
+                          or consent_date),
+        status=str(status),
+        erased_at=erased_at,
         has_key="wrapped_key" in item,
         key_id=None if item.get("key_id") is None else str(item["key_id"]),
+        samples=frozenset(samples),
     )
 
 

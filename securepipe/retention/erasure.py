@@ -7,16 +7,31 @@ destruction, and both ask you to be able to show it happened. :func:`erase_speak
    unknown speaker is a typed :class:`~securepipe.errors.UnknownSpeakerError`, nothing changed);
 2. marks the erasure under way (status ``erasing``: no new key material, nothing new encrypted);
 3. finds every version and delete marker in every given bucket that belongs to the speaker
-   (raw uploads, quarantined uploads, features, archive copies; attributed as in
-   :mod:`securepipe.retention.lifecycle`, and here a version goes if *any* source names the
-   speaker),
-   hashes each ciphertext, deletes it by version id, and journals it in the registry;
-4. re-lists the buckets to verify that nothing of the speaker is left but what a hold keeps;
-5. shreds the speaker's key (:mod:`securepipe.retention.shredding`), so every copy of their
-ciphertext
-   outside the buckets becomes undecryptable too;
-6. returns an :class:`ErasureReceipt` and writes audit records (``securepipe.audit.records``
-logger).
+   (raw uploads, quarantined uploads, features, archive copies, exports), attributed with no
+   caller-supplied mapping: by the speaker the kit wrote into each object's metadata, and by
+   the registry's index of the speaker's sample ids (a version goes if *any* source names the
+   speaker); hashes each ciphertext, deletes it by version id, and journals it in the registry
+   (each journal entry signed and chained, see below);
+4. lists unfinished multipart uploads and aborts the speaker's (and any older than the ingest
+   window): their parts could otherwise still be completed into the original recording;
+5. reports every version and upload it cannot attribute to anyone (``unattributed``: it may be
+   the speaker's), and the receipt is then not ``complete``;
+6. re-lists the buckets to verify that nothing of the speaker is left but what a hold keeps;
+7. shreds the speaker's key (:mod:`securepipe.retention.shredding`), so every copy of their
+   ciphertext outside the buckets becomes undecryptable too;
+8. returns an :class:`ErasureReceipt` **signed with an asymmetric KMS key**
+   (:class:`~securepipe.encryption.signing.KmsSigner`; anyone with the public key verifies it
+   offline, :func:`verify_receipt`), and writes audit records (``securepipe.audit.records``).
+
+**Honest about backups.** Shredding removes the only live copy of the wrapped key, but a
+registry backup can restore it: the status is ``erased-pending-backup-expiry`` (and the receipt
+not ``complete``) until the longest backup retention of the registry table has passed
+(``backups_clear_at``; ``None`` while an on-demand backup exists, which never expires by itself).
+
+**Authenticated journal.** Each journal entry is signed with the same KMS key and names the
+speaker, its sequence number and the digest of the entry before it; a resumed erasure verifies
+the whole chain with the public key before it deletes anything, so a forged, reordered or
+foreign entry stops it with :class:`~securepipe.errors.ErasureError`.
 
 **Legal hold and Object Lock.** Versions under an Object Lock legal hold or an unexpired
 retention period are *not* deleted (S3 would refuse; the kit never asks it to bypass governance
@@ -31,6 +46,8 @@ decrypt for whoever also holds ``kms:Decrypt`` on the customer key.)
 **Idempotent and crash-safe.** Every deleted version is journaled in the speaker's registry
 item as it goes, so a re-run after a crash (``after_step`` injects one in tests) finishes the
 work, touches no other speaker, and returns a receipt that lists everything from both runs.
+The receipt is dated by the erasure's clock, never before the run started (a clock that moves
+backwards does not date it in the past).
 Erasing an erased speaker changes nothing and says so (it still removes any straggler that
 appeared since, such as a late ingest). A crash between a version's delete and its journal entry
 loses that one receipt line, never the deletion.
@@ -44,42 +61,55 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from securepipe import clock as _clock
-from securepipe.errors import ErasureError, InvalidParameterError
+from securepipe.encryption.signing import KmsSigner, PublicKeyVerifier
+from securepipe.errors import ErasureError, InvalidParameterError, SignatureError
 from securepipe.ids import validate_bucket_name, validate_speaker_id
 from securepipe.retention.consent import ConsentRegistry
+from securepipe.retention.lifecycle import RAW_EXPIRY_DAYS
 from securepipe.retention.shredding import ShredEvidence, shred_speaker_key
-from securepipe.retention.sweeper import AttributedVersion, attributed_versions, short_bucket
+from securepipe.retention.sweeper import (
+    AttributedVersion,
+    PendingUpload,
+    attributed_versions,
+    pending_uploads,
+    short_bucket,
+)
 
 __all__ = [
     "DeletedVersion",
     "ErasureReceipt",
     "KeptVersion",
+    "UnattributedVersion",
     "erase_speaker",
+    "verify_receipt",
 ]
 
 AUDIT = logging.getLogger("securepipe.audit.records")
 _CHUNK = 1 << 20
 
-Status = Literal["erased", "already-erased", "held"]
+Status = Literal["erased", "erased-pending-backup-expiry", "already-erased", "held"]
 
 
 @dataclass(frozen=True)
 class DeletedVersion:
-    """One deleted object version (or delete marker) and the digest of what was deleted.
+    """One deleted object version, delete marker, or aborted multipart upload, and the digest
+    of what was deleted.
 
-    ``sha256_source``: ``computed`` (hashed from the bytes read just before the delete),
-    ``s3-checksum`` (S3's stored SHA-256, for objects in an archival class that cannot be read
-    without a restore), ``object-metadata`` (the digest ingest wrote; a claim, not a
-    measurement), or ``none`` (delete markers have no content).
+    ``kind``: ``version``, ``delete-marker`` or ``multipart-upload`` (``version_id`` is then
+    the upload id). ``sha256_source``: ``computed`` (hashed from the bytes read just before
+    the delete), ``s3-checksum`` (S3's stored SHA-256, for objects in an archival class that
+    cannot be read without a restore), ``object-metadata`` (the digest ingest wrote; a claim,
+    not a measurement), or ``none`` (delete markers and unfinished uploads have no content).
     """
 
     bucket: str
@@ -104,70 +134,138 @@ class KeptVersion:
 
 
 @dataclass(frozen=True)
-class ErasureReceipt:
-    """Evidence of one speaker's erasure.
+class UnattributedVersion:
+    """A version (or unfinished upload) nothing attributes to anyone: it may be the speaker's."""
 
-    ``status``: ``erased`` (every version gone, key shredded), ``already-erased`` (nothing to do
-    but stragglers, listed in ``deleted``), or ``held`` (everything deletable is gone; ``kept``
-    lists what a hold keeps, and the key was kept: ``key_kept_reason``). ``remaining_after`` is
-    a fresh listing after the deletes: the speaker's versions still in the buckets (must equal
-    ``len(kept)``).
+    bucket: str
+    key: str
+    version_id: str
+    kind: str
+    reason: str
+
+
+def _canonical(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      default=str).encode()
+
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    """Evidence of one speaker's erasure, signed with an asymmetric KMS key.
+
+    ``status``: ``erased`` (every version gone, key shredded, no backup can restore it),
+    ``erased-pending-backup-expiry`` (the same, but a registry backup can still restore the
+    key until ``backups_clear_at``; ``None``: until an on-demand backup is deleted),
+    ``already-erased`` (nothing to do but stragglers, listed in ``deleted``), or ``held``
+    (everything deletable is gone; ``kept`` lists what a hold keeps, and the key was kept:
+    ``key_kept_reason``). ``unattributed`` lists what nobody can be shown to own.
+    ``remaining_after`` is a fresh listing after the deletes: the speaker's versions and
+    unfinished uploads still in the buckets (must equal ``len(kept)``). ``signature`` is an
+    ECDSA P-256 signature by ``signing_key_arn`` over :meth:`payload`; check it with
+    :meth:`verify` or :func:`verify_receipt`.
     """
 
     speaker: str
+    started: dt.datetime
     when: dt.datetime
     status: Status
     buckets: tuple[str, ...]
     deleted: tuple[DeletedVersion, ...]
     kept: tuple[KeptVersion, ...]
+    unattributed: tuple[UnattributedVersion, ...]
     shredding: ShredEvidence | None
     key_kept_reason: str | None
     remaining_after: int
     resumed: bool
+    backup_retention_days: int | None
+    backups_clear_at: dt.datetime | None
+    signing_key_arn: str
+    signature: bytes = b""
 
     @property
     def complete(self) -> bool:
-        """True when nothing of the speaker is left in the buckets and the key is gone."""
-        return self.status in ("erased", "already-erased") and not self.kept
+        """True when nothing of the speaker is left, nothing is unattributed, the key is gone,
+        and no backup can restore it."""
+        return (self.status in ("erased", "already-erased") and not self.kept
+                and not self.unattributed and self.remaining_after == 0)
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per deleted or kept version, for
+        """One row per deleted, kept or unattributed version, for
         :func:`securepipe.report.format_table`."""
-        rows = [{"outcome": "deleted", "bucket": short_bucket(d.bucket), "key": d.key,
+        rows = [{"outcome": "deleted" if d.kind != "multipart-upload" else "aborted",
+                 "bucket": short_bucket(d.bucket), "key": d.key,
                  "version": d.version_id[:12], "kind": d.kind,
                  "sha256": (d.sha256 or "")[:16], "digest from": d.sha256_source}
                 for d in self.deleted]
         rows += [{"outcome": "KEPT: " + k.reason, "bucket": short_bucket(k.bucket), "key": k.key,
                   "version": k.version_id[:12], "kind": k.kind, "sha256": "",
                   "digest from": ""} for k in self.kept]
+        rows += [{"outcome": "UNATTRIBUTED: " + u.reason, "bucket": short_bucket(u.bucket),
+                  "key": u.key, "version": u.version_id[:12], "kind": u.kind, "sha256": "",
+                  "digest from": ""} for u in self.unattributed]
         return rows
 
     def summary(self) -> dict[str, Any]:
         shred = self.shredding
         return {
-            "speaker": self.speaker, "status": self.status,
+            "speaker": self.speaker, "status": self.status, "complete": self.complete,
             "when": self.when.isoformat(timespec="seconds"),
             "deleted": len(self.deleted), "kept": len(self.kept),
+            "unattributed": len(self.unattributed),
             "remaining_after": self.remaining_after,
             "key shredded": bool(shred and shred.shredded), "resumed": self.resumed,
         }
 
-    def as_dict(self) -> dict[str, Any]:
-        """The whole receipt as JSON-ready data."""
+    def payload(self) -> dict[str, Any]:
+        """Everything the signature covers, as JSON-ready data."""
         return {
-            **self.summary(), "buckets": list(self.buckets),
+            **self.summary(), "started": self.started.isoformat(),
+            "when": self.when.isoformat(), "buckets": list(self.buckets),
             "deleted": [asdict(d) for d in self.deleted],
             "kept": [asdict(k) for k in self.kept],
+            "unattributed": [asdict(u) for u in self.unattributed],
             "shredding": None if self.shredding is None else self.shredding.as_dict(),
             "key_kept_reason": self.key_kept_reason,
+            "backup_retention_days": self.backup_retention_days,
+            "backups_clear_at": (None if self.backups_clear_at is None
+                                 else self.backups_clear_at.isoformat()),
+            "signing_key_arn": self.signing_key_arn,
         }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The whole receipt as JSON-ready data, with its base64 ``signature``."""
+        return {**self.payload(), "signature": base64.b64encode(self.signature).decode()}
+
+    def verify(self, verifier: PublicKeyVerifier) -> None:
+        """Raise :class:`~securepipe.errors.SignatureError` unless the receipt is exactly
+        what ``verifier``'s key signed."""
+        verify_receipt(self.as_dict(), verifier)
+
+
+def verify_receipt(receipt: Mapping[str, Any], verifier: PublicKeyVerifier) -> None:
+    """Check a receipt (:meth:`ErasureReceipt.as_dict`, e.g. read back from JSON) offline.
+
+    Needs only the signing key's public key; any edited field, a receipt signed by another
+    key, or a missing signature raises :class:`~securepipe.errors.SignatureError`.
+    """
+    if not isinstance(receipt, Mapping) or not isinstance(verifier, PublicKeyVerifier):
+        raise SignatureError()
+    data = dict(receipt)
+    encoded = data.pop("signature", None)
+    if data.get("signing_key_arn") != verifier.key_arn or not isinstance(encoded, str):
+        raise SignatureError()
+    try:
+        signature = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        raise SignatureError() from None
+    verifier.verify(_canonical(data), signature)
 
 
 def _aware(clock: Callable[[], dt.datetime]) -> dt.datetime:
     moment = clock()
     if not isinstance(moment, dt.datetime) or moment.tzinfo is None:
         raise InvalidParameterError("clock must return a timezone-aware datetime")
-    return moment
+    return moment.astimezone(dt.UTC)
 
 
 def _digest(s3: Any, v: AttributedVersion) -> tuple[str | None, str]:
@@ -198,10 +296,77 @@ def _digest(s3: Any, v: AttributedVersion) -> tuple[str | None, str]:
     return None, "unavailable"
 
 
-def _scan(session: boto3.Session, buckets: Sequence[str], speaker: str,
-          sample_speakers: Mapping[str, str] | None) -> list[AttributedVersion]:
-    return [v for bucket in buckets for v in attributed_versions(session, bucket, sample_speakers)
-            if speaker in v.candidates]
+class _Journal:
+    """The speaker's erasure journal: each entry signed, naming the speaker, its position and
+    the digest of the entry before it. Loading verifies the whole chain."""
+
+    def __init__(self, registry: ConsentRegistry, speaker: str, signer: KmsSigner,
+                 verifier: PublicKeyVerifier) -> None:
+        self._registry, self._speaker, self._signer = registry, speaker, signer
+        self.records: list[dict[str, Any]] = []
+        self._prev = ""
+        for n, entry in enumerate(registry.journal(speaker)):
+            record = entry.get("record")
+            message = self._message(n, str(entry.get("prev", "")), record)
+            sig = entry.get("sig")
+            try:
+                if entry.get("seq") != n or entry.get("prev") != self._prev or not isinstance(
+                        record, dict) or not isinstance(sig, bytes):
+                    raise SignatureError()
+                verifier.verify(message, sig)
+            except SignatureError:
+                raise ErasureError(
+                    f"erasure journal of {speaker!r}: entry {n} does not verify against the "
+                    "signing key (forged, reordered or another speaker's); nothing was deleted"
+                    ) from None
+            self.records.append(record)
+            self._prev = hashlib.sha256(message).hexdigest()
+
+    def _message(self, seq: int, prev: str, record: Any) -> bytes:
+        return _canonical({"speaker": self._speaker, "seq": seq, "prev": prev,
+                           "record": record})
+
+    def append(self, record: dict[str, Any]) -> None:
+        seq = len(self.records)
+        message = self._message(seq, self._prev, record)
+        self._registry.append_journal(self._speaker, {
+            "seq": seq, "prev": self._prev, "record": record,
+            "sig": self._signer.sign(message)})
+        self.records.append(record)
+        self._prev = hashlib.sha256(message).hexdigest()
+
+    def deleted(self) -> tuple[DeletedVersion, ...]:
+        """The journal's deletions, in order, without duplicates."""
+        seen: set[tuple[str, str, str]] = set()
+        out: list[DeletedVersion] = []
+        for item in self.records:
+            ident = (str(item["bucket"]), str(item["key"]), str(item["version_id"]))
+            if ident in seen:
+                continue
+            seen.add(ident)
+            out.append(DeletedVersion(
+                bucket=ident[0], key=ident[1], version_id=ident[2], kind=str(item["kind"]),
+                sha256=item.get("sha256"), sha256_source=str(item.get("sha256_source", "none")),
+                bytes=None if item.get("bytes") is None else int(item["bytes"]),
+                attribution=str(item.get("attribution", ""))))
+        return tuple(out)
+
+
+def _uploads_to_abort(uploads: list[PendingUpload], speaker: str, at: dt.datetime
+                      ) -> tuple[list[tuple[PendingUpload, str]], list[UnattributedVersion]]:
+    abort: list[tuple[PendingUpload, str]] = []
+    unknown: list[UnattributedVersion] = []
+    for up in uploads:
+        if speaker in up.candidates:
+            abort.append((up, "registry-index"))
+        elif not up.candidates and up.older_than(at, RAW_EXPIRY_DAYS):
+            abort.append((up, f"unattributed, older than the {RAW_EXPIRY_DAYS}-day ingest "
+                              "window"))
+        elif not up.candidates:
+            unknown.append(UnattributedVersion(
+                up.bucket, up.key, up.upload_id, "multipart-upload",
+                "unfinished upload of a sample the registry's index does not know"))
+    return abort, unknown
 
 
 def erase_speaker(
@@ -210,26 +375,33 @@ def erase_speaker(
     speaker: str,
     registry: ConsentRegistry,
     buckets: Sequence[str],
+    signer: KmsSigner,
+    verifier: PublicKeyVerifier | None = None,
     sample_speakers: Mapping[str, str] | None = None,
     clock: Callable[[], dt.datetime] | None = None,
     after_step: Callable[[str, str], None] | None = None,
 ) -> ErasureReceipt:
-    """Erase every object version of ``speaker`` in ``buckets`` and shred their key.
+    """Erase every object version and unfinished upload of ``speaker`` in ``buckets``, shred
+    their key, and return a signed receipt.
 
-    ``sample_speakers`` maps sample ids to speakers
-    (:func:`securepipe.retention.lifecycle.sample_speakers`)
-    for objects without speaker metadata (raw and quarantined uploads). ``clock`` (default
-    :func:`securepipe.clock.now`) dates the receipt and the registry. ``after_step(step,
-    detail)`` is called after each version delete (``"delete"``) and after shredding
-    (``"shred"``); tests use it to inject crashes.
+    Attribution needs no mapping (object metadata and the registry's index);
+    ``sample_speakers`` may add one. ``signer`` signs the journal and the receipt (an
+    ``ECC_NIST_P256`` ``SIGN_VERIFY`` KMS key; in the sandbox ``sb.resources.signing_key_arn``);
+    ``verifier`` (default: the signer's public key, one GetPublicKey) checks a resumed journal.
+    ``clock`` (default :func:`securepipe.clock.now`) dates the receipt and the registry.
+    ``after_step(step, detail)`` is called after each delete (``"delete"``) and after
+    shredding (``"shred"``); tests use it to inject crashes.
 
-    Wraps ListObjectVersions, HeadObject, GetObject and DeleteObject with ``VersionId``
-    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/DeletingObjectVersions.html), and
-    DynamoDB UpdateItem for the journal and the shredding. Raises
+    Wraps ListObjectVersions, HeadObject, GetObject, DeleteObject with ``VersionId``
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/DeletingObjectVersions.html),
+    ListMultipartUploads and AbortMultipartUpload
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_AbortMultipartUpload.html), KMS Sign,
+    and DynamoDB UpdateItem for the journal and the shredding. Raises
     :class:`~securepipe.errors.InvalidParameterError` for a malformed speaker id or bucket name
     (before any AWS call), :class:`~securepipe.errors.UnknownSpeakerError` for a speaker the
-    registry does not know (nothing changed), and :class:`~securepipe.errors.ErasureError` when
-    S3 or DynamoDB fails part-way (re-run to resume).
+    registry does not know and :class:`~securepipe.errors.ConsentRecordError` for a malformed
+    record (nothing changed), and :class:`~securepipe.errors.ErasureError` when the journal does
+    not verify (nothing deleted) or S3 or DynamoDB fails part-way (re-run to resume).
     """
     validate_speaker_id(speaker)
     if isinstance(buckets, str) or not isinstance(buckets, Sequence) or not buckets:
@@ -237,61 +409,99 @@ def erase_speaker(
     buckets = tuple(validate_bucket_name(b) for b in buckets)
     if not isinstance(registry, ConsentRegistry):
         raise InvalidParameterError("registry must be a ConsentRegistry")
+    if not isinstance(signer, KmsSigner):
+        raise InvalidParameterError("signer must be a KmsSigner (receipts are signed)")
+    if verifier is not None and (not isinstance(verifier, PublicKeyVerifier)
+                                 or verifier.key_arn != signer.key_arn):
+        raise InvalidParameterError("verifier must be the signer's PublicKeyVerifier")
     if clock is not None and not callable(clock):
         raise InvalidParameterError("clock must be a callable returning an aware datetime")
     tick = clock or _clock.now
     done = after_step or (lambda step, detail: None)
     start = _aware(tick)
 
-    record = registry.get(speaker)            # UnknownSpeakerError: nothing has changed
+    def later() -> dt.datetime:          # the erasure's clock never goes backwards
+        return max(start, _aware(tick))
+
+    record = registry.get(speaker)       # UnknownSpeakerError / ConsentRecordError: no change
     already = record.status == "erased"
     resumed = record.status in ("erasing", "erasure-held")
     try:
+        verifier = verifier or PublicKeyVerifier.from_kms(session, signer.key_arn)
+        journal = _Journal(registry, speaker, signer, verifier)   # verified before any delete
         if not already:
             registry.begin_erasure(speaker, start)
         s3 = session.client("s3")
         deleted_now: list[DeletedVersion] = []
         kept: list[KeptVersion] = []
-        for v in _scan(session, buckets, speaker, sample_speakers):
-            lock = v.lock_reason(start)
-            if lock:
-                kept.append(KeptVersion(v.bucket, v.key, v.version_id, v.kind, lock))
-                _audit("erasure.kept", v, "denied", start, speaker, lock)
-                continue
-            sha, source = _digest(s3, v)
-            try:
-                s3.delete_object(Bucket=v.bucket, Key=v.key, VersionId=v.version_id)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code")
-                if code not in ("AccessDenied", "InvalidRequest"):
-                    raise
-                reason = f"refused by S3 ({code}): Object Lock or a policy"
-                kept.append(KeptVersion(v.bucket, v.key, v.version_id, v.kind, reason))
-                _audit("erasure.kept", v, "denied", start, speaker, reason)
-                continue
-            entry = DeletedVersion(
-                v.bucket, v.key, v.version_id, v.kind, sha, source, v.size,
-                v.source if v.conflict is None else f"conflict: {v.conflict}")
+        unattributed: list[UnattributedVersion] = []
+
+        def record_deleted(entry: DeletedVersion) -> None:
             deleted_now.append(entry)
             if not already:
-                registry.append_journal(speaker, asdict(entry))
-            _audit("erasure.delete-version", v, "allowed", start, speaker)
-            done("delete", f"{v.bucket}/{v.key}?versionId={v.version_id}")
+                journal.append(asdict(entry))
+            done("delete", f"{entry.bucket}/{entry.key}?versionId={entry.version_id}")
 
-        remaining = _scan(session, buckets, speaker, sample_speakers)
+        for bucket in buckets:
+            uploads = pending_uploads(session, bucket, sample_speakers, registry=registry)
+            abort, unknown = _uploads_to_abort(uploads, speaker, start)
+            unattributed.extend(unknown)
+            for up, why in abort:
+                s3.abort_multipart_upload(Bucket=up.bucket, Key=up.key, UploadId=up.upload_id)
+                _audit_upload(up, start, speaker, why)
+                record_deleted(DeletedVersion(up.bucket, up.key, up.upload_id,
+                                              "multipart-upload", None, "none", None, why))
+            for v in attributed_versions(session, bucket, sample_speakers, registry=registry):
+                if not v.candidates:
+                    unattributed.append(UnattributedVersion(
+                        v.bucket, v.key, v.version_id, v.kind,
+                        "no speaker metadata, and the registry's index does not know its "
+                        "sample"))
+                    continue
+                if speaker not in v.candidates:
+                    continue
+                lock = v.lock_reason(start)
+                if lock:
+                    kept.append(KeptVersion(v.bucket, v.key, v.version_id, v.kind, lock))
+                    _audit("erasure.kept", v, "denied", start, speaker, lock)
+                    continue
+                sha, source = _digest(s3, v)
+                try:
+                    s3.delete_object(Bucket=v.bucket, Key=v.key, VersionId=v.version_id)
+                except ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code")
+                    if code not in ("AccessDenied", "InvalidRequest"):
+                        raise
+                    reason = f"refused by S3 ({code}): Object Lock or a policy"
+                    kept.append(KeptVersion(v.bucket, v.key, v.version_id, v.kind, reason))
+                    _audit("erasure.kept", v, "denied", start, speaker, reason)
+                    continue
+                _audit("erasure.delete-version", v, "allowed", start, speaker)
+                record_deleted(DeletedVersion(
+                    v.bucket, v.key, v.version_id, v.kind, sha, source, v.size,
+                    v.source if v.conflict is None else f"conflict: {v.conflict}"))
+
+        remaining = [v for b in buckets
+                     for v in attributed_versions(session, b, sample_speakers, registry=registry)
+                     if speaker in v.candidates]
+        still_pending = [u for b in buckets
+                         for u in pending_uploads(session, b, sample_speakers, registry=registry)
+                         if speaker in u.candidates]
         kept_ids = {(k.bucket, k.key, k.version_id) for k in kept}
         unexplained = [v for v in remaining if (v.bucket, v.key, v.version_id) not in kept_ids]
-        if unexplained:
+        if unexplained or still_pending:
             raise ErasureError(
-                f"{len(unexplained)} version(s) of {speaker!r} appeared during the erasure "
-                "(is ingest still running for them?); nothing was shredded, re-run to finish")
+                f"{len(unexplained) + len(still_pending)} version(s) or upload(s) of {speaker!r} "
+                "appeared during the erasure (is ingest still running for them?); nothing was "
+                "shredded, re-run to finish")
 
         shredding: ShredEvidence | None = None
         key_kept: str | None = None
-        when = _aware(tick)
+        when = later()
+        retention = registry.backup_retention_days()
+        status: Status
         if already:
-            status: Status = "already-erased"
-            when = record.erased_at or when
+            status = "already-erased"
         elif kept:
             status = "held"
             key_kept = (
@@ -304,16 +514,32 @@ def erase_speaker(
             status = "erased"
             shredding = shred_speaker_key(registry, speaker, when=when)
             done("shred", speaker)
-        deleted = tuple(deleted_now) if already else _journal(registry, speaker)
+        clear_at: dt.datetime | None = None
+        erased_at = (shredding.erased_at if shredding is not None else record.erased_at)
+        if status != "held" and retention != 0:
+            clear_at = (None if retention is None or erased_at is None
+                        else erased_at + dt.timedelta(days=retention))
+            if clear_at is None or when < clear_at:
+                status = "erased-pending-backup-expiry"
+        deleted = tuple(deleted_now) if already else journal.deleted()
     except (ClientError, BotoCoreError) as exc:
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
         raise ErasureError(f"erasure of {speaker!r} stopped ({code or type(exc).__name__}); "
                            "what was deleted is journaled, re-run to finish") from exc
 
-    receipt = ErasureReceipt(
-        speaker=speaker, when=when, status=status, buckets=buckets, deleted=deleted,
-        kept=tuple(kept), shredding=shredding, key_kept_reason=key_kept,
-        remaining_after=len(remaining), resumed=resumed)
+    unsigned = ErasureReceipt(
+        speaker=speaker, started=start, when=when, status=status, buckets=buckets,
+        deleted=deleted, kept=tuple(kept), unattributed=tuple(unattributed),
+        shredding=shredding, key_kept_reason=key_kept,
+        remaining_after=len(remaining) + len(still_pending), resumed=resumed,
+        backup_retention_days=retention, backups_clear_at=clear_at,
+        signing_key_arn=signer.key_arn)
+    try:
+        signature = signer.sign(_canonical(unsigned.payload()))
+    except (ClientError, BotoCoreError) as exc:
+        raise ErasureError(f"erasure of {speaker!r} is done but its receipt could not be signed; "
+                           "re-run to get the signed receipt") from exc
+    receipt = replace(unsigned, signature=signature)
     summary = " ".join(f"{k}={v}" for k, v in receipt.summary().items() if k != "speaker")
     AUDIT.info(f"erasure of {speaker}: {summary}",
                extra={"principal": "securepipe-erasure", "action": f"erasure.{status}",
@@ -322,26 +548,16 @@ def erase_speaker(
     return receipt
 
 
-def _journal(registry: ConsentRegistry, speaker: str) -> tuple[DeletedVersion, ...]:
-    """The journal, in order, without duplicates (a version deleted once is listed once)."""
-    seen: set[tuple[str, str, str]] = set()
-    out: list[DeletedVersion] = []
-    for item in registry.journal(speaker):
-        ident = (str(item["bucket"]), str(item["key"]), str(item["version_id"]))
-        if ident in seen:
-            continue
-        seen.add(ident)
-        out.append(DeletedVersion(
-            bucket=ident[0], key=ident[1], version_id=ident[2], kind=str(item["kind"]),
-            sha256=item.get("sha256"), sha256_source=str(item.get("sha256_source", "none")),
-            bytes=None if item.get("bytes") is None else int(item["bytes"]),
-            attribution=str(item.get("attribution", ""))))
-    return tuple(out)
-
-
 def _audit(action: str, v: AttributedVersion, outcome: str, at: dt.datetime,
            speaker: str, reason: str | None = None) -> None:
     AUDIT.info(action, extra={"principal": "securepipe-erasure", "action": action,
                               "bucket": v.bucket, "key": v.key, "version_id": v.version_id,
                               "outcome": outcome, "purpose": "erasure", "when": at,
                               "bytes": v.size, "speaker": speaker, "reason": reason})
+
+
+def _audit_upload(up: PendingUpload, at: dt.datetime, speaker: str, reason: str) -> None:
+    AUDIT.info("erasure.abort-upload", extra={
+        "principal": "securepipe-erasure", "action": "erasure.abort-upload",
+        "bucket": up.bucket, "key": up.key, "version_id": up.upload_id, "outcome": "allowed",
+        "purpose": "erasure", "when": at, "speaker": speaker, "reason": reason})

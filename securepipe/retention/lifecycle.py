@@ -45,18 +45,20 @@ keeps silently.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import boto3
 from botocore.exceptions import ClientError
 
+from securepipe import clock as _clock
 from securepipe.encryption.hardening import Finding
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import validate_bucket_name
-from securepipe.retention.consent import BIPA_MAX_DAYS
+from securepipe.retention.consent import BIPA_MAX_DAYS, ConsentRegistry
 
 __all__ = [
     "ABORT_MULTIPART_DAYS",
@@ -286,6 +288,10 @@ def inspect_lifecycle(
     *,
     data_prefixes: Sequence[str] | None = None,
     max_days: int = BIPA_MAX_DAYS,
+    registry: ConsentRegistry | None = None,
+    ingest_window_days: int = RAW_EXPIRY_DAYS,
+    window_prefixes: Sequence[str] = ("raw/",),
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> list[Finding]:
     """Check a bucket's lifecycle rules against the data it holds; one finding per check.
 
@@ -299,10 +305,17 @@ def inspect_lifecycle(
       of the data, and it removes something (expiration, noncurrent expiry, delete markers,
       multipart abort); a rule with only transitions never deletes anything;
     * ``lifecycle-expires-data``: every data prefix is wholly covered by an enabled rule that
-      expires current versions within ``max_days`` (default 1,095, BIPA's 3 years);
+      expires current versions within the limit: ``max_days`` (default 1,095, BIPA's 3 years),
+      or with ``registry`` the longest consent term it holds (never more than ``max_days``);
+      under ``window_prefixes`` (raw uploads) within ``ingest_window_days``. An
+      ``Expiration.Date`` counts as the days from now (``clock``, default the kit clock) to it;
+      a date or a number of days beyond the limit fails, and the finding says by how much;
     * ``lifecycle-noncurrent-expiry``: in a versioned bucket, noncurrent versions of every data
-      prefix expire (otherwise every "deleted" or expired object stays as an old version);
-    * ``lifecycle-abort-multipart``: incomplete multipart uploads are aborted;
+      prefix expire (otherwise every "deleted" or expired object stays as an old version),
+      within the same limit, and without ``NewerNoncurrentVersions`` (which keeps that many
+      old versions however old they are);
+    * ``lifecycle-abort-multipart``: incomplete multipart uploads are aborted within the ingest
+      window (their parts are raw recordings);
     * ``lifecycle-transitions``: transitions respect the Standard-IA 30-day minimum; the
       evidence explains the small-object caveat.
 
@@ -312,6 +325,24 @@ def inspect_lifecycle(
     """
     validate_bucket_name(bucket)
     _check_days("max_days", max_days, 1, 100_000)
+    _check_days("ingest_window_days", ingest_window_days, 1, 100_000)
+    now = (clock or _clock.now)()
+    if not isinstance(now, dt.datetime) or now.tzinfo is None:
+        raise InvalidParameterError("clock must return a timezone-aware datetime")
+    if registry is not None:
+        max_days = min(max_days, registry.longest_term_days())
+    windows = tuple(window_prefixes)
+
+    def limit(prefix: str) -> int:
+        return (min(ingest_window_days, max_days)
+                if any(prefix.startswith(w) for w in windows)
+                else max_days)
+
+    def days_to(date: Any) -> int:
+        when = date if isinstance(date, dt.datetime) else dt.datetime.fromisoformat(str(date))
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        return max(0, (when - now).days)
+
     s3 = session.client("s3")
     findings: list[Finding] = []
 
@@ -367,15 +398,15 @@ def inspect_lifecycle(
     for prefix in prefixes:
         days = [int(r["Expiration"]["Days"]) for r, _ in covering(prefix)
                 if "Days" in (r.get("Expiration") or {})]
-        dated = [r for r, _ in covering(prefix) if "Date" in (r.get("Expiration") or {})]
+        days += [days_to(r["Expiration"]["Date"]) for r, _ in covering(prefix)
+                 if "Date" in (r.get("Expiration") or {})]
         label = prefix or "(whole bucket)"
-        if days and min(days) <= max_days:
-            expiry_ok.append(f"{label} after {min(days)} days")
-        elif dated:
-            expiry_ok.append(f"{label} on a fixed date")
+        cap = limit(prefix)
+        if days and min(days) <= cap:
+            expiry_ok.append(f"{label} within {min(days)} days")
         elif days:
             expiry_gaps.append(f"{label} expires after {min(days)} days, beyond the "
-                               f"{max_days}-day cap")
+                               f"{cap}-day limit by {min(days) - cap} days")
         else:
             partial = [s.partial for r, s in enabled if _overlaps(prefix, s.prefix) and s.partial]
             expiry_gaps.append(f"{label} never expires" + (
@@ -387,19 +418,44 @@ def inspect_lifecycle(
     if versioning == "Off":
         add("lifecycle-noncurrent-expiry", True, "versioning is off: there are no old versions")
     else:
-        missing = [p or "(whole bucket)" for p in prefixes if not any(
-            r.get("NoncurrentVersionExpiration") for r, _ in covering(p))]
-        add("lifecycle-noncurrent-expiry", not missing,
-            (f"versioning {versioning} and no noncurrent-version expiry for "
-             f"{', '.join(missing)}: an expired or deleted object only gets a delete marker, "
-             "and every old version stays readable by version id") if missing else
-            "noncurrent versions expire for every data prefix")
+        missing, too_long = [], []
+        for p in prefixes:
+            rules_nc = [r["NoncurrentVersionExpiration"] for r, _ in covering(p)
+                        if r.get("NoncurrentVersionExpiration")]
+            if not rules_nc:
+                missing.append(p or "(whole bucket)")
+                continue
+            cap = limit(p)
+            good = [n for n in rules_nc if int(n.get("NoncurrentDays", 0)) <= cap
+                    and not int(n.get("NewerNoncurrentVersions", 0) or 0)]
+            if not good:
+                n = rules_nc[0]
+                why = [f"NoncurrentDays {n.get('NoncurrentDays')} > {cap}-day limit by "
+                       f"{int(n.get('NoncurrentDays', 0)) - cap} days"] if int(
+                    n.get("NoncurrentDays", 0)) > cap else []
+                if int(n.get("NewerNoncurrentVersions", 0) or 0):
+                    why.append(f"NewerNoncurrentVersions {n['NewerNoncurrentVersions']} keeps "
+                               "that many old versions however old they are")
+                too_long.append(f"{p or '(whole bucket)'}: " + "; ".join(why))
+        problems = ([f"versioning {versioning} and no noncurrent-version expiry for "
+                     f"{', '.join(missing)}: an expired or deleted object only gets a delete "
+                     "marker, and every old version stays readable by version id"]
+                    if missing else []) + too_long
+        add("lifecycle-noncurrent-expiry", not problems,
+            "; ".join(problems) if problems else
+            "noncurrent versions expire for every data prefix, within the limit")
 
-    aborts = [r for r, s in enabled if r.get("AbortIncompleteMultipartUpload") and s.prefix == ""]
-    add("lifecycle-abort-multipart", bool(aborts),
-        "incomplete multipart uploads are aborted" if aborts else
-        "no whole-bucket AbortIncompleteMultipartUpload: parts of abandoned uploads stay stored "
-        "(and billed) for ever")
+    aborts = [int(r["AbortIncompleteMultipartUpload"].get("DaysAfterInitiation", 0))
+              for r, s in enabled if r.get("AbortIncompleteMultipartUpload") and s.prefix == ""]
+    if not aborts:
+        add("lifecycle-abort-multipart", False, "no whole-bucket AbortIncompleteMultipartUpload: "
+            "parts of abandoned uploads stay stored (and billed) for ever")
+    else:
+        add("lifecycle-abort-multipart", min(aborts) <= ingest_window_days,
+            f"incomplete multipart uploads are aborted after {min(aborts)} days"
+            + ("" if min(aborts) <= ingest_window_days else
+               f", beyond the {ingest_window_days}-day ingest window by "
+               f"{min(aborts) - ingest_window_days} days: their parts are raw recordings"))
 
     bad_ia, transitions = [], []
     for rule in rules:

@@ -202,6 +202,9 @@ class _SpeakerMaterials(DefaultCryptoMaterialsManager):
 
     def get_encryption_materials(self, request: Any) -> Any:
         refuse_if_erasing(self._speaker, self._status)
+        if self._status != "active":
+            raise EncryptionError(f"speaker {self._speaker!r} is {self._status}: nothing new "
+                                  "is encrypted for them")
         return super().get_encryption_materials(request)
 
 
@@ -295,13 +298,17 @@ class SpeakerKeys:
         return self._key_arn
 
     def ensure(self, speaker: str, *, clock: Any = None) -> str:
-        """Return the speaker's key handle, creating key material if they have none.
+        """Return the speaker's key handle for a new encryption, creating key material if they
+        have none.
 
-        Key material is created only while consent is ``active``; for a speaker who withdrew,
-        or whose erasure is under way or done, :class:`~securepipe.errors.EncryptionError`.
+        Only while consent covers a new write: a speaker who is unknown, withdrew, is being
+        erased or erased, or whose term has ended is refused with
+        :class:`~securepipe.errors.ConsentError` before any KMS call (reading existing data
+        needs no ``ensure``: :meth:`envelope` decrypts while the key exists).
         Safe under concurrency: the registry write is conditional, the loser re-reads.
         """
         validate_speaker_id(speaker)
+        self._registry.check_consent(speaker, _now(clock))
         wrapped, status = self._registry.wrapped_key(speaker)
         if wrapped is not None and status not in ("erasing", "erasure-held", "erased"):
             return wrapped.key_id

@@ -13,10 +13,11 @@ import boto3
 from botocore.exceptions import ClientError
 
 from securepipe import clock as _clock
-from securepipe.errors import InvalidParameterError
+from securepipe.encryption.upload import META_SAMPLE
+from securepipe.errors import ConsentRecordError, InvalidParameterError
 from securepipe.ids import validate_bucket_name
 from securepipe.retention.consent import BIPA_MAX_DAYS, ConsentRecord, ConsentRegistry
-from securepipe.retention.lifecycle import AUDIT, META_SPEAKER
+from securepipe.retention.lifecycle import AUDIT, META_SPEAKER, RAW_EXPIRY_DAYS
 
 
 def sample_speakers(manifest: Any) -> dict[str, str]:
@@ -25,8 +26,21 @@ def sample_speakers(manifest: Any) -> dict[str, str]:
 
 
 def _sample_id_of(key: str) -> str | None:
+    """The sample id a kit key names (``<prefix>/<contractor>/<sample_id>[/...]``)."""
     parts = key.split("/")
     return parts[2] if len(parts) >= 3 and parts[2] else None
+
+
+def _mapping(registry: ConsentRegistry | None,
+             extra: Mapping[str, str] | None) -> dict[str, set[str]]:
+    """``sample_id -> speakers``: the registry's index of admitted samples, plus any caller's."""
+    out: dict[str, set[str]] = {}
+    if registry is not None:
+        for sid, spk in registry.sample_index().items():
+            out.setdefault(sid, set()).add(spk)
+    for sid, spk in (extra or {}).items():
+        out.setdefault(sid, set()).add(spk)
+    return out
 
 
 @dataclass(frozen=True)
@@ -34,9 +48,12 @@ class AttributedVersion:
     """One object version or delete marker, the speaker it belongs to, and its lock state.
 
     ``speaker`` is ``None`` when nothing attributes it; ``conflict`` names a disagreement
-    between metadata and the mapping, and ``candidates`` every speaker either names (erasure
-    removes a version if *any* source names the speaker; the sweeper never acts on a conflict).
-    ``metadata_sha256`` is the ciphertext digest ingest wrote into the metadata (a claim).
+    between sources, and ``candidates`` every speaker any source names (erasure removes a
+    version if *any* source names the speaker; the sweeper never acts on a conflict). Sources:
+    the object's metadata (``securepipe-speaker``, written by the kit at upload, quarantine,
+    ingest and archive), the registry's index of each speaker's samples (by the sample id in
+    the metadata or the key), a caller's mapping, and for a delete marker the versions of its
+    key. ``metadata_sha256`` is the ciphertext digest the writer put in the metadata (a claim).
     """
 
     bucket: str
@@ -64,18 +81,35 @@ class AttributedVersion:
         return None
 
 
+def _attribute(by_meta: str | None, by_index: set[str], where: str
+               ) -> tuple[str | None, str, str | None, tuple[str, ...]]:
+    """(speaker, source, conflict, candidates) from the metadata and the index."""
+    names = set(by_index) | ({by_meta} if by_meta else set())
+    candidates = tuple(sorted(names))
+    if len(names) > 1:
+        said = ([f"metadata names {by_meta!r}"] if by_meta else []) + (
+            [f"the registry index (or mapping) names {', '.join(map(repr, sorted(by_index)))}"]
+            if by_index else [])
+        return None, "conflict", f"{where}: {'; '.join(said)}", candidates
+    if not names:
+        return None, "none", None, ()
+    return candidates[0], "metadata" if by_meta else "registry-index", None, candidates
+
+
 def attributed_versions(
     session: boto3.Session, bucket: str, sample_speakers: Mapping[str, str] | None = None,
-    *, prefix: str = "",
+    *, prefix: str = "", registry: ConsentRegistry | None = None,
 ) -> Iterator[AttributedVersion]:
     """Every version and delete marker in ``bucket``, attributed to a speaker.
 
+    With ``registry``, its index of each speaker's samples attributes objects whose metadata
+    names no speaker; ``sample_speakers`` (optional) adds a caller's mapping.
     ListObjectVersions, then HeadObject per version (metadata, Object Lock state):
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html. At very large scale,
     S3 Inventory reports give the same fields without a request per version.
     """
     validate_bucket_name(bucket)
-    mapping = dict(sample_speakers or {})
+    mapping = _mapping(registry, sample_speakers)
     s3 = session.client("s3")
     versions: list[dict[str, Any]] = []
     markers: list[dict[str, Any]] = []
@@ -88,18 +122,13 @@ def attributed_versions(
         head = s3.head_object(Bucket=bucket, Key=key, VersionId=vid)
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
         by_meta = meta.get(META_SPEAKER)
-        sid = _sample_id_of(key)
-        by_map = mapping.get(sid) if sid else None
-        conflict = None
-        if by_meta and by_map and by_meta != by_map:
-            conflict = f"metadata names {by_meta!r}, the manifest maps {sid!r} to {by_map!r}"
-        speaker = by_meta or by_map
-        if speaker:
-            by_key.setdefault(key, set()).add(speaker)
+        sids = {s for s in (meta.get(META_SAMPLE), _sample_id_of(key)) if s}
+        by_index = set().union(*(mapping.get(s, set()) for s in sids)) if sids else set()
+        speaker, source, conflict, candidates = _attribute(by_meta, by_index, key)
+        by_key.setdefault(key, set()).update(candidates)
         yield AttributedVersion(
             bucket=bucket, key=key, version_id=vid, kind="version", speaker=speaker,
-            source="metadata" if by_meta else ("manifest" if by_map else "none"),
-            conflict=conflict, candidates=tuple(sorted({s for s in (by_meta, by_map) if s})),
+            source=source, conflict=conflict, candidates=candidates,
             size=int(entry.get("Size", 0)),
             storage_class=head.get("StorageClass", entry.get("StorageClass")),
             legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
@@ -110,20 +139,62 @@ def attributed_versions(
     for entry in markers:
         key, vid = entry["Key"], entry["VersionId"]
         sid = _sample_id_of(key)
-        by_map = mapping.get(sid) if sid else None
-        others = by_key.get(key, set())
-        speaker = by_map or (next(iter(others)) if len(others) == 1 else None)
-        conflict = (f"versions of {key!r} name several speakers" if not by_map
-                    and len(others) > 1 else None)
+        names = set(mapping.get(sid, set()) if sid else set()) | by_key.get(key, set())
+        candidates = tuple(sorted(names))
+        speaker = candidates[0] if len(names) == 1 else None
+        conflict = f"{key}: sources name {', '.join(candidates)}" if len(names) > 1 else None
         yield AttributedVersion(
             bucket=bucket, key=key, version_id=vid, kind="delete-marker", speaker=speaker,
-            source="manifest" if by_map else ("versions" if speaker else "none"),
-            conflict=conflict, candidates=tuple(sorted(others | ({by_map} if by_map else set()))),
+            source="registry-index/versions" if speaker else ("conflict" if conflict
+                                                              else "none"),
+            conflict=conflict, candidates=candidates,
             size=None, storage_class=None, legal_hold=False, lock_mode=None,
             lock_until=None, metadata_sha256=None)
 
 
-Action = Literal["deleted", "would-delete", "kept", "unattributed"]
+@dataclass(frozen=True)
+class PendingUpload:
+    """An unfinished multipart upload: its parts are stored (and can still be completed into
+    the whole object) until it is aborted. ``candidates``: speakers the registry's index names
+    for the sample id in its key (an unfinished upload has no readable metadata)."""
+
+    bucket: str
+    key: str
+    upload_id: str
+    initiated: dt.datetime | None
+    candidates: tuple[str, ...]
+
+    def older_than(self, at: dt.datetime, days: int) -> bool:
+        """True if initiated more than ``days`` before ``at`` (unknown: True, fail closed)."""
+        return self.initiated is None or at - self.initiated > dt.timedelta(days=days)
+
+
+def pending_uploads(session: boto3.Session, bucket: str,
+                    sample_speakers: Mapping[str, str] | None = None, *,
+                    registry: ConsentRegistry | None = None) -> list[PendingUpload]:
+    """Every unfinished multipart upload in ``bucket``, attributed through the registry's index.
+
+    ListMultipartUploads: https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListMultipartUploads.html
+    (moto answers every upload with the same fixed ``Initiated``, 2010-11-10, so in the sandbox
+    every unfinished upload looks years old.)
+    """
+    validate_bucket_name(bucket)
+    mapping = _mapping(registry, sample_speakers)
+    s3 = session.client("s3")
+    out: list[PendingUpload] = []
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        for up in page.get("Uploads", []):
+            key = str(up["Key"])
+            sid = _sample_id_of(key)
+            initiated = up.get("Initiated")
+            out.append(PendingUpload(
+                bucket, key, str(up["UploadId"]),
+                initiated if isinstance(initiated, dt.datetime) else None,
+                tuple(sorted(mapping.get(sid, set()) if sid else set()))))
+    return out
+
+
+Action = Literal["deleted", "would-delete", "kept", "unattributed", "aborted", "would-abort"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +219,7 @@ class SweepReport:
     dry_run: bool
     entries: tuple[SweepEntry, ...]
     retained: int
+    registry_errors: tuple[str, ...] = ()
 
     def _with(self, action: Action) -> list[SweepEntry]:
         return [e for e in self.entries if e.action == action]
@@ -168,15 +240,21 @@ class SweepReport:
     def unattributed(self) -> list[SweepEntry]:
         return self._with("unattributed")
 
+    @property
+    def aborted(self) -> list[SweepEntry]:
+        """Unfinished multipart uploads aborted (or, in a dry run, that would be)."""
+        return self._with("aborted") + self._with("would-abort")
+
     def speakers(self) -> list[str]:
         """Speakers with at least one version deleted (or, in a dry run, that would be)."""
         return sorted({e.speaker for e in self.deleted + self.would_delete if e.speaker})
 
     def summary(self) -> dict[str, Any]:
-        return {"at": self.at.date().isoformat(), "dry_run": self.dry_run,
+        return {"at": self.at.astimezone(dt.UTC).date().isoformat(), "dry_run": self.dry_run,
                 "deleted": len(self.deleted), "would_delete": len(self.would_delete),
                 "kept": len(self.kept), "unattributed": len(self.unattributed),
-                "retained": self.retained}
+                "uploads_aborted": len(self.aborted),
+                "retained": self.retained, "registry_errors": len(self.registry_errors)}
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per entry, for :func:`securepipe.report.format_table`."""
@@ -224,9 +302,15 @@ def sweep(
 
     Never deleted, always reported: versions under an Object Lock legal hold or retention
     (``kept``, with the reason; S3 would refuse anyway, and a refusal is reported the same way),
-    and versions with no attribution, conflicting attribution or no consent record
-    (``unattributed``). ``clock`` is a callable returning an aware datetime (default
+    and versions with no attribution, conflicting attribution or no (or a malformed) consent
+    record (``unattributed``). ``clock`` is a callable returning an aware datetime (default
     :func:`securepipe.clock.now`, which the sandbox can move).
+
+    Attribution needs no mapping: object metadata and the registry's index of each speaker's
+    samples (``sample_speakers`` may add a caller's). Unfinished multipart uploads are listed
+    too and aborted (AbortMultipartUpload) when their speaker's retention has passed or they
+    are older than the ingest window (:data:`~securepipe.retention.lifecycle.RAW_EXPIRY_DAYS`).
+    Malformed consent items are reported in ``registry_errors`` and the sweep goes on.
     """
     buckets = list(buckets)
     if not buckets:
@@ -239,25 +323,53 @@ def sweep(
         raise InvalidParameterError("dry_run must be a bool")
     at = _aware_now(clock or _clock.now)
     s3 = session.client("s3")
-    records: dict[str, ConsentRecord | None] = {}
+    records: dict[str, ConsentRecord | str | None] = {}
     entries: list[SweepEntry] = []
     retained = 0
+    _, errors = registry.scan()
+
+    def record_of(speaker: str) -> ConsentRecord | str | None:
+        if speaker not in records:
+            try:
+                records[speaker] = registry.find(speaker)
+            except ConsentRecordError as exc:
+                records[speaker] = str(exc)
+        return records[speaker]
+
     for bucket in buckets:
-        for v in attributed_versions(session, bucket, sample_speakers):
+        for up in pending_uploads(session, bucket, sample_speakers, registry=registry):
+            why: str | None = None
+            if up.older_than(at, RAW_EXPIRY_DAYS):
+                why = f"unfinished for more than the {RAW_EXPIRY_DAYS}-day ingest window"
+            elif len(up.candidates) == 1:
+                rec = record_of(up.candidates[0])
+                if isinstance(rec, ConsentRecord) and rec.expired(at):
+                    why = _why_expired(rec, rec.retain_until())
+            if why is None:
+                entries.append(SweepEntry(up.bucket, up.key, up.upload_id, "multipart-upload",
+                                          up.candidates[0] if len(up.candidates) == 1 else None,
+                                          None, "unattributed" if len(up.candidates) != 1
+                                          else "kept", "unfinished upload, within the window"))
+                continue
+            if not dry_run:
+                s3.abort_multipart_upload(Bucket=up.bucket, Key=up.key, UploadId=up.upload_id)
+            entries.append(SweepEntry(up.bucket, up.key, up.upload_id, "multipart-upload",
+                                      up.candidates[0] if len(up.candidates) == 1 else None,
+                                      None, "would-abort" if dry_run else "aborted", why))
+        for v in attributed_versions(session, bucket, sample_speakers, registry=registry):
             def entry(action: Action, reason: str, until: dt.date | None = None,
                       v: AttributedVersion = v) -> SweepEntry:
                 return SweepEntry(v.bucket, v.key, v.version_id, v.kind, v.speaker, until,
                                   action, reason)
 
             if v.conflict or v.speaker is None:
-                entries.append(entry("unattributed", v.conflict or "no speaker metadata and no "
-                                     "manifest mapping for this key"))
+                entries.append(entry("unattributed", v.conflict or "no speaker metadata, and the "
+                                     "registry index does not know this sample"))
                 continue
-            if v.speaker not in records:
-                records[v.speaker] = registry.find(v.speaker)
-            record = records[v.speaker]
-            if record is None:
-                entries.append(entry("unattributed", f"no consent record for {v.speaker!r}"))
+            record = record_of(v.speaker)
+            if record is None or isinstance(record, str):
+                entries.append(entry("unattributed", record or
+                                     f"no consent record for {v.speaker!r}"))
                 continue
             until = record.retain_until()
             if not record.expired(at):
@@ -282,7 +394,8 @@ def sweep(
                 continue
             entries.append(entry("deleted", why, until))
             _audit("retention.delete-version", v, "allowed", at, why)
-    report = SweepReport(at, dry_run, tuple(entries), retained)
+    report = SweepReport(at, dry_run, tuple(entries), retained,
+                         tuple(str(e) for e in errors))
     counts = " ".join(f"{k}={v}" for k, v in report.summary().items() if k != "at")
     AUDIT.info(f"retention.sweep {counts}", extra={
         "principal": "securepipe-retention", "action": "retention.sweep", "outcome": "allowed",
@@ -291,7 +404,7 @@ def sweep(
 
 
 def _why_expired(record: ConsentRecord, until: dt.date) -> str:
-    if record.erased_at is not None and record.erased_at.date() == until:
+    if record.erased_at is not None and record.erased_at.astimezone(dt.UTC).date() == until:
         return f"speaker erased on {until}"
     if record.withdrawn is not None and record.withdrawn == until:
         return f"consent withdrawn on {until}"

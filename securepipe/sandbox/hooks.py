@@ -83,6 +83,14 @@ def _check_in_process(request: Any) -> tuple[int, dict[str, str], bytes] | None:
     return status, headers, b"" if request.method.upper() == "HEAD" else payload
 
 
+_saved_iam_utcnow: Any = None
+
+
+def _sandbox_utcnow() -> dt.datetime:
+    """moto's naive-UTC ``utcnow``, read from the sandbox clock."""
+    return clock.now().astimezone(dt.UTC).replace(tzinfo=None)
+
+
 def activate() -> None:
     """Turn emulated enforcement on (and moto's faulty bucket-policy check off).
 
@@ -134,6 +142,13 @@ def activate() -> None:
 
         # moto's class is patched for the sandbox's lifetime (restored by deactivate).
         STSBackend.assume_role = _assume_role_on_sandbox_clock  # type: ignore[method-assign]
+        # IAM dates (CreateDate, RoleLastUsed, AccessKeyLastUsed) by the sandbox clock too, so
+        # an access review run with the clock years ahead sees a role used today as used today.
+        import moto.iam.models as iam_models
+
+        global _saved_iam_utcnow
+        _saved_iam_utcnow = iam_models.utcnow
+        iam_models.utcnow = _sandbox_utcnow
 
 
 def deactivate() -> None:
@@ -147,6 +162,10 @@ def deactivate() -> None:
         from moto.sts.models import STSBackend
 
         clock.reset()
+        if _saved_iam_utcnow is not None:
+            import moto.iam.models as iam_models
+
+            iam_models.utcnow = _saved_iam_utcnow
         if _saved_process_request is not None:
             from moto.core.botocore_stubber import BotocoreStubber
 

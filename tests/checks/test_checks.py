@@ -144,7 +144,9 @@ def _plaintext_npy(h: Hardened) -> None:
     np.save(buf, np.zeros((4, 4), dtype=np.float32))
     h.session.client("s3").put_object(  # a debug export, attributed to its speaker
         Bucket=h.bucket("features"), Key="features/c02/spk02_u3/debug.npy",
-        Body=buf.getvalue(), **sse_kms_put_args(h.sb.resources.kms_key_arn))
+        Body=buf.getvalue(), Metadata={"securepipe-speaker": "spk02",
+                                       "securepipe-sample": "spk02_u3"},
+        **sse_kms_put_args(h.sb.resources.kms_key_arn))
 
 
 def _later(h: Hardened) -> None:

@@ -25,7 +25,7 @@ from securepipe.encryption.upload import (
     sample_key,
     upload_sample,
 )
-from securepipe.errors import DecryptionError, InvalidParameterError
+from securepipe.errors import ConsentError, DecryptionError, InvalidParameterError
 from securepipe.sandbox.account import Sandbox
 
 OPAQUE = str(DecryptionError())
@@ -106,6 +106,7 @@ def test_round_trip_is_byte_exact_and_the_bucket_holds_only_ciphertext(
     assert head["Metadata"] == {
         META_FORMAT: "sp1",
         META_CIPHERTEXT_SHA256: result.ciphertext_sha256,
+        upload.META_SAMPLE: ctx.sample_id,
     }
     # No plaintext digest anywhere in the metadata, in any encoding.
     raw_digest = hashlib.sha256(plaintext).digest()
@@ -449,3 +450,51 @@ def test_invalid_download_arguments_are_refused_before_any_aws_call(
     with pytest.raises(InvalidParameterError):
         download_sample(sb.session, env, **args)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+# -- attribution and the consent gate (step 5) ---------------------------------------------
+
+
+class _Gate:
+    """A consent gate that records what it admitted and refuses one speaker (the registry's
+    admit has this shape; encryption sits below retention, so the test brings its own)."""
+
+    def __init__(self, refuse: str) -> None:
+        self.refuse = refuse
+        self.admitted: list[tuple[str, str]] = []
+
+    def admit(self, speaker: str, sample_id: str, *, at: object) -> None:
+        if speaker == self.refuse:
+            raise ConsentError(speaker, "withdrawn")
+        self.admitted.append((speaker, sample_id))
+
+
+def test_an_upload_for_a_speaker_names_them_and_passes_the_gate_first(
+    sb: Sandbox, env: Envelope, manifest: Manifest
+) -> None:
+    src, ctx = _wav(manifest, 5)
+    speaker = manifest.utterances[5].speaker
+    gate = _Gate(refuse="spk99")
+    bucket, s3 = sb.resources.bucket("raw"), sb.session.client("s3")
+    result = upload_sample(sb.session, env, src, bucket=bucket, context=ctx,
+                           key_arn=sb.resources.kms_key_arn, speaker=speaker, consent=gate)
+    assert gate.admitted == [(speaker, ctx.sample_id)]
+    meta = s3.head_object(Bucket=bucket, Key=result.key)["Metadata"]
+    assert meta[upload.META_SPEAKER] == speaker and meta[upload.META_SAMPLE] == ctx.sample_id
+
+    src, ctx = _wav(manifest, 6)
+    calls: list[str] = []
+    handler = lambda **kw: calls.append(kw["model"].name)  # noqa: E731
+    sb.session.events.register("before-call.s3", handler)
+    try:
+        with pytest.raises(ConsentError):
+            upload_sample(sb.session, env, src, bucket=bucket, context=ctx,
+                          key_arn=sb.resources.kms_key_arn, speaker="spk99", consent=gate)
+        for half in ({"speaker": speaker}, {"consent": gate}):     # both, or neither
+            with pytest.raises(InvalidParameterError):
+                upload_sample(sb.session, env, src, bucket=bucket, context=ctx,
+                              key_arn=sb.resources.kms_key_arn,
+                              **half)  # type: ignore[arg-type]  # mixed-type kwargs dict
+    finally:
+        sb.session.events.unregister("before-call.s3", handler)
+    assert calls == []                                               # nothing was sent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +13,12 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
+from securepipe import clock
 from securepipe.data.dataset import load_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.hardening import apply_bucket_hardening
 from securepipe.encryption.upload import upload_sample
-from securepipe.errors import InvalidParameterError
+from securepipe.errors import ConsentError, InvalidParameterError
 from securepipe.features.audio import malformed_examples, validate_wav
 from securepipe.features.extract import extract, from_bytes
 from securepipe.features.ingest import (
@@ -28,10 +30,16 @@ from securepipe.features.ingest import (
     items_from_manifest,
     raw_left,
 )
+from securepipe.retention.consent import ConsentRegistry
 from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
 MANIFEST = load_manifest()
+
+
+SPEAKER_OF = {u.sample_id: u.speaker for u in MANIFEST.utterances}
+#: A day every manifest speaker's consent stands on (the tests run on any real date).
+CONSENT_DAY = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -39,12 +47,16 @@ class World:
     sb: Sandbox
     config: IngestConfig
     envelope: Envelope
+    registry: ConsentRegistry
 
     def upload(self, item: IngestItem, src: Path) -> None:
+        """The kit's upload: names its speaker (the item's, the manifest's, else spk01) and
+        passes the consent gate."""
+        speaker = item.speaker or SPEAKER_OF.get(item.sample_id, "spk01")
         upload_sample(self.sb.session, self.envelope, src, bucket=self.config.raw_bucket,
                       context=SampleContext(item.contractor, item.sample_id,
                                             self.config.upload_purpose),
-                      key_arn=self.config.key_arn)
+                      key_arn=self.config.key_arn, speaker=speaker, consent=self.registry)
 
     def upload_bytes(self, item: IngestItem, data: bytes, tmp: Path) -> None:
         path = tmp / f"{item.sample_id}.wav"
@@ -61,6 +73,9 @@ class World:
 @pytest.fixture
 def world() -> Iterator[World]:
     with Sandbox() as sb:
+        clock.set_to(CONSENT_DAY)                 # the sandbox resets it when it closes
+        registry = ConsentRegistry(sb.session)
+        registry.load_manifest_consents(MANIFEST)
         res = sb.resources
         for role, key in (("raw", res.kms_key_arn), ("features", res.kms_key_arn),
                           ("archive", res.archive_key_arn)):
@@ -68,7 +83,8 @@ def world() -> Iterator[World]:
         config = IngestConfig(raw_bucket=res.bucket("raw"), features_bucket=res.bucket("features"),
                               archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
                               archive_key_arn=res.archive_key_arn)
-        yield World(sb, config, Envelope(sb.session, EnvelopeConfig(key_arns=res.kms_key_arn)))
+        yield World(sb, config, Envelope(sb.session, EnvelopeConfig(key_arns=res.kms_key_arn)),
+                    registry)
 
 
 def _items(*sample_ids: str) -> list[IngestItem]:
@@ -82,7 +98,7 @@ def test_whole_set_keeps_features_and_leaves_no_raw(world: World) -> None:
         world.upload(item, MANIFEST.path_of(item.sample_id))
     report = ingest_batch(items, world.config, lambda: world.sb.session)
     assert report.summary() == {"samples": 40, "processed": 40, "quarantined": 0,
-                                "archived": 3, "missing": 0, "failed": 0}
+                                "archived": 3, "missing": 0, "failed": 0, "refused": 0}
     assert raw_left(world.sb.session, world.config.raw_bucket) == 0
     # Feature round trip: what is stored decrypts to exactly what extraction gives.
     item = items[0]
@@ -310,7 +326,7 @@ def test_a_current_delete_marker_fails_loudly_and_deletes_nothing(world: World) 
     assert raw_left(world.sb.session, world.config.raw_bucket) == 2   # version + marker
 
 
-def test_a_batch_lists_once_per_contractor_and_makes_four_s3_calls_per_sample(
+def test_a_batch_lists_once_per_contractor_and_makes_five_s3_calls_per_sample(
         world: World) -> None:
     items = [i for i in items_from_manifest(MANIFEST)
              if i.contractor in ("c01", "c02") and not (i.legal_hold or i.archive_required)]
@@ -326,10 +342,11 @@ def test_a_batch_lists_once_per_contractor_and_makes_four_s3_calls_per_sample(
         session.events.unregister("before-call.s3", handler)
     assert report.count("processed") == len(items) >= 6
     assert calls.count("ListObjectVersions") == 2
-    # per sample: read the raw version, put the features, read them back, delete the version
+    # per sample: head the raw version (the consent gate reads the speaker it names), read it,
+    # put the features, read them back, delete the version
     per_sample = [c for c in calls if c != "ListObjectVersions"]
-    assert sorted(set(per_sample)) == ["DeleteObject", "GetObject", "PutObject"]
-    assert len(per_sample) == 4 * len(items)
+    assert sorted(set(per_sample)) == ["DeleteObject", "GetObject", "HeadObject", "PutObject"]
+    assert len(per_sample) == 5 * len(items)
 
 
 def test_missing_upload_is_reported_not_dropped(world: World) -> None:
@@ -397,11 +414,9 @@ def test_every_step_is_audited_in_json(world: World) -> None:
 
 
 def _speaker_config(world: World) -> IngestConfig:
-    from securepipe.retention.consent import ConsentRegistry
     from securepipe.retention.shredding import SpeakerKeyConfig
 
-    registry = ConsentRegistry(world.sb.session, "consent-ingest")
-    registry.load_manifest_consents(MANIFEST)
+    registry = world.registry
     return IngestConfig(**{**world.config.__dict__, "speaker_keys": SpeakerKeyConfig(
         registry.table, world.config.key_arn)})
 
@@ -458,19 +473,56 @@ def test_speaker_keys_encrypt_features_and_archive_for_the_speaker_only(world: W
     assert world.feature_versions(item) == 1
 
 
-def test_speaker_keys_need_the_speaker_and_refuse_erased_speakers(world: World) -> None:
+@pytest.mark.parametrize("keyed", [False, True], ids=["shared-key", "speaker-keys"])
+def test_consent_gates_every_sample_in_every_configuration(world: World, keyed: bool) -> None:
+    """Withdrawn, expired, erased and unknown speakers are refused per sample; the batch goes on,
+    nothing of theirs is written, nothing is lost."""
     from securepipe.retention.shredding import shred_speaker_key
 
-    config = _speaker_config(world)
-    with pytest.raises(InvalidParameterError):
-        ingest_batch([IngestItem("c01", "spk01_u1")], config, lambda: world.sb.session)
-    item = _items("spk01_u1")[0]
-    world.upload(item, MANIFEST.path_of(item.sample_id))
-    keys = config.speaker_keys.keys(world.sb.session)  # type: ignore[union-attr]
-    shred_speaker_key(keys.registry, "spk01")
-    report = ingest_batch([item], config, lambda: world.sb.session)
-    assert report.outcomes[0].status == "failed" and "erased" in (report.outcomes[0].reason or "")
-    assert raw_left(world.sb.session, world.config.raw_bucket) == 1   # nothing lost
+    config = _speaker_config(world) if keyed else world.config    # lesson 04: no speaker keys
+    s3 = world.sb.session.client("s3")
+    good, withdrawn, expired, erased = (_items(sid)[0] for sid in (
+        "spk02_u1", "spk01_u1", "spk09_u1", "spk05_u1"))
+    for item in (good, withdrawn, expired, erased):
+        world.upload(item, MANIFEST.path_of(item.sample_id))
+    # uploads that never passed the gate (a legacy client): an unknown speaker, and nobody
+    stranger = IngestItem("c01", "spk42_u1", speaker="spk42")
+    nobody = IngestItem("c02", "anon_u1")
+    for item in (stranger, nobody):
+        upload_sample(world.sb.session, world.envelope, MANIFEST.path_of("spk02_u2"),
+                      bucket=config.raw_bucket, key_arn=config.key_arn,
+                      context=SampleContext(item.contractor, item.sample_id,
+                                            config.upload_purpose))
+    world.registry.withdraw("spk01", CONSENT_DAY)
+    shred_speaker_key(world.registry, "spk05")
+    clock.set_to(dt.datetime(2027, 1, 3, tzinfo=dt.UTC))    # spk09's term ended on 2027-01-02
+    items = [good, withdrawn, expired, erased, stranger, nobody]
+    report = ingest_batch(items, config, lambda: world.sb.session)
+    outcome = {o.item.sample_id: o for o in report.outcomes}
+    assert outcome["spk02_u1"].status == "processed"
+    refused = {sid: o.reason or "" for sid, o in outcome.items() if o.status == "refused"}
+    assert set(refused) == {"spk01_u1", "spk09_u1", "spk05_u1", "spk42_u1", "anon_u1"}
+    assert "(withdrawn)" in refused["spk01_u1"] and "(expired)" in refused["spk09_u1"]
+    assert "(erased)" in refused["spk05_u1"] and "(unknown)" in refused["spk42_u1"]
+    assert "neither the item nor the upload names a speaker" in refused["anon_u1"]
+    assert raw_left(world.sb.session, config.raw_bucket) == 5      # nothing lost, nothing read
+    stored = s3.list_object_versions(Bucket=config.features_bucket).get("Versions", [])
+    assert [v["Key"] for v in stored] == [config.features_key(good)]
+    for speaker in ("spk01", "spk09", "spk05"):                    # no key material created
+        assert not world.registry.get(speaker).has_key
+    # an upload for a refused speaker is refused before anything is sent
+    with pytest.raises(ConsentError):
+        world.upload(_items("spk01_u2")[0], MANIFEST.path_of("spk01_u2"))
+    assert raw_left(world.sb.session, config.raw_bucket) == 5
+
+
+def test_a_conflicting_speaker_is_refused(world: World) -> None:
+    item = _items("spk02_u1")[0]
+    world.upload(item, MANIFEST.path_of(item.sample_id))            # the upload names spk02
+    liar = IngestItem(item.contractor, item.sample_id, speaker="spk03")
+    report = ingest_batch([liar], world.config, lambda: world.sb.session)
+    assert report.outcomes[0].status == "refused"
+    assert "conflict" in (report.outcomes[0].reason or "")
 
 
 @pytest.mark.parametrize("step", ["store", "archive"])

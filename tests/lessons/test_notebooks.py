@@ -49,6 +49,39 @@ def test_failing_notebook_names_the_cell(tmp_path: Path) -> None:
     assert "the lesson broke" in run.error
 
 
+DATED = [p for p in NOTEBOOKS if p.stem.startswith(("05_", "06_"))]
+
+
+@pytest.mark.parametrize("day", ["2030-01-01", "2099-06-30"])
+@pytest.mark.parametrize("notebook", DATED, ids=[p.stem for p in DATED])
+def test_retention_lessons_run_on_any_date(notebook: Path, day: str, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lessons whose data carries dates rebase them onto the day they run: the kernel's
+    kit clock is set through SECUREPIPE_CLOCK (securepipe.clock reads it at import)."""
+    monkeypatch.setenv("SECUREPIPE_CLOCK", day)
+    run = run_notebook(notebook, tmp_path, html=False)
+    if run.error:
+        pytest.fail(run.error, pytrace=False)
+    assert run.output.exists()
+
+
+def test_the_kernel_sees_the_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variable really reaches a notebook's kernel (this test can fail: a wrong year)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from securepipe import clock\nassert clock.now().year == 2099, clock.now()")]
+    path = tmp_path / "src" / "98_clock.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    monkeypatch.setenv("SECUREPIPE_CLOCK", "2099-06-30")
+    assert run_notebook(path, tmp_path / "out", html=False).error is None
+    monkeypatch.setenv("SECUREPIPE_CLOCK", "2030-01-01")
+    assert run_notebook(path, tmp_path / "out2", html=False).error is not None
+
+
 def test_output_limits_are_enforced(tmp_path: Path) -> None:
     import nbformat
 

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from securepipe.data.dataset import Consent, Speaker, load_manifest
-from securepipe.errors import InvalidParameterError, UnknownSpeakerError
+from securepipe.errors import (
+    ConsentError,
+    ConsentRecordError,
+    InvalidParameterError,
+    UnknownSpeakerError,
+)
 from securepipe.ids import validate_speaker_id
-from securepipe.retention.consent import BIPA_MAX_DAYS, ConsentRegistry, expires_at
+from securepipe.retention.consent import (
+    BIPA_MAX_DAYS,
+    MANIFEST_REFERENCE_DAY,
+    ConsentRegistry,
+    expires_at,
+)
 from securepipe.sandbox.account import Sandbox
 
 MANIFEST = load_manifest()
@@ -101,3 +113,85 @@ def test_speaker_id_rule() -> None:
     for hostile in ["-spk", "spk.01", "spk:01", "${aws:username}", "spk01 ", "\u0455pk01"]:
         with pytest.raises(InvalidParameterError):
             validate_speaker_id(hostile)
+
+
+@pytest.mark.parametrize(("expression", "values", "field"), [
+    ("REMOVE consent_date", None, "consent_date"),
+    ("SET consent_date = :v", {":v": {"S": "2026-02-30"}}, "consent_date"),
+    ("SET retention_until = :v", {":v": {"S": "soon"}}, "retention_until"),
+    ("SET term_days = :v", {":v": {"S": "365"}}, "term_days"),
+    ("SET #s = :v", {":v": {"S": "paused"}}, "status"),
+    ("SET withdrawn = :v", {":v": {"N": "1"}}, "withdrawn"),
+    ("SET erased_at = :v", {":v": {"S": "2026-01-01T00:00:00"}}, "erased_at"),
+])
+def test_malformed_item_is_typed_and_registry_wide_reads_go_on(
+        sandbox: Sandbox, registry: ConsentRegistry, expression: str,
+        values: dict[str, Any] | None, field: str) -> None:
+    kwargs: dict[str, Any] = {"TableName": TABLE, "Key": {"speaker": {"S": "spk04"}},
+                              "UpdateExpression": expression}
+    if values:
+        kwargs["ExpressionAttributeValues"] = values
+    if "#s" in expression:
+        kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+    sandbox.session.client("dynamodb").update_item(**kwargs)
+    with pytest.raises(ConsentRecordError) as bad:
+        registry.get("spk04")
+    assert (bad.value.speaker, bad.value.field) == ("spk04", field)
+    records, errors = registry.scan()
+    assert "spk04" not in {r.speaker for r in records} and len(records) == 9
+    assert [(e.speaker, e.field) for e in errors] == [("spk04", field)]
+    assert registry.longest_term_days() == 1095                  # goes on with the rest
+    with pytest.raises(ConsentError) as refused:                 # and refuses writes for it
+        registry.check_consent("spk04", dt.datetime(2026, 11, 26, tzinfo=dt.UTC))
+    assert refused.value.reason == "malformed-record"
+
+
+def test_duplicate_speakers_in_a_manifest_are_refused_before_any_write(
+        sandbox: Sandbox) -> None:
+    reg = ConsentRegistry(sandbox.session, "consent-dupes")
+    twice = SimpleNamespace(speakers=[*_one_speaker(365).speakers, *_one_speaker(730).speakers])
+    with pytest.raises(InvalidParameterError, match="twice"):
+        reg.load_manifest_consents(twice)
+    assert reg.speakers() == []
+
+
+def test_dates_are_utc_whatever_the_offset(registry: ConsentRegistry) -> None:
+    kiribati = dt.timezone(dt.timedelta(hours=14))
+    late = dt.datetime(2026, 12, 2, 8, 0, tzinfo=kiribati)          # 2026-12-01 18:00 UTC
+    assert registry.withdraw("spk03", late).withdrawn == dt.date(2026, 12, 1)
+    record = dataclasses.replace(registry.get("spk01"), erased_at=late)
+    assert record.retain_until() == dt.date(2026, 12, 1)
+
+
+def test_rebase_keeps_the_timeline_relative_to_the_day_the_lesson_runs(
+        sandbox: Sandbox) -> None:
+    for day in (dt.date(2030, 1, 1), dt.date(2099, 6, 30)):
+        reg = ConsentRegistry(sandbox.session, f"consent-{day.year}")
+        reg.load_manifest_consents(MANIFEST, rebase_to=day)
+        shift = day - MANIFEST_REFERENCE_DAY
+        for spk in MANIFEST.speakers:
+            record = reg.get(spk.speaker)
+            assert record.consent_date == spk.consent.consent_date + shift
+            assert record.retain_until() - day == (
+                min(spk.consent.consent_date + dt.timedelta(days=spk.consent.term_days),
+                    spk.consent.retention_until) - MANIFEST_REFERENCE_DAY)
+        assert reg.check_consent("spk01", expires_at(day))           # active on that day
+
+
+def test_admit_gates_and_indexes(registry: ConsentRegistry) -> None:
+    day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    registry.admit("spk01", "spk01_u1", at=day)
+    registry.admit("spk01", "spk01_u1", at=day)                      # idempotent
+    assert registry.get("spk01").samples == {"spk01_u1"}
+    assert registry.sample_index() == {"spk01_u1": "spk01"}
+    registry.withdraw("spk01", day)
+    for speaker, at, reason in (("spk01", day, "withdrawn"), ("spk42", day, "unknown"),
+                                ("spk09", dt.datetime(2027, 1, 2, tzinfo=dt.UTC), "expired"),
+                                ("spk08", dt.datetime(2025, 1, 1, tzinfo=dt.UTC), "not-yet")):
+        with pytest.raises(ConsentError) as refused:
+            registry.admit(speaker, f"{speaker}_u9", at=at)
+        assert refused.value.reason == reason
+    assert registry.sample_index() == {"spk01_u1": "spk01"}          # nothing indexed
+    for hostile in ("../x", "", "a b"):
+        with pytest.raises(InvalidParameterError):
+            registry.admit("spk02", hostile, at=day)

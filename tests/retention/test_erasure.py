@@ -7,23 +7,28 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from speaker_world import MANIFEST, SAMPLES, World, make_world
+from speaker_world import CONSENT_DAY, MANIFEST, World, make_world
 
+from securepipe import clock
 from securepipe.audit.records import JsonAuditFormatter
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.hardening import apply_bucket_hardening, sse_kms_put_args
+from securepipe.encryption.signing import PublicKeyVerifier
 from securepipe.encryption.upload import upload_sample
 from securepipe.errors import (
+    ConsentRecordError,
     DecryptionError,
     ErasureError,
     InvalidParameterError,
+    SignatureError,
     UnknownSpeakerError,
 )
 from securepipe.features.ingest import IngestConfig, ingest_batch, items_from_manifest
-from securepipe.retention.erasure import erase_speaker
+from securepipe.retention.erasure import erase_speaker, verify_receipt
 from securepipe.retention.shredding import SpeakerKeyConfig
 
 
@@ -33,20 +38,22 @@ def world() -> Iterator[World]:
 
 
 def _erase(world: World, speaker: str, **kwargs: Any) -> Any:
+    """The default call: no mapping, attribution from metadata and the registry's index."""
     return erase_speaker(world.sb.session, speaker=speaker, registry=world.registry,
-                         buckets=world.buckets, sample_speakers=SAMPLES, **kwargs)
+                         buckets=world.buckets, signer=world.signer, **kwargs)
 
 
 def test_erasure_through_the_real_pipeline(world: World,
                                            caplog: pytest.LogCaptureFixture) -> None:
     """Ingest with speaker keys, then erase one speaker: nothing left, no copy decrypts."""
     sb, res = world.sb, world.sb.resources
+    clock.set_to(CONSENT_DAY)                          # every speaker's consent stands
     for role, key in (("raw", res.kms_key_arn), ("features", res.kms_key_arn),
                       ("archive", res.archive_key_arn)):
         apply_bucket_hardening(sb.session, res.bucket(role), key)
     config = IngestConfig(raw_bucket=res.bucket("raw"), features_bucket=res.bucket("features"),
                           archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
-                          archive_key_arn=res.archive_key_arn,
+                          archive_key_arn=res.archive_key_arn, consent_table=world.registry.table,
                           speaker_keys=SpeakerKeyConfig(world.registry.table, res.kms_key_arn))
     items = [i for i in items_from_manifest(MANIFEST) if i.speaker in ("spk09", "spk02")]
     uploads = Envelope(sb.session, EnvelopeConfig(key_arns=res.kms_key_arn))
@@ -54,8 +61,9 @@ def test_erasure_through_the_real_pipeline(world: World,
         upload_sample(sb.session, uploads, MANIFEST.path_of(item.sample_id),
                       bucket=res.bucket("raw"), key_arn=res.kms_key_arn,
                       context=SampleContext(item.contractor, item.sample_id,
-                                            "speech-model-training"))
-    report = ingest_batch(items[:-1], config, lambda: sb.session)   # spk02_u4 stays raw
+                                            "speech-model-training"),
+                      speaker=item.speaker, consent=world.registry)   # attributed at write time
+    report = ingest_batch(items[:-1], config, lambda: sb.session)   # the last upload stays raw
     assert report.summary()["processed"] == 7 and report.summary()["archived"] == 1
     s3 = world.s3
     key = world.feature_key("spk09_u1")
@@ -73,7 +81,6 @@ def test_erasure_through_the_real_pipeline(world: World,
 
     with caplog.at_level(logging.INFO, logger="securepipe.audit.records"):
         receipt = _erase(world, "spk09")
-
     assert receipt.status == "erased" and receipt.complete and receipt.remaining_after == 0
     assert world.versions_of("spk09") == set()                       # nothing in any bucket
     assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == spk09
@@ -196,7 +203,9 @@ def test_second_erasure_is_idempotent(world: World) -> None:
     first = _erase(world, "spk01", clock=lambda: dt.datetime(2027, 1, 2, tzinfo=dt.UTC))
     second = _erase(world, "spk01")
     assert second.status == "already-erased" and second.complete and not second.deleted
-    assert second.when == first.when == dt.datetime(2027, 1, 2, tzinfo=dt.UTC)
+    assert first.when == dt.datetime(2027, 1, 2, tzinfo=dt.UTC)
+    assert world.registry.get("spk01").erased_at == first.when      # the erasure date stays
+    assert second.when >= second.started                             # never dated in the past
     assert second.shredding is None
     # a straggler written later (a late ingest) is removed by the next call
     world.s3.put_object(Bucket=world.bucket("raw"), Key="raw/c01/spk01_u1", Body=b"late",
@@ -221,14 +230,167 @@ def test_bad_input(world: World) -> None:
         with pytest.raises(InvalidParameterError):
             _erase(world, hostile)  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError):
-        erase_speaker(world.sb.session, speaker="spk02", registry=world.registry, buckets=[])
+        erase_speaker(world.sb.session, speaker="spk02", registry=world.registry, buckets=[],
+                      signer=world.signer)
     with pytest.raises(InvalidParameterError):
         erase_speaker(world.sb.session, speaker="spk02", registry=world.registry,
-                      buckets=world.buckets[0])  # a str, not a list
+                      buckets=world.buckets[0], signer=world.signer)  # a str, not a list
     assert calls == []                                           # refused before any AWS call
 
     missing = "securepipe-missing-bucket"
     with pytest.raises(ErasureError):
         erase_speaker(world.sb.session, speaker="spk02", registry=world.registry,
-                      buckets=[missing], sample_speakers=SAMPLES)
+                      buckets=[missing], signer=world.signer)
     assert world.registry.get("spk02").has_key                   # nothing shredded
+
+
+# -- every copy, by default; signed receipts and journal ------------------------------------
+
+
+def _pending(world: World) -> set[tuple[str, str, str]]:
+    return {(b, u["Key"], u["UploadId"]) for b in world.buckets
+            for u in world.s3.list_multipart_uploads(Bucket=b).get("Uploads", [])}
+
+
+def test_default_call_finds_every_shape_and_nothing_of_theirs_decrypts(world: World) -> None:
+    """Versions, delete markers, quarantine, features, archive, an unfinished multipart upload,
+    an export with metadata, and a raw upload attributed only by the registry's index: the
+    default call (no mapping) erases them all; other speakers' versions are unchanged."""
+    world.populate("spk01", "spk02")
+    s3, res = world.s3, world.sb.resources
+    raw, features = world.bucket("raw"), world.bucket("features")
+    sse = sse_kms_put_args(res.kms_key_arn)
+    env = world.keys.envelope("spk01")
+    feat = world.feature_key("spk01_u1")
+    stolen = s3.get_object(Bucket=features, Key=feat)["Body"].read()      # a copy outside
+    s3.put_object(Bucket=features, Key=feat, Body=env.encrypt_bytes(
+        b"again", world.features_context("spk01_u1")), Metadata={"securepipe-speaker": "spk01"},
+        **sse)                                                          # a second version
+    s3.delete_object(Bucket=raw, Key="raw/c01/spk01_u2")                # a delete marker
+    s3.put_object(Bucket=raw, Key="quarantine/c01/spk01_u3", Body=b"bad",  # quarantine copy
+                  Metadata={"securepipe-speaker": "spk01", "securepipe-sample": "spk01_u3"},
+                  **sse)
+    export = env.encrypt_bytes(b"export", world.features_context("spk01_u4"))
+    s3.put_object(Bucket=features, Key="exports/2026-11/batch7.enc", Body=export,
+                  Metadata={"securepipe-speaker": "spk01", "securepipe-sample": "spk01_u4"},
+                  **sse)                                              # an export, odd key
+    upload = s3.create_multipart_upload(Bucket=raw, Key="raw/c01/spk01_u4", **sse)
+    s3.upload_part(Bucket=raw, Key="raw/c01/spk01_u4", UploadId=upload["UploadId"],
+                   PartNumber=1, Body=b"first part of the recording")
+    other_upload = s3.create_multipart_upload(Bucket=raw, Key="raw/c02/spk02_u4", **sse)
+    # the raw uploads carry no speaker metadata: only the registry's index attributes them
+    head = s3.head_object(Bucket=raw, Key="raw/c01/spk01_u1")
+    assert "securepipe-speaker" not in head.get("Metadata", {})
+    mine = world.versions_of("spk01")
+    others = world.versions_of("spk02")
+    assert {k for _, k, _ in mine} >= {"raw/c01/spk01_u1", "raw/c01/spk01_u2",
+                                       "quarantine/c01/spk01_u3", "exports/2026-11/batch7.enc"}
+
+    receipt = _erase(world, "spk01")                                  # the default call
+
+    assert receipt.status == "erased" and receipt.complete, receipt.summary()
+    assert receipt.remaining_after == 0 and not receipt.unattributed
+    assert world.versions_of("spk01") == set()                        # nothing left
+    assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted
+            if d.kind != "multipart-upload"} == mine
+    assert [(d.key, d.version_id) for d in receipt.deleted if d.kind == "multipart-upload"] == [
+        ("raw/c01/spk01_u4", upload["UploadId"])]
+    assert _pending(world) == {(raw, "raw/c02/spk02_u4", other_upload["UploadId"])}
+    # (completing the aborted upload is impossible: AWS answers NoSuchUpload; moto 5 raises a
+    # bare KeyError inside its backend, so the listing above is what this test checks)
+    for message, sid in ((stolen, "spk01_u1"), (export, "spk01_u4")):  # no copy decrypts
+        with pytest.raises(DecryptionError):
+            world.keys.envelope("spk01").decrypt_bytes(message, world.features_context(sid))
+    assert world.versions_of("spk02") == others                       # others unchanged
+    receipt.verify(PublicKeyVerifier.from_kms(world.sb.session, res.signing_key_arn))
+
+
+def test_unattributable_versions_and_uploads_make_the_receipt_incomplete(world: World) -> None:
+    world.populate("spk09", archive=False)
+    s3, raw = world.s3, world.bucket("raw")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    s3.put_object(Bucket=raw, Key="scratch/spk09_u1.enc", Body=b"?", **sse)   # odd key
+    s3.put_object(Bucket=raw, Key="copies/x", Body=b"?", Tagging="speaker=spk09", **sse)
+    receipt = _erase(world, "spk09")
+    assert receipt.status == "erased" and not receipt.complete
+    assert {u.key for u in receipt.unattributed} == {"scratch/spk09_u1.enc", "copies/x"}
+    assert "UNATTRIBUTED" in " ".join(r["outcome"] for r in receipt.rows())
+    assert world.versions_of("spk09") == set()
+
+
+def test_edited_receipt_and_forged_journal_fail_verification(world: World) -> None:
+    world.populate("spk01", "spk02", archive=False)
+    verifier = PublicKeyVerifier.from_kms(world.sb.session, world.sb.resources.signing_key_arn)
+    calls: list[str] = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 2:
+            raise Crash(detail)
+
+    with pytest.raises(Crash):
+        _erase(world, "spk01", after_step=crash)
+    journal = world.registry.journal("spk01")
+    assert len(journal) == 2 and all(isinstance(e["sig"], bytes) for e in journal)
+    # a forged entry: another speaker's object claimed as deleted, with a copied signature
+    [victim] = [(b, k, v) for b, k, v in world.versions_of("spk02")][:1]
+    forged = {**journal[1], "seq": 2, "record": {**journal[1]["record"], "bucket": victim[0],
+                                                  "key": victim[1], "version_id": victim[2]}}
+    world.registry.set_journal("spk01", [*journal, forged])
+    left = world.versions_of("spk01")
+    with pytest.raises(ErasureError, match="does not verify"):
+        _erase(world, "spk01")
+    assert world.versions_of("spk01") == left                      # refused before any delete
+    world.registry.set_journal("spk01", journal)                   # the genuine journal resumes
+    receipt = _erase(world, "spk01")
+    assert receipt.complete and receipt.resumed
+    again = _erase(world, "spk01")
+    assert again.status == "already-erased"
+    receipt.verify(verifier)
+    data = json.loads(json.dumps(receipt.as_dict()))               # read back from a file
+    verify_receipt(data, verifier)
+    for edit in ({"status": "held"}, {"deleted": data["deleted"][1:]},
+                 {"when": "2020-01-01T00:00:00+00:00"}, {"signature": ""}):
+        with pytest.raises(SignatureError):
+            verify_receipt({**data, **edit}, verifier)
+    with pytest.raises(SignatureError):
+        replace(receipt, remaining_after=0, deleted=receipt.deleted[:-1]).verify(verifier)
+    other = PublicKeyVerifier.from_kms(world.sb.session, world.sb.resources.signing_key_arn)
+    with pytest.raises(SignatureError):                            # pinned to the key ARN
+        verify_receipt({**data, "signing_key_arn": "arn:aws:kms:eu-west-1:1:key/x"}, other)
+
+
+def test_backups_keep_the_status_honest(world: World) -> None:
+    world.populate("spk02", archive=False)
+    ddb = world.sb.session.client("dynamodb")
+    ddb.update_continuous_backups(
+        TableName=world.registry.table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    erased_on = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
+    receipt = _erase(world, "spk02", clock=lambda: erased_on)
+    assert receipt.status == "erased-pending-backup-expiry" and not receipt.complete
+    assert receipt.backup_retention_days == 35
+    assert receipt.backups_clear_at == erased_on + dt.timedelta(days=35)
+    later = _erase(world, "spk02", clock=lambda: erased_on + dt.timedelta(days=36))
+    assert later.status == "already-erased" and later.complete
+
+
+def test_the_erasure_clock_never_goes_backwards(world: World) -> None:
+    world.populate("spk03", archive=False)
+    ticks = iter([dt.datetime(2027, 5, 1, tzinfo=dt.UTC)] + [
+        dt.datetime(2027, 4, 1, tzinfo=dt.UTC)] * 1000)              # moves back a month
+    receipt = _erase(world, "spk03", clock=lambda: next(ticks))
+    assert receipt.when >= receipt.started == dt.datetime(2027, 5, 1, tzinfo=dt.UTC)
+    assert world.registry.get("spk03").erased_at == receipt.when
+
+
+def test_malformed_consent_item_is_typed_before_any_delete(world: World) -> None:
+    world.populate("spk04", archive=False)
+    ddb = world.sb.session.client("dynamodb")
+    ddb.update_item(TableName=world.registry.table, Key={"speaker": {"S": "spk04"}},
+                    UpdateExpression="REMOVE consent_date")
+    before = world.versions()
+    with pytest.raises(ConsentRecordError) as bad:
+        _erase(world, "spk04")
+    assert bad.value.speaker == "spk04" and bad.value.field == "consent_date"
+    assert world.versions() == before

@@ -104,6 +104,16 @@ MISCONFIGURATIONS: dict[str, tuple[Callable[[list[dict[str, Any]]], list[dict[st
     "no-multipart-abort": (_mutate_raw("housekeeping",
                                        lambda r: r.pop("AbortIncompleteMultipartUpload")),
                            {"lifecycle-abort-multipart"}),
+    # rules that exist, are enabled, and in effect never expire anything
+    "expiration-date-2999": (_mutate_raw("raw-uploads", lambda r: r.update(
+        Expiration={"Date": dt.datetime(2999, 1, 1, tzinfo=dt.UTC)})), {"lifecycle-expires-data"}),
+    "raw-beyond-ingest-window": (_mutate_raw("raw-uploads", lambda r: r.update(
+        Expiration={"Days": 30})), {"lifecycle-expires-data"}),
+    "noncurrent-36500-days": (_mutate_raw("housekeeping", lambda r: r.update(
+        NoncurrentVersionExpiration={"NoncurrentDays": 36500})), {"lifecycle-noncurrent-expiry"}),
+    "abort-after-36500-days": (_mutate_raw("housekeeping", lambda r: r.update(
+        AbortIncompleteMultipartUpload={"DaysAfterInitiation": 36500})),
+        {"lifecycle-abort-multipart"}),
 }
 
 
@@ -241,3 +251,95 @@ def test_sweep_arguments_are_checked(world: World) -> None:
     world.sb.move_clock(dt.timedelta(days=3650))           # default clock: the sandbox's
     report = sweep(world.sb.session, **kwargs)
     assert report.at.year >= 2036 and report.dry_run
+
+
+def test_thresholds_come_from_the_registry_and_fail_with_the_number(world: World) -> None:
+    rules = lifecycle_rules("features", max_term_days=1095)
+    apply_lifecycle(world.sb.session, world.bucket("features"), rules)
+    ok = inspect_lifecycle(world.sb.session, world.bucket("features"),
+                           data_prefixes=DATA_PREFIXES["features"])
+    assert _failing(ok) == set()
+    by_registry = {f.control: f for f in inspect_lifecycle(
+        world.sb.session, world.bucket("features"), data_prefixes=DATA_PREFIXES["features"],
+        registry=_short_registry(world))}                         # the longest term: 400 days
+    bad = by_registry["lifecycle-expires-data"]
+    assert not bad.passed and "1095 days, beyond the 400-day limit by 695 days" in bad.evidence
+    rules = lifecycle_rules("raw")
+    rules[1]["Expiration"] = {"Date": dt.datetime(2999, 1, 1, tzinfo=dt.UTC)}
+    apply_lifecycle(world.sb.session, world.bucket("raw"), rules)
+    dated = {f.control: f for f in inspect_lifecycle(
+        world.sb.session, world.bucket("raw"), data_prefixes=DATA_PREFIXES["raw"],
+        clock=lambda: at(2030, 1, 1))}
+    away = (dt.datetime(2999, 1, 1, tzinfo=dt.UTC) - at(2030, 1, 1)).days
+    assert f"raw/ expires after {away} days, beyond the 7-day limit by {away - 7} days" in dated[
+        "lifecycle-expires-data"].evidence
+
+
+def _only_short_terms() -> Any:
+    from types import SimpleNamespace
+
+    from securepipe.data.dataset import Consent, Speaker
+
+    return SimpleNamespace(speakers=[Speaker("spk99", "c09", {}, Consent(
+        "speech-model-training", dt.date(2026, 1, 1), 400, dt.date(2027, 2, 5)))])
+
+
+def _short_registry(world: World) -> Any:
+    from securepipe.retention.consent import ConsentRegistry
+
+    registry = ConsentRegistry(world.sb.session, "consent-short")
+    registry.load_manifest_consents(_only_short_terms())
+    return registry
+
+
+class _StoredRules:
+    """An S3 client that answers with exactly the rules given. moto 5 drops
+    ``NewerNoncurrentVersions`` from a stored ``NoncurrentVersionExpiration`` (it keeps it only
+    for transitions), so that field is checked against a configuration as AWS returns it."""
+
+    def __init__(self, rules: list[dict[str, Any]]) -> None:
+        self._rules = rules
+
+    def client(self, _: str) -> Any:
+        return self
+
+    def get_bucket_versioning(self, **_: Any) -> dict[str, Any]:
+        return {"Status": "Enabled"}
+
+    def get_bucket_lifecycle_configuration(self, **_: Any) -> dict[str, Any]:
+        return {"Rules": self._rules}
+
+
+def test_newer_noncurrent_versions_keep_old_versions_for_ever() -> None:
+    rules = copy.deepcopy(lifecycle_rules("raw"))
+    stored: Any = _StoredRules(rules)            # duck-typed stand-in for a boto3.Session
+    assert _failing(inspect_lifecycle(stored, "securepipe-raw",
+                                      data_prefixes=DATA_PREFIXES["raw"])) == set()
+    rules[0]["NoncurrentVersionExpiration"]["NewerNoncurrentVersions"] = 100
+    findings = {f.control: f for f in inspect_lifecycle(
+        stored, "securepipe-raw", data_prefixes=DATA_PREFIXES["raw"])}
+    bad = findings["lifecycle-noncurrent-expiry"]
+    assert not bad.passed and "NewerNoncurrentVersions 100" in bad.evidence
+
+
+def test_sweep_aborts_stale_uploads_and_reports_malformed_consent(world: World) -> None:
+    """No mapping passed: the registry's index attributes raw uploads; an unfinished upload
+    older than the ingest window is aborted; a malformed consent item is reported and the
+    sweep goes on."""
+    world.populate("spk01", "spk02", archive=False)
+    s3, raw = world.s3, world.bucket("raw")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    stale = s3.create_multipart_upload(Bucket=raw, Key="raw/c09/unknown_u1", **sse)
+    world.sb.session.client("dynamodb").update_item(
+        TableName=world.registry.table, Key={"speaker": {"S": "spk04"}},
+        UpdateExpression="REMOVE consent_date")
+    when = at(2030, 1, 1)                                  # every manifest speaker expired
+    report = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                   clock=lambda: when, dry_run=False)
+    assert [(e.key, e.version_id, e.action) for e in report.aborted] == [
+        ("raw/c09/unknown_u1", stale["UploadId"], "aborted")]
+    assert not s3.list_multipart_uploads(Bucket=raw).get("Uploads")
+    assert report.registry_errors and "'spk04'" in report.registry_errors[0]
+    assert "consent_date" in report.registry_errors[0]
+    assert report.speakers() == ["spk01", "spk02"] and not report.unattributed
+    assert world.versions_of("spk01") == set() == world.versions_of("spk02")

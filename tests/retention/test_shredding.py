@@ -14,6 +14,7 @@ from speaker_world import World, make_world
 
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.errors import (
+    ConsentError,
     DecryptionError,
     EncryptionError,
     InvalidParameterError,
@@ -124,7 +125,7 @@ def test_shredding_makes_every_earlier_copy_undecryptable(world: World, tmp_path
     assert not (tmp_path / "out.wav").exists()
     with pytest.raises(EncryptionError):
         env1.encrypt_bytes(b"new", CTX1)
-    with pytest.raises(EncryptionError):
+    with pytest.raises(ConsentError):
         world.keys.ensure("spk01")                                  # no resurrection
     assert env2.decrypt_bytes(other, CTX2) == b"features of spk02"  # others unaffected
     again = world.keys.shred("spk01")                               # idempotent
@@ -133,12 +134,19 @@ def test_shredding_makes_every_earlier_copy_undecryptable(world: World, tmp_path
 
 def test_consent_status_gates_new_key_material(world: World) -> None:
     world.keys.ensure("spk02")
+    message = world.keys.envelope("spk02").encrypt_bytes(b"x", CTX2)
     world.registry.withdraw("spk01", dt.date(2026, 6, 1))
     world.registry.withdraw("spk02", dt.date(2026, 6, 1))
-    with pytest.raises(EncryptionError):
-        world.keys.ensure("spk01")               # withdrawn, no key yet: none is created
-    assert world.keys.ensure("spk02")            # withdrawn with a key: existing data readable
-    message = world.keys.envelope("spk02").encrypt_bytes(b"x", CTX2)
+    for speaker in ("spk01", "spk02"):           # withdrawn, with or without a key: refused
+        with pytest.raises(ConsentError) as refused:
+            world.keys.ensure(speaker)
+        assert refused.value.reason == "withdrawn"
+    with pytest.raises(EncryptionError):         # the envelope refuses too, not only ensure
+        world.keys.envelope("spk02").encrypt_bytes(b"y", CTX2)
+    assert world.keys.envelope("spk02").decrypt_bytes(message, CTX2) == b"x"   # still readable
+    with pytest.raises(ConsentError) as expired:  # consent term over, status still "active"
+        world.keys.ensure("spk09", clock=lambda: dt.datetime(2027, 1, 2, tzinfo=dt.UTC))
+    assert expired.value.reason == "expired"
     world.registry.begin_erasure("spk02", dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
     with pytest.raises(EncryptionError):         # an erasure under way: nothing new encrypted
         world.keys.envelope("spk02").encrypt_bytes(b"y", CTX2)
@@ -146,8 +154,9 @@ def test_consent_status_gates_new_key_material(world: World) -> None:
 
 
 def test_bad_input(world: World) -> None:
-    with pytest.raises(UnknownSpeakerError):
+    with pytest.raises(ConsentError) as unknown:
         world.keys.ensure("spk42")
+    assert unknown.value.reason == "unknown"
     with pytest.raises(UnknownSpeakerError):
         shred_speaker_key(world.registry, "spk42")
     with pytest.raises(DecryptionError):
