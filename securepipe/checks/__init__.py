@@ -107,9 +107,18 @@ def register(check: Check) -> Check:
 
 
 def _load() -> None:
-    from securepipe.checks import audit, identity, kms, retention, review, storage
+    from securepipe.checks import (
+        audit,
+        discovery,
+        guards,
+        identity,
+        kms,
+        retention,
+        review,
+        storage,
+    )
 
-    for module in (storage, kms, identity, audit, retention, review):
+    for module in (storage, discovery, kms, identity, guards, audit, retention, review):
         for check in module.CHECKS:
             register(check)
 
@@ -198,7 +207,23 @@ class Scorecard:
         return (
             format_table(self.rows(width=width)) + f"\n\n{len(self.results)} checks: "
             f"{counts} (account {self.account_id}, {where}, {self.seconds:.1f} s)"
+            + self.explanations()
         )
+
+    def explanations(self) -> str:
+        """What the table cannot show in one row: discovery notes, and the full reason of every
+        check that could not be evaluated (a TLS or permission failure must be read here, not
+        only in the JSON)."""
+        lines: list[str] = []
+        if self.config.notes:
+            lines += ["", "discovery notes:", *(f"  - {n}" for n in self.config.notes)]
+        errors = [(r.check.id, x) for r in self.results for x in r.resources
+                  if x.status == "error"]
+        if errors:
+            lines += ["", "could not evaluate:"]
+            lines += [f"  - {cid} [{self.config.label(x.resource)}]: {x.evidence}"
+                      for cid, x in errors]
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -292,16 +292,36 @@ def hardened_account(
                         "upload waits for the next run"))
 
     say("step 3: monitoring, trail")
-    apply_monitoring(session, [raw, features, archive], audit, kms_key_arn=data_key)
+    setup = apply_monitoring(session, [raw, features, archive], audit, kms_key_arn=data_key)
     shipped = ship_trail(session, trail, bucket=audit, key_arn=data_key)
     actions.append(_row(3, "monitoring.apply_monitoring", "CloudTrail data events on the data "
                         "buckets, request-metric alarms to SNS"))
+    _guard_keys(sb, setup.trail_arn, setup.topic_arn, actions)
     actions.append(_row(3, "trail_chain.AuditTrail + ship_to_bucket", f"ingest's audit trail "
                         f"shipped to {shipped.key}, COMPLIANCE-locked"))
     return Scenario("hardened", tuple(actions), sample_speakers(manifest),
                     tuple(contractors), extra={
                         "role_arn": role_arn, "trail_key": shipped.key,
                         "sample_ids": {u.contractor: u.sample_id for u in uploads}})
+
+
+def _guard_keys(sb: Sandbox, trail: str, topic_arn: str, actions: list[dict[str, Any]]) -> None:
+    """Steps 2 and 3 for the keys themselves: the admin's data access needs MFA, and key
+    disable/deletion and bucket-policy changes alarm (CIS 4.7, 4.8)."""
+    from securepipe.access.guards import apply_admin_guard
+    from securepipe.audit.alarms import apply_guard_alarms
+    from securepipe.sandbox.account import ADMIN_USER
+
+    res = sb.resources
+    # The sandbox accepts any two codes; on AWS they come from the enrolled authenticator.
+    apply_admin_guard(sb.session, ADMIN_USER, key_arns=[res.kms_key_arn, res.archive_key_arn],
+                      buckets=[res.bucket(r) for r in ("raw", "features", "archive", "audit")],
+                      mfa_codes=("123456", "654321"))
+    apply_guard_alarms(sb.session, trail_name=trail, topic_arn=topic_arn)
+    actions.append(_row(2, "access.guards.apply_admin_guard", "the admin's '*' grant no "
+                        "longer reads the data or destroys the keys without MFA; MFA device"))
+    actions.append(_row(3, "audit.alarms.apply_guard_alarms", "metric filters and alarms on "
+                        "key disable/deletion and bucket-policy changes (CIS 4.7, 4.8)"))
 
 
 def misconfigured_account(
