@@ -22,10 +22,13 @@ def monitoring_findings(ctx: CheckContext) -> list[MonitoringFinding]:
     """:func:`~securepipe.audit.monitoring.inspect_monitoring` over the data buckets, once per
     run."""
     def compute() -> list[MonitoringFinding]:
+        from securepipe.retention.lifecycle import DATA_PREFIXES
+
         buckets = [b.name for b in ctx.config.data_buckets]
         if not buckets:
             raise SecurePipeError("no data bucket is known")
-        return inspect_monitoring(ctx.session, buckets)
+        prefixes = {b.name: DATA_PREFIXES.get(b.role, ("",)) for b in ctx.config.data_buckets}
+        return inspect_monitoring(ctx.session, buckets, prefixes=prefixes)
     return ctx.memo("inspect_monitoring", compute)
 
 

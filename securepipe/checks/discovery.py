@@ -28,6 +28,7 @@ from typing import Any
 import boto3
 
 from securepipe.checks._base import (
+    DISCOVERED,
     EVALUATION_ERRORS,
     Check,
     CheckContext,
@@ -227,15 +228,16 @@ def discover_voice_buckets(session: boto3.Session, *, known: Sequence[str] = (),
 
 
 def _inventory(ctx: CheckContext) -> list[ResourceResult]:
-    sightings = ctx.config.sightings
-    if sightings is None:
-        sightings = tuple(ctx.memo("discover_voice_buckets", lambda: discover_voice_buckets(
-            ctx.session, known=[b.name for b in ctx.config.buckets
-                                if b.role != "discovered"])[0]))
+    """ListBuckets with this run's identity (a failure is an error, never "nothing found"),
+    then :func:`discover_voice_buckets` on every bucket outside the kit's configuration."""
+    names = [str(b["Name"]) for b in ctx.client("s3").list_buckets().get("Buckets", [])]
+    kit = [b.name for b in ctx.config.buckets if b.role != DISCOVERED]
+    sightings, _ = ctx.memo("discover_voice_buckets", lambda: discover_voice_buckets(
+        ctx.session, known=kit, names=names))
     results = [ResourceResult(s.bucket, s.status, s.evidence) for s in sightings]
     if not results:
-        return [ResourceResult("account", "pass", "every bucket in the account is one of the "
-                               "kit's; none outside to sample")]
+        return [ResourceResult("account", "pass", f"all {len(names)} bucket(s) in the account "
+                               "are the kit's; none outside to sample")]
     return results
 
 

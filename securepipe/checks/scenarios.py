@@ -402,6 +402,14 @@ def misconfigured_account(
         np.save(buf, extract(y, sr, MEL_SPEC))
         s3.put_object(Bucket=features, Key=f"features/{u.contractor}/{u.sample_id}.npy",
                       Body=buf.getvalue())
+    shadow = f"voice-exports-{sb.account_id}"
+    where = ({} if sb.region == "us-east-1" else
+             {"CreateBucketConfiguration": {"LocationConstraint": sb.region}})
+    s3.create_bucket(Bucket=shadow, **where)
+    s3.put_object(Bucket=shadow, Key=f"exports/{uploads[0].sample_id}.wav",
+                  Body=manifest.path_of(uploads[0]).read_bytes())
+    actions.append(_row(1, "CreateBucket + PutObject", f"{shadow}: a plaintext WAV exported "
+                        "for a colleague, outside the kit's buckets"))
     actions.append(_row(1, "common_pattern.fernet_encrypt_sample", f"{len(uploads)} recordings "
                         "under one shared key, bound to nothing; never deleted"))
     actions.append(_row(4, "numpy.save", "features stored as plaintext .npy"))
