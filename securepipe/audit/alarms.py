@@ -146,6 +146,8 @@ def pattern_matches(pattern: str, event: Mapping[str, str]) -> bool | None:
             op, expected = take(), take()
             if op not in ("=", "!=") or expected in ("(", ")", "&&", "||"):
                 raise _Unparsed(op)
+            if expected.startswith("%"):
+                raise _Unparsed("regular expression")  # %regex% values: not evaluated
             if expected.startswith('"'):
                 expected = json.loads(expected)
             actual = event.get(token[2:])
