@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                        "could not be evaluated (default: critical; 'none' to never)")
     check.add_argument("--json", metavar="PATH", help="write the scorecard as JSON")
     check.add_argument("--html", metavar="PATH", help="write a standalone HTML report")
+    check.add_argument("--ocsf", metavar="PATH", help="write OCSF Detection Findings (class "
+                       "2004, JSON array: what Security Hub / Security Lake ingest)")
     check.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     args = parser.parse_args(argv)
@@ -94,6 +96,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         Path(args.json).write_text(card.to_json(), encoding="utf-8")
     if args.html:
         Path(args.html).write_text(card.to_html(), encoding="utf-8")
+    if args.ocsf:
+        Path(args.ocsf).write_text(card.to_ocsf(), encoding="utf-8")
     errors_fail_on = None if args.errors_fail_on == "none" else args.errors_fail_on
     code = card.exit_code(args.fail_on, errors_fail_on=errors_fail_on)
     if not args.quiet:

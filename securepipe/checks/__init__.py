@@ -256,6 +256,13 @@ class Scorecard:
         """The whole scorecard as JSON (every resource's evidence included)."""
         return json.dumps(self.to_dict(), indent=indent, default=str)
 
+    def to_ocsf(self, *, indent: int | None = 2) -> str:
+        """Every resource result as an OCSF Detection Finding (class 2004), a JSON array
+        (:mod:`securepipe.checks.ocsf`): what Prowler emits and Security Lake ingests."""
+        from securepipe.checks.ocsf import to_ocsf_json
+
+        return to_ocsf_json(self, indent=indent)
+
     def to_html(self, *, title: str = "securepipe scorecard") -> str:
         """A standalone HTML report (inline CSS, no external assets, every value escaped)."""
         from securepipe.checks.html import render

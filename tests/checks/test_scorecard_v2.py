@@ -383,3 +383,51 @@ def test_objects_per_bucket_bound_is_stated() -> None:
     from securepipe.checks.discovery import DISCOVERY_BOUNDS
 
     assert f"{OBJECTS_PER_BUCKET} ranged GETs" in DISCOVERY_BOUNDS
+
+
+# -- (7) OCSF Detection Findings ------------------------------------------------------------------
+
+
+def _ocsf_schema() -> dict[str, Any]:
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "ocsf_1.1.0_detection_finding.schema.json"
+    return dict(json.loads(path.read_text()))
+
+
+def test_ocsf_findings_validate_against_the_detection_finding_schema(hardened: Hardened
+                                                                     ) -> None:
+    import jsonschema
+
+    _shadow(hardened, _wav(hardened))
+    hardened.rediscover()
+    card = hardened.run()
+    found = json.loads(card.to_ocsf())
+    assert len(found) == sum(len(r.resources) for r in card.results)
+    validator = jsonschema.Draft202012Validator(_ocsf_schema())
+    for finding in found:
+        validator.validate(finding)
+    by_check: dict[str, set[str]] = {}
+    for finding in found:
+        by_check.setdefault(finding["metadata"]["event_code"], set()).add(finding["status_code"])
+    assert "FAIL" in by_check["s3_voice_data_only_in_kit_buckets"]
+    assert by_check["s3_bulk_read_alarms"] >= {"MANUAL"}  # unverifiable is not a PASS
+    assert len({f["finding_info"]["uid"] for f in found}) == len(found)
+    critical = [f for f in found
+                if f["metadata"]["event_code"] == "s3_objects_client_side_encrypted"]
+    assert {f["severity_id"] for f in critical} == {5}
+
+
+def test_the_schema_refuses_what_is_not_a_detection_finding() -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_ocsf_schema())
+    good = {"class_uid": 2004, "category_uid": 2, "activity_id": 1, "type_uid": 200401,
+            "time": 1, "severity_id": 4, "finding_info": {"uid": "x", "title": "t"},
+            "metadata": {"version": "1.1.0", "product": {"name": "p"}},
+            "cloud": {"provider": "AWS"}}
+    validator.validate(good)
+    for broken in ({**good, "class_uid": 2001}, {**good, "severity_id": 7},
+                   {k: v for k, v in good.items() if k != "finding_info"},
+                   {**good, "finding_info": {"uid": "x"}}, {**good, "made_up": 1}):
+        assert not validator.is_valid(broken), broken
