@@ -39,7 +39,8 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TextIO
 
 import boto3
@@ -87,6 +88,7 @@ __all__ = [
     "register",
     "registered",
     "run_checks",
+    "sample_speakers_from",
 ]
 
 #: Every registered check by id, in scorecard order (by step, then as registered).
@@ -343,8 +345,6 @@ def run_checks(
 
 
 def _note(config: CheckConfig, note: str) -> CheckConfig:
-    from dataclasses import replace
-
     return replace(config, notes=(*config.notes, note))
 
 
@@ -376,6 +376,33 @@ def profile_session(
     return boto3.Session(botocore_session=bs, region_name=region)
 
 
+def sample_speakers_from(path: str | Path) -> dict[str, str]:
+    """``sample_id -> speaker`` from a manifest, for attributing objects on a real account.
+
+    ``path`` is the kit's ``manifest.json`` (or its folder: :func:`securepipe.data.dataset.load_manifest`)
+    or a plain JSON object mapping sample ids to speaker ids. The retention check prefers each
+    object's own speaker metadata and falls back to this mapping
+    (:func:`securepipe.retention.sweeper.attributed_versions`).
+    """
+    from securepipe.data.dataset import load_manifest
+    from securepipe.retention.sweeper import sample_speakers
+
+    where = Path(path)
+    if where.is_dir():
+        return sample_speakers(load_manifest(where))
+    try:
+        data = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidParameterError(f"cannot read manifest {where}: {exc}") from None
+    if isinstance(data, dict) and "utterances" in data:
+        return sample_speakers(load_manifest(where.parent))
+    if isinstance(data, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                      for k, v in data.items()):
+        return dict(data)
+    raise InvalidParameterError(f"{where} is neither the kit's manifest.json nor a JSON object "
+                                "mapping sample ids to speaker ids")
+
+
 def check_account(
     *,
     profile: str | None = None,
@@ -390,8 +417,13 @@ def check_account(
     checks: Sequence[str] | None = None,
     progress: bool = False,
     stream: TextIO | None = None,
+    sample_speakers: Mapping[str, str] | None = None,
 ) -> Scorecard:
     """Run the scorecard on a real account (``profile``) or on a fresh sandbox.
+
+    ``sample_speakers`` (``sample_id -> speaker``, e.g. :func:`sample_speakers_from` a
+    manifest) attributes objects that carry no speaker metadata, on a real account exactly as
+    on the sandbox.
 
     With ``sandbox`` (the default when no profile is given) a sandbox is started in server
     mode with TLS, built as ``scenario`` (``hardened`` or ``misconfigured``, see
@@ -403,6 +435,8 @@ def check_account(
     use_sandbox = sandbox if sandbox is not None else profile is None
 
     def configure(found: CheckConfig) -> CheckConfig:
+        if sample_speakers is not None:
+            found = replace(found, sample_speakers=dict(sample_speakers))
         if buckets or data_key or archive_key:
             return found.with_resources(buckets, data_key=data_key, archive_key=archive_key)
         return found

@@ -431,3 +431,51 @@ def test_the_schema_refuses_what_is_not_a_detection_finding() -> None:
                    {k: v for k, v in good.items() if k != "finding_info"},
                    {**good, "finding_info": {"uid": "x"}}, {**good, "made_up": 1}):
         assert not validator.is_valid(broken), broken
+
+
+# -- (5) real-account attribution -----------------------------------------------------------------
+
+
+def test_check_profile_on_the_hardened_sandbox_server_is_green(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real-account path (``--profile``, discovery, no scenario config) against a hardened
+    sandbox in server mode with TLS: the manifest attributes the raw uploads, as it would on a
+    real account."""
+    import os
+
+    from securepipe.cli import main
+    from securepipe.data.dataset import default_data_dir
+
+    with Sandbox(server=True, tls=True) as sb:
+        hardened_account(sb, contractors=("c02", "c03"), pending=1)
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(sb.config_file))
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        # An AWS_CA_BUNDLE in the environment wins over the profile's ca_bundle (botocore's
+        # precedence): as for any profile whose endpoint has its own CA, unset it.
+        monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+        report = tmp_path / "card.json"
+        code = main(["check", "--profile", Sandbox.PROFILE, "--manifest",
+                     str(default_data_dir() / "manifest.json"), "--json", str(report),
+                     "--ocsf", str(tmp_path / "card.ocsf.json"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    assert data["endpoint"].startswith("https://127.0.0.1:")
+    statuses = {c["id"]: c["status"] for c in data["checks"]}
+    assert statuses.pop("s3_bulk_read_alarms") == "unverifiable"  # moto: no request metrics
+    assert set(statuses.values()) == {"pass"}, out
+    assert json.loads((tmp_path / "card.ocsf.json").read_text())[0]["class_uid"] == 2004
+
+
+def test_manifest_argument_accepts_a_plain_mapping_and_refuses_nonsense(tmp_path: Any) -> None:
+    from securepipe.checks import sample_speakers_from
+    from securepipe.errors import InvalidParameterError
+
+    plain = tmp_path / "map.json"
+    plain.write_text(json.dumps({"spk02_u4": "spk02"}))
+    assert sample_speakers_from(plain) == {"spk02_u4": "spk02"}
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(InvalidParameterError):
+        sample_speakers_from(bad)
