@@ -379,8 +379,9 @@ def profile_session(
 def sample_speakers_from(path: str | Path) -> dict[str, str]:
     """``sample_id -> speaker`` from a manifest, for attributing objects on a real account.
 
-    ``path`` is the kit's ``manifest.json`` (or its folder: :func:`securepipe.data.dataset.load_manifest`)
-    or a plain JSON object mapping sample ids to speaker ids. The retention check prefers each
+    ``path`` is the kit's ``manifest.json`` (or its folder, as
+    :func:`securepipe.data.dataset.load_manifest` reads it) or a plain JSON object mapping
+    sample ids to speaker ids. The retention check prefers each
     object's own speaker metadata and falls back to this mapping
     (:func:`securepipe.retention.sweeper.attributed_versions`).
     """
