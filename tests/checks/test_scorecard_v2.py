@@ -479,3 +479,22 @@ def test_manifest_argument_accepts_a_plain_mapping_and_refuses_nonsense(tmp_path
     bad.write_text("[1, 2]")
     with pytest.raises(InvalidParameterError):
         sample_speakers_from(bad)
+
+
+def test_a_guard_alarm_that_notifies_nobody_or_a_stopped_trail_fails(hardened: Hardened
+                                                                     ) -> None:
+    cw = hardened.session.client("cloudwatch")
+    alarm = cw.describe_alarms(AlarmNames=["securepipe-kms-key-disable-or-deletion"])[
+        "MetricAlarms"][0]
+    cw.put_metric_alarm(AlarmName=alarm["AlarmName"], Namespace=alarm["Namespace"],
+                        MetricName=alarm["MetricName"], Statistic="Sum", Period=300,
+                        EvaluationPeriods=1, Threshold=1.0,
+                        ComparisonOperator="GreaterThanOrEqualToThreshold", AlarmActions=[])
+    card = hardened.run(checks=["cloudwatch_key_and_policy_change_alarms"])
+    failing = [r for r in card.results[0].resources if r.status == "fail"]
+    assert [r.resource for r in failing] == ["kms-key-disable-or-deletion"]
+    assert "no enabled alarm" in failing[0].evidence
+    hardened.session.client("cloudtrail").stop_logging(Name="securepipe-data-events")
+    card = hardened.run(checks=["cloudwatch_key_and_policy_change_alarms"])
+    assert {r.status for r in card.results[0].resources} == {"fail"}
+    assert "no logging multi-region trail" in card.results[0].evidence
