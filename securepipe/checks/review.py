@@ -11,9 +11,8 @@ on every contractor prefix of the raw bucket with
 
 * **Broad**: :func:`securepipe.access.credentials.broad_grants`, any principal allowed an action on
 more
-  than one contractor's prefix. Two kinds of principal are broad by design and *exempt* (listed
-  with the reason, never hidden): the identity running the review, and the kit's own contractor
-  role on its own (:func:`~securepipe.access.credentials.ensure_contractor_role`: its default name
+  than one contractor's prefix. One kind of principal is broad by design and *exempt* (listed
+  with the reason, never hidden): the kit's own contractor role on its own (:func:`~securepipe.access.credentials.ensure_contractor_role`: its default name
   or its
   ``securepipe=contractor-access`` tag), whose every vended session is narrowed; the session
   rows show that it works. Any other contractor role is reviewed as it is: how its sessions
@@ -206,7 +205,8 @@ def access_review(session: boto3.Session, config: CheckConfig, *,
                                               name=label))
         kinds[label] = "user"
     if caller_name in kinds:
-        exempt[caller_name] = "the identity running this review (review it separately)"
+        # Reviewed like any other principal: an exemption would hide the most powerful one.
+        kinds[caller_name] += " (runs this review)"
     for name in config.review_exempt:
         exempt.setdefault(name, "exempt by configuration")
 

@@ -102,7 +102,8 @@ def test_every_check_passes_on_the_hardened_sandbox(hardened: Hardened) -> None:
         cid = name.split("/", 1)[1].split(" ", 1)[0]
         assert review.matrix.allowed_prefixes(name, "Get") == [f"raw/{cid}/"]
     assert "role/securepipe-contractor" in review.exempt
-    assert "user/securepipe-admin" in review.exempt
+    assert "user/securepipe-admin" not in review.exempt  # the runner is reviewed, not exempt
+    assert review.kinds["user/securepipe-admin"] == "user (runs this review)"
 
 
 # -- one breaker per check ------------------------------------------------------------------------

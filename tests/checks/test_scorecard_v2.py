@@ -339,12 +339,31 @@ def test_the_runner_is_reviewed_not_exempt(hardened: Hardened) -> None:
 
     hardened.session.client("iam").delete_user_policy(UserName=ADMIN_USER,
                                                       PolicyName=GUARD_POLICY_NAME)
-    card = hardened.run(checks=["iam_no_wildcard_admin_over_data", "iam_decrypt_identities_mfa"])
+    card = hardened.run(checks=["iam_no_wildcard_admin_over_data", "iam_decrypt_identities_mfa",
+                                "access_review_broad_grants"])
     for result in card.results:
         assert result.status == "fail"
         bad = [r for r in result.resources if r.status == "fail"]
         assert [r.resource for r in bad] == [f"user/{ADMIN_USER}"]
-        assert "running these checks" in bad[0].evidence
+        assert "runs this review" in bad[0].evidence or "running these checks" in bad[0].evidence
+
+
+def test_an_unreadable_version_is_unverifiable_and_the_run_goes_on(hardened: Hardened) -> None:
+    from botocore.exceptions import ClientError
+
+    def refuse(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Bucket") == hardened.bucket("features"):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "kms:Decrypt"}},
+                              "GetObject")
+
+    hardened.session.events.register("provide-client-params.s3.GetObject", refuse)
+    card = hardened.run(checks=["s3_objects_client_side_encrypted", "kms_cmk_rotation_enabled"])
+    content, rotation = card.results
+    assert content.status == "unverifiable", content.evidence
+    features = next(r for r in content.resources if r.resource == hardened.bucket("features"))
+    assert features.status == "unverifiable" and "AccessDenied" in features.evidence
+    assert {r.status for r in content.resources if r is not features} == {"pass"}
+    assert rotation.status == "pass"
 
 
 def test_guard_alarm_patterns_are_evaluated_not_matched_as_text(hardened: Hardened) -> None:
