@@ -517,3 +517,21 @@ def test_a_guard_alarm_that_notifies_nobody_or_a_stopped_trail_fails(hardened: H
     card = hardened.run(checks=["cloudwatch_key_and_policy_change_alarms"])
     assert {r.status for r in card.results[0].resources} == {"fail"}
     assert "no logging multi-region trail" in card.results[0].evidence
+
+
+def test_a_bucket_whose_region_does_not_answer_is_unverifiable_not_skipped() -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from securepipe.checks.discovery import discover_voice_buckets
+
+    class Silent:
+        def list_object_versions(self, **kwargs: Any) -> dict[str, Any]:
+            raise EndpointConnectionError(endpoint_url="https://s3.ap-east-1.amazonaws.com")
+
+    class Session:
+        def client(self, service: str) -> Silent:
+            return Silent()
+
+    seen, notes = discover_voice_buckets(Session(), names=["far-away-bucket"])  # type: ignore[arg-type]
+    assert [(s.bucket, s.status) for s in seen] == [("far-away-bucket", "unverifiable")]
+    assert "EndpointConnectionError" in seen[0].evidence and notes
