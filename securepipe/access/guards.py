@@ -9,6 +9,12 @@ data unless the request is authenticated with MFA
 key, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-multifactorauthpresent),
 and gives the administrator an MFA device. Routine work with an access key still runs; reading
 or destroying the voice data needs a fresh MFA session (STS GetSessionToken with ``SerialNumber``).
+
+That includes the scorecard: its content checks read object headers (GetObject, and kms:Decrypt
+for SSE-KMS objects), so on AWS a guarded administrator runs ``securepipe check`` from an MFA
+session (a profile with ``mfa_serial``), or the checks run as a separate read-only audit role.
+The sandbox does not enforce identity policies, so there the guard is a configuration the checks
+evaluate, not a refusal.
 """
 
 from __future__ import annotations
