@@ -29,12 +29,15 @@ from botocore.exceptions import ClientError
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import validate_bucket_name
 
-#: What the guard denies without MFA: reading the data, and destroying or re-opening it.
+#: What the guard denies without MFA: reading, listing or writing the data (no one reaches every
+#: contractor's recordings with a long-lived key: the access review agrees), and destroying or
+#: re-opening it.
 GUARDED_KMS_ACTIONS = ("kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DisableKey",
                        "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:CreateGrant")
-GUARDED_S3_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject",
-                      "s3:DeleteObjectVersion", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
-                      "s3:PutBucketAcl", "s3:PutLifecycleConfiguration")
+GUARDED_S3_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
+                      "s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion",
+                      "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketAcl",
+                      "s3:PutLifecycleConfiguration")
 GUARD_POLICY_NAME = "securepipe-data-guard"
 
 
