@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
                        "overrides discovery")
     check.add_argument("--data-key", metavar="ARN", help="the customer-managed data key")
     check.add_argument("--archive-key", metavar="ARN", help="the archive bucket's key")
+    check.add_argument("--manifest", metavar="PATH",
+                       help="manifest.json (or a JSON object sample_id -> speaker) attributing "
+                       "objects without speaker metadata to their speakers, for the retention "
+                       "check on a real account")
     check.add_argument("--severity", default="low", choices=SEVERITIES,
                        help="run only checks at or above this severity (default: low)")
     check.add_argument("--fail-on", default="high", choices=SEVERITIES,
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                        "could not be evaluated (default: critical; 'none' to never)")
     check.add_argument("--json", metavar="PATH", help="write the scorecard as JSON")
     check.add_argument("--html", metavar="PATH", help="write a standalone HTML report")
+    check.add_argument("--ocsf", metavar="PATH", help="write OCSF Detection Findings (class "
+                       "2004, JSON array: what Security Hub / Security Lake ingest)")
     check.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     ingest = sub.add_parser("ingest", help="step 4 ingest")
@@ -123,7 +129,7 @@ def _ingest_worker(args: argparse.Namespace) -> int:
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``securepipe check``: run the scorecard, print it, write reports, return the exit code."""
-    from securepipe.checks import BUCKET_ROLES, check_account
+    from securepipe.checks import BUCKET_ROLES, check_account, sample_speakers_from
 
     if args.profile and args.scenario != "hardened":
         parser.error("--scenario builds a sandbox account; it cannot be used with --profile")
@@ -134,11 +140,12 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             parser.error(f"--bucket takes ROLE=NAME with ROLE one of {', '.join(BUCKET_ROLES)}")
         buckets[role] = name
     try:
+        speakers = sample_speakers_from(args.manifest) if args.manifest else None
         card = check_account(profile=args.profile, region=args.region,
                              sandbox=True if args.sandbox else None, scenario=args.scenario,
                              buckets=buckets, data_key=args.data_key,
                              archive_key=args.archive_key, severity_filter=args.severity,
-                             progress=not args.quiet)
+                             progress=not args.quiet, sample_speakers=speakers)
     except Exception as exc:  # a failure before any check could run: say why, exit 2
         print(f"securepipe check: could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -147,6 +154,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         Path(args.json).write_text(card.to_json(), encoding="utf-8")
     if args.html:
         Path(args.html).write_text(card.to_html(), encoding="utf-8")
+    if args.ocsf:
+        Path(args.ocsf).write_text(card.to_ocsf(), encoding="utf-8")
     errors_fail_on = None if args.errors_fail_on == "none" else args.errors_fail_on
     code = card.exit_code(args.fail_on, errors_fail_on=errors_fail_on)
     if not args.quiet:

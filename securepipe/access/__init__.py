@@ -22,6 +22,13 @@ from securepipe.access.credentials import (
     serialise_session_policy,
     vend_contractor_credentials,
 )
+from securepipe.access.guards import (
+    GUARD_POLICY_NAME,
+    GUARDED_KMS_ACTIONS,
+    GUARDED_S3_ACTIONS,
+    admin_guard_policy,
+    apply_admin_guard,
+)
 from securepipe.access.presigned import (
     PRESIGN_CAP_SID,
     apply_presign_age_cap,
@@ -45,6 +52,9 @@ __all__ = [
     "CONTEXT_CONTRACTOR_KEY",
     "DEFAULT_DURATION_S",
     "DEFAULT_ROLE_NAME",
+    "GUARDED_KMS_ACTIONS",
+    "GUARDED_S3_ACTIONS",
+    "GUARD_POLICY_NAME",
     "MAX_PRESIGN_S",
     "MAX_SESSION_POLICY_CHARS",
     "MIN_DURATION_S",
@@ -55,6 +65,8 @@ __all__ = [
     "ContractorCredentials",
     "Principal",
     "access_matrix",
+    "admin_guard_policy",
+    "apply_admin_guard",
     "apply_presign_age_cap",
     "broad_grants",
     "contractor_prefix",

@@ -4,6 +4,15 @@ bulk-exfiltration detector, the CloudTrail log reader and the traffic generator 
 
 from __future__ import annotations
 
+from securepipe.audit.alarms import (
+    CIS_PATTERNS,
+    GUARD_EVENTS,
+    GuardConfig,
+    GuardFinding,
+    apply_guard_alarms,
+    inspect_guard_alarms,
+    pattern_matches,
+)
 from securepipe.audit.chain import (
     DEFAULT_CHECKPOINT_EVERY,
     GENESIS,
@@ -132,6 +141,7 @@ from securepipe.audit.logs import (
 )
 from securepipe.audit.monitoring import (
     CONTROLS,
+    DATA_OPERATIONS,
     STORAGE_METRICS,
     UNVERIFIABLE_METRICS,
     MonitoringConfig,
@@ -141,6 +151,7 @@ from securepipe.audit.monitoring import (
     apply_monitoring,
     data_event_selectors,
     inspect_monitoring,
+    prefix_coverage,
     trail_bucket_policy_statements,
 )
 from securepipe.audit.records import (
@@ -182,7 +193,9 @@ __all__ = [
     "AUTH_METHODS",
     "BOTO",
     "BULK_SHARE",
+    "CIS_PATTERNS",
     "CONTROLS",
+    "DATA_OPERATIONS",
     "DAY_MS",
     "DEFAULT_CHECKPOINT_EVERY",
     "DEFAULT_RULES",
@@ -192,6 +205,7 @@ __all__ = [
     "FLEET_RULES",
     "GENESIS",
     "GIB",
+    "GUARD_EVENTS",
     "HOUR_MS",
     "KINDS",
     "LATENCY_BOUNDS_S",
@@ -233,6 +247,8 @@ __all__ = [
     "FleetBaseline",
     "FleetDetector",
     "FleetRule",
+    "GuardConfig",
+    "GuardFinding",
     "History",
     "HistoryResult",
     "JsonAuditFormatter",
@@ -266,6 +282,7 @@ __all__ = [
     "World",
     "agent_family",
     "apply_default_retention",
+    "apply_guard_alarms",
     "apply_monitoring",
     "assumed_role",
     "attack_records",
@@ -285,6 +302,7 @@ __all__ = [
     "evaluate_detector",
     "gunzip_log",
     "iam_user",
+    "inspect_guard_alarms",
     "inspect_monitoring",
     "iter_records",
     "key_prefix",
@@ -300,6 +318,8 @@ __all__ = [
     "other_account",
     "parse_log_file",
     "parse_time_ms",
+    "pattern_matches",
+    "prefix_coverage",
     "publish_alerts",
     "read_history",
     "read_log_files",

@@ -20,7 +20,8 @@ Statuses: ``pass``, ``fail``, ``error`` (could not read the configuration) and
 ``unverifiable``: moto does not store request-metrics configurations
 (``put_bucket_metrics_configuration`` is not implemented: gap ``s3-request-metrics``), so in
 the sandbox that check says so instead of passing. The selectors are decided by *evaluating*
-them against a probe GetObject (or KMS Decrypt) event, not by looking for a familiar shape.
+them, not by looking for a familiar shape: S3 data events against every object under each data
+prefix and every object operation (:func:`prefix_coverage`), KMS against a Decrypt event.
 
 moto never evaluates alarms (gap ``cloudwatch-alarms``): in the sandbox the alerts come from
 :mod:`securepipe.audit.detector`, which publishes to the same SNS topic.
@@ -297,10 +298,76 @@ def _captures(selectors: Mapping[str, Any], event: Mapping[str, str]) -> bool:
     return False
 
 
-def _probe_get_object(bucket: str) -> dict[str, str]:
-    return {"eventCategory": "Data", "resources.type": "AWS::S3::Object",
-            "resources.ARN": f"arn:aws:s3:::{bucket}/raw/probe/sample.wav",
-            "readOnly": "true", "eventName": "GetObject", "eventSource": "s3.amazonaws.com"}
+#: The object operations whose data events must be logged on every data prefix, with the
+#: ``readOnly`` value CloudTrail records for each.
+DATA_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("GetObject", "true"), ("PutObject", "false"), ("DeleteObject", "false"))
+
+
+def _arn_set_covered(fs: Mapping[str, Any], arn_prefix: str) -> bool:
+    """Does a ``resources.ARN`` field selector match *every* ARN that starts with
+    ``arn_prefix`` (every object under a prefix), not just one probe key?
+
+    Operators (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_AdvancedFieldSelector.html):
+    ``StartsWith v`` covers the set when ``v`` is a prefix of ``arn_prefix``; ``Equals`` and
+    ``EndsWith`` name single objects or suffixes and never cover a whole prefix;
+    ``NotStartsWith v`` leaves it whole only when no key under ``arn_prefix`` can start with
+    ``v`` (neither string is a prefix of the other); ``NotEquals v`` and ``NotEndsWith v``
+    exclude some key under any prefix (``NotEquals`` only if ``v`` lies under it).
+    """
+    if fs.get("Equals") or fs.get("EndsWith"):
+        return False
+    starts = [str(v) for v in fs.get("StartsWith") or []]
+    if starts and not any(arn_prefix.startswith(v) for v in starts):
+        return False
+    for v in (str(x) for x in fs.get("NotStartsWith") or []):
+        if v.startswith(arn_prefix) or arn_prefix.startswith(v):
+            return False
+    if any(str(v).startswith(arn_prefix) for v in fs.get("NotEquals") or []):
+        return False
+    return not fs.get("NotEndsWith")
+
+
+def _selector_covers(field_selectors: Iterable[Mapping[str, Any]], arn_prefix: str,
+                     event: Mapping[str, str]) -> bool:
+    """Does one advanced event selector log ``event`` for every object under ``arn_prefix``?
+    A field the event does not model (``userIdentity.arn``, ``errorCode``...) means some
+    events are filtered out: not covered."""
+    for fs in field_selectors:
+        if fs.get("Field") == "resources.ARN":
+            if not _arn_set_covered(fs, arn_prefix):
+                return False
+        elif not _selector_matches([fs], event):
+            return False
+    return True
+
+
+def prefix_coverage(selectors: Mapping[str, Any], arn_prefix: str,
+                    operation: str, read_only: str) -> bool:
+    """Would a trail with these selectors (GetEventSelectors output) log ``operation`` on every
+    object whose ARN starts with ``arn_prefix``? Advanced selectors (an event is logged when
+    any selector matches, all of its field selectors at once) or, without them, classic ones
+    (``ReadWriteType``; ``DataResources`` of type ``AWS::S3::Object`` match by ARN prefix:
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/logging-data-events-with-cloudtrail.html).
+    One selector must cover the whole prefix; coverage pieced together from several selectors
+    is not credited (reported as not logged: fail closed)."""
+    event = {"eventCategory": "Data", "resources.type": "AWS::S3::Object",
+             "readOnly": read_only, "eventName": operation, "eventSource": "s3.amazonaws.com",
+             "eventType": "AwsApiCall"}
+    advanced = selectors.get("AdvancedEventSelectors") or []
+    if advanced:
+        return any(_selector_covers(sel.get("FieldSelectors", []), arn_prefix, event)
+                   for sel in advanced)
+    for sel in selectors.get("EventSelectors") or []:
+        rw = sel.get("ReadWriteType", "All")
+        if (read_only == "true" and rw == "WriteOnly") or (read_only == "false"
+                                                           and rw == "ReadOnly"):
+            continue
+        for res in sel.get("DataResources") or []:
+            if res.get("Type") == "AWS::S3::Object" and any(
+                    arn_prefix.startswith(str(v)) for v in res.get("Values") or []):
+                return True
+    return False
 
 
 _PROBE_KMS = {"eventCategory": "Management", "eventSource": "kms.amazonaws.com",
@@ -309,8 +376,14 @@ _PROBE_KMS = {"eventCategory": "Management", "eventSource": "kms.amazonaws.com",
 
 def inspect_monitoring(
     session: boto3.Session, data_buckets: Sequence[str], *, config: MonitoringConfig | None = None,
+    prefixes: Mapping[str, Sequence[str]] | None = None,
 ) -> list[MonitoringFinding]:
     """Findings for every control in :data:`CONTROLS`, read back through the API.
+
+    ``prefixes`` (bucket -> its data prefixes; default: the whole bucket) is what
+    ``s3-data-events`` must see logged: every object under each prefix, for each operation in
+    :data:`DATA_OPERATIONS`, decided from the selectors themselves (:func:`prefix_coverage`),
+    not from one probe key; the evidence names each prefix and operation that is not logged.
 
     Account-wide controls (trail, KMS events, delivery, storage-metric alarms) are reported once
     with resource ``account``; the others once per data bucket. A configuration that cannot be
@@ -323,7 +396,7 @@ def inspect_monitoring(
     def add(control: str, resource: str, status: Status, evidence: str) -> None:
         findings.append(MonitoringFinding(control, resource, status, evidence))
 
-    findings.extend(_inspect_trails(session, data_buckets))
+    findings.extend(_inspect_trails(session, data_buckets, prefixes))
 
     s3 = session.client("s3")
     for bucket in data_buckets:
@@ -387,8 +460,9 @@ def inspect_monitoring(
     return sorted(findings, key=lambda f: (order[f.control], f.resource))
 
 
-def _inspect_trails(session: boto3.Session,
-                    data_buckets: Sequence[str]) -> list[MonitoringFinding]:
+def _inspect_trails(session: boto3.Session, data_buckets: Sequence[str],
+                    prefixes: Mapping[str, Sequence[str]] | None = None
+                    ) -> list[MonitoringFinding]:
     out: list[MonitoringFinding] = []
     ct = session.client("cloudtrail")
     try:
@@ -424,12 +498,28 @@ def _inspect_trails(session: boto3.Session,
         f"KMS Decrypt events logged by {kms}" if kms else
         "no logging trail captures KMS management events (Decrypt, GenerateDataKey)"))
     for bucket in data_buckets:
-        hits = [t["Name"] for t, s in logging_trails if _captures(s, _probe_get_object(bucket))]
-        out.append(MonitoringFinding(
-            "s3-data-events", bucket, "pass" if hits else "fail",
-            f"GetObject data events logged by {hits}" if hits else
-            "no logging trail captures GetObject data events on this bucket (data events are "
-            "off by default)"))
+        wanted = list((prefixes or {}).get(bucket) or ("",))
+        missing: dict[str, list[str]] = {}
+        by: set[str] = set()
+        for prefix in wanted:
+            arn = f"arn:aws:s3:::{bucket}/{prefix}"
+            for op, read_only in DATA_OPERATIONS:
+                hits = [t["Name"] for t, s in logging_trails
+                        if prefix_coverage(s, arn, op, read_only)]
+                by.update(hits)
+                if not hits:
+                    missing.setdefault(prefix or "(whole bucket)", []).append(op)
+        where = ", ".join(p or "(whole bucket)" for p in wanted)
+        ops = "/".join(op for op, _ in DATA_OPERATIONS)
+        if missing:
+            out.append(MonitoringFinding(
+                "s3-data-events", bucket, "fail", "not logged by any logging trail: " + "; ".join(
+                    f"{p} {', '.join(o)}" for p, o in missing.items())
+                + f" (data prefixes {where}; data events are off by default)"))
+        else:
+            out.append(MonitoringFinding(
+                "s3-data-events", bucket, "pass",
+                f"{ops} data events on every object under {where} logged by {sorted(by)}"))
     return out
 
 

@@ -39,7 +39,8 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TextIO
 
 import boto3
@@ -87,6 +88,7 @@ __all__ = [
     "register",
     "registered",
     "run_checks",
+    "sample_speakers_from",
 ]
 
 #: Every registered check by id, in scorecard order (by step, then as registered).
@@ -107,9 +109,18 @@ def register(check: Check) -> Check:
 
 
 def _load() -> None:
-    from securepipe.checks import audit, identity, kms, retention, review, storage
+    from securepipe.checks import (
+        audit,
+        discovery,
+        guards,
+        identity,
+        kms,
+        retention,
+        review,
+        storage,
+    )
 
-    for module in (storage, kms, identity, audit, retention, review):
+    for module in (storage, discovery, kms, identity, guards, audit, retention, review):
         for check in module.CHECKS:
             register(check)
 
@@ -198,7 +209,23 @@ class Scorecard:
         return (
             format_table(self.rows(width=width)) + f"\n\n{len(self.results)} checks: "
             f"{counts} (account {self.account_id}, {where}, {self.seconds:.1f} s)"
+            + self.explanations()
         )
+
+    def explanations(self) -> str:
+        """What the table cannot show in one row: discovery notes, and the full reason of every
+        check that could not be evaluated (a TLS or permission failure must be read here, not
+        only in the JSON)."""
+        lines: list[str] = []
+        if self.config.notes:
+            lines += ["", "discovery notes:", *(f"  - {n}" for n in self.config.notes)]
+        errors = [(r.check.id, x) for r in self.results for x in r.resources if x.status == "error"]
+        if errors:
+            lines += ["", "could not evaluate:"]
+            lines += [
+                f"  - {cid} [{self.config.label(x.resource)}]: {x.evidence}" for cid, x in errors
+            ]
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,6 +257,13 @@ class Scorecard:
     def to_json(self, *, indent: int | None = 2) -> str:
         """The whole scorecard as JSON (every resource's evidence included)."""
         return json.dumps(self.to_dict(), indent=indent, default=str)
+
+    def to_ocsf(self, *, indent: int | None = 2) -> str:
+        """Every resource result as an OCSF Detection Finding (class 2004), a JSON array
+        (:mod:`securepipe.checks.ocsf`): what Prowler emits and Security Lake ingests."""
+        from securepipe.checks.ocsf import to_ocsf_json
+
+        return to_ocsf_json(self, indent=indent)
 
     def to_html(self, *, title: str = "securepipe scorecard") -> str:
         """A standalone HTML report (inline CSS, no external assets, every value escaped)."""
@@ -311,8 +345,6 @@ def run_checks(
 
 
 def _note(config: CheckConfig, note: str) -> CheckConfig:
-    from dataclasses import replace
-
     return replace(config, notes=(*config.notes, note))
 
 
@@ -344,6 +376,37 @@ def profile_session(
     return boto3.Session(botocore_session=bs, region_name=region)
 
 
+def sample_speakers_from(path: str | Path) -> dict[str, str]:
+    """``sample_id -> speaker`` from a manifest, for attributing objects on a real account.
+
+    ``path`` is the kit's ``manifest.json`` (or its folder, as
+    :func:`securepipe.data.dataset.load_manifest` reads it) or a plain JSON object mapping
+    sample ids to speaker ids. The retention check prefers each
+    object's own speaker metadata and falls back to this mapping
+    (:func:`securepipe.retention.sweeper.attributed_versions`).
+    """
+    from securepipe.data.dataset import load_manifest
+    from securepipe.retention.sweeper import sample_speakers
+
+    where = Path(path)
+    if where.is_dir():
+        return sample_speakers(load_manifest(where))
+    try:
+        data = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidParameterError(f"cannot read manifest {where}: {exc}") from None
+    if isinstance(data, dict) and "utterances" in data:
+        return sample_speakers(load_manifest(where.parent))
+    if isinstance(data, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        return dict(data)
+    raise InvalidParameterError(
+        f"{where} is neither the kit's manifest.json nor a JSON object "
+        "mapping sample ids to speaker ids"
+    )
+
+
 def check_account(
     *,
     profile: str | None = None,
@@ -358,8 +421,13 @@ def check_account(
     checks: Sequence[str] | None = None,
     progress: bool = False,
     stream: TextIO | None = None,
+    sample_speakers: Mapping[str, str] | None = None,
 ) -> Scorecard:
     """Run the scorecard on a real account (``profile``) or on a fresh sandbox.
+
+    ``sample_speakers`` (``sample_id -> speaker``, e.g. :func:`sample_speakers_from` a
+    manifest) attributes objects that carry no speaker metadata, on a real account exactly as
+    on the sandbox.
 
     With ``sandbox`` (the default when no profile is given) a sandbox is started in server
     mode with TLS, built as ``scenario`` (``hardened`` or ``misconfigured``, see
@@ -371,6 +439,8 @@ def check_account(
     use_sandbox = sandbox if sandbox is not None else profile is None
 
     def configure(found: CheckConfig) -> CheckConfig:
+        if sample_speakers is not None:
+            found = replace(found, sample_speakers=dict(sample_speakers))
         if buckets or data_key or archive_key:
             return found.with_resources(buckets, data_key=data_key, archive_key=archive_key)
         return found

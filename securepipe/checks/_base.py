@@ -10,12 +10,15 @@ import datetime as dt
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from securepipe.errors import InvalidParameterError, SecurePipeError
+
+if TYPE_CHECKING:
+    from securepipe.checks.discovery import Sighting
 
 Severity = Literal["low", "medium", "high", "critical"]
 #: Severities from least to most severe.
@@ -48,6 +51,9 @@ CHECKLIST: Mapping[int, str] = {
 
 #: The kit's bucket roles and the key each one's default encryption must use.
 BUCKET_ROLES: tuple[str, ...] = ("raw", "features", "archive", "audit")
+#: The role of a bucket outside the kit's naming where voice data was found
+#: (:mod:`securepipe.checks.discovery`): checked like a data bucket, with the data key.
+DISCOVERED = "discovered"
 _BUCKET_NAME = re.compile(r"securepipe-(raw|features|archive|audit)-(\d{12})-([a-z0-9-]+)")
 
 
@@ -153,11 +159,25 @@ class Check:
         except Exception as exc:  # the run must go on: an unexpected failure is an error
             resources = (ResourceResult("-", "error", could_not_evaluate(exc)),)
         if not resources:
-            resources = (ResourceResult("-", "error", "could not evaluate: nothing to check "
-                                        "(no resource of this kind was found or configured)"),)
+            resources = (nothing_evaluated(ctx.config),)
         status = worst(r.status for r in resources)
         return CheckResult(self, status, summarise(resources, ctx.config.label),
                            resources, time.perf_counter() - start)
+
+
+def nothing_evaluated(config: CheckConfig) -> ResourceResult:
+    """The result of a check that evaluated no resource: never a pass.
+
+    ``unverifiable`` when discovery ran and found nothing of this kind; ``error`` when discovery
+    itself could not read the account (a note that says "could not evaluate"), naming why: a
+    TLS or permission failure must not read as "nothing to check".
+    """
+    failed = [n for n in config.notes if "could not evaluate" in n]
+    if failed:
+        return ResourceResult("-", "error", "evaluated no resource, because discovery failed: "
+                              + "; ".join(failed))
+    return ResourceResult("-", "unverifiable", "evaluated no resource: none of this kind was "
+                          "found or configured, so nothing shows the control is in place")
 
 
 def worst(statuses: Iterable[Status]) -> Status:
@@ -239,6 +259,9 @@ class CheckConfig:
         transient errors are retried with backoff before a check reports an error).
     :param labels: short display names for resources (e.g. a key ARN -> ``data key``).
     :param notes: what discovery found or could not find.
+    :param sightings: what sampling the buckets outside the kit's naming found
+        (:func:`securepipe.checks.discovery.discover_voice_buckets`); ``None``: not sampled yet
+        (the inventory check then samples them itself).
     """
 
     buckets: tuple[Bucket, ...] = ()
@@ -259,6 +282,7 @@ class CheckConfig:
     max_attempts: int = 5
     labels: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    sightings: tuple[Sighting, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_session_s", "max_presign_s", "sample_objects", "max_attempts"):
@@ -270,9 +294,10 @@ class CheckConfig:
                 raise InvalidParameterError(f"{name} must be a datetime.timedelta")
         if not callable(self.clock):
             raise InvalidParameterError("clock must be a callable returning an aware datetime")
-        roles = [b.role for b in self.buckets]
+        roles = [b.role for b in self.buckets if b.role != DISCOVERED]
         if any(r not in BUCKET_ROLES for r in roles) or len(set(roles)) != len(roles):
-            raise InvalidParameterError(f"bucket roles must be distinct, among {BUCKET_ROLES}")
+            raise InvalidParameterError(f"bucket roles must be distinct, among {BUCKET_ROLES} "
+                                        f"(or {DISCOVERED!r}, any number of times)")
 
     @property
     def data_buckets(self) -> tuple[Bucket, ...]:
@@ -286,7 +311,7 @@ class CheckConfig:
     def label(self, resource: str) -> str:
         """A short display name: a kit bucket shows as its role (``raw``, ``audit``...)."""
         for b in self.buckets:
-            if b.name == resource:
+            if b.name == resource and b.role != DISCOVERED:
                 return b.role
         return self.labels.get(resource, resource)
 
@@ -298,7 +323,8 @@ class CheckConfig:
         ``with_resources({"raw": "other-bucket"})`` keeps the raw bucket's expected key;
         ``data_key`` becomes every non-archive bucket's key, ``archive_key`` the archive's.
         """
-        names = {b.role: b.name for b in self.buckets} | dict(buckets or {})
+        names = ({b.role: b.name for b in self.buckets if b.role != DISCOVERED}
+                 | dict(buckets or {}))
         unknown = set(names) - set(BUCKET_ROLES)
         if unknown:
             raise InvalidParameterError(f"unknown bucket role(s) {sorted(unknown)}")
@@ -312,12 +338,15 @@ class CheckConfig:
             return data_key or keys.get(role) or data
 
         chosen = tuple(Bucket(names[r], r, key_for(r)) for r in BUCKET_ROLES if r in names)
+        chosen += tuple(Bucket(b.name, DISCOVERED, data_key or b.key_arn) for b in self.buckets
+                        if b.role == DISCOVERED and b.name not in names.values())
         key_arns = tuple(dict.fromkeys(
             k for k in (*(b.key_arn for b in chosen), *self.key_arns) if k))
         return replace(self, buckets=chosen, key_arns=key_arns)
 
     @classmethod
-    def discover(cls, session: boto3.Session, **overrides: Any) -> CheckConfig:
+    def discover(cls, session: boto3.Session, *, voice_discovery: bool = True,
+                 **overrides: Any) -> CheckConfig:
         """Find the kit's buckets and keys in an account; ``overrides`` win over what is found.
 
         Buckets are named ``securepipe-<role>-<account>-<region>``
@@ -330,6 +359,10 @@ class CheckConfig:
         KMS ListAliases/DescribeKey
         (https://docs.aws.amazon.com/kms/latest/APIReference/API_ListAliases.html); what cannot
         be read is noted, not fatal.
+
+        With ``voice_discovery`` every other bucket is sampled for voice data
+        (:func:`securepipe.checks.discovery.discover_voice_buckets`); each one where some is
+        found joins the configuration as a ``discovered`` data bucket, under the data key.
         """
         notes: list[str] = []
         account = region = None
@@ -339,8 +372,11 @@ class CheckConfig:
             notes.append(f"account id unknown ({could_not_evaluate(exc)})")
         region = session.region_name or "us-east-1"
         found: dict[str, str] = {}
+        listed: list[str] | None = None
         try:
-            for b in session.client("s3").list_buckets().get("Buckets", []):
+            listed = [str(b["Name"]) for b in
+                      session.client("s3").list_buckets().get("Buckets", [])]
+            for b in ({"Name": n} for n in listed):
                 match = _BUCKET_NAME.fullmatch(b["Name"])
                 if match and (account is None or match.group(2) == account) and (
                         match.group(3) == region):
@@ -382,8 +418,18 @@ class CheckConfig:
                                     (signing_key, "signing key")) if k}
         if signing_key is None:
             notes.append("no audit signing key found (alias/securepipe-signing)")
+        sightings: tuple[Sighting, ...] | None = None
+        if voice_discovery and listed is not None:
+            from securepipe.checks.discovery import discover_voice_buckets
+
+            kit = [n for n in listed if _BUCKET_NAME.fullmatch(n)]
+            seen, more = discover_voice_buckets(session, known=kit, names=listed)
+            sightings = tuple(seen)
+            notes.extend(more)
+            buckets += tuple(Bucket(x.bucket, DISCOVERED, data_key) for x in seen
+                             if x.status == "fail")
         base = cls(buckets=buckets, key_arns=keys, labels=labels, notes=tuple(notes),
-                   signing_key_arn=signing_key)
+                   signing_key_arn=signing_key, sightings=sightings)
         return replace(base, **overrides) if overrides else base
 
 

@@ -20,10 +20,13 @@ def monitoring_findings(ctx: CheckContext) -> list[MonitoringFinding]:
     """:func:`~securepipe.audit.monitoring.inspect_monitoring` over the data buckets, once per
     run."""
     def compute() -> list[MonitoringFinding]:
+        from securepipe.retention.lifecycle import DATA_PREFIXES
+
         buckets = [b.name for b in ctx.config.data_buckets]
         if not buckets:
             raise SecurePipeError("no data bucket is known")
-        return inspect_monitoring(ctx.session, buckets)
+        prefixes = {b.name: DATA_PREFIXES.get(b.role, ("",)) for b in ctx.config.data_buckets}
+        return inspect_monitoring(ctx.session, buckets, prefixes=prefixes)
     return ctx.memo("inspect_monitoring", compute)
 
 
@@ -83,7 +86,9 @@ CHECKS: list[Check] = [
         "and KMS Decrypt", severity="high", step=3, checklist_item=4,
         rationale="S3 data events are off by default: without them nobody can say who read "
         "which recording. A logging, multi-region trail with log file validation must capture "
-        "GetObject on every data bucket (decided by evaluating its selectors) and KMS events.",
+        "GetObject, PutObject and DeleteObject on every object under every data prefix the kit "
+        "uses (decided from its selectors, naming each prefix and operation not logged; no "
+        "probe key) and KMS events.",
         remediation="securepipe.audit.monitoring.apply_monitoring(session, data_buckets, "
         "audit_bucket)",
         evaluate=_from_monitoring(("trail-logging", "s3-data-events", "kms-management-events"))),

@@ -10,14 +10,13 @@ on every contractor prefix of the raw bucket with
 :func:`securepipe.access.credentials.access_matrix`.
 
 * **Broad**: :func:`securepipe.access.credentials.broad_grants`, any principal allowed an action on
-more
-  than one contractor's prefix. Two kinds of principal are broad by design and *exempt* (listed
-  with the reason, never hidden): the identity running the review, and the kit's own contractor
-  role on its own (:func:`~securepipe.access.credentials.ensure_contractor_role`: its default name
-  or its
+  more than one contractor's prefix. One kind of principal is broad by design and *exempt*
+  (listed with the reason, never hidden): the kit's own contractor role on its own
+  (:func:`~securepipe.access.credentials.ensure_contractor_role`: its default name or its
   ``securepipe=contractor-access`` tag), whose every vended session is narrowed; the session
   rows show that it works. Any other contractor role is reviewed as it is: how its sessions
-  are narrowed (an f-string policy? none?) cannot be seen from the account.
+  are narrowed (an f-string policy? none?) cannot be seen from the account. The identity
+  running the review is reviewed like any other (labelled ``runs this review``), not exempt.
 * **Unused**: a role with any access to the raw bucket's contractor prefixes whose
   ``RoleLastUsed`` (IAM GetRole) is empty or older than :attr:`CheckConfig.unused_after`. IAM
   tracks last use for 400 days; where GetRole returns no ``RoleLastUsed`` at all the role is
@@ -209,7 +208,8 @@ def access_review(session: boto3.Session, config: CheckConfig, *,
                                               name=label))
         kinds[label] = "user"
     if caller_name in kinds:
-        exempt[caller_name] = "the identity running this review (review it separately)"
+        # Reviewed like any other principal: an exemption would hide the most powerful one.
+        kinds[caller_name] += " (runs this review)"
     for name in config.review_exempt:
         exempt.setdefault(name, "exempt by configuration")
 

@@ -284,12 +284,13 @@ def hardened_account(
                         "upload waits for the next run"))
 
     say("step 3: monitoring, trail")
-    apply_monitoring(session, [raw, features, archive], audit, kms_key_arn=data_key)
+    setup = apply_monitoring(session, [raw, features, archive], audit, kms_key_arn=data_key)
     apply_default_retention(session, audit)
     shipped = ledger.ship(trail)
     sealed = ledger.seal()
     actions.append(_row(3, "monitoring.apply_monitoring", "CloudTrail data events on the data "
                         "buckets, request-metric alarms to SNS"))
+    _guard_keys(sb, setup.trail_arn, setup.topic_arn, actions)
     actions.append(_row(3, "ledger.TrailLedger + apply_default_retention", f"ingest's signed "
                         f"trail shipped to {shipped.key} and listed in the signed digest "
                         f"{sealed.key}, COMPLIANCE-locked; the audit bucket locks every put"))
@@ -299,6 +300,25 @@ def hardened_account(
                         "role_arn": role_arn, "trail_key": shipped.key,
                         "digest_key": sealed.key,
                         "sample_ids": {u.contractor: u.sample_id for u in uploads}})
+
+
+def _guard_keys(sb: Sandbox, trail: str, topic_arn: str, actions: list[dict[str, Any]]) -> None:
+    """Steps 2 and 3 for the keys themselves: the admin's data access needs MFA, and key
+    disable/deletion and bucket-policy changes alarm (CIS 4.7, 4.8)."""
+    from securepipe.access.guards import apply_admin_guard
+    from securepipe.audit.alarms import apply_guard_alarms
+    from securepipe.sandbox.account import ADMIN_USER
+
+    res = sb.resources
+    # The sandbox accepts any two codes; on AWS they come from the enrolled authenticator.
+    apply_admin_guard(sb.session, ADMIN_USER, key_arns=[res.kms_key_arn, res.archive_key_arn],
+                      buckets=[res.bucket(r) for r in ("raw", "features", "archive", "audit")],
+                      mfa_codes=("123456", "654321"))
+    apply_guard_alarms(sb.session, trail_name=trail, topic_arn=topic_arn)
+    actions.append(_row(2, "access.guards.apply_admin_guard", "the admin's '*' grant no "
+                        "longer reads the data or destroys the keys without MFA; MFA device"))
+    actions.append(_row(3, "audit.alarms.apply_guard_alarms", "metric filters and alarms on "
+                        "key disable/deletion and bucket-policy changes (CIS 4.7, 4.8)"))
 
 
 def misconfigured_account(
@@ -379,6 +399,14 @@ def misconfigured_account(
         np.save(buf, extract(y, sr, MEL_SPEC))
         s3.put_object(Bucket=features, Key=f"features/{u.contractor}/{u.sample_id}.npy",
                       Body=buf.getvalue())
+    shadow = f"voice-exports-{sb.account_id}"
+    where = ({} if sb.region == "us-east-1" else
+             {"CreateBucketConfiguration": {"LocationConstraint": sb.region}})
+    s3.create_bucket(Bucket=shadow, **where)
+    s3.put_object(Bucket=shadow, Key=f"exports/{uploads[0].sample_id}.wav",
+                  Body=manifest.path_of(uploads[0]).read_bytes())
+    actions.append(_row(1, "CreateBucket + PutObject", f"{shadow}: a plaintext WAV exported "
+                        "for a colleague, outside the kit's buckets"))
     actions.append(_row(1, "common_pattern.fernet_encrypt_sample", f"{len(uploads)} recordings "
                         "under one shared key, bound to nothing; never deleted"))
     actions.append(_row(4, "numpy.save", "features stored as plaintext .npy"))

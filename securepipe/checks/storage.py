@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from securepipe.checks._base import (
+    EVALUATION_ERRORS,
     Bucket,
     Check,
     CheckContext,
@@ -19,9 +20,9 @@ from securepipe.checks._base import (
     could_not_evaluate,
     per_resource,
 )
+from securepipe.checks.discovery import list_versions, read_head, recognise, stratified
 from securepipe.encryption.hardening import Finding, inspect_bucket
 from securepipe.errors import SecurePipeError
-from securepipe.features.extract import FORMAT_MAGIC
 
 _HARDEN = "securepipe.encryption.hardening.apply_bucket_hardening(session, bucket, key_arn)"
 
@@ -122,7 +123,9 @@ CHECKS: list[Check] = [
 # -- client-side encryption of what is stored ----------------------------------------------------
 
 _ARCHIVAL = frozenset({"GLACIER", "DEEP_ARCHIVE"})
-_HEAD_BYTES = 64
+#: ListObjectVersions pages (1,000 versions each) read per bucket at most: the bound on calls
+#: for a bucket with millions of versions (the sample is spread over what was listed).
+LIST_PAGES = 10
 
 
 def classify(head: bytes) -> tuple[bool, str]:
@@ -130,72 +133,70 @@ def classify(head: bytes) -> tuple[bool, str]:
 
     Message format (https://docs.aws.amazon.com/encryption-sdk/latest/developer-guide/message-format.html):
     version 2 starts ``0x02`` then a two-byte algorithm suite id; version 1 ``0x01 0x80`` then
-    the suite id. Known plaintext formats are named: WAV (``RIFF``), NumPy ``.npy``
-    (``\\x93NUMPY``), the kit's own feature container, and a Fernet token (the common pattern:
-    encrypted, but with one shared key and bound to nothing).
+    the suite id. Known plaintext formats are named by
+    :func:`securepipe.checks.discovery.recognise` (WAV, FLAC, Ogg/Opus, MP3, ``.npy``, the kit's
+    feature container, a Fernet token: encrypted, but with one shared key and bound to nothing).
     """
-    from aws_encryption_sdk.identifiers import Algorithm
-
-    def suite(raw: bytes) -> str | None:
-        if len(raw) < 2:
-            return None
-        try:
-            return str(Algorithm.get_by_id(int.from_bytes(raw[:2], "big")).name)
-        except (KeyError, ValueError):
-            return None
-
-    if head.startswith(b"RIFF"):
-        return False, "a plaintext WAV recording"
-    if head.startswith(b"\x93NUMPY"):
-        return False, "a plaintext NumPy .npy array"
-    if head.startswith(FORMAT_MAGIC):
-        return False, "a plaintext securepipe feature matrix"
-    if head.startswith(b"gAAAAA"):
-        return False, "a Fernet token (one shared key, bound to no contractor or sample)"
-    if head[:1] == b"\x02" and (name := suite(head[1:3])):
-        return True, f"ESDK message v2, {name}"
-    if head[:2] == b"\x01\x80" and (name := suite(head[2:4])):
-        return True, f"ESDK message v1, {name}"
-    return False, f"not an AWS Encryption SDK message (starts {head[:8]!r})"
+    content = recognise(head)
+    if content.esdk:
+        return True, content.kind
+    if content.kind.startswith("unrecognised"):
+        return False, f"not an AWS Encryption SDK message (starts {head[:8]!r})"
+    return False, content.kind
 
 
 def _client_side(ctx: CheckContext) -> list[ResourceResult]:
-    """ListObjectsV2, then the first 64 bytes of sampled objects (GetObject with ``Range``:
-    https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html)."""
+    """Every version, not only the current ones: ListObjectVersions (at most
+    :data:`LIST_PAGES` pages per bucket), then the first 64 bytes of ``sample_objects`` versions
+    per bucket, half current and half noncurrent (GetObject with ``Range`` and ``VersionId``:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html). A plaintext WAV under a
+    delete marker, or a plaintext ``.npy`` under an encrypted current version, fails."""
     s3 = ctx.client("s3")
     limit = ctx.config.sample_objects
 
     def one(bucket: Bucket) -> ResourceResult:
-        listed = s3.list_objects_v2(Bucket=bucket.name, MaxKeys=1000).get("Contents", [])
-        readable = [o for o in listed if o.get("StorageClass") not in _ARCHIVAL]
+        listed, more = list_versions(s3, bucket.name, LIST_PAGES)
+        readable = [v for v in listed if v.get("StorageClass") not in _ARCHIVAL]
         archival = len(listed) - len(readable)
         if not listed:
-            return ResourceResult(bucket.name, "pass", "empty: no object is stored")
+            return ResourceResult(bucket.name, "pass", "empty: no object version is stored "
+                                  "(current or noncurrent)")
         if not readable:
             return ResourceResult(bucket.name, "unverifiable",
-                                  f"all {archival} listed objects are in an archival class "
+                                  f"all {archival} listed versions are in an archival class "
                                   "(GLACIER/DEEP_ARCHIVE): sampling them needs a restore")
-        step = max(1, len(readable) // limit)
-        sample = readable[::step][:limit]
-        bad, kinds = [], set()
-        for obj in sample:
-            head = s3.get_object(Bucket=bucket.name, Key=obj["Key"],
-                                 Range=f"bytes=0-{_HEAD_BYTES - 1}")["Body"].read()
-            ok, what = classify(head)
+        sample = stratified(readable, limit)
+        bad, kinds, unread = [], set(), []
+        for v in sample:
+            where = v["Key"] + ("" if v.get("IsLatest", True) else
+                                f" (noncurrent version {str(v.get('VersionId'))[:8]})")
+            if int(v.get("Size", 1)) == 0:
+                continue
+            try:
+                ok, what = classify(read_head(s3, bucket.name, v))
+            except EVALUATION_ERRORS as exc:
+                unread.append(f"{where}: {could_not_evaluate(exc)}")
+                continue
             if ok:
                 kinds.add(what)
             else:
-                bad.append(f"{obj['Key']} ({what})")
-        note = f"; {archival} archival object(s) not sampled" if archival else ""
-        more = " (first 1,000 listed)" if len(listed) == 1000 else ""
+                bad.append(f"{where} ({what})")
+        old = sum(not v.get("IsLatest", True) for v in sample)
+        scope = (f"{len(sample)} of {len(readable)}{'+' if more else ''} readable versions "
+                 f"sampled ({old} noncurrent; sample {limit} per bucket, at most {LIST_PAGES} "
+                 "list pages)")
+        note = f"; {archival} archival version(s) not sampled" if archival else ""
         if bad:
             return ResourceResult(bucket.name, "fail",
-                                  f"{len(bad)} of {len(sample)} sampled objects are not ESDK "
-                                  f"messages: {', '.join(bad[:3])}"
-                                  + (", ..." if len(bad) > 3 else "") + note)
+                                  f"{len(bad)} sampled version(s) are not ESDK messages: "
+                                  f"{', '.join(bad[:3])}" + (", ..." if len(bad) > 3 else "")
+                                  + f"; {scope}{note}")
+        if unread:
+            return ResourceResult(bucket.name, "unverifiable",
+                                  f"{len(unread)} sampled version(s) unreadable: "
+                                  f"{'; '.join(unread[:2])}; {scope}")
         return ResourceResult(bucket.name, "pass",
-                              f"{len(sample)} of {len(readable)} readable objects{more} "
-                              f"sampled, all {', '.join(sorted(kinds))}{note}")
+                              f"{scope}, all {', '.join(sorted(kinds)) or 'empty'}{note}")
 
     return per_resource(ctx.config.data_buckets, one, lambda b: b.name)
 
@@ -243,8 +244,9 @@ CHECKS += [
         checklist_item=1,
         rationale="SSE-KMS protects disks; whoever may GetObject still reads plaintext. Only "
         "client-side envelope encryption, bound to contractor and sample, protects a leaked "
-        "object. Samples each data bucket's objects (first 64 bytes) and names plaintext WAV, "
-        ".npy, the kit's feature container and Fernet tokens.",
+        "object. Samples every version of each data bucket's objects, current and noncurrent "
+        "(first 64 bytes), and names plaintext audio, .npy, the kit's feature container and "
+        "Fernet tokens: plaintext kept as an old version is still stored.",
         remediation="upload with securepipe.encryption.upload.upload_sample (Envelope, step 1) "
         "and ingest with securepipe.features.ingest.ingest_batch (features encrypted, step 4); "
         "delete plaintext objects, every version", evaluate=_client_side),

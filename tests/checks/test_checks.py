@@ -102,7 +102,8 @@ def test_every_check_passes_on_the_hardened_sandbox(hardened: Hardened) -> None:
         cid = name.split("/", 1)[1].split(" ", 1)[0]
         assert review.matrix.allowed_prefixes(name, "Get") == [f"raw/{cid}/"]
     assert "role/securepipe-contractor" in review.exempt
-    assert "user/securepipe-admin" in review.exempt
+    assert "user/securepipe-admin" not in review.exempt  # the runner is reviewed, not exempt
+    assert review.kinds["user/securepipe-admin"] == "user (runs this review)"
 
 
 # -- one breaker per check ------------------------------------------------------------------------
@@ -255,6 +256,62 @@ def _unused_role(h: Hardened) -> None:
                             "Resource": f"arn:aws:s3:::{h.bucket('raw')}/raw/c02/*"}]}))
 
 
+def _hardened_shadow_copy(h: Hardened) -> None:
+    """A copy of an encrypted feature matrix in a bucket outside the kit's naming, hardened,
+    logged and guarded exactly like a kit bucket: only the inventory check can see it."""
+    from securepipe.access.guards import apply_admin_guard
+    from securepipe.access.presigned import apply_presign_age_cap
+    from securepipe.audit.alarms import apply_guard_alarms
+    from securepipe.audit.monitoring import apply_monitoring
+    from securepipe.encryption.hardening import apply_bucket_hardening, sse_kms_put_args
+    from securepipe.retention.lifecycle import apply_lifecycle, lifecycle_rules
+    from securepipe.sandbox.account import ADMIN_USER
+
+    s3, res = h.session.client("s3"), h.sb.resources
+    shadow = f"voice-exports-{h.sb.account_id}"
+    s3.create_bucket(Bucket=shadow, CreateBucketConfiguration={"LocationConstraint": res.region})
+    apply_bucket_hardening(h.session, shadow, res.kms_key_arn)
+    apply_presign_age_cap(h.session, shadow)
+    apply_lifecycle(h.session, shadow, lifecycle_rules("features"))
+    src = next(o["Key"] for o in s3.list_objects_v2(Bucket=h.bucket("features"))["Contents"])
+    body = s3.get_object(Bucket=h.bucket("features"), Key=src)["Body"].read()
+    s3.put_object(Bucket=shadow, Key=src, Body=body, **sse_kms_put_args(res.kms_key_arn))
+    data = [h.bucket("raw"), h.bucket("features"), h.bucket("archive"), shadow]
+    setup = apply_monitoring(h.session, data, h.bucket("audit"), kms_key_arn=res.kms_key_arn)
+    # moto's CreateTrail on an existing name replaces the trail (AWS answers
+    # TrailAlreadyExistsException), dropping its log-group delivery: re-apply it.
+    apply_guard_alarms(h.session, trail_name=setup.trail_arn, topic_arn=setup.topic_arn)
+    apply_admin_guard(h.session, ADMIN_USER, key_arns=[res.kms_key_arn, res.archive_key_arn],
+                      buckets=[*data, h.bucket("audit")])
+    h.config = h.scenario.check_config(h.session)
+
+
+def _key_admin_role(h: Hardened) -> None:
+    iam = h.session.client("iam")
+    iam.create_role(RoleName="key-admin", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{h.sb.account_id}:root"},
+            "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName="key-admin", PolicyName="all-of-kms", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}))
+
+
+def _decrypting_user_with_key(h: Hardened) -> None:
+    iam = h.session.client("iam")
+    iam.create_user(UserName="data-scientist")
+    iam.put_user_policy(UserName="data-scientist", PolicyName="decrypt", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "kms:Decrypt",
+            "Resource": h.sb.resources.kms_key_arn}]}))
+    iam.create_access_key(UserName="data-scientist")
+
+
+def _no_key_deletion_filter(h: Hardened) -> None:
+    h.session.client("logs").delete_metric_filter(
+        logGroupName="securepipe-cloudtrail", filterName="securepipe-kms-key-disable-or-deletion")
+
+
 BREAKERS: dict[str, Callable[[Hardened], None]] = {
     "s3_bucket_default_encryption_cmk": lambda h: _encryption(h, key=False, bucket_key=True),
     "s3_bucket_key_enabled": lambda h: _encryption(h, key=True, bucket_key=False),
@@ -285,6 +342,11 @@ BREAKERS: dict[str, Callable[[Hardened], None]] = {
     "access_review_broad_grants": _broad_user,
     "access_review_unused_grants": _unused_role,
     "audit_signing_key_separation": _contractor_may_sign,
+    # scorecard v2 (issue 17)
+    "s3_voice_data_only_in_kit_buckets": _hardened_shadow_copy,
+    "iam_no_wildcard_admin_over_data": _key_admin_role,
+    "iam_decrypt_identities_mfa": _decrypting_user_with_key,
+    "cloudwatch_key_and_policy_change_alarms": _no_key_deletion_filter,
 }
 
 
@@ -356,6 +418,11 @@ def test_access_denied_everywhere_is_reported_never_passed(hardened: Hardened) -
         creds["Expiration"], "auditor", "auditor", ""))
     card = run_checks(nobody, config=hardened.config)
     assert len(card.results) == len(REGISTRY)
+    # The sandbox answers ListBuckets to any identity (AWS refuses it without s3:ListAllMyBuckets):
+    # the inventory check really read the list, and no bucket outside the kit's is in it.
+    inventory = card.result("s3_voice_data_only_in_kit_buckets")
+    assert inventory.status == "pass" and "none outside to sample" in inventory.evidence
+    card = dataclasses.replace(card, results=tuple(r for r in card.results if r is not inventory))
     assert {r.status for r in card.results} == {"error"}, card.table()
     for r in card.results:
         assert "AccessDenied" in r.evidence or "not authorized" in r.evidence, r.check.id
