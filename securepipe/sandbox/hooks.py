@@ -15,7 +15,8 @@ from urllib.parse import parse_qsl, quote
 from xml.sax.saxutils import escape
 
 from securepipe import clock
-from securepipe.sandbox.emulation import Enforcer, Refusal
+from securepipe.sandbox.emulation import ACCOUNTS, BOOTSTRAP, Enforcer, Refusal
+from securepipe.sandbox.signatures import Signer
 from securepipe.sandbox.motostate import aware_utc
 from securepipe.sandbox.requests import (
     headers_get,
@@ -47,6 +48,10 @@ def refusal_response(refusal: Refusal, json_protocol: bool) -> tuple[int, dict[s
 _lock = threading.Lock()
 
 
+#: The largest body server mode reads to check a signature or a DeleteObjects list.
+_MAX_READ_BODY = 16 << 20
+
+
 _active = 0
 
 
@@ -74,7 +79,8 @@ def _check_in_process(request: Any) -> tuple[int, dict[str, str], bytes] | None:
 
     url = get_equivalent_url_in_aws_domain(request.url)[0].geturl()
     body = request.body if isinstance(request.body, bytes | str) else None
-    refusal = _enforcer.check(request.method, url, request.headers, body)
+    refusal = _enforcer.check(request.method, url, request.headers, body,
+                              signed_url=request.url)
     if refusal is None:
         return None
     status, headers, payload = refusal_response(
@@ -134,6 +140,32 @@ def activate() -> None:
         STSBackend.assume_role = _assume_role_on_sandbox_clock  # type: ignore[method-assign]
 
 
+def register_account(account_id: str, region: str) -> None:
+    """Serve requests signed by this sandbox account's principals (region: its region)."""
+    with _lock:
+        ACCOUNTS[account_id] = region
+
+
+def forget_account(account_id: str) -> None:
+    """Stop serving an account's principals (the sandbox closed), its bootstrap identity too."""
+    with _lock:
+        ACCOUNTS.pop(account_id, None)
+        for key, signer in list(BOOTSTRAP.items()):
+            if signer.account == account_id:
+                del BOOTSTRAP[key]
+
+
+def register_bootstrap(signer: Signer) -> None:
+    """Let one bootstrap identity create an account's admin user (forgotten right after)."""
+    with _lock:
+        BOOTSTRAP[signer.access_key] = signer
+
+
+def forget_bootstrap(access_key: str) -> None:
+    with _lock:
+        BOOTSTRAP.pop(access_key, None)
+
+
 def deactivate() -> None:
     """Undo :func:`activate` once the last sandbox closes."""
     global _active
@@ -175,19 +207,25 @@ class EnforcingMiddleware:
         url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
                    if k.startswith("HTTP_")}
+        for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(name):
+                headers[name.replace("_", "-").lower()] = environ[name]
         body = None
         names = dict(parse_qsl(query, keep_blank_values=True))
         deletes = (environ.get("REQUEST_METHOD") == "POST" and "delete" in names) or (
             environ.get("REQUEST_METHOD") == "PUT" and "retention" in names)
-        if deletes or "x-amz-target" in headers or environ.get("CONTENT_TYPE", "").startswith(
-                "application/x-www-form-urlencoded"):
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
+        # A request without x-amz-content-sha256 (every non-S3 request) is signed over its
+        # body, so the body is read to verify the signature.
+        if deletes or "x-amz-content-sha256" not in headers:
+            length = str(environ.get("CONTENT_LENGTH") or "0")
+            if not length.isdigit() or int(length) > _MAX_READ_BODY:
+                length = "0"  # not read: the signature check then fails and refuses it
+            body = environ["wsgi.input"].read(int(length)) if int(length) else b""
             environ["wsgi.input"] = io.BytesIO(body)
         refusal = _enforcer.check(environ.get("REQUEST_METHOD", "GET"), url, headers, body)
         if refusal is None:
             return self.app(environ, start_response)
-        if body is None:
+        if body is None or not body and environ.get("CONTENT_LENGTH") not in (None, "", "0"):
             _drain(environ)  # a client still sending its upload would see a broken connection
         status, out_headers, payload = refusal_response(refusal, "x-amz-target" in headers)
         if environ.get("REQUEST_METHOD") == "HEAD":
