@@ -182,11 +182,11 @@ def _parse_statement(policy: str, index: int, st: Any, variables: bool = True,
         _, base, _ = _operator(op)  # validates the operator name
         conditions[op] = {str(k): tuple(_str(v) for v in _as_list(val))
                           for k, val in block.items()}
-        for key, values in conditions[op].items():
-            if not values and base != "Null":
+        for key, given in conditions[op].items():
+            if not given and base != "Null":
                 raise InvalidParameterError(f"{where}: condition {op} {key!r} has no values")
             if base in ("IpAddress", "NotIpAddress"):
-                for value in values:
+                for value in given:
                     try:
                         ipaddress.ip_network(value, strict=False)
                     except ValueError:
@@ -371,7 +371,7 @@ def _grant_kind(principals: tuple[str, ...], caller: Caller | None) -> str | Non
             kinds.add("self")
         elif p == "*" or (caller.role_arn is not None and p == caller.role_arn):
             kinds.add("identity")
-        elif p == caller.account or p == f"arn:{_partition_of(caller.arn)}:iam::{caller.account}:root":
+        elif p in (caller.account, f"arn:{_partition_of(caller.arn)}:iam::{caller.account}:root"):
             kinds.add("account")
     for kind in ("self", "identity", "account"):
         if kind in kinds:

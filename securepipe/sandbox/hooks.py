@@ -16,11 +16,11 @@ from xml.sax.saxutils import escape
 
 from securepipe import clock
 from securepipe.sandbox.emulation import ACCOUNTS, BOOTSTRAP, Enforcer, Refusal
-from securepipe.sandbox.signatures import Signer
 from securepipe.sandbox.motostate import aware_utc
 from securepipe.sandbox.requests import (
     headers_get,
 )
+from securepipe.sandbox.signatures import Signer
 
 
 def refusal_response(refusal: Refusal, json_protocol: bool) -> tuple[int, dict[str, str], bytes]:
@@ -225,7 +225,7 @@ class EnforcingMiddleware:
         refusal = _enforcer.check(environ.get("REQUEST_METHOD", "GET"), url, headers, body)
         if refusal is None:
             return self.app(environ, start_response)
-        if body is None or not body and environ.get("CONTENT_LENGTH") not in (None, "", "0"):
+        if body is None or (not body and environ.get("CONTENT_LENGTH") not in (None, "", "0")):
             _drain(environ)  # a client still sending its upload would see a broken connection
         status, out_headers, payload = refusal_response(refusal, "x-amz-target" in headers)
         if environ.get("REQUEST_METHOD") == "HEAD":

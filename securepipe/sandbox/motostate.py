@@ -124,8 +124,8 @@ def credentials_of(access_key: str, region_of: Callable[[str], str | None]) -> S
             return Signer(access_key, str(role.secret_access_key), str(role.session_token),
                           str(role.account_id), str(role.arn), region, session=role)
         return None
-    for account, by_partition in list(iam_backends.items()):
-        key = by_partition["aws"].access_keys.get(access_key)
+    for account, iam_partitions in list(iam_backends.items()):
+        key = iam_partitions["aws"].access_keys.get(access_key)
         if key is None:
             continue
         region = region_of(str(account))
