@@ -160,7 +160,7 @@ class Enforcer:
         try:
             refusal = self._check(method, url, headers, body, signed_url or url)
         except Exception as exc:  # a reading that fails is a refusal, never a 500
-            refusal = Refusal("unknown", "unknown", "*", None, Decision("ExplicitDeny",
+            refusal = Refusal("s3", "unknown", "*", None, Decision("ExplicitDeny",
                               "securepipe:unreadable-request"),
                               reason=f"the emulation could not read this request "
                                      f"({type(exc).__name__}), so it refuses it")
@@ -174,17 +174,21 @@ class Enforcer:
         parts = urlsplit(url)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         query = dict(pairs)
+        host = (parts.hostname or "").lower()
+        guess = _service_of_host(host) or (
+            "kms" if headers_get(headers, "x-amz-target") is not None else
+            "sts" if "x-www-form-urlencoded" in str(headers_get(headers, "content-type", ""))
+            else "s3")
         try:
             signature = verify(method, signed_url, headers, body, self._credentials)
         except Unverified as exc:
             return _unattributed(str(exc), access_key_of(
-                str(headers_get(headers, "authorization", "") or ""), query))
+                str(headers_get(headers, "authorization", "") or ""), query), service=guess)
         signer = signature.signer
-        host = (parts.hostname or "").lower()
         dispatched = _service_of_host(host) or signature.service
         if dispatched != signature.service:
             return _unattributed(f"signed for {signature.service!r} but sent to "
-                                 f"{dispatched!r}", signer.access_key, signer.arn)
+                                 f"{dispatched!r}", signer.access_key, signer.arn, guess)
         allowed_regions = {signer.region}
         if signature.service in ("iam", "sts"):
             allowed_regions.add("us-east-1")
@@ -192,12 +196,12 @@ class Enforcer:
         if signature.region not in allowed_regions or (
                 host_region is not None and host_region.group(1) != signature.region):
             return _unattributed(f"credential scope region {signature.region!r} is not this "
-                                 f"sandbox's region", signer.access_key, signer.arn)
+                                 f"sandbox's region", signer.access_key, signer.arn, guess)
         routed = headers_get(headers, "x-moto-account-id")
         if routed is not None and (signer.access_key not in BOOTSTRAP
                                    or str(routed) != signer.account):
             return _unattributed("a request routed to an account by header", signer.access_key,
-                                 signer.arn)
+                                 signer.arn, guess)
         call: S3Call | ServiceCall | None
         if signature.service == "s3":
             call = describe_s3_request(method, url, headers)
@@ -206,7 +210,7 @@ class Enforcer:
                                                   signer.account, signature.region)
         if call is None:
             return _unattributed("the emulation cannot read this request", signer.access_key,
-                                 signer.arn)
+                                 signer.arn, signature.service)
         call = replace(call, access_key=signer.access_key,
                        context={**call.context, **_signature_context(signature)})
         session = signer.session
@@ -305,9 +309,10 @@ class Enforcer:
         return None
 
 
-def _unattributed(reason: str, access_key: str | None, principal: str | None = None) -> Refusal:
+def _unattributed(reason: str, access_key: str | None, principal: str | None = None,
+                  service: str = "s3") -> Refusal:
     """A request the emulation cannot attribute to a known principal with a valid signature."""
-    return Refusal("unknown", "unknown", "*", principal or access_key,
+    return Refusal(service, "unknown", "*", principal or access_key,
                    Decision("ExplicitDeny", "securepipe:unattributed-request"),
                    reason=f"the sandbox cannot attribute this request to a known principal with "
                           f"a valid signature ({reason}), so it refuses it")

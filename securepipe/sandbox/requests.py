@@ -155,6 +155,10 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
     named = str(headers_get(headers, "host", "") or "").lower().rsplit(":", 1)[0].strip("[]")
     if named and named != host:
         ambiguous = f"its Host header names {named!r}, its URL {host!r}"
+    if not is_aws and not _is_ip_or_localhost(host):
+        # server mode reads the bucket from the path; moto would read a named host's first
+        # label as the bucket (virtual-host style)
+        ambiguous = ambiguous or f"a Host {host!r} that moto could read as a bucket name"
     method = method.upper()
     if is_aws and not path_style:
         bucket = host.split(".s3", 1)[0]
@@ -209,6 +213,10 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
         for name in ("prefix", "delimiter", "max-keys"):
             if name in query:
                 context[f"s3:{name}"] = query[name]
+    for name, value in (("key", key), ("prefix", query.get("prefix"))):
+        if value is not None and has_dot_segment(value):
+            ambiguous = ambiguous or f"a {name} with a '.' or '..' segment, which a path " \
+                                     f"normaliser between client and S3 would read otherwise"
     also: tuple[str, ...] = ()
     acl = [h for h in ACL_HEADERS if headers_get(headers, h) is not None]
     if acl and action == "s3:PutObject":
@@ -230,6 +238,24 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
     return S3Call(action=action, bucket=bucket, key=key, access_key=access_key, context=context,
                   copy_source=copy_source, bypass_governance=bypass, ambiguous=ambiguous,
                   upload_id=upload_id, also=also)
+
+
+def _is_ip_or_localhost(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def has_dot_segment(path: str) -> bool:
+    """Whether a key or prefix has a ``.`` or ``..`` segment (S3 keeps them literally, an HTTP
+    path normaliser would not)."""
+    return any(part in (".", "..") for part in path.split("/"))
 
 
 def _base_context(scheme: str) -> dict[str, Any]:
@@ -267,6 +293,8 @@ def read_copy_source(header: str) -> tuple[tuple[str, str, str | None] | None, s
         return None, "a copy source with another query than one versionId"
     if not bucket or not key:
         return None, "a copy source without a bucket or key"
+    if has_dot_segment(key):
+        return None, "a copy source key with a '.' or '..' segment"
     return (bucket, key, versions[0] or None), None
 
 

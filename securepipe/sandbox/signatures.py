@@ -95,6 +95,8 @@ def verify(method: str, url: str, headers: Mapping[str, Any], body: bytes | str 
         if authorization:
             raise Unverified("both an Authorization header and a presigned query")
         return _verify_query(method, parts, pairs, headers, lookup)
+    if authorization.startswith("AWS ") or "AWSAccessKeyId" in names or "Signature" in names:
+        raise Unverified("a SigV2 signature, which the sandbox does not verify")
     if not authorization:
         raise Unverified("an anonymous request (no signature)")
     match = _HEADER_AUTH.fullmatch(authorization.strip())
