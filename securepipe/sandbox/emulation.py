@@ -147,6 +147,8 @@ class Enforcer:
                  credentials: Callable[[str], Signer | None] | None = None) -> None:
         self._policy_source = policy_source or bucket_policy_of
         self._credentials = credentials or credentials_for
+        #: the reading of the last request checked (``None`` if it could not be read)
+        self.last_reading: S3Call | ServiceCall | None = None
 
     def check(
         self, method: str, url: str, headers: Mapping[str, Any],
@@ -171,6 +173,7 @@ class Enforcer:
 
     def _check(self, method: str, url: str, headers: Mapping[str, Any],
                body: bytes | str | None, signed_url: str) -> Refusal | None:
+        self.last_reading = None
         parts = urlsplit(url)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         query = dict(pairs)
@@ -213,6 +216,7 @@ class Enforcer:
                                  signer.arn, signature.service)
         call = replace(call, access_key=signer.access_key,
                        context={**call.context, **_signature_context(signature)})
+        self.last_reading = call
         session = signer.session
         principal = signer.arn
         refusal = None

@@ -17,9 +17,7 @@ from xml.sax.saxutils import escape
 from securepipe import clock
 from securepipe.sandbox.emulation import ACCOUNTS, BOOTSTRAP, Enforcer, Refusal
 from securepipe.sandbox.motostate import aware_utc
-from securepipe.sandbox.requests import (
-    headers_get,
-)
+from securepipe.sandbox.requests import S3Call, ServiceCall, headers_get
 from securepipe.sandbox.signatures import Signer
 
 
@@ -65,6 +63,11 @@ _saved_assume_role: Any = None
 
 
 _saved_process_request: Any = None
+
+
+def last_reading() -> S3Call | ServiceCall | None:
+    """How the in-process check point read the last request it checked (for tests)."""
+    return _enforcer.last_reading
 
 
 def _check_in_process(request: Any) -> tuple[int, dict[str, str], bytes] | None:

@@ -20,7 +20,7 @@ from securepipe import clock
 #: moto tests them (``moto/s3/responses.py``), with the IAM action AWS authorises
 #: (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html);
 #: ``""`` is the plain operation.
-_OBJECT_DISPATCH: dict[str, tuple[tuple[str, str], ...]] = {
+OBJECT_DISPATCH: dict[str, tuple[tuple[str, str], ...]] = {
     "GET": (("uploadId", "s3:ListMultipartUploadParts"), ("acl", "s3:GetObjectAcl"),
             ("tagging", "s3:GetObjectTagging"), ("legal-hold", "s3:GetObjectLegalHold"),
             ("attributes", "s3:GetObjectAttributes"), ("retention", "s3:GetObjectRetention"),
@@ -37,7 +37,7 @@ _OBJECT_DISPATCH: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 #: Bucket-level S3 operations, the same way (DeleteObjects is handled on its own).
-_BUCKET_DISPATCH: dict[str, tuple[tuple[str, str], ...]] = {
+BUCKET_DISPATCH: dict[str, tuple[tuple[str, str], ...]] = {
     "GET": (("object-lock", "s3:GetBucketObjectLockConfiguration"),
             ("uploads", "s3:ListBucketMultipartUploads"), ("location", "s3:GetBucketLocation"),
             ("lifecycle", "s3:GetLifecycleConfiguration"),
@@ -77,7 +77,7 @@ _BUCKET_DISPATCH: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 #: Every subresource either level dispatches on: a request naming two of them is refused.
-SUBRESOURCES = frozenset(sub for table in (_OBJECT_DISPATCH, _BUCKET_DISPATCH)
+SUBRESOURCES = frozenset(sub for table in (OBJECT_DISPATCH, BUCKET_DISPATCH)
                          for rows in table.values() for sub, _ in rows if sub)
 
 
@@ -155,6 +155,9 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
     named = str(headers_get(headers, "host", "") or "").lower().rsplit(":", 1)[0].strip("[]")
     if named and named != host:
         ambiguous = f"its Host header names {named!r}, its URL {host!r}"
+    if ";" in path:
+        # moto parses the URL with urlparse, which cuts ";params" off the last segment
+        ambiguous = "a raw ';' in the path (moto would cut the key there)"
     if not is_aws and not _is_ip_or_localhost(host):
         # server mode reads the bucket from the path; moto would read a named host's first
         # label as the bucket (virtual-host style)
@@ -177,8 +180,8 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
         if key is not None or method != "GET" or set(query) - _PRESIGN:
             ambiguous = ambiguous or "a request to the service root other than ListBuckets"
         return S3Call("s3:ListAllMyBuckets", "", None, access_key, context, ambiguous=ambiguous)
-    level, params = ((_BUCKET_DISPATCH, _BUCKET_PARAMS) if key is None
-                     else (_OBJECT_DISPATCH, _OBJECT_PARAMS))
+    level, params = ((BUCKET_DISPATCH, _BUCKET_PARAMS) if key is None
+                     else (OBJECT_DISPATCH, _OBJECT_PARAMS))
     rows = level.get(method)
     subs = [s for s in query if s in SUBRESOURCES]
     unknown = sorted(set(query) - params - SUBRESOURCES)
