@@ -28,7 +28,15 @@ from securepipe.sandbox.cloudtrail import (
     user_identity,
 )
 from securepipe.sandbox.emulation import EMULATION, REFUSALS, Enforcer, Refusal
-from securepipe.sandbox.gaps import MOTO_GAPS, MotoGap, Response, gap, gaps_for_step
+from securepipe.sandbox.gaps import (
+    EMULATION_GUARANTEES,
+    EMULATION_LIMITS,
+    MOTO_GAPS,
+    MotoGap,
+    Response,
+    gap,
+    gaps_for_step,
+)
 from securepipe.sandbox.tls import (
     TlsFiles,
     generate_ca,
@@ -43,6 +51,8 @@ __all__ = [
     "BUCKET_ROLES",
     "DEFAULT_REGION",
     "EMULATION",
+    "EMULATION_GUARANTEES",
+    "EMULATION_LIMITS",
     "EVENT_VERSION",
     "KMS_ALIAS",
     "MOTO_GAPS",
