@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 from xml.etree import ElementTree
 
 from securepipe import clock
+from securepipe.errors import InvalidParameterError
 from securepipe.policy import Caller, Decision, Policy, Request, evaluate
 from securepipe.sandbox.motostate import (
     aware_utc,
@@ -246,6 +247,8 @@ class Enforcer:
             refusal = _own_refusal(call, principal, "ambiguous-request",
                                    f"the emulation cannot be sure how this request is "
                                    f"read ({call.ambiguous}), so it refuses it")
+        if refusal is None and isinstance(call, S3Call) and call.action == "s3:PutBucketPolicy":
+            refusal = _unreadable_policy(call, principal, body)
         if refusal is None and isinstance(call, S3Call) and call.action == "s3:PutObjectRetention":
             refusal = _retention_change(call, principal, body,
                                         query.get("versionId") or None)
@@ -329,7 +332,12 @@ def _signature_context(signature: Signature) -> dict[str, Any]:
     """
     if signature.service != "s3":
         return {}
-    age = (clock.now() - signature.signed_at).total_seconds() * 1000
+    # botocore signs with the real clock. A header signature is made as the request is sent, so
+    # its age is measured by the real clock too (a sandbox clock moved years ahead must not age
+    # it); a presigned URL is used later, so its age is measured by the sandbox clock, which
+    # lessons move to show an old link refused (as its expiry is).
+    now = clock.now() if signature.auth_type == "REST-QUERY-STRING" else dt.datetime.now(dt.UTC)
+    age = (now - signature.signed_at).total_seconds() * 1000
     return {"s3:signatureAge": str(max(0, int(age))), "s3:authType": signature.auth_type,
             "s3:signatureversion": "AWS4-HMAC-SHA256"}
 
@@ -370,6 +378,20 @@ def _retention_change(call: S3Call, principal: str | None, body: bytes | str | N
     else:
         return None
     return _own_refusal(call, principal, "object-lock", reason)
+
+
+def _unreadable_policy(call: S3Call, principal: str | None,
+                       body: bytes | str | None) -> Refusal | None:
+    """A bucket policy the evaluator cannot read is refused when it is put, so no request to
+    the bucket later meets a policy the emulation cannot decide on."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        Policy.from_document("bucket-policy", text or "")
+    except InvalidParameterError as exc:
+        return _own_refusal(call, principal, "unreadable-policy",
+                            f"the emulation cannot evaluate this bucket policy ({exc}), so it "
+                            f"refuses to store it")
+    return None
 
 
 def _own_refusal(call: S3Call | ServiceCall, principal: str | None, rule: str,

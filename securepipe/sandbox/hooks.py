@@ -216,7 +216,7 @@ class EnforcingMiddleware:
         body = None
         names = dict(parse_qsl(query, keep_blank_values=True))
         deletes = (environ.get("REQUEST_METHOD") == "POST" and "delete" in names) or (
-            environ.get("REQUEST_METHOD") == "PUT" and "retention" in names)
+            environ.get("REQUEST_METHOD") == "PUT" and ("retention" in names or "policy" in names))
         # A request without x-amz-content-sha256 (every non-S3 request) is signed over its
         # body, so the body is read to verify the signature.
         if deletes or "x-amz-content-sha256" not in headers:

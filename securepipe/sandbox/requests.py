@@ -64,7 +64,10 @@ BUCKET_DISPATCH: dict[str, tuple[tuple[str, str], ...]] = {
             ("encryption", "s3:PutEncryptionConfiguration"),
             ("replication", "s3:PutReplicationConfiguration"),
             ("ownershipControls", "s3:PutBucketOwnershipControls"),
-            ("inventory", "s3:PutInventoryConfiguration"), ("", "s3:CreateBucket")),
+            ("inventory", "s3:PutInventoryConfiguration"),
+            # moto has no PutBucketMetricsConfiguration: it carries the request out as a
+            # CreateBucket, so that is the action checked (with PutMetricsConfiguration too)
+            ("metrics", "s3:CreateBucket"), ("", "s3:CreateBucket")),
     "DELETE": (("policy", "s3:DeleteBucketPolicy"), ("tagging", "s3:PutBucketTagging"),
                ("website", "s3:DeleteBucketWebsite"), ("cors", "s3:PutBucketCORS"),
                ("lifecycle", "s3:PutLifecycleConfiguration"),
@@ -220,10 +223,10 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
         if value is not None and has_dot_segment(value):
             ambiguous = ambiguous or f"a {name} with a '.' or '..' segment, which a path " \
                                      f"normaliser between client and S3 would read otherwise"
-    also: tuple[str, ...] = ()
+    also: tuple[str, ...] = ("s3:PutMetricsConfiguration",) if sub == "metrics" else ()
     acl = [h for h in ACL_HEADERS if headers_get(headers, h) is not None]
     if acl and action == "s3:PutObject":
-        also = ("s3:PutObjectAcl",)
+        also = (*also, "s3:PutObjectAcl")
         if headers_get(headers, "x-amz-acl") is not None:
             context["s3:x-amz-acl"] = headers_get(headers, "x-amz-acl")
     elif acl and action not in ("s3:PutObjectAcl", "s3:PutBucketAcl", "s3:CreateBucket"):
@@ -425,6 +428,13 @@ def describe_json_or_query_request(
         if len(set(names)) != len(names):
             ambiguous = "a parameter is given twice"
         operation = dict([*url_query, *form]).get("Action", "")
+        rpc = re.fullmatch(r"/service/[^/]+/operation/([A-Za-z0-9]{1,64})", urlsplit(url).path)
+        if not operation and rpc is not None:  # the smithy RPC v2 (CBOR) protocol
+            operation = rpc.group(1)
+        elif not operation:
+            # a REST protocol the emulation does not map: no action a policy could grant by
+            # name (a role session needs "<service>:*"; the admin's Allow * covers it)
+            operation = "UnmappedOperation"
     if not re.fullmatch(r"[A-Za-z0-9]{1,64}", operation):
         return None
     return ServiceCall(service, f"{service}:{operation}", resource, None, context,
