@@ -353,16 +353,30 @@ def _first_match(
         for st in policy.statements:
             if st.effect != effect or (grant is not None and st.principals is None):
                 continue
-            if grant is not None and _grant_kind(st.principals or (), request.who()) != grant:
+            if grant is not None and _grant_kind(st.principals or (), request.who(),
+                                                 _account_of(request.resource)) != grant:
                 continue
             if _statement_matches(st, request):
                 return f"{policy.name}#{st.sid or st.index}"
     return None
 
 
-def _grant_kind(principals: tuple[str, ...], caller: Caller | None) -> str | None:
+def _account_of(arn: str) -> str | None:
+    """The account an ARN names (``None`` for S3 ARNs and ``*``, which name none)."""
+    parts = arn.split(":", 5)
+    return parts[4] if len(parts) == 6 and parts[4] else None
+
+
+def _grant_kind(principals: tuple[str, ...], caller: Caller | None,
+                resource_account: str | None = None) -> str | None:
     """How a Principal element names the caller: ``self`` (its own ARN), ``identity`` (its
-    role, or anyone), ``account`` (its account: a delegation to IAM, no grant), or ``None``."""
+    role, or anyone), ``account`` (its account: a delegation to IAM, no grant), or ``None``.
+
+    Naming the caller's account on a resource of *another* account (a KMS key ARN carries its
+    account) is the resource half of a cross-account grant, so it counts as ``identity``: the
+    evaluator decides from the resource owner's side (the caller's own account must also allow
+    it on AWS, which the evaluator cannot see).
+    """
     if caller is None:
         return "identity" if "*" in principals else None
     kinds = set()
@@ -372,7 +386,8 @@ def _grant_kind(principals: tuple[str, ...], caller: Caller | None) -> str | Non
         elif p == "*" or (caller.role_arn is not None and p == caller.role_arn):
             kinds.add("identity")
         elif p in (caller.account, f"arn:{_partition_of(caller.arn)}:iam::{caller.account}:root"):
-            kinds.add("account")
+            foreign = resource_account is not None and resource_account != caller.account
+            kinds.add("identity" if foreign else "account")
     for kind in ("self", "identity", "account"):
         if kind in kinds:
             return kind

@@ -380,3 +380,18 @@ def test_what_the_evaluator_cannot_read_is_refused_at_construction(statement: di
     with pytest.raises(InvalidParameterError):
         Policy.from_document("bad", {"Version": "2012-17-10", "Statement": [
             {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
+def test_a_key_policy_naming_another_account_is_a_grant_to_it() -> None:
+    """From the key owner's side, naming another account is that account's half of a
+    cross-account grant (the access review's 'open to another account' question)."""
+    key = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/k"
+    foreign = "arn:aws:iam::999999999999:user/eve"
+    policy = _p("key-policy", {"Effect": "Allow", "Principal": {"AWS": "999999999999"},
+                               "Action": "kms:Decrypt", "Resource": "*"})
+    assert evaluate(Request("kms:Decrypt", key, foreign), identity=[], resource=[policy]).allowed
+    own = f"arn:aws:iam::{ACCOUNT}:user/bob"
+    own_root = _p("key-policy", {"Effect": "Allow", "Principal": {"AWS": ACCOUNT},
+                                 "Action": "kms:Decrypt", "Resource": "*"})
+    assert not evaluate(Request("kms:Decrypt", key, own), identity=[],
+                        resource=[own_root]).allowed

@@ -51,7 +51,10 @@ BUCKET_DISPATCH: dict[str, tuple[tuple[str, str], ...]] = {
             ("inventory", "s3:GetInventoryConfiguration"), ("versions", "s3:ListBucketVersions"),
             ("encryption", "s3:GetEncryptionConfiguration"),
             ("replication", "s3:GetReplicationConfiguration"),
-            ("ownershipControls", "s3:GetBucketOwnershipControls"), ("", "s3:ListBucket")),
+            ("ownershipControls", "s3:GetBucketOwnershipControls"),
+            # moto has no GetBucketMetricsConfiguration: it lists the bucket instead, so that
+            # is the action checked (with GetMetricsConfiguration too)
+            ("metrics", "s3:ListBucket"), ("", "s3:ListBucket")),
     "HEAD": (("", "s3:ListBucket"),),
     "PUT": (("object-lock", "s3:PutBucketObjectLockConfiguration"),
             ("versioning", "s3:PutBucketVersioning"),
@@ -223,7 +226,9 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
         if value is not None and has_dot_segment(value):
             ambiguous = ambiguous or f"a {name} with a '.' or '..' segment, which a path " \
                                      f"normaliser between client and S3 would read otherwise"
-    also: tuple[str, ...] = ("s3:PutMetricsConfiguration",) if sub == "metrics" else ()
+    also: tuple[str, ...] = ()
+    if sub == "metrics":
+        also = ("s3:PutMetricsConfiguration" if method == "PUT" else "s3:GetMetricsConfiguration",)
     acl = [h for h in ACL_HEADERS if headers_get(headers, h) is not None]
     if acl and action == "s3:PutObject":
         also = (*also, "s3:PutObjectAcl")
