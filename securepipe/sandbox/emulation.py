@@ -25,9 +25,17 @@ It hooks in at two places, covering every client, including one an attacker buil
 keys: in-process, inside moto's stubber, just before moto carries a request out (botocore and
 the ``requests`` library alike); in server mode, a WSGI middleware in front of moto's app.
 
+It fails closed. Before anything else, every request is attributed to a principal of an open
+sandbox by its SigV4 signature, recomputed with botocore's signer against the secret moto's IAM
+or STS holds (:mod:`securepipe.sandbox.signatures`; gap ``sigv4-signatures``); one that cannot be
+attributed is refused with AccessDenied. Each request is then read the way moto will act on it
+(:mod:`securepipe.sandbox.requests`: moto's dispatch order, moto's copy-source parse, the key a
+multipart upload id belongs to, the KMS key a ciphertext names; gap ``s3-request-reading``).
 Where the emulation and moto could read one request two ways (a query parameter given twice,
-two subresources, a Host header naming another host than the URL, a body on a GET or DELETE,
-a browser-form POST upload), it refuses the request rather than guess which one moto acts on.
+two subresources, a parameter the operation does not take, a percent-encoded copy-source
+separator, a Host header naming another host than the URL, a body on a GET or DELETE, a
+browser-form POST upload), it refuses the request rather than guess which one moto acts on. A
+request whose reading fails in any other way is refused too, never answered with a 500.
 """
 
 from __future__ import annotations
