@@ -385,17 +385,13 @@ def _grant_kind(principals: tuple[str, ...], caller: Caller | None,
             kinds.add("self")
         elif p == "*" or (caller.role_arn is not None and p == caller.role_arn):
             kinds.add("identity")
-        elif p in (caller.account, f"arn:{_partition_of(caller.arn)}:iam::{caller.account}:root"):
+        elif p in (caller.account, f"arn:{caller.arn.split(':')[1]}:iam::{caller.account}:root"):
             foreign = resource_account is not None and resource_account != caller.account
             kinds.add("identity" if foreign else "account")
     for kind in ("self", "identity", "account"):
         if kind in kinds:
             return kind
     return None
-
-
-def _partition_of(arn: str) -> str:
-    return arn.split(":", 2)[1] if arn.count(":") >= 2 else "aws"
 
 
 def _statement_matches(st: Statement, request: Request) -> bool:
