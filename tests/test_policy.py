@@ -242,9 +242,13 @@ def test_resource_policy_grant_to_principal() -> None:
     assert evaluate(req, identity=[], resource=[grant]).allowed
     bob = Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/k", f"arn:aws:iam::{ACCOUNT}:user/bob")
     assert not evaluate(bob, identity=[], resource=[grant]).allowed
+    # Naming the account delegates to the account's IAM policies: no grant by itself
+    # (reference_policies_elements_principal.html#principal-accounts).
     root = _p("root", {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
                        "Action": "s3:GetObject", "Resource": "*"})
-    assert evaluate(bob, identity=[], resource=[root]).allowed
+    assert not evaluate(bob, identity=[], resource=[root]).allowed
+    anything = _p("id", {"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
+    assert evaluate(bob, identity=[anything], resource=[root]).allowed
 
 
 @pytest.mark.parametrize("doc", [
@@ -263,3 +267,131 @@ def test_round_trip_to_document() -> None:
     again = Policy.from_document("again", doc)
     req = Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/k", ALICE, {"aws:SecureTransport": False})
     assert evaluate(req, identity=None, resource=[again]).effect == "ExplicitDeny"
+
+
+# -- AWS's principal rules for role sessions (access_policies.html#policies_session) ----------
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/team/contractor"
+SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/contractor/c01"
+OBJECT = f"arn:aws:s3:::{BUCKET}/raw/c02/secret"
+ROLE_WIDE = _p("role", {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
+OWN_PREFIX = _p("session", {"Effect": "Allow", "Action": "s3:GetObject",
+                            "Resource": f"arn:aws:s3:::{BUCKET}/raw/c01/*"})
+
+
+def _grant(principal: str) -> Policy:
+    return _p("bucket", {"Effect": "Allow", "Principal": {"AWS": principal},
+                         "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"})
+
+
+def _session_request() -> Request:
+    return Request("s3:GetObject", OBJECT, SESSION, {"aws:PrincipalArn": ROLE})
+
+
+@pytest.mark.parametrize(("principal", "allowed"), [
+    (f"arn:aws:iam::{ACCOUNT}:root", False),   # the account: delegates to IAM, session limits
+    (ACCOUNT, False),
+    (ROLE, False),                             # the role: added before the session policy
+    (SESSION, True),                           # the session itself: added after it
+    ("*", False),                              # anyone: read as a grant to the role
+    (f"arn:aws:iam::999999999999:role/x{ACCOUNT}", False),
+])
+def test_session_policy_against_resource_grants(principal: str, allowed: bool) -> None:
+    decision = evaluate(_session_request(), identity=[ROLE_WIDE], session=[OWN_PREFIX],
+                        resource=[_grant(principal)])
+    assert decision.allowed is allowed, decision
+
+
+def test_a_role_grant_counts_for_the_roles_sessions() -> None:
+    """A grant naming the role stands in for an identity policy; the session policy still
+    decides (and allows here, on the session's own prefix)."""
+    own = Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/raw/c01/a", SESSION,
+                  {"aws:PrincipalArn": ROLE})
+    assert evaluate(own, identity=[], session=[OWN_PREFIX], resource=[_grant(ROLE)]).allowed
+    assert not evaluate(own, identity=[], session=[OWN_PREFIX], resource=[]).allowed
+    assert not evaluate(own, identity=[], session=[OWN_PREFIX],
+                        resource=[_grant(f"arn:aws:iam::{ACCOUNT}:root")]).allowed
+
+
+def test_account_is_matched_exactly_not_as_a_substring() -> None:
+    other = f"arn:aws:iam::999999999999:user/{ACCOUNT}/mallory"
+    req = Request("s3:GetObject", OBJECT, other)
+    deny = _p("bucket", {"Effect": "Deny", "Principal": {"AWS": ACCOUNT},
+                         "Action": "s3:*", "Resource": "*"})
+    assert evaluate(req, identity=[ROLE_WIDE], resource=[deny]).allowed
+    mine = Request("s3:GetObject", OBJECT, f"arn:aws:iam::{ACCOUNT}:user/bob")
+    assert evaluate(mine, identity=[ROLE_WIDE], resource=[deny]).effect == "ExplicitDeny"
+
+
+def test_arnlike_matches_segment_by_segment() -> None:
+    st = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
+          "Condition": {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/*"}}}
+    policy = _p("p", st)
+    ok = Request("s3:GetObject", OBJECT, None, {"aws:PrincipalArn": ROLE})
+    assert evaluate(ok, identity=[policy]).allowed
+    # a '*' in the resource part does not reach back across the account's colon
+    sneaky = _p("p", {**st, "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*"}}})
+    assert not evaluate(ok, identity=[sneaky]).allowed
+    spans = _p("p", {**st, "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:*:role/*"}}})
+    assert not evaluate(ok, identity=[spans]).allowed
+
+
+def test_variables_with_defaults_and_version_semantics() -> None:
+    st = {"Effect": "Allow", "Action": "s3:GetObject",
+          "Resource": f"arn:aws:s3:::{BUCKET}/home/${{aws:username, 'shared'}}/*"}
+    with_version = Policy.from_document("p", {"Version": "2012-10-17", "Statement": [st]})
+    bob = Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/home/bob/x", None,
+                  {"aws:username": "bob"})
+    anon = Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/home/shared/x")
+    assert evaluate(bob, identity=[with_version]).allowed
+    assert evaluate(anon, identity=[with_version]).allowed
+    literal = f"arn:aws:s3:::{BUCKET}/home/${{aws:username, 'shared'}}/x"
+    no_version = Policy.from_document("p", {"Statement": [st]})
+    assert not evaluate(bob, identity=[no_version]).allowed
+    assert evaluate(Request("s3:GetObject", literal), identity=[no_version]).allowed
+    old = Policy.from_document("p", {"Version": "2008-10-17", "Statement": [st]})
+    assert not evaluate(bob, identity=[old]).allowed
+
+
+def test_ip_operators_decide_on_source_ip() -> None:
+    deny = _p("bucket", {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*",
+                         "Condition": {"NotIpAddress": {"aws:SourceIp": ["10.0.0.0/8"]}}})
+    local = Request("s3:GetObject", OBJECT, ALICE, {"aws:SourceIp": "127.0.0.1"})
+    inside = Request("s3:GetObject", OBJECT, ALICE, {"aws:SourceIp": "10.1.2.3"})
+    assert evaluate(local, identity=[ROLE_WIDE], resource=[deny]).effect == "ExplicitDeny"
+    assert evaluate(inside, identity=[ROLE_WIDE], resource=[deny]).allowed
+
+
+@pytest.mark.parametrize("statement", [
+    {"Effect": "Allow", "Action": [], "Resource": "*"},
+    {"Effect": "Allow", "Action": "", "Resource": "*"},
+    {"Effect": "Allow", "Action": "s3:*"},
+    {"Effect": "Allow", "Action": "s3:*", "Resource": []},
+    {"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+     "Condition": {"NullIfExists": {"s3:prefix": "true"}}},
+    {"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+     "Condition": {"IpAddress": {"aws:SourceIp": "not-an-ip"}}},
+    {"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+     "Condition": {"StringEquals": {"s3:prefix": []}}},
+])
+def test_what_the_evaluator_cannot_read_is_refused_at_construction(statement: dict) -> None:
+    with pytest.raises(InvalidParameterError):
+        Policy.from_document("bad", {"Version": "2012-10-17", "Statement": [statement]})
+    with pytest.raises(InvalidParameterError):
+        Policy.from_document("bad", {"Version": "2012-17-10", "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
+def test_a_key_policy_naming_another_account_is_a_grant_to_it() -> None:
+    """From the key owner's side, naming another account is that account's half of a
+    cross-account grant (the access review's 'open to another account' question)."""
+    key = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/k"
+    foreign = "arn:aws:iam::999999999999:user/eve"
+    policy = _p("key-policy", {"Effect": "Allow", "Principal": {"AWS": "999999999999"},
+                               "Action": "kms:Decrypt", "Resource": "*"})
+    assert evaluate(Request("kms:Decrypt", key, foreign), identity=[], resource=[policy]).allowed
+    own = f"arn:aws:iam::{ACCOUNT}:user/bob"
+    own_root = _p("key-policy", {"Effect": "Allow", "Principal": {"AWS": ACCOUNT},
+                                 "Action": "kms:Decrypt", "Resource": "*"})
+    assert not evaluate(Request("kms:Decrypt", key, own), identity=[],
+                        resource=[own_root]).allowed

@@ -33,13 +33,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import botocore.session
 
+from securepipe import clock as kit_clock
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import (
     CONTRACTOR_ID,
@@ -111,6 +112,9 @@ MAX_PRESIGN_S = 900
 
 
 DEFAULT_ROLE_NAME = "securepipe-contractor"
+
+
+_MIN_SOURCE_IDENTITY = 2
 
 
 _ROLE_POLICY_NAME = "securepipe-contractor-raw-access"
@@ -369,6 +373,12 @@ def vend_contractor_credentials(
     Wraps STS AssumeRole (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
     """
     contractor = validate_contractor_id(contractor)
+    if len(contractor) < _MIN_SOURCE_IDENTITY:
+        # AssumeRole's SourceIdentity (the contractor id) takes 2 to 64 characters
+        # (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html)
+        raise InvalidParameterError(
+            f"contractor id {contractor!r} is too short to vend credentials for: AssumeRole's "
+            f"SourceIdentity needs at least {_MIN_SOURCE_IDENTITY} characters")
     duration_s = check_int(duration_s, "duration_s", MIN_DURATION_S, _MAX_ROLE_SESSION_S)
     match = ROLE_ARN.fullmatch(role_arn) if isinstance(role_arn, str) else None
     if match is None:
@@ -414,7 +424,8 @@ def vend_contractor_credentials(
 
 
 def contractor_session(
-    base_session: boto3.Session, creds: ContractorCredentials
+    base_session: boto3.Session, creds: ContractorCredentials,
+    clock: Callable[[], dt.datetime] = kit_clock.now,
 ) -> boto3.Session:
     """A boto3 Session that acts with ``creds`` but is configured like ``base_session``.
 
@@ -423,13 +434,14 @@ def contractor_session(
     then gets the temporary credentials
     (https://docs.aws.amazon.com/botocore/latest/reference/session.html); so against the
     sandbox's server mode the contractor reaches the same endpoint, and on a real account the
-    same Region. Expired credentials are refused.
+    same Region. Expired credentials are refused, by ``clock`` (:func:`securepipe.clock.now`,
+    which the sandbox can move; on a real account it is the real clock).
     """
     if not isinstance(base_session, boto3.Session):
         raise InvalidParameterError("expected a boto3.Session")
     if not isinstance(creds, ContractorCredentials):
         raise InvalidParameterError("expected ContractorCredentials")
-    if creds.expiration <= dt.datetime.now(dt.UTC):
+    if creds.expiration <= clock():
         raise InvalidParameterError("these contractor credentials have expired")
     return session_with_credentials(base_session, creds.access_key_id,
                                     creds.secret_access_key, creds.session_token)

@@ -24,7 +24,7 @@ from securepipe.ids import (
     validate_bucket_name,
     validate_kms_key_arn,
 )
-from securepipe.policy import Decision, Policy, Request, evaluate
+from securepipe.policy import Caller, Decision, Policy, Request, evaluate
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class Principal:
     identity: tuple[Policy, ...]
     session: tuple[Policy, ...] | None = None
     arn: str | None = None
+    #: for a role session, the role's ARN (with its path): a bucket policy naming the role
+    role_arn: str | None = None
 
 
 def _document(raw: Any) -> Any:
@@ -135,7 +137,8 @@ def session_principal(
     if match is not None:
         partition, account, role_name = match.groups()
         arn = f"arn:{partition}:sts::{account}:assumed-role/{role_name}/{name}"
-    return Principal(name=name, identity=role.identity, session=(policy,), arn=arn)
+    return Principal(name=name, identity=role.identity, session=(policy,), arn=arn,
+                     role_arn=role.arn if match is not None else None)
 
 
 @dataclass(frozen=True)
@@ -192,17 +195,22 @@ def key_users(principals: Sequence[Principal], key_arn: str, action: str = "kms:
 
 
 def _request(principal: Principal, bucket_arn: str, prefix: str, action: str) -> Request:
+    """The probe request; a bucket policy's Principal is matched per AWS's rules for role
+    sessions (see :mod:`securepipe.policy`: the session ARN, the role ARN, the account)."""
     context: dict[str, Any] = {"aws:SecureTransport": "true"}
+    caller = None
     if principal.arn:
         session = SESSION_ARN.fullmatch(principal.arn)
-        context["aws:PrincipalArn"] = (
+        role_arn = principal.role_arn or (
             f"arn:{session.group(1)}:iam::{session.group(2)}:role/{session.group(3)}"
-            if session else principal.arn
-        )
+            if session else None)
+        context["aws:PrincipalArn"] = role_arn if session else principal.arn
+        caller = Caller.of(principal.arn, role_arn)
     if action == "List":
         context["s3:prefix"] = prefix
-        return Request(ACTIONS[action], bucket_arn, principal.arn, context)
-    return Request(ACTIONS[action], f"{bucket_arn}/{prefix}probe", principal.arn, context)
+        return Request(ACTIONS[action], bucket_arn, principal.arn, context, caller=caller)
+    return Request(ACTIONS[action], f"{bucket_arn}/{prefix}probe", principal.arn, context,
+                   caller=caller)
 
 
 def access_matrix(

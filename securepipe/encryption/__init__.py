@@ -26,6 +26,7 @@ from securepipe.encryption.envelope import (
 )
 from securepipe.encryption.hardening import (
     CONTROLS,
+    SSE_STATEMENTS,
     Finding,
     apply_bucket_hardening,
     failures,
@@ -75,6 +76,7 @@ __all__ = [
     "MULTIPART_THRESHOLD",
     "RAW_PREFIX",
     "SIGNING_ALGORITHM",
+    "SSE_STATEMENTS",
     "BatchContext",
     "BindingContext",
     "ConsentGate",

@@ -66,11 +66,28 @@ def sse_kms_put_args(key_arn: str) -> dict[str, Any]:
     return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn, "BucketKeyEnabled": True}
 
 
-def hardened_bucket_policy(bucket: str, key_arn: str) -> dict[str, Any]:
-    """The bucket policy: deny non-TLS requests, PutObject without SSE-KMS or with another key.
+#: The Sids of the statements that pin uploads to SSE-KMS with the customer-managed key.
+SSE_STATEMENTS = ("DenyPutWithOtherEncryption", "DenyKmsPutWithoutKeyId", "DenyPutWithOtherKmsKey")
 
-    A negated condition operator (``StringNotEquals``) matches when the key is absent, so a
-    PutObject that sends no encryption header at all is denied too.
+
+def hardened_bucket_policy(bucket: str, key_arn: str) -> dict[str, Any]:
+    """The bucket policy: deny non-TLS requests, and uploads that name any encryption other than
+    SSE-KMS with the customer-managed key.
+
+    S3 authorises UploadPart and CompleteMultipartUpload as ``s3:PutObject`` and those requests
+    carry no ``x-amz-server-side-encryption*`` header (only CreateMultipartUpload does), so the
+    common "deny PutObject unless the header says aws:kms" statement also denies every part of
+    a multipart upload (boto/botocore#471, aws/aws-cli#4251). ``StringNotEqualsIfExists`` does not
+    help in a Deny: an ``...IfExists`` condition on an absent key evaluates to true
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_IfExists),
+    so it still denies the parts. Each statement therefore pairs its test with a ``Null`` check
+    that the header is present: a request that *names* another algorithm or another key is
+    denied, and so is one that names ``aws:kms`` without a key id (S3 would use the AWS managed
+    key ``aws/s3``);
+    a request naming nothing (an UploadPart, or a PutObject with no header) is encrypted by the
+    bucket's default encryption, which :func:`apply_bucket_hardening` sets to the same key
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-encryption.html). Default
+    encryption is part of the control, and :func:`inspect_bucket` checks it.
     """
     validate_kms_key_arn(key_arn)
     bucket_arn = f"arn:aws:s3:::{bucket}"
@@ -86,12 +103,26 @@ def hardened_bucket_policy(bucket: str, key_arn: str) -> dict[str, Any]:
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             },
             {
-                "Sid": "DenyPutWithoutSseKms",
+                "Sid": "DenyPutWithOtherEncryption",
                 "Effect": "Deny",
                 "Principal": "*",
                 "Action": "s3:PutObject",
                 "Resource": f"{bucket_arn}/*",
-                "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+                "Condition": {
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                    "Null": {"s3:x-amz-server-side-encryption": "false"},
+                },
+            },
+            {
+                "Sid": "DenyKmsPutWithoutKeyId",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/*",
+                "Condition": {
+                    "StringEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "true"},
+                },
             },
             {
                 "Sid": "DenyPutWithOtherKmsKey",
@@ -100,7 +131,8 @@ def hardened_bucket_policy(bucket: str, key_arn: str) -> dict[str, Any]:
                 "Action": "s3:PutObject",
                 "Resource": f"{bucket_arn}/*",
                 "Condition": {
-                    "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn},
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
                 },
             },
         ],
@@ -285,7 +317,8 @@ def _policy_findings(bucket: str, key_arn: str, policy: Policy) -> list[Finding]
                              ("s3:ListBucket", bkt), ("s3:DeleteObject", obj))}
     compliant_put_ok = not denied("s3:PutObject", obj, True, good_put)
     secure_get_ok = not denied("s3:GetObject", obj, True, {})
-    no_header = denied("s3:PutObject", obj, True, {})
+    part_ok = not denied("s3:PutObject", obj, True, {})  # UploadPart: no SSE header
+    no_key = denied("s3:PutObject", obj, True, {"s3:x-amz-server-side-encryption": "aws:kms"})
     aes = denied("s3:PutObject", obj, True, {"s3:x-amz-server-side-encryption": "AES256"})
     other_key = denied("s3:PutObject", obj, True, {
         "s3:x-amz-server-side-encryption": "aws:kms",
@@ -297,12 +330,12 @@ def _policy_findings(bucket: str, key_arn: str, policy: Policy) -> list[Finding]
         Finding("tls-only", bucket, "pass" if not open_actions and not blocks_legit else "fail",
                 ("plain-HTTP requests denied" if not open_actions
                  else f"plain HTTP still allowed for {open_actions}") + blocks_legit),
-        # One control, not two: the key-pinning statement alone already denies a PutObject with
-        # no key id (negated operators match absent keys), so "no SSE" and "other key" cannot be
-        # broken independently; the separate DenyPutWithoutSseKms statement gives a clearer error.
+        # A request that names no encryption (every UploadPart) must be admitted: the bucket's
+        # default encryption (its own control) encrypts it with the customer key.
         Finding("sse-kms-enforced", bucket,
-                "pass" if no_header and aes and other_key and compliant_put_ok else "fail",
-                f"PutObject denied: without SSE header={no_header}, with AES256={aes}, "
-                f"with another KMS key={other_key}; with the customer key allowed="
-                f"{compliant_put_ok}"),
+                "pass" if no_key and aes and other_key and compliant_put_ok and part_ok
+                else "fail",
+                f"PutObject denied: with AES256={aes}, with aws:kms and no key id={no_key}, "
+                f"with another KMS key={other_key}; allowed: with the customer key="
+                f"{compliant_put_ok}, with no SSE header (multipart parts)={part_ok}"),
     ]

@@ -29,8 +29,24 @@ from securepipe.sandbox.cloudtrail import (
     principal_of,
     user_identity,
 )
-from securepipe.sandbox.emulation import EMULATION, REFUSALS, Enforcer, Refusal
-from securepipe.sandbox.gaps import MOTO_GAPS, MotoGap, Response, gap, gaps_for_step
+from securepipe.sandbox.emulation import (
+    ACCOUNTS,
+    BOOTSTRAP,
+    EMULATION,
+    REFUSALS,
+    Enforcer,
+    Refusal,
+    credentials_for,
+)
+from securepipe.sandbox.gaps import (
+    EMULATION_GUARANTEES,
+    EMULATION_LIMITS,
+    MOTO_GAPS,
+    MotoGap,
+    Response,
+    gap,
+    gaps_for_step,
+)
 from securepipe.sandbox.tls import (
     TlsFiles,
     generate_ca,
@@ -40,12 +56,16 @@ from securepipe.sandbox.tls import (
 )
 
 __all__ = [
+    "ACCOUNTS",
     "ADMIN_USER",
     "ARCHIVE_KMS_ALIAS",
     "AUDIT_RETENTION_DAYS",
+    "BOOTSTRAP",
     "BUCKET_ROLES",
     "DEFAULT_REGION",
     "EMULATION",
+    "EMULATION_GUARANTEES",
+    "EMULATION_LIMITS",
     "EVENT_VERSION",
     "KMS_ALIAS",
     "MOTO_GAPS",
@@ -63,6 +83,7 @@ __all__ = [
     "TlsFiles",
     "bucket_name",
     "build_event",
+    "credentials_for",
     "describe_account",
     "gap",
     "gaps_for_step",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import secrets
 import shutil
 import tempfile
 import threading
@@ -39,6 +40,7 @@ import botocore.session
 from securepipe import clock
 from securepipe.errors import InvalidParameterError, SandboxError
 from securepipe.sandbox import hooks
+from securepipe.sandbox.signatures import Signer
 
 DEFAULT_REGION = "eu-west-1"
 #: The bucket roles every sandbox (and the kit's layout on a real account) has.
@@ -146,6 +148,7 @@ class Sandbox:
         state = _State()
         self._state = state
         hooks.activate()
+        hooks.register_account(self.account_id, self.region)
         state.extra["enforcing"] = True
         try:
             if self.server:
@@ -172,6 +175,7 @@ class Sandbox:
         state, self._state = self._state, None
         if state is None:
             return
+        hooks.forget_account(self.account_id)
         _purge_account(self.account_id)
         for server, thread in state.extra.get("servers", []):
             server.shutdown()
@@ -247,6 +251,11 @@ class Sandbox:
         return describe_account(self.session)
 
     # -- internals -----------------------------------------------------------------------------
+    def _require_state(self) -> _State:
+        if self._state is None:
+            raise SandboxError("sandbox is not started")
+        return self._state
+
     def _require(self) -> _State:
         if self._state is None or self._state.session is None:
             raise SandboxError("sandbox is not started; use `with Sandbox() as sb:` or start()")
@@ -293,8 +302,17 @@ class Sandbox:
         return int(server.server_port)
 
     def _bootstrap_session(self) -> boto3.Session:
-        """A session whose requests land in this sandbox's account (moto's account header)."""
-        session = self._make_session(("bootstrap", "bootstrap"))
+        """A session whose requests land in this sandbox's account (moto's account header).
+
+        It signs with a random one-off key the emulation knows only until the admin user
+        exists (:meth:`_bootstrap_admin`), and may only call IAM.
+        """
+        access_key = "ASPBOOT" + secrets.token_hex(8).upper()
+        secret = secrets.token_urlsafe(30)
+        hooks.register_bootstrap(Signer(access_key, secret, None, self.account_id,
+                                        f"arn:aws:iam::{self.account_id}:root", self.region))
+        self._require_state().extra["bootstrap_key"] = access_key
+        session = self._make_session((access_key, secret))
         account_id = self.account_id
 
         def _route(request: Any, **_: Any) -> None:
@@ -315,6 +333,7 @@ class Sandbox:
             ),
         )
         key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
+        hooks.forget_bootstrap(self._require_state().extra.pop("bootstrap_key"))
         return key["AccessKeyId"], key["SecretAccessKey"]
 
     def _make_session(self, creds: tuple[str, str]) -> boto3.Session:

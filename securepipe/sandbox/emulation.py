@@ -25,14 +25,23 @@ It hooks in at two places, covering every client, including one an attacker buil
 keys: in-process, inside moto's stubber, just before moto carries a request out (botocore and
 the ``requests`` library alike); in server mode, a WSGI middleware in front of moto's app.
 
+It fails closed. Before anything else, every request is attributed to a principal of an open
+sandbox by its SigV4 signature, recomputed with botocore's signer against the secret moto's IAM
+or STS holds (:mod:`securepipe.sandbox.signatures`; gap ``sigv4-signatures``); one that cannot be
+attributed is refused with AccessDenied. Each request is then read the way moto will act on it
+(:mod:`securepipe.sandbox.requests`: moto's dispatch order, moto's copy-source parse, the key a
+multipart upload id belongs to, the KMS key a ciphertext names; gap ``s3-request-reading``).
 Where the emulation and moto could read one request two ways (a query parameter given twice,
-two subresources, a Host header naming another host than the URL, a body on a GET or DELETE,
-a browser-form POST upload), it refuses the request rather than guess which one moto acts on.
+two subresources, a parameter the operation does not take, a percent-encoded copy-source
+separator, a Host header naming another host than the URL, a body on a GET or DELETE, a
+browser-form POST upload), it refuses the request rather than guess which one moto acts on. A
+request whose reading fails in any other way is refused too, never answered with a 500.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,25 +49,28 @@ from urllib.parse import parse_qsl, urlsplit
 from xml.etree import ElementTree
 
 from securepipe import clock
-from securepipe.policy import Decision, Policy, Request, evaluate
+from securepipe.errors import InvalidParameterError
+from securepipe.policy import Caller, Decision, Policy, Request, evaluate
 from securepipe.sandbox.motostate import (
-    assumed_role_of,
     aware_utc,
     bucket_policy_of,
+    credentials_of,
     local_tag,
+    multipart_key_of,
     object_lock_of,
     role_policies,
-    user_arn_of,
 )
 from securepipe.sandbox.requests import (
     S3Call,
     ServiceCall,
+    access_key_of,
     decode_aws_chunked,
     describe_json_or_query_request,
     describe_s3_request,
     headers_get,
     parse_lock_date,
 )
+from securepipe.sandbox.signatures import Signature, Signer, Unverified, verify
 
 
 @dataclass(frozen=True)
@@ -100,29 +112,125 @@ REFUSALS: list[Refusal] = []
 _MAX_REFUSALS = 10_000
 
 
-class Enforcer:
-    """Evaluates sandbox requests the way AWS would, with policies read from moto's state."""
+#: Sandbox accounts open in this process, with their region (maintained by the sandbox).
+ACCOUNTS: dict[str, str] = {}
 
-    def __init__(self, policy_source: Callable[[str], Policy | None] | None = None) -> None:
+
+#: Credentials the sandbox holds outside moto's IAM and STS (each sandbox's bootstrap identity,
+#: which creates its admin user), by access key id.
+BOOTSTRAP: dict[str, Signer] = {}
+
+
+def credentials_for(access_key: str) -> Signer | None:
+    """The credentials the sandbox holds for an access key id, if any."""
+    found = BOOTSTRAP.get(access_key)
+    if found is not None:
+        return found
+    return credentials_of(access_key, ACCOUNTS.get)
+
+
+#: Signing names that differ from an endpoint's first host label.
+_HOST_SERVICE = {"email": "ses"}
+_HOST_REGION = re.compile(r"\.([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com$")
+
+
+def _service_of_host(host: str) -> str | None:
+    """The service an in-process URL reaches (as moto's stubber dispatches by URL)."""
+    if not host.endswith(".amazonaws.com"):
+        return None  # server mode: moto dispatches on the credential scope's service
+    if host.startswith(("s3.", "s3-")) or ".s3." in host or ".s3-" in host:
+        return "s3"
+    label = host.split(".", 1)[0]
+    return _HOST_SERVICE.get(label, label)
+
+
+class Enforcer:
+    """Evaluates sandbox requests the way AWS would, with policies read from moto's state.
+
+    Fails closed: a request is decided only once its signature is verified
+    (:mod:`securepipe.sandbox.signatures`) and it is read unambiguously; anything else is
+    refused with AccessDenied.
+    """
+
+    def __init__(self, policy_source: Callable[[str], Policy | None] | None = None,
+                 credentials: Callable[[str], Signer | None] | None = None) -> None:
         self._policy_source = policy_source or bucket_policy_of
+        self._credentials = credentials or credentials_for
+        #: the reading of the last request checked (``None`` if it could not be read)
+        self.last_reading: S3Call | ServiceCall | None = None
 
     def check(
         self, method: str, url: str, headers: Mapping[str, Any],
-        body: bytes | str | None = None,
+        body: bytes | str | None = None, signed_url: str | None = None,
     ) -> Refusal | None:
-        """Return a :class:`Refusal` if AWS would refuse this request, else ``None``."""
-        query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
-        call: S3Call | ServiceCall | None = describe_s3_request(method, url, headers)
+        """Return a :class:`Refusal` if AWS would refuse this request, else ``None``.
+
+        ``url`` is the URL moto acts on, ``signed_url`` the URL the client signed, when they
+        differ (in-process, moto maps other AWS domains onto ``.amazonaws.com``).
+        """
+        try:
+            refusal = self._check(method, url, headers, body, signed_url or url)
+        except Exception as exc:  # a reading that fails is a refusal, never a 500
+            refusal = Refusal("s3", "unknown", "*", None, Decision("ExplicitDeny",
+                              "securepipe:unreadable-request"),
+                              reason=f"the emulation could not read this request "
+                                     f"({type(exc).__name__}), so it refuses it")
+        if refusal is not None:
+            REFUSALS.append(refusal)
+            del REFUSALS[:-_MAX_REFUSALS]
+        return refusal
+
+    def _check(self, method: str, url: str, headers: Mapping[str, Any],
+               body: bytes | str | None, signed_url: str) -> Refusal | None:
+        self.last_reading = None
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        query = dict(pairs)
+        host = (parts.hostname or "").lower()
+        guess = _service_of_host(host) or (
+            "kms" if headers_get(headers, "x-amz-target") is not None else
+            "sts" if "x-www-form-urlencoded" in str(headers_get(headers, "content-type", ""))
+            else "s3")
+        try:
+            signature = verify(method, signed_url, headers, body, self._credentials)
+        except Unverified as exc:
+            return _unattributed(str(exc), access_key_of(
+                str(headers_get(headers, "authorization", "") or ""), query), service=guess)
+        signer = signature.signer
+        dispatched = _service_of_host(host) or signature.service
+        if dispatched != signature.service:
+            return _unattributed(f"signed for {signature.service!r} but sent to "
+                                 f"{dispatched!r}", signer.access_key, signer.arn, guess)
+        allowed_regions = {signer.region}
+        if signature.service in ("iam", "sts"):
+            allowed_regions.add("us-east-1")
+        host_region = _HOST_REGION.search(host)
+        if signature.region not in allowed_regions or (
+                host_region is not None and host_region.group(1) != signature.region):
+            return _unattributed(f"credential scope region {signature.region!r} is not this "
+                                 f"sandbox's region", signer.access_key, signer.arn, guess)
+        routed = headers_get(headers, "x-moto-account-id")
+        if routed is not None and (signer.access_key not in BOOTSTRAP
+                                   or str(routed) != signer.account):
+            return _unattributed("a request routed to an account by header", signer.access_key,
+                                 signer.arn, guess)
+        call: S3Call | ServiceCall | None
+        if signature.service == "s3":
+            call = describe_s3_request(method, url, headers)
+        else:
+            call = describe_json_or_query_request(url, headers, body, signature.service,
+                                                  signer.account, signature.region)
         if call is None:
-            call = describe_json_or_query_request(url, headers, body)
-        if call is None:
-            return None
-        session = assumed_role_of(call.access_key)
-        principal = session.arn if session is not None else user_arn_of(call.access_key)
+            return _unattributed("the emulation cannot read this request", signer.access_key,
+                                 signer.arn, signature.service)
+        call = replace(call, access_key=signer.access_key,
+                       context={**call.context, **_signature_context(signature)})
+        self.last_reading = call
+        session = signer.session
+        principal = signer.arn
         refusal = None
-        if ("X-Amz-Expires" in query and "X-Amz-Date" in query) or (
-                "Expires" in query and "AWSAccessKeyId" in query):
-            refusal = _presigned_expired(call, principal, query)
+        if signature.expires_s is not None:
+            refusal = _presigned_expired(call, principal, signature)
         if refusal is None and session is not None and clock.now() >= aware_utc(session.expiration):
             refusal = Refusal(call.service, call.action, call.resource, principal,
                               Decision("ExplicitDeny"), code="ExpiredToken",
@@ -130,13 +238,25 @@ class Enforcer:
                                      f"sandbox clock {clock.now():%H:%M:%S} UTC")
         if refusal is None and isinstance(call, S3Call):
             reason = call.ambiguous
-            if (reason is None and call.key is not None and body
-                    and call.action.split(":")[1].startswith(("Get", "Delete"))):
+            length = str(headers_get(headers, "content-length", "") or "0")
+            if reason is None and method.upper() in ("GET", "HEAD", "DELETE") and (
+                    body or not length.isdigit() or int(length) > 0
+                    or headers_get(headers, "transfer-encoding") is not None):
                 reason = "a read or delete that carries a body"
+            if reason is None and call.upload_id is not None:
+                owner = multipart_key_of(call.bucket, call.upload_id)
+                if owner is not None and owner != call.key:
+                    reason = "the upload id belongs to another key than the one in the URL"
             if reason is not None:
                 refusal = _own_refusal(call, principal, "ambiguous-request",
                                        f"the emulation cannot be sure how this request is "
                                        f"read ({reason}), so it refuses it")
+        if refusal is None and isinstance(call, ServiceCall) and call.ambiguous:
+            refusal = _own_refusal(call, principal, "ambiguous-request",
+                                   f"the emulation cannot be sure how this request is "
+                                   f"read ({call.ambiguous}), so it refuses it")
+        if refusal is None and isinstance(call, S3Call) and call.action == "s3:PutBucketPolicy":
+            refusal = _unreadable_policy(call, principal, body)
         if refusal is None and isinstance(call, S3Call) and call.action == "s3:PutObjectRetention":
             refusal = _retention_change(call, principal, body,
                                         query.get("versionId") or None)
@@ -148,43 +268,48 @@ class Enforcer:
                                        "names, so it refuses it rather than let it through "
                                        "unchecked")
             for each in calls or ():
-                refusal = self._evaluate(each, principal, session)
+                refusal = self._evaluate(each, signer)
                 if refusal is not None:
                     break
-        if refusal is not None:
-            REFUSALS.append(refusal)
-            del REFUSALS[:-_MAX_REFUSALS]
         return refusal
 
-    def _evaluate(self, call: S3Call | ServiceCall, principal: str | None,
-                  session: Any) -> Refusal | None:
+    def _evaluate(self, call: S3Call | ServiceCall, signer: Signer) -> Refusal | None:
         if call.action in _ALWAYS_ALLOWED:
             return None
+        principal = signer.arn
+        session = signer.session
+        if signer.access_key in BOOTSTRAP:
+            # the account's own bootstrap identity, which only creates the admin user
+            return None if call.service == "iam" else Refusal(
+                call.service, call.action, call.resource, principal, Decision("ImplicitDeny"))
         bucket_policy = self._policy_source(call.bucket) if isinstance(call, S3Call) else None
         resource_policies = [bucket_policy] if bucket_policy is not None else []
-        copies_from_policy_bucket = (isinstance(call, S3Call) and call.copy_source is not None
-                                     and self._policy_source(call.copy_source[0]) is not None)
-        if session is None and not resource_policies and not copies_from_policy_bucket:
-            return None  # long-term identities: moto decides (IAM enforcement off in the sandbox)
         context = {**call.context,
-                   "aws:PrincipalArn": session.role_arn if session is not None else principal}
+                   "aws:PrincipalArn": session.role_arn if session is not None else principal,
+                   "aws:PrincipalAccount": signer.account}
+        if session is None:
+            context["aws:username"] = principal.rsplit("/", 1)[-1]
         identity = session_policies = None
         if session is not None:
             identity = role_policies(session.role_arn)
             if session.policy:
                 session_policies = [Policy.from_document("session-policy", session.policy)]
-        decision = evaluate(Request(call.action, call.resource, principal, context),
-                            identity=identity, session=session_policies,
-                            resource=resource_policies)
-        if not decision.allowed:
-            return Refusal(call.service, call.action, call.resource, principal, decision)
+        caller = Caller(principal, signer.account,
+                        session.role_arn if session is not None else None)
+
+        def decide(action: str, resource: str, policies: list[Policy]) -> Decision:
+            return evaluate(Request(action, resource, principal, context, caller=caller),
+                            identity=identity, session=session_policies, resource=policies)
+
+        for action in (call.action, *(call.also if isinstance(call, S3Call) else ())):
+            decision = decide(action, call.resource, resource_policies)
+            if not decision.allowed:
+                return Refusal(call.service, action, call.resource, principal, decision)
         if (isinstance(call, S3Call) and call.bypass_governance and call.key is not None
                 and call.action in _GOVERNANCE_BYPASSABLE):
             # https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html
             action = "s3:BypassGovernanceRetention"
-            decision = evaluate(Request(action, call.resource, principal, context),
-                                identity=identity, session=session_policies,
-                                resource=resource_policies)
+            decision = decide(action, call.resource, resource_policies)
             if not decision.allowed:
                 return Refusal(call.service, action, call.resource, principal, decision)
         if isinstance(call, S3Call) and call.copy_source is not None:
@@ -193,12 +318,36 @@ class Enforcer:
             action = "s3:GetObjectVersion" if version else "s3:GetObject"
             source = f"arn:aws:s3:::{bucket}/{key}"
             source_policy = self._policy_source(bucket)
-            decision = evaluate(Request(action, source, principal, context), identity=identity,
-                                session=session_policies,
-                                resource=[source_policy] if source_policy else [])
+            decision = decide(action, source, [source_policy] if source_policy else [])
             if not decision.allowed:
                 return Refusal(call.service, action, source, principal, decision)
         return None
+
+
+def _unattributed(reason: str, access_key: str | None, principal: str | None = None,
+                  service: str = "s3") -> Refusal:
+    """A request the emulation cannot attribute to a known principal with a valid signature."""
+    return Refusal(service, "unknown", "*", principal or access_key,
+                   Decision("ExplicitDeny", "securepipe:unattributed-request"),
+                   reason=f"the sandbox cannot attribute this request to a known principal with "
+                          f"a valid signature ({reason}), so it refuses it")
+
+
+def _signature_context(signature: Signature) -> dict[str, Any]:
+    """The S3 signature condition keys, as AWS sets them on every S3 request.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/API/bucket-policy-s3-sigv4-conditions.html
+    """
+    if signature.service != "s3":
+        return {}
+    # botocore signs with the real clock. A header signature is made as the request is sent, so
+    # its age is measured by the real clock too (a sandbox clock moved years ahead must not age
+    # it); a presigned URL is used later, so its age is measured by the sandbox clock, which
+    # lessons move to show an old link refused (as its expiry is).
+    now = clock.now() if signature.auth_type == "REST-QUERY-STRING" else dt.datetime.now(dt.UTC)
+    age = (now - signature.signed_at).total_seconds() * 1000
+    return {"s3:signatureAge": str(max(0, int(age))), "s3:authType": signature.auth_type,
+            "s3:signatureversion": "AWS4-HMAC-SHA256"}
 
 
 _ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
@@ -237,6 +386,20 @@ def _retention_change(call: S3Call, principal: str | None, body: bytes | str | N
     else:
         return None
     return _own_refusal(call, principal, "object-lock", reason)
+
+
+def _unreadable_policy(call: S3Call, principal: str | None,
+                       body: bytes | str | None) -> Refusal | None:
+    """A bucket policy the evaluator cannot read is refused when it is put, so no request to
+    the bucket later meets a policy the emulation cannot decide on."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        Policy.from_document("bucket-policy", text or "")
+    except InvalidParameterError as exc:
+        return _own_refusal(call, principal, "unreadable-policy",
+                            f"the emulation cannot evaluate this bucket policy ({exc}), so it "
+                            f"refuses to store it")
+    return None
 
 
 def _own_refusal(call: S3Call | ServiceCall, principal: str | None, rule: str,
@@ -316,18 +479,10 @@ def _calls_to_check(call: S3Call | ServiceCall, body: bytes | str | None,
 
 
 def _presigned_expired(call: S3Call | ServiceCall, principal: str | None,
-                       query: Mapping[str, str]) -> Refusal | None:
-    """SigV4 (``X-Amz-Date`` + ``X-Amz-Expires``) or SigV2 (``Expires``, epoch seconds)."""
-    try:
-        if "X-Amz-Date" in query:
-            signed = dt.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
-                tzinfo=dt.UTC)
-            deadline = signed + dt.timedelta(seconds=int(query["X-Amz-Expires"]))
-        else:
-            deadline = dt.datetime.fromtimestamp(int(query["Expires"]), tz=dt.UTC)
-    except (ValueError, OverflowError):
-        return Refusal(call.service, call.action, call.resource, principal,
-                       Decision("ExplicitDeny"), reason="Malformed presigned URL")
+                       signature: Signature) -> Refusal | None:
+    """A presigned URL is valid from ``X-Amz-Date`` for ``X-Amz-Expires`` seconds."""
+    assert signature.expires_s is not None
+    deadline = signature.signed_at + dt.timedelta(seconds=signature.expires_s)
     if clock.now() <= deadline:
         return None
     return Refusal(call.service, call.action, call.resource, principal, Decision("ExplicitDeny"),

@@ -62,8 +62,28 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "ignored inside Allow, always match inside Deny", "emulate",
             "the evaluator implements the condition operators the kit's policies use", 2),
     MotoGap("s3-presigned-expiry", "s3", "presigned URL expiry and signature",
-            "not validated", "emulate", "the sandbox refuses an expired presigned URL; "
-            "the kit's helper caps expiry", 2),
+            "not validated", "emulate", "the sandbox verifies a presigned URL's SigV4 "
+            "signature, refuses it once expired (X-Amz-Date + X-Amz-Expires, at most 7 days) "
+            "and puts s3:signatureAge and s3:authType in the request context; the kit's helper "
+            "caps expiry", 2),
+    MotoGap("sigv4-signatures", "sts", "request signatures (SigV4), credential scope, "
+            "session tokens",
+            "not checked: any access key id, scope service, region, date and signature is "
+            "served (a request signed for s3 reaches KMS)", "emulate",
+            "every request is verified with botocore's SigV4 signer against the secret moto's "
+            "IAM or STS holds; unknown or inactive keys, a wrong session token, a scope naming "
+            "another service or region, SigV2 and anonymous requests are refused with "
+            "AccessDenied (clock skew, the payload hash and aws-chunked chunk signatures are "
+            "not checked)", 2),
+    MotoGap("s3-request-reading", "s3", "one reading of each request",
+            "moto reads x-amz-copy-source with urlparse, cuts ';params' off a path, acts on a "
+            "multipart upload id alone (whatever key the URL names) and dispatches "
+            "subresources in its own order", "emulate",
+            "the emulation reads requests as moto does, binds upload ids to the key that "
+            "created them, and refuses what could be read two ways: percent-encoded copy-source "
+            "separators, parameters given twice, two subresources, a subresource or parameter "
+            "the operation does not take, '.'/'..' segments, a body on GET/HEAD/DELETE, a Host "
+            "moto could read as a bucket", 2),
     MotoGap("cloudtrail-events", "cloudtrail", "CloudTrail data events and lookup_events",
             "trails stored, no events recorded; lookup_events not implemented", "emulate",
             "the sandbox records the kit's own calls as CloudTrail-shaped events and writes "
@@ -98,6 +118,31 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "answers KeyId with the bare key id, where AWS returns the key ARN", "check",
             "the verifier pins the key ARN and accepts the bare id only when it is that ARN's "
             "own id", 3),
+)
+
+
+#: What the sandbox's emulated enforcement guarantees (each backed by a test in tests/sandbox).
+EMULATION_GUARANTEES: tuple[str, ...] = (
+    "every request is attributed to a principal of an open sandbox by a valid SigV4 signature, "
+    "or refused with AccessDenied (in-process and in server mode)",
+    "S3 and KMS requests are decided on the reading moto acts on (bucket, key, copy source, "
+    "upload id's key, KMS key); a request that could be read two ways is refused",
+    "STS sessions are decided by the role's policies, the session policy, the bucket policy "
+    "and expiry, with AWS's rules for which principal a bucket policy names",
+    "bucket policies (TLS-only, SSE-KMS pinning, presigned-URL age caps, aws:SourceIp) are "
+    "evaluated for every principal, the admin included",
+)
+
+
+#: What it does not (AWS does; the sandbox does not pretend).
+EMULATION_LIMITS: tuple[str, ...] = (
+    "it is an emulation of AWS's documented rules, not AWS: where the two differ, AWS wins",
+    "IAM users' own identity policies are not enforced (moto's IAM check is off)",
+    "key policies, grants, SCPs, permissions boundaries and VPC endpoint policies are not "
+    "evaluated",
+    "clock skew, the payload hash and aws-chunked chunk signatures are not verified; SigV2 "
+    "and browser-form POST uploads are refused rather than checked",
+    "services other than S3 and KMS are authenticated, and decided only for role sessions",
 )
 
 

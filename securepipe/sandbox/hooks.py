@@ -16,11 +16,10 @@ from xml.sax.saxutils import escape
 
 from securepipe import clock
 from securepipe.sandbox import latency
-from securepipe.sandbox.emulation import Enforcer, Refusal
+from securepipe.sandbox.emulation import ACCOUNTS, BOOTSTRAP, Enforcer, Refusal
 from securepipe.sandbox.motostate import aware_utc
-from securepipe.sandbox.requests import (
-    headers_get,
-)
+from securepipe.sandbox.requests import S3Call, ServiceCall, headers_get
+from securepipe.sandbox.signatures import Signer
 
 
 def refusal_response(refusal: Refusal, json_protocol: bool) -> tuple[int, dict[str, str], bytes]:
@@ -48,6 +47,10 @@ def refusal_response(refusal: Refusal, json_protocol: bool) -> tuple[int, dict[s
 _lock = threading.Lock()
 
 
+#: The largest body server mode reads to check a signature or a DeleteObjects list.
+_MAX_READ_BODY = 16 << 20
+
+
 _active = 0
 
 
@@ -63,6 +66,11 @@ _saved_assume_role: Any = None
 _saved_process_request: Any = None
 
 
+def last_reading() -> S3Call | ServiceCall | None:
+    """How the in-process check point read the last request it checked (for tests)."""
+    return _enforcer.last_reading
+
+
 def _check_in_process(request: Any) -> tuple[int, dict[str, str], bytes] | None:
     """The in-process check point: every request moto's stubber is about to carry out.
 
@@ -75,7 +83,8 @@ def _check_in_process(request: Any) -> tuple[int, dict[str, str], bytes] | None:
 
     url = get_equivalent_url_in_aws_domain(request.url)[0].geturl()
     body = request.body if isinstance(request.body, bytes | str) else None
-    refusal = _enforcer.check(request.method, url, request.headers, body)
+    refusal = _enforcer.check(request.method, url, request.headers, body,
+                              signed_url=request.url)
     if refusal is None:
         return None
     status, headers, payload = refusal_response(
@@ -151,6 +160,32 @@ def activate() -> None:
         iam_models.utcnow = _sandbox_utcnow
 
 
+def register_account(account_id: str, region: str) -> None:
+    """Serve requests signed by this sandbox account's principals (region: its region)."""
+    with _lock:
+        ACCOUNTS[account_id] = region
+
+
+def forget_account(account_id: str) -> None:
+    """Stop serving an account's principals (the sandbox closed), its bootstrap identity too."""
+    with _lock:
+        ACCOUNTS.pop(account_id, None)
+        for key, signer in list(BOOTSTRAP.items()):
+            if signer.account == account_id:
+                del BOOTSTRAP[key]
+
+
+def register_bootstrap(signer: Signer) -> None:
+    """Let one bootstrap identity create an account's admin user (forgotten right after)."""
+    with _lock:
+        BOOTSTRAP[signer.access_key] = signer
+
+
+def forget_bootstrap(access_key: str) -> None:
+    with _lock:
+        BOOTSTRAP.pop(access_key, None)
+
+
 def deactivate() -> None:
     """Undo :func:`activate` once the last sandbox closes."""
     global _active
@@ -196,20 +231,26 @@ class EnforcingMiddleware:
         url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
                    if k.startswith("HTTP_")}
+        for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(name):
+                headers[name.replace("_", "-").lower()] = environ[name]
         body = None
         names = dict(parse_qsl(query, keep_blank_values=True))
         deletes = (environ.get("REQUEST_METHOD") == "POST" and "delete" in names) or (
-            environ.get("REQUEST_METHOD") == "PUT" and "retention" in names)
-        if deletes or "x-amz-target" in headers or environ.get("CONTENT_TYPE", "").startswith(
-                "application/x-www-form-urlencoded"):
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
+            environ.get("REQUEST_METHOD") == "PUT" and ("retention" in names or "policy" in names))
+        # A request without x-amz-content-sha256 (every non-S3 request) is signed over its
+        # body, so the body is read to verify the signature.
+        if deletes or "x-amz-content-sha256" not in headers:
+            length = str(environ.get("CONTENT_LENGTH") or "0")
+            if not length.isdigit() or int(length) > _MAX_READ_BODY:
+                length = "0"  # not read: the signature check then fails and refuses it
+            body = environ["wsgi.input"].read(int(length)) if int(length) else b""
             environ["wsgi.input"] = io.BytesIO(body)
         latency.pause_for(environ.get("REQUEST_METHOD", "GET"), url, headers)  # when switched on
         refusal = _enforcer.check(environ.get("REQUEST_METHOD", "GET"), url, headers, body)
         if refusal is None:
             return self.app(environ, start_response)
-        if body is None:
+        if body is None or (not body and environ.get("CONTENT_LENGTH") not in (None, "", "0")):
             _drain(environ)  # a client still sending its upload would see a broken connection
         status, out_headers, payload = refusal_response(refusal, "x-amz-target" in headers)
         if environ.get("REQUEST_METHOD") == "HEAD":

@@ -5,11 +5,13 @@ users, buckets and Object Lock state. The only sandbox module that reads moto's 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from securepipe import clock
 from securepipe.policy import Policy
 from securepipe.sandbox.requests import parse_lock_date
+from securepipe.sandbox.signatures import Signer
 
 
 def local_tag(tag: str) -> str:
@@ -100,3 +102,82 @@ def assumed_role_of(access_key: str | None) -> Any:
         if role is not None:
             return role
     return None
+
+
+def credentials_of(access_key: str, region_of: Callable[[str], str | None]) -> Signer | None:
+    """The credentials moto's IAM (active user keys) or STS (role sessions) hold for a key.
+
+    Only accounts that are open sandboxes count (``region_of`` answers their region); a key of
+    any other account, an inactive key, or an unknown one gives ``None``.
+    """
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    if access_key.startswith("ASIA"):
+        for _, by_partition in list(sts_backends.items()):
+            role = by_partition["aws"].get_assumed_role_from_access_key(access_key)
+            if role is None:
+                continue
+            region = region_of(str(role.account_id))
+            if region is None:
+                return None
+            return Signer(access_key, str(role.secret_access_key), str(role.session_token),
+                          str(role.account_id), str(role.arn), region, session=role)
+        return None
+    for account, iam_partitions in list(iam_backends.items()):
+        key = iam_partitions["aws"].access_keys.get(access_key)
+        if key is None:
+            continue
+        region = region_of(str(account))
+        if region is None or key.status != "Active" or not key.user_name:
+            return None
+        return Signer(access_key, str(key.secret_access_key), None, str(account),
+                      f"arn:aws:iam::{account}:user/{key.user_name}", region)
+    return None
+
+
+def multipart_key_of(bucket: str, upload_id: str) -> str | None:
+    """The key a multipart upload was created for (moto acts on the upload id alone)."""
+    found = bucket_of(bucket)
+    if found is None:
+        return None
+    upload = found.multiparts.get(upload_id)
+    return None if upload is None else str(upload.key_name)
+
+
+def kms_key_arn(key_id: Any, account: str, region: str) -> str | None:
+    """The ARN of the key a KeyId (id, ARN, alias, alias ARN) names in one account and region.
+
+    moto resolves an ARN by its trailing id in the caller's own account and region, so an ARN
+    naming another account is accepted only if it is exactly this account's key's ARN.
+    """
+    if not isinstance(key_id, str) or not key_id:
+        return None
+    from moto.kms.models import kms_backends
+
+    try:
+        arn = str(kms_backends[account][region].describe_key(key_id).arn)
+    except Exception:  # no such key here
+        return None
+    if key_id.startswith("arn:") and ":key/" in key_id and key_id != arn:
+        return None
+    if key_id.startswith("arn:") and ":alias/" in key_id and not key_id.startswith(
+            arn.split(":key/")[0] + ":alias/"):
+        return None
+    return arn
+
+
+def kms_key_of_ciphertext(blob: Any, account: str, region: str) -> str | None:
+    """The ARN of the key a KMS ciphertext blob (base64, as sent) names, in moto's format."""
+    import base64
+    import binascii
+
+    from moto.kms.utils import _deserialize_ciphertext_blob
+
+    if not isinstance(blob, str):
+        return None
+    try:
+        key_id = _deserialize_ciphertext_blob(base64.b64decode(blob, validate=True)).key_id
+    except (binascii.Error, ValueError, UnicodeDecodeError, Exception):
+        return None
+    return kms_key_arn(key_id, account, region)

@@ -12,76 +12,99 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlparse, urlsplit
 
 from securepipe import clock
 
-#: Object-level S3 operations by (HTTP method, subresource); ``""`` is the object itself.
-_OBJECT_ACTIONS: dict[tuple[str, str], str] = {
-    ("GET", ""): "s3:GetObject",
-    ("HEAD", ""): "s3:GetObject",
-    ("PUT", ""): "s3:PutObject",
-    ("POST", ""): "s3:PutObject",
-    ("DELETE", ""): "s3:DeleteObject",
-    ("GET", "tagging"): "s3:GetObjectTagging",
-    ("PUT", "tagging"): "s3:PutObjectTagging",
-    ("GET", "acl"): "s3:GetObjectAcl",
-    ("PUT", "acl"): "s3:PutObjectAcl",
-    ("GET", "retention"): "s3:GetObjectRetention",
-    ("PUT", "retention"): "s3:PutObjectRetention",
-    ("GET", "legal-hold"): "s3:GetObjectLegalHold",
-    ("PUT", "legal-hold"): "s3:PutObjectLegalHold",
-    ("POST", "restore"): "s3:RestoreObject",
-    ("POST", "uploads"): "s3:PutObject",
-    ("PUT", "uploadId"): "s3:PutObject",
-    ("POST", "uploadId"): "s3:PutObject",
-    ("DELETE", "uploadId"): "s3:AbortMultipartUpload",
+#: Object-level S3 operations: per HTTP method, the subresources moto dispatches on, in the order
+#: moto tests them (``moto/s3/responses.py``), with the IAM action AWS authorises
+#: (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html);
+#: ``""`` is the plain operation.
+OBJECT_DISPATCH: dict[str, tuple[tuple[str, str], ...]] = {
+    "GET": (("uploadId", "s3:ListMultipartUploadParts"), ("acl", "s3:GetObjectAcl"),
+            ("tagging", "s3:GetObjectTagging"), ("legal-hold", "s3:GetObjectLegalHold"),
+            ("attributes", "s3:GetObjectAttributes"), ("retention", "s3:GetObjectRetention"),
+            ("", "s3:GetObject")),
+    "HEAD": (("", "s3:GetObject"),),
+    "PUT": (("uploadId", "s3:PutObject"), ("retention", "s3:PutObjectRetention"),
+            ("legal-hold", "s3:PutObjectLegalHold"), ("acl", "s3:PutObjectAcl"),
+            ("tagging", "s3:PutObjectTagging"), ("", "s3:PutObject")),
+    "POST": (("uploads", "s3:PutObject"), ("uploadId", "s3:PutObject"),
+             ("restore", "s3:RestoreObject"), ("select", "s3:GetObject")),
+    "DELETE": (("uploadId", "s3:AbortMultipartUpload"), ("tagging", "s3:DeleteObjectTagging"),
+               ("", "s3:DeleteObject")),
 }
 
 
-#: Bucket-level S3 operations by (HTTP method, subresource).
-_BUCKET_ACTIONS: dict[tuple[str, str], str] = {
-    ("GET", ""): "s3:ListBucket",
-    ("HEAD", ""): "s3:ListBucket",
-    ("GET", "versions"): "s3:ListBucketVersions",
-    ("GET", "uploads"): "s3:ListBucketMultipartUploads",
-    ("PUT", ""): "s3:CreateBucket",
-    ("DELETE", ""): "s3:DeleteBucket",
-    ("POST", "delete"): "s3:DeleteObject",
-    ("GET", "policy"): "s3:GetBucketPolicy",
-    ("PUT", "policy"): "s3:PutBucketPolicy",
-    ("DELETE", "policy"): "s3:DeleteBucketPolicy",
-    ("GET", "encryption"): "s3:GetEncryptionConfiguration",
-    ("PUT", "encryption"): "s3:PutEncryptionConfiguration",
-    ("DELETE", "encryption"): "s3:PutEncryptionConfiguration",
-    ("GET", "versioning"): "s3:GetBucketVersioning",
-    ("PUT", "versioning"): "s3:PutBucketVersioning",
-    ("GET", "publicAccessBlock"): "s3:GetBucketPublicAccessBlock",
-    ("PUT", "publicAccessBlock"): "s3:PutBucketPublicAccessBlock",
-    ("DELETE", "publicAccessBlock"): "s3:PutBucketPublicAccessBlock",
-    ("GET", "ownershipControls"): "s3:GetBucketOwnershipControls",
-    ("PUT", "ownershipControls"): "s3:PutBucketOwnershipControls",
-    ("DELETE", "ownershipControls"): "s3:PutBucketOwnershipControls",
-    ("GET", "lifecycle"): "s3:GetLifecycleConfiguration",
-    ("PUT", "lifecycle"): "s3:PutLifecycleConfiguration",
-    ("DELETE", "lifecycle"): "s3:PutLifecycleConfiguration",
-    ("GET", "object-lock"): "s3:GetBucketObjectLockConfiguration",
-    ("PUT", "object-lock"): "s3:PutBucketObjectLockConfiguration",
-    ("GET", "tagging"): "s3:GetBucketTagging",
-    ("PUT", "tagging"): "s3:PutBucketTagging",
-    ("GET", "acl"): "s3:GetBucketAcl",
-    ("PUT", "acl"): "s3:PutBucketAcl",
-    ("GET", "location"): "s3:GetBucketLocation",
-    ("GET", "logging"): "s3:GetBucketLogging",
-    ("PUT", "logging"): "s3:PutBucketLogging",
-    ("GET", "notification"): "s3:GetBucketNotification",
-    ("PUT", "notification"): "s3:PutBucketNotification",
-    ("GET", "metrics"): "s3:GetMetricsConfiguration",
-    ("PUT", "metrics"): "s3:PutMetricsConfiguration",
+#: Bucket-level S3 operations, the same way (DeleteObjects is handled on its own).
+BUCKET_DISPATCH: dict[str, tuple[tuple[str, str], ...]] = {
+    "GET": (("object-lock", "s3:GetBucketObjectLockConfiguration"),
+            ("uploads", "s3:ListBucketMultipartUploads"), ("location", "s3:GetBucketLocation"),
+            ("lifecycle", "s3:GetLifecycleConfiguration"),
+            ("versioning", "s3:GetBucketVersioning"), ("policyStatus", "s3:GetBucketPolicyStatus"),
+            ("policy", "s3:GetBucketPolicy"), ("website", "s3:GetBucketWebsite"),
+            ("acl", "s3:GetBucketAcl"), ("tagging", "s3:GetBucketTagging"),
+            ("logging", "s3:GetBucketLogging"), ("cors", "s3:GetBucketCORS"),
+            ("notification", "s3:GetBucketNotification"),
+            ("accelerate", "s3:GetAccelerateConfiguration"),
+            ("publicAccessBlock", "s3:GetBucketPublicAccessBlock"),
+            ("inventory", "s3:GetInventoryConfiguration"), ("versions", "s3:ListBucketVersions"),
+            ("encryption", "s3:GetEncryptionConfiguration"),
+            ("replication", "s3:GetReplicationConfiguration"),
+            ("ownershipControls", "s3:GetBucketOwnershipControls"),
+            # moto has no GetBucketMetricsConfiguration: it lists the bucket instead, so that
+            # is the action checked (with GetMetricsConfiguration too)
+            ("metrics", "s3:ListBucket"), ("", "s3:ListBucket")),
+    "HEAD": (("", "s3:ListBucket"),),
+    "PUT": (("object-lock", "s3:PutBucketObjectLockConfiguration"),
+            ("versioning", "s3:PutBucketVersioning"),
+            ("lifecycle", "s3:PutLifecycleConfiguration"), ("policy", "s3:PutBucketPolicy"),
+            ("acl", "s3:PutBucketAcl"), ("tagging", "s3:PutBucketTagging"),
+            ("website", "s3:PutBucketWebsite"), ("cors", "s3:PutBucketCORS"),
+            ("logging", "s3:PutBucketLogging"), ("notification", "s3:PutBucketNotification"),
+            ("accelerate", "s3:PutAccelerateConfiguration"),
+            ("publicAccessBlock", "s3:PutBucketPublicAccessBlock"),
+            ("encryption", "s3:PutEncryptionConfiguration"),
+            ("replication", "s3:PutReplicationConfiguration"),
+            ("ownershipControls", "s3:PutBucketOwnershipControls"),
+            ("inventory", "s3:PutInventoryConfiguration"),
+            # moto has no PutBucketMetricsConfiguration: it carries the request out as a
+            # CreateBucket, so that is the action checked (with PutMetricsConfiguration too)
+            ("metrics", "s3:CreateBucket"), ("", "s3:CreateBucket")),
+    "DELETE": (("policy", "s3:DeleteBucketPolicy"), ("tagging", "s3:PutBucketTagging"),
+               ("website", "s3:DeleteBucketWebsite"), ("cors", "s3:PutBucketCORS"),
+               ("lifecycle", "s3:PutLifecycleConfiguration"),
+               ("publicAccessBlock", "s3:PutBucketPublicAccessBlock"),
+               ("encryption", "s3:PutEncryptionConfiguration"),
+               ("replication", "s3:PutReplicationConfiguration"),
+               ("ownershipControls", "s3:PutBucketOwnershipControls"), ("", "s3:DeleteBucket")),
+    "POST": (("delete", "s3:DeleteObject"),),
 }
 
 
-_SUBRESOURCES = {sub for _, sub in (*_OBJECT_ACTIONS, *_BUCKET_ACTIONS) if sub}
+#: Every subresource either level dispatches on: a request naming two of them is refused.
+SUBRESOURCES = frozenset(sub for table in (OBJECT_DISPATCH, BUCKET_DISPATCH)
+                         for rows in table.values() for sub, _ in rows if sub)
+
+
+#: Query parameters that are not subresources, by level. Anything else is refused.
+_PRESIGN = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+            "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token", "x-id"}
+_OBJECT_PARAMS = frozenset({
+    "versionId", "partNumber", "max-parts", "part-number-marker", "response-cache-control",
+    "response-content-disposition", "response-content-encoding", "response-content-language",
+    "response-content-type", "response-expires", *_PRESIGN})
+_BUCKET_PARAMS = frozenset({
+    "prefix", "delimiter", "max-keys", "marker", "encoding-type", "list-type",
+    "continuation-token", "fetch-owner", "start-after", "key-marker", "version-id-marker",
+    "upload-id-marker", "max-uploads", "id", *_PRESIGN})
+
+
+#: Canned-ACL and grant headers: a PutObject (or CopyObject, CreateMultipartUpload) carrying one
+#: also needs ``s3:PutObjectAcl``.
+#: https://docs.aws.amazon.com/AmazonS3/latest/userguide/acl-overview.html#setting-acls
+ACL_HEADERS = ("x-amz-acl", "x-amz-grant-full-control", "x-amz-grant-read",
+               "x-amz-grant-read-acp", "x-amz-grant-write", "x-amz-grant-write-acp")
 
 
 @dataclass(frozen=True)
@@ -101,17 +124,29 @@ class S3Call:
     bypass_governance: bool = False
     #: Why the emulation cannot be sure how moto reads this request (it is then refused).
     ambiguous: str | None = None
+    #: the multipart upload id the request acts on (moto acts on the id alone)
+    upload_id: str | None = None
+    #: further actions AWS authorises on the same resource (``s3:PutObjectAcl`` for ACL headers)
+    also: tuple[str, ...] = ()
 
     service = "s3"
 
     @property
     def resource(self) -> str:
+        if not self.bucket:
+            return "*"
         base = f"arn:aws:s3:::{self.bucket}"
         return base if self.key is None else f"{base}/{self.key}"
 
 
 def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3Call | None:
-    """Map an HTTP request to its S3 action, bucket, key and condition keys (None if not S3)."""
+    """Map an HTTP request to its S3 action, bucket, key and condition keys (None if not S3).
+
+    Reads the request the way moto dispatches it, and marks it ``ambiguous`` (to be refused)
+    wherever moto could act on something else than this reading: a parameter given twice, two
+    subresources, a parameter this operation does not take, a copy source whose separators are
+    percent-encoded, a Host header that names another host.
+    """
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     path = parts.path
@@ -126,66 +161,152 @@ def describe_s3_request(method: str, url: str, headers: Mapping[str, str]) -> S3
     named = str(headers_get(headers, "host", "") or "").lower().rsplit(":", 1)[0].strip("[]")
     if named and named != host:
         ambiguous = f"its Host header names {named!r}, its URL {host!r}"
+    if ";" in path:
+        # moto parses the URL with urlparse, which cuts ";params" off the last segment
+        ambiguous = "a raw ';' in the path (moto would cut the key there)"
+    if not is_aws and not _is_ip_or_localhost(host):
+        # server mode reads the bucket from the path; moto would read a named host's first
+        # label as the bucket (virtual-host style)
+        ambiguous = ambiguous or f"a Host {host!r} that moto could read as a bucket name"
+    method = method.upper()
     if is_aws and not path_style:
         bucket = host.split(".s3", 1)[0]
         key = unquote(path[1:]) if len(path) > 1 else None
     else:
         segments = path.lstrip("/").split("/", 1)
-        if not segments[0]:
-            return None  # ListBuckets: not bucket-scoped
         bucket = unquote(segments[0])
         key = unquote(segments[1]) if len(segments) > 1 and segments[1] else None
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     query = dict(pairs)
     if len(query) != len(pairs):
         ambiguous = "a query parameter is given twice"
-    method = method.upper()
-    table = _BUCKET_ACTIONS if key is None else _OBJECT_ACTIONS
-    subs = [s for s in query if (method, s) in table]
+    access_key = access_key_of(headers_get(headers, "authorization", ""), query)
+    context = _base_context(parts.scheme)
+    if not bucket:
+        if key is not None or method != "GET" or set(query) - _PRESIGN:
+            ambiguous = ambiguous or "a request to the service root other than ListBuckets"
+        return S3Call("s3:ListAllMyBuckets", "", None, access_key, context, ambiguous=ambiguous)
+    level, params = ((BUCKET_DISPATCH, _BUCKET_PARAMS) if key is None
+                     else (OBJECT_DISPATCH, _OBJECT_PARAMS))
+    rows = level.get(method)
+    subs = [s for s in query if s in SUBRESOURCES]
+    unknown = sorted(set(query) - params - SUBRESOURCES)
+    if rows is None:
+        ambiguous = f"S3 has no {method} {'bucket' if key is None else 'object'} operation"
+        rows = (("", f"s3:{method.title()}"),)
     if len(subs) > 1:
         ambiguous = f"it names {len(subs)} subresources ({', '.join(subs)})"
-    # A subresource this level does not have is ignored, as moto ignores it: the request is the
-    # plain operation (a PUT /key?location is a PutObject).
-    sub = subs[0] if subs else ""
-    if key is None and method == "POST" and "delete" in query:
-        action = "s3:DeleteObject"  # DeleteObjects, whatever else the query says (as moto reads it)
-    elif key is None:
-        action = _BUCKET_ACTIONS.get((method, sub), f"s3:{method.title()}Bucket{sub.title()}")
-        if method == "POST" and not sub:
-            ambiguous = "browser-form POST uploads are not emulated"
+    elif unknown:
+        ambiguous = f"it carries parameters this operation does not take ({', '.join(unknown)})"
+    elif subs and subs[0] not in {sub for sub, _ in rows}:
+        ambiguous = f"{method} has no ?{subs[0]} subresource here"
+    present = [(sub, act) for sub, act in rows if (sub in query if sub else not subs)]
+    if not present:
+        ambiguous = ambiguous or "moto would read it as another operation"
+        sub, action = rows[0]
     else:
-        action = _OBJECT_ACTIONS.get((method, sub), f"s3:{method.title()}Object{sub.title()}")
-        if action in ("s3:GetObject", "s3:DeleteObject") and query.get("versionId"):
-            action += "Version"
-    context: dict[str, Any] = {
-        "aws:SecureTransport": "true" if parts.scheme == "https" else "false",
-        "aws:CurrentTime": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+        sub, action = present[0]
+    if key is None and method == "POST" and sub != "delete":
+        ambiguous = ambiguous or "browser-form POST uploads are not emulated"
+    if action in ("s3:GetObject", "s3:DeleteObject") and sub == "" and query.get("versionId"):
+        action += "Version"
+    upload_id = query.get("uploadId") if key is not None and "uploadId" in query else None
+    if upload_id is not None and not upload_id:
+        ambiguous = ambiguous or "an empty uploadId"
     for header in ("x-amz-server-side-encryption",
                    "x-amz-server-side-encryption-aws-kms-key-id"):
         value = headers_get(headers, header)
         if value is not None:
             context[f"s3:{header}"] = value
-    if action == "s3:ListBucket":
+    if action in ("s3:ListBucket", "s3:ListBucketVersions"):
         for name in ("prefix", "delimiter", "max-keys"):
             if name in query:
                 context[f"s3:{name}"] = query[name]
-    access_key = access_key_of(headers_get(headers, "authorization", ""), query)
+    for name, value in (("key", key), ("prefix", query.get("prefix"))):
+        if value is not None and has_dot_segment(value):
+            ambiguous = ambiguous or f"a {name} with a '.' or '..' segment, which a path " \
+                                     f"normaliser between client and S3 would read otherwise"
+    also: tuple[str, ...] = ()
+    if sub == "metrics":
+        also = ("s3:PutMetricsConfiguration" if method == "PUT" else "s3:GetMetricsConfiguration",)
+    acl = [h for h in ACL_HEADERS if headers_get(headers, h) is not None]
+    if acl and action == "s3:PutObject":
+        also = (*also, "s3:PutObjectAcl")
+        if headers_get(headers, "x-amz-acl") is not None:
+            context["s3:x-amz-acl"] = headers_get(headers, "x-amz-acl")
+    elif acl and action not in ("s3:PutObjectAcl", "s3:PutBucketAcl", "s3:CreateBucket"):
+        ambiguous = ambiguous or "ACL headers on an operation that takes none"
+    copy_header = headers_get(headers, "x-amz-copy-source")
+    copy_source = None
+    if copy_header is not None:
+        if action != "s3:PutObject" or sub not in ("", "uploadId"):
+            ambiguous = ambiguous or "x-amz-copy-source on an operation that is not a copy"
+        else:
+            copy_source, why = read_copy_source(str(copy_header))
+            ambiguous = ambiguous or why
     # moto treats any value of the header as a bypass (botocore sends "false" too)
     bypass = bool(str(headers_get(headers, "x-amz-bypass-governance-retention", "") or ""))
     return S3Call(action=action, bucket=bucket, key=key, access_key=access_key, context=context,
-                  copy_source=_copy_source(headers_get(headers, "x-amz-copy-source")),
-                  bypass_governance=bypass, ambiguous=ambiguous)
+                  copy_source=copy_source, bypass_governance=bypass, ambiguous=ambiguous,
+                  upload_id=upload_id, also=also)
 
 
-def _copy_source(header: str | None) -> tuple[str, str, str | None] | None:
-    """``x-amz-copy-source: /bucket/key?versionId=...`` (URL-encoded) as its parts."""
-    if not header:
-        return None
-    path, _, query = str(header).partition("?")
-    bucket, _, key = unquote(path).lstrip("/").partition("/")
-    version = dict(parse_qsl(query)).get("versionId")
-    return (bucket, key, version) if bucket and key else None
+def _is_ip_or_localhost(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def has_dot_segment(path: str) -> bool:
+    """Whether a key or prefix has a ``.`` or ``..`` segment (S3 keeps them literally, an HTTP
+    path normaliser would not)."""
+    return any(part in (".", "..") for part in path.split("/"))
+
+
+def _base_context(scheme: str) -> dict[str, Any]:
+    """The global condition keys every sandbox request carries."""
+    return {
+        "aws:SecureTransport": "true" if scheme == "https" else "false",
+        "aws:CurrentTime": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(int(clock.now().timestamp())),
+        # every sandbox client is on this machine
+        "aws:SourceIp": "127.0.0.1",
+    }
+
+
+def read_copy_source(header: str) -> tuple[tuple[str, str, str | None] | None, str | None]:
+    """``x-amz-copy-source`` read exactly as moto reads it (``urlparse``, then ``unquote``).
+
+    Returns ``(source, why)``: ``why`` says why the header is ambiguous (refused) when another
+    reader could see another bucket or key in it: a scheme, host, ``;params`` or fragment part,
+    a percent-encoded separator in the bucket name, or a version id given twice.
+    """
+    parsed = urlparse(header)
+    raw = parsed.path.lstrip("/")
+    decoded = unquote(parsed.path).lstrip("/")
+    if "/" not in decoded:
+        return None, "a copy source without a key"
+    bucket, key = decoded.split("/", 1)
+    raw_bucket, _, raw_key = raw.partition("/")
+    versions = parse_qs(parsed.query, keep_blank_values=True).get("versionId", [None])
+    extra = set(parse_qs(parsed.query, keep_blank_values=True)) - {"versionId"}
+    if parsed.scheme or parsed.netloc or parsed.params or parsed.fragment or "#" in header:
+        return None, "a copy source with a scheme, host, parameters or fragment"
+    if unquote(raw_bucket) != bucket or unquote(raw_key) != key or "%" in raw_bucket:
+        return None, "a copy source whose separators are percent-encoded"
+    if len(versions) != 1 or extra:
+        return None, "a copy source with another query than one versionId"
+    if not bucket or not key:
+        return None, "a copy source without a bucket or key"
+    if has_dot_segment(key):
+        return None, "a copy source key with a '.' or '..' segment"
+    return (bucket, key, versions[0] or None), None
 
 
 def _signed_for_s3(authorization: str, query: str) -> bool:
@@ -250,41 +371,107 @@ class ServiceCall:
     resource: str
     access_key: str | None
     context: Mapping[str, Any]
+    #: Why the emulation cannot be sure how moto reads this request (it is then refused).
+    ambiguous: str | None = None
+    #: further (action, resource) pairs AWS authorises for the same request (ReEncrypt's
+    #: destination key)
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"member {k!r} given twice")
+        out[k] = v
+    return out
 
 
 def describe_json_or_query_request(
-    url: str, headers: Mapping[str, Any], body: bytes | str | None
+    url: str, headers: Mapping[str, Any], body: bytes | str | None, service: str,
+    account: str, region: str,
 ) -> ServiceCall | None:
-    """Map a JSON-protocol (``X-Amz-Target``) or query-protocol (``Action=``) request."""
-    authorization = headers_get(headers, "authorization", "") or ""
-    scope = re.search(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request", authorization)
-    if scope is None or scope.group(1) == "s3":
-        return None
-    service = scope.group(1)
+    """Map a JSON-protocol (``X-Amz-Target``) or query-protocol (``Action=``) request.
+
+    ``service``, ``account`` and ``region`` come from the verified signature: they are where
+    moto acts. KMS requests name the key moto will use: the ``KeyId`` resolved in that account
+    and region, and for Decrypt and ReEncrypt the key the ciphertext blob itself names (moto,
+    like KMS, decrypts with that key).
+    """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    context: dict[str, Any] = {
-        "aws:SecureTransport": "true" if urlsplit(url).scheme == "https" else "false",
-        "aws:CurrentTime": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    context: dict[str, Any] = _base_context(urlsplit(url).scheme)
     target = headers_get(headers, "x-amz-target")
     resource = "*"
+    ambiguous = None
+    extra: tuple[tuple[str, str], ...] = ()
+    url_query = parse_qsl(urlsplit(url).query, keep_blank_values=True)
     if target:
         operation = str(target).rsplit(".", 1)[-1]
+        if url_query:
+            ambiguous = "a JSON-protocol request with a query string"
         try:
-            payload = json.loads(text) if text else {}
-        except json.JSONDecodeError:
-            payload = {}
-        if service == "kms" and isinstance(payload, dict):
-            resource = kms_key_arn_of(payload.get("KeyId")) or "*"
-            enc = payload.get("EncryptionContext") or {}
+            payload = json.loads(text, object_pairs_hook=_no_duplicates) if text else {}
+        except ValueError as exc:
+            return ServiceCall(service, f"{service}:{operation}", "*", None, context,
+                               ambiguous=f"its JSON body cannot be read ({exc})")
+        if not isinstance(payload, dict):
+            return ServiceCall(service, f"{service}:{operation}", "*", None, context,
+                               ambiguous="its JSON body is not an object")
+        if service == "kms":
+            resource, extra, why = _kms_resources(operation, payload, account, region)
+            ambiguous = ambiguous or why
+            enc = payload.get("EncryptionContext", payload.get("SourceEncryptionContext")) or {}
             if isinstance(enc, dict):
                 for k, v in enc.items():
                     context[f"kms:EncryptionContext:{k}"] = str(v)
                 context["kms:EncryptionContextKeys"] = sorted(enc)
+            else:
+                ambiguous = ambiguous or "an encryption context that is not an object"
     else:
-        operation = dict(parse_qsl(text)).get("Action", "Unknown")
-    access_key = authorization.split("Credential=", 1)[1].split("/", 1)[0]
-    return ServiceCall(service, f"{service}:{operation}", resource, access_key, context)
+        form = parse_qsl(text, keep_blank_values=True)
+        names = [k for k, _ in (*form, *url_query)]
+        if len(set(names)) != len(names):
+            ambiguous = "a parameter is given twice"
+        operation = dict([*url_query, *form]).get("Action", "")
+        rpc = re.fullmatch(r"/service/[^/]+/operation/([A-Za-z0-9]{1,64})", urlsplit(url).path)
+        if not operation and rpc is not None:  # the smithy RPC v2 (CBOR) protocol
+            operation = rpc.group(1)
+        elif not operation:
+            # a REST protocol the emulation does not map: no action a policy could grant by
+            # name (a role session needs "<service>:*"; the admin's Allow * covers it)
+            operation = "UnmappedOperation"
+    if not re.fullmatch(r"[A-Za-z0-9]{1,64}", operation):
+        return None
+    return ServiceCall(service, f"{service}:{operation}", resource, None, context,
+                       ambiguous=ambiguous, extra=extra)
+
+
+def _kms_resources(operation: str, payload: Mapping[str, Any], account: str, region: str
+                   ) -> tuple[str, tuple[tuple[str, str], ...], str | None]:
+    """The key ARN a KMS operation acts on in ``account``/``region`` (``*`` if none)."""
+    from securepipe.sandbox.motostate import kms_key_arn, kms_key_of_ciphertext
+
+    def key(field: str) -> tuple[str, str | None]:
+        value = payload.get(field)
+        if value is None:
+            return "*", None
+        arn = kms_key_arn(value, account, region)
+        return (arn, None) if arn else ("*", f"no key {value!r} in this account and region")
+
+    if operation in ("Decrypt", "ReEncrypt"):
+        source = kms_key_of_ciphertext(payload.get("CiphertextBlob"), account, region)
+        if source is None:
+            return "*", (), "the ciphertext names no key of this account and region"
+        named = payload.get("KeyId", payload.get("SourceKeyId"))
+        if named is not None and kms_key_arn(named, account, region) != source:
+            return source, (), "the KeyId is not the key the ciphertext names"
+        if operation == "ReEncrypt":
+            destination, why = key("DestinationKeyId")
+            return source, (("kms:ReEncryptTo", destination),), why
+        return source, (), None
+    field = "TargetKeyId" if operation in ("CreateAlias", "UpdateAlias") else "KeyId"
+    resource, why = key(field)
+    return resource, (), why
 
 
 def kms_key_arn_of(key_id: Any) -> str | None:

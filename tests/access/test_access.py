@@ -814,3 +814,47 @@ def test_contractor_cannot_encrypt_for_another_contractor(tmp_path) -> None:
             envelope.encrypt_file(src, tmp_path / "forged.msg", SampleContext("c02", "s1", "train"))
         assert not (tmp_path / "forged.msg").exists()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.wav", "ok.msg"]
+
+
+@pytest.mark.parametrize(("grantee", "c02_allowed"), [
+    ("account", False),   # the account delegates to IAM: the session policy still decides
+    ("role", False),      # the role: added before the session policy, which still limits it
+    ("session", True),    # the session itself: added after the session policy
+])
+def test_review_answers_the_three_principal_cases_as_aws(grantee: str,
+                                                         c02_allowed: bool) -> None:
+    """A bucket-policy Allow on every object, naming the account, the role or the session
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session)."""
+    role = Principal("securepipe-contractor", ROLE.identity, None, ROLE_ARN)
+    me = session_principal(role, "contractor-c1", contractor_session_policy(
+        "c1", bucket=BUCKET, key_arn=KEY_ARN))
+    assert me.arn is not None
+    account = ROLE_ARN.split(":")[4]
+    named = {"account": f"arn:aws:iam::{account}:root", "role": ROLE_ARN,
+             "session": me.arn}[grantee]
+    grant = Policy.from_document("bucket-policy", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": named}, "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{BUCKET}/*"}]})
+    matrix = access_matrix([me], bucket=BUCKET, prefixes=["raw/c1/", "raw/c2/"],
+                           bucket_policy=grant)
+    assert matrix.decision("contractor-c1", "raw/c1/", "Get").allowed
+    assert matrix.decision("contractor-c1", "raw/c2/", "Get").allowed is c02_allowed
+
+
+def test_contractor_session_checks_expiry_by_the_sandbox_clock(sandbox: Sandbox,
+                                                               role: str) -> None:
+    res = sandbox.resources
+    creds = vend_contractor_credentials(sandbox.session, role_arn=role, contractor="c1",
+                                        bucket=res.bucket("raw"), key_arn=res.kms_key_arn)
+    contractor_session(sandbox.session, creds)
+    sandbox.move_clock(dt.timedelta(seconds=901))
+    with pytest.raises(InvalidParameterError, match="expired"):
+        contractor_session(sandbox.session, creds)
+
+
+def test_a_one_character_contractor_id_is_refused_before_assume_role(sandbox: Sandbox,
+                                                                      role: str) -> None:
+    res = sandbox.resources
+    with pytest.raises(InvalidParameterError, match="SourceIdentity"):
+        vend_contractor_credentials(sandbox.session, role_arn=role, contractor="c",
+                                    bucket=res.bucket("raw"), key_arn=res.kms_key_arn)

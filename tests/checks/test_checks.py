@@ -318,7 +318,8 @@ BREAKERS: dict[str, Callable[[Hardened], None]] = {
     "s3_bucket_tls_only_policy": lambda h: _put_policy(h, h.bucket("raw"),
                                                        {"DenyInsecureTransport"}),
     "s3_bucket_sse_kms_enforced": lambda h: _put_policy(
-        h, h.bucket("raw"), {"DenyPutWithoutSseKms", "DenyPutWithOtherKmsKey"}),
+        h, h.bucket("raw"), {"DenyPutWithOtherEncryption", "DenyKmsPutWithoutKeyId",
+                             "DenyPutWithOtherKmsKey"}),
     "s3_bucket_public_access_block": lambda h: h.session.client("s3").delete_public_access_block(
         Bucket=h.bucket("features")),
     "s3_account_public_access_block": _account_pab_off,

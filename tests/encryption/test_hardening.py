@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from securepipe.encryption.hardening import (
     CONTROLS,
+    SSE_STATEMENTS,
     apply_bucket_hardening,
     failures,
     hardened_bucket_policy,
@@ -89,7 +90,7 @@ def _other_key_pinned(sb: Sandbox) -> None:
     other = sb.session.client("kms").create_key()["KeyMetadata"]["Arn"]
     bucket = sb.resources.bucket("raw")
     policy = hardened_bucket_policy(bucket, sb.resources.kms_key_arn)
-    policy["Statement"][2]["Condition"]["StringNotEquals"][
+    policy["Statement"][3]["Condition"]["StringNotEquals"][
         "s3:x-amz-server-side-encryption-aws-kms-key-id"] = other
     sb.session.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
@@ -119,7 +120,7 @@ def test_one_misconfiguration_is_reported_alone(hardened: Sandbox, control: str)
 
 
 def test_sse_statements_removed_together_fail_the_control(hardened: Sandbox) -> None:
-    _policy_without("DenyPutWithoutSseKms,DenyPutWithOtherKmsKey")(hardened)
+    _policy_without(",".join(SSE_STATEMENTS))(hardened)
     assert [f.control for f in failures(_inspect(hardened))] == ["sse-kms-enforced"]
 
 
@@ -147,7 +148,11 @@ def test_hardened_bucket_refuses_non_compliant_puts(hardened: Sandbox) -> None:
     s3 = hardened.session.client("s3")
     bucket, key_arn = hardened.resources.bucket("raw"), hardened.resources.kms_key_arn
     s3.put_object(Bucket=bucket, Key="ok", Body=b"x", **sse_kms_put_args(key_arn))
-    for extra in ({}, {"ServerSideEncryption": "AES256"},
+    # no header: admitted, and the bucket's default encryption applies the customer key
+    s3.put_object(Bucket=bucket, Key="default", Body=b"x")
+    assert s3.head_object(Bucket=bucket, Key="default")["SSEKMSKeyId"] == key_arn
+    for extra in ({"ServerSideEncryption": "AES256"},
+                  {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn[:-1] + "0"},
                   {"ServerSideEncryption": "aws:kms"}):  # aws:kms without key id = aws/s3
         with pytest.raises(ClientError) as err:
             s3.put_object(Bucket=bucket, Key="bad", Body=b"x", **extra)

@@ -498,3 +498,37 @@ def test_an_upload_for_a_speaker_names_them_and_passes_the_gate_first(
     finally:
         sb.session.events.unregister("before-call.s3", handler)
     assert calls == []                                               # nothing was sent
+
+
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+def test_a_20_mib_ciphertext_uploads_into_a_hardened_bucket(server: bool, tmp_path: Path) -> None:
+    """The kit's multipart upload passes the bucket policy the kit's own hardening writes.
+
+    UploadPart and CompleteMultipartUpload carry no SSE header; the policy denies only requests
+    that name another encryption, and default encryption covers the parts (hardening.py).
+    """
+    from securepipe.encryption.hardening import apply_bucket_hardening
+
+    src = tmp_path / "long.wav"
+    src.write_bytes(os.urandom(20 * 1024 * 1024))
+    ctx = SampleContext("c42", "twenty-mib", "speech-model-training")
+    with Sandbox(server=server, tls=server) as box:
+        bucket, key_arn = box.resources.bucket("raw"), box.resources.kms_key_arn
+        apply_bucket_hardening(box.session, bucket, key_arn,
+                               account_id=box.resources.account_id)
+        envelope = Envelope(box.session, EnvelopeConfig(key_arn))
+        result = upload_sample(box.session, envelope, src, bucket=bucket, context=ctx,
+                               key_arn=key_arn)
+        assert result.multipart
+        head = box.client("s3").head_object(Bucket=bucket, Key=result.key)
+        assert head["ContentLength"] > 20 * 1024 * 1024
+        assert head["SSEKMSKeyId"] == key_arn
+        dst = tmp_path / "back.wav"
+        download_sample(box.session, envelope, bucket=bucket, key=result.key, dst=dst,
+                        expected_context=ctx)
+        assert dst.read_bytes() == src.read_bytes()
+        # the same policy still refuses an upload naming another algorithm
+        with pytest.raises(ClientError) as err:
+            box.client("s3").put_object(Bucket=bucket, Key="raw/c42/plain", Body=b"x",
+                                        ServerSideEncryption="AES256")
+        assert err.value.response["Error"]["Code"] == "AccessDenied"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import stat
 
@@ -147,3 +148,54 @@ def test_tls_needs_server_mode() -> None:
 
     with pytest.raises(InvalidParameterError):
         Sandbox(tls=True)
+
+
+def _ip_policy(bucket: str, cidr: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "OnlyFrom", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": {"NotIpAddress": {"aws:SourceIp": cidr}}}]})
+
+
+def test_source_ip_conditions_decide_without_crashing(sandbox: Sandbox) -> None:
+    """The sandbox's clients are all on 127.0.0.1 (aws:SourceIp)."""
+    s3 = sandbox.session.client("s3")
+    bucket = sandbox.resources.bucket("raw")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    s3.put_bucket_policy(Bucket=bucket, Policy=_ip_policy(bucket, "127.0.0.0/8"))
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+    s3.put_bucket_policy(Bucket=bucket, Policy=_ip_policy(bucket, "10.0.0.0/8"))
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="k")
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    assert enforcement.REFUSALS[-1].decision.statement == "bucket-policy#OnlyFrom"
+
+
+def test_a_bucket_policy_the_evaluator_cannot_read_is_refused_when_put(sandbox: Sandbox) -> None:
+    s3 = sandbox.session.client("s3")
+    bucket = sandbox.resources.bucket("raw")
+    unreadable = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "NotPrincipal": {"AWS": "x"}, "Action": "s3:*", "Resource": "*"}]}
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(unreadable))
+    assert "cannot evaluate this bucket policy" in err.value.response["Error"]["Message"]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")  # the bucket still works
+
+
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+def test_the_presigned_url_age_cap_fires(server: bool) -> None:
+    """s3:signatureAge is in the request context: a bucket-policy cap refuses an old link."""
+    import requests
+
+    from securepipe.access.presigned import apply_presign_age_cap, presign_get
+
+    with Sandbox(server=server, tls=server) as sb:
+        bucket = sb.resources.bucket("raw")
+        sb.session.client("s3").put_object(Bucket=bucket, Key="k", Body=b"voice")
+        apply_presign_age_cap(sb.session, bucket, max_age_s=60)
+        url = presign_get(sb.session, bucket=bucket, key="k", expires_in=600)
+        verify = str(sb.ca_bundle) if sb.ca_bundle else True
+        assert requests.get(url, timeout=10, verify=verify).content == b"voice"
+        sb.move_clock(dt.timedelta(seconds=61))   # still valid, but older than the cap
+        old = requests.get(url, timeout=10, verify=verify)
+        assert old.status_code == 403 and b"DenyOldSignatures" in old.content

@@ -118,14 +118,29 @@ def test_clock_resets_when_the_last_sandbox_closes() -> None:
     assert abs(clock.now() - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=5)
 
 
-@pytest.mark.parametrize("signature", ["s3v4", "s3"])
-def test_expired_presigned_url_is_refused(signature: str) -> None:
+def test_sigv2_presigned_urls_are_refused() -> None:
+    """The emulation verifies SigV4 only; a SigV2 URL cannot be attributed, so it is refused."""
     from botocore.config import Config
 
     with Sandbox(server=True) as sb:
         bucket = sb.resources.bucket("raw")
         sb.session.client("s3").put_object(Bucket=bucket, Key="k", Body=b"voice")
-        signer = sb.session.client("s3", config=Config(signature_version=signature))
+        signer = sb.session.client("s3", config=Config(signature_version="s3"))
+        url = signer.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=60)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=10)
+        assert err.value.code == 403
+        assert b"cannot attribute" in err.value.read()
+
+
+def test_expired_presigned_url_is_refused() -> None:
+    from botocore.config import Config
+
+    with Sandbox(server=True) as sb:
+        bucket = sb.resources.bucket("raw")
+        sb.session.client("s3").put_object(Bucket=bucket, Key="k", Body=b"voice")
+        signer = sb.session.client("s3", config=Config(signature_version="s3v4"))
         url = signer.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=60)
         assert urllib.request.urlopen(url, timeout=10).read() == b"voice"

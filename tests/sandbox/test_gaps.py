@@ -109,3 +109,25 @@ def test_moto_lets_anyone_shorten_compliance_retention() -> None:
                                 ChecksumAlgorithm="SHA256")   # AWS refuses this; moto does not
         head = s3.head_object(Bucket="probe", Key="k", VersionId=version)
         assert head["ObjectLockRetainUntilDate"] < later - dt.timedelta(days=1)
+
+
+def test_moto_serves_any_signature_and_the_sandbox_does_not() -> None:
+    """The gap behind sigv4-signatures: moto alone answers a request with a made-up key and
+    signature; the sandbox refuses it."""
+    import requests
+    from moto import mock_aws
+
+    from securepipe.sandbox.gaps import EMULATION_GUARANTEES, EMULATION_LIMITS
+
+    headers = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKIAMADEUP0000000000/20260101/"
+                                "eu-west-1/s3/aws4_request, SignedHeaders=host;x-amz-date, "
+                                "Signature=" + "0" * 64,
+               "x-amz-date": "20260101T000000Z", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    url = "https://s3.eu-west-1.amazonaws.com/"
+    with mock_aws():
+        assert requests.get(url, headers=headers, timeout=10).status_code == 200
+    with Sandbox():
+        refused = requests.get(url, headers=headers, timeout=10)
+        assert refused.status_code == 403 and b"AccessDenied" in refused.content
+    assert gap("sigv4-signatures").response == "emulate"
+    assert EMULATION_GUARANTEES and EMULATION_LIMITS
