@@ -27,13 +27,15 @@ import boto3
 from botocore.exceptions import ClientError
 
 from securepipe.errors import InvalidParameterError
-from securepipe.ids import validate_bucket_name
+from securepipe.ids import validate_bucket_name, validate_kms_key_arn
 
 #: What the guard denies without MFA: reading, listing or writing the data (no one reaches every
 #: contractor's recordings with a long-lived key: the access review agrees), and destroying or
 #: re-opening it.
+#: kms:Sign too: on the audit signing key, an admin who may sign could forge the trail.
 GUARDED_KMS_ACTIONS = ("kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DisableKey",
-                       "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:CreateGrant")
+                       "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:CreateGrant",
+                       "kms:Sign")
 GUARDED_S3_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket",
                       "s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion",
                       "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketAcl",
@@ -44,8 +46,9 @@ GUARD_POLICY_NAME = "securepipe-data-guard"
 def admin_guard_policy(key_arns: Sequence[str], buckets: Sequence[str]) -> dict[str, Any]:
     """The identity policy denying :data:`GUARDED_KMS_ACTIONS` on ``key_arns`` and
     :data:`GUARDED_S3_ACTIONS` on ``buckets`` to any request without MFA."""
-    if not key_arns or not all(isinstance(k, str) and k.startswith("arn:") for k in key_arns):
+    if not key_arns:
         raise InvalidParameterError("key_arns must be one or more key ARNs")
+    key_arns = [validate_kms_key_arn(k) for k in key_arns]
     names = [validate_bucket_name(b) for b in buckets]
     no_mfa = {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}
     return {"Version": "2012-10-17", "Statement": [

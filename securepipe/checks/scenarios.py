@@ -311,12 +311,14 @@ def _guard_keys(sb: Sandbox, trail: str, topic_arn: str, actions: list[dict[str,
 
     res = sb.resources
     # The sandbox accepts any two codes; on AWS they come from the enrolled authenticator.
-    apply_admin_guard(sb.session, ADMIN_USER, key_arns=[res.kms_key_arn, res.archive_key_arn],
+    apply_admin_guard(sb.session, ADMIN_USER,
+                      key_arns=[res.kms_key_arn, res.archive_key_arn, res.signing_key_arn],
                       buckets=[res.bucket(r) for r in ("raw", "features", "archive", "audit")],
                       mfa_codes=("123456", "654321"))
     apply_guard_alarms(sb.session, trail_name=trail, topic_arn=topic_arn)
     actions.append(_row(2, "access.guards.apply_admin_guard", "the admin's '*' grant no "
-                        "longer reads the data or destroys the keys without MFA; MFA device"))
+                        "longer reads the data, signs audit records or destroys the keys "
+                        "without MFA; MFA device"))
     actions.append(_row(3, "audit.alarms.apply_guard_alarms", "metric filters and alarms on "
                         "key disable/deletion and bucket-policy changes (CIS 4.7, 4.8)"))
 
