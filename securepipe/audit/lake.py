@@ -591,6 +591,12 @@ _IDENTITY = ('{"type":"VARCHAR","principalId":"VARCHAR","arn":"VARCHAR","account
              '"invokedBy":"VARCHAR","sessionContext":{"sessionIssuer":{"type":"VARCHAR",'
              '"arn":"VARCHAR"}}}')
 _RESOURCES = '[{"ARN":"VARCHAR","accountId":"VARCHAR","type":"VARCHAR"}]'
+# one parse per record: the JSON-string columns stay JSON (as Athena's table keeps them strings)
+_RECORD = ('{"eventTime":"VARCHAR","eventSource":"VARCHAR","eventName":"VARCHAR",'
+           '"eventID":"VARCHAR","userIdentity":' + _IDENTITY + ',"sourceIPAddress":"VARCHAR",'
+           '"userAgent":"VARCHAR","vpcEndpointId":"VARCHAR","errorCode":"VARCHAR",'
+           '"requestParameters":"JSON","additionalEventData":"JSON","resources":' + _RESOURCES
+           + ',"recipientAccountId":"VARCHAR"}')
 
 
 def duckdb_table(con: Any, paths: Sequence[str | Path], *, table: str = TABLE) -> int:
@@ -611,23 +617,24 @@ def duckdb_table(con: Any, paths: Sequence[str | Path], *, table: str = TABLE) -
                                    compression = 'gzip', maximum_object_size = 268435456)
         ),
         r AS (SELECT file_no, unnest(records) AS rec, generate_subscripts(records, 1) AS pos
-              FROM f)
+              FROM f),
+        t AS (SELECT file_no, pos, json_transform(rec, '{_RECORD}') AS x FROM r)
         SELECT
             file_no * 100000000 + pos AS seq,
-            rec ->> 'eventTime' AS eventtime,
-            rec ->> 'eventSource' AS eventsource,
-            rec ->> 'eventName' AS eventname,
-            rec ->> 'eventID' AS eventid,
-            json_transform(rec -> 'userIdentity', '{_IDENTITY}') AS useridentity,
-            rec ->> 'sourceIPAddress' AS sourceipaddress,
-            rec ->> 'userAgent' AS useragent,
-            rec ->> 'vpcEndpointId' AS vpcendpointid,
-            rec ->> 'errorCode' AS errorcode,
-            CAST(rec -> 'requestParameters' AS VARCHAR) AS requestparameters,
-            CAST(rec -> 'additionalEventData' AS VARCHAR) AS additionaleventdata,
-            json_transform(rec -> 'resources', '{_RESOURCES}') AS resources,
-            rec ->> 'recipientAccountId' AS recipientaccountid
-        FROM r
+            x.eventTime AS eventtime,
+            x.eventSource AS eventsource,
+            x.eventName AS eventname,
+            x.eventID AS eventid,
+            x.userIdentity AS useridentity,
+            x.sourceIPAddress AS sourceipaddress,
+            x.userAgent AS useragent,
+            x.vpcEndpointId AS vpcendpointid,
+            x.errorCode AS errorcode,
+            CAST(x.requestParameters AS VARCHAR) AS requestparameters,
+            CAST(x.additionalEventData AS VARCHAR) AS additionaleventdata,
+            x.resources AS resources,
+            x.recipientAccountId AS recipientaccountid
+        FROM t
     """, {"files": files})
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
