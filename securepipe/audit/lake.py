@@ -175,6 +175,9 @@ fixed AS (
             'arn:aws:iam::' || regexp_extract(id_arn, '([^:]*):assumed-role/', 1) || ':role/'
             || regexp_extract(id_arn, ':assumed-role/(.*)/[^/]*$', 1)
         ELSE principal_raw END AS principal,
+        CASE WHEN kind = 'copy' THEN element_at(filter(resources,
+            r -> r.type = 'AWS::S3::Bucket' AND r.arn = 'arn:aws:s3:::' || req_bucket), 1)
+            .accountid END AS dest_owner,
         CASE WHEN kind = 'copy' THEN
             regexp_extract(regexp_replace(copy_from, '^/+', ''), '^([^/]*)/', 1) END AS copy_bucket,
         CASE WHEN kind = 'copy' THEN
@@ -198,8 +201,9 @@ checked AS (
                 THEN 'x-amz-copy-source is not bucket/key'
             WHEN kind NOT IN ('copy', 'list') AND nullif(req_key, '') IS NULL
                 THEN 'requestParameters.key missing'
-            WHEN has_extra AND NOT coalesce(bytes_num >= 0E0 AND bytes_num <= 1.7976931348623157E308,
-                                            FALSE)  -- NaN, infinities and negatives fail
+            -- NaN, infinities and negatives fail
+            WHEN has_extra
+                 AND NOT coalesce(bytes_num >= 0E0 AND bytes_num <= 1.7976931348623157E308, FALSE)
                 THEN 'bytesTransferredOut is not a non-negative number'
         END AS reject,
         eventname IS NOT NULL
@@ -218,12 +222,8 @@ SELECT
     CASE WHEN kind = 'copy' THEN copy_bucket ELSE req_bucket END AS bucket,
     CASE WHEN kind = 'copy' THEN nullif(copy_key, '') ELSE nullif(req_key, '') END AS obj_key,
     CASE WHEN kind = 'copy' THEN req_bucket END AS dest,
-    kind = 'copy' AND coalesce(element_at(filter(resources, r -> r.type = 'AWS::S3::Bucket'
-                                                  AND r.arn = 'arn:aws:s3:::' || req_bucket), 1).accountid
-                               <> recipientaccountid, FALSE)
-                  AND element_at(filter(resources, r -> r.type = 'AWS::S3::Bucket'
-                                        AND r.arn = 'arn:aws:s3:::' || req_bucket), 1).accountid
-                      IS NOT NULL AS foreign_dest,
+    kind = 'copy' AND dest_owner IS NOT NULL
+        AND (recipientaccountid IS NULL OR dest_owner <> recipientaccountid) AS foreign_dest,
     CASE WHEN nullif(vpce, '') IS NOT NULL THEN 'vpce:' || vpce
          WHEN nullif(ip, '') IS NULL THEN 'unknown'
          WHEN regexp_like(ip, '^[0-9][^.]*\.[^.]*\.[^.]*\.[^.]*$')
@@ -231,8 +231,8 @@ SELECT
          WHEN strpos(ip, ':') > 0
              THEN 'ip6:' || regexp_extract(ip, '^([^:]*(:[^:]*(:[^:]*)?)?)', 1)
          ELSE 'aws' END AS network,
-    coalesce(nullif(lower(substr(regexp_extract(coalesce(ua, ''), '^\[*\s*([^/ \],]*)', 1), 1, 40)), ''),
-             'none') AS agent,
+    coalesce(nullif(lower(substr(
+        regexp_extract(coalesce(ua, ''), '^\[*\s*([^/ \],]*)', 1), 1, 40)), ''), 'none') AS agent,
     CASE WHEN auth_method = 'AuthHeader' THEN 'AuthHeader'
          WHEN auth_method = 'QueryString' THEN 'QueryString' ELSE 'none' END AS auth,
     reject,
@@ -281,9 +281,10 @@ def check_baseline(baseline: FleetBaseline, rules: Sequence[FleetRule] = FLEET_R
         if rule.learned and rule.name not in baseline.thresholds:
             raise InvalidParameterError(f"the baseline has no thresholds for {rule.name}")
     for name, table in baseline.thresholds.items():
-        rule = by_name.get(name)
-        if rule is None or not rule.learned:
+        known = by_name.get(name)
+        if known is None or not known.learned:
             raise InvalidParameterError(f"thresholds for {name!r}, which learns none")
+        rule = known
         if not isinstance(table, dict):
             raise InvalidParameterError(f"thresholds of {name} are not a table")
         for key, value in table.items():
@@ -357,9 +358,11 @@ def _tables(rule: FleetRule, base: FleetBaseline) -> list[str]:
     """The baseline's data the rule needs, as VALUES tables."""
     out: list[str] = []
     if rule.filter == "copy-out":
-        out.append(f"known_dest AS (SELECT * FROM {_values(['value'], [[d] for d in base.copy_destinations])})")
+        dests = [[d] for d in base.copy_destinations]
+        out.append(f"known_dest AS (SELECT * FROM {_values(['value'], dests)})")
     if rule.filter in ("new-principal", "new-action"):
-        out.append(f"known_principal AS (SELECT * FROM {_values(['value'], [[p] for p in base.principals])})")
+        known_p = [[p] for p in base.principals]
+        out.append(f"known_principal AS (SELECT * FROM {_values(['value'], known_p)})")
     pairs = {"network": base.networks, "agent": base.agents, "auth": base.auths,
              "action": base.actions}
     wanted = {"new-source": ("network", "agent", "auth"), "new-action": ("action",)}
@@ -370,28 +373,31 @@ def _tables(rule: FleetRule, base: FleetBaseline) -> list[str]:
         rows = [[r, b] for b, roles in sorted(base.bulk.items()) for r in roles]
         out.append(f"bulk AS (SELECT * FROM {_values(['principal', 'bucket'], rows)})")
     if rule.learned:
-        rows = []
+        lits: list[str] = []
         for key, value in sorted(base.thresholds.get(rule.name, {}).items()):
             p, b = (key.split("\x00", 1) if "\x00" in key else
                     ("", key) if rule.group == "fleet-bucket" else (key, ""))
-            rows.append(f"({_sql_str(p)}, {_sql_str(b)}, {_sql_float(value)})")
-        rows.append("(CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE))")
-        out.append("thr AS (SELECT * FROM (VALUES " + ", ".join(rows)
+            lits.append(f"({_sql_str(p)}, {_sql_str(b)}, {_sql_float(value)})")
+        lits.append("(CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE))")
+        out.append("thr AS (SELECT * FROM (VALUES " + ", ".join(lits)
                    + ") AS t(principal, bucket, value))")
     if rule.relative:
         known = base.prefix_counts if rule.aggregate == "prefixes" else base.sizes
-        rows = [f"({_sql_str(b)}, {_sql_float(v)})" for b, v in sorted(known.items())]
-        rows.append("(CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE))")
-        out.append("known_size AS (SELECT * FROM (VALUES " + ", ".join(rows)
+        sized = [f"({_sql_str(b)}, {_sql_float(v)})" for b, v in sorted(known.items())]
+        sized.append("(CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE))")
+        out.append("known_size AS (SELECT * FROM (VALUES " + ", ".join(sized)
                    + ") AS t(bucket, value))")
     return out
 
 
+SIZES_VIEW = "securepipe_s3_sizes"
+
 _SIZES = """
-sz_src AS (
+CREATE OR REPLACE VIEW {sizes} AS
+WITH sz_src AS (
     SELECT seq, t_ms, bucket, obj_key,
         coalesce(regexp_extract(obj_key, '^[^/]*/([^/]*/)?'), '') AS prefix
-    FROM ok_events WHERE NOT denied AND obj_key IS NOT NULL
+    FROM {view} WHERE reject IS NULL AND NOT ignored AND NOT denied AND obj_key IS NOT NULL
 ),
 sz_ph AS (
     SELECT s.*, p.phase, CAST(floor(CAST(s.t_ms + p.phase AS DOUBLE) / {w}) AS BIGINT) AS wid
@@ -412,13 +418,21 @@ sz_run AS (
         sum(new_prefix) OVER (PARTITION BY bucket, phase, wid ORDER BY t_ms, seq
                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n_prefix
     FROM sz_first
-),
-sizes AS (SELECT seq, max(n_obj) AS size_obj, max(n_prefix) AS size_prefix
-          FROM sz_run GROUP BY seq),"""
+)
+SELECT seq, max(n_obj) AS size_obj, max(n_prefix) AS size_prefix FROM sz_run GROUP BY seq
+"""
+
+
+def sizes_sql(dialect: str = "athena", *, view: str = VIEW) -> str:
+    """The second shared view: per event, the distinct objects and prefixes of its bucket
+    successfully touched in the 24-hour windows (both phases) containing it, as the Python
+    detector's bucket size; relative rules divide by it."""
+    return _render(_SIZES.format(sizes=SIZES_VIEW, view=view, w=SIZE_WINDOW_S * 1000,
+                                 half=SIZE_WINDOW_S * 500), dialect)
 
 
 def rule_sql(rule: FleetRule, baseline: FleetBaseline, dialect: str = "athena", *,
-             view: str = VIEW) -> str:
+             view: str = VIEW, sizes: str = SIZES_VIEW) -> str:
     """One rule as a query over the normalising view, thresholds filled in from ``baseline``.
 
     Rows: one per (group, window, phase) that crossed: the crossing event's time
@@ -448,9 +462,6 @@ def rule_sql(rule: FleetRule, baseline: FleetBaseline, dialect: str = "athena", 
                   "ORDER BY t_ms, seq) = 1 THEN 1 ELSE 0 END")
     ctes = [f"ok_events AS (SELECT * FROM {view} WHERE reject IS NULL AND NOT ignored)"]
     ctes += _tables(rule, baseline)
-    sizes = ""
-    if rule.relative:
-        sizes = _SIZES.format(w=SIZE_WINDOW_S * 1000, half=SIZE_WINDOW_S * 500)
     thr_p = "''" if rule.group == "fleet-bucket" else "s.principal"
     thr_b = "''" if rule.group == "role" else "s.bucket"
     if rule.learned:
@@ -464,7 +475,7 @@ def rule_sql(rule: FleetRule, baseline: FleetBaseline, dialect: str = "athena", 
                  f"WHERE k.bucket = s.bucket), 0E0), "
                  f"CAST(coalesce(z.{size_col}, 0) AS DOUBLE), 1E0)")
         threshold = f"greatest({_sql_float(rule.minimum)}, {base_thr} * {share})"
-        size_join = "LEFT JOIN sizes z ON z.seq = s.seq"
+        size_join = f"LEFT JOIN {sizes} z ON z.seq = s.seq"
     else:
         threshold = f"greatest({_sql_float(rule.minimum)}, {base_thr})"
         size_join = ""
@@ -472,7 +483,7 @@ def rule_sql(rule: FleetRule, baseline: FleetBaseline, dialect: str = "athena", 
     scope = {"role": "'-'", "role-bucket": "bucket", "fleet-bucket": "bucket",
              "session-bucket": "bucket || ' session=' || session"}[rule.group]
     sql = f"""
-WITH {', '.join(ctes)},{sizes}
+WITH {', '.join(ctes)},
 selected AS (
     SELECT e.seq, e.t_ms, e.principal, e.session, e.bucket, e.bytes, e.obj_key,
         coalesce(regexp_extract(e.obj_key, '^[^/]*/([^/]*/)?'), '') AS prefix,
@@ -524,11 +535,12 @@ class LakeQueries:
 
     dialect: str
     view: str
+    sizes: str
     rules: dict[str, str]
     rejects: str
 
     def script(self) -> str:
-        parts = [f"-- view: {VIEW}\n{self.view};"]
+        parts = [f"-- view: {VIEW}\n{self.view};", f"-- view: {SIZES_VIEW}\n{self.sizes};"]
         parts += [f"-- rule: {name}\n{sql};" for name, sql in self.rules.items()]
         parts.append(f"-- records skipped, by reason\n{self.rejects};")
         return "\n\n".join(parts)
@@ -540,7 +552,7 @@ def lake_queries(baseline: FleetBaseline, dialect: str = "athena", *,
     """The view and every rule's query for ``dialect``, thresholds from ``baseline`` (checked
     against ``rules`` first: a baseline for other rules is refused)."""
     check_baseline(baseline, rules)
-    return LakeQueries(dialect, view_sql(dialect, table=table, order=order),
+    return LakeQueries(dialect, view_sql(dialect, table=table, order=order), sizes_sql(dialect),
                        {r.name: rule_sql(r, baseline, dialect) for r in baseline.rules},
                        reject_counts_sql(dialect))
 
@@ -601,9 +613,11 @@ _RECORD = ('{"eventTime":"VARCHAR","eventSource":"VARCHAR","eventName":"VARCHAR"
 
 def duckdb_table(con: Any, paths: Sequence[str | Path], *, table: str = TABLE) -> int:
     """Load gzipped CloudTrail log files (``{"Records": [...]}``) into a DuckDB table with the
-    Athena table's column shapes (read as whole JSON documents, then ``Records[*]``) (``useridentity`` a struct, ``requestparameters`` and
+    Athena table's column shapes (``useridentity`` a struct, ``requestparameters`` and
     ``additionaleventdata`` JSON text, ``resources`` a list of structs) and a ``seq`` column:
-    the record's order (file, then position). Returns the number of records."""
+    the record's order (file, then position). Each file is read as one JSON document, then its
+    ``Records[*]`` (much faster in DuckDB than ``read_json`` of a ``JSON[]`` column).
+    Returns the number of records."""
     files = [str(p) for p in paths]
     if not files:
         raise InvalidParameterError("no log files")
@@ -643,13 +657,16 @@ def run_duckdb(con: Any, baseline: FleetBaseline, *, rules: Sequence[FleetRule] 
                table: str = TABLE) -> tuple[list[LakeAlert], dict[str, int]]:
     """Run the view and every rule on a DuckDB connection holding the CloudTrail ``table``
     (:func:`duckdb_table`); returns the merged alerts and the skipped records by reason. The
-    view is materialised once (every rule reads it), as a CTAS would on Athena."""
+    views are materialised once (every rule reads them), as a CTAS would on Athena."""
     queries = lake_queries(baseline, "duckdb", rules=rules, table=table, order="seq")
     con.execute(queries.view)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {VIEW}_m AS SELECT * FROM {VIEW}")
+    con.execute(sizes_sql("duckdb", view=f"{VIEW}_m"))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SIZES_VIEW}_m AS SELECT * FROM {SIZES_VIEW}")
     rows: list[dict[str, Any]] = []
     for rule in baseline.rules:
-        cur = con.execute(rule_sql(rule, baseline, "duckdb", view=f"{VIEW}_m"))
+        cur = con.execute(rule_sql(rule, baseline, "duckdb", view=f"{VIEW}_m",
+                                   sizes=f"{SIZES_VIEW}_m"))
         names = [d[0] for d in cur.description]
         rows += [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     skipped = {str(r): int(n) for r, n in
@@ -657,6 +674,7 @@ def run_duckdb(con: Any, baseline: FleetBaseline, *, rules: Sequence[FleetRule] 
     return merge_phases(rows), skipped
 
 
-__all__ = ["ATHENA_DDL", "DIALECTS", "TABLE", "VIEW", "LakeAlert", "LakeQueries", "athena_ddl",
-           "check_baseline", "duckdb_table", "lake_queries", "merge_phases", "reject_counts_sql",
-           "rule_sql", "run_duckdb", "view_sql"]
+__all__ = ["ATHENA_DDL", "DIALECTS", "SIZES_VIEW", "TABLE", "VIEW", "LakeAlert", "LakeQueries",
+           "athena_ddl", "check_baseline", "duckdb_table", "lake_queries", "merge_phases",
+           "reject_counts_sql",
+           "rule_sql", "run_duckdb", "sizes_sql", "view_sql"]

@@ -135,7 +135,7 @@ def test_malformed_records_are_skipped_and_counted_by_reason(lib, tmp_path) -> N
 def test_the_athena_rendering_parses_as_trino(lib) -> None:
     queries = lake_queries(lib.baseline, "athena")
     assert set(queries.rules) == {r.name for r in FLEET_RULES}
-    for sql in (queries.view, *queries.rules.values(), queries.rejects):
+    for sql in (queries.view, queries.sizes, *queries.rules.values(), queries.rejects):
         assert sqlglot.parse_one(sql, read="trino") is not None
     # the thresholds are the baseline's, as exact doubles
     value = lib.baseline.thresholds["share-6h"]
