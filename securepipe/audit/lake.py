@@ -634,7 +634,7 @@ def duckdb_table(con: Any, paths: Sequence[str | Path], *, table: str = TABLE) -
               FROM f),
         t AS (SELECT file_no, pos, json_transform(rec, '{_RECORD}') AS x FROM r)
         SELECT
-            file_no * 100000000 + pos AS seq,
+            CAST(file_no AS BIGINT) * 100000000 + pos AS seq,
             x.eventTime AS eventtime,
             x.eventSource AS eventsource,
             x.eventName AS eventname,
