@@ -162,7 +162,9 @@ named AS (
             CASE WHEN id_arn IS NOT NULL THEN regexp_extract(id_arn, '[^/]*$')
                  ELSE regexp_extract(coalesce(id_principal, ''), '[^:]*$') END
             ELSE '' END AS session,
-        CASE WHEN kind = 'copy' THEN url_decode(copy_source) END AS copy_from,
+        -- percent-decoding only, as Python's unquote: a '+' stays a '+'
+        CASE WHEN kind = 'copy' THEN url_decode(replace(copy_source, '+', '%2B')) END
+            AS copy_from,
         CASE WHEN NOT has_extra OR bytes_text IS NULL THEN 0E0
              WHEN bytes_text IN ('true', 'false') THEN NULL
              ELSE try_cast(bytes_text AS DOUBLE) END AS bytes_num
@@ -173,7 +175,9 @@ fixed AS (
         CASE WHEN id_type = 'AssumedRole' AND issuer IS NULL
                   AND strpos(id_arn, ':assumed-role/') > 0 THEN
             'arn:aws:iam::' || regexp_extract(id_arn, '([^:]*):assumed-role/', 1) || ':role/'
-            || regexp_extract(id_arn, ':assumed-role/(.*)/[^/]*$', 1)
+            || CASE WHEN strpos(regexp_extract(id_arn, ':assumed-role/(.*)$', 1), '/') > 0
+                    THEN regexp_extract(id_arn, ':assumed-role/(.*)/[^/]*$', 1)
+                    ELSE regexp_extract(id_arn, ':assumed-role/(.*)$', 1) END
         ELSE principal_raw END AS principal,
         CASE WHEN kind = 'copy' THEN element_at(filter(resources,
             r -> r.type = 'AWS::S3::Bucket' AND r.arn = 'arn:aws:s3:::' || req_bucket), 1)

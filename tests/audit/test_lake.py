@@ -14,6 +14,7 @@ import duckdb
 import pytest
 import sqlglot
 
+from securepipe.audit.events import AUTH_METHODS, KINDS, Normaliser, Vocab
 from securepipe.audit.fleet import FLEET_RULES, FleetBaseline, FleetRule, detect_fleet
 from securepipe.audit.lake import (
     VIEW,
@@ -121,8 +122,7 @@ def test_malformed_records_are_skipped_and_counted_by_reason(lib, tmp_path) -> N
     floats = copy.deepcopy(good[1])
     floats["additionalEventData"]["bytesTransferredOut"] = 2143.0
     records = good + bad + [other, floats]
-    _, norm = lib.normaliser.__class__(vocab=lib.vocab), None
-    norm = lib.normaliser.__class__(vocab=lib.vocab)
+    norm = Normaliser(vocab=lib.vocab)
     norm.dicts(records)
     _, skipped = _sql(lib, records, tmp_path)
     assert norm.stats.rejected == len(bad)
@@ -210,3 +210,52 @@ def test_fitted_baseline_json_round_trips_into_the_same_sql(lib) -> None:
     again = FleetBaseline.from_json(lib.baseline.to_json())
     assert lake_queries(again, "athena").script() == lake_queries(lib.baseline,
                                                                   "athena").script()
+
+
+def test_the_view_normalises_every_identity_and_path_as_python_does(lib, tmp_path) -> None:
+    """Differential: per record, the view's role, session, kind, bucket, key presence, bytes,
+    network, user-agent family and authentication method are the Python normaliser's."""
+    records = []
+    for name in ("stolen-trainer-session", "copy-cross-account", "anonymous-public",
+                 "other-account", "presigned-curl", "restore-stage", "new-iam-user"):
+        attack = next(a for a in ATTACKS if a.name == name)
+        records += attack_records(lib, attack)[:30]
+    odd = copy.deepcopy(records[0])  # an AssumedRole without its sessionContext
+    del odd["userIdentity"]["sessionContext"]
+    odd["userIdentity"]["arn"] = "arn:aws:sts::444455556666:assumed-role/pathless/sess-1"
+    odd2 = copy.deepcopy(odd)
+    odd2["userIdentity"]["arn"] = "arn:aws:sts::444455556666:assumed-role/only-role"
+    copy_plus = copy.deepcopy(next(r for r in records if r["eventName"] == "CopyObject"))
+    copy_plus["requestParameters"]["x-amz-copy-source"] = "/src-bucket/a+b/c%20d.wav?versionId=1"
+    floats = copy.deepcopy(records[1])
+    floats["additionalEventData"]["bytesTransferredOut"] = "2143.0"
+    v6 = copy.deepcopy(records[2])
+    v6["sourceIPAddress"] = "2001:db8:85a3::8a2e:370:7334"
+    v6["userAgent"] = "[  aws-cli/2.15.0 Python/3.11]"
+    service = copy.deepcopy(records[3])
+    service["userIdentity"] = {"type": "AWSService", "invokedBy": "athena.amazonaws.com"}
+    service["sourceIPAddress"] = "athena.amazonaws.com"
+    records += [odd, odd2, copy_plus, floats, v6, service]
+    norm = Normaliser()
+    batch = norm.dicts(records)
+    assert norm.stats.rejected == 0 and len(batch) == len(records)
+    v = norm.vocab
+    p, se, b = Vocab.names(v.principals), Vocab.names(v.sessions), Vocab.names(v.buckets)
+    n, ag = Vocab.names(v.networks), Vocab.names(v.agents)
+    expected = [(p[batch.principal[i]], se[batch.session[i]].split("\x00", 1)[1],
+                 KINDS[batch.kind[i]], b[batch.bucket[i]], bool(batch.obj[i] != 0),
+                 int(batch.bytes[i]), n[batch.network[i]], ag[batch.agent[i]],
+                 AUTH_METHODS[batch.auth[i]], bool(batch.denied[i]), bool(batch.foreign[i]))
+                for i in range(len(batch))]
+    paths = write_log_files(tmp_path, records, account_id=lib.world.account,
+                            region=lib.world.region, per_file=50)
+    con = duckdb.connect()
+    duckdb_table(con, paths)
+    con.execute(lake_queries(lib.baseline, "duckdb", order="seq").view)
+    got = [tuple(row) for row in con.execute(
+        f"SELECT principal, session, kind, bucket, obj_key IS NOT NULL, bytes, network, agent, "
+        f"auth, denied, foreign_dest FROM {VIEW} ORDER BY seq").fetchall()]
+    assert got == expected
+    keys = {r[0] for r in
+            con.execute(f"SELECT obj_key FROM {VIEW} WHERE kind = 'copy'").fetchall()}
+    assert "a+b/c d.wav" in keys
