@@ -12,7 +12,8 @@ rendered per engine with sqlglot (``trino``/``athena`` and ``duckdb``):
   key, object and prefix (a copy reads its *source*), bytes tolerant of floats and numeric
   strings, the source attributes (network, user-agent family, authentication method), and a
   ``reject`` reason for a record the Python normaliser would reject (same wording), so
-  :func:`reject_counts_sql` counts them by reason;
+  :func:`reject_counts_sql` counts them by reason; and :func:`sizes_sql`, the bucket sizes
+  relative rules divide by (distinct objects and prefixes in the 24-hour windows);
 * :func:`rule_sql`: one rule with its thresholds filled in from a fitted
   :class:`~securepipe.audit.fleet.FleetBaseline` (learned thresholds, bucket sizes, bulk readers,
   known principals, sources, actions and copy destinations as ``VALUES`` tables). It returns, per

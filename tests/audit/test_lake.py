@@ -52,7 +52,7 @@ def lib():
 
 def _py_keys(lib, records) -> list[tuple]:
     alerts = detect_fleet(lib.normaliser.dicts(records), lib.vocab, lib.baseline)
-    return sorted(a.key for a in alerts)
+    return sorted((*a.key, a.observed, a.threshold) for a in alerts)
 
 
 def _sql(lib, records, tmp_path) -> tuple[list, dict[str, int]]:
@@ -68,8 +68,8 @@ def _when(ms: int) -> dt.datetime:
 
 
 def _sql_keys(alerts) -> list[tuple]:
-    return sorted((a.rule, a.principal, a.scope, _when(a.window_start_ms), _when(a.alert_ms))
-                  for a in alerts)
+    return sorted((a.rule, a.principal, a.scope, _when(a.window_start_ms), _when(a.alert_ms),
+                   a.observed, a.threshold) for a in alerts)
 
 
 def test_duckdb_gives_the_python_alerts_on_every_scenario(lib, tmp_path_factory) -> None:
@@ -87,6 +87,8 @@ def test_duckdb_gives_the_python_alerts_on_every_scenario(lib, tmp_path_factory)
         records = sorted(records, key=lambda r: r["eventTime"])
         expected = _py_keys(lib, records)
         alerts, skipped = _sql(lib, records, tmp_path_factory.mktemp(name))
+        # the same alerts (rule, principal, scope, window, alert time), with the same observed
+        # value and threshold, exactly
         assert _sql_keys(alerts) == expected, name
         assert skipped == {}, name
         assert all(a.observed > a.threshold for a in alerts)
@@ -198,8 +200,9 @@ def test_phases_merge_as_the_detector_does() -> None:
                  window_start_ms=start, window_ms=w, alert_ms=at, observed=2.0, threshold=1.0)
             for start, at in ((0, 600), (500, 700), (1000, 1100), (1500, 1200))]
     kept = merge_phases(rows)
-    # 0 is reported; 500 overlaps it; 1000 starts where 0 ends; 1500 alerted first there
-    # (1200 > 1100? no: 1000 at 1100 comes first, then 1500 overlaps it)
+    # in order of alert time: 0 is reported; 500 overlaps it; 1000 starts where 0 ends (a
+    # rule "skip any window overlapping an earlier one" would drop it: it overlaps 500);
+    # 1500 overlaps 1000
     assert [a.window_start_ms for a in kept] == [0, 1000]
     # a different group is independent
     other = [dict(r, gp="q") for r in rows[1:2]]
