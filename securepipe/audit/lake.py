@@ -28,6 +28,13 @@ the order of records in the files (``seq``, as the Python detector reads them), 
 ``eventid``. Alert keys (rule, principal, scope, window, alert second) do not depend on it except
 for relative rules whose bucket size grows within the crossing second.
 
+Where the SQL and the Python path cannot agree by construction: the SQL has no arrival order, so
+its alerts are the in-order answer, which :class:`~securepipe.audit.fleet.FleetDetector` gives for
+events up to ``lag_s`` late (later ones it evaluates late and counts in ``late``); records whose
+fields have the wrong JSON type are rejected by the Python decoder as ``wrong type: ...`` while
+the table's JSON SerDe reads them leniently; ``eventTime`` must be ISO 8601 with a ``T`` and a
+zone (Python's ``fromisoformat`` also takes a space).
+
 CloudTrail table DDL: https://docs.aws.amazon.com/athena/latest/ug/create-cloudtrail-table.html.
 """
 
