@@ -1,4 +1,4 @@
-"""The ``securepipe`` command line: notebooks, voices, warmup, check, ingest worker."""
+"""The ``securepipe`` command line: notebooks, voices, warmup, check, ingest worker, detect sql."""
 
 from __future__ import annotations
 
@@ -83,7 +83,23 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
                         help="exit once the queue has been empty this long (backfills)")
 
+    detect = sub.add_parser("detect", help="fleet detection")
+    detect_sub = detect.add_subparsers(dest="detect_command", required=True)
+    sql = detect_sub.add_parser(
+        "sql", help="print the detector's rules as SQL for Athena (or DuckDB)",
+        description="Print the CloudTrail table DDL (Athena), the normalising view and one "
+        "query per fleet rule, thresholds filled in from a fitted baseline.")
+    sql.add_argument("--dialect", choices=("athena", "trino", "duckdb"), default="athena")
+    sql.add_argument("--baseline", metavar="PATH",
+                     help="a fitted FleetBaseline as JSON (default: the scenario library's "
+                     "baseline week, for a demonstration)")
+    sql.add_argument("--location", default="s3://TRAIL-BUCKET/AWSLogs/ACCOUNT-ID/CloudTrail/",
+                     help="the trail's S3 location for the table DDL")
+    sql.add_argument("--table", default="cloudtrail_logs", help="the CloudTrail table's name")
+
     args = parser.parse_args(argv)
+    if args.command == "detect":
+        return _detect_sql(args)
     if args.command == "ingest":
         return _ingest_worker(args)
     if args.command == "check":
@@ -99,6 +115,31 @@ def main(argv: list[str] | None = None) -> int:
     from securepipe.data import voices as voices_module
 
     return voices_module.main(args.args)
+
+
+def _detect_sql(args: argparse.Namespace) -> int:
+    """``securepipe detect sql``: DDL, view and rule queries on stdout; exit 2 on a baseline
+    that does not match the rules."""
+    from securepipe.audit.fleet import FleetBaseline
+    from securepipe.audit.lake import athena_ddl, lake_queries
+    from securepipe.errors import SecurePipeError
+
+    try:
+        if args.baseline:
+            baseline = FleetBaseline.from_json(Path(args.baseline).read_text())
+        else:
+            from securepipe.audit.library import library_baseline
+
+            baseline = library_baseline().baseline
+        queries = lake_queries(baseline, args.dialect, table=args.table)
+        ddl = athena_ddl(args.location, args.table) if args.dialect != "duckdb" else ""
+    except (SecurePipeError, OSError, ValueError, TypeError, KeyError) as exc:
+        print(f"securepipe detect sql: {exc}", file=sys.stderr)
+        return 2
+    if ddl:
+        print(f"-- the CloudTrail table (Athena DDL, run once)\n{ddl}\n")
+    print(queries.script())
+    return 0
 
 
 def _ingest_worker(args: argparse.Namespace) -> int:

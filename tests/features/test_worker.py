@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from securepipe import clock
 from securepipe.data.dataset import load_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.hardening import apply_bucket_hardening, sse_kms_put_args
@@ -35,6 +36,7 @@ from securepipe.features.worker import (
     parse_event,
     setup_notifications,
 )
+from securepipe.retention.consent import ConsentRegistry
 from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
@@ -49,12 +51,17 @@ class Stage:
     queues: IngestQueues
     envelope: Envelope
 
-    def upload(self, contractor: str, sample_id: str, data: bytes, tmp: Path) -> None:
+    registry: ConsentRegistry
+
+    def upload(self, contractor: str, sample_id: str, data: bytes, tmp: Path,
+               speaker: str = "spk01") -> None:
+        """Upload as the kit does: naming the speaker, past the consent gate (issue 14)."""
         path = tmp / f"{contractor}-{sample_id}.wav"
         path.write_bytes(data)
         upload_sample(self.sb.session, self.envelope, path, bucket=self.config.raw_bucket,
                       key_arn=self.config.key_arn,
-                      context=SampleContext(contractor, sample_id, self.config.upload_purpose))
+                      context=SampleContext(contractor, sample_id, self.config.upload_purpose),
+                      speaker=speaker, consent=self.registry)
 
     def settings(self, **kwargs: object) -> WorkerSettings:
         base: dict[str, object] = dict(queue_url=self.queues.queue_url,
@@ -93,7 +100,10 @@ def _stage(sb: Sandbox) -> Stage:
                           archive_key_arn=res.archive_key_arn)
     queues = setup_notifications(sb.session, config.raw_bucket, max_receives=2,
                                  visibility_timeout_s=30)
-    return Stage(sb, config, queues, Envelope(sb.session, EnvelopeConfig(key_arns=res.kms_key_arn)))
+    registry = ConsentRegistry(sb.session)
+    registry.load_manifest_consents(MANIFEST, rebase_to=clock.now().date())
+    return Stage(sb, config, queues, Envelope(sb.session, EnvelopeConfig(key_arns=res.kms_key_arn)),
+                 registry)
 
 
 @pytest.fixture
@@ -108,7 +118,8 @@ GOOD = [(u.contractor, u.sample_id) for u in MANIFEST.utterances[:4]]
 def _upload_mix(stage: Stage, tmp: Path) -> None:
     """Four good uploads, a malformed one, a poison upload and an object at a foreign key."""
     for contractor, sample_id in GOOD:
-        stage.upload(contractor, sample_id, MANIFEST.path_of(sample_id).read_bytes(), tmp)
+        stage.upload(contractor, sample_id, MANIFEST.path_of(sample_id).read_bytes(), tmp,
+                     speaker=MANIFEST.utterance(sample_id).speaker)
     broken = malformed_examples(MANIFEST.path_of("spk01_u1").read_bytes())[-1]
     stage.upload("c05", "broken", broken.data, tmp)
     # poison: its current version is a delete marker, so ingest refuses it on every receive
