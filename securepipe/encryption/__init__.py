@@ -27,6 +27,7 @@ from securepipe.encryption.envelope import (
 from securepipe.encryption.hardening import (
     CONTROLS,
     Finding,
+    apply_account_public_access_block,
     apply_bucket_hardening,
     failures,
     hardened_bucket_policy,
@@ -80,6 +81,7 @@ __all__ = [
     "PublicKeyVerifier",
     "SampleContext",
     "UploadResult",
+    "apply_account_public_access_block",
     "apply_bucket_hardening",
     "botocore_session_of",
     "create_signing_key",
