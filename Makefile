@@ -14,7 +14,7 @@ export PYTHONHASHSEED := 0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[sandbox,lessons,cluster,test]'
 	touch $@
 
 .cache/numba/.warm: $(VENV)/.installed

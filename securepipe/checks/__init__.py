@@ -64,7 +64,7 @@ from securepipe.checks._base import (
 )
 from securepipe.checks.review import AccessReview
 from securepipe.errors import InvalidParameterError
-from securepipe.lessons.report import format_table
+from securepipe.tables import format_table
 
 __all__ = [
     "BUCKET_ROLES",
@@ -174,7 +174,7 @@ class Scorecard:
         return 0
 
     def rows(self, *, width: int | None = 90) -> list[dict[str, Any]]:
-        """One row per check for :func:`securepipe.lessons.report.format_table`."""
+        """One row per check for :func:`securepipe.tables.format_table`."""
         out = []
         for r in self.results:
             evidence = r.evidence
