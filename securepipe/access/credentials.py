@@ -45,6 +45,7 @@ from securepipe.errors import InvalidParameterError
 from securepipe.ids import (
     CONTRACTOR_ID,
     check_int,
+    check_session,
     describe_value,
     validate_bucket_name,
     validate_contractor_id,
@@ -331,9 +332,7 @@ def ensure_contractor_role(
                                _MAX_ROLE_SESSION_S)
     given = (None if trusted_principals is None
              else contractor_trust_statement(trusted_principals))
-    if not isinstance(session, boto3.Session):
-        raise InvalidParameterError(f"expected a boto3.Session, got {describe_value(session)}")
-    iam = session.client("iam")
+    iam = check_session(session).client("iam")
     description = "securepipe: contractor uploads; every session is narrowed to one contractor"
     try:
         role = iam.get_role(RoleName=role_name)["Role"]

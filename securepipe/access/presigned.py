@@ -13,6 +13,7 @@ from securepipe.access.credentials import MAX_KEY_BYTES, MAX_PRESIGN_S
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import (
     check_int,
+    check_session,
     describe_value,
     validate_bucket_name,
 )
@@ -79,4 +80,4 @@ def apply_presign_age_cap(
     other statements (TLS-only, SSE-KMS, CloudTrail delivery, ...) are kept as they are.
     """
     statement = presign_age_cap_statement(bucket, max_age_s=max_age_s)
-    merge_bucket_policy(session.client("s3"), bucket, [statement])
+    merge_bucket_policy(check_session(session).client("s3"), bucket, [statement])

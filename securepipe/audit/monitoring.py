@@ -37,6 +37,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from securepipe.errors import InvalidParameterError
+from securepipe.ids import check_session
 from securepipe.merge import merge_bucket_policy, merge_policy
 
 Status = Literal["pass", "fail", "error", "unverifiable"]
@@ -159,8 +160,9 @@ def apply_monitoring(
     (:mod:`securepipe.merge`), so a re-run, in any order with the kit's other apply functions,
     removes nothing another writer added.
     """
+    check_session(session)
     cfg = config or MonitoringConfig()
-    if not data_buckets:
+    if isinstance(data_buckets, str) or not data_buckets:
         raise InvalidParameterError("at least one data bucket is needed")
     if log_bucket in data_buckets:
         raise InvalidParameterError("the trail's log bucket must not be a data bucket (a trail "

@@ -35,7 +35,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from securepipe.errors import InvalidParameterError
-from securepipe.ids import validate_bucket_name, validate_kms_key_arn
+from securepipe.ids import check_session, validate_bucket_name, validate_kms_key_arn
 from securepipe.merge import merge_bucket_policy
 from securepipe.policy import Policy, Request, evaluate
 
@@ -128,7 +128,7 @@ def apply_bucket_hardening(session: boto3.Session, bucket: str, key_arn: str) ->
     """
     _check_key_arn(key_arn)
     bucket = validate_bucket_name(bucket)
-    s3 = session.client("s3")
+    s3 = check_session(session).client("s3")
     s3.put_bucket_encryption(
         Bucket=bucket,
         ServerSideEncryptionConfiguration={"Rules": [{
@@ -158,6 +158,7 @@ def apply_account_public_access_block(
     purpose. Wraps S3 Control PutPublicAccessBlock
     (https://docs.aws.amazon.com/AmazonS3/latest/API/API_control_PutPublicAccessBlock.html).
     """
+    check_session(session)
     account = account_id or session.client("sts").get_caller_identity()["Account"]
     s3control_client(session).put_public_access_block(
         AccountId=account, PublicAccessBlockConfiguration=dict.fromkeys(_PAB, True)

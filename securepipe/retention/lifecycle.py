@@ -55,7 +55,7 @@ from botocore.exceptions import ClientError
 
 from securepipe.encryption.hardening import Finding
 from securepipe.errors import InvalidParameterError
-from securepipe.ids import validate_bucket_name
+from securepipe.ids import check_session, validate_bucket_name
 from securepipe.merge import merge_lifecycle_rules
 from securepipe.retention.consent import BIPA_MAX_DAYS
 
@@ -228,7 +228,7 @@ def apply_lifecycle(session: boto3.Session, bucket: str, rules: Sequence[Mapping
     if not rules or not all(isinstance(r, Mapping) and isinstance(r.get("ID"), str)
                             and r.get("Status") in ("Enabled", "Disabled") for r in rules):
         raise InvalidParameterError("rules must be a non-empty list, each with an ID and Status")
-    merge_lifecycle_rules(session.client("s3"), bucket, rules, replace=replace)
+    merge_lifecycle_rules(check_session(session).client("s3"), bucket, rules, replace=replace)
 
 
 @dataclass(frozen=True)
