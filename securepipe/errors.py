@@ -108,3 +108,15 @@ class ErasureError(SecurePipeError):
     What was deleted before the failure stays recorded in the registry's erasure journal, so the
     re-run's receipt still lists it; other speakers are never touched.
     """
+
+
+class ProvisioningConflictError(SecurePipeError):
+    """The account already holds resources that conflict with the layout; nothing was changed.
+
+    ``conflicts`` lists each one (what, and why it conflicts).
+    """
+
+    def __init__(self, conflicts: list[str]) -> None:
+        self.conflicts = list(conflicts)
+        super().__init__(f"{len(self.conflicts)} conflict(s), nothing changed: "
+                         + "; ".join(self.conflicts))

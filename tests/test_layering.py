@@ -17,7 +17,7 @@ LAYERS: dict[str, int] = {
     "data": 2, "sandbox": 2,
     "encryption": 3, "access": 3,
     "audit": 4, "retention": 4,
-    "features": 5,
+    "features": 5, "provision": 5,
     "lessons": 6,
     "checks": 7,
     "cli": 8,
