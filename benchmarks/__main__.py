@@ -6,9 +6,10 @@ that have no quick form). A benchmark prints its measurements and a ``PASS``/``F
 target; the run exits 1 if any target failed (or a benchmark crashed), 0 otherwise, and 2 on a
 usage error. ``--help`` and ``--list`` run nothing.
 
-``--quick`` shrinks every benchmark to a smoke run (seconds to a minute, well under 1 GiB of
-RAM): the verdicts are then printed for the smaller inputs and say so; targets stated for the
-full sizes (e.g. the 1 GiB peak-RSS target) are reported as not measured.
+``--quick`` shrinks every benchmark to a smoke run (seconds to a few minutes, well under 1 GiB
+of RAM). The verdicts are then judged on the smaller inputs: a target stated for 1 GiB (peak
+RSS) is reported as not measured, and a throughput ratio that holds for large files can FAIL on
+small ones (per-file KMS round trips dominate), which makes the quick run exit 1 too.
 """
 
 from __future__ import annotations
