@@ -19,16 +19,20 @@ from securepipe.provision.account import (
 )
 from securepipe.provision.cloudformation import render_cloudformation
 from securepipe.provision.layout import BUCKET_ROLES, LOCKED_ROLES, AccountLayout, bucket_name
+from securepipe.provision.policies import KIT_ROLES, KitRole, kit_role_policy
 
 __all__ = [
     "BUCKET_ROLES",
     "CONTRACTOR_MAX_SESSION_S",
+    "KIT_ROLES",
     "LOCKED_ROLES",
     "STEPS",
     "AccountLayout",
     "Change",
+    "KitRole",
     "Plan",
     "bucket_name",
+    "kit_role_policy",
     "provision",
     "render_cloudformation",
 ]
