@@ -9,12 +9,12 @@ export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test pytest lint lab bench data html check clean
+.PHONY: setup run test test-aws pytest lint lab bench data html check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,lake,dask]'
+	$(BIN)/python -m pip install -q -e '.[sandbox,lessons,cluster,lake,test]'
 	touch $@
 
 .cache/numba/.warm: $(VENV)/.installed
@@ -32,6 +32,12 @@ test: lint pytest
 
 pytest: setup
 	$(BIN)/python -m pytest -n 2 -q
+
+# Opt-in: the lesson flows end to end against a real account, in a prefix of their own, torn
+# down afterwards (README: "Testing against a real account" for permissions and cost).
+test-aws: setup
+	@test -n "$(PROFILE)" || { echo "usage: make test-aws PROFILE=<aws profile>"; exit 2; }
+	$(BIN)/python -m pytest -q -m aws --aws-profile "$(PROFILE)" tests/test_real_account.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check securepipe tests benchmarks notebooks/solutions

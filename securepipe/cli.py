@@ -1,4 +1,5 @@
-"""The ``securepipe`` command line: notebooks, voices, warmup, check, ingest worker, detect sql."""
+"""The ``securepipe`` command line: notebooks, voices, warmup, check, provision, ingest worker,
+detect sql."""
 
 from __future__ import annotations
 
@@ -97,7 +98,25 @@ def main(argv: list[str] | None = None) -> int:
                      help="the trail's S3 location for the table DDL")
     sql.add_argument("--table", default="cloudtrail_logs", help="the CloudTrail table's name")
 
+    prov = sub.add_parser(
+        "provision", help="create or complete the kit's resources in an account",
+        description="Survey the account, print the plan (every change, every conflict), then "
+        "apply it: keys and aliases, the four buckets (Object Lock on archive and audit), "
+        "hardening, account Block Public Access, presign caps, lifecycle, the contractor role, "
+        "the consent table and monitoring. Idempotent: a second run changes nothing. Conflicts "
+        "change nothing unless --force.")
+    prov.add_argument("--profile", help="AWS profile (default: the default credential chain)")
+    prov.add_argument("--region", help="region (default: the profile's)")
+    prov.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    prov.add_argument("--force", action="store_true",
+                      help="apply what does not touch a conflicting resource")
+    prov.add_argument("--cloudformation", metavar="PATH",
+                      help="write the layout as a CloudFormation template instead (no change "
+                      "to the account; the account id and region come from the session)")
+
     args = parser.parse_args(argv)
+    if args.command == "provision":
+        return _provision(args)
     if args.command == "detect":
         return _detect_sql(args)
     if args.command == "ingest":
@@ -166,6 +185,39 @@ def _ingest_worker(args: argparse.Namespace) -> int:
     report = ingest_worker(config, settings, factory, handle_signals=True)
     print(json.dumps(report.summary(), sort_keys=True), flush=True)
     return 0
+
+
+def _provision(args: argparse.Namespace) -> int:
+    """``securepipe provision``: print the plan, apply it; 0 on success, 1 on conflicts."""
+    import json
+
+    import boto3
+
+    from securepipe.errors import ProvisioningConflictError, SecurePipeError
+    from securepipe.provision import AccountLayout, provision, render_cloudformation
+
+    try:
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        if args.cloudformation:
+            template = render_cloudformation(AccountLayout.for_session(session))
+            Path(args.cloudformation).write_text(json.dumps(template, indent=1) + "\n",
+                                                 encoding="utf-8")
+            print(f"wrote {args.cloudformation} ({len(template['Resources'])} resources)")
+            return 0
+        plan = provision(session, dry_run=True)
+        print(plan.table())
+        if args.dry_run or not plan.changes:
+            return 1 if plan.conflicts else 0
+        done = provision(session, force=args.force)
+    except ProvisioningConflictError as exc:
+        print(f"securepipe provision: refused, nothing changed: {exc}", file=sys.stderr)
+        return 1
+    except (SecurePipeError, OSError) as exc:
+        print(f"securepipe provision: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(f"done: {len(done.changes)} change(s)" + (
+        f", {len(done.skipped)} skipped for conflicts" if done.skipped else ""))
+    return 1 if done.conflicts else 0
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -137,3 +137,15 @@ class ConsentRecordError(SecurePipeError, ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.speaker, self.field, self.detail)
+
+
+class ProvisioningConflictError(SecurePipeError):
+    """The account already holds resources that conflict with the layout; nothing was changed.
+
+    ``conflicts`` lists each one (what, and why it conflicts).
+    """
+
+    def __init__(self, conflicts: list[str]) -> None:
+        self.conflicts = list(conflicts)
+        super().__init__(f"{len(self.conflicts)} conflict(s), nothing changed: "
+                         + "; ".join(self.conflicts))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numbers
 import re
+from typing import Any
 
 from securepipe.errors import InvalidParameterError
 
@@ -143,3 +144,31 @@ def check_int(value: object, name: str, lo: int, hi: int) -> int:
     if not lo <= int(value) <= hi:
         raise InvalidParameterError(f"{name} must be in [{lo}, {hi}], got {value!r}")
     return int(value)
+
+
+def check_session(value: object, name: str = "session") -> Any:
+    """Return ``value`` if it is a ``boto3.Session``; else :class:`InvalidParameterError`
+    (a session factory, a client or a profile name passed by mistake is named as such)."""
+    import boto3
+
+    if isinstance(value, boto3.Session):
+        return value
+    hint = (" (a session factory? call it, or pass the session it returns)" if callable(value)
+            else " (a profile name? use boto3.Session(profile_name=...))"
+            if isinstance(value, str) else "")
+    raise InvalidParameterError(
+        f"{name} must be a boto3.Session, got {type(value).__name__}{hint}")
+
+
+def check_session_factory(value: object, name: str = "session_factory") -> Any:
+    """Return ``value`` if it is a callable that makes sessions (not a session itself)."""
+    import boto3
+
+    if isinstance(value, boto3.Session):
+        raise InvalidParameterError(
+            f"{name} must be a callable returning a boto3.Session (e.g. ``lambda: session`` or "
+            "ProfileSessionFactory), not a Session itself: a session cannot cross to a worker")
+    if not callable(value):
+        raise InvalidParameterError(
+            f"{name} must be a callable returning a boto3.Session, got {type(value).__name__}")
+    return value

@@ -19,3 +19,13 @@ def sandbox() -> Iterator[Sandbox]:
     """A fresh in-process sandbox account, closed after the test."""
     with Sandbox() as sb:
         yield sb
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--aws-profile", default=None,
+                     help="AWS profile for the opt-in real-account run (-m aws)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "aws: runs against a real AWS account (opt-in: "
+                            "-m aws --aws-profile PROFILE; costs a few cents)")

@@ -13,11 +13,11 @@ ROOT = Path(securepipe.__file__).parent
 #: Lower numbers sit lower; a unit may import only units in strictly lower layers.
 LAYERS: dict[str, int] = {
     "errors": 0,
-    "ids": 1, "clock": 1, "policy": 1, "report": 1,
+    "ids": 1, "clock": 1, "policy": 1, "report": 1, "merge": 1,
     "data": 2, "sandbox": 2,
     "encryption": 3, "access": 3,
     "audit": 4, "retention": 4,
-    "features": 5,
+    "features": 5, "provision": 5,
     "lessons": 6,
     "checks": 7,
     "exercises": 8,

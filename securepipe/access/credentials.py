@@ -33,9 +33,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import botocore.session
@@ -45,11 +46,13 @@ from securepipe.errors import InvalidParameterError
 from securepipe.ids import (
     CONTRACTOR_ID,
     check_int,
+    check_session,
     describe_value,
     validate_bucket_name,
     validate_contractor_id,
     validate_kms_key_arn,
 )
+from securepipe.merge import merge_policy
 from securepipe.policy import Policy
 
 __all__ = [
@@ -66,6 +69,7 @@ __all__ = [
     "contractor_role_policy",
     "contractor_session",
     "contractor_session_policy",
+    "contractor_trust_statement",
     "ensure_contractor_role",
     "serialise_session_policy",
     "vend_contractor_credentials",
@@ -267,6 +271,36 @@ def contractor_role_policy(*, bucket: str, key_arn: str) -> dict[str, Any]:
     }
 
 
+TRUST_SID = "AccountMayAssume"
+
+
+PRINCIPAL_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:(?:iam::\d{12}:(?:root|(?:role|user)/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64})"
+    r"|sts::\d{12}:assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{2,64})", re.ASCII
+)
+
+
+def contractor_trust_statement(principals: Sequence[str]) -> dict[str, Any]:
+    """The trust-policy statement (Sid ``AccountMayAssume``) that lets ``principals`` assume the
+    contractor role, set a source identity and tag the session (AssumeRole refuses
+    ``SourceIdentity`` and session tags unless the trust policy allows them).
+
+    ``principals`` are IAM ARNs: an account root, a role or a user
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html).
+    """
+    if isinstance(principals, str) or not isinstance(principals, Sequence) or not principals:
+        raise InvalidParameterError("trusted_principals must be a non-empty list of IAM ARNs")
+    for arn in principals:
+        if not isinstance(arn, str) or PRINCIPAL_ARN.fullmatch(arn) is None:
+            raise InvalidParameterError(f"invalid trusted principal {describe_value(arn)}")
+    return {
+        "Sid": TRUST_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": list(principals) if len(principals) > 1 else principals[0]},
+        "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+    }
+
+
 def ensure_contractor_role(
     session: boto3.Session,
     *,
@@ -274,18 +308,24 @@ def ensure_contractor_role(
     key_arn: str,
     role_name: str = DEFAULT_ROLE_NAME,
     max_session_s: int = 3600,
+    trusted_principals: Sequence[str] | None = None,
 ) -> str:
     """Create (or bring up to date) the contractor role and return its ARN.
 
-    The trust policy lets principals of this account (``arn:aws:iam::<account>:root``, i.e.
-    whoever the account's own IAM policies allow ``sts:AssumeRole`` on it) assume the role, set
-    a source identity and tag the session. The inline identity policy is deliberately broader
-    than one contractor: objects under ``raw/``, listing under ``raw/``, and data keys on the
-    key; every contractor session narrows it with :func:`contractor_session_policy`.
+    ``trusted_principals`` (IAM ARNs) may assume the role, set a source identity and tag the
+    session (:func:`contractor_trust_statement`). A new role trusts them, or, by default, the
+    account root (``arn:aws:iam::<account>:root``: whoever the account's own IAM policies allow
+    ``sts:AssumeRole`` on it). On an existing role the trust policy is left exactly as it is
+    unless ``trusted_principals`` is given, and then only the kit's statement (Sid
+    ``AccountMayAssume``) is replaced: a re-run never resets a trust policy you narrowed.
 
-    Idempotent: an existing role gets the current trust policy, ``MaxSessionDuration`` and inline
-    policy. Wraps IAM CreateRole (https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html),
-    UpdateRole, UpdateAssumeRolePolicy, GetRole and PutRolePolicy
+    The inline identity policy is deliberately broader than one contractor: objects under
+    ``raw/``, listing under ``raw/``, and data keys on the key; every contractor session narrows
+    it with :func:`contractor_session_policy`. Its statements are merged by Sid into the kit's
+    inline policy (:func:`securepipe.merge.merge_policy`), so statements you added there stay.
+
+    Idempotent. Wraps IAM CreateRole (https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html),
+    UpdateRole, GetRole, UpdateAssumeRolePolicy, GetRolePolicy and PutRolePolicy
     (https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutRolePolicy.html).
     """
     bucket = validate_bucket_name(bucket)
@@ -294,38 +334,50 @@ def ensure_contractor_role(
         raise InvalidParameterError(f"invalid role name {describe_value(role_name)}")
     max_session_s = check_int(max_session_s, "max_session_s", _MIN_ROLE_SESSION_S,
                                _MAX_ROLE_SESSION_S)
-    account = session.client("sts").get_caller_identity()["Account"]
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "AccountMayAssume",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:{_partition(key_arn)}:iam::{account}:root"},
-            # SetSourceIdentity and TagSession: AssumeRole refuses SourceIdentity and session
-            # tags unless the trust policy allows them.
-            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
-        }],
-    }
+    given = (None if trusted_principals is None
+             else contractor_trust_statement(trusted_principals))
+    iam = check_session(session).client("iam")
     description = "securepipe: contractor uploads; every session is narrowed to one contractor"
-    iam = session.client("iam")
     try:
+        role = iam.get_role(RoleName=role_name)["Role"]
+    except iam.exceptions.NoSuchEntityException:
+        role = None
+    if role is None:
+        if given is None:
+            account = session.client("sts").get_caller_identity()["Account"]
+            given = contractor_trust_statement([f"arn:{_partition(key_arn)}:iam::{account}:root"])
         arn = iam.create_role(
             RoleName=role_name,
-            AssumeRolePolicyDocument=json.dumps(trust),
+            AssumeRolePolicyDocument=json.dumps(merge_policy(None, [given])),
             Description=description,
             MaxSessionDuration=max_session_s,
             Tags=[{"Key": "securepipe", "Value": "contractor-access"}],
         )["Role"]["Arn"]
-    except iam.exceptions.EntityAlreadyExistsException:
-        iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(trust))
-        iam.update_role(RoleName=role_name, Description=description,
-                        MaxSessionDuration=max_session_s)
-        arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
-    iam.put_role_policy(
-        RoleName=role_name,
-        PolicyName=_ROLE_POLICY_NAME,
-        PolicyDocument=json.dumps(contractor_role_policy(bucket=bucket, key_arn=key_arn)),
-    )
+    else:
+        arn = role["Arn"]
+        if given is not None:
+            current = role.get("AssumeRolePolicyDocument")
+            if isinstance(current, str):  # botocore decodes it; a raw endpoint may not
+                current = json.loads(unquote(current))
+            merged = merge_policy(current, [given])
+            if merged != current:
+                iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(merged))
+        if (role.get("Description") != description
+                or int(role.get("MaxSessionDuration", 0)) != max_session_s):
+            iam.update_role(RoleName=role_name, Description=description,
+                            MaxSessionDuration=max_session_s)
+    try:
+        inline: dict[str, Any] | None = iam.get_role_policy(
+            RoleName=role_name, PolicyName=_ROLE_POLICY_NAME)["PolicyDocument"]
+        if isinstance(inline, str):
+            inline = json.loads(unquote(inline))
+    except iam.exceptions.NoSuchEntityException:
+        inline = None
+    wanted = merge_policy(inline, contractor_role_policy(bucket=bucket, key_arn=key_arn)[
+        "Statement"])
+    if wanted != inline:
+        iam.put_role_policy(RoleName=role_name, PolicyName=_ROLE_POLICY_NAME,
+                            PolicyDocument=json.dumps(wanted))
     return str(arn)
 
 

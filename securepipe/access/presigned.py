@@ -4,20 +4,20 @@ the age of any signature (``s3:signatureAge``).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from securepipe.access.credentials import MAX_KEY_BYTES, MAX_PRESIGN_S
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import (
     check_int,
+    check_session,
     describe_value,
     validate_bucket_name,
 )
+from securepipe.merge import merge_bucket_policy
 
 
 def presign_get(
@@ -72,20 +72,12 @@ def presign_age_cap_statement(bucket: str, *, max_age_s: int = MAX_PRESIGN_S) ->
 def apply_presign_age_cap(
     session: boto3.Session, bucket: str, *, max_age_s: int = MAX_PRESIGN_S
 ) -> None:
-    """Merge :func:`presign_age_cap_statement` into the bucket's policy (same Sid replaced).
+    """Merge :func:`presign_age_cap_statement` into the bucket's policy by Sid
+    (:func:`securepipe.merge.merge_bucket_policy`); safe to re-run.
 
     Wraps GetBucketPolicy and PutBucketPolicy
     (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketPolicy.html); the bucket's
     other statements (TLS-only, SSE-KMS, CloudTrail delivery, ...) are kept as they are.
     """
     statement = presign_age_cap_statement(bucket, max_age_s=max_age_s)
-    s3 = session.client("s3")
-    try:
-        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchBucketPolicy":
-            raise
-        policy = {"Version": "2012-10-17", "Statement": []}
-    kept = [st for st in policy.get("Statement", []) if st.get("Sid") != PRESIGN_CAP_SID]
-    policy["Statement"] = [*kept, statement]
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    merge_bucket_policy(check_session(session).client("s3"), bucket, [statement])

@@ -38,6 +38,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from securepipe.errors import InvalidParameterError
+from securepipe.ids import check_session
+from securepipe.merge import merge_bucket_policy, merge_policy
 
 Status = Literal["pass", "fail", "error", "unverifiable"]
 CONTROLS: tuple[str, ...] = (
@@ -154,11 +156,14 @@ def apply_monitoring(
     SNS CreateTopic/Subscribe and SQS CreateQueue/SetQueueAttributes. Idempotent.
 
     With ``kms_key_arn`` the trail's log files are encrypted with it (on AWS the key policy must
-    let CloudTrail use it). The log bucket gets the policy statements CloudTrail needs, merged
-    into any policy it already has.
+    let CloudTrail use it). The log bucket gets the policy statements CloudTrail needs and the
+    queue the statement SNS needs, each merged by Sid into the policy it already has
+    (:mod:`securepipe.merge`), so a re-run, in any order with the kit's other apply functions,
+    removes nothing another writer added.
     """
+    check_session(session)
     cfg = config or MonitoringConfig()
-    if not data_buckets:
+    if isinstance(data_buckets, str) or not data_buckets:
         raise InvalidParameterError("at least one data bucket is needed")
     if log_bucket in data_buckets:
         raise InvalidParameterError("the trail's log bucket must not be a data bucket (a trail "
@@ -169,7 +174,7 @@ def apply_monitoring(
     region = session.region_name or "us-east-1"
 
     s3 = session.client("s3")
-    _merge_bucket_policy(s3, log_bucket, trail_bucket_policy_statements(
+    merge_bucket_policy(s3, log_bucket, trail_bucket_policy_statements(
         log_bucket, cfg.trail_prefix, account, region, cfg.trail_name))
 
     ct = session.client("cloudtrail")
@@ -205,11 +210,13 @@ def apply_monitoring(
     queue_url = sqs.create_queue(QueueName=cfg.queue_name)["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(
         QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
-        "Version": "2012-10-17", "Statement": [{
+    queue_policy = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["Policy"]).get("Attributes", {}).get("Policy")
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(merge_policy(
+        json.loads(queue_policy) if queue_policy else None, [{
             "Sid": "AllowAlertTopic", "Effect": "Allow",
             "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
-            "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]})})
+            "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]))})
     subscription_arn = sns.subscribe(
         TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
         Attributes={"RawMessageDelivery": "true"}, ReturnSubscriptionArn=True)["SubscriptionArn"]
@@ -233,19 +240,6 @@ def apply_monitoring(
             names.append(name)
     return MonitoringSetup(trail_arn, topic_arn, queue_url, queue_arn, subscription_arn,
                            tuple(names), tuple(notes))
-
-
-def _merge_bucket_policy(s3: Any, bucket: str, statements: list[dict[str, Any]]) -> None:
-    try:
-        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    except ClientError as exc:
-        if _code(exc) != "NoSuchBucketPolicy":
-            raise
-        policy = {"Version": "2012-10-17", "Statement": []}
-    sids = {st["Sid"] for st in statements}
-    kept = [st for st in policy.get("Statement", []) if st.get("Sid") not in sids]
-    policy["Statement"] = [*kept, *statements]
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
 # -- inspection --------------------------------------------------------------------------------

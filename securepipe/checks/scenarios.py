@@ -200,7 +200,10 @@ def hardened_account(
     from securepipe.audit.ledger import TrailLedger, apply_default_retention
     from securepipe.audit.monitoring import apply_monitoring
     from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
-    from securepipe.encryption.hardening import apply_bucket_hardening
+    from securepipe.encryption.hardening import (
+        apply_account_public_access_block,
+        apply_bucket_hardening,
+    )
     from securepipe.encryption.upload import upload_sample
     from securepipe.features.ingest import IngestConfig, IngestItem, ingest_batch
     from securepipe.retention.consent import ConsentRegistry
@@ -224,12 +227,15 @@ def hardened_account(
     for bucket, key in ((raw, data_key), (features, data_key), (archive, archive_key),
                         (audit, data_key)):
         apply_bucket_hardening(session, bucket, key)
+    apply_account_public_access_block(session)
     kms = session.client("kms")
     for key in (data_key, archive_key):
         kms.enable_key_rotation(KeyId=key.rsplit("/", 1)[-1])
     actions.append(_row(1, "hardening.apply_bucket_hardening", "raw, features, archive, audit: "
                         "SSE-KMS (customer key), bucket key, TLS-only + SSE-KMS policy, Block "
-                        "Public Access (bucket, account), versioning, ACLs off"))
+                        "Public Access, versioning, ACLs off"))
+    actions.append(_row(1, "hardening.apply_account_public_access_block", "Block Public Access "
+                        "for the whole account (an explicit, account-wide call)"))
     actions.append(_row(1, "KMS EnableKeyRotation", "both customer keys rotate"))
 
     say("step 2: contractor role, presign cap, uploads")

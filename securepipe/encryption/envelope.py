@@ -26,7 +26,6 @@ import hashlib
 import io
 import itertools
 import os
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +50,7 @@ from aws_encryption_sdk.materials_managers.base import CryptoMaterialsManager
 from botocore.credentials import CredentialProvider, CredentialResolver
 from botocore.exceptions import BotoCoreError, ClientError
 
+from securepipe.encryption.atomic import AtomicOutput, sweep_stale_parts
 from securepipe.errors import DecryptionError, EncryptionError, InvalidParameterError
 from securepipe.ids import (
     check_int,
@@ -121,7 +121,6 @@ MAX_FRAME_LENGTH = 4 * 1024 * 1024
 _FRAME_ALIGN = 16  # AES block size; the SDK requires frame lengths to be multiples of it
 _MAX_KEYS = 4  # wrapping keys per message (and encrypted data keys accepted on decrypt)
 _MAX_IN_MEMORY = 64 * 1024 * 1024  # encrypt_bytes / decrypt_bytes are for small payloads
-_TEMP_PREFIX = ".securepipe-"  # temporary output files: .securepipe-XXXXXXXX.part, mode 0600
 
 # Identifier rules live in securepipe.ids (one place for the whole kit).
 
@@ -482,33 +481,6 @@ class _HashingReader:
         return data
 
 
-class _AtomicOutput:
-    """A 0600 temporary file beside ``dst``; replaces ``dst`` only on :meth:`commit`."""
-
-    def __init__(self, dst: Path) -> None:
-        fd, name = tempfile.mkstemp(dir=dst.parent, prefix=_TEMP_PREFIX, suffix=".part")
-        self.path = Path(name)
-        self.dst = dst
-        self.file = os.fdopen(fd, "wb")
-
-    def commit(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.path, self.dst)
-
-    def discard(self) -> None:
-        self.file.close()
-        self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> _AtomicOutput:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None or not self.file.closed:
-            self.discard()
-
-
 _T = TypeVar("_T")
 
 
@@ -630,10 +602,11 @@ class Envelope:
         only when complete; on any failure nothing is left behind. KMS or SDK errors propagate
         wrapped in :class:`~securepipe.errors.EncryptionError`.
         """
-        src_path, dst_path = Path(src), Path(dst)
+        src_path, dst_path = _paths(src, dst)
         _require_context(context)
+        sweep_stale_parts(dst_path.parent)
         kms_before = self._counter.total()
-        with open(src_path, "rb") as fsrc, _AtomicOutput(dst_path) as out:
+        with open(src_path, "rb") as fsrc, AtomicOutput(dst_path) as out:
             reader = _HashingReader(fsrc)
             length = os.fstat(fsrc.fileno()).st_size
             written = self._encrypt_stream(reader, length, out.file, context)
@@ -659,18 +632,22 @@ class Envelope:
 
         The message's encryption context must equal ``expected_context`` exactly (SDK-reserved
         ``aws-crypto-*`` keys aside): a :class:`BatchContext` message never decrypts under a
-        :class:`SampleContext` expectation, nor the reverse. Plaintext goes to a 0600 temporary
-        file beside ``dst`` (the SDK releases each frame once that frame verifies, before the end
-        of the message has been checked) and is moved onto ``dst`` only after the final frame,
-        the signature (signed suites) and the absence of trailing bytes are checked; on any
-        failure the temporary file is deleted. Every failure of the ciphertext, key or context
-        raises the same :class:`~securepipe.errors.DecryptionError`; a missing ``src`` or an
-        unwritable destination raises the usual ``OSError``.
+        :class:`SampleContext` expectation, nor the reverse. Plaintext goes to an unnamed (Linux
+        ``O_TMPFILE``) or 0600 locked temporary file beside ``dst``
+        (:class:`~securepipe.encryption.atomic.AtomicOutput`; the SDK releases each frame once
+        that frame verifies, before the end of the message has been checked) and is moved onto
+        ``dst`` only after the final frame, the signature (signed suites) and the absence of
+        trailing bytes are checked; on any failure the temporary file is deleted, and a part
+        left by a process killed part-way is swept on the next call
+        (:func:`~securepipe.encryption.atomic.sweep_stale_parts`). Every failure of the
+        ciphertext, key or context raises the same :class:`~securepipe.errors.DecryptionError`;
+        a missing ``src`` or an unwritable destination raises the usual ``OSError``.
         """
-        src_path, dst_path = Path(src), Path(dst)
+        src_path, dst_path = _paths(src, dst)
         _require_context(expected_context)
+        sweep_stale_parts(dst_path.parent)
         kms_before = self._counter.total()
-        with open(src_path, "rb") as fsrc, _AtomicOutput(dst_path) as out:
+        with open(src_path, "rb") as fsrc, AtomicOutput(dst_path) as out:
             size, digest, algorithm = self._decrypt_stream(fsrc, out.file, expected_context)
             ciphertext_bytes = fsrc.tell()
             out.commit()
@@ -782,3 +759,12 @@ class Envelope:
 def _require_context(context: object) -> None:
     if not isinstance(context, SampleContext | BatchContext):
         raise InvalidParameterError("context must be a SampleContext or a BatchContext")
+
+
+def _paths(src: object, dst: object) -> tuple[Path, Path]:
+    """``src`` and ``dst`` as paths, or :class:`InvalidParameterError` for anything else."""
+    for name, value in (("src", src), ("dst", dst)):
+        if not isinstance(value, str | os.PathLike) or not str(value):
+            raise InvalidParameterError(f"{name} must be a path (str or os.PathLike), got "
+                                        f"{type(value).__name__}")
+    return Path(src), Path(dst)  # type: ignore[arg-type]  # checked just above

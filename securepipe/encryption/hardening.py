@@ -26,7 +26,6 @@ enforces them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -36,7 +35,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from securepipe.errors import InvalidParameterError
-from securepipe.ids import validate_kms_key_arn
+from securepipe.ids import check_session, validate_bucket_name, validate_kms_key_arn
+from securepipe.merge import merge_bucket_policy
 from securepipe.policy import Policy, Request, evaluate
 
 CONTROLS: tuple[str, ...] = (
@@ -139,17 +139,24 @@ def hardened_bucket_policy(bucket: str, key_arn: str) -> dict[str, Any]:
     }
 
 
-def apply_bucket_hardening(
-    session: boto3.Session, bucket: str, key_arn: str, *, account_id: str | None = None
-) -> None:
-    """Apply every control to ``bucket`` (and Block Public Access to the account).
+def apply_bucket_hardening(session: boto3.Session, bucket: str, key_arn: str) -> None:
+    """Apply every bucket control to ``bucket``; safe to re-run, in any order with the kit's other
+    apply functions.
 
-    Wraps PutBucketEncryption, PutBucketVersioning, PutPublicAccessBlock (bucket and
-    ``s3control`` account level), PutBucketOwnershipControls and PutBucketPolicy:
+    The bucket policy's statements are merged by ``Sid``
+    (:func:`securepipe.merge.merge_bucket_policy`): the hardening statements are replaced in
+    place and every other statement (the
+    presigned-URL age cap, CloudTrail's delivery statements, your own) is kept. Account-wide
+    Block Public Access is *not* changed here: it affects every bucket of the account, so it is
+    its own call, :func:`apply_account_public_access_block`.
+
+    Wraps PutBucketEncryption, PutBucketVersioning, PutPublicAccessBlock (bucket level),
+    PutBucketOwnershipControls, GetBucketPolicy and PutBucketPolicy:
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_Operations_Amazon_Simple_Storage_Service.html
     """
     validate_kms_key_arn(key_arn)
-    s3 = session.client("s3")
+    bucket = validate_bucket_name(bucket)
+    s3 = check_session(session).client("s3")
     s3.put_bucket_encryption(
         Bucket=bucket,
         ServerSideEncryptionConfiguration={"Rules": [{
@@ -166,12 +173,24 @@ def apply_bucket_hardening(
         Bucket=bucket,
         OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
     )
+    # The policy goes last: once it is on, every later call to this bucket must use TLS.
+    merge_bucket_policy(s3, bucket, hardened_bucket_policy(bucket, key_arn)["Statement"])
+
+
+def apply_account_public_access_block(
+    session: boto3.Session, *, account_id: str | None = None
+) -> None:
+    """Turn on all four Block Public Access flags for the whole account (every bucket in it).
+
+    An account-wide change, so never a side effect of a bucket function: call it once, on
+    purpose. Wraps S3 Control PutPublicAccessBlock
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_control_PutPublicAccessBlock.html).
+    """
+    check_session(session)
     account = account_id or session.client("sts").get_caller_identity()["Account"]
     s3control_client(session).put_public_access_block(
         AccountId=account, PublicAccessBlockConfiguration=dict.fromkeys(_PAB, True)
     )
-    # The policy goes last: once it is on, every later call to this bucket must use TLS.
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(hardened_bucket_policy(bucket, key_arn)))
 
 
 def inspect_bucket(

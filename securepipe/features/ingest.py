@@ -81,6 +81,7 @@ from securepipe.errors import (
 from securepipe.features.audio import AudioPolicy, validate_wav
 from securepipe.features.extract import MEL_SPEC, FeatureSpec, extract, from_bytes, to_bytes
 from securepipe.ids import (
+    check_session_factory,
     validate_contractor_id,
     validate_purpose,
     validate_sample_id,
@@ -717,7 +718,16 @@ def ingest_batch(
     process pool or a cluster they must be picklable, e.g. :class:`ProfileSessionFactory`.
     A sample that fails is reported as ``failed`` with the reason and left in place.
     """
+    check_session_factory(session_factory)
+    if archive_session_factory is not None:
+        check_session_factory(archive_session_factory, "archive_session_factory")
+    if not isinstance(config, IngestConfig):
+        raise InvalidParameterError(f"config must be an IngestConfig, got {type(config).__name__}")
+    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+        raise InvalidParameterError("items must be an iterable of IngestItem")
     items = list(items)
+    if not all(isinstance(i, IngestItem) for i in items):
+        raise InvalidParameterError("items must be an iterable of IngestItem")
     bar = _progress(len(items)) if progress else None
     outcomes: list[SampleOutcome] = []
     try:

@@ -19,8 +19,8 @@ What this module does:
 * :func:`lifecycle_rules` builds rules per bucket role: ``raw/`` expires after days, features
   expire after the longest consent term (capped at 3 years), the archive goes to an archival
   class at day 0 with a hard expiration cap, noncurrent versions and expired delete markers go,
-  incomplete multipart uploads are aborted. :func:`apply_lifecycle` puts them
-  (PutBucketLifecycleConfiguration).
+  incomplete multipart uploads are aborted. :func:`apply_lifecycle` merges them by rule ID
+  into the bucket's configuration (PutBucketLifecycleConfiguration).
 * :func:`inspect_lifecycle` reads any bucket's rules and returns
   :class:`~securepipe.encryption.hardening.Finding` objects, catching a rule that never expires
   anything
@@ -57,7 +57,8 @@ from botocore.exceptions import ClientError
 from securepipe import clock as _clock
 from securepipe.encryption.hardening import Finding
 from securepipe.errors import InvalidParameterError
-from securepipe.ids import validate_bucket_name
+from securepipe.ids import check_session, validate_bucket_name
+from securepipe.merge import merge_lifecycle_rules
 from securepipe.retention.consent import BIPA_MAX_DAYS, ConsentRegistry
 
 __all__ = [
@@ -210,21 +211,26 @@ def _expire(rule_id: str, prefix: str, days: int) -> dict[str, Any]:
             "Expiration": {"Days": days}}
 
 
-def apply_lifecycle(session: boto3.Session, bucket: str, rules: Sequence[Mapping[str, Any]]
-                    ) -> None:
-    """Replace the bucket's lifecycle configuration with ``rules``.
+def apply_lifecycle(session: boto3.Session, bucket: str, rules: Sequence[Mapping[str, Any]],
+                    *, replace: bool = False) -> None:
+    """Merge ``rules`` into the bucket's lifecycle configuration by rule ``ID``.
 
-    Wraps PutBucketLifecycleConfiguration
+    A rule with the same ``ID`` is replaced in place; every other rule is kept
+    (:func:`securepipe.merge.merge_lifecycle_rules`), so re-running is safe. ``replace=True``
+    makes the configuration exactly ``rules`` (e.g. to retire a rule that never expired
+    anything). Wraps GetBucketLifecycleConfiguration and PutBucketLifecycleConfiguration
     (https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketLifecycleConfiguration.html).
     In the sandbox the rules are stored and never applied: :func:`sweep` enforces retention.
     """
     validate_bucket_name(bucket)
-    rules = [dict(r) for r in rules]
-    if not rules or not all(isinstance(r.get("ID"), str) and r.get("Status") in (
-            "Enabled", "Disabled") for r in rules):
+    if not isinstance(replace, bool):
+        raise InvalidParameterError(f"replace must be a bool, got {replace!r}")
+    if isinstance(rules, (str, bytes, Mapping)) or not isinstance(rules, Sequence):
+        raise InvalidParameterError("rules must be a list of lifecycle rules (mappings)")
+    if not rules or not all(isinstance(r, Mapping) and isinstance(r.get("ID"), str)
+                            and r.get("Status") in ("Enabled", "Disabled") for r in rules):
         raise InvalidParameterError("rules must be a non-empty list, each with an ID and Status")
-    session.client("s3").put_bucket_lifecycle_configuration(
-        Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    merge_lifecycle_rules(check_session(session).client("s3"), bucket, rules, replace=replace)
 
 
 @dataclass(frozen=True)

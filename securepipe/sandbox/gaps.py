@@ -118,6 +118,17 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "answers KeyId with the bare key id, where AWS returns the key ARN", "check",
             "the verifier pins the key ARN and accepts the bare id only when it is that ARN's "
             "own id", 3),
+    MotoGap("cloudformation-s3-bucket", "cloudformation", "AWS::S3::Bucket properties in a stack",
+            "only BucketEncryption and Tags are applied: VersioningConfiguration, "
+            "PublicAccessBlockConfiguration, OwnershipControls, ObjectLockEnabled, "
+            "LifecycleConfiguration and MetricsConfigurations are ignored; "
+            "AWS::S3::BucketPolicy, AWS::CloudTrail::Trail, AWS::SQS::QueuePolicy, "
+            "AWS::SNS::Subscription and AWS::CloudWatch::Alarm are not created at all; "
+            "AWS::KMS::Key ignores KeySpec and KeyUsage (the signing key comes out symmetric)",
+            "check", "securepipe.provision.provision run after the stack completes them (steps "
+            "buckets, object-lock, bucket-hardening, presign-cap, lifecycle, monitoring) and "
+            "reports the symmetric key under the signing alias as a conflict; the scorecard "
+            "checks the result", 1),
 )
 
 

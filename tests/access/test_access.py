@@ -858,3 +858,49 @@ def test_a_one_character_contractor_id_is_refused_before_assume_role(sandbox: Sa
     with pytest.raises(InvalidParameterError, match="SourceIdentity"):
         vend_contractor_credentials(sandbox.session, role_arn=role, contractor="c",
                                     bucket=res.bucket("raw"), key_arn=res.kms_key_arn)
+
+
+def test_rerun_keeps_a_narrowed_trust_policy(sandbox: Sandbox, role: str) -> None:
+    res = sandbox.resources
+    iam = sandbox.session.client("iam")
+
+    def trust() -> dict[str, Any]:
+        doc = iam.get_role(RoleName="securepipe-contractor")["Role"]["AssumeRolePolicyDocument"]
+        return json.loads(doc) if isinstance(doc, str) else doc
+
+    vendor = f"arn:aws:iam::{res.account_id}:role/vendor"
+    narrowed = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "OnlyTheVendor", "Effect": "Allow", "Principal": {"AWS": vendor},
+         "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]}]}
+    iam.update_assume_role_policy(RoleName="securepipe-contractor",
+                                  PolicyDocument=json.dumps(narrowed))
+    ensure_contractor_role(sandbox.session, bucket=res.bucket("raw"), key_arn=res.kms_key_arn)
+    assert trust() == narrowed  # a re-run without trusted_principals leaves it alone
+
+    ensure_contractor_role(sandbox.session, bucket=res.bucket("raw"), key_arn=res.kms_key_arn,
+                           trusted_principals=[vendor])
+    statements = trust()["Statement"]
+    assert [s["Sid"] for s in statements] == ["OnlyTheVendor", "AccountMayAssume"]
+    assert statements[1]["Principal"] == {"AWS": vendor}
+    for bad in ([], "arn:aws:iam::123456789012:root", ["*"], ["arn:aws:iam::1:root"]):
+        with pytest.raises(InvalidParameterError):
+            ensure_contractor_role(sandbox.session, bucket=res.bucket("raw"),
+                                   key_arn=res.kms_key_arn,
+                                   trusted_principals=bad)  # type: ignore[arg-type]
+
+
+def test_rerun_keeps_statements_added_to_the_inline_policy(sandbox: Sandbox, role: str) -> None:
+    res = sandbox.resources
+    iam = sandbox.session.client("iam")
+    name = "securepipe-contractor-raw-access"
+    doc = iam.get_role_policy(RoleName="securepipe-contractor", PolicyName=name)["PolicyDocument"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    doc["Statement"].append({"Sid": "Extra", "Effect": "Deny", "Action": "s3:DeleteObject",
+                             "Resource": f"arn:aws:s3:::{res.bucket('raw')}/raw/*"})
+    iam.put_role_policy(RoleName="securepipe-contractor", PolicyName=name,
+                        PolicyDocument=json.dumps(doc))
+    ensure_contractor_role(sandbox.session, bucket=res.bucket("raw"), key_arn=res.kms_key_arn)
+    again = iam.get_role_policy(RoleName="securepipe-contractor", PolicyName=name)[
+        "PolicyDocument"]
+    again = json.loads(again) if isinstance(again, str) else again
+    assert again == doc

@@ -252,13 +252,13 @@ def test_plaintext_only_ever_goes_to_the_destination_folder(
     import securepipe.encryption.envelope as module
 
     dirs: list[Path] = []
-    real = module.tempfile.mkstemp
 
-    def spy(*args: object, **kwargs: object) -> tuple[int, str]:
-        dirs.append(Path(str(kwargs["dir"])))
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+    class Spy(module.AtomicOutput):
+        def __init__(self, dst: Path) -> None:
+            dirs.append(Path(dst).parent)
+            super().__init__(dst)
 
-    monkeypatch.setattr(module.tempfile, "mkstemp", spy)
+    monkeypatch.setattr(module, "AtomicOutput", Spy)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "clip.wav").write_bytes(PLAINTEXT)

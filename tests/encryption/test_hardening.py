@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from securepipe.encryption.hardening import (
     CONTROLS,
     SSE_STATEMENTS,
+    apply_account_public_access_block,
     apply_bucket_hardening,
     failures,
     hardened_bucket_policy,
@@ -25,6 +26,7 @@ from securepipe.sandbox.account import Sandbox
 def hardened(sandbox: Sandbox) -> Sandbox:
     apply_bucket_hardening(sandbox.session, sandbox.resources.bucket("raw"),
                            sandbox.resources.kms_key_arn)
+    apply_account_public_access_block(sandbox.session)
     return sandbox
 
 
@@ -39,7 +41,23 @@ def test_fresh_bucket_fails_and_hardened_bucket_passes(sandbox: Sandbox) -> None
                            sandbox.resources.kms_key_arn)
     after = _inspect(sandbox)
     assert [f.control for f in after] == list(CONTROLS)
-    assert failures(after) == []
+    # The bucket call never changes the whole account: that is its own, explicit call.
+    assert [f.control for f in failures(after)] == ["account-public-access"]
+    apply_account_public_access_block(sandbox.session)
+    assert failures(_inspect(sandbox)) == []
+
+
+def test_reapplying_keeps_statements_others_added(hardened: Sandbox) -> None:
+    s3, bucket = hardened.session.client("s3"), hardened.resources.bucket("raw")
+    doc = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    mine = {"Sid": "MyOwn", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket",
+            "Resource": f"arn:aws:s3:::{bucket}"}
+    doc["Statement"].append(mine)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc))
+    apply_bucket_hardening(hardened.session, bucket, hardened.resources.kms_key_arn)
+    again = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert again == doc  # nothing to change: the same statements, in the same order
+    assert failures(_inspect(hardened)) == []
 
 
 def _policy_without(sid: str) -> Callable[[Sandbox], None]:

@@ -267,20 +267,20 @@ def test_plaintext_is_only_ever_written_to_dst_and_temp_dirs_are_removed(
     plaintext = src.read_bytes()
     made_dirs: list[tuple[Path, int]] = []
     staged: list[Path] = []
-    real_mkdtemp, real_mkstemp = tempfile.mkdtemp, tempfile.mkstemp
+    real_mkdtemp = tempfile.mkdtemp
 
     def spy_mkdtemp(*args: object, **kwargs: object) -> str:
         path = real_mkdtemp(*args, **kwargs)  # type: ignore[call-overload]
         made_dirs.append((Path(path), stat.S_IMODE(os.stat(path).st_mode)))
         return str(path)
 
-    def spy_mkstemp(*args: object, **kwargs: object) -> tuple[int, str]:
-        fd, path = real_mkstemp(*args, **kwargs)  # type: ignore[call-overload]
-        staged.append(Path(path).parent)
-        return fd, path
+    class SpyOutput(envelope_module.AtomicOutput):
+        def __init__(self, dst: Path) -> None:
+            staged.append(Path(dst).parent)
+            super().__init__(dst)
 
     monkeypatch.setattr(upload.tempfile, "mkdtemp", spy_mkdtemp)
-    monkeypatch.setattr(envelope_module.tempfile, "mkstemp", spy_mkstemp)
+    monkeypatch.setattr(envelope_module, "AtomicOutput", SpyOutput)
 
     real_encrypt = env.encrypt_file
     ciphertexts: list[bytes] = []

@@ -1,0 +1,450 @@
+"""Provision an account the kit's way from an :class:`~securepipe.provision.AccountLayout`:
+idempotent, with a dry-run plan, refusing (and changing nothing) when the account already holds
+something that conflicts.
+
+:func:`provision` first surveys the account (read-only calls) and builds a :class:`Plan`: each
+change it would make, and each conflict (a bucket owned by someone else, an alias naming a key
+of the wrong kind or a disabled key, a consent table with another key schema). With conflicts it
+raises :class:`~securepipe.errors.ProvisioningConflictError` before any write, unless
+``force=True``, which applies every change that does not touch a conflicting resource. Then it
+runs only the steps the plan lists, each with the kit's own re-apply-safe function
+(:func:`~securepipe.encryption.hardening.apply_bucket_hardening`,
+:func:`~securepipe.access.presigned.apply_presign_age_cap`,
+:func:`~securepipe.retention.lifecycle.apply_lifecycle`,
+:func:`~securepipe.access.credentials.ensure_contractor_role`,
+:func:`~securepipe.audit.monitoring.apply_monitoring`), so a second run plans nothing.
+
+Object Lock is switched on when the archive and audit buckets are created; for a bucket that
+exists without it (e.g. made by a tool that ignored the property) it is enabled with
+PutObjectLockConfiguration, which AWS accepts on an existing versioned bucket
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-configure.html).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+from botocore.exceptions import ClientError
+
+from securepipe import clock
+from securepipe.access.credentials import (
+    contractor_role_policy,
+    ensure_contractor_role,
+)
+from securepipe.access.presigned import apply_presign_age_cap, presign_age_cap_statement
+from securepipe.audit.chain import AuditTrail, ship_to_bucket
+from securepipe.audit.monitoring import apply_monitoring
+from securepipe.audit.records import AuditRecord
+from securepipe.encryption.hardening import (
+    apply_account_public_access_block,
+    apply_bucket_hardening,
+    failures,
+    inspect_bucket,
+)
+from securepipe.errors import InvalidParameterError, ProvisioningConflictError
+from securepipe.ids import check_int, check_session
+from securepipe.merge import merge_policy
+from securepipe.provision.layout import LOCKED_ROLES, AccountLayout, key_arns
+from securepipe.report import format_table
+from securepipe.retention.consent import ConsentRegistry
+from securepipe.retention.lifecycle import (
+    DATA_PREFIXES,
+    apply_lifecycle,
+    inspect_lifecycle,
+    lifecycle_rules,
+)
+
+__all__ = ["CONTRACTOR_MAX_SESSION_S", "STEPS", "Change", "Plan", "provision"]
+
+#: Contractor sessions last at most an hour (the scorecard's
+#: ``iam_contractor_role_session_duration``).
+CONTRACTOR_MAX_SESSION_S = 3600
+#: The steps, in the order they run.
+STEPS = ("kms-keys", "buckets", "object-lock", "bucket-hardening", "account-public-access",
+         "presign-cap", "lifecycle", "contractor-role", "consent-table", "monitoring")
+_KEYS = (("data", "data_key_alias", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
+         ("archive", "archive_key_alias", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
+         ("signing", "signing_key_alias", "ECC_NIST_P256", "SIGN_VERIFY"))
+_PURPOSE = {"data": "voice training data", "archive": "the cold archive",
+            "signing": "signs audit-trail checkpoints and erasure receipts"}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change the plan makes: the step, the resource, and what is done to it."""
+
+    step: str
+    resource: str
+    action: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`provision` would change (``applied=False``) or changed (``applied=True``)."""
+
+    layout: AccountLayout
+    changes: tuple[Change, ...]
+    conflicts: tuple[str, ...]
+    applied: bool = False
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to change and nothing in conflict."""
+        return not self.changes and not self.conflicts
+
+    def table(self) -> str:
+        if not self.changes:
+            head = "nothing to change"
+        else:
+            verb = "changed" if self.applied else "would change"
+            head = f"{verb} {len(self.changes)} thing(s):\n" + format_table(
+                [{"step": c.step, "resource": c.resource, "action": c.action}
+                 for c in self.changes])
+        lines = [head, *(f"CONFLICT: {c}" for c in self.conflicts),
+                 *(f"skipped (conflict): {s}" for s in self.skipped)]
+        return "\n".join(lines)
+
+    __str__ = table
+
+
+def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
+              dry_run: bool = False, force: bool = False,
+              audit_retention_days: int = 365) -> Plan:
+    """Bring the account to ``layout`` (default: :meth:`AccountLayout.for_session`).
+
+    ``dry_run`` returns the plan and changes nothing. Conflicts raise
+    :class:`~securepipe.errors.ProvisioningConflictError` before any write unless ``force``
+    (then the steps touching a conflicting resource are skipped and listed). Returns the plan
+    carried out, with the layout's key ARNs filled in. What was changed is recorded as the
+    account's first (or next) audit trail, shipped to the audit bucket under Object Lock
+    (GOVERNANCE mode, ``audit_retention_days``), so the provisioning itself is audited.
+    """
+    check_session(session)
+    if layout is not None and not isinstance(layout, AccountLayout):
+        raise InvalidParameterError(f"layout must be an AccountLayout, got "
+                                    f"{type(layout).__name__}")
+    if not isinstance(dry_run, bool) or not isinstance(force, bool):
+        raise InvalidParameterError("dry_run and force must be booleans")
+    check_int(audit_retention_days, "audit_retention_days", 1, 36_500)
+    layout = layout or AccountLayout.for_session(session)
+    account = str(session.client("sts").get_caller_identity()["Account"])
+    if account != layout.account_id or (session.region_name or "us-east-1") != layout.region:
+        raise InvalidParameterError(
+            f"the layout is for {layout.account_id}/{layout.region}, the session reaches "
+            f"{account}/{session.region_name}")
+    layout = layout.with_keys(**key_arns(session, layout))
+    survey = _Survey(session, layout)
+    changes, conflicts, blocked = survey.run()
+    plan = Plan(layout, tuple(changes), tuple(conflicts))
+    if dry_run:
+        return plan
+    if conflicts and not force:
+        raise ProvisioningConflictError(conflicts)
+    steps = {c.step for c in changes}
+    layout = _apply(session, layout, steps, blocked)
+    done = tuple(c for c in changes if c.resource not in blocked)
+    if done and layout.bucket("audit") not in blocked:
+        _ship_provisioning_trail(session, layout, done, audit_retention_days)
+    return Plan(layout, done, tuple(conflicts), applied=True, skipped=tuple(sorted(blocked)))
+
+
+#: Where shipped audit trails live in the audit bucket (the scorecard's
+#: ``audit_trail_verifies`` reads them there).
+TRAIL_PREFIX = "trails/"
+
+
+def _ship_provisioning_trail(session: boto3.Session, layout: AccountLayout,
+                             changes: tuple[Change, ...], days: int) -> None:
+    """Record what provisioning changed as a chained audit trail, shipped to the audit bucket
+    under a GOVERNANCE Object Lock for ``days`` (GOVERNANCE: an administrator with
+    ``s3:BypassGovernanceRetention`` can still tear a test account down)."""
+    caller = str(session.client("sts").get_caller_identity()["Arn"])
+    name = f"provision-{clock.now():%Y%m%dT%H%M%S%fZ}"
+    trail = AuditTrail(session, layout.kms_key_arn, name)
+    for c in changes:
+        trail.append(AuditRecord(principal=caller, action=f"securepipe:provision/{c.step}",
+                                 key=c.resource, purpose=c.action))
+    ship_to_bucket(session, layout.bucket("audit"), f"{TRAIL_PREFIX}{name}.jsonl", trail.close(),
+                   retain_until=clock.now() + dt.timedelta(days=days), mode="GOVERNANCE",
+                   sse_kms_key_arn=layout.kms_key_arn)
+
+
+# -- survey (read-only) ------------------------------------------------------------------------
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class _Survey:
+    def __init__(self, session: boto3.Session, layout: AccountLayout) -> None:
+        self.session, self.layout = session, layout
+        self.changes: list[Change] = []
+        self.conflicts: list[str] = []
+        self.blocked: set[str] = set()
+
+    def change(self, step: str, resource: str, action: str) -> None:
+        self.changes.append(Change(step, resource, action))
+
+    def conflict(self, resource: str, why: str) -> None:
+        self.conflicts.append(f"{resource}: {why}")
+        self.blocked.add(resource)
+
+    def run(self) -> tuple[list[Change], list[str], set[str]]:
+        for step in (self.keys, self.buckets, self.public_access, self.presign_cap,
+                     self.lifecycle, self.role, self.table, self.monitoring):
+            step()
+        return self.changes, self.conflicts, self.blocked
+
+    def keys(self) -> None:
+        kms = self.session.client("kms")
+        for kind, attr, spec, usage in _KEYS:
+            alias = getattr(self.layout, attr)
+            try:
+                meta = kms.describe_key(KeyId=alias)["KeyMetadata"]
+            except ClientError as exc:
+                if _code(exc) != "NotFoundException":
+                    raise
+                self.change("kms-keys", alias, f"create the {kind} key ({spec}, {usage}) and "
+                            "its alias" + ("" if kind == "signing" else ", rotation on"))
+                continue
+            got = (meta.get("KeySpec") or meta.get("CustomerMasterKeySpec"), meta.get("KeyUsage"))
+            if got != (spec, usage):
+                self.conflict(alias, f"names a {got[0]}/{got[1]} key; the {kind} key must be "
+                              f"{spec}/{usage}")
+            elif meta.get("KeyState") != "Enabled":
+                self.conflict(alias, f"names a key in state {meta.get('KeyState')}")
+            elif meta.get("KeyManager") != "CUSTOMER":
+                self.conflict(alias, "names an AWS managed key; the kit needs a customer key")
+            elif kind != "signing" and not kms.get_key_rotation_status(
+                    KeyId=meta["KeyId"])["KeyRotationEnabled"]:
+                self.change("kms-keys", alias, "turn on automatic rotation")
+
+    def _bucket_key(self, role: str) -> str | None:
+        return self.layout.archive_key_arn if role == "archive" else self.layout.data_key_arn
+
+    def buckets(self) -> None:
+        s3 = self.session.client("s3")
+        for role, name in self.layout.buckets.items():
+            try:
+                s3.head_bucket(Bucket=name, ExpectedBucketOwner=self.layout.account_id)
+            except ClientError as exc:
+                if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                    lock = " with Object Lock" if role in LOCKED_ROLES else ""
+                    self.change("buckets", name, f"create ({role}){lock}, versioning on")
+                    self.change("bucket-hardening", name, "SSE-KMS, TLS-only policy, Block "
+                                "Public Access, ownership enforced")
+                else:
+                    self.conflict(name, f"exists but is not this account's or cannot be read "
+                                  f"({_code(exc)})")
+                continue
+            if s3.get_bucket_versioning(Bucket=name).get("Status") != "Enabled":
+                self.change("buckets", name, "turn versioning on")
+            if role in LOCKED_ROLES:
+                try:
+                    lock = s3.get_object_lock_configuration(Bucket=name)[
+                        "ObjectLockConfiguration"].get("ObjectLockEnabled")
+                except ClientError as exc:
+                    if _code(exc) != "ObjectLockConfigurationNotFoundError":
+                        raise
+                    lock = "Disabled"
+                if lock != "Enabled":
+                    self.change("object-lock", name, "enable Object Lock "
+                                "(PutObjectLockConfiguration)")
+            key = self._bucket_key(role)
+            wrong = (["every control: its key does not exist yet"] if key is None else [
+                f.control for f in failures(inspect_bucket(self.session, name, key))
+                if f.control != "account-public-access"])
+            if wrong:
+                self.change("bucket-hardening", name, f"fix {', '.join(wrong)}")
+
+    def public_access(self) -> None:
+        from securepipe.encryption.hardening import s3control_client
+
+        try:
+            pab = s3control_client(self.session).get_public_access_block(
+                AccountId=self.layout.account_id)["PublicAccessBlockConfiguration"]
+            on = all(pab.values()) and len(pab) == 4
+        except ClientError as exc:
+            if _code(exc) != "NoSuchPublicAccessBlockConfiguration":
+                raise
+            on = False
+        if not on:
+            self.change("account-public-access", self.layout.account_id,
+                        "Block Public Access on for the whole account")
+
+    def _policy(self, bucket: str) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self.session.client("s3").get_bucket_policy(
+                Bucket=bucket)["Policy"]))
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchBucketPolicy", "NoSuchBucket"):
+                return None
+            raise
+
+    def presign_cap(self) -> None:
+        for bucket in self.layout.data_buckets:
+            current = self._policy(bucket)
+            statement = presign_age_cap_statement(bucket)
+            if current is None or merge_policy(current, [statement]) != current:
+                self.change("presign-cap", bucket, "deny requests signed more than 900 s ago")
+
+    def lifecycle(self) -> None:
+        s3 = self.session.client("s3")
+        for role in ("raw", "features", "archive"):
+            bucket = self.layout.bucket(role)
+            try:
+                s3.head_bucket(Bucket=bucket)
+            except ClientError:
+                self.change("lifecycle", bucket, f"the kit's {role} rules")
+                continue
+            findings = inspect_lifecycle(self.session, bucket, data_prefixes=DATA_PREFIXES[role])
+            if failures(findings):
+                self.change("lifecycle", bucket, f"the kit's {role} rules (merged by ID)")
+
+    def role(self) -> None:
+        iam = self.session.client("iam")
+        name = self.layout.contractor_role
+        try:
+            role = iam.get_role(RoleName=name)["Role"]
+        except iam.exceptions.NoSuchEntityException:
+            self.change("contractor-role", name, "create (trusts the account; sessions <= 1 h)")
+            return
+        if int(role.get("MaxSessionDuration", 0)) != CONTRACTOR_MAX_SESSION_S:
+            self.change("contractor-role", name, "sessions of at most 1 h")
+        if self.layout.data_key_arn is None:
+            self.change("contractor-role", name, "inline policy for the new data key")
+            return
+        try:
+            inline = iam.get_role_policy(RoleName=name, PolicyName="securepipe-contractor-"
+                                         "raw-access")["PolicyDocument"]
+        except iam.exceptions.NoSuchEntityException:
+            inline = {}
+        if isinstance(inline, str):  # botocore decodes it; an endpoint may return it encoded
+            inline = json.loads(unquote(inline))
+        wanted = contractor_role_policy(bucket=self.layout.bucket("raw"),
+                                        key_arn=self.layout.data_key_arn)["Statement"]
+        if not inline or merge_policy(inline, wanted) != inline:
+            self.change("contractor-role", name, "the kit's inline policy (merged by Sid)")
+
+    def table(self) -> None:
+        ddb = self.session.client("dynamodb")
+        name = self.layout.consent_table
+        try:
+            table = ddb.describe_table(TableName=name)["Table"]
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise
+            self.change("consent-table", name, "create (keyed by speaker, SSE-KMS)")
+            return
+        if table.get("KeySchema") != [{"AttributeName": "speaker", "KeyType": "HASH"}]:
+            self.conflict(name, f"exists with key schema {table.get('KeySchema')}; the consent "
+                          "registry is keyed by speaker")
+
+    def monitoring(self) -> None:
+        ct = self.session.client("cloudtrail")
+        name = self.layout.trail_name
+        try:
+            logging_on = ct.get_trail_status(Name=name).get("IsLogging", False)
+        except ClientError as exc:
+            if _code(exc) != "TrailNotFoundException":
+                raise
+            logging_on = False
+        if not logging_on:
+            self.change("monitoring", name, "trail with S3 data events, logging")
+        audit = self._policy(self.layout.bucket("audit")) or {}
+        sids = {st.get("Sid") for st in audit.get("Statement", [])}
+        if not {"AWSCloudTrailAclCheck", "AWSCloudTrailWrite"} <= sids:
+            self.change("monitoring", self.layout.bucket("audit"), "CloudTrail delivery "
+                        "statements (merged by Sid)")
+        alarms = {a["AlarmName"] for a in self.session.client("cloudwatch").describe_alarms(
+            AlarmNamePrefix="securepipe-").get("MetricAlarms", [])}
+        wanted = {f"securepipe-{m}-{b}" for m in ("GetRequests", "BytesDownloaded")
+                  for b in self.layout.data_buckets}
+        if not wanted <= alarms:
+            self.change("monitoring", self.layout.topic_name, "bulk-read alarms, SNS topic and "
+                        "its SQS subscriber")
+
+
+# -- apply -------------------------------------------------------------------------------------
+
+
+def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
+           blocked: set[str]) -> AccountLayout:
+    kms, s3 = session.client("kms"), session.client("s3")
+    if "kms-keys" in steps:
+        for kind, attr, spec, usage in _KEYS:
+            alias = getattr(layout, attr)
+            if alias in blocked:
+                continue
+            try:
+                key_id = kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
+            except ClientError as exc:
+                if _code(exc) != "NotFoundException":
+                    raise
+                key_id = kms.create_key(
+                    Description=f"securepipe: {_PURPOSE[kind]}", KeySpec=spec, KeyUsage=usage,
+                    Tags=[{"TagKey": "securepipe", "TagValue": kind}])["KeyMetadata"]["KeyId"]
+                kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+            if kind != "signing":
+                kms.enable_key_rotation(KeyId=key_id)
+        layout = layout.with_keys(**key_arns(session, layout))
+    names = [(r, b) for r, b in layout.buckets.items() if b not in blocked]
+    if "buckets" in steps or "object-lock" in steps:
+        for role, bucket in names:
+            try:
+                s3.head_bucket(Bucket=bucket)
+            except ClientError:
+                kwargs: dict[str, Any] = {"Bucket": bucket,
+                                          "ObjectLockEnabledForBucket": role in LOCKED_ROLES}
+                if layout.region != "us-east-1":
+                    kwargs["CreateBucketConfiguration"] = {"LocationConstraint": layout.region}
+                s3.create_bucket(**kwargs)
+            s3.put_bucket_versioning(Bucket=bucket,
+                                     VersioningConfiguration={"Status": "Enabled"})
+            if role in LOCKED_ROLES:
+                s3.put_object_lock_configuration(
+                    Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+    def harden() -> None:
+        for role, bucket in names:
+            key = layout.archive_key_arn if role == "archive" else layout.data_key_arn
+            apply_bucket_hardening(session, bucket, key or layout.kms_key_arn)
+
+    def presign_cap() -> None:
+        for bucket in layout.data_buckets:
+            if bucket not in blocked:
+                apply_presign_age_cap(session, bucket)
+
+    def lifecycle() -> None:
+        for role in ("raw", "features", "archive"):
+            if layout.bucket(role) not in blocked:
+                apply_lifecycle(session, layout.bucket(role), lifecycle_rules(role))
+
+    run: dict[str, Callable[[], object]] = {
+        "bucket-hardening": harden,
+        "account-public-access": lambda: apply_account_public_access_block(
+            session, account_id=layout.account_id),
+        "presign-cap": presign_cap,
+        "lifecycle": lifecycle,
+        "contractor-role": lambda: ensure_contractor_role(
+            session, bucket=layout.bucket("raw"), key_arn=layout.kms_key_arn,
+            role_name=layout.contractor_role, max_session_s=CONTRACTOR_MAX_SESSION_S),
+        "consent-table": lambda: ConsentRegistry(session, layout.consent_table,
+                                                 kms_key_arn=layout.kms_key_arn),
+        "monitoring": lambda: apply_monitoring(
+            session, list(layout.data_buckets), layout.bucket("audit"),
+            kms_key_arn=layout.kms_key_arn, config=layout.monitoring_config()),
+    }
+    needs = {"contractor-role": layout.contractor_role, "consent-table": layout.consent_table,
+             "monitoring": layout.bucket("audit")}
+    for step in STEPS:
+        if step in steps and step in run and needs.get(step) not in blocked:
+            run[step]()
+    return layout

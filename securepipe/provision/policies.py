@@ -1,0 +1,146 @@
+"""Least privilege for the kit itself: the IAM identity policy of each of its own roles.
+
+:func:`kit_role_policy` generates, from an :class:`~securepipe.provision.AccountLayout`, the
+smallest policy that lets each role run its kit functions and nothing else:
+
+* ``uploader``: :func:`~securepipe.encryption.upload.upload_sample` into ``raw/`` (PutObject,
+  data keys bound to a contractor); per-contractor sessions narrow it further (step 2);
+* ``ingest``: :func:`~securepipe.features.ingest.ingest_batch`: read, quarantine and delete every
+  version of raw uploads; write and read back features; write the archive copy;
+* ``trainer``: read encrypted features and decrypt them; nothing raw, nothing archived;
+* ``auditor``: ``securepipe check``: read-only configuration reads and the audit trails;
+* ``eraser``: erasure (:mod:`securepipe.retention.erasure`): the consent table, deleting every
+  version of one speaker's objects, signing and shipping receipts.
+
+Each is tested in the sandbox by running its functions through an STS role session whose
+only permissions are that policy (the sandbox evaluates identity policies for role sessions,
+:mod:`securepipe.sandbox.emulation`), and by showing a call outside it refused.
+Actions: https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from securepipe.errors import InvalidParameterError
+from securepipe.provision.layout import AccountLayout
+
+__all__ = ["KIT_ROLES", "KitRole", "kit_role_policy"]
+
+KitRole = Literal["uploader", "ingest", "trainer", "auditor", "eraser"]
+KIT_ROLES: tuple[KitRole, ...] = ("uploader", "ingest", "trainer", "auditor", "eraser")
+
+
+def _arn(bucket: str, path: str = "") -> str:
+    return f"arn:aws:s3:::{bucket}{path}"
+
+
+def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
+    """The identity policy of one kit role (``uploader``, ``ingest``, ``trainer``, ``auditor``,
+    ``eraser``) for ``layout``, whose key ARNs must be known
+    (:meth:`~securepipe.provision.AccountLayout.discover`)."""
+    if role not in KIT_ROLES:
+        raise InvalidParameterError(f"role must be one of {', '.join(KIT_ROLES)}, got {role!r}")
+    if not isinstance(layout, AccountLayout) or not (layout.data_key_arn
+                                                     and layout.archive_key_arn):
+        raise InvalidParameterError("an AccountLayout with its key ARNs is needed "
+                                    "(AccountLayout.discover(session))")
+    raw, features = layout.bucket("raw"), layout.bucket("features")
+    archive, audit = layout.bucket("archive"), layout.bucket("audit")
+    data_key, archive_key = layout.data_key_arn, layout.archive_key_arn
+    table = f"arn:aws:dynamodb:{layout.region}:{layout.account_id}:table/{layout.consent_table}"
+    statements: list[dict[str, Any]]
+    if role == "uploader":
+        statements = [
+            {"Sid": "PutRawUploads", "Effect": "Allow", "Action": ["s3:PutObject"],
+             "Resource": [_arn(raw, "/raw/*")]},
+            {"Sid": "DataKeysForContractors", "Effect": "Allow",
+             "Action": ["kms:GenerateDataKey"], "Resource": [data_key],
+             "Condition": {"Null": {"kms:EncryptionContext:securepipe:contractor": "false"}}},
+        ]
+    elif role == "ingest":
+        statements = [
+            {"Sid": "ReadAndRetireRaw", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject",
+                        "s3:DeleteObject", "s3:DeleteObjectVersion"],
+             "Resource": [_arn(raw, "/raw/*"), _arn(raw, "/quarantine/*")]},
+            {"Sid": "ListRawVersions", "Effect": "Allow",
+             "Action": ["s3:ListBucket", "s3:ListBucketVersions"], "Resource": [_arn(raw)]},
+            {"Sid": "WriteAndVerifyFeatures", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:PutObject"],
+             "Resource": [_arn(features, "/features/*")]},
+            {"Sid": "WriteArchive", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+             "Resource": [_arn(archive, "/archive/*")]},
+            {"Sid": "DataKey", "Effect": "Allow",
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [data_key]},
+            {"Sid": "ArchiveKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],
+             "Resource": [archive_key]},
+        ]
+    elif role == "trainer":
+        statements = [
+            {"Sid": "ReadFeatures", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [_arn(features, "/features/*")]},
+            {"Sid": "ListFeatures", "Effect": "Allow", "Action": ["s3:ListBucket"],
+             "Resource": [_arn(features)],
+             "Condition": {"StringLike": {"s3:prefix": ["features/", "features/*"]}}},
+            {"Sid": "DecryptFeatures", "Effect": "Allow", "Action": ["kms:Decrypt"],
+             "Resource": [data_key]},
+        ]
+    elif role == "auditor":
+        buckets = [_arn(b) for b in layout.buckets.values()]
+        statements = [
+            {"Sid": "ReadConfiguration", "Effect": "Allow",
+             "Action": ["s3:GetEncryptionConfiguration", "s3:GetBucketPolicy",
+                        "s3:GetBucketPublicAccessBlock", "s3:GetBucketVersioning",
+                        "s3:GetBucketOwnershipControls", "s3:GetLifecycleConfiguration",
+                        "s3:GetMetricsConfiguration", "s3:GetBucketObjectLockConfiguration",
+                        "s3:ListBucket", "s3:ListBucketVersions"], "Resource": buckets},
+            {"Sid": "ReadAccountSettings", "Effect": "Allow",
+             "Action": ["s3:GetAccountPublicAccessBlock", "s3:ListAllMyBuckets",
+                        "kms:ListAliases", "iam:ListRoles", "iam:ListUsers",
+                        "iam:ListAccessKeys", "iam:GetRole", "iam:GetUser",
+                        "iam:ListRolePolicies", "iam:GetRolePolicy",
+                        "iam:ListAttachedRolePolicies", "iam:ListUserPolicies",
+                        "iam:GetUserPolicy", "iam:ListAttachedUserPolicies",
+                        "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus",
+                        "cloudtrail:GetEventSelectors", "cloudwatch:DescribeAlarms",
+                        "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes"],
+             "Resource": "*"},
+            {"Sid": "ReadKeys", "Effect": "Allow",
+             "Action": ["kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:GetKeyPolicy"],
+             "Resource": [data_key, archive_key]},
+            {"Sid": "ReadAuditTrails", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:GetObjectRetention"],
+             "Resource": [_arn(audit, "/trails/*")]},
+            # The client-side-encryption check reads object headers (HeadObject is authorised
+            # as s3:GetObject); what it can fetch is ciphertext, and the auditor holds no
+            # Decrypt on the data key outside the audit trail's encryption context.
+            {"Sid": "ReadCiphertextHeaders", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [_arn(b, "/*") for b in (raw, features, archive)]},
+            {"Sid": "VerifyTrails", "Effect": "Allow", "Action": ["kms:Decrypt"],
+             "Resource": [data_key],
+             "Condition": {"StringLike": {"kms:EncryptionContext:securepipe:trail": "*"}}},
+        ]
+    else:  # eraser
+        objects = [_arn(features, "/features/*"), _arn(archive, "/archive/*"),
+                   _arn(raw, "/raw/*"), _arn(raw, "/quarantine/*")]
+        statements = [
+            {"Sid": "ConsentRegistry", "Effect": "Allow",
+             "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                        "dynamodb:DescribeTable"], "Resource": [table]},
+            {"Sid": "FindEveryVersion", "Effect": "Allow",
+             "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+             "Resource": [_arn(b) for b in (raw, features, archive)]},
+            {"Sid": "DeleteEveryVersion", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject",
+                        "s3:DeleteObjectVersion", "s3:GetObjectLegalHold",
+                        "s3:GetObjectRetention"], "Resource": objects},
+            {"Sid": "SignReceipts", "Effect": "Allow", "Action": ["kms:Sign", "kms:GetPublicKey"],
+             "Resource": [layout.signing_key_arn or
+                          f"arn:aws:kms:{layout.region}:{layout.account_id}:key/*"]},
+            {"Sid": "ShipReceipts", "Effect": "Allow", "Action": ["s3:PutObject"],
+             "Resource": [_arn(audit, "/receipts/*"), _arn(audit, "/trails/*")]},
+            {"Sid": "TrailKeys", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],
+             "Resource": [data_key]},
+        ]
+    return {"Version": "2012-10-17", "Statement": statements}

@@ -1,0 +1,40 @@
+"""``securepipe provision`` then ``securepipe check`` through a profile, as on a real account:
+the plan is printed, a second run changes nothing, the scorecard exits 0."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from securepipe.cli import main
+from securepipe.sandbox.account import Sandbox
+
+logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
+
+
+def test_provision_then_check_through_a_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # Over HTTPS: once provisioned, the buckets refuse plain HTTP (TLS-only policy).
+    with Sandbox(server=True, tls=True) as sb:
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(sb.config_file))
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(sb.ca_bundle))
+        profile = ["--profile", Sandbox.PROFILE]
+        assert main(["provision", *profile, "--dry-run"]) == 0
+        assert "would change" in capsys.readouterr().out
+        assert main(["provision", *profile]) == 0
+        assert "done:" in capsys.readouterr().out
+        assert main(["provision", *profile]) == 0
+        assert capsys.readouterr().out.startswith("nothing to change")
+        card = tmp_path / "card.json"
+        assert main(["check", *profile, "--quiet", "--json", str(card), "--fail-on", "low",
+                     "--errors-fail-on", "low"]) == 1  # the one never-used role (below)
+        statuses = {c["id"]: c["status"] for c in json.loads(card.read_text())["checks"]}
+        assert {k: v for k, v in statuses.items() if v != "pass"} == {
+            "s3_bulk_read_alarms": "unverifiable", "access_review_unused_grants": "fail"}
+        assert main(["check", *profile, "--quiet"]) == 0  # default: fail on high
+        template = tmp_path / "stack.json"
+        assert main(["provision", *profile, "--cloudformation", str(template)]) == 0
+        assert "AWS::CloudTrail::Trail" in template.read_text()
