@@ -82,4 +82,4 @@ def test_core_dependencies_hold_no_extra() -> None:
         assert name not in core
     assert {"sandbox", "lessons", "cluster", "test"} <= set(project["optional-dependencies"])
     makefile = (ROOT / "Makefile").read_text()
-    assert "pip install -q -e '.[sandbox,lessons,cluster,test]'" in makefile
+    assert "pip install -q -e '.[sandbox,lessons,cluster,lake,test]'" in makefile

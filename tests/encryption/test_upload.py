@@ -514,8 +514,7 @@ def test_a_20_mib_ciphertext_uploads_into_a_hardened_bucket(server: bool, tmp_pa
     ctx = SampleContext("c42", "twenty-mib", "speech-model-training")
     with Sandbox(server=server, tls=server) as box:
         bucket, key_arn = box.resources.bucket("raw"), box.resources.kms_key_arn
-        apply_bucket_hardening(box.session, bucket, key_arn,
-                               account_id=box.resources.account_id)
+        apply_bucket_hardening(box.session, bucket, key_arn)
         envelope = Envelope(box.session, EnvelopeConfig(key_arn))
         result = upload_sample(box.session, envelope, src, bucket=bucket, context=ctx,
                                key_arn=key_arn)
