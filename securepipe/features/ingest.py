@@ -96,7 +96,6 @@ QUARANTINE_PREFIX = "quarantine"
 FEATURES_PREFIX = "features"
 ARCHIVE_PREFIX = "archive"
 META_REASON = "securepipe-quarantine-reason"
-__all__ = ["META_SAMPLE", "META_SPEAKER"]  # re-exported: the names every written object carries
 #: Object metadata with the SHA-256 of the stored ciphertext (features, archive copies).
 META_CIPHERTEXT_SHA256 = "securepipe-ciphertext-sha256"
 #: Feature-object metadata naming the raw object version the features were extracted from.
