@@ -20,9 +20,10 @@ pipeline needs to honour it:
 ``erasure_journal`` what an erasure deleted so far (bucket, key, version, SHA-256), each entry
                     signed with the erasure's KMS signing key and chained to the one before, so
                     a re-run after a crash produces the same receipt and a forged entry fails
-``samples``         the index of the speaker's sample ids (a string set): every sample admitted
-                    for them (:meth:`ConsentRegistry.admit`), so erasure and the sweeper find
-                    every copy without a caller-supplied mapping
+``samples``         the index of the speaker's samples (a string set of
+                    ``<contractor>/<sample_id>``: sample ids are unique only per contractor):
+                    every sample admitted for them (:meth:`ConsentRegistry.admit`), so erasure
+                    and the sweeper find every copy without a caller-supplied mapping
 ==================  =============================================================================
 
 **Consent gates every write.** :meth:`ConsentRegistry.admit` is the one gate: before anything is
@@ -380,26 +381,30 @@ class ConsentRegistry:
         malformed ones."""
         return self.scan()[0]
 
-    def sample_index(self) -> dict[str, str]:
-        """``sample_id -> speaker`` for every sample any speaker was admitted with.
+    def sample_index(self) -> dict[tuple[str, str], str]:
+        """``(contractor, sample_id) -> speaker`` for every sample any speaker was admitted with.
 
-        Read from each item's ``samples`` set, even an item whose other fields are malformed;
-        a sample id claimed by two speakers maps to neither (it is then reported as a conflict,
-        never guessed).
+        Sample ids are unique only per contractor (keys are ``<prefix>/<contractor>/<sample>``),
+        so the index is keyed by both. Read from each item's ``samples`` set (entries
+        ``<contractor>/<sample_id>``; a bare ``<sample_id>`` written before the contractor was
+        recorded counts as the item's own contractor), even an item whose other fields are
+        malformed; a sample claimed by two speakers maps to neither (it is then reported as a
+        conflict, never guessed).
         """
-        index: dict[str, str] = {}
-        clash: set[str] = set()
+        index: dict[tuple[str, str], str] = {}
+        clash: set[tuple[str, str]] = set()
         for item in self._items():
             speaker = item.get("speaker")
             samples = item.get("samples")
             if not isinstance(speaker, str) or not isinstance(samples, set | list | tuple):
                 continue
-            for sid in samples:
-                if not isinstance(sid, str):
+            for entry in samples:
+                ident = _index_key(entry, item.get("contractor"))
+                if ident is None:
                     continue
-                if sid in index and index[sid] != speaker:
-                    clash.add(sid)
-                index[sid] = speaker
+                if ident in index and index[ident] != speaker:
+                    clash.add(ident)
+                index[ident] = speaker
         return {k: v for k, v in index.items() if k not in clash}
 
     def check_consent(self, speaker: str, at: dt.datetime) -> ConsentRecord:
@@ -420,8 +425,12 @@ class ConsentRegistry:
             raise ConsentError(speaker, *refusal)
         return record
 
-    def admit(self, speaker: str, sample_id: str, *, at: dt.datetime) -> ConsentRecord:
+    def admit(self, speaker: str, sample_id: str, *, at: dt.datetime,
+              contractor: str | None = None) -> ConsentRecord:
         """The consent gate for one sample: check consent covers it, and index it.
+
+        The index entry is ``<contractor>/<sample_id>`` (``contractor`` defaults to the one
+        the speaker's record names): sample ids are unique only per contractor.
 
         Refuses (:class:`~securepipe.errors.ConsentError`) as :meth:`check_consent` does, then
         adds ``sample_id`` to the speaker's ``samples`` set with an UpdateItem conditional on
@@ -430,7 +439,10 @@ class ConsentRegistry:
         so a withdrawal that lands between the check and the write still refuses.
         """
         validate_sample_id(sample_id)
+        if contractor is not None:
+            validate_contractor_id(contractor)
         record = self.check_consent(speaker, at)
+        entry = _index_entry(contractor or record.contractor, sample_id)
         try:
             self._ddb.update_item(
                 TableName=self._table,
@@ -440,7 +452,7 @@ class ConsentRegistry:
                                      "attribute_not_exists(withdrawn) AND "
                                      "attribute_not_exists(erased_at)"),
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":s": {"SS": [sample_id]},
+                ExpressionAttributeValues={":s": {"SS": [entry]},
                                            ":active": {"S": "active"}},
             )
         except ClientError as exc:
@@ -450,21 +462,34 @@ class ConsentRegistry:
             raise
         return record
 
-    def index_samples(self, speaker: str, sample_ids: list[str]) -> None:
-        """Add sample ids to a known speaker's index without a consent check.
+    def index_samples(self, speaker: str, sample_ids: list[str], *,
+                      contractor: str | None = None) -> None:
+        """Add sample ids (of ``contractor``, default the speaker's) to a known speaker's index
+        without a consent check.
 
         For backfilling the index from records of data written before it existed (e.g. a
-        manifest): indexing only ever helps erasure find data; it admits nothing new.
+        manifest): indexing only ever helps erasure find data; it admits nothing new. A sample
+        another speaker already holds is refused (:class:`~securepipe.errors.InvalidParameterError`,
+        nothing indexed): a backfill never claims another speaker's data. (An object whose
+        metadata names another speaker is never erased for this one in any case.)
         """
         validate_speaker_id(speaker)
         ids = sorted({validate_sample_id(s) for s in sample_ids})
         if not ids:
             return
+        record = self.get(speaker)
+        owner = validate_contractor_id(contractor) if contractor is not None else record.contractor
+        index = self.sample_index()
+        taken = [s for s in ids if index.get((owner, s), speaker) != speaker]
+        if taken:
+            raise InvalidParameterError(
+                f"sample(s) {', '.join(taken[:5])} of contractor {owner!r} belong to another "
+                "speaker; nothing was indexed")
         try:
             self._ddb.update_item(
                 TableName=self._table, Key={"speaker": {"S": speaker}},
                 UpdateExpression="ADD samples :s", ConditionExpression="attribute_exists(speaker)",
-                ExpressionAttributeValues={":s": {"SS": ids}})
+                ExpressionAttributeValues={":s": {"SS": [_index_entry(owner, s) for s in ids]}})
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}") from None
@@ -649,6 +674,24 @@ class ConsentRegistry:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}") from None
             raise
+
+
+def _index_entry(contractor: str, sample_id: str) -> str:
+    """The ``samples`` set entry of one sample: ``<contractor>/<sample_id>``."""
+    return f"{validate_contractor_id(contractor)}/{validate_sample_id(sample_id)}"
+
+
+def _index_key(entry: object, item_contractor: object) -> tuple[str, str] | None:
+    """``(contractor, sample_id)`` of a ``samples`` entry; ``None`` if it does not parse."""
+    if not isinstance(entry, str):
+        return None
+    contractor, _, sample = entry.rpartition("/")
+    if not contractor:
+        contractor = item_contractor if isinstance(item_contractor, str) else ""
+    try:
+        return validate_contractor_id(contractor), validate_sample_id(sample)
+    except InvalidParameterError:
+        return None
 
 
 def _field_date(item: Mapping[str, Any], speaker: str | None, name: str, *,

@@ -9,9 +9,12 @@ destruction, and both ask you to be able to show it happened. :func:`erase_speak
 3. finds every version and delete marker in every given bucket that belongs to the speaker
    (raw uploads, quarantined uploads, features, archive copies, exports), attributed with no
    caller-supplied mapping: by the speaker the kit wrote into each object's metadata, and by
-   the registry's index of the speaker's sample ids (a version goes if *any* source names the
-   speaker); hashes each ciphertext, deletes it by version id, and journals it in the registry
-   (each journal entry signed and chained, see below);
+   the registry's index of the speaker's samples, keyed by contractor and sample id (sample ids
+   are unique only per contractor). A version goes only if every source that names a speaker
+   names this one: when sources disagree (the metadata names another speaker, or two speakers
+   claim the sample) it is reported ``unattributed`` and never deleted. Each version that goes
+   is hashed, deleted by version id, and journaled in the registry (each journal entry signed
+   and chained, see below);
 4. lists unfinished multipart uploads and aborts the speaker's (and any older than the ingest
    window): their parts could otherwise still be completed into the original recording;
 5. reports every version and upload it cannot attribute to anyone (``unattributed``: it may be
@@ -357,8 +360,12 @@ def _uploads_to_abort(uploads: list[PendingUpload], speaker: str, at: dt.datetim
     abort: list[tuple[PendingUpload, str]] = []
     unknown: list[UnattributedVersion] = []
     for up in uploads:
-        if speaker in up.candidates:
+        if up.candidates == (speaker,):
             abort.append((up, "registry-index"))
+        elif speaker in up.candidates:
+            unknown.append(UnattributedVersion(
+                up.bucket, up.key, up.upload_id, "multipart-upload",
+                f"the registry's index names several speakers: {', '.join(up.candidates)}"))
         elif not up.candidates and up.older_than(at, RAW_EXPIRY_DAYS):
             abort.append((up, f"unattributed, older than the {RAW_EXPIRY_DAYS}-day ingest "
                               "window"))
@@ -460,6 +467,11 @@ def erase_speaker(
                     continue
                 if speaker not in v.candidates:
                     continue
+                if v.conflict is not None:    # another source says it is not theirs: never delete
+                    unattributed.append(UnattributedVersion(
+                        v.bucket, v.key, v.version_id, v.kind,
+                        f"sources disagree on the speaker ({v.conflict})"))
+                    continue
                 lock = v.lock_reason(start)
                 if lock:
                     kept.append(KeptVersion(v.bucket, v.key, v.version_id, v.kind, lock))
@@ -479,14 +491,14 @@ def erase_speaker(
                 _audit("erasure.delete-version", v, "allowed", start, speaker)
                 record_deleted(DeletedVersion(
                     v.bucket, v.key, v.version_id, v.kind, sha, source, v.size,
-                    v.source if v.conflict is None else f"conflict: {v.conflict}"))
+                    v.source))
 
         remaining = [v for b in buckets
                      for v in attributed_versions(session, b, sample_speakers, registry=registry)
-                     if speaker in v.candidates]
+                     if v.speaker == speaker]
         still_pending = [u for b in buckets
                          for u in pending_uploads(session, b, sample_speakers, registry=registry)
-                         if speaker in u.candidates]
+                         if u.candidates == (speaker,)]
         kept_ids = {(k.bucket, k.key, k.version_id) for k in kept}
         unexplained = [v for v in remaining if (v.bucket, v.key, v.version_id) not in kept_ids]
         if unexplained or still_pending:

@@ -394,3 +394,32 @@ def test_malformed_consent_item_is_typed_before_any_delete(world: World) -> None
         _erase(world, "spk04")
     assert bad.value.speaker == "spk04" and bad.value.field == "consent_date"
     assert world.versions() == before
+
+
+def test_same_sample_id_of_another_contractor_is_never_erased(world: World) -> None:
+    """Sample ids are unique only per contractor: spk01's ``u1`` is not spk02's ``u1``, and a
+    copy whose metadata names another speaker never goes, whatever the index says."""
+    reg, s3, raw = world.registry, world.s3, world.bucket("raw")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    c1, c2 = reg.get("spk01").contractor, reg.get("spk02").contractor
+    assert c1 != c2
+    reg.admit("spk01", "u1", at=clock.now())
+    reg.admit("spk01", "u2", at=clock.now())
+    mine = s3.put_object(Bucket=raw, Key=f"raw/{c1}/u1", Body=b"1", **sse)["VersionId"]
+    theirs = s3.put_object(Bucket=raw, Key=f"raw/{c2}/u1", Body=b"2", **sse)["VersionId"]
+    pending = s3.create_multipart_upload(Bucket=raw, Key=f"raw/{c2}/u2", **sse)["UploadId"]
+    # a copy of spk02's data under spk01's sample key: the index says spk01, metadata spk02
+    labelled = s3.put_object(Bucket=raw, Key=f"raw/{c1}/u2", Body=b"3",
+                             Metadata={"securepipe-speaker": "spk02"}, **sse)["VersionId"]
+    with pytest.raises(InvalidParameterError):       # a backfill cannot claim spk01's sample
+        reg.index_samples("spk02", ["u1"], contractor=c1)
+    receipt = _erase(world, "spk01")
+    assert {d.version_id for d in receipt.deleted if d.kind == "version"} == {mine}
+    # spk02's unfinished upload is not taken for spk01's (moto dates every upload 2010, so it
+    # may still go as an unattributed upload older than the ingest window)
+    assert all(d.attribution != "registry-index" for d in receipt.deleted
+               if d.version_id == pending)
+    assert not receipt.complete
+    assert labelled in {u.version_id for u in receipt.unattributed}
+    for key, vid in ((f"raw/{c2}/u1", theirs), (f"raw/{c1}/u2", labelled)):
+        s3.head_object(Bucket=raw, Key=key, VersionId=vid)         # still there
