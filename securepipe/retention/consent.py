@@ -616,13 +616,25 @@ class ConsentRegistry:
 
     # -- erasure bookkeeping (used by securepipe.retention.erasure)
     # --------------------------------------
-    def begin_erasure(self, speaker: str, when: dt.datetime) -> ConsentRecord:
-        """Mark an erasure under way (``erasing``), unless the speaker is already erased."""
+    def begin_erasure(self, speaker: str, when: dt.datetime,
+                      head: Mapping[str, Any] | None = None) -> ConsentRecord:
+        """Mark an erasure under way (``erasing``), unless the speaker is already erased.
+
+        ``head``: the erasure journal's signed head for an empty journal, stored (only if none
+        is) in the same UpdateItem (see :mod:`securepipe.retention.erasure`).
+        """
         current = self.get(speaker)
         if current.status != "erased":
-            self._update(speaker, "SET #status = :s, erasure_requested_at = "
-                         "if_not_exists(erasure_requested_at, :t)",
-                         {":s": "erasing", ":t": when.isoformat()}, names={"#status": "status"})
+            expression = ("SET #status = :s, erasure_requested_at = "
+                          "if_not_exists(erasure_requested_at, :t)")
+            values: dict[str, Any] = {":s": {"S": "erasing"}, ":t": {"S": when.isoformat()}}
+            if head is not None:
+                expression += ", erasure_head = if_not_exists(erasure_head, :h)"
+                values[":h"] = _SER.serialize(dict(head))
+            self._ddb.update_item(
+                TableName=self._table, Key={"speaker": {"S": speaker}},
+                UpdateExpression=expression, ConditionExpression="attribute_exists(speaker)",
+                ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues=values)
         return self.get(speaker)
 
     def hold_erasure(self, speaker: str, reason: str) -> None:
@@ -630,17 +642,23 @@ class ConsentRegistry:
         self._update(speaker, "SET #status = :s, erasure_hold_reason = :r",
                      {":s": "erasure-held", ":r": reason[:1000]}, names={"#status": "status"})
 
-    def append_journal(self, speaker: str, entry: Mapping[str, Any]) -> None:
-        """Append one (signed) entry to the speaker's erasure journal."""
+    def append_journal(self, speaker: str, entry: Mapping[str, Any],
+                       head: Mapping[str, Any]) -> None:
+        """Append one (signed) entry to the speaker's erasure journal and replace its signed
+        ``head`` in the same UpdateItem, only if the stored head still counts ``entry["seq"]``
+        entries (a concurrent or rolled-back journal fails with ``ErasureError`` upstream)."""
         clean = {k: v for k, v in entry.items() if v is not None}
         self._ddb.update_item(
             TableName=self._table,
             Key={"speaker": {"S": speaker}},
             UpdateExpression="SET erasure_journal = list_append(if_not_exists(erasure_journal, "
-                             ":empty), :e)",
-            ConditionExpression="attribute_exists(speaker)",
+                             ":empty), :e), erasure_head = :h",
+            ConditionExpression="attribute_exists(speaker) AND erasure_head.#n = :seq",
+            ExpressionAttributeNames={"#n": "count"},
             ExpressionAttributeValues={":empty": {"L": []},
-                                       ":e": {"L": [_SER.serialize(clean)]}},
+                                       ":e": {"L": [_SER.serialize(clean)]},
+                                       ":h": _SER.serialize(dict(head)),
+                                       ":seq": {"N": str(int(entry["seq"]))}},
         )
 
     def set_journal(self, speaker: str, entries: list[Mapping[str, Any]]) -> None:
@@ -654,8 +672,15 @@ class ConsentRegistry:
 
     def journal(self, speaker: str) -> list[dict[str, Any]]:
         """The speaker's erasure journal (empty if no erasure started)."""
+        return self.journal_and_head(speaker)[0]
+
+    def journal_and_head(self, speaker: str) -> tuple[list[dict[str, Any]], Any]:
+        """The speaker's erasure journal and its signed head (``None`` if none), read together
+        in one consistent GetItem."""
         item = self._item(speaker) or {}
-        return list(item.get("erasure_journal", []))
+        journal = item.get("erasure_journal", [])
+        return (list(journal) if isinstance(journal, list) else [{"malformed": True}],
+                item.get("erasure_head"))
 
     def _update(self, speaker: str, expression: str, values: Mapping[str, str], *,
                 names: Mapping[str, str] | None = None) -> None:

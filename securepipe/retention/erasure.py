@@ -32,9 +32,17 @@ not ``complete``) until the longest backup retention of the registry table has p
 (``backups_clear_at``; ``None`` while an on-demand backup exists, which never expires by itself).
 
 **Authenticated journal.** Each journal entry is signed with the same KMS key and names the
-speaker, its sequence number and the digest of the entry before it; a resumed erasure verifies
-the whole chain with the public key before it deletes anything, so a forged, reordered or
-foreign entry stops it with :class:`~securepipe.errors.ErasureError`.
+speaker, its sequence number and the digest of the entry before it. Next to the journal the
+item holds its signed *head* (entry count and digest of the last entry), written when the
+erasure begins and replaced in the same conditional UpdateItem as each entry (so the two never
+disagree, and two erasures cannot interleave). A resumed erasure verifies the whole chain and
+the head with the public key before it deletes anything: a forged, reordered or foreign entry,
+a journal shortened from the end or emptied, a head removed while an erasure is under way, or
+an edited head stops it with :class:`~securepipe.errors.ErasureError`. The receipt's signature
+covers ``journal_head``. What this does *not* catch: someone with write access to the registry
+who saved an earlier (journal, head) pair of the same erasure and writes both back (a rollback,
+e.g. from a table backup); the deletions themselves stay done, only receipt lines are lost.
+Catching that needs the head kept outside the registry too (the audit records carry it).
 
 **Legal hold and Object Lock.** Versions under an Object Lock legal hold or an unexpired
 retention period are *not* deleted (S3 would refuse; the kit never asks it to bypass governance
@@ -163,7 +171,8 @@ class ErasureReceipt:
     (everything deletable is gone; ``kept`` lists what a hold keeps, and the key was kept:
     ``key_kept_reason``). ``unattributed`` lists what nobody can be shown to own.
     ``remaining_after`` is a fresh listing after the deletes: the speaker's versions and
-    unfinished uploads still in the buckets (must equal ``len(kept)``). ``signature`` is an
+    unfinished uploads still in the buckets (must equal ``len(kept)``). ``journal_head`` is
+    ``<entries>:<last digest>`` of the journal the receipt was built from. ``signature`` is an
     ECDSA P-256 signature by ``signing_key_arn`` over :meth:`payload`; check it with
     :meth:`verify` or :func:`verify_receipt`.
     """
@@ -183,6 +192,7 @@ class ErasureReceipt:
     backup_retention_days: int | None
     backups_clear_at: dt.datetime | None
     signing_key_arn: str
+    journal_head: str = ""
     signature: bytes = b""
 
     @property
@@ -232,7 +242,7 @@ class ErasureReceipt:
             "backup_retention_days": self.backup_retention_days,
             "backups_clear_at": (None if self.backups_clear_at is None
                                  else self.backups_clear_at.isoformat()),
-            "signing_key_arn": self.signing_key_arn,
+            "signing_key_arn": self.signing_key_arn, "journal_head": self.journal_head,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -301,14 +311,16 @@ def _digest(s3: Any, v: AttributedVersion) -> tuple[str | None, str]:
 
 class _Journal:
     """The speaker's erasure journal: each entry signed, naming the speaker, its position and
-    the digest of the entry before it. Loading verifies the whole chain."""
+    the digest of the entry before it, plus a signed *head* (entry count and last digest)
+    replaced in the same UpdateItem as each append. Loading verifies the chain and the head."""
 
     def __init__(self, registry: ConsentRegistry, speaker: str, signer: KmsSigner,
-                 verifier: PublicKeyVerifier) -> None:
+                 verifier: PublicKeyVerifier, status: str) -> None:
         self._registry, self._speaker, self._signer = registry, speaker, signer
         self.records: list[dict[str, Any]] = []
         self._prev = ""
-        for n, entry in enumerate(registry.journal(speaker)):
+        entries, head = registry.journal_and_head(speaker)
+        for n, entry in enumerate(entries):
             record = entry.get("record")
             message = self._message(n, str(entry.get("prev", "")), record)
             sig = entry.get("sig")
@@ -324,19 +336,54 @@ class _Journal:
                     ) from None
             self.records.append(record)
             self._prev = hashlib.sha256(message).hexdigest()
+        if head is None:
+            if entries or status in ("erasing", "erasure-held"):
+                raise ErasureError(
+                    f"erasure journal of {speaker!r} has no signed head although an erasure "
+                    "was started (removed?); nothing was deleted")
+            return
+        try:
+            sig = head.get("sig") if isinstance(head, dict) else None
+            if (not isinstance(sig, bytes) or head.get("count") != len(self.records)
+                    or head.get("digest") != self._prev):
+                raise SignatureError()
+            verifier.verify(self._head_message(len(self.records), self._prev), sig)
+        except SignatureError:
+            raise ErasureError(
+                f"erasure journal of {speaker!r} does not match its signed head ({len(entries)} "
+                "entries; entries were dropped, or the head was edited); nothing was deleted"
+                ) from None
 
     def _message(self, seq: int, prev: str, record: Any) -> bytes:
         return _canonical({"speaker": self._speaker, "seq": seq, "prev": prev,
                            "record": record})
 
+    def _head_message(self, count: int, digest: str) -> bytes:
+        return _canonical({"speaker": self._speaker, "journal-head": True, "count": count,
+                           "digest": digest})
+
+    def signed_head(self) -> dict[str, Any]:
+        """The signed head of the journal as it is now."""
+        count = len(self.records)
+        return {"count": count, "digest": self._prev,
+                "sig": self._signer.sign(self._head_message(count, self._prev))}
+
+    @property
+    def head(self) -> str:
+        """``<entry count>:<digest of the last entry>`` (``0:`` when empty)."""
+        return f"{len(self.records)}:{self._prev}"
+
     def append(self, record: dict[str, Any]) -> None:
         seq = len(self.records)
         message = self._message(seq, self._prev, record)
-        self._registry.append_journal(self._speaker, {
-            "seq": seq, "prev": self._prev, "record": record,
-            "sig": self._signer.sign(message)})
+        entry = {"seq": seq, "prev": self._prev, "record": record,
+                 "sig": self._signer.sign(message)}
+        digest = hashlib.sha256(message).hexdigest()
+        head = {"count": seq + 1, "digest": digest,
+                "sig": self._signer.sign(self._head_message(seq + 1, digest))}
+        self._registry.append_journal(self._speaker, entry, head)
         self.records.append(record)
-        self._prev = hashlib.sha256(message).hexdigest()
+        self._prev = digest
 
     def deleted(self) -> tuple[DeletedVersion, ...]:
         """The journal's deletions, in order, without duplicates."""
@@ -435,9 +482,10 @@ def erase_speaker(
     resumed = record.status in ("erasing", "erasure-held")
     try:
         verifier = verifier or PublicKeyVerifier.from_kms(session, signer.key_arn)
-        journal = _Journal(registry, speaker, signer, verifier)   # verified before any delete
+        journal = _Journal(registry, speaker, signer, verifier,   # verified before any delete
+                           record.status)
         if not already:
-            registry.begin_erasure(speaker, start)
+            registry.begin_erasure(speaker, start, head=journal.signed_head())
         s3 = session.client("s3")
         deleted_now: list[DeletedVersion] = []
         kept: list[KeptVersion] = []
@@ -545,7 +593,7 @@ def erase_speaker(
         shredding=shredding, key_kept_reason=key_kept,
         remaining_after=len(remaining) + len(still_pending), resumed=resumed,
         backup_retention_days=retention, backups_clear_at=clear_at,
-        signing_key_arn=signer.key_arn)
+        signing_key_arn=signer.key_arn, journal_head=journal.head)
     try:
         signature = signer.sign(_canonical(unsigned.payload()))
     except (ClientError, BotoCoreError) as exc:
@@ -553,7 +601,7 @@ def erase_speaker(
                            "re-run to get the signed receipt") from exc
     receipt = replace(unsigned, signature=signature)
     summary = " ".join(f"{k}={v}" for k, v in receipt.summary().items() if k != "speaker")
-    AUDIT.info(f"erasure of {speaker}: {summary}",
+    AUDIT.info(f"erasure of {speaker}: {summary} journal_head={receipt.journal_head}",
                extra={"principal": "securepipe-erasure", "action": f"erasure.{status}",
                       "outcome": "allowed", "purpose": "erasure", "when": when,
                       "speaker": speaker, "reason": key_kept})

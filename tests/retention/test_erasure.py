@@ -423,3 +423,28 @@ def test_same_sample_id_of_another_contractor_is_never_erased(world: World) -> N
     assert labelled in {u.version_id for u in receipt.unattributed}
     for key, vid in ((f"raw/{c2}/u1", theirs), (f"raw/{c1}/u2", labelled)):
         s3.head_object(Bucket=raw, Key=key, VersionId=vid)         # still there
+
+
+def test_a_shortened_or_emptied_journal_is_refused(world: World) -> None:
+    """Dropping journal entries from the end (or all of them, or the head too) with plain
+    DynamoDB writes stops the resumed erasure before any delete: the receipt would omit them."""
+    world.populate("spk01", archive=False)
+    ddb, table = world.sb.session.client("dynamodb"), world.registry.table
+    calls: list[str] = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 2:
+            raise Crash(detail)
+
+    with pytest.raises(Crash):
+        _erase(world, "spk01", after_step=crash)
+    genuine = world.registry.journal("spk01")
+    left = world.versions_of("spk01")
+    for edit in ("REMOVE erasure_journal[1]", "REMOVE erasure_journal",
+                 "REMOVE erasure_journal, erasure_head"):
+        world.registry.set_journal("spk01", genuine)
+        ddb.update_item(TableName=table, Key={"speaker": {"S": "spk01"}}, UpdateExpression=edit)
+        with pytest.raises(ErasureError, match="signed head"):
+            _erase(world, "spk01")
+        assert world.versions_of("spk01") == left                  # refused before any delete
