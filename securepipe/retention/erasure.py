@@ -60,8 +60,10 @@ work, touches no other speaker, and returns a receipt that lists everything from
 The receipt is dated by the erasure's clock, never before the run started (a clock that moves
 backwards does not date it in the past).
 Erasing an erased speaker changes nothing and says so (it still removes any straggler that
-appeared since, such as a late ingest). A crash between a version's delete and its journal entry
-loses that one receipt line, never the deletion.
+appeared since, such as a late ingest), unless key material is back in their registry item
+(e.g. an attribute restored from a backup): it is then shredded again and the status is
+``erased`` (or ``erased-pending-backup-expiry``) from that moment. A crash between a
+version's delete and its journal entry loses that one receipt line, never the deletion.
 
 Scale note: each erasure lists every version of the given buckets (HEAD per version). At
 millions of objects, drive it from an S3 Inventory report instead of live listings.
@@ -200,7 +202,8 @@ class ErasureReceipt:
         """True when nothing of the speaker is left, nothing is unattributed, the key is gone,
         and no backup can restore it."""
         return (self.status in ("erased", "already-erased") and not self.kept
-                and not self.unattributed and self.remaining_after == 0)
+                and not self.unattributed and self.remaining_after == 0
+                and not (self.shredding is not None and self.shredding.registry_has_key_after))
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per deleted, kept or unattributed version, for
@@ -560,8 +563,14 @@ def erase_speaker(
         when = later()
         retention = registry.backup_retention_days()
         status: Status
-        if already:
+        if already and not registry.get(speaker).has_key:
             status = "already-erased"
+        elif already:
+            # key material is back in an erased speaker's item (e.g. restored from a backup):
+            # shred it again; the backup clock starts again from now
+            status = "erased"
+            shredding = shred_speaker_key(registry, speaker, when=when)
+            done("shred", speaker)
         elif kept:
             status = "held"
             key_kept = (

@@ -448,3 +448,26 @@ def test_a_shortened_or_emptied_journal_is_refused(world: World) -> None:
         with pytest.raises(ErasureError, match="signed head"):
             _erase(world, "spk01")
         assert world.versions_of("spk01") == left                  # refused before any delete
+
+
+def test_rerun_shreds_key_material_restored_after_erasure(world: World) -> None:
+    """An erased speaker whose wrapped key came back (restored attribute, status still
+    ``erased``) is not answered 'already erased': the key is shredded again."""
+    ddb, table = world.sb.session.client("dynamodb"), world.registry.table
+    world.keys.ensure("spk07")
+    ctx = world.features_context(next(u.sample_id for u in MANIFEST.utterances
+                                      if u.speaker == "spk07"))
+    copy = world.keys.envelope("spk07").encrypt_bytes(b"spk07 features", ctx)
+    saved = ddb.get_item(TableName=table, Key={"speaker": {"S": "spk07"}})["Item"]
+    assert _erase(world, "spk07").shredding.shredded
+    ddb.update_item(TableName=table, Key={"speaker": {"S": "spk07"}},
+                    UpdateExpression="SET wrapped_key = :b",
+                    ExpressionAttributeValues={":b": saved["wrapped_key"]})
+    assert world.keys.envelope("spk07").decrypt_bytes(copy, ctx) == b"spk07 features"
+    again = _erase(world, "spk07")
+    assert again.status != "already-erased" and again.shredding is not None
+    assert again.shredding.shredded and not again.shredding.registry_has_key_after
+    assert not world.registry.get("spk07").has_key
+    with pytest.raises(DecryptionError):
+        world.keys.envelope("spk07").decrypt_bytes(copy, ctx)
+    assert _erase(world, "spk07").status == "already-erased"
