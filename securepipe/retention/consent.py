@@ -91,6 +91,12 @@ DEFAULT_TABLE = "securepipe-consent"
 #: BIPA: destroy within 3 years of the individual's last interaction (740 ILCS 14/15(a)).
 BIPA_MAX_DAYS = 1095
 STATUSES = ("active", "withdrawn", "erasing", "erasure-held", "erased")
+#: The longest consent term the registry accepts (100 years): beyond it is a typo or an attack,
+#: and date arithmetic on it would overflow.
+MAX_TERM_DAYS = 36_500
+#: Every date in a record lies in this range (a date near 9999-12-31 would overflow the
+#: arithmetic of :meth:`ConsentRecord.retain_until`).
+EARLIEST_DATE, LATEST_DATE = dt.date(1970, 1, 1), dt.date(2199, 12, 31)
 #: Statuses in which no new key material may be created and nothing new encrypted.
 ERASURE_STATUSES = frozenset({"erasing", "erasure-held", "erased"})
 _TABLE_NAME_MAX = 255
@@ -311,8 +317,15 @@ class ConsentRegistry:
         validate_speaker_id(speaker)
         validate_contractor_id(contractor)
         validate_purpose(purpose)
-        if isinstance(term_days, bool) or not isinstance(term_days, int) or term_days < 1:
-            raise InvalidParameterError(f"term_days must be a positive integer, got {term_days!r}")
+        if (isinstance(term_days, bool) or not isinstance(term_days, int)
+                or not 1 <= term_days <= MAX_TERM_DAYS):
+            raise InvalidParameterError(
+                f"term_days must be an integer from 1 to {MAX_TERM_DAYS}, got {term_days!r}")
+        for name, day in (("consent_date", consent_date), ("retention_until", retention_until)):
+            if (isinstance(day, dt.datetime) or not isinstance(day, dt.date)
+                    or not EARLIEST_DATE <= day <= LATEST_DATE):
+                raise InvalidParameterError(
+                    f"{name} must be a date from {EARLIEST_DATE} to {LATEST_DATE}")
         self._ddb.update_item(
             TableName=self._table,
             Key={"speaker": {"S": speaker}},
@@ -729,9 +742,12 @@ def _field_date(item: Mapping[str, Any], speaker: str | None, name: str, *,
     if not isinstance(value, str) or len(value) != 10:
         raise ConsentRecordError(speaker, name, "is not an ISO date (YYYY-MM-DD)")
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise ConsentRecordError(speaker, name, f"is not a valid date: {value!r}") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ConsentRecordError(speaker, name, f"is outside {EARLIEST_DATE}..{LATEST_DATE}")
+    return day
 
 
 def _field_str(item: Mapping[str, Any], speaker: str | None, name: str) -> str:
@@ -755,9 +771,9 @@ def _record(item: Mapping[str, Any]) -> ConsentRecord:
     retention = _field_date(item, speaker, "retention_until", required=True)
     assert consent_date is not None and retention is not None
     term = item.get("term_days")
-    if isinstance(term, bool) or not isinstance(term, int) or term < 1:
+    if isinstance(term, bool) or not isinstance(term, int) or not 1 <= term <= MAX_TERM_DAYS:
         raise ConsentRecordError(speaker, "term_days", "is missing" if term is None
-                                 else "is not a positive integer")
+                                 else f"is not an integer from 1 to {MAX_TERM_DAYS}")
     status = item.get("status", "active")
     if status not in STATUSES:
         raise ConsentRecordError(speaker, "status", f"is not one of {STATUSES}")
@@ -770,6 +786,9 @@ def _record(item: Mapping[str, Any]) -> ConsentRecord:
             raise ConsentRecordError(speaker, "erased_at", "is not an ISO timestamp") from None
         if erased_at.tzinfo is None:
             raise ConsentRecordError(speaker, "erased_at", "has no time zone")
+        if not EARLIEST_DATE <= erased_at.astimezone(dt.UTC).date() <= LATEST_DATE:
+            raise ConsentRecordError(speaker, "erased_at",
+                                     f"is outside {EARLIEST_DATE}..{LATEST_DATE}")
     samples = item.get("samples") or set()
     if not isinstance(samples, set | list | tuple) or not all(isinstance(s, str)
                                                               for s in samples):

@@ -123,6 +123,9 @@ def test_speaker_id_rule() -> None:
     ("SET #s = :v", {":v": {"S": "paused"}}, "status"),
     ("SET withdrawn = :v", {":v": {"N": "1"}}, "withdrawn"),
     ("SET erased_at = :v", {":v": {"S": "2026-01-01T00:00:00"}}, "erased_at"),
+    ("SET term_days = :v", {":v": {"N": "99999999999"}}, "term_days"),        # would overflow
+    ("SET last_interaction = :v", {":v": {"S": "9999-12-30"}}, "last_interaction"),
+    ("SET erased_at = :v", {":v": {"S": "9999-12-31T23:00:00+00:00"}}, "erased_at"),
 ])
 def test_malformed_item_is_typed_and_registry_wide_reads_go_on(
         sandbox: Sandbox, registry: ConsentRegistry, expression: str,
