@@ -84,7 +84,12 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from securepipe import clock as _clock
-from securepipe.encryption.signing import KmsSigner, PublicKeyVerifier
+from securepipe.encryption.signing import (
+    KmsSigner,
+    PublicKeyVerifier,
+    signature_from_text,
+    signature_to_text,
+)
 from securepipe.errors import ErasureError, InvalidParameterError, SignatureError
 from securepipe.ids import validate_bucket_name, validate_speaker_id
 from securepipe.retention.consent import ConsentRegistry
@@ -250,7 +255,7 @@ class ErasureReceipt:
 
     def as_dict(self) -> dict[str, Any]:
         """The whole receipt as JSON-ready data, with its base64 ``signature``."""
-        return {**self.payload(), "signature": base64.b64encode(self.signature).decode()}
+        return {**self.payload(), "signature": signature_to_text(self.signature)}
 
     def verify(self, verifier: PublicKeyVerifier) -> None:
         """Raise :class:`~securepipe.errors.SignatureError` unless the receipt is exactly
@@ -258,23 +263,41 @@ class ErasureReceipt:
         verify_receipt(self.as_dict(), verifier)
 
 
-def verify_receipt(receipt: Mapping[str, Any], verifier: PublicKeyVerifier) -> None:
-    """Check a receipt (:meth:`ErasureReceipt.as_dict`, e.g. read back from JSON) offline.
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise SignatureError()
+    return dict(pairs)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise SignatureError()
+
+
+def verify_receipt(receipt: Mapping[str, Any] | str | bytes,
+                   verifier: PublicKeyVerifier) -> None:
+    """Check a receipt offline: :meth:`ErasureReceipt.as_dict`, or its JSON text as stored.
 
     Needs only the signing key's public key; any edited field, a receipt signed by another
-    key, or a missing signature raises :class:`~securepipe.errors.SignatureError`.
+    key, a missing signature or one not in canonical base64
+    (:func:`~securepipe.encryption.signing.signature_from_text`), and JSON text with a key
+    given twice at any level (a consumer that keeps the first would read what was not signed)
+    or ``NaN``/``Infinity`` raise :class:`~securepipe.errors.SignatureError`. Pass the text
+    rather than ``json.loads`` of it: a parsed dict has already dropped duplicates.
     """
+    if isinstance(receipt, str | bytes):
+        try:
+            receipt = json.loads(receipt, object_pairs_hook=_no_duplicate_keys,
+                                 parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            raise SignatureError() from None
     if not isinstance(receipt, Mapping) or not isinstance(verifier, PublicKeyVerifier):
         raise SignatureError()
     data = dict(receipt)
     encoded = data.pop("signature", None)
-    if data.get("signing_key_arn") != verifier.key_arn or not isinstance(encoded, str):
+    if data.get("signing_key_arn") != verifier.key_arn:
         raise SignatureError()
-    try:
-        signature = base64.b64decode(encoded, validate=True)
-    except ValueError:
-        raise SignatureError() from None
-    verifier.verify(_canonical(data), signature)
+    verifier.verify(_canonical(data), signature_from_text(encoded))
 
 
 def _aware(clock: Callable[[], dt.datetime]) -> dt.datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -471,3 +472,37 @@ def test_rerun_shreds_key_material_restored_after_erasure(world: World) -> None:
     with pytest.raises(DecryptionError):
         world.keys.envelope("spk07").decrypt_bytes(copy, ctx)
     assert _erase(world, "spk07").status == "already-erased"
+
+
+def test_receipt_text_with_duplicate_keys_or_a_respelled_signature_is_refused(
+        world: World) -> None:
+    verifier = PublicKeyVerifier.from_kms(world.sb.session, world.sb.resources.signing_key_arn)
+    receipt = _erase(world, "spk06")
+    text = json.dumps(receipt.as_dict())
+    verify_receipt(text, verifier)                                  # the text as stored
+    verify_receipt(text.encode(), verifier)
+    # a forged value placed before the genuine one: a first-wins parser would read it
+    for forged in ('{"status": "held", ' + text[1:],
+                   text.replace('"deleted": [', '"deleted": [{"key": "x", "key": "y"}, ', 1),
+                   text[:-1] + ', "extra": NaN}'):
+        with pytest.raises(SignatureError):
+            verify_receipt(forged, verifier)
+    # a signature whose base64 has padding has unused bits: each other spelling decodes to the
+    # same bytes (ECDSA DER is 70-72 bytes, so a few receipts give one with padding)
+    doc = receipt.as_dict()
+    for speaker in ("spk01", "spk02", "spk03", "spk04", "spk05", "spk07", "spk08"):
+        if doc["signature"].endswith("="):
+            break
+        doc = _erase(world, speaker).as_dict()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    sig, respelled = doc["signature"], 0
+    i = len(sig.rstrip("=")) - 1
+    for symbol in alphabet:
+        variant = sig[:i] + symbol + sig[i + 1:]
+        if variant == sig or base64.b64decode(variant) != base64.b64decode(sig):
+            continue
+        respelled += 1
+        with pytest.raises(SignatureError):
+            verify_receipt({**doc, "signature": variant}, verifier)
+    assert respelled > 0
+    verify_receipt(doc, verifier)
