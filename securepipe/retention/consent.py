@@ -394,6 +394,11 @@ class ConsentRegistry:
         malformed ones."""
         return self.scan()[0]
 
+    def known_speakers(self) -> frozenset[str]:
+        """Every speaker id the registry has an item for, well-formed or not (Scan)."""
+        return frozenset(item["speaker"] for item in self._items()
+                         if isinstance(item.get("speaker"), str))
+
     def sample_index(self) -> dict[tuple[str, str], str]:
         """``(contractor, sample_id) -> speaker`` for every sample any speaker was admitted with.
 

@@ -536,8 +536,8 @@ def erase_speaker(
                 if not v.candidates:
                     unattributed.append(UnattributedVersion(
                         v.bucket, v.key, v.version_id, v.kind,
-                        "no speaker metadata, and the registry's index does not know its "
-                        "sample"))
+                        v.conflict or "no speaker metadata, and the registry's index does not "
+                        "know its sample"))
                     continue
                 if speaker not in v.candidates:
                     continue

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from securepipe import clock as _clock
 from securepipe.encryption.upload import META_SAMPLE
 from securepipe.errors import ConsentRecordError, InvalidParameterError
-from securepipe.ids import validate_bucket_name
+from securepipe.ids import describe_value, validate_bucket_name, validate_speaker_id
 from securepipe.retention.consent import BIPA_MAX_DAYS, ConsentRecord, ConsentRegistry
 from securepipe.retention.lifecycle import AUDIT, META_SPEAKER, RAW_EXPIRY_DAYS
 
@@ -104,9 +104,29 @@ class AttributedVersion:
         return None
 
 
-def _attribute(by_meta: str | None, by_index: set[str], where: str
+def _metadata_problem(by_meta: str | None, known: frozenset[str] | None) -> str | None:
+    """Why the metadata's speaker cannot be taken as it is (``None``: it can, or is absent)."""
+    if by_meta is None:
+        return None
+    try:
+        validate_speaker_id(by_meta)
+    except InvalidParameterError:
+        return f"metadata names {describe_value(by_meta)}, not a valid speaker id"
+    if known is not None and by_meta not in known:
+        return f"metadata names {by_meta!r}, which the registry does not know"
+    return None
+
+
+def _attribute(by_meta: str | None, by_index: set[str], where: str,
+               known: frozenset[str] | None = None
                ) -> tuple[str | None, str, str | None, tuple[str, ...]]:
-    """(speaker, source, conflict, candidates) from the metadata and the index."""
+    """(speaker, source, conflict, candidates) from the metadata and the index.
+
+    Metadata that is not a valid, registered speaker id (another spelling, padding, an encoded
+    word) attributes the version to nobody: it is reported, never matched loosely."""
+    problem = _metadata_problem(by_meta, known)
+    if problem is not None:
+        return None, "conflict", f"{where}: {problem}", tuple(sorted(by_index))
     names = set(by_index) | ({by_meta} if by_meta else set())
     candidates = tuple(sorted(names))
     if len(names) > 1:
@@ -133,6 +153,7 @@ def attributed_versions(
     """
     validate_bucket_name(bucket)
     mapping = _mapping(registry, sample_speakers)
+    known = registry.known_speakers() if registry is not None else None
     s3 = session.client("s3")
     versions: list[dict[str, Any]] = []
     markers: list[dict[str, Any]] = []
@@ -146,7 +167,7 @@ def attributed_versions(
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
         by_meta = meta.get(META_SPEAKER)
         by_index = _speakers_of(mapping, key, meta.get(META_SAMPLE))
-        speaker, source, conflict, candidates = _attribute(by_meta, by_index, key)
+        speaker, source, conflict, candidates = _attribute(by_meta, by_index, key, known)
         by_key.setdefault(key, set()).update(candidates)
         yield AttributedVersion(
             bucket=bucket, key=key, version_id=vid, kind="version", speaker=speaker,
@@ -352,7 +373,7 @@ def sweep(
         if speaker not in records:
             try:
                 records[speaker] = registry.find(speaker)
-            except ConsentRecordError as exc:
+            except (ConsentRecordError, InvalidParameterError) as exc:
                 records[speaker] = str(exc)
         return records[speaker]
 

@@ -31,6 +31,7 @@ from securepipe.errors import (
 from securepipe.features.ingest import IngestConfig, ingest_batch, items_from_manifest
 from securepipe.retention.erasure import erase_speaker, verify_receipt
 from securepipe.retention.shredding import SpeakerKeyConfig
+from securepipe.retention.sweeper import sweep
 
 
 @pytest.fixture
@@ -506,3 +507,24 @@ def test_receipt_text_with_duplicate_keys_or_a_respelled_signature_is_refused(
             verify_receipt({**doc, "signature": variant}, verifier)
     assert respelled > 0
     verify_receipt(doc, verifier)
+
+
+def test_metadata_in_another_spelling_is_unattributed_never_skipped(world: World) -> None:
+    """'Spk03', 'spk03 ' or an RFC 2047 word is not spk03 and not nobody: the copy is reported
+    (the receipt is not complete), and the sweeper reports it instead of crashing."""
+    world.populate("spk03", archive=False)
+    s3, raw = world.s3, world.bucket("raw")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    odd = {"exports/a": "Spk03", "exports/b": "spk03 ", "exports/c": "=?UTF-8?B?c3BrMDM=?=",
+           "exports/d": ""}
+    for key, label in odd.items():
+        s3.put_object(Bucket=raw, Key=key, Body=b"copy", Metadata={"securepipe-speaker": label},
+                      **sse)
+    report = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                   clock=lambda: dt.datetime(2040, 1, 1, tzinfo=dt.UTC), dry_run=False)
+    assert set(odd) <= {e.key for e in report.unattributed}
+    receipt = _erase(world, "spk03")
+    assert not receipt.complete
+    assert set(odd) <= {u.key for u in receipt.unattributed}
+    for key in odd:
+        s3.head_object(Bucket=raw, Key=key)                      # reported, not guessed at
