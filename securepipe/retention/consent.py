@@ -575,7 +575,7 @@ class ConsentRegistry:
         item = self._item(speaker)
         if item is None:
             raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}")
-        status = str(item.get("status", "active"))
+        status = _status(item, speaker)
         blob = item.get("wrapped_key")
         if blob is None:
             return None, status
@@ -741,6 +741,8 @@ def _field_date(item: Mapping[str, Any], speaker: str | None, name: str, *,
                 required: bool) -> dt.date | None:
     value = item.get(name)
     if value is None:
+        if name in item:               # DynamoDB NULL: not the same as absent
+            raise ConsentRecordError(speaker, name, "is NULL")
         if required:
             raise ConsentRecordError(speaker, name, "is missing")
         return None
@@ -763,6 +765,16 @@ def _field_str(item: Mapping[str, Any], speaker: str | None, name: str) -> str:
     return value
 
 
+def _status(item: Mapping[str, Any], speaker: str | None) -> str:
+    """The item's status: required (a missing status is never read as ``active``)."""
+    status = item.get("status")
+    if status is None:
+        raise ConsentRecordError(speaker, "status", "is missing")
+    if status not in STATUSES:
+        raise ConsentRecordError(speaker, "status", f"is not one of {STATUSES}")
+    return str(status)
+
+
 def _record(item: Mapping[str, Any]) -> ConsentRecord:
     """A typed record from a registry item; :class:`ConsentRecordError` names a bad field."""
     raw_speaker = item.get("speaker")
@@ -779,11 +791,11 @@ def _record(item: Mapping[str, Any]) -> ConsentRecord:
     if isinstance(term, bool) or not isinstance(term, int) or not 1 <= term <= MAX_TERM_DAYS:
         raise ConsentRecordError(speaker, "term_days", "is missing" if term is None
                                  else f"is not an integer from 1 to {MAX_TERM_DAYS}")
-    status = item.get("status", "active")
-    if status not in STATUSES:
-        raise ConsentRecordError(speaker, "status", f"is not one of {STATUSES}")
+    status = _status(item, speaker)
     erased = item.get("erased_at")
     erased_at: dt.datetime | None = None
+    if erased is None and "erased_at" in item:
+        raise ConsentRecordError(speaker, "erased_at", "is NULL")
     if erased is not None:
         try:
             erased_at = dt.datetime.fromisoformat(str(erased))

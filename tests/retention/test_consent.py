@@ -126,6 +126,8 @@ def test_speaker_id_rule() -> None:
     ("SET term_days = :v", {":v": {"N": "99999999999"}}, "term_days"),        # would overflow
     ("SET last_interaction = :v", {":v": {"S": "9999-12-30"}}, "last_interaction"),
     ("SET erased_at = :v", {":v": {"S": "9999-12-31T23:00:00+00:00"}}, "erased_at"),
+    ("SET withdrawn = :v", {":v": {"NULL": True}}, "withdrawn"),   # NULL is not "absent"
+    ("REMOVE #s", None, "status"),                                 # missing is not "active"
 ])
 def test_malformed_item_is_typed_and_registry_wide_reads_go_on(
         sandbox: Sandbox, registry: ConsentRegistry, expression: str,
