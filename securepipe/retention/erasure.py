@@ -465,7 +465,13 @@ def erase_speaker(
     their key, and return a signed receipt.
 
     Attribution needs no mapping (object metadata and the registry's index);
-    ``sample_speakers`` may add one. ``signer`` signs the journal and the receipt (an
+    ``sample_speakers`` may add one (keys ``<contractor>/<sample_id>``).
+
+    Known limit (not fixed): an upload whose consent check (``admit``) passed just before the
+    erasure began can still land after the receipt is signed, so a ``complete`` receipt does
+    not prove that no in-flight write of the speaker exists; closing that needs writes fenced
+    by the erasure (a design change), and until then re-run the erasure (or the sweeper) after
+    the ingest window. ``signer`` signs the journal and the receipt (an
     ``ECC_NIST_P256`` ``SIGN_VERIFY`` KMS key; in the sandbox ``sb.resources.signing_key_arn``);
     ``verifier`` (default: the signer's public key, one GetPublicKey) checks a resumed journal.
     ``clock`` (default :func:`securepipe.clock.now`) dates the receipt and the registry.
