@@ -425,9 +425,9 @@ def check_account(
 ) -> Scorecard:
     """Run the scorecard on a real account (``profile``) or on a fresh sandbox.
 
-    ``sample_speakers`` (``sample_id -> speaker``, e.g. :func:`sample_speakers_from` a
-    manifest) attributes objects that carry no speaker metadata, on a real account exactly as
-    on the sandbox.
+    ``sample_speakers`` (``<contractor>/<sample_id> -> speaker``, e.g.
+    :func:`sample_speakers_from` a manifest) attributes objects that carry no speaker
+    metadata, on a real account exactly as on the sandbox.
 
     With ``sandbox`` (the default when no profile is given) a sandbox is started in server
     mode with TLS, built as ``scenario`` (``hardened`` or ``misconfigured``, see

@@ -252,7 +252,8 @@ class CheckConfig:
     :param unused_after: a role with data access not used for this long is flagged.
     :param sample_objects: objects sampled per bucket by the client-side encryption check.
     :param consent_table: the consent registry's DynamoDB table (step 5).
-    :param sample_speakers: ``sample_id -> speaker`` for attributing raw uploads (step 5).
+    :param sample_speakers: ``<contractor>/<sample_id> -> speaker`` for attributing raw
+        uploads (step 5).
     :param review_exempt: principal names the access review must not flag as broad.
     :param clock: returns an aware ``datetime`` (default: the sandbox clock, or UTC now).
     :param max_attempts: botocore attempts per request (standard retry mode: throttling and

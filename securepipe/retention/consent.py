@@ -20,9 +20,10 @@ pipeline needs to honour it:
 ``erasure_journal`` what an erasure deleted so far (bucket, key, version, SHA-256), each entry
                     signed with the erasure's KMS signing key and chained to the one before, so
                     a re-run after a crash produces the same receipt and a forged entry fails
-``samples``         the index of the speaker's sample ids (a string set): every sample admitted
-                    for them (:meth:`ConsentRegistry.admit`), so erasure and the sweeper find
-                    every copy without a caller-supplied mapping
+``samples``         the index of the speaker's samples (a string set of
+                    ``<contractor>/<sample_id>``: sample ids are unique only per contractor):
+                    every sample admitted for them (:meth:`ConsentRegistry.admit`), so erasure
+                    and the sweeper find every copy without a caller-supplied mapping
 ==================  =============================================================================
 
 **Consent gates every write.** :meth:`ConsentRegistry.admit` is the one gate: before anything is
@@ -90,6 +91,12 @@ DEFAULT_TABLE = "securepipe-consent"
 #: BIPA: destroy within 3 years of the individual's last interaction (740 ILCS 14/15(a)).
 BIPA_MAX_DAYS = 1095
 STATUSES = ("active", "withdrawn", "erasing", "erasure-held", "erased")
+#: The longest consent term the registry accepts (100 years): beyond it is a typo or an attack,
+#: and date arithmetic on it would overflow.
+MAX_TERM_DAYS = 36_500
+#: Every date in a record lies in this range (a date near 9999-12-31 would overflow the
+#: arithmetic of :meth:`ConsentRecord.retain_until`).
+EARLIEST_DATE, LATEST_DATE = dt.date(1970, 1, 1), dt.date(2199, 12, 31)
 #: Statuses in which no new key material may be created and nothing new encrypted.
 ERASURE_STATUSES = frozenset({"erasing", "erasure-held", "erased"})
 _TABLE_NAME_MAX = 255
@@ -310,8 +317,15 @@ class ConsentRegistry:
         validate_speaker_id(speaker)
         validate_contractor_id(contractor)
         validate_purpose(purpose)
-        if isinstance(term_days, bool) or not isinstance(term_days, int) or term_days < 1:
-            raise InvalidParameterError(f"term_days must be a positive integer, got {term_days!r}")
+        if (isinstance(term_days, bool) or not isinstance(term_days, int)
+                or not 1 <= term_days <= MAX_TERM_DAYS):
+            raise InvalidParameterError(
+                f"term_days must be an integer from 1 to {MAX_TERM_DAYS}, got {term_days!r}")
+        for name, day in (("consent_date", consent_date), ("retention_until", retention_until)):
+            if (isinstance(day, dt.datetime) or not isinstance(day, dt.date)
+                    or not EARLIEST_DATE <= day <= LATEST_DATE):
+                raise InvalidParameterError(
+                    f"{name} must be a date from {EARLIEST_DATE} to {LATEST_DATE}")
         self._ddb.update_item(
             TableName=self._table,
             Key={"speaker": {"S": speaker}},
@@ -380,26 +394,35 @@ class ConsentRegistry:
         malformed ones."""
         return self.scan()[0]
 
-    def sample_index(self) -> dict[str, str]:
-        """``sample_id -> speaker`` for every sample any speaker was admitted with.
+    def known_speakers(self) -> frozenset[str]:
+        """Every speaker id the registry has an item for, well-formed or not (Scan)."""
+        return frozenset(item["speaker"] for item in self._items()
+                         if isinstance(item.get("speaker"), str))
 
-        Read from each item's ``samples`` set, even an item whose other fields are malformed;
-        a sample id claimed by two speakers maps to neither (it is then reported as a conflict,
-        never guessed).
+    def sample_index(self) -> dict[tuple[str, str], str]:
+        """``(contractor, sample_id) -> speaker`` for every sample any speaker was admitted with.
+
+        Sample ids are unique only per contractor (keys are ``<prefix>/<contractor>/<sample>``),
+        so the index is keyed by both. Read from each item's ``samples`` set (entries
+        ``<contractor>/<sample_id>``; a bare ``<sample_id>`` written before the contractor was
+        recorded counts as the item's own contractor), even an item whose other fields are
+        malformed; a sample claimed by two speakers maps to neither (it is then reported as a
+        conflict, never guessed).
         """
-        index: dict[str, str] = {}
-        clash: set[str] = set()
+        index: dict[tuple[str, str], str] = {}
+        clash: set[tuple[str, str]] = set()
         for item in self._items():
             speaker = item.get("speaker")
             samples = item.get("samples")
             if not isinstance(speaker, str) or not isinstance(samples, set | list | tuple):
                 continue
-            for sid in samples:
-                if not isinstance(sid, str):
+            for entry in samples:
+                ident = _index_key(entry, item.get("contractor"))
+                if ident is None:
                     continue
-                if sid in index and index[sid] != speaker:
-                    clash.add(sid)
-                index[sid] = speaker
+                if ident in index and index[ident] != speaker:
+                    clash.add(ident)
+                index[ident] = speaker
         return {k: v for k, v in index.items() if k not in clash}
 
     def check_consent(self, speaker: str, at: dt.datetime) -> ConsentRecord:
@@ -420,8 +443,12 @@ class ConsentRegistry:
             raise ConsentError(speaker, *refusal)
         return record
 
-    def admit(self, speaker: str, sample_id: str, *, at: dt.datetime) -> ConsentRecord:
+    def admit(self, speaker: str, sample_id: str, *, at: dt.datetime,
+              contractor: str | None = None) -> ConsentRecord:
         """The consent gate for one sample: check consent covers it, and index it.
+
+        The index entry is ``<contractor>/<sample_id>`` (``contractor`` defaults to the one
+        the speaker's record names): sample ids are unique only per contractor.
 
         Refuses (:class:`~securepipe.errors.ConsentError`) as :meth:`check_consent` does, then
         adds ``sample_id`` to the speaker's ``samples`` set with an UpdateItem conditional on
@@ -430,7 +457,10 @@ class ConsentRegistry:
         so a withdrawal that lands between the check and the write still refuses.
         """
         validate_sample_id(sample_id)
+        if contractor is not None:
+            validate_contractor_id(contractor)
         record = self.check_consent(speaker, at)
+        entry = _index_entry(contractor or record.contractor, sample_id)
         try:
             self._ddb.update_item(
                 TableName=self._table,
@@ -440,7 +470,7 @@ class ConsentRegistry:
                                      "attribute_not_exists(withdrawn) AND "
                                      "attribute_not_exists(erased_at)"),
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":s": {"SS": [sample_id]},
+                ExpressionAttributeValues={":s": {"SS": [entry]},
                                            ":active": {"S": "active"}},
             )
         except ClientError as exc:
@@ -450,21 +480,34 @@ class ConsentRegistry:
             raise
         return record
 
-    def index_samples(self, speaker: str, sample_ids: list[str]) -> None:
-        """Add sample ids to a known speaker's index without a consent check.
+    def index_samples(self, speaker: str, sample_ids: list[str], *,
+                      contractor: str | None = None) -> None:
+        """Add sample ids (of ``contractor``, default the speaker's) to a known speaker's index
+        without a consent check.
 
         For backfilling the index from records of data written before it existed (e.g. a
-        manifest): indexing only ever helps erasure find data; it admits nothing new.
+        manifest): indexing only ever helps erasure find data; it admits nothing new. A sample
+        another speaker already holds is refused (:class:`~securepipe.errors.InvalidParameterError`,
+        nothing indexed): a backfill never claims another speaker's data. (An object whose
+        metadata names another speaker is never erased for this one in any case.)
         """
         validate_speaker_id(speaker)
         ids = sorted({validate_sample_id(s) for s in sample_ids})
         if not ids:
             return
+        record = self.get(speaker)
+        owner = validate_contractor_id(contractor) if contractor is not None else record.contractor
+        index = self.sample_index()
+        taken = [s for s in ids if index.get((owner, s), speaker) != speaker]
+        if taken:
+            raise InvalidParameterError(
+                f"sample(s) {', '.join(taken[:5])} of contractor {owner!r} belong to another "
+                "speaker; nothing was indexed")
         try:
             self._ddb.update_item(
                 TableName=self._table, Key={"speaker": {"S": speaker}},
                 UpdateExpression="ADD samples :s", ConditionExpression="attribute_exists(speaker)",
-                ExpressionAttributeValues={":s": {"SS": ids}})
+                ExpressionAttributeValues={":s": {"SS": [_index_entry(owner, s) for s in ids]}})
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}") from None
@@ -532,7 +575,7 @@ class ConsentRegistry:
         item = self._item(speaker)
         if item is None:
             raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}")
-        status = str(item.get("status", "active"))
+        status = _status(item, speaker)
         blob = item.get("wrapped_key")
         if blob is None:
             return None, status
@@ -591,13 +634,25 @@ class ConsentRegistry:
 
     # -- erasure bookkeeping (used by securepipe.retention.erasure)
     # --------------------------------------
-    def begin_erasure(self, speaker: str, when: dt.datetime) -> ConsentRecord:
-        """Mark an erasure under way (``erasing``), unless the speaker is already erased."""
+    def begin_erasure(self, speaker: str, when: dt.datetime,
+                      head: Mapping[str, Any] | None = None) -> ConsentRecord:
+        """Mark an erasure under way (``erasing``), unless the speaker is already erased.
+
+        ``head``: the erasure journal's signed head for an empty journal, stored (only if none
+        is) in the same UpdateItem (see :mod:`securepipe.retention.erasure`).
+        """
         current = self.get(speaker)
         if current.status != "erased":
-            self._update(speaker, "SET #status = :s, erasure_requested_at = "
-                         "if_not_exists(erasure_requested_at, :t)",
-                         {":s": "erasing", ":t": when.isoformat()}, names={"#status": "status"})
+            expression = ("SET #status = :s, erasure_requested_at = "
+                          "if_not_exists(erasure_requested_at, :t)")
+            values: dict[str, Any] = {":s": {"S": "erasing"}, ":t": {"S": when.isoformat()}}
+            if head is not None:
+                expression += ", erasure_head = if_not_exists(erasure_head, :h)"
+                values[":h"] = _SER.serialize(dict(head))
+            self._ddb.update_item(
+                TableName=self._table, Key={"speaker": {"S": speaker}},
+                UpdateExpression=expression, ConditionExpression="attribute_exists(speaker)",
+                ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues=values)
         return self.get(speaker)
 
     def hold_erasure(self, speaker: str, reason: str) -> None:
@@ -605,17 +660,23 @@ class ConsentRegistry:
         self._update(speaker, "SET #status = :s, erasure_hold_reason = :r",
                      {":s": "erasure-held", ":r": reason[:1000]}, names={"#status": "status"})
 
-    def append_journal(self, speaker: str, entry: Mapping[str, Any]) -> None:
-        """Append one (signed) entry to the speaker's erasure journal."""
+    def append_journal(self, speaker: str, entry: Mapping[str, Any],
+                       head: Mapping[str, Any]) -> None:
+        """Append one (signed) entry to the speaker's erasure journal and replace its signed
+        ``head`` in the same UpdateItem, only if the stored head still counts ``entry["seq"]``
+        entries (a concurrent or rolled-back journal fails with ``ErasureError`` upstream)."""
         clean = {k: v for k, v in entry.items() if v is not None}
         self._ddb.update_item(
             TableName=self._table,
             Key={"speaker": {"S": speaker}},
             UpdateExpression="SET erasure_journal = list_append(if_not_exists(erasure_journal, "
-                             ":empty), :e)",
-            ConditionExpression="attribute_exists(speaker)",
+                             ":empty), :e), erasure_head = :h",
+            ConditionExpression="attribute_exists(speaker) AND erasure_head.#n = :seq",
+            ExpressionAttributeNames={"#n": "count"},
             ExpressionAttributeValues={":empty": {"L": []},
-                                       ":e": {"L": [_SER.serialize(clean)]}},
+                                       ":e": {"L": [_SER.serialize(clean)]},
+                                       ":h": _SER.serialize(dict(head)),
+                                       ":seq": {"N": str(int(entry["seq"]))}},
         )
 
     def set_journal(self, speaker: str, entries: list[Mapping[str, Any]]) -> None:
@@ -629,8 +690,15 @@ class ConsentRegistry:
 
     def journal(self, speaker: str) -> list[dict[str, Any]]:
         """The speaker's erasure journal (empty if no erasure started)."""
+        return self.journal_and_head(speaker)[0]
+
+    def journal_and_head(self, speaker: str) -> tuple[list[dict[str, Any]], Any]:
+        """The speaker's erasure journal and its signed head (``None`` if none), read together
+        in one consistent GetItem."""
         item = self._item(speaker) or {}
-        return list(item.get("erasure_journal", []))
+        journal = item.get("erasure_journal", [])
+        return (list(journal) if isinstance(journal, list) else [{"malformed": True}],
+                item.get("erasure_head"))
 
     def _update(self, speaker: str, expression: str, values: Mapping[str, str], *,
                 names: Mapping[str, str] | None = None) -> None:
@@ -651,19 +719,42 @@ class ConsentRegistry:
             raise
 
 
+def _index_entry(contractor: str, sample_id: str) -> str:
+    """The ``samples`` set entry of one sample: ``<contractor>/<sample_id>``."""
+    return f"{validate_contractor_id(contractor)}/{validate_sample_id(sample_id)}"
+
+
+def _index_key(entry: object, item_contractor: object) -> tuple[str, str] | None:
+    """``(contractor, sample_id)`` of a ``samples`` entry; ``None`` if it does not parse."""
+    if not isinstance(entry, str):
+        return None
+    contractor, _, sample = entry.rpartition("/")
+    if not contractor:
+        contractor = item_contractor if isinstance(item_contractor, str) else ""
+    try:
+        return validate_contractor_id(contractor), validate_sample_id(sample)
+    except InvalidParameterError:
+        return None
+
+
 def _field_date(item: Mapping[str, Any], speaker: str | None, name: str, *,
                 required: bool) -> dt.date | None:
     value = item.get(name)
     if value is None:
+        if name in item:               # DynamoDB NULL: not the same as absent
+            raise ConsentRecordError(speaker, name, "is NULL")
         if required:
             raise ConsentRecordError(speaker, name, "is missing")
         return None
     if not isinstance(value, str) or len(value) != 10:
         raise ConsentRecordError(speaker, name, "is not an ISO date (YYYY-MM-DD)")
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise ConsentRecordError(speaker, name, f"is not a valid date: {value!r}") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ConsentRecordError(speaker, name, f"is outside {EARLIEST_DATE}..{LATEST_DATE}")
+    return day
 
 
 def _field_str(item: Mapping[str, Any], speaker: str | None, name: str) -> str:
@@ -672,6 +763,16 @@ def _field_str(item: Mapping[str, Any], speaker: str | None, name: str) -> str:
         raise ConsentRecordError(speaker, name, "is missing" if value is None
                                  else "is not a non-empty string")
     return value
+
+
+def _status(item: Mapping[str, Any], speaker: str | None) -> str:
+    """The item's status: required (a missing status is never read as ``active``)."""
+    status = item.get("status")
+    if status is None:
+        raise ConsentRecordError(speaker, "status", "is missing")
+    if status not in STATUSES:
+        raise ConsentRecordError(speaker, "status", f"is not one of {STATUSES}")
+    return str(status)
 
 
 def _record(item: Mapping[str, Any]) -> ConsentRecord:
@@ -687,14 +788,14 @@ def _record(item: Mapping[str, Any]) -> ConsentRecord:
     retention = _field_date(item, speaker, "retention_until", required=True)
     assert consent_date is not None and retention is not None
     term = item.get("term_days")
-    if isinstance(term, bool) or not isinstance(term, int) or term < 1:
+    if isinstance(term, bool) or not isinstance(term, int) or not 1 <= term <= MAX_TERM_DAYS:
         raise ConsentRecordError(speaker, "term_days", "is missing" if term is None
-                                 else "is not a positive integer")
-    status = item.get("status", "active")
-    if status not in STATUSES:
-        raise ConsentRecordError(speaker, "status", f"is not one of {STATUSES}")
+                                 else f"is not an integer from 1 to {MAX_TERM_DAYS}")
+    status = _status(item, speaker)
     erased = item.get("erased_at")
     erased_at: dt.datetime | None = None
+    if erased is None and "erased_at" in item:
+        raise ConsentRecordError(speaker, "erased_at", "is NULL")
     if erased is not None:
         try:
             erased_at = dt.datetime.fromisoformat(str(erased))
@@ -702,6 +803,9 @@ def _record(item: Mapping[str, Any]) -> ConsentRecord:
             raise ConsentRecordError(speaker, "erased_at", "is not an ISO timestamp") from None
         if erased_at.tzinfo is None:
             raise ConsentRecordError(speaker, "erased_at", "has no time zone")
+        if not EARLIEST_DATE <= erased_at.astimezone(dt.UTC).date() <= LATEST_DATE:
+            raise ConsentRecordError(speaker, "erased_at",
+                                     f"is outside {EARLIEST_DATE}..{LATEST_DATE}")
     samples = item.get("samples") or set()
     if not isinstance(samples, set | list | tuple) or not all(isinstance(s, str)
                                                               for s in samples):

@@ -9,9 +9,12 @@ destruction, and both ask you to be able to show it happened. :func:`erase_speak
 3. finds every version and delete marker in every given bucket that belongs to the speaker
    (raw uploads, quarantined uploads, features, archive copies, exports), attributed with no
    caller-supplied mapping: by the speaker the kit wrote into each object's metadata, and by
-   the registry's index of the speaker's sample ids (a version goes if *any* source names the
-   speaker); hashes each ciphertext, deletes it by version id, and journals it in the registry
-   (each journal entry signed and chained, see below);
+   the registry's index of the speaker's samples, keyed by contractor and sample id (sample ids
+   are unique only per contractor). A version goes only if every source that names a speaker
+   names this one: when sources disagree (the metadata names another speaker, or two speakers
+   claim the sample) it is reported ``unattributed`` and never deleted. Each version that goes
+   is hashed, deleted by version id, and journaled in the registry (each journal entry signed
+   and chained, see below);
 4. lists unfinished multipart uploads and aborts the speaker's (and any older than the ingest
    window): their parts could otherwise still be completed into the original recording;
 5. reports every version and upload it cannot attribute to anyone (``unattributed``: it may be
@@ -29,9 +32,17 @@ not ``complete``) until the longest backup retention of the registry table has p
 (``backups_clear_at``; ``None`` while an on-demand backup exists, which never expires by itself).
 
 **Authenticated journal.** Each journal entry is signed with the same KMS key and names the
-speaker, its sequence number and the digest of the entry before it; a resumed erasure verifies
-the whole chain with the public key before it deletes anything, so a forged, reordered or
-foreign entry stops it with :class:`~securepipe.errors.ErasureError`.
+speaker, its sequence number and the digest of the entry before it. Next to the journal the
+item holds its signed *head* (entry count and digest of the last entry), written when the
+erasure begins and replaced in the same conditional UpdateItem as each entry (so the two never
+disagree, and two erasures cannot interleave). A resumed erasure verifies the whole chain and
+the head with the public key before it deletes anything: a forged, reordered or foreign entry,
+a journal shortened from the end or emptied, a head removed while an erasure is under way, or
+an edited head stops it with :class:`~securepipe.errors.ErasureError`. The receipt's signature
+covers ``journal_head``. What this does *not* catch: someone with write access to the registry
+who saved an earlier (journal, head) pair of the same erasure and writes both back (a rollback,
+e.g. from a table backup); the deletions themselves stay done, only receipt lines are lost.
+Catching that needs the head kept outside the registry too (the audit records carry it).
 
 **Legal hold and Object Lock.** Versions under an Object Lock legal hold or an unexpired
 retention period are *not* deleted (S3 would refuse; the kit never asks it to bypass governance
@@ -49,8 +60,10 @@ work, touches no other speaker, and returns a receipt that lists everything from
 The receipt is dated by the erasure's clock, never before the run started (a clock that moves
 backwards does not date it in the past).
 Erasing an erased speaker changes nothing and says so (it still removes any straggler that
-appeared since, such as a late ingest). A crash between a version's delete and its journal entry
-loses that one receipt line, never the deletion.
+appeared since, such as a late ingest), unless key material is back in their registry item
+(e.g. an attribute restored from a backup): it is then shredded again and the status is
+``erased`` (or ``erased-pending-backup-expiry``) from that moment. A crash between a
+version's delete and its journal entry loses that one receipt line, never the deletion.
 
 Scale note: each erasure lists every version of the given buckets (HEAD per version). At
 millions of objects, drive it from an S3 Inventory report instead of live listings.
@@ -71,7 +84,12 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from securepipe import clock as _clock
-from securepipe.encryption.signing import KmsSigner, PublicKeyVerifier
+from securepipe.encryption.signing import (
+    KmsSigner,
+    PublicKeyVerifier,
+    signature_from_text,
+    signature_to_text,
+)
 from securepipe.errors import ErasureError, InvalidParameterError, SignatureError
 from securepipe.ids import validate_bucket_name, validate_speaker_id
 from securepipe.retention.consent import ConsentRegistry
@@ -160,7 +178,8 @@ class ErasureReceipt:
     (everything deletable is gone; ``kept`` lists what a hold keeps, and the key was kept:
     ``key_kept_reason``). ``unattributed`` lists what nobody can be shown to own.
     ``remaining_after`` is a fresh listing after the deletes: the speaker's versions and
-    unfinished uploads still in the buckets (must equal ``len(kept)``). ``signature`` is an
+    unfinished uploads still in the buckets (must equal ``len(kept)``). ``journal_head`` is
+    ``<entries>:<last digest>`` of the journal the receipt was built from. ``signature`` is an
     ECDSA P-256 signature by ``signing_key_arn`` over :meth:`payload`; check it with
     :meth:`verify` or :func:`verify_receipt`.
     """
@@ -180,6 +199,7 @@ class ErasureReceipt:
     backup_retention_days: int | None
     backups_clear_at: dt.datetime | None
     signing_key_arn: str
+    journal_head: str = ""
     signature: bytes = b""
 
     @property
@@ -187,7 +207,8 @@ class ErasureReceipt:
         """True when nothing of the speaker is left, nothing is unattributed, the key is gone,
         and no backup can restore it."""
         return (self.status in ("erased", "already-erased") and not self.kept
-                and not self.unattributed and self.remaining_after == 0)
+                and not self.unattributed and self.remaining_after == 0
+                and not (self.shredding is not None and self.shredding.registry_has_key_after))
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per deleted, kept or unattributed version, for
@@ -229,12 +250,12 @@ class ErasureReceipt:
             "backup_retention_days": self.backup_retention_days,
             "backups_clear_at": (None if self.backups_clear_at is None
                                  else self.backups_clear_at.isoformat()),
-            "signing_key_arn": self.signing_key_arn,
+            "signing_key_arn": self.signing_key_arn, "journal_head": self.journal_head,
         }
 
     def as_dict(self) -> dict[str, Any]:
         """The whole receipt as JSON-ready data, with its base64 ``signature``."""
-        return {**self.payload(), "signature": base64.b64encode(self.signature).decode()}
+        return {**self.payload(), "signature": signature_to_text(self.signature)}
 
     def verify(self, verifier: PublicKeyVerifier) -> None:
         """Raise :class:`~securepipe.errors.SignatureError` unless the receipt is exactly
@@ -242,23 +263,41 @@ class ErasureReceipt:
         verify_receipt(self.as_dict(), verifier)
 
 
-def verify_receipt(receipt: Mapping[str, Any], verifier: PublicKeyVerifier) -> None:
-    """Check a receipt (:meth:`ErasureReceipt.as_dict`, e.g. read back from JSON) offline.
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise SignatureError()
+    return dict(pairs)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise SignatureError()
+
+
+def verify_receipt(receipt: Mapping[str, Any] | str | bytes,
+                   verifier: PublicKeyVerifier) -> None:
+    """Check a receipt offline: :meth:`ErasureReceipt.as_dict`, or its JSON text as stored.
 
     Needs only the signing key's public key; any edited field, a receipt signed by another
-    key, or a missing signature raises :class:`~securepipe.errors.SignatureError`.
+    key, a missing signature or one not in canonical base64
+    (:func:`~securepipe.encryption.signing.signature_from_text`), and JSON text with a key
+    given twice at any level (a consumer that keeps the first would read what was not signed)
+    or ``NaN``/``Infinity`` raise :class:`~securepipe.errors.SignatureError`. Pass the text
+    rather than ``json.loads`` of it: a parsed dict has already dropped duplicates.
     """
+    if isinstance(receipt, str | bytes):
+        try:
+            receipt = json.loads(receipt, object_pairs_hook=_no_duplicate_keys,
+                                 parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            raise SignatureError() from None
     if not isinstance(receipt, Mapping) or not isinstance(verifier, PublicKeyVerifier):
         raise SignatureError()
     data = dict(receipt)
     encoded = data.pop("signature", None)
-    if data.get("signing_key_arn") != verifier.key_arn or not isinstance(encoded, str):
+    if data.get("signing_key_arn") != verifier.key_arn:
         raise SignatureError()
-    try:
-        signature = base64.b64decode(encoded, validate=True)
-    except ValueError:
-        raise SignatureError() from None
-    verifier.verify(_canonical(data), signature)
+    verifier.verify(_canonical(data), signature_from_text(encoded))
 
 
 def _aware(clock: Callable[[], dt.datetime]) -> dt.datetime:
@@ -298,14 +337,16 @@ def _digest(s3: Any, v: AttributedVersion) -> tuple[str | None, str]:
 
 class _Journal:
     """The speaker's erasure journal: each entry signed, naming the speaker, its position and
-    the digest of the entry before it. Loading verifies the whole chain."""
+    the digest of the entry before it, plus a signed *head* (entry count and last digest)
+    replaced in the same UpdateItem as each append. Loading verifies the chain and the head."""
 
     def __init__(self, registry: ConsentRegistry, speaker: str, signer: KmsSigner,
-                 verifier: PublicKeyVerifier) -> None:
+                 verifier: PublicKeyVerifier, status: str) -> None:
         self._registry, self._speaker, self._signer = registry, speaker, signer
         self.records: list[dict[str, Any]] = []
         self._prev = ""
-        for n, entry in enumerate(registry.journal(speaker)):
+        entries, head = registry.journal_and_head(speaker)
+        for n, entry in enumerate(entries):
             record = entry.get("record")
             message = self._message(n, str(entry.get("prev", "")), record)
             sig = entry.get("sig")
@@ -321,19 +362,54 @@ class _Journal:
                     ) from None
             self.records.append(record)
             self._prev = hashlib.sha256(message).hexdigest()
+        if head is None:
+            if entries or status in ("erasing", "erasure-held"):
+                raise ErasureError(
+                    f"erasure journal of {speaker!r} has no signed head although an erasure "
+                    "was started (removed?); nothing was deleted")
+            return
+        try:
+            sig = head.get("sig") if isinstance(head, dict) else None
+            if (not isinstance(sig, bytes) or head.get("count") != len(self.records)
+                    or head.get("digest") != self._prev):
+                raise SignatureError()
+            verifier.verify(self._head_message(len(self.records), self._prev), sig)
+        except SignatureError:
+            raise ErasureError(
+                f"erasure journal of {speaker!r} does not match its signed head ({len(entries)} "
+                "entries; entries were dropped, or the head was edited); nothing was deleted"
+                ) from None
 
     def _message(self, seq: int, prev: str, record: Any) -> bytes:
         return _canonical({"speaker": self._speaker, "seq": seq, "prev": prev,
                            "record": record})
 
+    def _head_message(self, count: int, digest: str) -> bytes:
+        return _canonical({"speaker": self._speaker, "journal-head": True, "count": count,
+                           "digest": digest})
+
+    def signed_head(self) -> dict[str, Any]:
+        """The signed head of the journal as it is now."""
+        count = len(self.records)
+        return {"count": count, "digest": self._prev,
+                "sig": self._signer.sign(self._head_message(count, self._prev))}
+
+    @property
+    def head(self) -> str:
+        """``<entry count>:<digest of the last entry>`` (``0:`` when empty)."""
+        return f"{len(self.records)}:{self._prev}"
+
     def append(self, record: dict[str, Any]) -> None:
         seq = len(self.records)
         message = self._message(seq, self._prev, record)
-        self._registry.append_journal(self._speaker, {
-            "seq": seq, "prev": self._prev, "record": record,
-            "sig": self._signer.sign(message)})
+        entry = {"seq": seq, "prev": self._prev, "record": record,
+                 "sig": self._signer.sign(message)}
+        digest = hashlib.sha256(message).hexdigest()
+        head = {"count": seq + 1, "digest": digest,
+                "sig": self._signer.sign(self._head_message(seq + 1, digest))}
+        self._registry.append_journal(self._speaker, entry, head)
         self.records.append(record)
-        self._prev = hashlib.sha256(message).hexdigest()
+        self._prev = digest
 
     def deleted(self) -> tuple[DeletedVersion, ...]:
         """The journal's deletions, in order, without duplicates."""
@@ -357,8 +433,12 @@ def _uploads_to_abort(uploads: list[PendingUpload], speaker: str, at: dt.datetim
     abort: list[tuple[PendingUpload, str]] = []
     unknown: list[UnattributedVersion] = []
     for up in uploads:
-        if speaker in up.candidates:
+        if up.candidates == (speaker,):
             abort.append((up, "registry-index"))
+        elif speaker in up.candidates:
+            unknown.append(UnattributedVersion(
+                up.bucket, up.key, up.upload_id, "multipart-upload",
+                f"the registry's index names several speakers: {', '.join(up.candidates)}"))
         elif not up.candidates and up.older_than(at, RAW_EXPIRY_DAYS):
             abort.append((up, f"unattributed, older than the {RAW_EXPIRY_DAYS}-day ingest "
                               "window"))
@@ -385,7 +465,13 @@ def erase_speaker(
     their key, and return a signed receipt.
 
     Attribution needs no mapping (object metadata and the registry's index);
-    ``sample_speakers`` may add one. ``signer`` signs the journal and the receipt (an
+    ``sample_speakers`` may add one (keys ``<contractor>/<sample_id>``).
+
+    Known limit (not fixed): an upload whose consent check (``admit``) passed just before the
+    erasure began can still land after the receipt is signed, so a ``complete`` receipt does
+    not prove that no in-flight write of the speaker exists; closing that needs writes fenced
+    by the erasure (a design change), and until then re-run the erasure (or the sweeper) after
+    the ingest window. ``signer`` signs the journal and the receipt (an
     ``ECC_NIST_P256`` ``SIGN_VERIFY`` KMS key; in the sandbox ``sb.resources.signing_key_arn``);
     ``verifier`` (default: the signer's public key, one GetPublicKey) checks a resumed journal.
     ``clock`` (default :func:`securepipe.clock.now`) dates the receipt and the registry.
@@ -428,9 +514,10 @@ def erase_speaker(
     resumed = record.status in ("erasing", "erasure-held")
     try:
         verifier = verifier or PublicKeyVerifier.from_kms(session, signer.key_arn)
-        journal = _Journal(registry, speaker, signer, verifier)   # verified before any delete
+        journal = _Journal(registry, speaker, signer, verifier,   # verified before any delete
+                           record.status)
         if not already:
-            registry.begin_erasure(speaker, start)
+            registry.begin_erasure(speaker, start, head=journal.signed_head())
         s3 = session.client("s3")
         deleted_now: list[DeletedVersion] = []
         kept: list[KeptVersion] = []
@@ -455,10 +542,15 @@ def erase_speaker(
                 if not v.candidates:
                     unattributed.append(UnattributedVersion(
                         v.bucket, v.key, v.version_id, v.kind,
-                        "no speaker metadata, and the registry's index does not know its "
-                        "sample"))
+                        v.conflict or "no speaker metadata, and the registry's index does not "
+                        "know its sample"))
                     continue
                 if speaker not in v.candidates:
+                    continue
+                if v.conflict is not None:    # another source says it is not theirs: never delete
+                    unattributed.append(UnattributedVersion(
+                        v.bucket, v.key, v.version_id, v.kind,
+                        f"sources disagree on the speaker ({v.conflict})"))
                     continue
                 lock = v.lock_reason(start)
                 if lock:
@@ -479,14 +571,14 @@ def erase_speaker(
                 _audit("erasure.delete-version", v, "allowed", start, speaker)
                 record_deleted(DeletedVersion(
                     v.bucket, v.key, v.version_id, v.kind, sha, source, v.size,
-                    v.source if v.conflict is None else f"conflict: {v.conflict}"))
+                    v.source))
 
         remaining = [v for b in buckets
                      for v in attributed_versions(session, b, sample_speakers, registry=registry)
-                     if speaker in v.candidates]
+                     if v.speaker == speaker]
         still_pending = [u for b in buckets
                          for u in pending_uploads(session, b, sample_speakers, registry=registry)
-                         if speaker in u.candidates]
+                         if u.candidates == (speaker,)]
         kept_ids = {(k.bucket, k.key, k.version_id) for k in kept}
         unexplained = [v for v in remaining if (v.bucket, v.key, v.version_id) not in kept_ids]
         if unexplained or still_pending:
@@ -500,8 +592,14 @@ def erase_speaker(
         when = later()
         retention = registry.backup_retention_days()
         status: Status
-        if already:
+        if already and not registry.get(speaker).has_key:
             status = "already-erased"
+        elif already:
+            # key material is back in an erased speaker's item (e.g. restored from a backup):
+            # shred it again; the backup clock starts again from now
+            status = "erased"
+            shredding = shred_speaker_key(registry, speaker, when=when)
+            done("shred", speaker)
         elif kept:
             status = "held"
             key_kept = (
@@ -533,7 +631,7 @@ def erase_speaker(
         shredding=shredding, key_kept_reason=key_kept,
         remaining_after=len(remaining) + len(still_pending), resumed=resumed,
         backup_retention_days=retention, backups_clear_at=clear_at,
-        signing_key_arn=signer.key_arn)
+        signing_key_arn=signer.key_arn, journal_head=journal.head)
     try:
         signature = signer.sign(_canonical(unsigned.payload()))
     except (ClientError, BotoCoreError) as exc:
@@ -541,7 +639,7 @@ def erase_speaker(
                            "re-run to get the signed receipt") from exc
     receipt = replace(unsigned, signature=signature)
     summary = " ".join(f"{k}={v}" for k, v in receipt.summary().items() if k != "speaker")
-    AUDIT.info(f"erasure of {speaker}: {summary}",
+    AUDIT.info(f"erasure of {speaker}: {summary} journal_head={receipt.journal_head}",
                extra={"principal": "securepipe-erasure", "action": f"erasure.{status}",
                       "outcome": "allowed", "purpose": "erasure", "when": when,
                       "speaker": speaker, "reason": key_kept})

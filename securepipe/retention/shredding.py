@@ -77,7 +77,7 @@ from securepipe.encryption.envelope import (
     Envelope,
     EnvelopeConfig,
 )
-from securepipe.errors import EncryptionError, InvalidParameterError
+from securepipe.errors import ConsentRecordError, EncryptionError, InvalidParameterError
 from securepipe.ids import validate_kms_key_arn, validate_speaker_id
 from securepipe.retention.consent import ConsentRegistry, refuse_if_erasing
 
@@ -148,7 +148,9 @@ class SpeakerEnvelope(Envelope):
 
     Once the speaker is shredded, decrypting any of their messages raises ``DecryptionError``
     and encrypting raises :class:`~securepipe.errors.EncryptionError`. Encrypting is also
-    refused while an erasure is under way.
+    refused while an erasure is under way, and whenever consent does not cover a new write at
+    :func:`securepipe.clock.now` (withdrawn, retention date reached, not yet started, or a
+    malformed record), even with key material already there; decrypting existing data is not.
 
     Build it with :meth:`SpeakerKeys.envelope`.
     """
@@ -189,22 +191,33 @@ class SpeakerEnvelope(Envelope):
             wrapping_key=WrappingKey(wrapping_algorithm=_WRAPPING, wrapping_key=plaintext,
                                      wrapping_key_type=EncryptionKeyType.SYMMETRIC),
         )
-        return _SpeakerMaterials(master, self._speaker, status)
+        try:                           # consent must cover a new encryption (not a decryption)
+            refusal = self._registry.get(self._speaker).refusal(_now())
+            why = None if refusal is None else refusal[1]
+        except ConsentRecordError as exc:
+            why = f"its consent record is malformed ({exc})"
+        return _SpeakerMaterials(master, self._speaker, status, why)
 
 
 class _SpeakerMaterials(DefaultCryptoMaterialsManager):
-    """Default materials for one message; refuses to encrypt for a speaker being erased."""
+    """Default materials for one message; refuses to encrypt for a speaker being erased, or
+    whose consent does not cover a new write now (withdrawn, expired, malformed record)."""
 
-    def __init__(self, master: RawMasterKey, speaker: str, status: str) -> None:
+    def __init__(self, master: RawMasterKey, speaker: str, status: str,
+                 refusal: str | None) -> None:
         super().__init__(master_key_provider=master)
         self._speaker = speaker
         self._status = status
+        self._refusal = refusal
 
     def get_encryption_materials(self, request: Any) -> Any:
         refuse_if_erasing(self._speaker, self._status)
         if self._status != "active":
             raise EncryptionError(f"speaker {self._speaker!r} is {self._status}: nothing new "
                                   "is encrypted for them")
+        if self._refusal is not None:
+            raise EncryptionError(f"consent does not cover new data for speaker "
+                                  f"{self._speaker!r}: {self._refusal}")
         return super().get_encryption_materials(request)
 
 

@@ -15,31 +15,53 @@ from botocore.exceptions import ClientError
 from securepipe import clock as _clock
 from securepipe.encryption.upload import META_SAMPLE
 from securepipe.errors import ConsentRecordError, InvalidParameterError
-from securepipe.ids import validate_bucket_name
+from securepipe.ids import describe_value, validate_bucket_name, validate_speaker_id
 from securepipe.retention.consent import BIPA_MAX_DAYS, ConsentRecord, ConsentRegistry
 from securepipe.retention.lifecycle import AUDIT, META_SPEAKER, RAW_EXPIRY_DAYS
 
 
 def sample_speakers(manifest: Any) -> dict[str, str]:
-    """The mapping ``sample_id -> speaker`` of a :class:`~securepipe.data.dataset.Manifest`."""
-    return {u.sample_id: u.speaker for u in manifest.utterances}
+    """The mapping ``<contractor>/<sample_id> -> speaker`` of a
+    :class:`~securepipe.data.dataset.Manifest`."""
+    return {f"{u.contractor}/{u.sample_id}": u.speaker for u in manifest.utterances}
 
 
-def _sample_id_of(key: str) -> str | None:
-    """The sample id a kit key names (``<prefix>/<contractor>/<sample_id>[/...]``)."""
+def _sample_of(key: str) -> tuple[str, str] | None:
+    """``(contractor, sample_id)`` a kit key names (``<prefix>/<contractor>/<sample_id>[/...]``)."""
     parts = key.split("/")
-    return parts[2] if len(parts) >= 3 and parts[2] else None
+    return (parts[1], parts[2]) if len(parts) >= 3 and parts[1] and parts[2] else None
 
 
-def _mapping(registry: ConsentRegistry | None,
-             extra: Mapping[str, str] | None) -> dict[str, set[str]]:
-    """``sample_id -> speakers``: the registry's index of admitted samples, plus any caller's."""
-    out: dict[str, set[str]] = {}
+_Mapping = dict[tuple[str, str], set[str]]
+
+
+def _mapping(registry: ConsentRegistry | None, extra: Mapping[str, str] | None) -> _Mapping:
+    """``(contractor, sample_id) -> speakers``: the registry's index of admitted samples, plus
+    any caller's (keys ``<contractor>/<sample_id>``; a bare sample id in a caller's mapping is
+    refused, since sample ids are unique only per contractor)."""
+    out: _Mapping = {}
     if registry is not None:
-        for sid, spk in registry.sample_index().items():
-            out.setdefault(sid, set()).add(spk)
-    for sid, spk in (extra or {}).items():
-        out.setdefault(sid, set()).add(spk)
+        for ident, spk in registry.sample_index().items():
+            out.setdefault(ident, set()).add(spk)
+    for name, spk in (extra or {}).items():
+        contractor, _, sid = str(name).rpartition("/")
+        if not contractor or not sid:
+            raise InvalidParameterError(
+                f"sample_speakers keys must be '<contractor>/<sample_id>', got {name!r}")
+        out.setdefault((contractor, sid), set()).add(spk)
+    return out
+
+
+def _speakers_of(mapping: _Mapping, key: str, sample_id: str | None) -> set[str]:
+    """Speakers the index names for an object key (its contractor, and the sample id in its
+    metadata or its key)."""
+    where = _sample_of(key)
+    if where is None:
+        return set()
+    contractor, key_sid = where
+    out: set[str] = set()
+    for sid in {s for s in (sample_id, key_sid) if s}:
+        out |= mapping.get((contractor, sid), set())
     return out
 
 
@@ -48,12 +70,13 @@ class AttributedVersion:
     """One object version or delete marker, the speaker it belongs to, and its lock state.
 
     ``speaker`` is ``None`` when nothing attributes it; ``conflict`` names a disagreement
-    between sources, and ``candidates`` every speaker any source names (erasure removes a
-    version if *any* source names the speaker; the sweeper never acts on a conflict). Sources:
+    between sources, and ``candidates`` every speaker any source names (neither erasure nor the
+    sweeper ever deletes a version whose sources conflict: it is reported unattributed). Sources:
     the object's metadata (``securepipe-speaker``, written by the kit at upload, quarantine,
-    ingest and archive), the registry's index of each speaker's samples (by the sample id in
-    the metadata or the key), a caller's mapping, and for a delete marker the versions of its
-    key. ``metadata_sha256`` is the ciphertext digest the writer put in the metadata (a claim).
+    ingest and archive), the registry's index of each speaker's samples (by the contractor in
+    the key and the sample id in the metadata or the key), a caller's mapping, and for a
+    delete marker the versions of its key. ``metadata_sha256`` is the ciphertext digest the
+    writer put in the metadata (a claim).
     """
 
     bucket: str
@@ -81,9 +104,29 @@ class AttributedVersion:
         return None
 
 
-def _attribute(by_meta: str | None, by_index: set[str], where: str
+def _metadata_problem(by_meta: str | None, known: frozenset[str] | None) -> str | None:
+    """Why the metadata's speaker cannot be taken as it is (``None``: it can, or is absent)."""
+    if by_meta is None:
+        return None
+    try:
+        validate_speaker_id(by_meta)
+    except InvalidParameterError:
+        return f"metadata names {describe_value(by_meta)}, not a valid speaker id"
+    if known is not None and by_meta not in known:
+        return f"metadata names {by_meta!r}, which the registry does not know"
+    return None
+
+
+def _attribute(by_meta: str | None, by_index: set[str], where: str,
+               known: frozenset[str] | None = None
                ) -> tuple[str | None, str, str | None, tuple[str, ...]]:
-    """(speaker, source, conflict, candidates) from the metadata and the index."""
+    """(speaker, source, conflict, candidates) from the metadata and the index.
+
+    Metadata that is not a valid, registered speaker id (another spelling, padding, an encoded
+    word) attributes the version to nobody: it is reported, never matched loosely."""
+    problem = _metadata_problem(by_meta, known)
+    if problem is not None:
+        return None, "conflict", f"{where}: {problem}", tuple(sorted(by_index))
     names = set(by_index) | ({by_meta} if by_meta else set())
     candidates = tuple(sorted(names))
     if len(names) > 1:
@@ -110,6 +153,7 @@ def attributed_versions(
     """
     validate_bucket_name(bucket)
     mapping = _mapping(registry, sample_speakers)
+    known = registry.known_speakers() if registry is not None else None
     s3 = session.client("s3")
     versions: list[dict[str, Any]] = []
     markers: list[dict[str, Any]] = []
@@ -122,9 +166,8 @@ def attributed_versions(
         head = s3.head_object(Bucket=bucket, Key=key, VersionId=vid)
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
         by_meta = meta.get(META_SPEAKER)
-        sids = {s for s in (meta.get(META_SAMPLE), _sample_id_of(key)) if s}
-        by_index = set().union(*(mapping.get(s, set()) for s in sids)) if sids else set()
-        speaker, source, conflict, candidates = _attribute(by_meta, by_index, key)
+        by_index = _speakers_of(mapping, key, meta.get(META_SAMPLE))
+        speaker, source, conflict, candidates = _attribute(by_meta, by_index, key, known)
         by_key.setdefault(key, set()).update(candidates)
         yield AttributedVersion(
             bucket=bucket, key=key, version_id=vid, kind="version", speaker=speaker,
@@ -138,8 +181,7 @@ def attributed_versions(
         )
     for entry in markers:
         key, vid = entry["Key"], entry["VersionId"]
-        sid = _sample_id_of(key)
-        names = set(mapping.get(sid, set()) if sid else set()) | by_key.get(key, set())
+        names = _speakers_of(mapping, key, None) | by_key.get(key, set())
         candidates = tuple(sorted(names))
         speaker = candidates[0] if len(names) == 1 else None
         conflict = f"{key}: sources name {', '.join(candidates)}" if len(names) > 1 else None
@@ -185,12 +227,11 @@ def pending_uploads(session: boto3.Session, bucket: str,
     for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
         for up in page.get("Uploads", []):
             key = str(up["Key"])
-            sid = _sample_id_of(key)
             initiated = up.get("Initiated")
             out.append(PendingUpload(
                 bucket, key, str(up["UploadId"]),
                 initiated if isinstance(initiated, dt.datetime) else None,
-                tuple(sorted(mapping.get(sid, set()) if sid else set()))))
+                tuple(sorted(_speakers_of(mapping, key, None)))))
     return out
 
 
@@ -332,7 +373,7 @@ def sweep(
         if speaker not in records:
             try:
                 records[speaker] = registry.find(speaker)
-            except ConsentRecordError as exc:
+            except (ConsentRecordError, InvalidParameterError) as exc:
                 records[speaker] = str(exc)
         return records[speaker]
 

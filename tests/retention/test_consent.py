@@ -123,6 +123,11 @@ def test_speaker_id_rule() -> None:
     ("SET #s = :v", {":v": {"S": "paused"}}, "status"),
     ("SET withdrawn = :v", {":v": {"N": "1"}}, "withdrawn"),
     ("SET erased_at = :v", {":v": {"S": "2026-01-01T00:00:00"}}, "erased_at"),
+    ("SET term_days = :v", {":v": {"N": "99999999999"}}, "term_days"),        # would overflow
+    ("SET last_interaction = :v", {":v": {"S": "9999-12-30"}}, "last_interaction"),
+    ("SET erased_at = :v", {":v": {"S": "9999-12-31T23:00:00+00:00"}}, "erased_at"),
+    ("SET withdrawn = :v", {":v": {"NULL": True}}, "withdrawn"),   # NULL is not "absent"
+    ("REMOVE #s", None, "status"),                                 # missing is not "active"
 ])
 def test_malformed_item_is_typed_and_registry_wide_reads_go_on(
         sandbox: Sandbox, registry: ConsentRegistry, expression: str,
@@ -182,8 +187,9 @@ def test_admit_gates_and_indexes(registry: ConsentRegistry) -> None:
     day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
     registry.admit("spk01", "spk01_u1", at=day)
     registry.admit("spk01", "spk01_u1", at=day)                      # idempotent
-    assert registry.get("spk01").samples == {"spk01_u1"}
-    assert registry.sample_index() == {"spk01_u1": "spk01"}
+    contractor = registry.get("spk01").contractor
+    assert registry.get("spk01").samples == {f"{contractor}/spk01_u1"}
+    assert registry.sample_index() == {(contractor, "spk01_u1"): "spk01"}
     registry.withdraw("spk01", day)
     for speaker, at, reason in (("spk01", day, "withdrawn"), ("spk42", day, "unknown"),
                                 ("spk09", dt.datetime(2027, 1, 2, tzinfo=dt.UTC), "expired"),
@@ -191,7 +197,7 @@ def test_admit_gates_and_indexes(registry: ConsentRegistry) -> None:
         with pytest.raises(ConsentError) as refused:
             registry.admit(speaker, f"{speaker}_u9", at=at)
         assert refused.value.reason == reason
-    assert registry.sample_index() == {"spk01_u1": "spk01"}          # nothing indexed
+    assert registry.sample_index() == {(contractor, "spk01_u1"): "spk01"}          # nothing indexed
     for hostile in ("../x", "", "a b"):
         with pytest.raises(InvalidParameterError):
             registry.admit("spk02", hostile, at=day)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -30,6 +31,7 @@ from securepipe.errors import (
 from securepipe.features.ingest import IngestConfig, ingest_batch, items_from_manifest
 from securepipe.retention.erasure import erase_speaker, verify_receipt
 from securepipe.retention.shredding import SpeakerKeyConfig
+from securepipe.retention.sweeper import sweep
 
 
 @pytest.fixture
@@ -394,3 +396,135 @@ def test_malformed_consent_item_is_typed_before_any_delete(world: World) -> None
         _erase(world, "spk04")
     assert bad.value.speaker == "spk04" and bad.value.field == "consent_date"
     assert world.versions() == before
+
+
+def test_same_sample_id_of_another_contractor_is_never_erased(world: World) -> None:
+    """Sample ids are unique only per contractor: spk01's ``u1`` is not spk02's ``u1``, and a
+    copy whose metadata names another speaker never goes, whatever the index says."""
+    reg, s3, raw = world.registry, world.s3, world.bucket("raw")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    c1, c2 = reg.get("spk01").contractor, reg.get("spk02").contractor
+    assert c1 != c2
+    reg.admit("spk01", "u1", at=clock.now())
+    reg.admit("spk01", "u2", at=clock.now())
+    mine = s3.put_object(Bucket=raw, Key=f"raw/{c1}/u1", Body=b"1", **sse)["VersionId"]
+    theirs = s3.put_object(Bucket=raw, Key=f"raw/{c2}/u1", Body=b"2", **sse)["VersionId"]
+    pending = s3.create_multipart_upload(Bucket=raw, Key=f"raw/{c2}/u2", **sse)["UploadId"]
+    # a copy of spk02's data under spk01's sample key: the index says spk01, metadata spk02
+    labelled = s3.put_object(Bucket=raw, Key=f"raw/{c1}/u2", Body=b"3",
+                             Metadata={"securepipe-speaker": "spk02"}, **sse)["VersionId"]
+    with pytest.raises(InvalidParameterError):       # a backfill cannot claim spk01's sample
+        reg.index_samples("spk02", ["u1"], contractor=c1)
+    receipt = _erase(world, "spk01")
+    assert {d.version_id for d in receipt.deleted if d.kind == "version"} == {mine}
+    # spk02's unfinished upload is not taken for spk01's (moto dates every upload 2010, so it
+    # may still go as an unattributed upload older than the ingest window)
+    assert all(d.attribution != "registry-index" for d in receipt.deleted
+               if d.version_id == pending)
+    assert not receipt.complete
+    assert labelled in {u.version_id for u in receipt.unattributed}
+    for key, vid in ((f"raw/{c2}/u1", theirs), (f"raw/{c1}/u2", labelled)):
+        s3.head_object(Bucket=raw, Key=key, VersionId=vid)         # still there
+
+
+def test_a_shortened_or_emptied_journal_is_refused(world: World) -> None:
+    """Dropping journal entries from the end (or all of them, or the head too) with plain
+    DynamoDB writes stops the resumed erasure before any delete: the receipt would omit them."""
+    world.populate("spk01", archive=False)
+    ddb, table = world.sb.session.client("dynamodb"), world.registry.table
+    calls: list[str] = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 2:
+            raise Crash(detail)
+
+    with pytest.raises(Crash):
+        _erase(world, "spk01", after_step=crash)
+    genuine = world.registry.journal("spk01")
+    left = world.versions_of("spk01")
+    for edit in ("REMOVE erasure_journal[1]", "REMOVE erasure_journal",
+                 "REMOVE erasure_journal, erasure_head"):
+        world.registry.set_journal("spk01", genuine)
+        ddb.update_item(TableName=table, Key={"speaker": {"S": "spk01"}}, UpdateExpression=edit)
+        with pytest.raises(ErasureError, match="signed head"):
+            _erase(world, "spk01")
+        assert world.versions_of("spk01") == left                  # refused before any delete
+
+
+def test_rerun_shreds_key_material_restored_after_erasure(world: World) -> None:
+    """An erased speaker whose wrapped key came back (restored attribute, status still
+    ``erased``) is not answered 'already erased': the key is shredded again."""
+    ddb, table = world.sb.session.client("dynamodb"), world.registry.table
+    world.keys.ensure("spk07")
+    ctx = world.features_context(next(u.sample_id for u in MANIFEST.utterances
+                                      if u.speaker == "spk07"))
+    copy = world.keys.envelope("spk07").encrypt_bytes(b"spk07 features", ctx)
+    saved = ddb.get_item(TableName=table, Key={"speaker": {"S": "spk07"}})["Item"]
+    assert _erase(world, "spk07").shredding.shredded
+    ddb.update_item(TableName=table, Key={"speaker": {"S": "spk07"}},
+                    UpdateExpression="SET wrapped_key = :b",
+                    ExpressionAttributeValues={":b": saved["wrapped_key"]})
+    assert world.keys.envelope("spk07").decrypt_bytes(copy, ctx) == b"spk07 features"
+    again = _erase(world, "spk07")
+    assert again.status != "already-erased" and again.shredding is not None
+    assert again.shredding.shredded and not again.shredding.registry_has_key_after
+    assert not world.registry.get("spk07").has_key
+    with pytest.raises(DecryptionError):
+        world.keys.envelope("spk07").decrypt_bytes(copy, ctx)
+    assert _erase(world, "spk07").status == "already-erased"
+
+
+def test_receipt_text_with_duplicate_keys_or_a_respelled_signature_is_refused(
+        world: World) -> None:
+    verifier = PublicKeyVerifier.from_kms(world.sb.session, world.sb.resources.signing_key_arn)
+    receipt = _erase(world, "spk06")
+    text = json.dumps(receipt.as_dict())
+    verify_receipt(text, verifier)                                  # the text as stored
+    verify_receipt(text.encode(), verifier)
+    # a forged value placed before the genuine one: a first-wins parser would read it
+    for forged in ('{"status": "held", ' + text[1:],
+                   text.replace('"deleted": [', '"deleted": [{"key": "x", "key": "y"}, ', 1),
+                   text[:-1] + ', "extra": NaN}'):
+        with pytest.raises(SignatureError):
+            verify_receipt(forged, verifier)
+    # a signature whose base64 has padding has unused bits: each other spelling decodes to the
+    # same bytes (ECDSA DER is 70-72 bytes, so a few receipts give one with padding)
+    doc = receipt.as_dict()
+    for speaker in ("spk01", "spk02", "spk03", "spk04", "spk05", "spk07", "spk08"):
+        if doc["signature"].endswith("="):
+            break
+        doc = _erase(world, speaker).as_dict()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    sig, respelled = doc["signature"], 0
+    i = len(sig.rstrip("=")) - 1
+    for symbol in alphabet:
+        variant = sig[:i] + symbol + sig[i + 1:]
+        if variant == sig or base64.b64decode(variant) != base64.b64decode(sig):
+            continue
+        respelled += 1
+        with pytest.raises(SignatureError):
+            verify_receipt({**doc, "signature": variant}, verifier)
+    assert respelled > 0
+    verify_receipt(doc, verifier)
+
+
+def test_metadata_in_another_spelling_is_unattributed_never_skipped(world: World) -> None:
+    """'Spk03', 'spk03 ' or an RFC 2047 word is not spk03 and not nobody: the copy is reported
+    (the receipt is not complete), and the sweeper reports it instead of crashing."""
+    world.populate("spk03", archive=False)
+    s3, raw = world.s3, world.bucket("raw")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    odd = {"exports/a": "Spk03", "exports/b": "spk03 ", "exports/c": "=?UTF-8?B?c3BrMDM=?=",
+           "exports/d": ""}
+    for key, label in odd.items():
+        s3.put_object(Bucket=raw, Key=key, Body=b"copy", Metadata={"securepipe-speaker": label},
+                      **sse)
+    report = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                   clock=lambda: dt.datetime(2040, 1, 1, tzinfo=dt.UTC), dry_run=False)
+    assert set(odd) <= {e.key for e in report.unattributed}
+    receipt = _erase(world, "spk03")
+    assert not receipt.complete
+    assert set(odd) <= {u.key for u in receipt.unattributed}
+    for key in odd:
+        s3.head_object(Bucket=raw, Key=key)                      # reported, not guessed at

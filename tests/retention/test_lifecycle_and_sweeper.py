@@ -234,7 +234,7 @@ def test_unattributable_objects_are_reported_never_deleted(world: World) -> None
     reasons = {e.key: e.reason for e in report.unattributed}
     assert "no speaker metadata" in reasons["stray.bin"]
     assert "metadata names 'spk02'" in reasons["features/c01/spk01_u1/mel-fs1"]
-    assert "no consent record" in reasons["features/c01/spk77_u1/mel-fs1"]
+    assert "the registry does not know" in reasons["features/c01/spk77_u1/mel-fs1"]
     assert not report.deleted and len(world.versions()) == 3
 
 
@@ -343,3 +343,20 @@ def test_sweep_aborts_stale_uploads_and_reports_malformed_consent(world: World) 
     assert "consent_date" in report.registry_errors[0]
     assert report.speakers() == ["spk01", "spk02"] and not report.unattributed
     assert world.versions_of("spk01") == set() == world.versions_of("spk02")
+
+
+def test_an_out_of_range_consent_item_is_reported_and_the_sweep_goes_on(world: World) -> None:
+    """A term of 99999999999 days or a last interaction on 9999-12-30 would overflow date
+    arithmetic: the item is a typed registry error, its versions unattributed, the rest swept."""
+    world.populate("spk04", "spk02", archive=False)
+    ddb = world.sb.session.client("dynamodb")
+    ddb.update_item(TableName=world.registry.table, Key={"speaker": {"S": "spk04"}},
+                    UpdateExpression="SET term_days = :t, last_interaction = :l",
+                    ExpressionAttributeValues={":t": {"N": "99999999999"},
+                                               ":l": {"S": "9999-12-30"}})
+    report = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                   clock=lambda: at(2031, 1, 1), dry_run=False)
+    assert any("spk04" in e and "term_days" in e for e in report.registry_errors)
+    assert {e.speaker for e in report.unattributed} >= {"spk04"}
+    assert "spk02" in report.speakers()                              # the rest was swept
+    assert world.versions_of("spk02") == set()

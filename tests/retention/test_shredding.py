@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from aws_encryption_sdk.internal.formatting.deserialize import deserialize_header
-from speaker_world import World, make_world
+from speaker_world import CONSENT_DAY, World, make_world
 
+from securepipe import clock
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.errors import (
     ConsentError,
@@ -147,6 +148,14 @@ def test_consent_status_gates_new_key_material(world: World) -> None:
     with pytest.raises(ConsentError) as expired:  # consent term over, status still "active"
         world.keys.ensure("spk09", clock=lambda: dt.datetime(2027, 1, 2, tzinfo=dt.UTC))
     assert expired.value.reason == "expired"
+    world.keys.ensure("spk09")                   # key material exists, then the term ends:
+    ctx9 = SampleContext("c09", "spk09_u1", "speech-features")
+    old = world.keys.envelope("spk09").encrypt_bytes(b"x", ctx9)
+    clock.set_to(dt.datetime(2027, 1, 2, tzinfo=dt.UTC))
+    with pytest.raises(EncryptionError, match="retention ended"):     # the envelope refuses
+        world.keys.envelope("spk09").encrypt_bytes(b"y", ctx9)
+    assert world.keys.envelope("spk09").decrypt_bytes(old, ctx9) == b"x"   # reading goes on
+    clock.set_to(CONSENT_DAY)
     world.registry.begin_erasure("spk02", dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
     with pytest.raises(EncryptionError):         # an erasure under way: nothing new encrypted
         world.keys.envelope("spk02").encrypt_bytes(b"y", CTX2)
