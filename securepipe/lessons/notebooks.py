@@ -95,8 +95,9 @@ def run_notebook(path: Path, out_dir: Path, *, html: bool = True) -> NotebookRun
 
 _TAG = re.compile(r"<[^>]*>")
 _DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+")
-#: A cell's output longer than this floods a workshop screen (about a screenful of text).
-MAX_OUTPUT_CHARS = 4_000
+#: A cell's output longer than this floods a workshop screen (about two screenfuls of text: the
+#: 27-row scorecard table is the longest output a lesson needs).
+MAX_OUTPUT_CHARS = 8_000
 
 
 def output_problems(executed: Path, limit: int = MAX_OUTPUT_CHARS) -> list[str]:

@@ -88,7 +88,7 @@ def test_output_limits_are_enforced(tmp_path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nb.cells = [
-        nbformat.v4.new_code_cell("print('x' * 5000)"),
+        nbformat.v4.new_code_cell("print('x' * 9000)"),
         nbformat.v4.new_code_cell("import sys; sys.stderr.write('careful')"),
         nbformat.v4.new_code_cell("'short'"),
     ]
@@ -98,7 +98,7 @@ def test_output_limits_are_enforced(tmp_path: Path) -> None:
     assert run.error is None
     found = output_problems(run.output)
     assert len(found) == 2
-    assert found[0].startswith("cell 0: 5,001 characters") and "stderr" in found[1]
+    assert found[0].startswith("cell 0: 9,001 characters") and "stderr" in found[1]
 
 
 def test_glossary_links_resolve() -> None:
