@@ -22,11 +22,10 @@ PutObjectLockConfiguration, which AWS accepts on an existing versioned bucket
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 import boto3
@@ -38,7 +37,7 @@ from securepipe.access.credentials import (
     ensure_contractor_role,
 )
 from securepipe.access.presigned import apply_presign_age_cap, presign_age_cap_statement
-from securepipe.audit.chain import AuditTrail, ship_to_bucket
+from securepipe.audit.ledger import TrailLedger, apply_default_retention, default_retention
 from securepipe.audit.monitoring import apply_monitoring
 from securepipe.audit.records import AuditRecord
 from securepipe.encryption.hardening import (
@@ -48,7 +47,7 @@ from securepipe.encryption.hardening import (
     inspect_bucket,
 )
 from securepipe.errors import InvalidParameterError, ProvisioningConflictError
-from securepipe.ids import check_int, check_session
+from securepipe.ids import check_int, check_session, validate_kms_key_arn
 from securepipe.merge import merge_policy
 from securepipe.provision.layout import LOCKED_ROLES, AccountLayout, key_arns
 from securepipe.report import format_table
@@ -116,15 +115,25 @@ class Plan:
 
 def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
               dry_run: bool = False, force: bool = False,
-              audit_retention_days: int = 365) -> Plan:
+              audit_retention_days: int = 365,
+              audit_retention_mode: RetentionMode = "GOVERNANCE") -> Plan:
     """Bring the account to ``layout`` (default: :meth:`AccountLayout.for_session`).
 
     ``dry_run`` returns the plan and changes nothing. Conflicts raise
     :class:`~securepipe.errors.ProvisioningConflictError` before any write unless ``force``
     (then the steps touching a conflicting resource are skipped and listed). Returns the plan
-    carried out, with the layout's key ARNs filled in. What was changed is recorded as the
-    account's first (or next) audit trail, shipped to the audit bucket under Object Lock
-    (GOVERNANCE mode, ``audit_retention_days``), so the provisioning itself is audited.
+    carried out, with the layout's key ARNs filled in.
+
+    The audit bucket gets a default Object Lock retention (``audit_retention_mode``,
+    ``audit_retention_days``; an existing default at least as strong is kept), so every put
+    there is locked. What was changed is recorded as the next trail of the account's audit
+    history (:class:`~securepipe.audit.ledger.TrailLedger`: signed by the ``SIGN_VERIFY``
+    signing key with KMS Sign, chained to the last trail, listed in a signed digest index) and
+    shipped under the same retention, so the provisioning itself is audited. GOVERNANCE by
+    default: an administrator with ``s3:BypassGovernanceRetention`` can still tear a test
+    account down; pass ``"COMPLIANCE"`` for production. No trail is shipped when the signing
+    key's alias or the audit bucket is in conflict (skipped): the kit never signs a trail with
+    a key that is not an asymmetric signing key.
     """
     check_session(session)
     if layout is not None and not isinstance(layout, AccountLayout):
@@ -133,6 +142,9 @@ def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
     if not isinstance(dry_run, bool) or not isinstance(force, bool):
         raise InvalidParameterError("dry_run and force must be booleans")
     check_int(audit_retention_days, "audit_retention_days", 1, 36_500)
+    if audit_retention_mode not in ("COMPLIANCE", "GOVERNANCE"):
+        raise InvalidParameterError("audit_retention_mode must be COMPLIANCE or GOVERNANCE")
+    retention = _Retention(audit_retention_mode, audit_retention_days)
     layout = layout or AccountLayout.for_session(session)
     account = str(session.client("sts").get_caller_identity()["Account"])
     if account != layout.account_id or (session.region_name or "us-east-1") != layout.region:
@@ -140,7 +152,7 @@ def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
             f"the layout is for {layout.account_id}/{layout.region}, the session reaches "
             f"{account}/{session.region_name}")
     layout = layout.with_keys(**key_arns(session, layout))
-    survey = _Survey(session, layout)
+    survey = _Survey(session, layout, retention)
     changes, conflicts, blocked = survey.run()
     plan = Plan(layout, tuple(changes), tuple(conflicts))
     if dry_run:
@@ -148,10 +160,11 @@ def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
     if conflicts and not force:
         raise ProvisioningConflictError(conflicts)
     steps = {c.step for c in changes}
-    layout = _apply(session, layout, steps, blocked)
+    layout = _apply(session, layout, steps, blocked, retention)
     done = tuple(c for c in changes if c.resource not in blocked)
-    if done and layout.bucket("audit") not in blocked:
-        _ship_provisioning_trail(session, layout, done, audit_retention_days)
+    if done and layout.bucket("audit") not in blocked and (
+            layout.signing_key_alias not in blocked and layout.signing_key_arn is not None):
+        _ship_provisioning_trail(session, layout, done, retention)
     return Plan(layout, done, tuple(conflicts), applied=True, skipped=tuple(sorted(blocked)))
 
 
@@ -161,19 +174,43 @@ TRAIL_PREFIX = "trails/"
 
 
 def _ship_provisioning_trail(session: boto3.Session, layout: AccountLayout,
-                             changes: tuple[Change, ...], days: int) -> None:
-    """Record what provisioning changed as a chained audit trail, shipped to the audit bucket
-    under a GOVERNANCE Object Lock for ``days`` (GOVERNANCE: an administrator with
-    ``s3:BypassGovernanceRetention`` can still tear a test account down)."""
+                             changes: tuple[Change, ...], retention: _Retention) -> None:
+    """Record what provisioning changed as the next trail of the audit bucket's history:
+    :meth:`TrailLedger.resume` (the last signed digest index, verified with the public key),
+    one trail signed by the signing key (KMS Sign), shipped under Object Lock, then a signed
+    digest index (``audit_trail_verifies`` reads both back)."""
+    signing_key = validate_kms_key_arn(layout.signing_key_arn)
     caller = str(session.client("sts").get_caller_identity()["Arn"])
     name = f"provision-{clock.now():%Y%m%dT%H%M%S%fZ}"
-    trail = AuditTrail(session, layout.kms_key_arn, name)
+    ledger = TrailLedger.resume(session, layout.bucket("audit"), signing_key,
+                                trail_prefix=TRAIL_PREFIX, retain_days=retention.days,
+                                mode=retention.mode, sse_kms_key_arn=layout.kms_key_arn)
+    trail = ledger.open(name)
     for c in changes:
         trail.append(AuditRecord(principal=caller, action=f"securepipe:provision/{c.step}",
                                  key=c.resource, purpose=c.action))
-    ship_to_bucket(session, layout.bucket("audit"), f"{TRAIL_PREFIX}{name}.jsonl", trail.close(),
-                   retain_until=clock.now() + dt.timedelta(days=days), mode="GOVERNANCE",
-                   sse_kms_key_arn=layout.kms_key_arn)
+    ledger.ship(trail)
+    ledger.seal()
+
+
+RetentionMode = Literal["COMPLIANCE", "GOVERNANCE"]
+
+
+@dataclass(frozen=True)
+class _Retention:
+    """The audit bucket's wanted default Object Lock retention."""
+
+    mode: RetentionMode
+    days: int
+
+    def satisfied_by(self, rule: dict[str, Any] | None) -> bool:
+        """Whether an existing default rule is at least as strong (a longer span, or
+        COMPLIANCE where GOVERNANCE is wanted, is kept, never weakened)."""
+        if rule is None:
+            return False
+        days = int(rule.get("Days") or 0) or 365 * int(rule.get("Years") or 0)
+        mode_ok = rule.get("Mode") == "COMPLIANCE" or self.mode == rule.get("Mode")
+        return mode_ok and days >= self.days
 
 
 # -- survey (read-only) ------------------------------------------------------------------------
@@ -184,8 +221,9 @@ def _code(exc: ClientError) -> str:
 
 
 class _Survey:
-    def __init__(self, session: boto3.Session, layout: AccountLayout) -> None:
-        self.session, self.layout = session, layout
+    def __init__(self, session: boto3.Session, layout: AccountLayout,
+                 retention: _Retention) -> None:
+        self.session, self.layout, self.retention = session, layout, retention
         self.changes: list[Change] = []
         self.conflicts: list[str] = []
         self.blocked: set[str] = set()
@@ -241,6 +279,9 @@ class _Survey:
                     self.change("buckets", name, f"create ({role}){lock}, versioning on")
                     self.change("bucket-hardening", name, "SSE-KMS, TLS-only policy, Block "
                                 "Public Access, ownership enforced")
+                    if role == "audit":
+                        self.change("object-lock", name, f"default retention "
+                                    f"{self.retention.mode} {self.retention.days} days")
                 else:
                     self.conflict(name, f"exists but is not this account's or cannot be read "
                                   f"({_code(exc)})")
@@ -258,6 +299,10 @@ class _Survey:
                 if lock != "Enabled":
                     self.change("object-lock", name, "enable Object Lock "
                                 "(PutObjectLockConfiguration)")
+                if role == "audit" and (lock != "Enabled" or not self.retention.satisfied_by(
+                        default_retention(self.session, name))):
+                    self.change("object-lock", name, f"default retention "
+                                f"{self.retention.mode} {self.retention.days} days")
             key = self._bucket_key(role)
             wrong = (["every control: its key does not exist yet"] if key is None else [
                 f.control for f in failures(inspect_bucket(self.session, name, key))
@@ -377,7 +422,7 @@ class _Survey:
 
 
 def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
-           blocked: set[str]) -> AccountLayout:
+           blocked: set[str], retention: _Retention) -> AccountLayout:
     kms, s3 = session.client("kms"), session.client("s3")
     if "kms-keys" in steps:
         for kind, attr, spec, usage in _KEYS:
@@ -410,8 +455,8 @@ def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
             s3.put_bucket_versioning(Bucket=bucket,
                                      VersioningConfiguration={"Status": "Enabled"})
             if role in LOCKED_ROLES:
-                s3.put_object_lock_configuration(
-                    Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+                _lock(session, bucket, retention if role == "audit" else None)
+
     def harden() -> None:
         for role, bucket in names:
             key = layout.archive_key_arn if role == "archive" else layout.data_key_arn
@@ -448,3 +493,24 @@ def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
         if step in steps and step in run and needs.get(step) not in blocked:
             run[step]()
     return layout
+
+
+def _lock(session: boto3.Session, bucket: str, retention: _Retention | None) -> None:
+    """Object Lock on ``bucket`` (PutObjectLockConfiguration); for the audit bucket also the
+    default retention. An existing configuration is rewritten only where it falls short, so a
+    default rule someone set (or a stronger one) is never dropped."""
+    current = default_retention(session, bucket)
+    if retention is not None:
+        if not retention.satisfied_by(current):
+            apply_default_retention(session, bucket, days=retention.days, mode=retention.mode)
+        return
+    try:
+        enabled = session.client("s3").get_object_lock_configuration(Bucket=bucket)[
+            "ObjectLockConfiguration"].get("ObjectLockEnabled") == "Enabled"
+    except ClientError as exc:
+        if _code(exc) != "ObjectLockConfigurationNotFoundError":
+            raise
+        enabled = False
+    if not enabled:
+        session.client("s3").put_object_lock_configuration(
+            Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
