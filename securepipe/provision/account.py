@@ -12,7 +12,8 @@ runs only the steps the plan lists, each with the kit's own re-apply-safe functi
 :func:`~securepipe.access.presigned.apply_presign_age_cap`,
 :func:`~securepipe.retention.lifecycle.apply_lifecycle`,
 :func:`~securepipe.access.credentials.ensure_contractor_role`,
-:func:`~securepipe.audit.monitoring.apply_monitoring`), so a second run plans nothing.
+:func:`~securepipe.audit.monitoring.apply_monitoring`,
+:func:`~securepipe.audit.alarms.apply_guard_alarms`), so a second run plans nothing.
 
 Object Lock is switched on when the archive and audit buckets are created; for a bucket that
 exists without it (e.g. made by a tool that ignored the property) it is enabled with
@@ -37,6 +38,7 @@ from securepipe.access.credentials import (
     ensure_contractor_role,
 )
 from securepipe.access.presigned import apply_presign_age_cap, presign_age_cap_statement
+from securepipe.audit.alarms import apply_guard_alarms, inspect_guard_alarms
 from securepipe.audit.ledger import TrailLedger, apply_default_retention, default_retention
 from securepipe.audit.monitoring import apply_monitoring
 from securepipe.audit.records import AuditRecord
@@ -416,6 +418,10 @@ class _Survey:
         if not wanted <= alarms:
             self.change("monitoring", self.layout.topic_name, "bulk-read alarms, SNS topic and "
                         "its SQS subscriber")
+        if any(f.status != "pass" for f in inspect_guard_alarms(self.session)):
+            self.change("monitoring", self.layout.trail_name, "trail to CloudWatch Logs; "
+                        "alarms on key disable/deletion and bucket-policy changes (CIS 4.7, "
+                        "4.8)")
 
 
 # -- apply -------------------------------------------------------------------------------------
@@ -472,6 +478,12 @@ def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
             if layout.bucket(role) not in blocked:
                 apply_lifecycle(session, layout.bucket(role), lifecycle_rules(role))
 
+    def monitoring() -> None:
+        setup = apply_monitoring(session, list(layout.data_buckets), layout.bucket("audit"),
+                                 kms_key_arn=layout.kms_key_arn,
+                                 config=layout.monitoring_config())
+        apply_guard_alarms(session, trail_name=layout.trail_name, topic_arn=setup.topic_arn)
+
     run: dict[str, Callable[[], object]] = {
         "bucket-hardening": harden,
         "account-public-access": lambda: apply_account_public_access_block(
@@ -483,9 +495,7 @@ def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
             role_name=layout.contractor_role, max_session_s=CONTRACTOR_MAX_SESSION_S),
         "consent-table": lambda: ConsentRegistry(session, layout.consent_table,
                                                  kms_key_arn=layout.kms_key_arn),
-        "monitoring": lambda: apply_monitoring(
-            session, list(layout.data_buckets), layout.bucket("audit"),
-            kms_key_arn=layout.kms_key_arn, config=layout.monitoring_config()),
+        "monitoring": monitoring,
     }
     needs = {"contractor-role": layout.contractor_role, "consent-table": layout.consent_table,
              "monitoring": layout.bucket("audit")}
