@@ -61,11 +61,17 @@ from securepipe.retention.lifecycle import (
     lifecycle_rules,
 )
 
-__all__ = ["CONTRACTOR_MAX_SESSION_S", "STEPS", "Change", "Plan", "provision"]
+__all__ = ["AUDIT_RETENTION_DAYS", "AUDIT_RETENTION_MODE", "CONTRACTOR_MAX_SESSION_S", "STEPS",
+           "Change", "Plan", "provision"]
 
 #: Contractor sessions last at most an hour (the scorecard's
 #: ``iam_contractor_role_session_duration``).
 CONTRACTOR_MAX_SESSION_S = 3600
+#: The audit bucket's default Object Lock retention (provision() and the CloudFormation
+#: template). GOVERNANCE so a test account can still be torn down by an administrator with
+#: s3:BypassGovernanceRetention; pass COMPLIANCE to provision() for production.
+AUDIT_RETENTION_MODE: Literal["COMPLIANCE", "GOVERNANCE"] = "GOVERNANCE"
+AUDIT_RETENTION_DAYS = 365
 #: The steps, in the order they run.
 STEPS = ("kms-keys", "buckets", "object-lock", "bucket-hardening", "account-public-access",
          "presign-cap", "lifecycle", "contractor-role", "consent-table", "monitoring")
@@ -117,8 +123,8 @@ class Plan:
 
 def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
               dry_run: bool = False, force: bool = False,
-              audit_retention_days: int = 365,
-              audit_retention_mode: RetentionMode = "GOVERNANCE") -> Plan:
+              audit_retention_days: int = AUDIT_RETENTION_DAYS,
+              audit_retention_mode: RetentionMode = AUDIT_RETENTION_MODE) -> Plan:
     """Bring the account to ``layout`` (default: :meth:`AccountLayout.for_session`).
 
     ``dry_run`` returns the plan and changes nothing. Conflicts raise
