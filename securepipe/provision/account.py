@@ -12,7 +12,8 @@ runs only the steps the plan lists, each with the kit's own re-apply-safe functi
 :func:`~securepipe.access.presigned.apply_presign_age_cap`,
 :func:`~securepipe.retention.lifecycle.apply_lifecycle`,
 :func:`~securepipe.access.credentials.ensure_contractor_role`,
-:func:`~securepipe.audit.monitoring.apply_monitoring`), so a second run plans nothing.
+:func:`~securepipe.audit.monitoring.apply_monitoring`,
+:func:`~securepipe.audit.alarms.apply_guard_alarms`), so a second run plans nothing.
 
 Object Lock is switched on when the archive and audit buckets are created; for a bucket that
 exists without it (e.g. made by a tool that ignored the property) it is enabled with
@@ -22,11 +23,10 @@ PutObjectLockConfiguration, which AWS accepts on an existing versioned bucket
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 import boto3
@@ -38,7 +38,8 @@ from securepipe.access.credentials import (
     ensure_contractor_role,
 )
 from securepipe.access.presigned import apply_presign_age_cap, presign_age_cap_statement
-from securepipe.audit.chain import AuditTrail, ship_to_bucket
+from securepipe.audit.alarms import apply_guard_alarms, inspect_guard_alarms
+from securepipe.audit.ledger import TrailLedger, apply_default_retention, default_retention
 from securepipe.audit.monitoring import apply_monitoring
 from securepipe.audit.records import AuditRecord
 from securepipe.encryption.hardening import (
@@ -48,7 +49,7 @@ from securepipe.encryption.hardening import (
     inspect_bucket,
 )
 from securepipe.errors import InvalidParameterError, ProvisioningConflictError
-from securepipe.ids import check_int, check_session
+from securepipe.ids import check_int, check_session, validate_kms_key_arn
 from securepipe.merge import merge_policy
 from securepipe.provision.layout import LOCKED_ROLES, AccountLayout, key_arns
 from securepipe.report import format_table
@@ -60,11 +61,17 @@ from securepipe.retention.lifecycle import (
     lifecycle_rules,
 )
 
-__all__ = ["CONTRACTOR_MAX_SESSION_S", "STEPS", "Change", "Plan", "provision"]
+__all__ = ["AUDIT_RETENTION_DAYS", "AUDIT_RETENTION_MODE", "CONTRACTOR_MAX_SESSION_S", "STEPS",
+           "Change", "Plan", "provision"]
 
 #: Contractor sessions last at most an hour (the scorecard's
 #: ``iam_contractor_role_session_duration``).
 CONTRACTOR_MAX_SESSION_S = 3600
+#: The audit bucket's default Object Lock retention (provision() and the CloudFormation
+#: template). GOVERNANCE so a test account can still be torn down by an administrator with
+#: s3:BypassGovernanceRetention; pass COMPLIANCE to provision() for production.
+AUDIT_RETENTION_MODE: Literal["COMPLIANCE", "GOVERNANCE"] = "GOVERNANCE"
+AUDIT_RETENTION_DAYS = 365
 #: The steps, in the order they run.
 STEPS = ("kms-keys", "buckets", "object-lock", "bucket-hardening", "account-public-access",
          "presign-cap", "lifecycle", "contractor-role", "consent-table", "monitoring")
@@ -116,15 +123,25 @@ class Plan:
 
 def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
               dry_run: bool = False, force: bool = False,
-              audit_retention_days: int = 365) -> Plan:
+              audit_retention_days: int = AUDIT_RETENTION_DAYS,
+              audit_retention_mode: RetentionMode = AUDIT_RETENTION_MODE) -> Plan:
     """Bring the account to ``layout`` (default: :meth:`AccountLayout.for_session`).
 
     ``dry_run`` returns the plan and changes nothing. Conflicts raise
     :class:`~securepipe.errors.ProvisioningConflictError` before any write unless ``force``
     (then the steps touching a conflicting resource are skipped and listed). Returns the plan
-    carried out, with the layout's key ARNs filled in. What was changed is recorded as the
-    account's first (or next) audit trail, shipped to the audit bucket under Object Lock
-    (GOVERNANCE mode, ``audit_retention_days``), so the provisioning itself is audited.
+    carried out, with the layout's key ARNs filled in.
+
+    The audit bucket gets a default Object Lock retention (``audit_retention_mode``,
+    ``audit_retention_days``; an existing default at least as strong is kept), so every put
+    there is locked. What was changed is recorded as the next trail of the account's audit
+    history (:class:`~securepipe.audit.ledger.TrailLedger`: signed by the ``SIGN_VERIFY``
+    signing key with KMS Sign, chained to the last trail, listed in a signed digest index) and
+    shipped under the same retention, so the provisioning itself is audited. GOVERNANCE by
+    default: an administrator with ``s3:BypassGovernanceRetention`` can still tear a test
+    account down; pass ``"COMPLIANCE"`` for production. No trail is shipped when the signing
+    key's alias or the audit bucket is in conflict (skipped): the kit never signs a trail with
+    a key that is not an asymmetric signing key.
     """
     check_session(session)
     if layout is not None and not isinstance(layout, AccountLayout):
@@ -133,6 +150,9 @@ def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
     if not isinstance(dry_run, bool) or not isinstance(force, bool):
         raise InvalidParameterError("dry_run and force must be booleans")
     check_int(audit_retention_days, "audit_retention_days", 1, 36_500)
+    if audit_retention_mode not in ("COMPLIANCE", "GOVERNANCE"):
+        raise InvalidParameterError("audit_retention_mode must be COMPLIANCE or GOVERNANCE")
+    retention = _Retention(audit_retention_mode, audit_retention_days)
     layout = layout or AccountLayout.for_session(session)
     account = str(session.client("sts").get_caller_identity()["Account"])
     if account != layout.account_id or (session.region_name or "us-east-1") != layout.region:
@@ -140,7 +160,7 @@ def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
             f"the layout is for {layout.account_id}/{layout.region}, the session reaches "
             f"{account}/{session.region_name}")
     layout = layout.with_keys(**key_arns(session, layout))
-    survey = _Survey(session, layout)
+    survey = _Survey(session, layout, retention)
     changes, conflicts, blocked = survey.run()
     plan = Plan(layout, tuple(changes), tuple(conflicts))
     if dry_run:
@@ -148,10 +168,11 @@ def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
     if conflicts and not force:
         raise ProvisioningConflictError(conflicts)
     steps = {c.step for c in changes}
-    layout = _apply(session, layout, steps, blocked)
+    layout = _apply(session, layout, steps, blocked, retention)
     done = tuple(c for c in changes if c.resource not in blocked)
-    if done and layout.bucket("audit") not in blocked:
-        _ship_provisioning_trail(session, layout, done, audit_retention_days)
+    if done and layout.bucket("audit") not in blocked and (
+            layout.signing_key_alias not in blocked and layout.signing_key_arn is not None):
+        _ship_provisioning_trail(session, layout, done, retention)
     return Plan(layout, done, tuple(conflicts), applied=True, skipped=tuple(sorted(blocked)))
 
 
@@ -161,19 +182,43 @@ TRAIL_PREFIX = "trails/"
 
 
 def _ship_provisioning_trail(session: boto3.Session, layout: AccountLayout,
-                             changes: tuple[Change, ...], days: int) -> None:
-    """Record what provisioning changed as a chained audit trail, shipped to the audit bucket
-    under a GOVERNANCE Object Lock for ``days`` (GOVERNANCE: an administrator with
-    ``s3:BypassGovernanceRetention`` can still tear a test account down)."""
+                             changes: tuple[Change, ...], retention: _Retention) -> None:
+    """Record what provisioning changed as the next trail of the audit bucket's history:
+    :meth:`TrailLedger.resume` (the last signed digest index, verified with the public key),
+    one trail signed by the signing key (KMS Sign), shipped under Object Lock, then a signed
+    digest index (``audit_trail_verifies`` reads both back)."""
+    signing_key = validate_kms_key_arn(layout.signing_key_arn)
     caller = str(session.client("sts").get_caller_identity()["Arn"])
     name = f"provision-{clock.now():%Y%m%dT%H%M%S%fZ}"
-    trail = AuditTrail(session, layout.kms_key_arn, name)
+    ledger = TrailLedger.resume(session, layout.bucket("audit"), signing_key,
+                                trail_prefix=TRAIL_PREFIX, retain_days=retention.days,
+                                mode=retention.mode, sse_kms_key_arn=layout.kms_key_arn)
+    trail = ledger.open(name)
     for c in changes:
         trail.append(AuditRecord(principal=caller, action=f"securepipe:provision/{c.step}",
                                  key=c.resource, purpose=c.action))
-    ship_to_bucket(session, layout.bucket("audit"), f"{TRAIL_PREFIX}{name}.jsonl", trail.close(),
-                   retain_until=clock.now() + dt.timedelta(days=days), mode="GOVERNANCE",
-                   sse_kms_key_arn=layout.kms_key_arn)
+    ledger.ship(trail)
+    ledger.seal()
+
+
+RetentionMode = Literal["COMPLIANCE", "GOVERNANCE"]
+
+
+@dataclass(frozen=True)
+class _Retention:
+    """The audit bucket's wanted default Object Lock retention."""
+
+    mode: RetentionMode
+    days: int
+
+    def satisfied_by(self, rule: dict[str, Any] | None) -> bool:
+        """Whether an existing default rule is at least as strong (a longer span, or
+        COMPLIANCE where GOVERNANCE is wanted, is kept, never weakened)."""
+        if rule is None:
+            return False
+        days = int(rule.get("Days") or 0) or 365 * int(rule.get("Years") or 0)
+        mode_ok = rule.get("Mode") == "COMPLIANCE" or self.mode == rule.get("Mode")
+        return mode_ok and days >= self.days
 
 
 # -- survey (read-only) ------------------------------------------------------------------------
@@ -184,8 +229,9 @@ def _code(exc: ClientError) -> str:
 
 
 class _Survey:
-    def __init__(self, session: boto3.Session, layout: AccountLayout) -> None:
-        self.session, self.layout = session, layout
+    def __init__(self, session: boto3.Session, layout: AccountLayout,
+                 retention: _Retention) -> None:
+        self.session, self.layout, self.retention = session, layout, retention
         self.changes: list[Change] = []
         self.conflicts: list[str] = []
         self.blocked: set[str] = set()
@@ -241,6 +287,9 @@ class _Survey:
                     self.change("buckets", name, f"create ({role}){lock}, versioning on")
                     self.change("bucket-hardening", name, "SSE-KMS, TLS-only policy, Block "
                                 "Public Access, ownership enforced")
+                    if role == "audit":
+                        self.change("object-lock", name, f"default retention "
+                                    f"{self.retention.mode} {self.retention.days} days")
                 else:
                     self.conflict(name, f"exists but is not this account's or cannot be read "
                                   f"({_code(exc)})")
@@ -258,6 +307,10 @@ class _Survey:
                 if lock != "Enabled":
                     self.change("object-lock", name, "enable Object Lock "
                                 "(PutObjectLockConfiguration)")
+                if role == "audit" and (lock != "Enabled" or not self.retention.satisfied_by(
+                        default_retention(self.session, name))):
+                    self.change("object-lock", name, f"default retention "
+                                f"{self.retention.mode} {self.retention.days} days")
             key = self._bucket_key(role)
             wrong = (["every control: its key does not exist yet"] if key is None else [
                 f.control for f in failures(inspect_bucket(self.session, name, key))
@@ -371,13 +424,17 @@ class _Survey:
         if not wanted <= alarms:
             self.change("monitoring", self.layout.topic_name, "bulk-read alarms, SNS topic and "
                         "its SQS subscriber")
+        if any(f.status != "pass" for f in inspect_guard_alarms(self.session)):
+            self.change("monitoring", self.layout.trail_name, "trail to CloudWatch Logs; "
+                        "alarms on key disable/deletion and bucket-policy changes (CIS 4.7, "
+                        "4.8)")
 
 
 # -- apply -------------------------------------------------------------------------------------
 
 
 def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
-           blocked: set[str]) -> AccountLayout:
+           blocked: set[str], retention: _Retention) -> AccountLayout:
     kms, s3 = session.client("kms"), session.client("s3")
     if "kms-keys" in steps:
         for kind, attr, spec, usage in _KEYS:
@@ -410,8 +467,8 @@ def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
             s3.put_bucket_versioning(Bucket=bucket,
                                      VersioningConfiguration={"Status": "Enabled"})
             if role in LOCKED_ROLES:
-                s3.put_object_lock_configuration(
-                    Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+                _lock(session, bucket, retention if role == "audit" else None)
+
     def harden() -> None:
         for role, bucket in names:
             key = layout.archive_key_arn if role == "archive" else layout.data_key_arn
@@ -427,6 +484,12 @@ def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
             if layout.bucket(role) not in blocked:
                 apply_lifecycle(session, layout.bucket(role), lifecycle_rules(role))
 
+    def monitoring() -> None:
+        setup = apply_monitoring(session, list(layout.data_buckets), layout.bucket("audit"),
+                                 kms_key_arn=layout.kms_key_arn,
+                                 config=layout.monitoring_config())
+        apply_guard_alarms(session, trail_name=layout.trail_name, topic_arn=setup.topic_arn)
+
     run: dict[str, Callable[[], object]] = {
         "bucket-hardening": harden,
         "account-public-access": lambda: apply_account_public_access_block(
@@ -438,9 +501,7 @@ def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
             role_name=layout.contractor_role, max_session_s=CONTRACTOR_MAX_SESSION_S),
         "consent-table": lambda: ConsentRegistry(session, layout.consent_table,
                                                  kms_key_arn=layout.kms_key_arn),
-        "monitoring": lambda: apply_monitoring(
-            session, list(layout.data_buckets), layout.bucket("audit"),
-            kms_key_arn=layout.kms_key_arn, config=layout.monitoring_config()),
+        "monitoring": monitoring,
     }
     needs = {"contractor-role": layout.contractor_role, "consent-table": layout.consent_table,
              "monitoring": layout.bucket("audit")}
@@ -448,3 +509,24 @@ def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
         if step in steps and step in run and needs.get(step) not in blocked:
             run[step]()
     return layout
+
+
+def _lock(session: boto3.Session, bucket: str, retention: _Retention | None) -> None:
+    """Object Lock on ``bucket`` (PutObjectLockConfiguration); for the audit bucket also the
+    default retention. An existing configuration is rewritten only where it falls short, so a
+    default rule someone set (or a stronger one) is never dropped."""
+    current = default_retention(session, bucket)
+    if retention is not None:
+        if not retention.satisfied_by(current):
+            apply_default_retention(session, bucket, days=retention.days, mode=retention.mode)
+        return
+    try:
+        enabled = session.client("s3").get_object_lock_configuration(Bucket=bucket)[
+            "ObjectLockConfiguration"].get("ObjectLockEnabled") == "Enabled"
+    except ClientError as exc:
+        if _code(exc) != "ObjectLockConfigurationNotFoundError":
+            raise
+        enabled = False
+    if not enabled:
+        session.client("s3").put_object_lock_configuration(
+            Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})

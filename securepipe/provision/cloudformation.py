@@ -22,7 +22,11 @@ from securepipe.access.credentials import contractor_role_policy, contractor_tru
 from securepipe.access.presigned import presign_age_cap_statement
 from securepipe.audit.monitoring import data_event_selectors, trail_bucket_policy_statements
 from securepipe.encryption.hardening import hardened_bucket_policy
-from securepipe.provision.account import CONTRACTOR_MAX_SESSION_S
+from securepipe.provision.account import (
+    AUDIT_RETENTION_DAYS,
+    AUDIT_RETENTION_MODE,
+    CONTRACTOR_MAX_SESSION_S,
+)
 from securepipe.provision.layout import BUCKET_ROLES, LOCKED_ROLES, AccountLayout
 from securepipe.retention.lifecycle import lifecycle_rules
 
@@ -136,6 +140,12 @@ def render_cloudformation(layout: AccountLayout) -> dict[str, Any]:
         }
         if role in LOCKED_ROLES:
             props["ObjectLockEnabled"] = True
+        if role == "audit":
+            # As provision(): every put into the audit bucket is locked by default
+            # (AWS::S3::Bucket ObjectLockConfiguration, DefaultRetention).
+            props["ObjectLockConfiguration"] = {"ObjectLockEnabled": "Enabled", "Rule": {
+                "DefaultRetention": {"Mode": AUDIT_RETENTION_MODE,
+                                     "Days": AUDIT_RETENTION_DAYS}}}
         if role != "audit":
             props["LifecycleConfiguration"] = {"Rules": _lifecycle(role)}
             props["MetricsConfigurations"] = [{"Id": monitoring.filter_id}]

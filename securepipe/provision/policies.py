@@ -8,9 +8,13 @@ smallest policy that lets each role run its kit functions and nothing else:
 * ``ingest``: :func:`~securepipe.features.ingest.ingest_batch`: read, quarantine and delete every
   version of raw uploads; write and read back features; write the archive copy;
 * ``trainer``: read encrypted features and decrypt them; nothing raw, nothing archived;
-* ``auditor``: ``securepipe check``: read-only configuration reads and the audit trails;
+* ``auditor``: ``securepipe check``: read-only configuration reads and the audit trails and
+  digest indexes, verified with the signing key's public key (``kms:GetPublicKey``, no Sign);
 * ``eraser``: erasure (:mod:`securepipe.retention.erasure`): the consent table, deleting every
-  version of one speaker's objects, signing and shipping receipts.
+  version of one speaker's objects, signing receipts and trails (``kms:Sign`` on the signing
+  key only) and shipping them (:class:`~securepipe.audit.ledger.TrailLedger`).
+
+``ingest`` also reads and indexes the consent registry: consent gates every sample.
 
 Each is tested in the sandbox by running its functions through an STS role session whose
 only permissions are that policy (the sandbox evaluates identity policies for role sessions,
@@ -23,6 +27,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from securepipe.errors import InvalidParameterError
+from securepipe.ids import validate_kms_key_arn
 from securepipe.provision.layout import AccountLayout
 
 __all__ = ["KIT_ROLES", "KitRole", "kit_role_policy"]
@@ -41,13 +46,14 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
     (:meth:`~securepipe.provision.AccountLayout.discover`)."""
     if role not in KIT_ROLES:
         raise InvalidParameterError(f"role must be one of {', '.join(KIT_ROLES)}, got {role!r}")
-    if not isinstance(layout, AccountLayout) or not (layout.data_key_arn
-                                                     and layout.archive_key_arn):
-        raise InvalidParameterError("an AccountLayout with its key ARNs is needed "
-                                    "(AccountLayout.discover(session))")
+    if not isinstance(layout, AccountLayout) or not (
+            layout.data_key_arn and layout.archive_key_arn and layout.signing_key_arn):
+        raise InvalidParameterError("an AccountLayout with its key ARNs (data, archive and "
+                                    "signing) is needed (AccountLayout.discover(session))")
     raw, features = layout.bucket("raw"), layout.bucket("features")
     archive, audit = layout.bucket("archive"), layout.bucket("audit")
     data_key, archive_key = layout.data_key_arn, layout.archive_key_arn
+    signing_key = validate_kms_key_arn(layout.signing_key_arn)
     table = f"arn:aws:dynamodb:{layout.region}:{layout.account_id}:table/{layout.consent_table}"
     statements: list[dict[str, Any]]
     if role == "uploader":
@@ -75,6 +81,10 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
              "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [data_key]},
             {"Sid": "ArchiveKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],
              "Resource": [archive_key]},
+            # Consent gates every sample: ConsentRegistry.admit reads the speaker's record
+            # (GetItem) and indexes the sample under it (UpdateItem).
+            {"Sid": "ConsentGate", "Effect": "Allow",
+             "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Resource": [table]},
         ]
     elif role == "trainer":
         statements = [
@@ -109,9 +119,14 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             {"Sid": "ReadKeys", "Effect": "Allow",
              "Action": ["kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:GetKeyPolicy"],
              "Resource": [data_key, archive_key]},
+            # The history check reads every version of every trail and digest index
+            # (ListObjectVersions is on the bucket, above) and verifies them offline with the
+            # signing key's public key: GetPublicKey, never Sign.
             {"Sid": "ReadAuditTrails", "Effect": "Allow",
-             "Action": ["s3:GetObject", "s3:GetObjectRetention"],
-             "Resource": [_arn(audit, "/trails/*")]},
+             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention"],
+             "Resource": [_arn(audit, "/trails/*"), _arn(audit, "/digests/*")]},
+            {"Sid": "VerifyTrailSignatures", "Effect": "Allow",
+             "Action": ["kms:GetPublicKey", "kms:DescribeKey"], "Resource": [signing_key]},
             # The client-side-encryption check reads object headers (HeadObject is authorised
             # as s3:GetObject); what it can fetch is ciphertext, and the auditor holds no
             # Decrypt on the data key outside the audit trail's encryption context.
@@ -135,11 +150,18 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
              "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject",
                         "s3:DeleteObjectVersion", "s3:GetObjectLegalHold",
                         "s3:GetObjectRetention"], "Resource": objects},
+            # kms:Sign on the signing key only (never a wildcard of keys); GetPublicKey to
+            # resume the trail history (TrailLedger.resume verifies the last digest index).
             {"Sid": "SignReceipts", "Effect": "Allow", "Action": ["kms:Sign", "kms:GetPublicKey"],
-             "Resource": [layout.signing_key_arn or
-                          f"arn:aws:kms:{layout.region}:{layout.account_id}:key/*"]},
+             "Resource": [signing_key]},
             {"Sid": "ShipReceipts", "Effect": "Allow", "Action": ["s3:PutObject"],
-             "Resource": [_arn(audit, "/receipts/*"), _arn(audit, "/trails/*")]},
+             "Resource": [_arn(audit, "/receipts/*"), _arn(audit, "/trails/*"),
+                          _arn(audit, "/digests/*")]},
+            {"Sid": "ResumeTrailHistory", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+             "Resource": [_arn(audit, "/digests/*")]},
+            {"Sid": "ListTrailHistory", "Effect": "Allow", "Action": ["s3:ListBucketVersions"],
+             "Resource": [_arn(audit)]},
             {"Sid": "TrailKeys", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],
              "Resource": [data_key]},
         ]

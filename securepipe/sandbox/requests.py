@@ -427,6 +427,18 @@ def describe_json_or_query_request(
                 context["kms:EncryptionContextKeys"] = sorted(enc)
             else:
                 ambiguous = ambiguous or "an encryption context that is not an object"
+        elif service == "dynamodb" and "TableName" in payload:
+            # Table operations are authorised on the table's ARN (a name, or since 2024 an
+            # ARN, in TableName); others (ListTables, batch calls) stay "*":
+            # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html
+            table = payload["TableName"]
+            if not isinstance(table, str) or not re.fullmatch(
+                    r"[A-Za-z0-9_.-]{3,255}|arn:aws[\w-]*:dynamodb:[\w-]+:\d{12}:table/"
+                    r"[A-Za-z0-9_.-]{3,255}", table):
+                ambiguous = ambiguous or "a TableName that is neither a table name nor its ARN"
+            else:
+                resource = (table if table.startswith("arn:")
+                            else f"arn:aws:dynamodb:{region}:{account}:table/{table}")
     else:
         form = parse_qsl(text, keep_blank_values=True)
         names = [k for k, _ in (*form, *url_query)]

@@ -10,9 +10,24 @@ from pathlib import Path
 import pytest
 
 from securepipe.cli import main
+from securepipe.provision import AccountLayout
 from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
+
+
+def _guard_the_runner(sb: Sandbox) -> None:
+    """The scorecard reviews the identity running it: the sandbox admin's '*' grant, which
+    provisioning leaves alone, then needs MFA for the data and the signing key (the sandbox
+    accepts any two codes), as in the hardened scenario."""
+    from securepipe.access.guards import apply_admin_guard
+    from securepipe.sandbox.account import ADMIN_USER
+
+    layout = AccountLayout.discover(sb.session)
+    keys = [k for k in (layout.data_key_arn, layout.archive_key_arn, layout.signing_key_arn)
+            if k]
+    apply_admin_guard(sb.session, ADMIN_USER, key_arns=keys,
+                      buckets=list(layout.buckets.values()), mfa_codes=("123456", "654321"))
 
 
 def test_provision_then_check_through_a_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -28,6 +43,7 @@ def test_provision_then_check_through_a_profile(tmp_path: Path, monkeypatch: pyt
         assert "done:" in capsys.readouterr().out
         assert main(["provision", *profile]) == 0
         assert capsys.readouterr().out.startswith("nothing to change")
+        _guard_the_runner(sb)
         card = tmp_path / "card.json"
         assert main(["check", *profile, "--quiet", "--json", str(card), "--fail-on", "low",
                      "--errors-fail-on", "low"]) == 1  # the one never-used role (below)

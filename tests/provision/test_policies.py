@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from securepipe import clock
 from securepipe.access.credentials import session_with_credentials
 from securepipe.data.dataset import load_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
@@ -19,6 +20,7 @@ from securepipe.errors import InvalidParameterError
 from securepipe.features.ingest import IngestConfig, ingest_batch, items_from_manifest
 from securepipe.policy import Policy
 from securepipe.provision import KIT_ROLES, AccountLayout, kit_role_policy, provision
+from securepipe.retention.consent import ConsentRegistry
 from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
@@ -76,6 +78,10 @@ def test_uploader_ingest_and_trainer_run_with_exactly_their_policy(sandbox: Sand
                                               f"{uploads[0].sample_id}"))
     assert _refused(lambda: s3.list_objects_v2(Bucket=layout.bucket("features")))
 
+    # Consent gates every sample (a deliberate change since this test was written): the
+    # speakers' consent is recorded by an administrator, then read by the ingest role.
+    ConsentRegistry(sandbox.session, layout.consent_table, create=False).load_manifest_consents(
+        manifest, rebase_to=clock.now().date())
     worker = _as_role(sandbox, "ingest", kit_role_policy("ingest", layout))
     config = IngestConfig(raw_bucket=layout.bucket("raw"),
                           features_bucket=layout.bucket("features"),
