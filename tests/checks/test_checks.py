@@ -266,7 +266,6 @@ def _hardened_shadow_copy(h: Hardened) -> None:
     logged and guarded exactly like a kit bucket: only the inventory check can see it."""
     from securepipe.access.guards import apply_admin_guard
     from securepipe.access.presigned import apply_presign_age_cap
-    from securepipe.audit.alarms import apply_guard_alarms
     from securepipe.audit.monitoring import apply_monitoring
     from securepipe.encryption.hardening import apply_bucket_hardening, sse_kms_put_args
     from securepipe.retention.lifecycle import apply_lifecycle, lifecycle_rules
@@ -282,10 +281,8 @@ def _hardened_shadow_copy(h: Hardened) -> None:
     body = s3.get_object(Bucket=h.bucket("features"), Key=src)["Body"].read()
     s3.put_object(Bucket=shadow, Key=src, Body=body, **sse_kms_put_args(res.kms_key_arn))
     data = [h.bucket("raw"), h.bucket("features"), h.bucket("archive"), shadow]
-    setup = apply_monitoring(h.session, data, h.bucket("audit"), kms_key_arn=res.kms_key_arn)
-    # moto's CreateTrail on an existing name replaces the trail (AWS answers
-    # TrailAlreadyExistsException), dropping its log-group delivery: re-apply it.
-    apply_guard_alarms(h.session, trail_name=setup.trail_arn, topic_arn=setup.topic_arn)
+    # Re-applied over the existing trail: its log-group delivery (the guard alarms) is kept.
+    apply_monitoring(h.session, data, h.bucket("audit"), kms_key_arn=res.kms_key_arn)
     # The same keys as the hardened scenario's guard, the signing key included (re-applying the
     # guard replaces the policy: leaving a key out would drop its kms:Sign deny).
     apply_admin_guard(h.session, ADMIN_USER,
