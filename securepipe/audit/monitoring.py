@@ -184,8 +184,23 @@ def apply_monitoring(
         "EnableLogFileValidation": True}
     if kms_key_arn:
         trail_kwargs["KmsKeyId"] = kms_key_arn
+    # An existing trail is updated, never re-created: UpdateTrail leaves the settings it is not
+    # given (the log-group delivery apply_guard_alarms adds) as they are. AWS answers CreateTrail
+    # on an existing name with TrailAlreadyExistsException; moto instead replaces the trail,
+    # dropping that delivery, so ask first (GetTrail) rather than rely on the error.
+    # https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_UpdateTrail.html
     try:
-        trail_arn = ct.create_trail(**trail_kwargs)["TrailARN"]
+        ct.get_trail(Name=cfg.trail_name)
+        exists = True
+    except ClientError as exc:
+        if _code(exc) != "TrailNotFoundException":
+            raise
+        exists = False
+    try:
+        if exists:
+            trail_arn = ct.update_trail(**trail_kwargs)["TrailARN"]
+        else:
+            trail_arn = ct.create_trail(**trail_kwargs)["TrailARN"]
     except ClientError as exc:
         if _code(exc) != "TrailAlreadyExistsException":
             raise

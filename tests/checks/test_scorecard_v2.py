@@ -83,8 +83,16 @@ def _esdk_feature(h: Hardened) -> tuple[str, bytes]:
 def test_plaintext_wav_under_a_delete_marker_fails(hardened: Hardened) -> None:
     s3 = hardened.session.client("s3")
     features = hardened.bucket("features")
-    key = "features/c02/spk02_u3/leftover.wav"
-    s3.put_object(Bucket=features, Key=key, Body=_wav(hardened),
+    # Attributed like every object the kit writes for a speaker (issue 14: speaker metadata at
+    # write time), so the retention sweep can place it and only the encryption check fails.
+    from securepipe.encryption.upload import META_SAMPLE, META_SPEAKER
+
+    feature = next(o["Key"] for o in s3.list_objects_v2(Bucket=features, Prefix="features/c02/")[
+        "Contents"])
+    meta = s3.head_object(Bucket=features, Key=feature)["Metadata"]
+    attributed = {m: meta[m] for m in (META_SPEAKER, META_SAMPLE)}
+    key = f"{feature.rsplit('/', 1)[0]}/leftover.wav"
+    s3.put_object(Bucket=features, Key=key, Body=_wav(hardened), Metadata=attributed,
                   **sse_kms_put_args(hardened.sb.resources.kms_key_arn))
     s3.delete_object(Bucket=features, Key=key)  # versioned: only a delete marker on top
     assert not any(o["Key"] == key for o in s3.list_objects_v2(Bucket=features).get(
