@@ -167,7 +167,10 @@ def _ship_provisioning_trail(session: boto3.Session, layout: AccountLayout,
     ``s3:BypassGovernanceRetention`` can still tear a test account down)."""
     caller = str(session.client("sts").get_caller_identity()["Arn"])
     name = f"provision-{clock.now():%Y%m%dT%H%M%S%fZ}"
-    trail = AuditTrail(session, layout.kms_key_arn, name)
+    if layout.signing_key_arn is None:   # provisioned by the kms-keys step, so not expected
+        raise InvalidParameterError("the signing key is not known: cannot sign the trail")
+    # checkpoints are signed (KMS Sign), so the trail needs the asymmetric SIGN_VERIFY key
+    trail = AuditTrail(session, layout.signing_key_arn, name)
     for c in changes:
         trail.append(AuditRecord(principal=caller, action=f"securepipe:provision/{c.step}",
                                  key=c.resource, purpose=c.action))
