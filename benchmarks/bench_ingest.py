@@ -14,8 +14,11 @@ as it would behave across a network rather than against moto's CPU alone. Clips 
 * **kit worker**: :func:`securepipe.features.worker.ingest_worker` with ``CONCURRENCY`` samples
   in flight, fed by the raw bucket's S3 -> SQS notifications;
 * **floor**: the same worker loop, the same concurrency and the same AWS calls per clip as the
-  kit (listed, read, KMS Decrypt and GenerateDataKey, store, read back, delete, delete the
-  message), doing only the extraction.
+  kit (listed, the consent gate's head and DynamoDB read and index update, read, KMS Decrypt and
+  GenerateDataKey, store, read back, delete, delete the message), doing only the extraction.
+
+Every clip is uploaded as the kit uploads: naming a speaker whose consent the registry (loaded
+from the manifest, rebased to today) admits, since consent gates every ingest.
 
 Then the ratios against issue 18's targets: kit worker / naive >= 5; kit worker / floor >= 0.7;
 kit compute / extraction alone >= 0.6; and the AWS calls per clip by operation.
@@ -36,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from securepipe import clock
+from securepipe.data.dataset import load_manifest
 from securepipe.data.voices import make_speakers, synthesize
 from securepipe.encryption.envelope import (
     COMMITMENT_POLICY,
@@ -45,13 +50,14 @@ from securepipe.encryption.envelope import (
     SampleContext,
 )
 from securepipe.encryption.hardening import apply_bucket_hardening, sse_kms_put_args
-from securepipe.encryption.upload import sample_key, upload_sample
+from securepipe.encryption.upload import META_SPEAKER, sample_key, upload_sample
 from securepipe.features.audio import validate_wav, wav_bytes
 from securepipe.features.extract import MEL_SPEC, extract, to_bytes
 from securepipe.features.ingest import IngestConfig, IngestItem, SampleOutcome
 from securepipe.features.worker import WorkerSettings, ingest_worker, setup_notifications
 from securepipe.lessons.antipatterns import fernet_decrypt_sample, generate_shared_key
 from securepipe.report import format_table
+from securepipe.retention.consent import ConsentRegistry
 from securepipe.sandbox import latency
 from securepipe.sandbox.account import Sandbox
 
@@ -138,7 +144,7 @@ def _kit_compute(clips: list[bytes]) -> Rate:
 
 # -- against the sandbox, latency model on ---------------------------------------------------
 
-def _setup(sb: Sandbox) -> tuple[IngestConfig, WorkerSettings]:
+def _setup(sb: Sandbox) -> tuple[IngestConfig, WorkerSettings, ConsentRegistry]:
     res = sb.resources
     for role, key in (("raw", res.kms_key_arn), ("features", res.kms_key_arn),
                       ("archive", res.archive_key_arn)):
@@ -146,6 +152,8 @@ def _setup(sb: Sandbox) -> tuple[IngestConfig, WorkerSettings]:
     config = IngestConfig(raw_bucket=res.bucket("raw"), features_bucket=res.bucket("features"),
                           archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
                           archive_key_arn=res.archive_key_arn)
+    registry = ConsentRegistry(sb.session)   # the manifest's ten speakers, consenting today
+    registry.load_manifest_consents(load_manifest(), rebase_to=clock.now().date())
     queues = setup_notifications(sb.session, config.raw_bucket)
     sqs = sb.client("sqs")   # S3's test event is not a clip
     for message in sqs.receive_message(QueueUrl=queues.queue_url,
@@ -153,26 +161,27 @@ def _setup(sb: Sandbox) -> tuple[IngestConfig, WorkerSettings]:
         sqs.delete_message(QueueUrl=queues.queue_url, ReceiptHandle=message["ReceiptHandle"])
     settings = WorkerSettings(queue_url=queues.queue_url, dead_letter_url=queues.dead_letter_url,
                               concurrency=CONCURRENCY, wait_s=1, max_messages=N_CLIPS)
-    return config, settings
+    return config, settings, registry
 
 
-def _upload_all(sb: Sandbox, config: IngestConfig, clips: list[bytes], tag: str,
-                tmp: Path) -> list[IngestItem]:
+def _upload_all(sb: Sandbox, config: IngestConfig, registry: ConsentRegistry,
+                clips: list[bytes], tag: str, tmp: Path) -> list[IngestItem]:
     items = [IngestItem("c01", f"{tag}{i:04d}") for i in range(len(clips))]
     envelope = Envelope(sb.session, EnvelopeConfig(key_arns=config.key_arn))
-    for item, data in zip(items, clips, strict=True):
+    for i, (item, data) in enumerate(zip(items, clips, strict=True)):
         path = tmp / "clip.wav"
         path.write_bytes(data)
         upload_sample(sb.session, envelope, path, bucket=config.raw_bucket, key_arn=config.key_arn,
                       context=SampleContext(item.contractor, item.sample_id,
-                                            config.upload_purpose))
+                                            config.upload_purpose),
+                      speaker=f"spk{i % 10 + 1:02d}", consent=registry)
     return items
 
 
 def _kit_worker(sb: Sandbox, config: IngestConfig, settings: WorkerSettings,
-                model: latency.LatencyModel, clips: list[bytes],
+                registry: ConsentRegistry, model: latency.LatencyModel, clips: list[bytes],
                 tmp: Path) -> tuple[Rate, Counter[tuple[str, str]]]:
-    _upload_all(sb, config, clips, "kit", tmp)
+    _upload_all(sb, config, registry, clips, "kit", tmp)
     model.reset_counts()
     start = time.perf_counter()
     report = ingest_worker(config, settings, lambda: sb.session)
@@ -184,9 +193,10 @@ def _kit_worker(sb: Sandbox, config: IngestConfig, settings: WorkerSettings,
 
 
 def _floor(sb: Sandbox, config: IngestConfig, settings: WorkerSettings,
-           model: latency.LatencyModel, clips: list[bytes], tmp: Path) -> Rate:
+           registry: ConsentRegistry, model: latency.LatencyModel, clips: list[bytes],
+           tmp: Path) -> Rate:
     """The worker loop with a per-sample step that makes the kit's AWS calls and only extracts."""
-    items = _upload_all(sb, config, clips, "floor", tmp)
+    items = _upload_all(sb, config, registry, clips, "floor", tmp)
     decoded = {i.sample_id: validate_wav(d).samples for i, d in zip(items, clips, strict=True)}
     s3, kms = sb.client("s3"), sb.client("kms")
     put_args = sse_kms_put_args(config.key_arn)
@@ -194,6 +204,8 @@ def _floor(sb: Sandbox, config: IngestConfig, settings: WorkerSettings,
     def floor(item: IngestItem) -> SampleOutcome:
         key = sample_key(item.contractor, item.sample_id)
         versions = s3.list_object_versions(Bucket=config.raw_bucket, Prefix=key)["Versions"]
+        head = s3.head_object(Bucket=config.raw_bucket, Key=key)   # the consent gate's calls
+        registry.admit(head["Metadata"][META_SPEAKER], item.sample_id, at=clock.now())
         s3.get_object(Bucket=config.raw_bucket, Key=key)["Body"].read()
         data_key = kms.generate_data_key(KeyId=config.key_arn, KeySpec="AES_256")
         kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"])
@@ -261,10 +273,10 @@ def main() -> None:
     compute = _kit_compute(clips)
     with tempfile.TemporaryDirectory() as tmp_name, Sandbox() as sb:
         tmp = Path(tmp_name)
-        config, settings = _setup(sb)
+        config, settings, registry = _setup(sb)
         with latency.enabled(latency.LatencyModel(seed=SEED)) as model:
-            kit, calls = _kit_worker(sb, config, settings, model, clips, tmp)
-            floor = _floor(sb, config, settings, model, clips, tmp)
+            kit, calls = _kit_worker(sb, config, settings, registry, model, clips, tmp)
+            floor = _floor(sb, config, settings, registry, model, clips, tmp)
             naive = _naive(sb, model, clips, tmp)
     print(format_table([alone.row(), compute.row()]))
     print("\nin-process sandbox, latency model on (S3 ~100-200 ms, KMS ~15 ms, SQS ~20 ms):")

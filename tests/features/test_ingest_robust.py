@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from securepipe import clock
 from securepipe.data.dataset import load_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.hardening import apply_bucket_hardening
@@ -18,6 +19,7 @@ from securepipe.encryption.upload import upload_sample
 from securepipe.features import ingest as ingest_module
 from securepipe.features.audio import malformed_examples, validate_wav, wav_bytes
 from securepipe.features.ingest import IngestConfig, IngestItem, ingest_batch, raw_left
+from securepipe.retention.consent import ConsentRegistry
 from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
@@ -31,6 +33,9 @@ def sb_config() -> Iterator[tuple[Sandbox, IngestConfig]]:
         for role, key in (("raw", res.kms_key_arn), ("features", res.kms_key_arn),
                           ("archive", res.archive_key_arn)):
             apply_bucket_hardening(sb.session, res.bucket(role), key)
+        # consent gates every ingest (issue 14): the manifest's speakers, consenting today
+        ConsentRegistry(sb.session).load_manifest_consents(MANIFEST,
+                                                           rebase_to=clock.now().date())
         yield sb, IngestConfig(raw_bucket=res.bucket("raw"),
                                features_bucket=res.bucket("features"),
                                archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
@@ -38,12 +43,14 @@ def sb_config() -> Iterator[tuple[Sandbox, IngestConfig]]:
 
 
 def _upload(sb: Sandbox, config: IngestConfig, item: IngestItem, data: bytes,
-            tmp: Path) -> None:
+            tmp: Path, speaker: str = "spk01") -> None:
+    """Upload as the kit does: naming a consenting speaker, past the consent gate."""
     path = tmp / f"{item.sample_id}.wav"
     path.write_bytes(data)
     upload_sample(sb.session, Envelope(sb.session, EnvelopeConfig(key_arns=config.key_arn)),
                   path, bucket=config.raw_bucket, key_arn=config.key_arn,
-                  context=SampleContext(item.contractor, item.sample_id, config.upload_purpose))
+                  context=SampleContext(item.contractor, item.sample_id, config.upload_purpose),
+                  speaker=speaker, consent=ConsentRegistry(sb.session, create=False))
 
 
 def test_hostile_uploads_are_quarantined_and_a_rerun_says_so_again(
