@@ -253,11 +253,8 @@ class _Survey:
         kms = self.session.client("kms")
         for kind, attr, spec, usage in _KEYS:
             alias = getattr(self.layout, attr)
-            try:
-                meta = kms.describe_key(KeyId=alias)["KeyMetadata"]
-            except ClientError as exc:
-                if _code(exc) != "NotFoundException":
-                    raise
+            meta = _describe_alias(kms, alias)
+            if meta is None:
                 self.change("kms-keys", alias, f"create the {kind} key ({spec}, {usage}) and "
                             "its alias" + ("" if kind == "signing" else ", rotation on"))
                 continue
@@ -441,11 +438,10 @@ def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
             alias = getattr(layout, attr)
             if alias in blocked:
                 continue
-            try:
-                key_id = kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
-            except ClientError as exc:
-                if _code(exc) != "NotFoundException":
-                    raise
+            found = _describe_alias(kms, alias)
+            if found is not None:
+                key_id = found["KeyId"]
+            else:
                 key_id = kms.create_key(
                     Description=f"securepipe: {_PURPOSE[kind]}", KeySpec=spec, KeyUsage=usage,
                     Tags=[{"TagKey": "securepipe", "TagValue": kind}])["KeyMetadata"]["KeyId"]
@@ -530,3 +526,16 @@ def _lock(session: boto3.Session, bucket: str, retention: _Retention | None) -> 
     if not enabled:
         session.client("s3").put_object_lock_configuration(
             Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled"})
+
+
+def _describe_alias(kms: Any, alias: str) -> dict[str, Any] | None:
+    """The key an alias names (DescribeKey), or None when the alias does not exist.
+
+    Existence is read from ListAliases first, so a missing alias is never asked about: AWS
+    answers NotFound, the sandbox's fail-closed emulation refuses a key it cannot resolve.
+    """
+    for page in kms.get_paginator("list_aliases").paginate():
+        if any(a.get("AliasName") == alias for a in page.get("Aliases", [])):
+            return dict(kms.describe_key(KeyId=alias)["KeyMetadata"])
+    return None
+
