@@ -301,14 +301,46 @@ def ingest_sample(
     the sample was being processed is never deleted unprocessed; the next run picks it up.
     Each feature object records the raw version it came from, so a re-run after a crash keeps
     features that match the raw upload and replaces features of an older upload.
+
+    Two runs of one sample at once (a queue delivering an event twice, a batch beside a worker)
+    are harmless: when a step fails because the raw versions changed since they were listed
+    (the other run finished and deleted them), the sample starts over from a fresh listing, up
+    to :data:`RESTARTS` times, and ends as the other run left it.
     """
     clients = _clients or _Clients(session, archive_session, config)
+    raw_key = sample_key(item.contractor, item.sample_id)
+    for attempt in range(RESTARTS + 1):
+        seen: list[Sequence[RawVersion]] = []
+        try:
+            return _ingest_attempt(clients, config, item, after_step, listed, seen)
+        except IngestError as failure:
+            if attempt == RESTARTS or not seen:
+                raise
+            try:
+                fresh = _versions(clients.s3, config.raw_bucket, raw_key)
+            except ClientError:
+                raise failure from None
+            if set(fresh) == set(seen[0]):
+                raise   # nothing moved under this run: the failure is its own
+            listed = fresh
+    raise AssertionError("unreachable")
+
+
+RESTARTS = 2
+
+
+def _ingest_attempt(clients: _Clients, config: IngestConfig, item: IngestItem,
+                    after_step: Callable[[str, IngestItem], None] | None,
+                    listed: Sequence[RawVersion] | None,
+                    seen: list[Sequence[RawVersion]]) -> SampleOutcome:
+    """One pass of :func:`ingest_sample` over one listing of the raw key (put in ``seen``)."""
     done = after_step or (lambda step, it: None)
     raw_key = sample_key(item.contractor, item.sample_id)
     feat_key = config.features_key(item)
     try:
         versions = (list(listed) if listed is not None
                     else _versions(clients.s3, config.raw_bucket, raw_key))
+        seen.append(versions)
         if not versions:
             if _features_verified(clients, config, item, feat_key):
                 return SampleOutcome(item, "processed", features_key=feat_key, resumed=True,

@@ -25,6 +25,7 @@ from securepipe.features.ingest import (
     STEPS,
     IngestConfig,
     IngestItem,
+    RawVersion,
     ingest_batch,
     ingest_sample,
     items_from_manifest,
@@ -194,6 +195,33 @@ def test_crash_after_any_step_then_rerun_converges(world: World, step: str) -> N
     archived = s3.list_object_versions(Bucket=world.config.archive_bucket,
                                        Prefix=world.config.archive_key(item))
     assert len(archived.get("Versions", [])) == 1
+
+
+@pytest.mark.parametrize("step", ["listed", *STEPS])
+def test_a_second_run_finishing_first_at_any_step_is_harmless(world: World, step: str) -> None:
+    """A queue delivers an event twice, or a batch runs beside the worker: the other run
+    finishes the sample while this one is at ``step``; this one ends processed, not failed."""
+    item = IngestItem("c01", "spk05_u2", legal_hold=True)
+    world.upload(item, MANIFEST.path_of("spk05_u2"))
+    s3 = world.sb.session.client("s3")
+    listing = s3.list_object_versions(Bucket=world.config.raw_bucket, Prefix="raw/c01/spk05_u2")
+    stale = [RawVersion(v["VersionId"], v["IsLatest"]) for v in listing["Versions"]]
+    other: list[str] = []
+
+    def the_other_run_finishes(done: str, _: IngestItem) -> None:
+        if done == step and not other:
+            other.append(ingest_sample(world.sb.session, world.config, item).status)
+
+    if step == "listed":   # this run's listing is from before the other run deleted the take
+        the_other_run_finishes("listed", item)
+    outcome = ingest_sample(world.sb.session, world.config, item, listed=stale,
+                            after_step=the_other_run_finishes)
+    assert other == ["processed"]
+    assert outcome.status == "processed" and outcome.archived
+    assert world.feature_versions(item) == 1
+    assert raw_left(world.sb.session, world.config.raw_bucket) == 0
+    np.testing.assert_array_equal(_stored_features(world, item),
+                                  _expected_features(world, "spk05_u2"))
 
 
 def test_every_raw_version_and_delete_marker_is_removed(world: World) -> None:
