@@ -45,6 +45,7 @@ from securepipe.data.voices import make_speakers, synthesize
 from securepipe.encryption.envelope import (
     COMMITMENT_POLICY,
     DEFAULT_ALGORITHM,
+    DEFAULT_FRAME_LENGTH,
     Envelope,
     EnvelopeConfig,
     SampleContext,
@@ -122,8 +123,10 @@ def _kit_compute(clips: list[bytes]) -> Rate:
     sdk = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=COMMITMENT_POLICY)
     upload_ctx = SampleContext("c01", "x", "speech-model-training").as_encryption_context()
     feature_ctx = SampleContext("c01", "x", "speech-features").as_encryption_context()
+    # the kit's frame length (the SDK's default is 4 KiB: 24 frames a clip instead of 2)
+    framing = {"algorithm": DEFAULT_ALGORITHM, "frame_length": DEFAULT_FRAME_LENGTH}
     sealed = [sdk.encrypt(source=d, key_provider=key, encryption_context=upload_ctx,
-                          algorithm=DEFAULT_ALGORITHM)[0] for d in clips]
+                          **framing)[0] for d in clips]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sample.wav"
         start = time.perf_counter()
@@ -134,7 +137,7 @@ def _kit_compute(clips: list[bytes]) -> Rate:
             audio = validate_wav(path.read_bytes())
             blob = to_bytes(extract(audio.samples, audio.sample_rate, MEL_SPEC), MEL_SPEC)
             out, _ = sdk.encrypt(source=blob, key_provider=key, encryption_context=feature_ctx,
-                                 algorithm=DEFAULT_ALGORITHM)
+                                 **framing)
             assert hmac.compare_digest(bytes(out), out)   # the kit compares the read-back
             path.unlink()
         seconds = time.perf_counter() - start
@@ -186,7 +189,8 @@ def _kit_worker(sb: Sandbox, config: IngestConfig, settings: WorkerSettings,
     start = time.perf_counter()
     report = ingest_worker(config, settings, lambda: sb.session)
     seconds = time.perf_counter() - start
-    assert report.count("processed") == len(clips), report.summary()
+    assert report.count("processed") == len(clips), (report.summary(), [
+        o.reason for o in report.outcomes if o.status == "failed"])
     calls = Counter(model.calls)
     return Rate(f"kit worker, {CONCURRENCY} in flight", len(clips), seconds,
                 model.total_calls()), calls
@@ -222,7 +226,8 @@ def _floor(sb: Sandbox, config: IngestConfig, settings: WorkerSettings,
     start = time.perf_counter()
     report = ingest_worker(config, settings, lambda: sb.session, process=floor)
     seconds = time.perf_counter() - start
-    assert report.count("processed") == len(clips), report.summary()
+    assert report.count("processed") == len(clips), (report.summary(), [
+        o.reason for o in report.outcomes if o.status == "failed"])
     return Rate(f"floor: same calls, {CONCURRENCY} in flight, extraction only", len(clips),
                 seconds, model.total_calls())
 
