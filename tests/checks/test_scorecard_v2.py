@@ -463,12 +463,13 @@ def test_the_schema_refuses_what_is_not_a_detection_finding() -> None:
 # -- (5) real-account attribution -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("manifest", [False, True], ids=["write-time-metadata", "manifest"])
 def test_check_profile_on_the_hardened_sandbox_server_is_green(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The real-account path (``--profile``, discovery, no scenario config) against a hardened
-    sandbox in server mode with TLS: the manifest attributes the raw uploads, as it would on a
-    real account."""
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        manifest: bool) -> None:
+    """The real-account path (``--profile``, discovery, no scenario config, nothing injected)
+    against a hardened sandbox in server mode with TLS. The raw uploads are attributed by the
+    speaker metadata written at upload; with ``--manifest`` by the manifest as well."""
     import os
 
     from securepipe.cli import main
@@ -482,8 +483,8 @@ def test_check_profile_on_the_hardened_sandbox_server_is_green(
         # precedence): as for any profile whose endpoint has its own CA, unset it.
         monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
         report = tmp_path / "card.json"
-        code = main(["check", "--profile", Sandbox.PROFILE, "--manifest",
-                     str(default_data_dir() / "manifest.json"), "--json", str(report),
+        extra = ["--manifest", str(default_data_dir() / "manifest.json")] if manifest else []
+        code = main(["check", "--profile", Sandbox.PROFILE, *extra, "--json", str(report),
                      "--ocsf", str(tmp_path / "card.ocsf.json"), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0, out
