@@ -79,7 +79,14 @@ from securepipe.errors import (
     InvalidParameterError,
 )
 from securepipe.features.audio import AudioPolicy, validate_wav
-from securepipe.features.extract import MEL_SPEC, FeatureSpec, extract, from_bytes, to_bytes
+from securepipe.features.extract import (
+    MEL_SPEC,
+    FeatureSpec,
+    extract,
+    from_bytes,
+    one_blas_thread,
+    to_bytes,
+)
 from securepipe.ids import (
     check_session_factory,
     validate_contractor_id,
@@ -762,36 +769,47 @@ def ingest_batch(
     bar = _progress(len(items)) if progress else None
     outcomes: list[SampleOutcome] = []
     try:
-        if executor is None:
-            s3 = _worker_clients(session_factory, archive_session_factory, config).s3
-        else:
-            s3 = session_factory().client("s3")
-        listing = _list_batch(items, config, s3)
-
-        def listed(item: IngestItem) -> tuple[RawVersion, ...] | None:
-            if listing is None:
-                return None
-            return tuple(listing.get(sample_key(item.contractor, item.sample_id), ()))
-
-        if executor is None:
-            for item in items:
-                outcomes.append(_task(session_factory, archive_session_factory, config, item,
-                                      listed(item)))
-                if bar:
-                    bar.update(1)
-        else:
-            futures = [executor.submit(_task, session_factory, archive_session_factory, config,
-                                       item, listed(item)) for item in items]
-            for future in as_completed(futures):
-                outcomes.append(future.result())
-                if bar:
-                    bar.update(1)
+        # one BLAS thread: the samples themselves are the parallelism (a process pool's workers
+        # keep their own setting)
+        with one_blas_thread():
+            _run_batch(items, config, session_factory, archive_session_factory, executor, bar,
+                       outcomes)
     finally:
         if bar:
             bar.close()
     order = {(i.contractor, i.sample_id): n for n, i in enumerate(items)}
     outcomes.sort(key=lambda o: order[(o.item.contractor, o.item.sample_id)])
     return RunReport(tuple(outcomes))
+
+
+def _run_batch(items: list[IngestItem], config: IngestConfig,
+               session_factory: Callable[[], boto3.Session],
+               archive_session_factory: Callable[[], boto3.Session] | None,
+               executor: Executor | None, bar: Any, outcomes: list[SampleOutcome]) -> None:
+    if executor is None:
+        s3 = _worker_clients(session_factory, archive_session_factory, config).s3
+    else:
+        s3 = session_factory().client("s3")
+    listing = _list_batch(items, config, s3)
+
+    def listed(item: IngestItem) -> tuple[RawVersion, ...] | None:
+        if listing is None:
+            return None
+        return tuple(listing.get(sample_key(item.contractor, item.sample_id), ()))
+
+    if executor is None:
+        for item in items:
+            outcomes.append(_task(session_factory, archive_session_factory, config, item,
+                                  listed(item)))
+            if bar:
+                bar.update(1)
+    else:
+        futures = [executor.submit(_task, session_factory, archive_session_factory, config,
+                                   item, listed(item)) for item in items]
+        for future in as_completed(futures):
+            outcomes.append(future.result())
+            if bar:
+                bar.update(1)
 
 
 def _progress(total: int) -> Any:

@@ -56,6 +56,7 @@ from botocore.exceptions import ClientError
 
 from securepipe.encryption.upload import RAW_PREFIX, sample_key
 from securepipe.errors import InvalidParameterError
+from securepipe.features.extract import one_blas_thread
 from securepipe.features.ingest import (
     AUDIT,
     IngestConfig,
@@ -336,7 +337,8 @@ def ingest_worker(
 
     futures: dict[Future[None], dict[str, Any]] = {}
     idle_since = time.monotonic()
-    with _signals(stop, handle_signals), ThreadPoolExecutor(
+    # one BLAS thread: the samples in flight are the parallelism (securepipe.features.extract)
+    with _signals(stop, handle_signals), one_blas_thread(), ThreadPoolExecutor(
             max_workers=settings.concurrency, thread_name_prefix="securepipe-ingest") as pool:
         try:
             while not stop.is_set():

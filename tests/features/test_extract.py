@@ -350,3 +350,21 @@ def test_errors_are_the_kits_own(blob: bytes) -> None:
     with pytest.raises(InvalidParameterError):
         from_bytes("not bytes")  # type: ignore[arg-type]
     assert from_bytes(bytearray(blob))[1] == MFCC13_SPEC
+
+
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+def test_one_blas_thread_holds_for_the_pool_and_restores_after() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from securepipe.features.extract import one_blas_thread
+
+    before = _blas_threads()
+    assert before, "numpy's BLAS is visible to threadpoolctl"
+    with one_blas_thread(), ThreadPoolExecutor(2) as pool:
+        assert set().union(*pool.map(lambda _: _blas_threads(), range(4))) <= {1}
+    assert _blas_threads() == before
