@@ -30,8 +30,10 @@ html: run
 
 test: lint pytest
 
+# Two test processes on two cores: one BLAS thread each (OpenBLAS would start one per core in
+# each, and its threads spin against the other process).
 pytest: setup
-	$(BIN)/python -m pytest -n 2 -q
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 
 # Opt-in: the lesson flows end to end against a real account, in a prefix of their own, torn
 # down afterwards (README: "Testing against a real account" for permissions and cost).
