@@ -122,15 +122,15 @@ def test_the_cut_is_located_where_the_line_was_removed() -> None:
     """Independent of the checker: the trail generator knows which line it removed, and the
     kit's verifier must point at exactly that index (and pass the untouched trail)."""
     from securepipe.audit import verify_trail
-    from securepipe.exercises import _CUT_AT
+    from securepipe.exercises.audit import CUT_AT
 
     start = show("03-where-was-it-cut")
     a = verify_trail(start["trails"]["A"], start["verifier"], name="raw-reads-A")
     b = verify_trail(start["trails"]["B"], start["verifier"], name="raw-reads-B")
-    assert not a.ok and a.index == _CUT_AT and "missing" in a.reason
+    assert not a.ok and a.index == CUT_AT and "missing" in a.reason
     assert b.ok and b.records == 14
-    assert problems("03-where-was-it-cut", {"first_bad_line": {"A": _CUT_AT + 2, "B": None}}) == [
-        f"trail A: line {_CUT_AT + 2} is not the first that breaks; it breaks earlier"]
+    assert problems("03-where-was-it-cut", {"first_bad_line": {"A": CUT_AT + 2, "B": None}}) == [
+        f"trail A: line {CUT_AT + 2} is not the first that breaks; it breaks earlier"]
 
 
 def test_the_trail_gap_names_the_selector_that_logs_a_wrong_pair() -> None:
@@ -149,10 +149,10 @@ def test_the_permission_checker_explains_the_api_name_trap() -> None:
 def test_encryption_stops_follow_the_kits_own_policies() -> None:
     """The 00 answer key is the IAM evaluator on the kit's session and role policies: the
     contractor's own session decrypts only its own contractor's data keys."""
-    from securepipe.exercises import _decryptable, _threats
+    from securepipe.exercises.welcome import decryptable, threats
 
-    threats = _threats()
-    who, policy, _ = threats["contractor-shares-their-own-uploads"]
-    assert _decryptable(who, policy, "c01") and not _decryptable(who, policy, "c02")
-    who, policy, owner = threats["ingest-role-bulk-copy"]
-    assert _decryptable(who, policy, owner)
+    found = threats()
+    who, policy, _ = found["contractor-shares-their-own-uploads"]
+    assert decryptable(who, policy, "c01") and not decryptable(who, policy, "c02")
+    who, policy, owner = found["ingest-role-bulk-copy"]
+    assert decryptable(who, policy, owner)
