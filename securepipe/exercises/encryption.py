@@ -53,6 +53,7 @@ EXERCISES: tuple[Exercise, ...] = (
              "model training. Build the SampleContext that binds its ciphertext.",
              _context_starter, _context_judge),
     Exercise("01-what-refuses", "01", "A sample was encrypted bound to c01. Which of these "
-             "changes make decryption refuse? Answer a set of case names.",
+             "changes make decryption refuse? Answer a set of case names from: "
+             f"{', '.join(_MOVES)}.",
              _moved_starter, _moved_judge),
 )

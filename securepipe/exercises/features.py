@@ -67,14 +67,17 @@ def _anon_judge(answer: Any) -> list[str]:
     out = [f"{a!r} is not a setting in the table" for a in sorted(got - settings)]
     out += [f"{a!r}: the stronger attacker reaches only {informed[a]:.1f}x chance when it "
             "anonymises its own enrolment the same way" for a in sorted((got & settings) - truth)]
-    out += [f"{a!r} still identifies: read the lazy-informed row (the attacker anonymises its "
-            "enrolment recordings too), not the ignorant one" for a in sorted(truth - got)]
+    missing = truth - got
+    if missing:
+        out.append(f"{len(missing)} more setting(s) still identify: read the lazy-informed rows "
+                   "(the attacker anonymises its enrolment recordings too), not the ignorant ones")
     return out
 
 
 EXERCISES: tuple[Exercise, ...] = (
     Exercise("04-still-biometric", "04", "Which of these stored forms still identify a "
-             "speaker (biometric data under GDPR Art. 9 and BIPA)? Answer a set.",
+             "speaker (biometric data under GDPR Art. 9 and BIPA)? Answer a set from: "
+             f"{', '.join(_BIOMETRIC)}.",
              _biometric_starter, _biometric_judge),
     Exercise("04-anonymisation-leaks", "04", "From lesson 04's anonymisation table "
              "(answer['rows']), which settings still let an attacker name the speaker at least "

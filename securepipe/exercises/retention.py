@@ -8,7 +8,8 @@ from typing import Any
 
 from securepipe.exercises.base import Exercise
 
-_RULES: list[dict[str, Any]] = [
+#: The rules exercise 05-never-expires asks about (shown in the lesson's exercise cell).
+LIFECYCLE_RULES: list[dict[str, Any]] = [
     {"ID": "a-raw-7d", "Status": "Enabled", "Filter": {"Prefix": "raw/"},
      "Expiration": {"Days": 7}, "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
     {"ID": "b-transition-only", "Status": "Enabled", "Filter": {"Prefix": "features/"},
@@ -43,10 +44,10 @@ def _never_starter() -> set[str]:
 
 def _never_judge(answer: Any) -> list[str]:
     if not isinstance(answer, set | frozenset):
-        return [f"answer with a set of rule IDs from {[r['ID'] for r in _RULES]}"]
+        return [f"answer with a set of rule IDs from {[r['ID'] for r in LIFECYCLE_RULES]}"]
     today = dt.date(2026, 12, 6)
-    truth = {r["ID"] for r in _RULES if not _expires_within(r, 1095, today)}
-    ids = {r["ID"] for r in _RULES}
+    truth = {r["ID"] for r in LIFECYCLE_RULES if not _expires_within(r, 1095, today)}
+    ids = {r["ID"] for r in LIFECYCLE_RULES}
     out = [f"{a!r} is not a rule ID" for a in sorted(answer - ids)]
     out += [f"{a!r} does expire current versions within BIPA's 3 years" for a in
             sorted((answer & ids) - truth)]
@@ -82,9 +83,12 @@ def _hiding_judge(answer: Any) -> list[str]:
 
 EXERCISES: tuple[Exercise, ...] = (
     Exercise("05-never-expires", "05", "Which of these lifecycle rules never delete current "
-             "versions within BIPA's 3 years? Answer a set of rule IDs (today is 2026-12-06).",
+             "versions within BIPA's 3 years? The rules are "
+             "securepipe.exercises.retention.LIFECYCLE_RULES. Answer a set of rule IDs (today "
+             "is 2026-12-06).",
              _never_starter, _never_judge),
     Exercise("05-where-data-hides", "05", "In a versioned bucket, after a plain DELETE of a "
-             "speaker's object, where can their data still be? Answer a set.",
+             "speaker's object, where can their data still be? Answer a set from: "
+             f"{', '.join(_HIDING)}.",
              _hiding_starter, _hiding_judge),
 )

@@ -82,8 +82,10 @@ def _stops_judge(answer: Any) -> list[str]:
     out += [f"{a!r} is not stopped: that principal may call kms:Decrypt for this recording's "
             "encryption context, so the ciphertext opens (another step must stop it)"
             for a in sorted((answer & set(known)) - stopped)]
-    out += [f"{a!r} is stopped too: the ciphertext leaks, but KMS refuses its data key to that "
-            "principal" for a in sorted(stopped - answer)]
+    missing = stopped - answer
+    if missing:
+        out.append(f"{len(missing)} more threat(s) are stopped: ask, for each, whether KMS would "
+                   "hand that principal the data key for that recording's context")
     return out
 
 
