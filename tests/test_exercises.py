@@ -156,3 +156,16 @@ def test_encryption_stops_follow_the_kits_own_policies() -> None:
     assert decryptable(who, policy, "c01") and not decryptable(who, policy, "c02")
     who, policy, owner = found["ingest-role-bulk-copy"]
     assert decryptable(who, policy, owner)
+
+
+def test_the_anonymisation_exercise_shows_the_labs_own_table() -> None:
+    """The table in 04-anonymisation-leaks is the leakage lab's (held-out voices), column for
+    column: if the lab's measurements change, this fails and the exercise must follow.
+    (Served from the lab's cache, which `make setup` fills; computed afresh without it.)"""
+    from securepipe.data import load_manifest
+    from securepipe.data.heldout import heldout_dir
+    from securepipe.features.leakage import DEFAULT_CACHE, anonymisation_table
+
+    lab = anonymisation_table(load_manifest(heldout_dir()), cache=DEFAULT_CACHE)
+    shown = show("04-anonymisation-leaks")["rows"]
+    assert [{k: row[k] for k in shown[0]} for row in lab] == shown

@@ -14,7 +14,10 @@ from securepipe.exercises.base import BUCKET, ROLE, SIGNING_KEY, Exercise
 
 _ARN = f"arn:aws:s3:::{BUCKET}/"
 _PREFIXES = ("raw/c01/", "raw/c02/", "raw/c03/", "quarantine/")
-#: A trail's advanced event selectors (GetEventSelectors output) with gaps a reviewer missed.
+#: A trail's advanced event selectors (GetEventSelectors output) with gaps a reviewer missed. An
+#: event is logged when one selector matches all its field selectors; ``readOnly`` takes only
+#: ``Equals``, ``resources.ARN`` also ``StartsWith``/``NotStartsWith``:
+#: https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_AdvancedFieldSelector.html
 _SELECTORS: dict[str, Any] = {"AdvancedEventSelectors": [
     {"Name": "writes under raw/",
      "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},

@@ -35,16 +35,25 @@ def _map_judge(answer: Any) -> list[str]:
     return out
 
 
-#: A scorecard row as ``securepipe check`` printed it for an auditor role missing one action.
-_ERROR_ROW = {
-    "check": "s3_bucket_default_encryption_cmk", "status": "error",
-    "evidence": "securepipe-raw-123456789012-eu-west-1: could not evaluate: "
-                "GetBucketEncryption answered AccessDenied",
-}
+def _error_row() -> dict[str, str]:
+    """A scorecard row for an auditor role missing one action: the evidence is what the
+    scorecard writes for an AccessDenied from GetBucketEncryption (``could_not_evaluate``)."""
+    from botocore.exceptions import ClientError
+
+    from securepipe.checks import could_not_evaluate
+
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}},
+                         "GetBucketEncryption")
+    return {"check": "s3_bucket_default_encryption_cmk", "status": "error",
+            "evidence": f"{BUCKET}: {could_not_evaluate(denied)}"}
 
 
 def _auditor_policy(extra: str | None = None) -> Policy:
-    """The kit's auditor policy without ``s3:GetEncryptionConfiguration`` (plus ``extra``)."""
+    """The kit's auditor policy without ``s3:GetEncryptionConfiguration`` (plus ``extra``).
+
+    GetBucketEncryption is authorised as ``s3:GetEncryptionConfiguration``, not by its own
+    name: https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketEncryption.html
+    ("Permissions")."""
     from securepipe.provision.policies import kit_role_policy
 
     layout = kit_layout()
@@ -58,7 +67,7 @@ def _auditor_policy(extra: str | None = None) -> Policy:
 
 
 def _permission_starter() -> dict[str, Any]:
-    return {"row": dict(_ERROR_ROW), "missing_action": ""}
+    return {"row": _error_row(), "missing_action": ""}
 
 
 def _permission_judge(answer: Any) -> list[str]:
