@@ -110,3 +110,38 @@ def test_glossary_links_resolve() -> None:
     linked = {m for p in NOTEBOOKS for m in re.findall(r"GLOSSARY\.md#([a-z0-9-]+)", p.read_text())}
     assert linked, "the lessons link no glossary entry"
     assert linked <= anchors, sorted(linked - anchors)
+
+
+def test_make_run_prints_each_lesson_and_the_suite_time(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`make run` is `securepipe notebooks`: one row per notebook with its seconds, then the
+    suite total (the sum of the rows) and a wall-clock line; a failure is counted and exits 1."""
+    import re
+
+    import nbformat
+
+    from securepipe.cli import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, code in (("00_fine.ipynb", "x = 1"), ("01_broken.ipynb", "raise ValueError('no')")):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        nb.cells = [nbformat.v4.new_code_cell(code)]
+        nbformat.write(nb, src / name)
+    assert main(["notebooks", "--dir", str(src), "--out", str(tmp_path / "out"), "--no-html"]) == 1
+    out = capsys.readouterr().out
+    rows = {m[0]: (m[1], float(m[2])) for m in
+            re.findall(r"^(\S+(?: total)?)\s+(ok|failed|\d+ failed)\s+([\d.]+)$", out,
+                       re.M)}
+    assert rows["00_fine.ipynb"][0] == "ok" and rows["01_broken.ipynb"][0] == "failed"
+    assert rows["suite total"][0] == "1 failed"
+    total = rows["suite total"][1]
+    assert total == pytest.approx(rows["00_fine.ipynb"][1] + rows["01_broken.ipynb"][1], abs=0.02)
+    assert total > 0
+    suite_line = re.search(
+        r"^suite time: ([\d.]+) s executing 2 notebook\(s\) \(([\d.]+) s wall", out, re.M)
+    assert suite_line is not None, out
+    assert float(suite_line[1]) == pytest.approx(total, abs=0.06)
+    assert float(suite_line[2]) >= float(suite_line[1]) - 0.06
+    assert "FAILED 01_broken.ipynb: cell 0" in out
