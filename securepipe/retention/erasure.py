@@ -113,6 +113,8 @@ __all__ = [
 ]
 
 AUDIT = logging.getLogger("securepipe.audit.records")
+#: S3 error codes of a version that is no longer there.
+_GONE = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound"})
 _CHUNK = 1 << 20
 
 Status = Literal["erased", "erased-pending-backup-expiry", "already-erased", "held"]
@@ -467,11 +469,15 @@ def erase_speaker(
     Attribution needs no mapping (object metadata and the registry's index);
     ``sample_speakers`` may add one (keys ``<contractor>/<sample_id>``).
 
-    Known limit (not fixed): an upload whose consent check (``admit``) passed just before the
-    erasure began can still land after the receipt is signed, so a ``complete`` receipt does
-    not prove that no in-flight write of the speaker exists; closing that needs writes fenced
-    by the erasure (a design change), and until then re-run the erasure (or the sweeper) after
-    the ingest window. ``signer`` signs the journal and the receipt (an
+    Writes in flight: the speaker is marked ``erasing`` (a DynamoDB write) before anything is
+    listed, and every kit writer of speaker data re-reads consent strongly consistently after
+    its write and deletes what it wrote if the speaker is no longer admitted
+    (:func:`securepipe.encryption.upload.fence_write` argues why the two orders cover every
+    interleaving). So a write admitted just before the erasure is either in this erasure's
+    listing or removed by its own writer, which reports a refusal; a writer that stopped
+    between its write and its re-check leaves an object whose metadata names the speaker,
+    which the sweeper and a re-run of this function delete (the re-run's receipt lists it with
+    attribution ``...; found after the speaker was erased``). ``signer`` signs the journal and the receipt (an
     ``ECC_NIST_P256`` ``SIGN_VERIFY`` KMS key; in the sandbox ``sb.resources.signing_key_arn``);
     ``verifier`` (default: the signer's public key, one GetPublicKey) checks a resumed journal.
     ``clock`` (default :func:`securepipe.clock.now`) dates the receipt and the registry.
@@ -557,7 +563,12 @@ def erase_speaker(
                     kept.append(KeptVersion(v.bucket, v.key, v.version_id, v.kind, lock))
                     _audit("erasure.kept", v, "denied", start, speaker, lock)
                     continue
-                sha, source = _digest(s3, v)
+                try:
+                    sha, source = _digest(s3, v)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") not in _GONE:
+                        raise
+                    continue    # removed since the listing (by its own writer's fence)
                 try:
                     s3.delete_object(Bucket=v.bucket, Key=v.key, VersionId=v.version_id)
                 except ClientError as exc:
@@ -571,7 +582,8 @@ def erase_speaker(
                 _audit("erasure.delete-version", v, "allowed", start, speaker)
                 record_deleted(DeletedVersion(
                     v.bucket, v.key, v.version_id, v.kind, sha, source, v.size,
-                    v.source))
+                    f"{v.source}; found after the speaker was erased" if already
+                    else v.source))
 
         remaining = [v for b in buckets
                      for v in attributed_versions(session, b, sample_speakers, registry=registry)

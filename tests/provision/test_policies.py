@@ -15,7 +15,7 @@ from securepipe import clock
 from securepipe.access.credentials import session_with_credentials
 from securepipe.data.dataset import load_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
-from securepipe.encryption.upload import upload_sample
+from securepipe.encryption.upload import CONSENT_NOT_CHECKED, upload_sample
 from securepipe.errors import InvalidParameterError
 from securepipe.features.ingest import IngestConfig, ingest_batch, items_from_manifest
 from securepipe.policy import Policy
@@ -71,7 +71,8 @@ def test_uploader_ingest_and_trainer_run_with_exactly_their_policy(sandbox: Sand
     for u in uploads:
         upload_sample(uploader, envelope, manifest.path_of(u), bucket=layout.bucket("raw"),
                       key_arn=layout.kms_key_arn,
-                      context=SampleContext(u.contractor, u.sample_id, "speech-model-training"))
+                      context=SampleContext(u.contractor, u.sample_id, "speech-model-training"),
+                      consent=CONSENT_NOT_CHECKED)
     s3 = uploader.client("s3")
     assert _refused(lambda: s3.get_object(Bucket=layout.bucket("raw"),
                                           Key=f"raw/{uploads[0].contractor}/"
