@@ -477,7 +477,8 @@ def erase_speaker(
     listing or removed by its own writer, which reports a refusal; a writer that stopped
     between its write and its re-check leaves an object whose metadata names the speaker,
     which the sweeper and a re-run of this function delete (the re-run's receipt lists it with
-    attribution ``...; found after the speaker was erased``). ``signer`` signs the journal and the receipt (an
+    attribution ``...; found after the speaker was erased``). ``signer`` signs the journal
+    and the receipt (an
     ``ECC_NIST_P256`` ``SIGN_VERIFY`` KMS key; in the sandbox ``sb.resources.signing_key_arn``);
     ``verifier`` (default: the signer's public key, one GetPublicKey) checks a resumed journal.
     ``clock`` (default :func:`securepipe.clock.now`) dates the receipt and the registry.
