@@ -432,8 +432,9 @@ class CheckConfig:
         table = (None if "consent_table" in overrides
                  else _discover_consent_table(session, notes))
         base = cls(buckets=buckets, key_arns=keys, labels=labels, notes=tuple(notes),
-                   signing_key_arn=signing_key, sightings=sightings,
-                   **({"consent_table": table} if table else {}))
+                   signing_key_arn=signing_key, sightings=sightings)
+        if table:
+            base = replace(base, consent_table=table)
         return replace(base, **overrides) if overrides else base
 
 
