@@ -63,7 +63,8 @@ def world_now() -> dt.datetime:
 
 def _erase(world: World, speaker: str) -> ErasureReceipt:
     return erase_speaker(world.sb.session, speaker=speaker, registry=world.registry,
-                         buckets=world.buckets, signer=world.signer)
+                         buckets=world.buckets, signer=world.signer,
+                         anchor_bucket=world.bucket("audit"))
 
 
 def _raw_versions(world: World, key: str) -> list[dict[str, Any]]:
