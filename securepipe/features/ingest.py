@@ -20,7 +20,7 @@ For each encrypted upload under ``raw/<contractor>/<sample_id>``:
 
 A batch lists its raw versions once per contractor prefix; a new sample whose key has one
 version then costs five S3 calls (head for the consent gate, read, store, read back, delete; one
-delete per version) and
+delete per version), two DynamoDB calls for the consent gate and one for its re-check, and
 its KMS calls (one Decrypt; one GenerateDataKey unless per-speaker keys are used). The raw
 bucket must be versioned (:func:`securepipe.encryption.hardening.apply_bucket_hardening` does it): a
 sample in an unversioned bucket fails loudly rather than risk deleting an unprocessed upload.
