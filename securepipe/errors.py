@@ -110,6 +110,11 @@ class ErasureError(SecurePipeError):
     """
 
 
+class JournalRollbackError(ErasureError):
+    """A resumed erasure found its journal older than a signed head already anchored outside the
+    registry (a rollback or replay of the registry item); nothing was deleted."""
+
+
 class ConsentError(SecurePipeError):
     """Consent does not cover this write: the speaker withdrew, was erased, their term ended,
     or the registry has no record of them. ``speaker`` names them, ``reason`` is a short code

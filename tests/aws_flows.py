@@ -22,7 +22,7 @@ from securepipe.access.credentials import (
 from securepipe.checks import CheckConfig, run_checks
 from securepipe.checks.scenarios import rebased_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
-from securepipe.encryption.upload import upload_sample
+from securepipe.encryption.upload import CONSENT_NOT_CHECKED, upload_sample
 from securepipe.features.ingest import IngestConfig, ingest_batch, items_from_manifest
 from securepipe.provision import AccountLayout, provision
 from securepipe.retention.consent import ConsentRegistry
@@ -70,7 +70,8 @@ def run_flows(session: boto3.Session, layout: AccountLayout) -> FlowResult:
         cs = contractor_session(session, creds)
         upload_sample(cs, Envelope(cs, EnvelopeConfig(key_arns=key)), manifest.path_of(u),
                       bucket=raw, key_arn=key,
-                      context=SampleContext(u.contractor, u.sample_id, "speech-model-training"))
+                      context=SampleContext(u.contractor, u.sample_id, "speech-model-training"),
+                      consent=CONSENT_NOT_CHECKED)
         other = "c02" if u.contractor == "c01" else "c01"
         try:
             cs.client("s3").list_objects_v2(Bucket=raw, Prefix=f"raw/{other}/")

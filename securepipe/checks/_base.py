@@ -429,9 +429,47 @@ class CheckConfig:
             notes.extend(more)
             buckets += tuple(Bucket(x.bucket, DISCOVERED, data_key) for x in seen
                              if x.status == "fail")
+        table = (None if "consent_table" in overrides
+                 else _discover_consent_table(session, notes))
         base = cls(buckets=buckets, key_arns=keys, labels=labels, notes=tuple(notes),
                    signing_key_arn=signing_key, sightings=sightings)
+        if table:
+            base = replace(base, consent_table=table)
         return replace(base, **overrides) if overrides else base
+
+
+_MAX_TABLES_READ = 50
+_CONSENT_KEY_SCHEMA = [{"AttributeName": "speaker", "KeyType": "HASH"}]
+
+
+def _discover_consent_table(session: boto3.Session, notes: list[str]) -> str | None:
+    """The consent registry's table: the default name if it exists, else the one table whose
+    name contains ``consent`` and whose key is the registry's (``speaker``, partition key
+    only). ListTables and DescribeTable
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_DescribeTable.html).
+    What cannot be read is noted; ``None``: keep the configured name."""
+    default = CheckConfig.consent_table
+    try:
+        ddb = session.client("dynamodb")
+        names = [str(n) for page in ddb.get_paginator("list_tables").paginate()
+                 for n in page.get("TableNames", [])]
+        if default in names:
+            return default
+        shaped = [n for n in names if "consent" in n.lower()][:_MAX_TABLES_READ]
+        found = [n for n in shaped
+                 if ddb.describe_table(TableName=n)["Table"].get("KeySchema")
+                 == _CONSENT_KEY_SCHEMA]
+    except EVALUATION_ERRORS as exc:
+        notes.append(f"consent registry table not looked up ({could_not_evaluate(exc)})")
+        return None
+    if len(found) == 1:
+        notes.append(f"consent registry: table {found[0]!r} (its name and its key, speaker)")
+        return found[0]
+    notes.append(f"no consent registry table found (expected {default!r}, or one table named "
+                 "*consent* keyed by speaker" + (f"; found {len(found)}: "
+                                                   f"{', '.join(found[:5])}" if found
+                                                   else "") + ")")
+    return None
 
 
 def _key_from_encryption(session: boto3.Session, bucket: str | None,

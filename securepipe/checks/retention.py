@@ -7,7 +7,12 @@ each data
   bucket with the kit's data prefixes for its role, and fails on any lifecycle finding that
   fails: a rule that never expires anything (disabled, transitions only, a filter that matches
   none of the data, as the article's ``raw-samples/`` rule), a data prefix without expiry, no
-  noncurrent-version expiry in a versioned bucket, no multipart abort. Prowler's
+  noncurrent-version expiry in a versioned bucket, no multipart abort. Every expiration,
+  noncurrent expiration and multipart abort must fall within the longest consent term the
+  consent registry holds (:meth:`~securepipe.retention.consent.ConsentRegistry.longest_term_days`)
+  when its table (:attr:`~securepipe.checks.CheckConfig.consent_table`, found by
+  :meth:`~securepipe.checks.CheckConfig.discover`) exists, else within BIPA's 1,095 days; the
+  raw prefix within the ingest window. Prowler's
   ``s3_bucket_lifecycle_enabled`` passes on any enabled rule;
 * ``retention_no_expired_objects`` runs :func:`securepipe.retention.lifecycle.sweep` as a **dry
 run** over
@@ -32,16 +37,41 @@ from securepipe.checks._base import (
     per_resource,
 )
 from securepipe.errors import SecurePipeError
+from securepipe.retention.consent import BIPA_MAX_DAYS, ConsentRegistry
 from securepipe.retention.lifecycle import DATA_PREFIXES, inspect_lifecycle
 from securepipe.retention.sweeper import sweep
 
 
+def _registry(ctx: CheckContext) -> ConsentRegistry | None:
+    """The consent registry if its table exists (DescribeTable); ``None`` if there is none.
+
+    Any other failure to read it (AccessDenied, throttling) propagates, so the check reports
+    ``error`` rather than judging against a limit the registry might lower.
+    """
+    table = ctx.config.consent_table
+    try:
+        ctx.client("dynamodb").describe_table(TableName=table)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+    return ConsentRegistry(ctx.session, table, create=False)
+
+
 def _lifecycle(ctx: CheckContext) -> list[ResourceResult]:
     data_prefixes = DATA_PREFIXES
+    registry = _registry(ctx)
+    if registry is None:
+        limit = (f"limit {BIPA_MAX_DAYS} days (BIPA); no consent registry "
+                 f"{ctx.config.consent_table!r} to take the consent terms from")
+    else:
+        limit = (f"limit {registry.longest_term_days()} days, the longest consent term in "
+                 f"{registry.table!r}")
 
     def one(bucket: Bucket) -> ResourceResult:
         findings = inspect_lifecycle(ctx.session, bucket.name,
-                                     data_prefixes=data_prefixes.get(bucket.role))
+                                     data_prefixes=data_prefixes.get(bucket.role),
+                                     registry=registry, clock=ctx.now)
         bad = [f for f in findings if f.status != "pass"]
         status: Status = "fail" if any(f.status == "fail" for f in bad) else (
             "error" if bad else "pass")
@@ -49,16 +79,14 @@ def _lifecycle(ctx: CheckContext) -> list[ResourceResult]:
             expiry = next((f.evidence for f in findings
                            if f.control == "lifecycle-expires-data"), "")
             return ResourceResult(bucket.name, "pass", f"{len(findings)} lifecycle findings "
-                                  f"pass; {expiry}")
+                                  f"pass; {expiry}; {limit}")
         return ResourceResult(bucket.name, status, "; ".join(
-            f"{f.control}: {f.evidence}" for f in bad))
+            f"{f.control}: {f.evidence}" for f in bad) + f"; {limit}")
 
     return per_resource(ctx.config.data_buckets, one, lambda b: b.name)
 
 
 def _sweep(ctx: CheckContext) -> list[ResourceResult]:
-    from securepipe.retention.consent import ConsentRegistry
-
     buckets = [b.name for b in ctx.config.data_buckets]
     if not buckets:
         raise SecurePipeError("no data bucket is known")

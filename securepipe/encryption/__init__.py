@@ -46,6 +46,7 @@ from securepipe.encryption.signing import (
     signature_to_text,
 )
 from securepipe.encryption.upload import (
+    CONSENT_NOT_CHECKED,
     META_CIPHERTEXT_SHA256,
     META_FORMAT,
     META_SAMPLE,
@@ -55,6 +56,7 @@ from securepipe.encryption.upload import (
     ConsentGate,
     UploadResult,
     download_sample,
+    fence_write,
     sample_key,
     upload_sample,
 )
@@ -62,6 +64,7 @@ from securepipe.encryption.upload import (
 __all__ = [
     "ALLOWED_ALGORITHMS",
     "COMMITMENT_POLICY",
+    "CONSENT_NOT_CHECKED",
     "CONTEXT_PREFIX",
     "CONTROLS",
     "DEFAULT_ALGORITHM",
@@ -97,6 +100,7 @@ __all__ = [
     "create_signing_key",
     "download_sample",
     "failures",
+    "fence_write",
     "hardened_bucket_policy",
     "inspect_bucket",
     "resolve_key_arn",

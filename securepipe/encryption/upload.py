@@ -16,13 +16,24 @@ Plaintext is never written anywhere but the caller's source file and, on downloa
 destination (through the envelope's atomic temporary file beside it). Ciphertext is staged in a
 private temporary directory that is always removed.
 
-**Attribution and consent.** With ``speaker=`` the upload names its speaker and sample in its
-metadata (:data:`META_SPEAKER`, :data:`META_SAMPLE`), so retention and erasure find the raw
-upload without any mapping, and it must pass a consent gate first (``consent=``, the consent
-registry's :meth:`~securepipe.retention.consent.ConsentRegistry.admit`, or anything with that
-method): a speaker whose consent is withdrawn, erased, expired or unknown is refused before
-anything is encrypted or sent, and the sample id is recorded in the registry's index of the
-speaker's samples.
+**Attribution and consent.** Every upload says how consent was checked: ``consent=`` is
+required and has no default. Normally it is the consent registry
+(:class:`~securepipe.retention.consent.ConsentRegistry`, or anything with its ``admit`` and
+``check_consent`` methods) together with ``speaker=``: the upload names its speaker and sample
+in its metadata (:data:`META_SPEAKER`, :data:`META_SAMPLE`), so retention and erasure find the
+raw upload without any mapping, and a speaker whose consent is withdrawn, erased, expired or
+unknown is refused before anything is encrypted or sent (the sample id is recorded in the
+registry's index of the speaker's samples). Uploading with no registry at all is possible only
+by naming it: ``consent=CONSENT_NOT_CHECKED`` (lessons 01-03 do, before the registry exists),
+so a reader, a reviewer and a grep see that nothing checked consent. Ingest gates every sample
+again in any case (:mod:`securepipe.features.ingest`).
+
+**Fenced against a concurrent erasure.** A gated upload re-reads the speaker's consent
+(a strongly consistent GetItem) *after* its write has completed; if the speaker is no longer
+admitted (an erasure began, consent was withdrawn) it deletes exactly the version it wrote and
+raises :class:`~securepipe.errors.ConsentError` (reason ``revoked-after-write``). Why that
+closes the race, with :func:`~securepipe.retention.erasure.erase_speaker` marking the speaker
+``erasing`` before it lists anything: see :func:`fence_write`.
 
 moto note: the sandbox stores ``ChecksumSHA256`` but does not verify it, and its SSE-KMS is
 metadata only (the bytes are stored as sent), so in the sandbox the client-side layer is the only
@@ -38,12 +49,14 @@ import hmac
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import boto3
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 
 from securepipe import clock as _clock
 from securepipe.encryption.envelope import (
@@ -53,10 +66,11 @@ from securepipe.encryption.envelope import (
     Envelope,
     SampleContext,
 )
-from securepipe.errors import DecryptionError, InvalidParameterError
+from securepipe.errors import ConsentError, DecryptionError, InvalidParameterError
 from securepipe.ids import validate_bucket_name, validate_kms_key_arn, validate_speaker_id
 
 __all__ = [
+    "CONSENT_NOT_CHECKED",
     "META_CIPHERTEXT_SHA256",
     "META_FORMAT",
     "META_SAMPLE",
@@ -66,6 +80,7 @@ __all__ = [
     "ConsentGate",
     "UploadResult",
     "download_sample",
+    "fence_write",
     "sample_key",
     "upload_sample",
 ]
@@ -88,9 +103,75 @@ _MAX_KEY_BYTES = 1024
 
 
 class ConsentGate(Protocol):
-    """What upload asks before writing for a speaker: raise to refuse, record the sample."""
+    """What a writer of speaker data asks: ``admit`` before the write (raise to refuse, record
+    the sample), ``check_consent`` after it (raise if the speaker is no longer admitted); both
+    must read strongly consistently (the registry's GetItem uses ``ConsistentRead``)."""
 
     def admit(self, speaker: str, sample_id: str, *, at: dt.datetime) -> object: ...
+
+    def check_consent(self, speaker: str, at: dt.datetime) -> object: ...
+
+
+class _ConsentNotChecked:
+    """The type of :data:`CONSENT_NOT_CHECKED` (one instance)."""
+
+    _instance: _ConsentNotChecked | None = None
+
+    def __new__(cls) -> _ConsentNotChecked:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "CONSENT_NOT_CHECKED"
+
+
+#: Pass as ``consent=`` to upload with no consent registry: an explicit, visible choice (the
+#: lessons before step 5 use it), never a default. Nothing is fenced, the object names its
+#: speaker only if ``speaker=`` is given, and ingest still gates it.
+CONSENT_NOT_CHECKED = _ConsentNotChecked()
+
+
+def fence_write(consent: ConsentGate, speaker: str, at: dt.datetime,
+                delete: Callable[[], None], what: str) -> None:
+    """After a write for ``speaker`` has completed, re-check consent; if the speaker is no
+    longer admitted, call ``delete`` (which removes exactly the version just written) and raise
+    :class:`~securepipe.errors.ConsentError` with reason ``revoked-after-write``.
+
+    Why this refuses every interleaving with an erasure, by order and not by timing. The
+    erasure (E) does: E1 mark the speaker ``erasing`` (a DynamoDB write; every later
+    ``ConsistentRead`` GetItem sees it), then E2 list every version and unfinished upload and
+    delete the speaker's, E3 list again and sign. A writer (W) does: W1 ``admit`` (refused
+    once E1 is done: the index write is conditional on ``active``), W2 the write, W3 this
+    re-check, a ``ConsistentRead`` GetItem. Either W3 reads the registry after E1, so it sees
+    ``erasing`` (or ``erased``) and W deletes its own version; or W3 read before E1, so W2 had
+    completed before E1, hence before E2's listing began, and S3's strong read-after-write
+    consistency for PUT and LIST
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel)
+    puts the version in E2's listing, and E deletes it (or E3 sees it and refuses to sign).
+    A multipart upload under way at E2 is attributed by the registry's index (W1 indexed it)
+    and aborted. What this does not give: if W2 lands after E3, the version exists from W2
+    until W3 deletes it, after the receipt was signed; W never reports success for it. A
+    writer that stops between W2 and W3 (a crash, or a role without
+    ``s3:DeleteObjectVersion``) leaves an object whose metadata names the speaker: the
+    sweeper and a re-run of the erasure delete it and say so.
+    DynamoDB read consistency:
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html
+    """
+    try:
+        consent.check_consent(speaker, at)
+    except ConsentError as exc:
+        try:
+            delete()
+        except ClientError as failed:
+            code = failed.response.get("Error", {}).get("Code")
+            raise ConsentError(speaker, "revoked-after-write", (
+                f"{what} was written, then consent refused it ({exc.reason}); deleting it "
+                f"failed ({code}): its metadata names the speaker, so the sweeper and a "
+                "re-run of the erasure remove it")) from exc
+        raise ConsentError(speaker, "revoked-after-write", (
+            f"{what} was written, then consent refused it ({exc.reason}); the version "
+            "written was deleted")) from exc
 
 
 @dataclass(frozen=True)
@@ -134,8 +215,8 @@ def upload_sample(
     context: SampleContext,
     key_arn: str,
     multipart_threshold: int = MULTIPART_THRESHOLD,
+    consent: ConsentGate | _ConsentNotChecked,
     speaker: str | None = None,
-    consent: ConsentGate | None = None,
 ) -> UploadResult:
     """Encrypt ``src`` client-side and upload the ciphertext to ``raw/<contractor>/<sample_id>``.
 
@@ -153,10 +234,13 @@ def upload_sample(
     Only :class:`~securepipe.encryption.envelope.SampleContext` is accepted: the object key names
     the sample.
 
-    ``speaker`` writes the speaker and sample into the object's metadata and then requires
-    ``consent``: ``consent.admit(speaker, sample_id, at=now)`` is called before anything is
-    encrypted; its refusal (:class:`~securepipe.errors.ConsentError`) propagates and nothing
-    is uploaded.
+    ``consent`` is required: the consent registry (with ``speaker``), or the named choice
+    :data:`CONSENT_NOT_CHECKED`. With a registry, ``consent.admit(speaker, sample_id, at=now)``
+    is called before anything is encrypted (its refusal,
+    :class:`~securepipe.errors.ConsentError`, propagates and nothing is uploaded), and after
+    the write :func:`fence_write` re-checks consent, deletes exactly the version written if
+    the speaker is no longer admitted, and raises ``ConsentError`` (``revoked-after-write``).
+    ``speaker`` writes the speaker and sample into the object's metadata.
     """
     _require_session(session)
     if not isinstance(envelope, Envelope):
@@ -177,12 +261,25 @@ def upload_sample(
         )
     src_path = Path(src)
     attribution = {META_SAMPLE: context.sample_id}
-    if speaker is not None or consent is not None:
-        if speaker is None or consent is None or not callable(getattr(consent, "admit", None)):
-            raise InvalidParameterError("an upload for a speaker needs both speaker= and a "
-                                        "consent= gate (ConsentRegistry)")
+    gate: ConsentGate | None = None
+    if isinstance(consent, _ConsentNotChecked):
+        if speaker is not None:
+            validate_speaker_id(speaker)
+    elif (callable(getattr(consent, "admit", None))
+          and callable(getattr(consent, "check_consent", None))):
+        if speaker is None:
+            raise InvalidParameterError("a consent-gated upload needs speaker= (whose consent "
+                                        "to check)")
         validate_speaker_id(speaker)
-        consent.admit(speaker, context.sample_id, at=_clock.now())  # refuses before any write
+        gate = consent
+    else:
+        raise InvalidParameterError("consent= must be the consent registry (ConsentRegistry) "
+                                    "or CONSENT_NOT_CHECKED, an explicit choice")
+    admitted_at = _clock.now()
+    if gate is not None:
+        assert speaker is not None
+        gate.admit(speaker, context.sample_id, at=admitted_at)  # refuses before any write
+    if speaker is not None:
         attribution[META_SPEAKER] = speaker
 
     workdir = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))  # mode 0700, per tempfile's contract
@@ -219,6 +316,12 @@ def upload_sample(
                     **extra,
                 )
             version_id = response.get("VersionId")
+        if gate is not None:
+            assert speaker is not None
+            pinned = {"VersionId": version_id} if version_id else {}
+            fence_write(gate, speaker, admitted_at,
+                        lambda: s3.delete_object(Bucket=bucket, Key=key, **pinned),
+                        f"s3://{bucket}/{key}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # holds ciphertext only
     return UploadResult(

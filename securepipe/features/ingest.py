@@ -20,7 +20,7 @@ For each encrypted upload under ``raw/<contractor>/<sample_id>``:
 
 A batch lists its raw versions once per contractor prefix; a new sample whose key has one
 version then costs five S3 calls (head for the consent gate, read, store, read back, delete; one
-delete per version) and
+delete per version), two DynamoDB calls for the consent gate and one for its re-check, and
 its KMS calls (one Decrypt; one GenerateDataKey unless per-speaker keys are used). The raw
 bucket must be versioned (:func:`securepipe.encryption.hardening.apply_bucket_hardening` does it): a
 sample in an unversioned bucket fails loudly rather than risk deleting an unprocessed upload.
@@ -46,6 +46,14 @@ and erasure find everything derived from a speaker. And with
 :attr:`IngestConfig.speaker_keys`, features and archive copies are encrypted with the speaker's
 own key (:class:`~securepipe.retention.shredding.SpeakerEnvelope`) instead of the shared one, so
 shredding that key makes every copy unreadable (:mod:`securepipe.retention.shredding`).
+
+**Fenced against a concurrent erasure.** After its last write for a sample (features, archive
+or quarantine copy) and before it deletes the raw upload, ingest re-reads the speaker's consent
+(strongly consistent GetItem); if the speaker is no longer admitted (an erasure began after the
+gate), it deletes exactly the versions this run wrote and the sample is ``refused``
+(``revoked-after-write``). Why the gate before and this re-check after cover every interleaving
+with :func:`~securepipe.retention.erasure.erase_speaker`:
+:func:`securepipe.encryption.upload.fence_write`.
 """
 
 from __future__ import annotations
@@ -69,7 +77,7 @@ from botocore.exceptions import ClientError
 from securepipe import clock as _clock
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.hardening import sse_kms_put_args
-from securepipe.encryption.upload import META_SAMPLE, META_SPEAKER, sample_key
+from securepipe.encryption.upload import META_SAMPLE, META_SPEAKER, fence_write, sample_key
 from securepipe.errors import (
     ConsentError,
     DecryptionError,
@@ -98,7 +106,7 @@ from securepipe.retention.consent import DEFAULT_TABLE, ConsentRegistry
 from securepipe.retention.shredding import SpeakerKeyConfig, SpeakerKeys
 
 AUDIT = logging.getLogger("securepipe.audit.records")
-STEPS = ("decrypt", "validate", "extract", "store", "verify", "archive", "delete")
+STEPS = ("decrypt", "validate", "extract", "store", "verify", "archive", "fence", "delete")
 QUARANTINE_PREFIX = "quarantine"
 FEATURES_PREFIX = "features"
 ARCHIVE_PREFIX = "archive"
@@ -277,6 +285,35 @@ class _Clients:
         return self._envelopes[slot]
 
 
+class _Fence:
+    """What one ingest attempt wrote for its speaker, and when consent admitted it: checked
+    again after the writes (:func:`~securepipe.encryption.upload.fence_write`)."""
+
+    def __init__(self) -> None:
+        self.at = _clock.now()
+        self.writes: list[tuple[Any, str, str, str | None]] = []
+
+    def wrote(self, s3: Any, bucket: str, key: str, response: Any) -> None:
+        version = response.get("VersionId") if isinstance(response, dict) else None
+        self.writes.append((s3, bucket, key, version))
+
+    def check(self, clients: _Clients, item: IngestItem) -> None:
+        """Raise ConsentError (``revoked-after-write``) after deleting this run's writes if
+        the speaker is no longer admitted."""
+        if item.speaker is None or not self.writes:
+            return
+
+        def delete() -> None:
+            for s3, bucket, key, version in self.writes:
+                s3.delete_object(Bucket=bucket, Key=key,
+                                 **({"VersionId": version} if version else {}))
+                _audit("ingest.fence-delete", bucket, key, "denied", item,
+                       reason="consent refused the sample after it was written")
+
+        fence_write(clients.registry, item.speaker, self.at, delete,
+                    ", ".join(f"s3://{b}/{k}" for _, b, k, _ in self.writes))
+
+
 @dataclass(frozen=True)
 class RawVersion:
     """One entry of ListObjectVersions for a raw key: a version or a delete marker."""
@@ -366,7 +403,8 @@ def _ingest_attempt(clients: _Clients, config: IngestConfig, item: IngestItem,
             raise IngestError(f"{raw_key}: the raw bucket is not versioned, so one upload of "
                               "this sample cannot be told from the next; nothing was read or "
                               "deleted (apply_bucket_hardening enables versioning)")
-        gated = _consent_gate(clients, config, item, raw_key, current)
+        fence = _Fence()
+        gated = _consent_gate(clients, config, item, raw_key, current, fence.at)
         if isinstance(gated, SampleOutcome):
             return gated
         item = gated
@@ -378,17 +416,17 @@ def _ingest_attempt(clients: _Clients, config: IngestConfig, item: IngestItem,
             try:
                 _download_decrypt(clients, config, item, raw_key, current.version_id, plain)
             except DecryptionError:
-                return _quarantine(clients, config, item, raw_key, versions, current,
+                return _quarantine(clients, config, item, raw_key, versions, current, fence,
                                    "decrypt-failed")
             done("decrypt", item)
             if plain.stat().st_size > config.audio.byte_limit:   # never read into memory
-                return _quarantine(clients, config, item, raw_key, versions, current,
+                return _quarantine(clients, config, item, raw_key, versions, current, fence,
                                    "too-large")
             data = plain.read_bytes()
             try:
                 audio = validate_wav(data, config.audio)
             except InvalidAudioError as exc:
-                return _quarantine(clients, config, item, raw_key, versions, current,
+                return _quarantine(clients, config, item, raw_key, versions, current, fence,
                                    exc.reason)
             done("validate", item)
             try:
@@ -397,13 +435,13 @@ def _ingest_attempt(clients: _Clients, config: IngestConfig, item: IngestItem,
             except Exception as exc:
                 # Extraction is a function of the bytes alone: what fails once fails on every
                 # re-run, so the upload is quarantined rather than left to jam each batch.
-                return _quarantine(clients, config, item, raw_key, versions, current,
+                return _quarantine(clients, config, item, raw_key, versions, current, fence,
                                    f"extract-failed: {type(exc).__name__}")
             done("extract", item)
             context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
             message = clients.features_envelope(item, create=True).encrypt_bytes(blob, context)
             stored = _put_features(clients, config, item, feat_key, message, current,
-                                   {"IfNoneMatch": "*"})
+                                   {"IfNoneMatch": "*"}, fence)
             if not stored:
                 # Something is already there: this sample's features from a run that crashed
                 # before its delete (keep them: one feature object, not two), or features that
@@ -414,7 +452,7 @@ def _ingest_attempt(clients: _Clients, config: IngestConfig, item: IngestItem,
                 if not resumed:
                     condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
                     if not _put_features(clients, config, item, feat_key, message, current,
-                                         condition):
+                                         condition, fence):
                         raise IngestError(f"{feat_key}: changed while this run checked it (is "
                                           "another run ingesting this sample?); nothing was "
                                           "deleted; re-run to resume")
@@ -428,9 +466,11 @@ def _ingest_attempt(clients: _Clients, config: IngestConfig, item: IngestItem,
                                       "for byte")
                 done("verify", item)
             if needs_archive and not archived:
-                _archive(clients, config, item, data)
+                _archive(clients, config, item, data, fence)
                 archived = True
                 done("archive", item)
+        fence.check(clients, item)   # after every write of this run, before the raw goes
+        done("fence", item)
         deleted = _delete_listed(clients.s3, config.raw_bucket, raw_key, versions)
         _audit("ingest.delete-raw", config.raw_bucket, raw_key, "ok", item, None,
                reason=f"{deleted} versions")
@@ -454,7 +494,7 @@ def _ingest_attempt(clients: _Clients, config: IngestConfig, item: IngestItem,
 
 
 def _consent_gate(clients: _Clients, config: IngestConfig, item: IngestItem, raw_key: str,
-                  current: RawVersion) -> IngestItem | SampleOutcome:
+                  current: RawVersion, at: Any) -> IngestItem | SampleOutcome:
     """The item with its speaker if consent admits the sample now; else a ``refused`` outcome.
 
     The speaker is the item's or the one the upload's metadata names (HeadObject on exactly the
@@ -473,7 +513,7 @@ def _consent_gate(clients: _Clients, config: IngestConfig, item: IngestItem, raw
     if reason is None:
         assert speaker is not None
         try:
-            clients.registry.admit(speaker, item.sample_id, at=_clock.now())
+            clients.registry.admit(speaker, item.sample_id, at=at)
         except (ConsentError, InvalidParameterError) as exc:
             reason = str(exc)
     if reason is not None:
@@ -486,13 +526,14 @@ def _consent_gate(clients: _Clients, config: IngestConfig, item: IngestItem, raw
 
 
 def _put_features(clients: _Clients, config: IngestConfig, item: IngestItem, key: str,
-                  message: bytes, source: RawVersion, condition: dict[str, str]) -> bool:
+                  message: bytes, source: RawVersion, condition: dict[str, str],
+                  fence: _Fence) -> bool:
     """PutObject the encrypted features as a conditional write (``If-None-Match: *``: only if
     nothing is there; ``If-Match: <etag>``: only over that object); False if the condition
     failed. https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
     """
     try:
-        clients.s3.put_object(
+        response = clients.s3.put_object(
             Bucket=config.features_bucket, Key=key, Body=message, ChecksumAlgorithm="SHA256",
             Metadata={"securepipe-feature-spec": f"{config.spec.kind}-{config.spec.version}",
                       META_SOURCE_VERSION: source.version_id,
@@ -505,6 +546,7 @@ def _put_features(clients: _Clients, config: IngestConfig, item: IngestItem, key
                                                           "ConditionalRequestConflict"):
             return False
         raise
+    fence.wrote(clients.s3, config.features_bucket, key, response)
     _audit("ingest.store-features", config.features_bucket, key, "ok", item, len(message))
     return True
 
@@ -626,7 +668,8 @@ def _archived(clients: _Clients, config: IngestConfig, item: IngestItem) -> bool
     return True
 
 
-def _archive(clients: _Clients, config: IngestConfig, item: IngestItem, wav: bytes) -> None:
+def _archive(clients: _Clients, config: IngestConfig, item: IngestItem, wav: bytes,
+             fence: _Fence) -> None:
     """Re-encrypt the original under the archive key, write it in an archival class."""
     context = SampleContext(item.contractor, item.sample_id, config.archive_purpose)
     message = clients.archive_envelope_for(item).encrypt_bytes(wav, context)
@@ -634,17 +677,18 @@ def _archive(clients: _Clients, config: IngestConfig, item: IngestItem, wav: byt
     extra: dict[str, Any] = {}
     if item.legal_hold:
         extra["ObjectLockLegalHoldStatus"] = "ON"
-    clients.archive_s3.put_object(
+    response = clients.archive_s3.put_object(
         Bucket=config.archive_bucket, Key=key, Body=message,
         StorageClass=config.archive_storage_class, ChecksumAlgorithm="SHA256",
         Metadata={"securepipe-reason": "legal-hold" if item.legal_hold else "compliance",
                   **_object_metadata(item, message)},
         **sse_kms_put_args(config.archive_key_arn), **extra)
+    fence.wrote(clients.archive_s3, config.archive_bucket, key, response)
     _audit("ingest.archive", config.archive_bucket, key, "ok", item, len(message))
 
 
 def _quarantine(clients: _Clients, config: IngestConfig, item: IngestItem, raw_key: str,
-                versions: Sequence[RawVersion], current: RawVersion,
+                versions: Sequence[RawVersion], current: RawVersion, fence: _Fence,
                 reason: str) -> SampleOutcome:
     """Copy the ciphertext that failed to ``quarantine/`` with its reason, then remove the
     listed raw versions."""
@@ -652,13 +696,15 @@ def _quarantine(clients: _Clients, config: IngestConfig, item: IngestItem, raw_k
     source = {"Bucket": config.raw_bucket, "Key": raw_key}
     if current.version_id != "null":
         source["VersionId"] = current.version_id
-    clients.s3.copy_object(
+    response = clients.s3.copy_object(
         Bucket=config.raw_bucket, Key=target, CopySource=source,
         Metadata={META_REASON: reason, META_SAMPLE: item.sample_id,
                   **({META_SPEAKER: item.speaker} if item.speaker else {})},
         MetadataDirective="REPLACE",
         **sse_kms_put_args(config.key_arn))
+    fence.wrote(clients.s3, config.raw_bucket, target, response)
     clients.s3.head_object(Bucket=config.raw_bucket, Key=target)  # it is there before we delete
+    fence.check(clients, item)   # the speaker is still admitted: only now does the raw go
     deleted = _delete_listed(clients.s3, config.raw_bucket, raw_key, versions)
     _audit("ingest.quarantine", config.raw_bucket, target, "quarantined", item, None,
            reason=reason)

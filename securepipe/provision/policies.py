@@ -77,6 +77,13 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
              "Resource": [_arn(features, "/features/*")]},
             {"Sid": "WriteArchive", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
              "Resource": [_arn(archive, "/archive/*")]},
+            # Ingest's consent fence (securepipe.encryption.upload.fence_write): when consent
+            # refuses a sample after its features or archive copy were written (an erasure
+            # began meanwhile), ingest deletes exactly the versions it wrote. Without this, the
+            # refusal is still reported and the sweeper removes them later.
+            {"Sid": "RetractOwnWritesOnConsentRefusal", "Effect": "Allow",
+             "Action": ["s3:DeleteObjectVersion"],
+             "Resource": [_arn(features, "/features/*"), _arn(archive, "/archive/*")]},
             {"Sid": "DataKey", "Effect": "Allow",
              "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [data_key]},
             {"Sid": "ArchiveKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],

@@ -39,10 +39,23 @@ disagree, and two erasures cannot interleave). A resumed erasure verifies the wh
 the head with the public key before it deletes anything: a forged, reordered or foreign entry,
 a journal shortened from the end or emptied, a head removed while an erasure is under way, or
 an edited head stops it with :class:`~securepipe.errors.ErasureError`. The receipt's signature
-covers ``journal_head``. What this does *not* catch: someone with write access to the registry
-who saved an earlier (journal, head) pair of the same erasure and writes both back (a rollback,
-e.g. from a table backup); the deletions themselves stay done, only receipt lines are lost.
-Catching that needs the head kept outside the registry too (the audit records carry it).
+covers ``journal_head``.
+
+**Anchored outside the registry (rollback).** A signed head replayed from earlier (someone with
+write access to the registry saves a (journal, head) pair and writes it back later, or restores
+the item from a backup) verifies like any other. So after each journal entry is written, its
+signed head is also written to ``anchor_bucket`` (the kit's audit bucket, under S3 Object Lock
+in COMPLIANCE mode by default: nobody can overwrite or delete a version there until its
+retention ends) at ``erasure-journal/<speaker>/<count>``, never replacing one
+(``If-None-Match: *``). A resumed erasure lists every version of those anchors (delete markers
+do not hide them) and refuses, with :class:`~securepipe.errors.JournalRollbackError` and before
+any delete, a journal shorter than the longest anchored head that verifies, or one whose chain
+does not pass through that head's digest. Anchors that do not verify against the signing key
+are ignored (they could only block, never shorten, a journal). The anchor is written after the
+registry entry, so a crash between the two leaves the anchor one entry behind (never ahead):
+a rollback of exactly that last entry is the one not caught. Writing anchors needs
+``s3:PutObject`` on ``erasure-journal/*`` of the audit bucket, which the registry's writers
+should not have.
 
 **Legal hold and Object Lock.** Versions under an Object Lock legal hold or an unexpired
 retention period are *not* deleted (S3 would refuse; the kit never asks it to bypass governance
@@ -90,7 +103,12 @@ from securepipe.encryption.signing import (
     signature_from_text,
     signature_to_text,
 )
-from securepipe.errors import ErasureError, InvalidParameterError, SignatureError
+from securepipe.errors import (
+    ErasureError,
+    InvalidParameterError,
+    JournalRollbackError,
+    SignatureError,
+)
 from securepipe.ids import validate_bucket_name, validate_speaker_id
 from securepipe.retention.consent import ConsentRegistry
 from securepipe.retention.lifecycle import RAW_EXPIRY_DAYS
@@ -113,6 +131,10 @@ __all__ = [
 ]
 
 AUDIT = logging.getLogger("securepipe.audit.records")
+#: Where, in the anchor bucket, each signed journal head is also written.
+ANCHOR_PREFIX = "erasure-journal"
+#: S3 error codes of a version that is no longer there.
+_GONE = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound"})
 _CHUNK = 1 << 20
 
 Status = Literal["erased", "erased-pending-backup-expiry", "already-erased", "held"]
@@ -335,16 +357,77 @@ def _digest(s3: Any, v: AttributedVersion) -> tuple[str | None, str]:
     return None, "unavailable"
 
 
+class _Anchor:
+    """Signed journal heads kept outside the registry, one object per head, in a bucket the
+    registry's writers cannot rewrite (see the module docstring)."""
+
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self._s3, self.bucket = s3, bucket
+
+    @staticmethod
+    def prefix(speaker: str) -> str:
+        return f"{ANCHOR_PREFIX}/{speaker}/"
+
+    def put(self, speaker: str, head: Mapping[str, Any]) -> None:
+        """Write one head (PutObject with ``If-None-Match: *``: never over another)."""
+        body = _canonical({"speaker": speaker, "count": head["count"],
+                           "digest": head["digest"], "sig": signature_to_text(head["sig"])})
+        try:
+            self._s3.put_object(Bucket=self.bucket,
+                                Key=f"{self.prefix(speaker)}{int(head['count']):08d}",
+                                Body=body, IfNoneMatch="*", ChecksumAlgorithm="SHA256",
+                                ContentType="application/json")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed",
+                                                                  "ConditionalRequestConflict"):
+                raise
+            raise JournalRollbackError(
+                f"erasure journal of {speaker!r}: a head of {head['count']} entries is already "
+                f"anchored in s3://{self.bucket}/{self.prefix(speaker)} (a journal replayed "
+                "past it, or two erasures at once); stopped") from None
+
+    def highest(self, speaker: str,
+                verify: Callable[[int, str, bytes], None]) -> tuple[int, str] | None:
+        """``(count, digest)`` of the longest anchored head whose signature verifies.
+
+        ListObjectVersions (every version, so a delete marker hides nothing), then GetObject
+        by version, longest first, until one verifies."""
+        found: list[tuple[int, str, str]] = []
+        pages = self._s3.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=self.prefix(speaker))
+        for page in pages:
+            for v in page.get("Versions", []):
+                tail = str(v["Key"])[len(self.prefix(speaker)):]
+                if tail.isdigit() and len(tail) == 8:
+                    found.append((int(tail), str(v["Key"]), str(v["VersionId"])))
+        for count, key, version in sorted(found, reverse=True):
+            try:
+                body = self._s3.get_object(Bucket=self.bucket, Key=key,
+                                           VersionId=version)["Body"].read()
+                data = json.loads(body, parse_constant=_refuse_constant)
+                digest = data["digest"]
+                if (not isinstance(data, dict) or data.get("speaker") != speaker
+                        or data.get("count") != count or not isinstance(digest, str)):
+                    continue
+                verify(count, digest, signature_from_text(data.get("sig")))
+            except (ValueError, KeyError, TypeError, SignatureError):
+                continue              # not a head this key signed: it cannot shorten anything
+            return count, digest
+        return None
+
+
 class _Journal:
     """The speaker's erasure journal: each entry signed, naming the speaker, its position and
     the digest of the entry before it, plus a signed *head* (entry count and last digest)
     replaced in the same UpdateItem as each append. Loading verifies the chain and the head."""
 
     def __init__(self, registry: ConsentRegistry, speaker: str, signer: KmsSigner,
-                 verifier: PublicKeyVerifier, status: str) -> None:
+                 verifier: PublicKeyVerifier, status: str, anchor: _Anchor) -> None:
         self._registry, self._speaker, self._signer = registry, speaker, signer
+        self._anchor = anchor
         self.records: list[dict[str, Any]] = []
         self._prev = ""
+        digests = [""]                   # the chain's digest after 0, 1, 2, ... entries
         entries, head = registry.journal_and_head(speaker)
         for n, entry in enumerate(entries):
             record = entry.get("record")
@@ -362,11 +445,13 @@ class _Journal:
                     ) from None
             self.records.append(record)
             self._prev = hashlib.sha256(message).hexdigest()
+            digests.append(self._prev)
         if head is None:
             if entries or status in ("erasing", "erasure-held"):
                 raise ErasureError(
                     f"erasure journal of {speaker!r} has no signed head although an erasure "
                     "was started (removed?); nothing was deleted")
+            self._check_anchor(digests, verifier)     # a whole item rolled back to before
             return
         try:
             sig = head.get("sig") if isinstance(head, dict) else None
@@ -379,6 +464,22 @@ class _Journal:
                 f"erasure journal of {speaker!r} does not match its signed head ({len(entries)} "
                 "entries; entries were dropped, or the head was edited); nothing was deleted"
                 ) from None
+        self._check_anchor(digests, verifier)
+
+    def _check_anchor(self, digests: list[str], verifier: PublicKeyVerifier) -> None:
+        """Refuse a journal shorter than, or forked from, the longest anchored signed head."""
+        anchor, speaker = self._anchor, self._speaker
+        anchored = anchor.highest(speaker, lambda count, digest, sig: verifier.verify(
+            self._head_message(count, digest), sig))
+        if anchored is None:
+            return
+        count, digest = anchored
+        if count >= len(digests) or digests[count] != digest:
+            raise JournalRollbackError(
+                f"erasure journal of {speaker!r} has {len(digests) - 1} entries, but a head of "
+                f"{count} entries signed by this erasure is anchored in "
+                f"s3://{anchor.bucket}/{anchor.prefix(speaker)} (the registry item was rolled "
+                "back or replayed); nothing was deleted")
 
     def _message(self, seq: int, prev: str, record: Any) -> bytes:
         return _canonical({"speaker": self._speaker, "seq": seq, "prev": prev,
@@ -410,6 +511,7 @@ class _Journal:
         self._registry.append_journal(self._speaker, entry, head)
         self.records.append(record)
         self._prev = digest
+        self._anchor.put(self._speaker, head)   # after the registry: never ahead of it
 
     def deleted(self) -> tuple[DeletedVersion, ...]:
         """The journal's deletions, in order, without duplicates."""
@@ -456,6 +558,7 @@ def erase_speaker(
     registry: ConsentRegistry,
     buckets: Sequence[str],
     signer: KmsSigner,
+    anchor_bucket: str,
     verifier: PublicKeyVerifier | None = None,
     sample_speakers: Mapping[str, str] | None = None,
     clock: Callable[[], dt.datetime] | None = None,
@@ -464,14 +567,22 @@ def erase_speaker(
     """Erase every object version and unfinished upload of ``speaker`` in ``buckets``, shred
     their key, and return a signed receipt.
 
+    ``anchor_bucket`` (required; the kit's audit bucket, ``sb.resources.bucket("audit")``) keeps
+    every signed journal head outside the registry, so a rolled-back journal is refused
+    (:class:`~securepipe.errors.JournalRollbackError`) before any delete.
     Attribution needs no mapping (object metadata and the registry's index);
     ``sample_speakers`` may add one (keys ``<contractor>/<sample_id>``).
 
-    Known limit (not fixed): an upload whose consent check (``admit``) passed just before the
-    erasure began can still land after the receipt is signed, so a ``complete`` receipt does
-    not prove that no in-flight write of the speaker exists; closing that needs writes fenced
-    by the erasure (a design change), and until then re-run the erasure (or the sweeper) after
-    the ingest window. ``signer`` signs the journal and the receipt (an
+    Writes in flight: the speaker is marked ``erasing`` (a DynamoDB write) before anything is
+    listed, and every kit writer of speaker data re-reads consent strongly consistently after
+    its write and deletes what it wrote if the speaker is no longer admitted
+    (:func:`securepipe.encryption.upload.fence_write` argues why the two orders cover every
+    interleaving). So a write admitted just before the erasure is either in this erasure's
+    listing or removed by its own writer, which reports a refusal; a writer that stopped
+    between its write and its re-check leaves an object whose metadata names the speaker,
+    which the sweeper and a re-run of this function delete (the re-run's receipt lists it with
+    attribution ``...; found after the speaker was erased``). ``signer`` signs the journal
+    and the receipt (an
     ``ECC_NIST_P256`` ``SIGN_VERIFY`` KMS key; in the sandbox ``sb.resources.signing_key_arn``);
     ``verifier`` (default: the signer's public key, one GetPublicKey) checks a resumed journal.
     ``clock`` (default :func:`securepipe.clock.now`) dates the receipt and the registry.
@@ -493,6 +604,9 @@ def erase_speaker(
     if isinstance(buckets, str) or not isinstance(buckets, Sequence) or not buckets:
         raise InvalidParameterError("buckets must be a non-empty list of bucket names")
     buckets = tuple(validate_bucket_name(b) for b in buckets)
+    validate_bucket_name(anchor_bucket)
+    if anchor_bucket in buckets:
+        raise InvalidParameterError("anchor_bucket must not be one of the erased buckets")
     if not isinstance(registry, ConsentRegistry):
         raise InvalidParameterError("registry must be a ConsentRegistry")
     if not isinstance(signer, KmsSigner):
@@ -514,11 +628,11 @@ def erase_speaker(
     resumed = record.status in ("erasing", "erasure-held")
     try:
         verifier = verifier or PublicKeyVerifier.from_kms(session, signer.key_arn)
+        s3 = session.client("s3")
         journal = _Journal(registry, speaker, signer, verifier,   # verified before any delete
-                           record.status)
+                           record.status, _Anchor(s3, anchor_bucket))
         if not already:
             registry.begin_erasure(speaker, start, head=journal.signed_head())
-        s3 = session.client("s3")
         deleted_now: list[DeletedVersion] = []
         kept: list[KeptVersion] = []
         unattributed: list[UnattributedVersion] = []
@@ -557,7 +671,12 @@ def erase_speaker(
                     kept.append(KeptVersion(v.bucket, v.key, v.version_id, v.kind, lock))
                     _audit("erasure.kept", v, "denied", start, speaker, lock)
                     continue
-                sha, source = _digest(s3, v)
+                try:
+                    sha, source = _digest(s3, v)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") not in _GONE:
+                        raise
+                    continue    # removed since the listing (by its own writer's fence)
                 try:
                     s3.delete_object(Bucket=v.bucket, Key=v.key, VersionId=v.version_id)
                 except ClientError as exc:
@@ -571,7 +690,8 @@ def erase_speaker(
                 _audit("erasure.delete-version", v, "allowed", start, speaker)
                 record_deleted(DeletedVersion(
                     v.bucket, v.key, v.version_id, v.kind, sha, source, v.size,
-                    v.source))
+                    f"{v.source}; found after the speaker was erased" if already
+                    else v.source))
 
         remaining = [v for b in buckets
                      for v in attributed_versions(session, b, sample_speakers, registry=registry)

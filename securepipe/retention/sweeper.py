@@ -352,6 +352,11 @@ def sweep(
     too and aborted (AbortMultipartUpload) when their speaker's retention has passed or they
     are older than the ingest window (:data:`~securepipe.retention.lifecycle.RAW_EXPIRY_DAYS`).
     Malformed consent items are reported in ``registry_errors`` and the sweep goes on.
+
+    An erased speaker's retention ended on their erasure day, so a version whose metadata
+    names them is deleted whenever it was written: this is how a write that landed after the
+    erasure, whose writer stopped before its consent re-check
+    (:func:`securepipe.encryption.upload.fence_write`), is removed; its entry says so.
     """
     buckets = list(buckets)
     if not buckets:
@@ -417,6 +422,9 @@ def sweep(
                 retained += 1
                 continue
             why = _why_expired(record, until)
+            if record.erased_at is not None and v.source == "metadata":
+                why += (" (attributed by the speaker its writer recorded at write time: a "
+                        "write its writer did not remove after the erasure)")
             lock = v.lock_reason(at)
             if lock:
                 entries.append(entry("kept", f"expired ({why}) but {lock}", until))

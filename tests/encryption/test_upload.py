@@ -19,6 +19,7 @@ import securepipe.encryption.upload as upload
 from securepipe.data.dataset import Manifest, load_manifest
 from securepipe.encryption.envelope import BatchContext, Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.upload import (
+    CONSENT_NOT_CHECKED,
     META_CIPHERTEXT_SHA256,
     META_FORMAT,
     download_sample,
@@ -71,6 +72,7 @@ def _upload(sb: Sandbox, env: Envelope, src: Path, ctx: SampleContext, **kw: int
         bucket=sb.resources.bucket("raw"),
         context=ctx,
         key_arn=sb.resources.kms_key_arn,
+        consent=CONSENT_NOT_CHECKED,
         **kw,
     )
 
@@ -320,7 +322,8 @@ def test_temp_dir_is_removed_when_the_upload_or_download_fails(
     missing = "securepipe-raw-000000000000-nowhere"
     with pytest.raises(ClientError):
         upload_sample(
-            sb.session, env, src, bucket=missing, context=ctx, key_arn=sb.resources.kms_key_arn
+            sb.session, env, src, bucket=missing, context=ctx, key_arn=sb.resources.kms_key_arn,
+            consent=CONSENT_NOT_CHECKED,
         )
     assert list(private_tmp.iterdir()) == []
     with pytest.raises(ClientError):
@@ -380,7 +383,7 @@ def test_invalid_ids_are_refused_before_any_aws_call(
     with pytest.raises(InvalidParameterError):
         upload_sample(
             session, env, src, bucket=sb.resources.bucket("raw"), context=fake,
-            key_arn=sb.resources.kms_key_arn,
+            key_arn=sb.resources.kms_key_arn, consent=CONSENT_NOT_CHECKED,
         )
     assert env.kms_calls == kms_before
 
@@ -417,6 +420,7 @@ def test_invalid_upload_arguments_are_refused_before_any_aws_call(
         "bucket": sb.resources.bucket("raw"),
         "context": SampleContext("c01", "s1", "asr"),
         "key_arn": sb.resources.kms_key_arn,
+        "consent": CONSENT_NOT_CHECKED,
     }
     args.update(kwargs)
     with pytest.raises(InvalidParameterError):
@@ -468,6 +472,10 @@ class _Gate:
             raise ConsentError(speaker, "withdrawn")
         self.admitted.append((speaker, sample_id))
 
+    def check_consent(self, speaker: str, at: object) -> None:
+        if speaker == self.refuse:
+            raise ConsentError(speaker, "erasing")
+
 
 def test_an_upload_for_a_speaker_names_them_and_passes_the_gate_first(
     sb: Sandbox, env: Envelope, manifest: Manifest
@@ -490,7 +498,10 @@ def test_an_upload_for_a_speaker_names_them_and_passes_the_gate_first(
         with pytest.raises(ConsentError):
             upload_sample(sb.session, env, src, bucket=bucket, context=ctx,
                           key_arn=sb.resources.kms_key_arn, speaker="spk99", consent=gate)
-        for half in ({"speaker": speaker}, {"consent": gate}):     # both, or neither
+        # a gate needs its speaker; anything but a gate or the named choice is refused
+        admit_only = type("AdmitOnly", (), {"admit": _Gate.admit})()
+        for half in ({"consent": gate}, {"consent": None, "speaker": speaker},
+                     {"consent": admit_only, "speaker": speaker}):
             with pytest.raises(InvalidParameterError):
                 upload_sample(sb.session, env, src, bucket=bucket, context=ctx,
                               key_arn=sb.resources.kms_key_arn,
@@ -498,6 +509,55 @@ def test_an_upload_for_a_speaker_names_them_and_passes_the_gate_first(
     finally:
         sb.session.events.unregister("before-call.s3", handler)
     assert calls == []                                               # nothing was sent
+
+
+def test_consent_is_never_skipped_by_default(sb: Sandbox, env: Envelope,
+                                              manifest: Manifest) -> None:
+    """No default: an upload without consent= does not run, and the named choice is visible."""
+    src, ctx = _wav(manifest, 5)
+    with pytest.raises(TypeError, match="consent"):
+        upload_sample(sb.session, env, src, bucket=sb.resources.bucket("raw"),  # type: ignore[call-arg]  # the point: consent= is required
+                      context=ctx, key_arn=sb.resources.kms_key_arn)
+    assert repr(CONSENT_NOT_CHECKED) == "CONSENT_NOT_CHECKED"
+
+
+def test_a_speaker_refused_after_the_write_loses_exactly_that_version(
+    sb: Sandbox, env: Envelope, manifest: Manifest
+) -> None:
+    """The post-write fence: consent admitted, the write lands, the re-check refuses (an
+    erasure began in between): the version written is deleted, the others stay, and the
+    caller gets a typed refusal, not a result."""
+    src, ctx = _wav(manifest, 5)
+    speaker = manifest.utterances[5].speaker
+    bucket, s3 = sb.resources.bucket("raw"), sb.session.client("s3")
+    gate = _Gate(refuse="nobody")
+    first = upload_sample(sb.session, env, src, bucket=bucket, context=ctx,
+                          key_arn=sb.resources.kms_key_arn, speaker=speaker, consent=gate)
+
+    class Erased(_Gate):      # admits, then finds the speaker erasing once the write is done
+        def check_consent(self, speaker: str, at: object) -> None:
+            raise ConsentError(speaker, "erasing")
+
+    def listing() -> tuple[set[str], int]:
+        out = s3.list_object_versions(Bucket=bucket, Prefix=first.key)
+        return ({v["VersionId"] for v in out.get("Versions", [])},
+                len(out.get("DeleteMarkers", [])))
+
+    before = listing()
+    assert first.version_id in before[0]
+    written: list[str] = []
+    s3_events = sb.session.events
+    keep = lambda parsed, **_: written.append(parsed.get("VersionId"))  # noqa: E731
+    s3_events.register("after-call.s3.PutObject", keep)
+    try:
+        with pytest.raises(ConsentError) as refused:
+            upload_sample(sb.session, env, src, bucket=bucket, context=ctx,
+                          key_arn=sb.resources.kms_key_arn, speaker=speaker, consent=Erased("x"))
+    finally:
+        s3_events.unregister("after-call.s3.PutObject", keep)
+    assert refused.value.reason == "revoked-after-write" and "deleted" in str(refused.value)
+    assert len(written) == 1 and written[0] not in before[0]      # it was written ...
+    assert listing() == before                                     # ... and only it is gone
 
 
 @pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
@@ -517,7 +577,7 @@ def test_a_20_mib_ciphertext_uploads_into_a_hardened_bucket(server: bool, tmp_pa
         apply_bucket_hardening(box.session, bucket, key_arn)
         envelope = Envelope(box.session, EnvelopeConfig(key_arn))
         result = upload_sample(box.session, envelope, src, bucket=bucket, context=ctx,
-                               key_arn=key_arn)
+                               key_arn=key_arn, consent=CONSENT_NOT_CHECKED)
         assert result.multipart
         head = box.client("s3").head_object(Bucket=bucket, Key=result.key)
         assert head["ContentLength"] > 20 * 1024 * 1024

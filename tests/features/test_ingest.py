@@ -17,7 +17,7 @@ from securepipe import clock
 from securepipe.data.dataset import load_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.hardening import apply_bucket_hardening
-from securepipe.encryption.upload import upload_sample
+from securepipe.encryption.upload import CONSENT_NOT_CHECKED, upload_sample
 from securepipe.errors import ConsentError, InvalidParameterError
 from securepipe.features.audio import malformed_examples, validate_wav
 from securepipe.features.extract import extract, from_bytes
@@ -520,7 +520,8 @@ def test_consent_gates_every_sample_in_every_configuration(world: World, keyed: 
         upload_sample(world.sb.session, world.envelope, MANIFEST.path_of("spk02_u2"),
                       bucket=config.raw_bucket, key_arn=config.key_arn,
                       context=SampleContext(item.contractor, item.sample_id,
-                                            config.upload_purpose))
+                                            config.upload_purpose),
+                      consent=CONSENT_NOT_CHECKED)
     world.registry.withdraw("spk01", CONSENT_DAY)
     shred_speaker_key(world.registry, "spk05")
     clock.set_to(dt.datetime(2027, 1, 3, tzinfo=dt.UTC))    # spk09's term ended on 2027-01-02

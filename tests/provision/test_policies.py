@@ -15,9 +15,15 @@ from securepipe import clock
 from securepipe.access.credentials import session_with_credentials
 from securepipe.data.dataset import load_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
-from securepipe.encryption.upload import upload_sample
+from securepipe.encryption.upload import CONSENT_NOT_CHECKED, upload_sample
 from securepipe.errors import InvalidParameterError
-from securepipe.features.ingest import IngestConfig, ingest_batch, items_from_manifest
+from securepipe.features.ingest import (
+    IngestConfig,
+    IngestItem,
+    ingest_batch,
+    ingest_sample,
+    items_from_manifest,
+)
 from securepipe.policy import Policy
 from securepipe.provision import KIT_ROLES, AccountLayout, kit_role_policy, provision
 from securepipe.retention.consent import ConsentRegistry
@@ -71,7 +77,8 @@ def test_uploader_ingest_and_trainer_run_with_exactly_their_policy(sandbox: Sand
     for u in uploads:
         upload_sample(uploader, envelope, manifest.path_of(u), bucket=layout.bucket("raw"),
                       key_arn=layout.kms_key_arn,
-                      context=SampleContext(u.contractor, u.sample_id, "speech-model-training"))
+                      context=SampleContext(u.contractor, u.sample_id, "speech-model-training"),
+                      consent=CONSENT_NOT_CHECKED)
     s3 = uploader.client("s3")
     assert _refused(lambda: s3.get_object(Bucket=layout.bucket("raw"),
                                           Key=f"raw/{uploads[0].contractor}/"
@@ -102,3 +109,25 @@ def test_uploader_ingest_and_trainer_run_with_exactly_their_policy(sandbox: Sand
         Bucket=layout.bucket("raw")))
     assert _refused(lambda: trainer.client("s3").put_object(
         Bucket=layout.bucket("features"), Key="features/forged", Body=b"x"))
+
+    # The ingest role's consent fence: consent withdrawn after the gate, before the features
+    # write; with exactly its policy, ingest deletes the features version it wrote and refuses.
+    third = manifest.utterances[2]
+    upload_sample(uploader, envelope, manifest.path_of(third), bucket=layout.bucket("raw"),
+                  key_arn=layout.kms_key_arn, consent=CONSENT_NOT_CHECKED, speaker=third.speaker,
+                  context=SampleContext(third.contractor, third.sample_id,
+                                        "speech-model-training"))
+    registry = ConsentRegistry(sandbox.session, layout.consent_table, create=False)
+
+    def withdraw_between_gate_and_write(step: str, item: IngestItem) -> None:
+        if step == "extract":
+            registry.withdraw(third.speaker, clock.now())
+
+    outcome = ingest_sample(worker, config, IngestItem(third.contractor, third.sample_id,
+                                                       speaker=third.speaker),
+                            after_step=withdraw_between_gate_and_write)
+    assert outcome.status == "refused" and "the version written was deleted" in str(
+        outcome.reason), outcome
+    left = sandbox.session.client("s3").list_object_versions(
+        Bucket=layout.bucket("features"), Prefix=f"features/{third.contractor}/{third.sample_id}")
+    assert not left.get("Versions") and not left.get("DeleteMarkers")

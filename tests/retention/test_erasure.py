@@ -25,6 +25,7 @@ from securepipe.errors import (
     DecryptionError,
     ErasureError,
     InvalidParameterError,
+    JournalRollbackError,
     SignatureError,
     UnknownSpeakerError,
 )
@@ -42,7 +43,8 @@ def world() -> Iterator[World]:
 def _erase(world: World, speaker: str, **kwargs: Any) -> Any:
     """The default call: no mapping, attribution from metadata and the registry's index."""
     return erase_speaker(world.sb.session, speaker=speaker, registry=world.registry,
-                         buckets=world.buckets, signer=world.signer, **kwargs)
+                         buckets=world.buckets, signer=world.signer,
+                         anchor_bucket=world.bucket("audit"), **kwargs)
 
 
 def test_erasure_through_the_real_pipeline(world: World,
@@ -233,16 +235,22 @@ def test_bad_input(world: World) -> None:
             _erase(world, hostile)  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError):
         erase_speaker(world.sb.session, speaker="spk02", registry=world.registry, buckets=[],
-                      signer=world.signer)
+                      signer=world.signer, anchor_bucket=world.bucket("audit"))
     with pytest.raises(InvalidParameterError):
         erase_speaker(world.sb.session, speaker="spk02", registry=world.registry,
-                      buckets=world.buckets[0], signer=world.signer)  # a str, not a list
+                      buckets=world.buckets[0], signer=world.signer,
+                      anchor_bucket=world.bucket("audit"))  # a str, not a list
+    with pytest.raises(InvalidParameterError):                   # the anchor is not erased
+        erase_speaker(world.sb.session, speaker="spk02", registry=world.registry,
+                      buckets=world.buckets, signer=world.signer,
+                      anchor_bucket=world.buckets[0])
     assert calls == []                                           # refused before any AWS call
 
     missing = "securepipe-missing-bucket"
     with pytest.raises(ErasureError):
         erase_speaker(world.sb.session, speaker="spk02", registry=world.registry,
-                      buckets=[missing], signer=world.signer)
+                      buckets=[missing], signer=world.signer,
+                      anchor_bucket=world.bucket("audit"))
     assert world.registry.get("spk02").has_key                   # nothing shredded
 
 
@@ -450,6 +458,60 @@ def test_a_shortened_or_emptied_journal_is_refused(world: World) -> None:
         with pytest.raises(ErasureError, match="signed head"):
             _erase(world, "spk01")
         assert world.versions_of("spk01") == left                  # refused before any delete
+
+
+def test_a_rolled_back_journal_is_refused_before_any_delete(world: World) -> None:
+    """Someone who can write the registry saves the item mid-erasure and writes its (validly
+    signed) journal and head back later: the heads anchored under Object Lock in the audit
+    bucket are longer, so the resumed erasure refuses, even with the anchors hidden under
+    delete markers; the genuine journal still resumes to a complete receipt."""
+    world.populate("spk01", archive=False)
+    ddb, table, s3 = world.sb.session.client("dynamodb"), world.registry.table, world.s3
+    audit = world.bucket("audit")
+    mine = world.versions_of("spk01")
+
+    def crash_after(n: int) -> Any:
+        calls: list[str] = []
+
+        def crash(step: str, detail: str) -> None:
+            calls.append(step)
+            if len(calls) == n:
+                raise Crash(detail)
+        return crash
+
+    key = {"speaker": {"S": "spk01"}}
+    with pytest.raises(Crash):
+        _erase(world, "spk01", after_step=crash_after(1))
+    saved = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    with pytest.raises(Crash):
+        _erase(world, "spk01", after_step=crash_after(2))
+    genuine = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    assert len(genuine["erasure_journal"]["L"]) == 3 and len(saved["erasure_journal"]["L"]) == 1
+
+    def write_back(item: dict[str, Any]) -> None:
+        ddb.update_item(TableName=table, Key=key,
+                        UpdateExpression="SET erasure_journal = :j, erasure_head = :h",
+                        ExpressionAttributeValues={":j": item["erasure_journal"],
+                                                   ":h": item["erasure_head"]})
+
+    write_back(saved)                                   # the rollback (a replayed, signed head)
+    left = world.versions_of("spk01")
+    with pytest.raises(JournalRollbackError, match="1 entries, but a head of 3"):
+        _erase(world, "spk01")
+    assert world.versions_of("spk01") == left           # refused before any delete
+    anchors = s3.list_objects_v2(Bucket=audit, Prefix="erasure-journal/spk01/")["Contents"]
+    assert len(anchors) == 3
+    for obj in anchors:                                  # hide them: delete markers on top
+        s3.delete_object(Bucket=audit, Key=obj["Key"])
+    assert "Contents" not in s3.list_objects_v2(Bucket=audit, Prefix="erasure-journal/spk01/")
+    with pytest.raises(JournalRollbackError):
+        _erase(world, "spk01")
+    assert world.versions_of("spk01") == left
+
+    write_back(genuine)                                  # the genuine journal resumes
+    receipt = _erase(world, "spk01")
+    assert receipt.complete and receipt.resumed
+    assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == mine
 
 
 def test_rerun_shreds_key_material_restored_after_erasure(world: World) -> None:
