@@ -134,12 +134,20 @@ _HOST_SERVICE = {"email": "ses"}
 _HOST_REGION = re.compile(r"\.([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com$")
 
 
+#: DynamoDB's account-based endpoint, ``<account-id>.ddb.<region>.amazonaws.com``, which
+#: botocore builds for calls naming a table ARN (ListTagsOfResource, for one):
+#: https://docs.aws.amazon.com/sdkref/latest/guide/feature-account-endpoints.html
+_DDB_ACCOUNT_HOST = re.compile(r"^(\d{12})\.ddb\.")
+
+
 def _service_of_host(host: str) -> str | None:
     """The service an in-process URL reaches (as moto's stubber dispatches by URL)."""
     if not host.endswith(".amazonaws.com"):
         return None  # server mode: moto dispatches on the credential scope's service
     if host.startswith(("s3.", "s3-")) or ".s3." in host or ".s3-" in host:
         return "s3"
+    if _DDB_ACCOUNT_HOST.match(host):
+        return "dynamodb"
     label = host.split(".", 1)[0]
     return _HOST_SERVICE.get(label, label)
 
@@ -201,6 +209,11 @@ class Enforcer:
         if dispatched != signature.service:
             return _unattributed(f"signed for {signature.service!r} but sent to "
                                  f"{dispatched!r}", signer.access_key, signer.arn, guess)
+        account_host = _DDB_ACCOUNT_HOST.match(host)
+        if account_host is not None and account_host.group(1) != signer.account:
+            # moto would answer from the signer's own account; AWS routes by the host's
+            return _unattributed("sent to another account's endpoint", signer.access_key,
+                                 signer.arn, guess)
         allowed_regions = {signer.region}
         if signature.service in ("iam", "sts"):
             allowed_regions.add("us-east-1")

@@ -199,3 +199,23 @@ def test_the_presigned_url_age_cap_fires(server: bool) -> None:
         sb.move_clock(dt.timedelta(seconds=61))   # still valid, but older than the cap
         old = requests.get(url, timeout=10, verify=verify)
         assert old.status_code == 403 and b"DenyOldSignatures" in old.content
+
+
+def test_dynamodb_account_based_endpoint_is_read_as_dynamodb(sandbox: Sandbox) -> None:
+    """botocore sends calls naming a table ARN to <account>.ddb.<region>.amazonaws.com: the
+    emulation reads that host as DynamoDB for the signer's own account, and refuses it for
+    another account (moto would answer from the signer's)."""
+    ddb = sandbox.client("dynamodb")
+    arn = ddb.create_table(TableName="tagged", BillingMode="PAY_PER_REQUEST",
+                           AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                           KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                           Tags=[{"Key": "securepipe", "Value": "consent"}]
+                           )["TableDescription"]["TableArn"]
+    seen: list[str] = []
+    ddb.meta.events.register("before-send", lambda request, **_: seen.append(request.url))
+    assert ddb.list_tags_of_resource(ResourceArn=arn)["Tags"] == [
+        {"Key": "securepipe", "Value": "consent"}]
+    assert seen[-1].startswith(f"https://{sandbox.account_id}.ddb.")
+    with pytest.raises(ClientError) as refused:
+        ddb.list_tags_of_resource(ResourceArn=arn.replace(sandbox.account_id, "999999999999"))
+    assert "another account's endpoint" in str(refused.value)
