@@ -26,6 +26,8 @@ lifecycle check is a configuration check and the sweep is what enforces retentio
 
 from __future__ import annotations
 
+import math
+
 from botocore.exceptions import ClientError
 
 from securepipe.checks._base import (
@@ -68,10 +70,14 @@ def _lifecycle(ctx: CheckContext) -> list[ResourceResult]:
         limit = (f"limit {registry.longest_term_days()} days, the longest consent term in "
                  f"{registry.table!r}")
 
+    # raw uploads: within the configured ingest window (whole days, rounded up)
+    window_days = max(1, math.ceil(ctx.config.ingest_window.total_seconds() / 86_400))
+
     def one(bucket: Bucket) -> ResourceResult:
         findings = inspect_lifecycle(ctx.session, bucket.name,
                                      data_prefixes=data_prefixes.get(bucket.role),
-                                     registry=registry, clock=ctx.now)
+                                     registry=registry, clock=ctx.now,
+                                     ingest_window_days=window_days)
         bad = [f for f in findings if f.status != "pass"]
         status: Status = "fail" if any(f.status == "fail" for f in bad) else (
             "error" if bad else "pass")

@@ -61,3 +61,22 @@ def test_a_rule_longer_than_the_registrys_longest_term_fails_with_the_number(
     status, evidence, config = _features_result(sb)
     assert status == "pass" and "no consent registry" in evidence, evidence
     assert any("no consent registry table found" in n for n in config.notes)
+
+
+def test_raw_uploads_are_judged_against_the_configured_ingest_window(sb: Sandbox) -> None:
+    import dataclasses
+    import datetime as dt
+
+    raw = sb.resources.bucket("raw")
+    apply_lifecycle(sb.session, raw, lifecycle_rules("raw"))   # raw/ expires after 7 days
+    config = CheckConfig.discover(sb.session, voice_discovery=False)
+
+    def raw_status(window_days: int) -> tuple[str, str]:
+        card = run_checks(sb.session, checks=[CHECK], config=dataclasses.replace(
+            config, ingest_window=dt.timedelta(days=window_days)))
+        [res] = [r for r in card.result(CHECK).resources if r.resource == raw]
+        return res.status, res.evidence
+
+    assert raw_status(7)[0] == "pass"
+    status, evidence = raw_status(3)
+    assert status == "fail" and "raw/" in evidence, evidence
