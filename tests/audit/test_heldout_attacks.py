@@ -43,14 +43,15 @@ CONTRACTORS = 20
 PER_CONTRACTOR = 100  # objects per contractor prefix at the start
 RAW_BYTES = 180_000
 FEAT_BYTES = 24_000
-START = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)  # a Monday
+START = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)  # a Sunday
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MIN_MS = 60_000
 BASE_DAYS = 14
 EVAL_DAYS = 3
-EVAL_MS = int(START.timestamp() * 1000) + BASE_DAYS * DAY_MS  # a Monday
-ATTACK_MS = EVAL_MS + DAY_MS + 9 * HOUR_MS  # Tuesday 09:00 of the evaluated days
+EVAL_MS = int(START.timestamp() * 1000) + BASE_DAYS * DAY_MS  # a Sunday: Sunday, Monday, Tuesday
+ATTACK_MS = EVAL_MS + DAY_MS + 9 * HOUR_MS  # Monday 09:00 of the evaluated days
+SUNDAY_MS = EVAL_MS + 2 * HOUR_MS + 10 * MIN_MS  # ten minutes into the weekly full re-read
 TRAINER_VPCE = "vpce-0a1b2c3d4e5f60718"
 OFFICE = "198.51.100."
 BOTO = "[Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#5.10 md/arch#x86_64 lang/python#3.11]"
@@ -884,14 +885,14 @@ def kms_burst(tr: Trail, fleet: Fleet, rng: np.random.Generator) -> None:
 
 
 def spike_in_weekly(tr: Trail, fleet: Fleet, rng: np.random.Generator) -> None:
-    """During Sunday's full re-read, the extractor role reads the whole raw bucket a second
-    time from a second session on the same network: the same objects, twice the bytes."""
-    # the baseline has had two Sunday re-reads; this is the same shape on a Tuesday
+    """Ten minutes into Sunday's full re-read, the extractor role reads the whole raw bucket a
+    second time, from a second session on the same network, at a third of the re-read's pace
+    (eight hours): the same objects, twice the bytes in the week."""
     items = fleet.all()
-    step = 3 * HOUR_MS / len(items)
+    step = 8 * HOUR_MS / len(items)
     for j, (c, s) in enumerate(items):
         tr.emit(
-            int(ATTACK_MS + j * step),
+            int(SUNDAY_MS + j * step),
             "GetObject",
             role("feature-extractor", "reextract-2"),
             RAW,
@@ -1016,6 +1017,7 @@ class Case:
     name: str
     make: Attack
     caught_before: bool  # with the detector as it was when these were written (commit d2353da)
+    start_ms: int = ATTACK_MS
 
 
 CASES = (
@@ -1034,7 +1036,7 @@ CASES = (
     Case("federated-user", federated_user, True),
     Case("odd-fields", odd_fields, True),
     Case("kms-decrypt-burst", kms_burst, False),
-    Case("second-full-read", spike_in_weekly, False),
+    Case("second-full-read", spike_in_weekly, False, SUNDAY_MS),
     Case("trainer-reads-raw", trainer_reads_raw, True),
     Case("anonymous-public", anonymous_public, True),
     Case("noncurrent-versions", noncurrent_versions, True),
@@ -1053,12 +1055,15 @@ def attack_records(world: World, case: Case) -> list[dict[str, Any]]:
 
 
 def new_alerts(
-    world: World, ordinary: tuple[EventBatch, set[Any]], records: list[dict[str, Any]]
+    world: World,
+    ordinary: tuple[EventBatch, set[Any]],
+    records: list[dict[str, Any]],
+    start_ms: int = ATTACK_MS,
 ) -> list[FleetAlert]:
     steady, steady_keys = ordinary
     batch = EventBatch.concat([steady, world.normaliser.dicts(records)])
     found = detect_fleet(batch, world.normaliser.vocab, world.baseline)
-    start = dt.datetime.fromtimestamp(ATTACK_MS / 1000, dt.UTC)
+    start = dt.datetime.fromtimestamp(start_ms / 1000, dt.UTC)
     return [a for a in found if a.key not in steady_keys and a.alert_time >= start]
 
 
@@ -1070,7 +1075,7 @@ def _marked(case: Case) -> Any:
 
 @pytest.mark.parametrize("case", [_marked(c) for c in CASES], ids=lambda c: c.name)
 def test_heldout_attack(world: World, ordinary: tuple[EventBatch, set[Any]], case: Case) -> None:
-    found = new_alerts(world, ordinary, attack_records(world, case))
+    found = new_alerts(world, ordinary, attack_records(world, case), case.start_ms)
     print(case.name, sorted({(a.rule, a.principal.split(":")[-1]) for a in found}))
     assert found, f"{case.name}: no alert"
 
@@ -1089,16 +1094,20 @@ NORMAL_SHAPES: dict[str, dict[str, Any]] = {
 
 #: alerts per day on d2353da (before the fix): all above one a day
 NOISY_BEFORE = {
-    "ordinary": 1.33,
-    "trainer-via-nat": 1.33,
-    "s3transfer-ranged-parts": 29.3,
-    "backfill-3x-uploads": 5.3,
-    "more-epochs": 1.33,
+    "ordinary": 0.67,  # the nightly copy to the DR account, every weekday
+    "trainer-via-nat": 0.67,
+    "s3transfer-ranged-parts": 21.33,
+    "backfill-3x-uploads": 3.0,
+    "more-epochs": 0.67,
 }
 
 
 @pytest.mark.parametrize(
-    "shape", [pytest.param(s, marks=pytest.mark.xfail(strict=True)) for s in NORMAL_SHAPES]
+    "shape",
+    [
+        pytest.param(s, marks=[pytest.mark.xfail(strict=True)] if NOISY_BEFORE[s] > 1 else [])
+        for s in NORMAL_SHAPES
+    ],
 )
 def test_heldout_normal_shape(world: World, shape: str) -> None:
     batch = world.normaliser.dicts(normal_eval(world, **NORMAL_SHAPES[shape]))
