@@ -1208,3 +1208,20 @@ def test_the_sql_rules_give_the_same_alerts_on_held_out_traffic(world: World, tm
     )
     assert got == expected and skipped == {}
     assert {e[0] for e in expected} == {"egress-7d", "copy-out"}  # and nothing from the campaign
+
+
+def test_fresh_uploads_are_followed_across_files(world: World) -> None:
+    """The nightly copy reads uploads written up to 15 hours before, many files earlier: the
+    stream keeps the writes of the last two days, so in 500-record files it raises exactly
+    what one batch does, and the campaign's copies raise nothing."""
+    records = sorted(
+        normal_eval(world, new_per_day=120, trainer_vpce=None), key=lambda r: r["eventTime"]
+    )
+    norm = Normaliser(vocab=world.normaliser.vocab)
+    det = FleetDetector(world.baseline, norm.vocab)
+    for i in range(0, len(records), 500):
+        det.feed(norm.dicts(records[i : i + 500]))
+    det.flush()
+    at_once = detect_fleet(norm.dicts(records), norm.vocab, world.baseline)
+    assert {a.key for a in det.alerts} == {a.key for a in at_once}
+    assert {a.rule for a in at_once} == {"egress-7d"}
