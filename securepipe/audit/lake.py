@@ -231,7 +231,12 @@ SELECT
     kind,
     denied,
     CASE WHEN reject IS NULL AND NOT ignored THEN CAST(floor(bytes_num) AS BIGINT) END AS bytes,
-    CASE WHEN kind = 'copy' THEN copy_bucket ELSE req_bucket END AS bucket,
+    CASE WHEN kind = 'copy' THEN copy_bucket
+         -- through an access point (alias or ARN): the bucket resource behind it
+         WHEN req_bucket LIKE '%-s3alias' OR req_bucket LIKE 'arn:%'
+              THEN coalesce(substr(element_at(filter(resources, r -> r.type = 'AWS::S3::Bucket'
+                  AND r.arn LIKE 'arn:aws:s3:::%'), 1).arn, 14), req_bucket)
+         ELSE req_bucket END AS bucket,
     CASE WHEN kind = 'copy' THEN nullif(copy_key, '') ELSE nullif(req_key, '') END AS obj_key,
     CASE WHEN kind = 'copy' THEN req_bucket END AS dest,
     kind = 'copy' AND dest_owner IS NOT NULL

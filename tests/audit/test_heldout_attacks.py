@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from securepipe.audit.events import EventBatch, Normaliser
+from securepipe.audit.events import EventBatch, Normaliser, Vocab
 from securepipe.audit.fleet import FleetAlert, FleetBaseline, FleetDetector, detect_fleet
 
 ACCT = "210987654321"
@@ -1178,7 +1178,7 @@ def test_the_sql_rules_give_the_same_alerts_on_held_out_traffic(world: World, tm
         return dt.datetime.strptime(r["eventTime"], "%Y-%m-%dT%H:%M:%SZ").timestamp() * 1000
 
     records = [r for r in normal_eval(world, new_per_day=120) if monday <= stamp(r) < tuesday]
-    for name in ("trainer-epoch-from-outside", "copy-to-unknown-account"):
+    for name in ("trainer-epoch-from-outside", "copy-to-unknown-account", "access-point-alias"):
         records += attack_records(world, next(c for c in CASES if c.name == name))
     records.sort(key=lambda r: r["eventTime"])
     norm = Normaliser(vocab=world.normaliser.vocab)
@@ -1207,7 +1207,20 @@ def test_the_sql_rules_give_the_same_alerts_on_held_out_traffic(world: World, tm
         for a in alerts
     )
     assert got == expected and skipped == {}
-    assert {e[0] for e in expected} == {"egress-7d", "copy-out"}  # and nothing from the campaign
+    # and nothing from the campaign; the access point's reads count against the raw bucket
+    assert {e[0] for e in expected} >= {"egress-7d", "copy-out", "new-principal"}
+    assert not {e[0] for e in expected} - {
+        "egress-7d",
+        "copy-out",
+        "new-principal",
+        "new-source",
+        "share-6h",
+        "share-24h",
+        "fleet-share-6h",
+        "spread-1h",
+        "spread-24h",
+    }
+    assert all(RAW in e[2] or e[2] == "-" or FEAT in e[2] for e in expected)
 
 
 def test_fresh_uploads_are_followed_across_files(world: World) -> None:
@@ -1225,3 +1238,20 @@ def test_fresh_uploads_are_followed_across_files(world: World) -> None:
     at_once = detect_fleet(norm.dicts(records), norm.vocab, world.baseline)
     assert {a.key for a in det.alerts} == {a.key for a in at_once}
     assert {a.rule for a in at_once} == {"egress-7d"}
+
+
+def test_a_read_through_an_access_point_is_a_read_of_its_bucket(world: World) -> None:
+    """The alias in ``bucketName`` is resolved to the bucket in ``resources``: the same bucket
+    and object codes as a direct read, so the bucket's size and budgets see both."""
+    tr = Trail()
+    access_point(tr, Fleet(list(world.fleet.counts)), np.random.default_rng(1))
+    via = tr.out[0]
+    direct = {
+        **via,
+        "requestParameters": {"bucketName": RAW, "key": via["requestParameters"]["key"]},
+    }
+    norm = Normaliser(vocab=Vocab())
+    batch = norm.dicts([via, direct])
+    assert norm.stats.accepted == 2
+    assert batch.bucket[0] == batch.bucket[1] == norm.vocab.buckets[RAW]
+    assert batch.obj[0] == batch.obj[1]
