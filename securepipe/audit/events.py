@@ -508,6 +508,8 @@ class Normaliser:
             elif kind != LIST and not key:
                 self._reject(index, "requestParameters.key missing")
                 continue
+            elif bucket.endswith("-s3alias") or bucket.startswith("arn:"):
+                bucket = _through_access_point(rec, bucket)
             extra = rec.additionalEventData
             size = 0
             auth = 2
@@ -552,6 +554,18 @@ class Normaliser:
         self.stats.ignored += ignored
         self.stats.accepted += len(t_out)
         return EventBatch(*(np.array(c, dtype=d) for c, d in zip(cols, _DTYPES, strict=True)))
+
+
+def _through_access_point(rec: Record, bucket: str) -> str:
+    """The bucket behind an access point named by its alias or ARN: the record's
+    ``AWS::S3::Bucket`` resource. A request through an access point lists the object, the
+    bucket and the access point's ARN in ``resources`` (as AWS documents for access points, e.g.
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-points-directory-buckets-monitoring-logging.html),
+    so reads through it count against the bucket's size and its readers' thresholds."""
+    for res in rec.resources or ():
+        if res.type == "AWS::S3::Bucket" and res.ARN and res.ARN.startswith("arn:aws:s3:::"):
+            return res.ARN[13:]
+    return bucket
 
 
 def _owner(rec: Record, bucket: str) -> str | None:

@@ -8,18 +8,24 @@ one windowed aggregate a SQL engine can run over the CloudTrail table::
     SELECT <group>, floor((t + phase) / w) AS win, <aggregate>
     FROM events WHERE <filter> GROUP BY <group>, win HAVING <aggregate> > <threshold>
 
-* ``filter``: ``read`` (successful GetObject, CopyObject/UploadPartCopy source, Select),
-  ``probe`` (Head/List), ``denied`` (any errorCode), ``restore``, and the novelty filters
-  ``copy-out`` (a copy to a bucket owned by another account, or never a copy destination in the
-  baseline), ``new-principal``, ``new-source`` (two or more of network, user-agent family and
-  authentication method never seen for the role), ``new-action`` (a read or probe API the role
-  never used);
+* ``filter``: ``read`` (successful GetObject, CopyObject/UploadPartCopy source, Select, of an
+  object *not* written in the day before: a read of a fresh upload is the pipeline's flow, not
+  the stored dataset), ``probe`` (Head/List), ``denied`` (any errorCode), ``restore``,
+  ``egress`` (any successful read, fresh or not, from a network the role never read from in the
+  baseline; another VPC endpoint of a role that reads through one counts as known), and the
+  novelty filters ``copy-out`` (a copy to a bucket never a copy destination in the baseline, or
+  owned by another account when it was not then), ``new-principal``, ``new-source`` (two or more
+  of network, user-agent family and authentication method never seen for the role),
+  ``new-action`` (a read API, GET, copy, Select or restore, the role never used; a new probe is
+  left to the probe rules);
 * ``group``: the ``role`` (an AssumedRole's sessions all count for their role; a new session
   name is *not* news), ``role-bucket``, ``session-bucket`` (for spread: one session wandering
   across prefixes) with the role's threshold, or ``fleet-bucket``: everyone except the roles
   that read the bulk of that bucket in the baseline, so ten principals each under their own
   threshold still add up;
-* ``aggregate``: ``count``, ``bytes``, distinct ``objects`` or distinct ``prefixes``;
+* ``aggregate``: ``count``, ``bytes``, distinct ``objects`` or distinct ``prefixes``. Reads are
+  judged by what leaves and how much of the dataset (objects, bytes), never by request counts: a
+  download in ranged parts is several requests for one object;
 * windows of ``w`` every ``w/2`` (two phases; an activity shorter than ``w/2`` falls wholly in one);
 * ``threshold``: learned (``margin x`` the baseline peak, at least ``floor``) or fixed. A
   *relative* rule divides by the bucket's size (objects, or prefixes for ``prefixes``), so a
@@ -64,8 +70,8 @@ from securepipe.audit.events import (
 )
 from securepipe.errors import InvalidParameterError
 
-Filter = Literal["read", "probe", "denied", "restore", "copy-out", "new-principal", "new-source",
-                 "new-action"]
+Filter = Literal["read", "probe", "denied", "restore", "copy-out", "egress", "new-principal",
+                 "new-source", "new-action"]
 Group = Literal["role", "role-bucket", "session-bucket", "fleet-bucket"]
 Aggregate = Literal["count", "bytes", "objects", "prefixes"]
 MIB = 1024 * 1024
@@ -97,11 +103,15 @@ class FleetRule:
 
 FLEET_RULES: tuple[FleetRule, ...] = (
     # volume per role and bucket, relative to the bucket's size
-    FleetRule("reads-10min", "read", "role-bucket", "count", 600, 0.0, 40, True,
+    # (objects, not requests: a download in ranged parts is one object read, not several)
+    FleetRule("reads-10min", "read", "role-bucket", "objects", 600, 0.0, 40, True,
               family="volume", mitre="T1530"),
-    FleetRule("reads-1h", "read", "role-bucket", "count", HOUR, 0.0, 200, True,
+    FleetRule("reads-1h", "read", "role-bucket", "objects", HOUR, 0.0, 200, True,
               family="volume", mitre="T1530"),
-    FleetRule("bytes-1h", "read", "role-bucket", "bytes", HOUR, 0.0, 64 * MIB, True,
+    FleetRule("bytes-1h", "read", "role-bucket", "bytes", HOUR, 0.0, 32 * MIB, True,
+              family="volume", mitre="T1530"),
+    # the week's budget: a second full read beside a legitimate weekly one is twice the bytes
+    FleetRule("bytes-7d", "read", "role-bucket", "bytes", 7 * DAY, 0.0, 256 * MIB, True,
               family="volume", mitre="T1530"),
     # share of the dataset read per role and bucket, and fleet-wide
     FleetRule("share-6h", "read", "role-bucket", "objects", 6 * HOUR, 0.02, 40, True,
@@ -126,6 +136,9 @@ FLEET_RULES: tuple[FleetRule, ...] = (
     # novelty: fixed threshold 0 (any event alerts)
     FleetRule("copy-out", "copy-out", "role", "count", HOUR, 0.0, learned=False,
               family="copy", mitre="T1537"),
+    # what leaves to a place the role never sent data to: a share of the bucket, fixed
+    FleetRule("egress-7d", "egress", "role-bucket", "objects", 7 * DAY, 0.01, 10, True,
+              learned=False, family="egress", mitre="T1567"),
     FleetRule("new-principal", "new-principal", "role", "count", DAY, 0.0, learned=False,
               family="novelty", mitre="T1078"),
     FleetRule("new-source", "new-source", "role", "count", HOUR, 0.0, learned=False,
@@ -189,6 +202,7 @@ class FleetBaseline:
     actions: dict[str, list[str]]
     copy_destinations: list[str]
     events: int
+    foreign_destinations: list[str] = field(default_factory=list)  # owned by another account
 
     # -- (de)serialising --
 
@@ -245,6 +259,8 @@ class FleetBaseline:
             sets["actions"].setdefault(role, set()).add(KINDS[int(k)])
         copies = ok & (batch.kind == COPY)
         destinations = sorted({names.bucket(int(c)) for c in np.unique(batch.dest[copies])})
+        foreign = sorted({names.bucket(int(c))
+                          for c in np.unique(batch.dest[copies & batch.foreign])})
         # sizes: the largest 24-hour distinct objects and prefixes per bucket
         engine = _Engine(rules, vocab, None)
         size_obj, size_pre = engine.sizes(batch)
@@ -259,7 +275,7 @@ class FleetBaseline:
                    {k: sorted(v) for k, v in sets["agents"].items()},
                    {k: sorted(v) for k, v in sets["auths"].items()},
                    {k: sorted(v) for k, v in sets["actions"].items()},
-                   destinations, len(batch))
+                   destinations, len(batch), foreign)
         # bulk readers first (the fleet-wide rule leaves them out), then every learned rule
         share = FleetRule("bulk", "read", "role-bucket", "objects", DAY, 0.0, 0.0, True)
         peaks = _Engine((share,), vocab, base).peaks(batch, size_obj, size_pre)
@@ -277,6 +293,9 @@ class FleetBaseline:
 
 
 _AUTH = ("AuthHeader", "QueryString", "none")
+_READ_CODES = np.array([GET, COPY, SELECT], np.int8)
+#: A read of an object written this recently is the pipeline's flow, not the stored dataset.
+FRESH_S = DAY
 
 
 def _check_rules(rules: Sequence[FleetRule]) -> None:
@@ -439,6 +458,49 @@ class _Engine:
         # per batch: the events each (filter, group) selects, and their order by group
         self._selections: dict[tuple[str, str, bool], np.ndarray] = {}
         self._orders: dict[tuple[str, str, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # objects written in the last FRESH_S (object hash, write time), for :meth:`fresh`
+        self.written_obj = np.zeros(0, np.int64)
+        self.written_t = np.zeros(0, np.int64)
+        self._fresh = np.zeros(0, bool)
+
+    # -- fresh objects --
+
+    def fresh(self, b: EventBatch) -> np.ndarray:
+        """Per event: a read of an object written (successfully) in the FRESH_S before it, or
+        at the same time. Those are the pipeline's flow (the extractor reading each upload, a
+        backup copying the day's recordings), not the stored dataset; volume, share and spread
+        rules leave them out (egress and copy-out rules do not). State: the writes of the last
+        FRESH_S, carried across batches."""
+        w = ~b.denied & (b.kind == WRITE) & (b.obj != 0)
+        objs = np.concatenate([self.written_obj, b.obj[w]])
+        times = np.concatenate([self.written_t, b.time_ms[w]])
+        out = np.zeros(len(b), bool)
+        if len(b):
+            # twice the horizon: a read may arrive late (the reorder buffer's lag) and still
+            # need the write before it
+            keep = times >= int(b.time_ms.max()) - 2 * FRESH_S * 1000
+            self.written_obj, self.written_t = objs[keep], times[keep]
+        if objs.shape[0] == 0:
+            return out
+        reads = np.flatnonzero(~b.denied & np.isin(b.kind, _READ_CODES) & (b.obj != 0))
+        if reads.shape[0] == 0:
+            return out
+        # the latest write of the same object at or before each read: rank objects, then
+        # search (rank, time) pairs as one sorted int64 key (times are < 2**42 ms)
+        uniq = np.unique(objs)
+        r_obj = b.obj[reads]
+        pos = np.minimum(np.searchsorted(uniq, r_obj), uniq.shape[0] - 1)
+        known = uniq[pos] == r_obj
+        key_w = (np.searchsorted(uniq, objs).astype(np.int64) << 42) | times
+        key_w.sort()
+        key_r = (pos.astype(np.int64) << 42) | b.time_ms[reads]
+        at = np.searchsorted(key_w, key_r, side="right") - 1
+        hit = known & (at >= 0)
+        prev = key_w[np.maximum(at, 0)]
+        same = (prev >> 42) == pos
+        t_w = prev & ((1 << 42) - 1)
+        out[reads] = hit & same & (b.time_ms[reads] - t_w < FRESH_S * 1000)
+        return out
 
     # -- sizes --
 
@@ -468,7 +530,8 @@ class _Engine:
         ok = ~b.denied
         kind = b.kind
         if rule.filter == "read":
-            return ok & ((kind == GET) | (kind == COPY) | (kind == SELECT))
+            fresh = self._fresh if self._fresh.shape[0] == len(b) else self.fresh(b)
+            return ok & ((kind == GET) | (kind == COPY) | (kind == SELECT)) & ~fresh
         if rule.filter == "probe":
             return ok & ((kind == HEAD) | (kind == LIST))
         if rule.filter == "denied":
@@ -479,8 +542,24 @@ class _Engine:
         if base is None:
             raise InvalidParameterError(f"{rule.name} needs a baseline")
         if rule.filter == "copy-out":
+            # a destination never copied to in the baseline, or now owned by another account
+            # when it was not in the baseline (a DR account's bucket stays allowed)
             known = self._codes("buckets", base.copy_destinations)
-            return ok & (kind == COPY) & (b.foreign | ~np.isin(b.dest, known))
+            known_foreign = self._codes("buckets", base.foreign_destinations)
+            return ok & (kind == COPY) & (~np.isin(b.dest, known)
+                                          | (b.foreign & ~np.isin(b.dest, known_foreign)))
+        if rule.filter == "egress":
+            # data going to a network the role never read from: its VPC endpoints, address
+            # blocks, or AWS itself as in the baseline (another VPC endpoint of a role that reads
+            # through one stays private: the library's trainer moving to a new endpoint)
+            familiar = self._pair_known(b.principal, b.network, "networks", base.networks)
+            vpce_roles = [r for r, nets in base.networks.items()
+                          if any(n.startswith("vpce:") for n in nets)]
+            vpce_codes = np.array([c for n, c in self.vocab.networks.items()
+                                   if n.startswith("vpce:")], np.int64)
+            familiar |= (np.isin(b.network, vpce_codes)
+                         & np.isin(b.principal, self._codes("principals", vpce_roles)))
+            return ok & np.isin(kind, _READ_CODES) & ~familiar
         known_p = np.isin(b.principal, self._codes("principals", base.principals))
         if rule.filter == "new-principal":
             return ok & ~known_p
@@ -491,8 +570,10 @@ class _Engine:
             novel += ~self._pair_known(b.principal, b.auth.astype(np.int32), None, base.auths)
             return ok & (novel >= 2) & (kind != WRITE)
         if rule.filter == "new-action":
+            # a new way of *reading* (a HEAD or a listing new for a role reads nothing: the
+            # probe rules count those)
             acts = np.zeros(len(b), bool)
-            for k in (GET, HEAD, LIST, COPY, SELECT, RESTORE):
+            for k in (GET, COPY, SELECT, RESTORE):
                 acts |= (kind == k) & ~self._role_has(b.principal, base.actions, KINDS[k])
             return ok & known_p & acts
         raise InvalidParameterError(f"unknown filter {rule.filter!r}")
@@ -598,6 +679,7 @@ class _Engine:
     def peaks(self, b: EventBatch, size_o: np.ndarray, size_p: np.ndarray
               ) -> dict[str, dict[str, float]]:
         self._selections, self._orders = {}, {}
+        self._fresh = self.fresh(b)
         out: dict[str, dict[str, float]] = {}
         for r, rule in enumerate(self.rules):
             idx = self._selected(rule, b)
@@ -628,6 +710,7 @@ class _Engine:
         base = self.baseline
         assert base is not None
         self._selections, self._orders = {}, {}
+        self._fresh = self.fresh(b)
         size_o, size_p = self.sizes(b)
         candidates: list[tuple[int, int, int, float, float, int]] = []
         for r, rule in enumerate(self.rules):
@@ -711,7 +794,8 @@ class _Engine:
 
     @property
     def entries(self) -> int:
-        return sum(s.entries for s in (*self.windows.values(), *self.size_windows.values()))
+        return (sum(s.entries for s in (*self.windows.values(), *self.size_windows.values()))
+                + int(self.written_obj.shape[0]))
 
 
 # -- the stream ---------------------------------------------------------------------------------

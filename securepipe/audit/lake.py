@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from securepipe.audit.fleet import FLEET_RULES, SIZE_WINDOW_S, FleetBaseline, FleetRule
+from securepipe.audit.fleet import FLEET_RULES, FRESH_S, SIZE_WINDOW_S, FleetBaseline, FleetRule
 from securepipe.errors import InvalidParameterError
 
 VIEW = "securepipe_s3_events"
@@ -231,7 +231,12 @@ SELECT
     kind,
     denied,
     CASE WHEN reject IS NULL AND NOT ignored THEN CAST(floor(bytes_num) AS BIGINT) END AS bytes,
-    CASE WHEN kind = 'copy' THEN copy_bucket ELSE req_bucket END AS bucket,
+    CASE WHEN kind = 'copy' THEN copy_bucket
+         -- through an access point (alias or ARN): the bucket resource behind it
+         WHEN req_bucket LIKE '%-s3alias' OR req_bucket LIKE 'arn:%'
+              THEN coalesce(substr(element_at(filter(resources, r -> r.type = 'AWS::S3::Bucket'
+                  AND r.arn LIKE 'arn:aws:s3:::%'), 1).arn, 14), req_bucket)
+         ELSE req_bucket END AS bucket,
     CASE WHEN kind = 'copy' THEN nullif(copy_key, '') ELSE nullif(req_key, '') END AS obj_key,
     CASE WHEN kind = 'copy' THEN req_bucket END AS dest,
     kind = 'copy' AND dest_owner IS NOT NULL
@@ -270,8 +275,8 @@ def _values(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 # -- validation ---------------------------------------------------------------------------------
 
-_FILTERS = ("read", "probe", "denied", "restore", "copy-out", "new-principal", "new-source",
-            "new-action")
+_FILTERS = ("read", "probe", "denied", "restore", "copy-out", "egress", "new-principal",
+            "new-source", "new-action")
 _GROUPS = ("role", "role-bucket", "session-bucket", "fleet-bucket")
 _AGGREGATES = ("count", "bytes", "objects", "prefixes")
 
@@ -340,7 +345,11 @@ def athena_ddl(location: str, table: str = TABLE) -> str:
 def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
     ok = "NOT e.denied"
     if rule.filter == "read":
-        return f"{ok} AND e.kind IN ('get', 'copy', 'select')"
+        # a read of an object written in the FRESH_S before it is the pipeline's flow
+        return (f"{ok} AND e.kind IN ('get', 'copy', 'select') AND NOT EXISTS ("
+                "SELECT 1 FROM ok_events w WHERE NOT w.denied AND w.kind = 'write' "
+                "AND w.bucket = e.bucket AND w.obj_key = e.obj_key AND w.t_ms <= e.t_ms "
+                f"AND w.t_ms > e.t_ms - {FRESH_S * 1000})")
     if rule.filter == "probe":
         return f"{ok} AND e.kind IN ('head', 'list')"
     if rule.filter == "denied":
@@ -348,8 +357,15 @@ def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
     if rule.filter == "restore":
         return f"{ok} AND e.kind = 'restore'"
     if rule.filter == "copy-out":
-        return (f"{ok} AND e.kind = 'copy' AND (e.foreign_dest OR NOT EXISTS ("
-                "SELECT 1 FROM known_dest k WHERE k.value = e.dest))")
+        return (f"{ok} AND e.kind = 'copy' AND (NOT EXISTS ("
+                "SELECT 1 FROM known_dest k WHERE k.value = e.dest) OR (e.foreign_dest AND "
+                "NOT EXISTS (SELECT 1 FROM known_foreign_dest k WHERE k.value = e.dest)))")
+    if rule.filter == "egress":
+        return (f"{ok} AND e.kind IN ('get', 'copy', 'select') AND NOT EXISTS ("
+                "SELECT 1 FROM known_network k WHERE k.principal = e.principal "
+                "AND k.value = e.network) AND NOT (e.network LIKE 'vpce:%' AND EXISTS ("
+                "SELECT 1 FROM known_network k WHERE k.principal = e.principal "
+                "AND k.value LIKE 'vpce:%'))")
     known_p = "EXISTS (SELECT 1 FROM known_principal k WHERE k.value = e.principal)"
     if rule.filter == "new-principal":
         return f"{ok} AND NOT {known_p}"
@@ -360,8 +376,8 @@ def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
             for t, col in (("network", "network"), ("agent", "agent"), ("auth", "auth")))
         return f"{ok} AND e.kind <> 'write' AND ({novel}) >= 2"
     if rule.filter == "new-action":
-        return (f"{ok} AND {known_p} AND e.kind IN ('get', 'head', 'list', 'copy', 'select', "
-                "'restore') AND NOT EXISTS (SELECT 1 FROM known_action k WHERE "
+        return (f"{ok} AND {known_p} AND e.kind IN ('get', 'copy', 'select', 'restore') "
+                "AND NOT EXISTS (SELECT 1 FROM known_action k WHERE "
                 "k.principal = e.principal AND k.value = e.kind)")
     raise InvalidParameterError(f"unknown filter {rule.filter!r}")
 
@@ -372,12 +388,15 @@ def _tables(rule: FleetRule, base: FleetBaseline) -> list[str]:
     if rule.filter == "copy-out":
         dests = [[d] for d in base.copy_destinations]
         out.append(f"known_dest AS (SELECT * FROM {_values(['value'], dests)})")
+        foreign = [[d] for d in base.foreign_destinations]
+        out.append(f"known_foreign_dest AS (SELECT * FROM {_values(['value'], foreign)})")
     if rule.filter in ("new-principal", "new-action"):
         known_p = [[p] for p in base.principals]
         out.append(f"known_principal AS (SELECT * FROM {_values(['value'], known_p)})")
     pairs = {"network": base.networks, "agent": base.agents, "auth": base.auths,
              "action": base.actions}
-    wanted = {"new-source": ("network", "agent", "auth"), "new-action": ("action",)}
+    wanted = {"new-source": ("network", "agent", "auth"), "new-action": ("action",),
+              "egress": ("network",)}
     for name in wanted.get(rule.filter, ()):
         rows = [[p, v] for p, vals in sorted(pairs[name].items()) for v in vals]
         out.append(f"known_{name} AS (SELECT * FROM {_values(['principal', 'value'], rows)})")
