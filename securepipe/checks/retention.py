@@ -63,7 +63,13 @@ def _registry(ctx: CheckContext) -> ConsentRegistry | None:
 def _lifecycle(ctx: CheckContext) -> list[ResourceResult]:
     data_prefixes = DATA_PREFIXES
     registry = _registry(ctx)
-    if registry is None:
+    if registry is not None and not registry.speakers():
+        # a freshly provisioned registry: no term to judge by yet (and no speaker's data may
+        # be held at all), so the rules are judged against BIPA's cap until one is recorded
+        registry = None
+        limit = (f"limit {BIPA_MAX_DAYS} days (BIPA); the consent registry "
+                 f"{ctx.config.consent_table!r} holds no consent record yet")
+    elif registry is None:
         limit = (f"limit {BIPA_MAX_DAYS} days (BIPA); no consent registry "
                  f"{ctx.config.consent_table!r} to take the consent terms from")
     else:
