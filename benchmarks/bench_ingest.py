@@ -203,7 +203,8 @@ def _upload_all(sb: Sandbox, config: IngestConfig, registry: ConsentRegistry,
 def floor_step(session: boto3.Session, config: IngestConfig,
                clips: list[bytes]) -> Callable[[IngestItem], SampleOutcome]:
     """A per-sample step making the kit's AWS calls (listed, the consent gate's head, read and
-    index update, read, KMS GenerateDataKey and Decrypt, store, read back, delete) and
+    index update, read, KMS GenerateDataKey and Decrypt, store, the consent fence's re-read,
+    read back, delete) and
     computing only the extraction; the clips are decoded beforehand."""
     decoded = [validate_wav(d).samples for d in clips]
     s3, kms = session.client("s3"), session.client("kms")
@@ -214,7 +215,8 @@ def floor_step(session: boto3.Session, config: IngestConfig,
         key = sample_key(item.contractor, item.sample_id)
         versions = s3.list_object_versions(Bucket=config.raw_bucket, Prefix=key)["Versions"]
         head = s3.head_object(Bucket=config.raw_bucket, Key=key)   # the consent gate's calls
-        registry.admit(head["Metadata"][META_SPEAKER], item.sample_id, at=clock.now())
+        speaker = head["Metadata"][META_SPEAKER]
+        registry.admit(speaker, item.sample_id, at=clock.now())
         s3.get_object(Bucket=config.raw_bucket, Key=key)["Body"].read()
         data_key = kms.generate_data_key(KeyId=config.key_arn, KeySpec="AES_256")
         kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"])
@@ -223,6 +225,7 @@ def floor_step(session: boto3.Session, config: IngestConfig,
         feat_key = config.features_key(item)
         s3.put_object(Bucket=config.features_bucket, Key=feat_key, Body=matrix.tobytes(),
                       **put_args)
+        registry.check_consent(speaker, clock.now())   # the consent fence's re-read
         s3.get_object(Bucket=config.features_bucket, Key=feat_key)["Body"].read()
         for version in versions:
             s3.delete_object(Bucket=config.raw_bucket, Key=key, VersionId=version["VersionId"])
