@@ -67,6 +67,7 @@ from securepipe.sandbox.requests import (
     decode_aws_chunked,
     describe_json_or_query_request,
     describe_s3_request,
+    describe_s3control_request,
     headers_get,
     parse_lock_date,
 )
@@ -216,7 +217,8 @@ class Enforcer:
                                  signer.arn, guess)
         call: S3Call | ServiceCall | None
         if signature.service == "s3":
-            call = describe_s3_request(method, url, headers)
+            call = (describe_s3control_request(method, url, headers, signer.account)
+                    or describe_s3_request(method, url, headers))
         else:
             call = describe_json_or_query_request(url, headers, body, signature.service,
                                                   signer.account, signature.region)
