@@ -61,7 +61,8 @@ def test_provision_then_the_scorecard_passes_and_a_rerun_changes_nothing(
     done = provision(session)
     assert done.applied and {c.step for c in done.changes} >= {
         "bucket-hardening", "account-public-access", "presign-cap", "lifecycle",
-        "contractor-role", "consent-table", "monitoring"}
+        "contractor-role", "kit-roles", "consent-table", "monitoring"}
+    assert sum(c.step == "kit-roles" for c in plan.changes) == 5  # the dry run listed them
     _guard_the_runner(session, done.layout)
     assert _statuses(session) == EXPECTED_NOT_PASS
     again = provision(session, dry_run=True)
@@ -95,6 +96,47 @@ def test_conflicts_are_reported_and_nothing_changes(sandbox: Sandbox) -> None:
     assert "securepipe-consent" in forced.skipped
     assert ddb.describe_table(TableName="securepipe-consent")["Table"]["KeySchema"][0][
         "AttributeName"] == "id"  # the conflicting table was left alone
+
+
+def test_kit_role_trust_is_a_parameter_and_a_narrowed_trust_is_kept(sandbox: Sandbox) -> None:
+    session = sandbox.session
+    iam = session.client("iam")
+    operator = iam.create_role(RoleName="pipeline-operator", AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+    provision(session, trusted_principals={"ingest": [operator]})
+
+    def principals(role: str) -> list[object]:
+        doc = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        return [st["Principal"]["AWS"] for st in doc["Statement"]]
+
+    assert principals("securepipe-ingest") == [operator]
+    assert principals("securepipe-trainer") == [f"arn:aws:iam::{sandbox.account_id}:root"]
+    # a trust you narrowed yourself (a statement of your own beside the kit's) survives a re-run
+    doc = iam.get_role(RoleName="securepipe-trainer")["Role"]["AssumeRolePolicyDocument"]
+    doc["Statement"].append({"Sid": "AlsoTheScheduler", "Effect": "Allow",
+                             "Principal": {"AWS": operator}, "Action": "sts:AssumeRole"})
+    iam.update_assume_role_policy(RoleName="securepipe-trainer", PolicyDocument=json.dumps(doc))
+    assert provision(session, dry_run=True).empty
+    assert provision(session).changes == ()
+    assert len(principals("securepipe-trainer")) == 2
+    # naming a role's principals replaces only the kit's statement, and the plan says so
+    plan = provision(session, dry_run=True, trusted_principals={"trainer": [operator]})
+    assert [c.step for c in plan.changes] == ["kit-roles"]
+    provision(session, trusted_principals={"trainer": [operator]})
+    assert principals("securepipe-trainer") == [operator, operator]
+    # a missing tag is planned and put back
+    iam.untag_role(RoleName="securepipe-eraser", TagKeys=["securepipe"])
+    plan = provision(session, dry_run=True)
+    assert [(c.resource, c.action) for c in plan.changes] == [
+        ("securepipe-eraser", "tag securepipe=audit-writer")]
+    provision(session)
+    assert provision(session, dry_run=True).empty
+    for bad in ({"admin": [operator]}, {"ingest": "arn:aws:iam::123456789012:root"},
+                {"ingest": ["not an arn"]}, ["ingest"]):
+        with pytest.raises(InvalidParameterError):
+            provision(session, trusted_principals=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError):
+        AccountLayout.for_session(session, kit_roles={"ingest": "securepipe-contractor"})
 
 
 def test_invalid_layouts_are_refused_before_any_call() -> None:
