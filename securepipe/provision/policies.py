@@ -160,7 +160,7 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
              "Resource": "*"},
             # The retention check reads every speaker's consent record (Scan), never writes.
             {"Sid": "ReadConsentRegistry", "Effect": "Allow",
-             "Action": ["dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:GetItem"],
+             "Action": ["dynamodb:DescribeTable", "dynamodb:Scan"],
              "Resource": [table]},
             {"Sid": "ReadKeys", "Effect": "Allow",
              "Action": ["kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:GetKeyPolicy"],
@@ -190,8 +190,7 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             # versions, the journal and the shredding (UpdateItem), and how long backups
             # could still restore a shredded key (DescribeContinuousBackups).
             {"Sid": "ConsentRegistry", "Effect": "Allow",
-             "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                        "dynamodb:Scan", "dynamodb:DescribeTable",
+             "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan",
                         "dynamodb:DescribeContinuousBackups"], "Resource": [table]},
             # ListBackups takes no resource-level permission (Resource "*"):
             # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html

@@ -102,7 +102,9 @@ def test_kit_role_trust_is_a_parameter_and_a_narrowed_trust_is_kept(sandbox: San
     session = sandbox.session
     iam = session.client("iam")
     operator = iam.create_role(RoleName="pipeline-operator", AssumeRolePolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": []}))["Role"]["Arn"]
+        {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}))["Role"]["Arn"]
     provision(session, trusted_principals={"ingest": [operator]})
 
     def principals(role: str) -> list[object]:
