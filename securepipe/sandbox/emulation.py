@@ -17,6 +17,11 @@ calls; and the session's expiry. Presigned URLs past their ``X-Amz-Expires`` are
 lessons and
 tests can show an expired session being refused.
 
+Requests are authorised by the IAM action AWS checks, which is not always the operation's
+name under its signing service: S3 Control requests (signed for ``s3``) as
+``s3:GetAccountPublicAccessBlock`` and the like, never as object reads; CloudWatch (signed as
+``monitoring``) as ``cloudwatch:<Operation>``.
+
 Every refusal says in its message that it is an emulation, and is recorded in
 :data:`REFUSALS` for lessons and tests. This module is sandbox-only: on a real account AWS itself
 does this work, and none of the kit's other code depends on it.
