@@ -227,6 +227,12 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             {"Sid": "ResumeTrailHistory", "Effect": "Allow",
              "Action": ["s3:GetObject", "s3:GetObjectVersion"],
              "Resource": [_arn(audit, "/digests/*")]},
+            # Signed erasure-journal heads, anchored outside the registry (the audit bucket's
+            # default Object Lock retention applies; no lock headers are sent), read back by
+            # a resumed erasure to refuse a rolled-back journal.
+            {"Sid": "AnchorErasureJournal", "Effect": "Allow",
+             "Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"],
+             "Resource": [_arn(audit, "/erasure-journal/*")]},
             {"Sid": "ListTrailHistory", "Effect": "Allow", "Action": ["s3:ListBucketVersions"],
              "Resource": [_arn(audit)]},
             {"Sid": "TrailKeys", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],

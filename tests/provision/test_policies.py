@@ -210,7 +210,8 @@ def test_eraser_erases_a_speaker_and_ships_the_trail_with_exactly_its_policy(
             upload_sample(sandbox.session, envelope, manifest.path_of(u),
                           bucket=layout.bucket("raw"), key_arn=layout.kms_key_arn,
                           context=SampleContext(u.contractor, u.sample_id,
-                                                "speech-model-training"))
+                                                "speech-model-training"),
+                          consent=admin_registry, speaker=speaker)
     report = ingest_batch(mine, config, lambda: sandbox.session)
     assert report.count("processed") == len(mine), report.outcomes
     s3_admin = sandbox.session.client("s3")
@@ -225,9 +226,13 @@ def test_eraser_erases_a_speaker_and_ships_the_trail_with_exactly_its_policy(
     registry = ConsentRegistry(eraser, layout.consent_table, create=False)
     signer = KmsSigner(eraser, layout.signing_key_arn)  # type: ignore[arg-type]
     receipt = erase_speaker(eraser, speaker=speaker, registry=registry,
-                            buckets=list(layout.data_buckets), signer=signer)
+                            buckets=list(layout.data_buckets), signer=signer,
+                            anchor_bucket=layout.bucket("audit"))
     assert receipt.deleted and not receipt.unattributed
     assert versions() == 0  # every version of the only speaker ingested is gone
+    anchors = s3_admin.list_object_versions(Bucket=layout.bucket("audit"),
+                                            Prefix=f"erasure-journal/{speaker}/")
+    assert anchors.get("Versions")  # the eraser anchored its signed journal heads
     verify_receipt(json.loads(json.dumps(receipt.as_dict())),
                    PublicKeyVerifier.from_kms(sandbox.session, layout.signing_key_arn))
     swept = sweep(eraser, buckets=list(layout.data_buckets), registry=registry, dry_run=False)
