@@ -24,7 +24,7 @@ from securepipe.checks.scenarios import rebased_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.upload import CONSENT_NOT_CHECKED, upload_sample
 from securepipe.features.ingest import IngestConfig, ingest_batch, items_from_manifest
-from securepipe.provision import AccountLayout, provision
+from securepipe.provision import KIT_ROLES, AccountLayout, provision
 from securepipe.retention.consent import ConsentRegistry
 from securepipe.retention.sweeper import sample_speakers
 
@@ -41,6 +41,7 @@ def flow_layout(session: boto3.Session, run_id: str | None = None) -> AccountLay
                                                               "audit")},
         data_key_alias=f"alias/{p}-data", archive_key_alias=f"alias/{p}-archive",
         signing_key_alias=f"alias/{p}-signing", contractor_role=f"{p}-contractor",
+        kit_roles={r: f"{p}-{r}" for r in KIT_ROLES},
         consent_table=f"{p}-consent", trail_name=f"{p}-trail", topic_name=f"{p}-alerts",
         queue_name=f"{p}-alerts")
 
@@ -136,11 +137,12 @@ def teardown(session: boto3.Session, layout: AccountLayout) -> list[str]:
     attempt("table", lambda: ddb.delete_table(TableName=layout.consent_table))
     iam = session.client("iam")
 
-    def role() -> None:
-        for name in iam.list_role_policies(RoleName=layout.contractor_role)["PolicyNames"]:
-            iam.delete_role_policy(RoleName=layout.contractor_role, PolicyName=name)
-        iam.delete_role(RoleName=layout.contractor_role)
-    attempt("role", role)
+    for role_name in (layout.contractor_role, *layout.kit_roles.values()):
+        def role(role_name: str = role_name) -> None:
+            for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+                iam.delete_role_policy(RoleName=role_name, PolicyName=name)
+            iam.delete_role(RoleName=role_name)
+        attempt(role_name, role)
     kms = session.client("kms")
     # Only aliases that exist: describing a missing one is a refusal in the sandbox (its
     # emulation fails closed on a key it cannot resolve) and NotFound on AWS.
@@ -165,11 +167,12 @@ def leftovers(session: boto3.Session, layout: AccountLayout) -> list[str]:
     aliases = {a["AliasName"] for a in session.client("kms").list_aliases()["Aliases"]}
     out += sorted({layout.data_key_alias, layout.archive_key_alias,
                    layout.signing_key_alias} & aliases)
-    try:
-        session.client("iam").get_role(RoleName=layout.contractor_role)
-        out.append(layout.contractor_role)
-    except ClientError:
-        pass
+    for role_name in (layout.contractor_role, *layout.kit_roles.values()):
+        try:
+            session.client("iam").get_role(RoleName=role_name)
+            out.append(role_name)
+        except ClientError:
+            pass
     tables = session.client("dynamodb").list_tables().get("TableNames", [])
     out += [t for t in tables if t == layout.consent_table]
     return out

@@ -22,7 +22,9 @@ def _check(session: boto3.Session) -> None:
         assert result.processed == 2
         assert result.refused_other_prefix  # a contractor cannot list another's prefix
         failing = {k: v for k, v in result.statuses.items() if v in ("fail", "error")}
-        # A freshly made role has not been used yet: the access review says so. The identity
+        # The roles this run made are new (created within the review window), not unused
+        # grants; a real account's other roles that reach every bucket (an admin role nobody
+        # used for 90 days) can still be flagged unused. The identity
         # running the flow (an operator's admin, which the kit does not manage) is reviewed too:
         # unguarded, it may read every prefix, decrypt without MFA and sign audit records.
         runner = {"iam_no_wildcard_admin_over_data", "iam_decrypt_identities_mfa",

@@ -17,8 +17,15 @@ on every contractor prefix of the raw bucket with
   rows show that it works. Any other contractor role is reviewed as it is: how its sessions
   are narrowed (an f-string policy? none?) cannot be seen from the account. The identity
   running the review is reviewed like any other (labelled ``runs this review``), not exempt.
+  The kit's own roles (uploader, ingest, trainer, auditor, eraser, made by
+  :func:`securepipe.provision.ensure_kit_role`) are exempt too, each with its reason, but only
+  while each holds exactly its generated policy (:func:`kit_role`): one extra statement and
+  the role is reviewed as it is.
 * **Unused**: a role with any access to the raw bucket's contractor prefixes whose
-  ``RoleLastUsed`` (IAM GetRole) is empty or older than :attr:`CheckConfig.unused_after`. IAM
+  ``RoleLastUsed`` (IAM GetRole) is empty or older than :attr:`CheckConfig.unused_after`. A
+  role never used but *created* within that window (``CreateDate``) is reported as new, not
+  yet used, and passes: it has not had the chance to be used (a freshly provisioned account's
+  roles); it is flagged once it stays unused past the window. IAM
   tracks last use for 400 days; where GetRole returns no ``RoleLastUsed`` at all the role is
   ``unverifiable``. moto records it when the role's credentials are used.
 
@@ -32,10 +39,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 
@@ -51,12 +60,33 @@ from securepipe.access.review import (
     session_principal,
     user_principal,
 )
-from securepipe.checks._base import Check, CheckConfig, CheckContext, ResourceResult
+from securepipe.checks._base import (
+    BUCKET_ROLES,
+    Check,
+    CheckConfig,
+    CheckContext,
+    ResourceResult,
+)
 from securepipe.checks.identity import all_roles, all_users, contractor_roles
-from securepipe.errors import SecurePipeError
+from securepipe.errors import InvalidParameterError, SecurePipeError
 from securepipe.ids import CONTRACTOR_ID
+from securepipe.provision import KIT_ROLES, AccountLayout, kit_role_policy
+from securepipe.provision.policies import KIT_ROLE_POLICY_NAME, KIT_ROLE_TAG
 
 _PROBES = ("review-probe-a", "review-probe-b")
+#: Why each of the kit's own roles may reach every contractor's prefix (exempt from "broad"
+#: only while it holds exactly its generated policy, see :func:`kit_role`).
+_KIT_EXEMPTION = {
+    "uploader": "the kit's uploader role with exactly its generated policy: PutObject under "
+                "raw/ only (no read, list or delete); sessions narrow it to one contractor",
+    "ingest": "the kit's ingest worker with exactly its generated policy: it reads, "
+              "quarantines and retires every upload by design",
+    "trainer": "the kit's trainer role with exactly its generated policy: features only",
+    "auditor": "the kit's auditor role with exactly its generated policy: read-only, and what "
+               "it can fetch from raw/ is ciphertext it cannot decrypt",
+    "eraser": "the kit's eraser role with exactly its generated policy: it must reach every "
+              "speaker's versions to erase them",
+}
 _ASSUMED = re.compile(r"arn:aws[\w-]*:sts::\d{12}:assumed-role/([^/]+)/.+")
 
 
@@ -83,6 +113,8 @@ class AccessReview:
     last_used: Mapping[str, str]
     notes: tuple[str, ...] = ()
     signers: tuple[str, ...] = ()
+    #: roles created within the review window and not used yet, with what is said of them
+    new: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per principal: kind, what it reaches, the verdict (for format_table)."""
@@ -97,7 +129,8 @@ class AccessReview:
             if name in unused:
                 verdict = (verdict + "; " if verdict else "") + "UNUSED: " + unused[name].reason
             if not verdict:
-                verdict = f"exempt: {self.exempt[name]}" if name in self.exempt else "ok"
+                verdict = (f"exempt: {self.exempt[name]}" if name in self.exempt
+                           else self.new.get(name, "ok"))
             out.append({"principal": name, "kind": self.kinds.get(name, ""),
                         "prefixes (Get/Put/List/Delete)": "/".join(
                             str(reach[a]) for a in self.matrix.actions),
@@ -112,7 +145,8 @@ class AccessReview:
                            "decision": d.effect, "statement": d.statement}
                           for (p, pre, a), d in self.matrix.cells.items()],
                 "broad": [str(g) for g in self.broad], "exempt": dict(self.exempt),
-                "unused": [u.reason for u in self.unused], "notes": list(self.notes),
+                "unused": [u.reason for u in self.unused], "new": dict(self.new),
+                "notes": list(self.notes),
                 "signers": list(self.signers)}
 
 
@@ -126,6 +160,70 @@ def kit_contractor_role(ctx: CheckContext, name: str) -> bool:
         RoleName=name).get("Tags", []))
     return any(t.get("Key") == "securepipe" and t.get("Value") == "contractor-access"
                for t in tags)
+
+
+def _canonical(document: Mapping[str, Any]) -> str:
+    statements = document.get("Statement", [])
+    if isinstance(statements, Mapping):
+        statements = [statements]
+    return json.dumps(sorted(json.dumps(st, sort_keys=True) for st in statements))
+
+
+def kit_role(ctx: CheckContext, name: str) -> tuple[str | None, str | None]:
+    """``(kit role, None)`` when ``name`` is one of the kit's own roles
+    (:func:`securepipe.provision.ensure_kit_role`: named ``securepipe-<role>`` or tagged
+    ``securepipe-kit-role=<role>``) holding exactly its generated policy for this account's
+    layout (one inline policy equal to :func:`~securepipe.provision.kit_role_policy`, nothing
+    attached); ``(None, note)`` when it claims to be one but holds anything else (it is then
+    reviewed as it is); ``(None, None)`` otherwise. Reads ListRoleTags, ListRolePolicies,
+    GetRolePolicy and ListAttachedRolePolicies."""
+    iam = ctx.client("iam")
+    tags = ctx.memo(("role_tags", name), lambda: iam.list_role_tags(RoleName=name).get(
+        "Tags", []))
+    claimed = {t.get("Value") for t in tags if t.get("Key") == KIT_ROLE_TAG}
+    claimed |= {r for r in KIT_ROLES if name == f"securepipe-{r}"}
+    if not claimed:
+        return None, None
+    if len(claimed) != 1:
+        return None, f"role/{name} claims several kit roles ({sorted(map(str, claimed))})"
+    role = str(claimed.pop())
+    layout = ctx.memo("kit_layout", lambda: _layout(ctx))
+    if role not in KIT_ROLES or isinstance(layout, str):
+        why = layout if isinstance(layout, str) else "no such kit role"
+        return None, (f"role/{name} claims the kit role {role!r}, which cannot be compared "
+                      f"with its generated policy ({why})")
+    inline = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=name)
+              for n in page["PolicyNames"]]
+    attached = [a for page in iam.get_paginator("list_attached_role_policies").paginate(
+        RoleName=name) for a in page["AttachedPolicies"]]
+    if inline == [KIT_ROLE_POLICY_NAME] and not attached:
+        doc = iam.get_role_policy(RoleName=name, PolicyName=KIT_ROLE_POLICY_NAME)[
+            "PolicyDocument"]
+        if isinstance(doc, str):
+            doc = json.loads(unquote(doc))
+        if _canonical(doc) == _canonical(kit_role_policy(role, layout)):
+            return role, None
+    return None, (f"role/{name} claims the kit's {role} role but holds more or other than its "
+                  "generated policy, so it is reviewed as it is")
+
+
+def _layout(ctx: CheckContext) -> AccountLayout | str:
+    """The account's layout as the configuration knows it (buckets, keys, consent table), or
+    why it cannot be made."""
+    config = ctx.config
+    data, archive = config.bucket("raw"), config.bucket("archive")
+    try:
+        account = ctx.account_id or str(ctx.session.client("sts").get_caller_identity()[
+            "Account"])
+        return AccountLayout(
+            account_id=account, region=ctx.session.region_name or "us-east-1",
+            buckets={b.role: b.name for b in config.buckets if b.role in BUCKET_ROLES},
+            consent_table=config.consent_table,
+            data_key_arn=data.key_arn if data else None,
+            archive_key_arn=archive.key_arn if archive else None,
+            signing_key_arn=config.signing_key_arn)
+    except InvalidParameterError as exc:
+        return str(exc)
 
 
 def _contractors(session: boto3.Session, config: CheckConfig) -> list[str]:
@@ -186,7 +284,13 @@ def access_review(session: boto3.Session, config: CheckConfig, *,
         label = f"role/{name}"
         principals.append(dataclasses.replace(base, name=label))
         kinds[label] = "contractor role" if name in croles else "role"
-        if name in croles and not kit_contractor_role(ctx, name):
+        kit, why_not = kit_role(ctx, name) if name not in croles else (None, None)
+        if why_not:
+            notes.append(why_not)
+        if kit is not None:
+            kinds[label] = f"kit {kit} role"
+            exempt[label] = _KIT_EXEMPTION[kit]
+        elif name in croles and not kit_contractor_role(ctx, name):
             notes.append(f"{label} is a contractor role the kit did not create: how its "
                          "sessions are narrowed cannot be seen, so the role is reviewed as is")
         elif name in croles:
@@ -222,9 +326,12 @@ def access_review(session: boto3.Session, config: CheckConfig, *,
     now = ctx.now()
     unused: list[UnusedGrant] = []
     last_used: dict[str, str] = {}
+    new: dict[str, str] = {}
     for label in matrix.principals:
-        if kinds.get(label) not in ("role", "contractor role"):
-            continue
+        kind = kinds.get(label, "")
+        if kind not in ("role", "contractor role") and not (
+                kind.startswith("kit ") and kind.endswith(" role")):
+            continue  # users, sessions, and the identity running the review
         if not any(matrix.allowed_prefixes(label, a) for a in matrix.actions):
             continue  # no access to the data: not this review's business
         role = iam.get_role(RoleName=label.split("/", 1)[1])["Role"]
@@ -233,7 +340,16 @@ def access_review(session: boto3.Session, config: CheckConfig, *,
             continue
         when = role["RoleLastUsed"].get("LastUsedDate")
         last_used[label] = f"{when:%Y-%m-%d %H:%M}" if when else "never"
-        if when is None:
+        created = role.get("CreateDate")
+        if when is None and isinstance(created, dt.datetime) and (
+                now - _aware(created) <= config.unused_after):
+            # A role made within the review window has not had the chance to be used: it is
+            # new, not an unused grant (flagged once it stays unused past the window).
+            due = _aware(created) + config.unused_after
+            new[label] = (f"new: created {_aware(created):%Y-%m-%d}, not used yet; flagged if "
+                          f"still unused after {due:%Y-%m-%d}")
+            last_used[label] = "never (new)"
+        elif when is None:
             unused.append(UnusedGrant(label, None, "never used (in IAM's 400-day tracking "
                                       "window), yet it can reach contractor data"))
         elif now - when > config.unused_after:
@@ -241,7 +357,11 @@ def access_review(session: boto3.Session, config: CheckConfig, *,
                                       f"(> {config.unused_after.days} days)"))
     return AccessReview(bucket=raw.name, contractors=tuple(contractors), matrix=matrix,
                         kinds=kinds, broad=broad, exempt=exempt, unused=tuple(unused),
-                        last_used=last_used, notes=tuple(notes), signers=signers)
+                        last_used=last_used, notes=tuple(notes), signers=signers, new=new)
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def review_of(ctx: CheckContext) -> AccessReview:
@@ -282,6 +402,8 @@ def _unused(ctx: CheckContext) -> list[ResourceResult]:
         if when == "unknown":
             results.append(ResourceResult(name, "unverifiable", "GetRole returns no "
                                           "RoleLastUsed here: last use cannot be observed"))
+        elif name in review.new:
+            results.append(ResourceResult(name, "pass", review.new[name]))
         elif not any(u.principal == name for u in review.unused):
             results.append(ResourceResult(name, "pass", f"last used {when}"))
     if not results:

@@ -24,7 +24,7 @@ PutObjectLockConfiguration, which AWS accepts on an existing versioned bucket
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 from securepipe import clock
 from securepipe.access.credentials import (
     contractor_role_policy,
+    contractor_trust_statement,
     ensure_contractor_role,
 )
 from securepipe.access.presigned import apply_presign_age_cap, presign_age_cap_statement
@@ -51,7 +52,13 @@ from securepipe.encryption.hardening import (
 from securepipe.errors import InvalidParameterError, ProvisioningConflictError
 from securepipe.ids import check_int, check_session, validate_kms_key_arn
 from securepipe.merge import merge_policy
-from securepipe.provision.layout import LOCKED_ROLES, AccountLayout, key_arns
+from securepipe.provision.layout import KIT_ROLES, LOCKED_ROLES, AccountLayout, KitRole, key_arns
+from securepipe.provision.policies import (
+    KIT_ROLE_POLICY_NAME,
+    kit_role_policy,
+    kit_role_tags,
+    kit_trust_statement,
+)
 from securepipe.report import format_table
 from securepipe.retention.consent import ConsentRegistry
 from securepipe.retention.lifecycle import (
@@ -62,7 +69,7 @@ from securepipe.retention.lifecycle import (
 )
 
 __all__ = ["AUDIT_RETENTION_DAYS", "AUDIT_RETENTION_MODE", "CONTRACTOR_MAX_SESSION_S", "STEPS",
-           "Change", "Plan", "provision"]
+           "Change", "Plan", "ensure_kit_role", "provision"]
 
 #: Contractor sessions last at most an hour (the scorecard's
 #: ``iam_contractor_role_session_duration``).
@@ -74,7 +81,8 @@ AUDIT_RETENTION_MODE: Literal["COMPLIANCE", "GOVERNANCE"] = "GOVERNANCE"
 AUDIT_RETENTION_DAYS = 365
 #: The steps, in the order they run.
 STEPS = ("kms-keys", "buckets", "object-lock", "bucket-hardening", "account-public-access",
-         "presign-cap", "lifecycle", "contractor-role", "consent-table", "monitoring")
+         "presign-cap", "lifecycle", "contractor-role", "kit-roles", "consent-table",
+         "monitoring")
 _KEYS = (("data", "data_key_alias", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
          ("archive", "archive_key_alias", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
          ("signing", "signing_key_alias", "ECC_NIST_P256", "SIGN_VERIFY"))
@@ -124,7 +132,8 @@ class Plan:
 def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
               dry_run: bool = False, force: bool = False,
               audit_retention_days: int = AUDIT_RETENTION_DAYS,
-              audit_retention_mode: RetentionMode = AUDIT_RETENTION_MODE) -> Plan:
+              audit_retention_mode: RetentionMode = AUDIT_RETENTION_MODE,
+              trusted_principals: Mapping[str, Sequence[str]] | None = None) -> Plan:
     """Bring the account to ``layout`` (default: :meth:`AccountLayout.for_session`).
 
     ``dry_run`` returns the plan and changes nothing. Conflicts raise
@@ -142,6 +151,12 @@ def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
     account down; pass ``"COMPLIANCE"`` for production. No trail is shipped when the signing
     key's alias or the audit bucket is in conflict (skipped): the kit never signs a trail with
     a key that is not an asymmetric signing key.
+
+    The kit's own roles (``layout.kit_roles``: uploader, ingest, trainer, auditor, eraser) are
+    created with their generated policies (:func:`ensure_kit_role`). ``trusted_principals``
+    maps a kit role (or ``"contractor"``) to the IAM ARNs that may assume it; a role created
+    without one trusts the account root, and an existing role's trust policy is changed only
+    for the roles named here (the kit's statement replaced by Sid, the rest kept).
     """
     check_session(session)
     if layout is not None and not isinstance(layout, AccountLayout):
@@ -153,6 +168,7 @@ def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
     if audit_retention_mode not in ("COMPLIANCE", "GOVERNANCE"):
         raise InvalidParameterError("audit_retention_mode must be COMPLIANCE or GOVERNANCE")
     retention = _Retention(audit_retention_mode, audit_retention_days)
+    trust = _trust_map(trusted_principals)
     layout = layout or AccountLayout.for_session(session)
     account = str(session.client("sts").get_caller_identity()["Account"])
     if account != layout.account_id or (session.region_name or "us-east-1") != layout.region:
@@ -160,7 +176,7 @@ def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
             f"the layout is for {layout.account_id}/{layout.region}, the session reaches "
             f"{account}/{session.region_name}")
     layout = layout.with_keys(**key_arns(session, layout))
-    survey = _Survey(session, layout, retention)
+    survey = _Survey(session, layout, retention, trust)
     changes, conflicts, blocked = survey.run()
     plan = Plan(layout, tuple(changes), tuple(conflicts))
     if dry_run:
@@ -168,7 +184,7 @@ def provision(session: boto3.Session, layout: AccountLayout | None = None, *,
     if conflicts and not force:
         raise ProvisioningConflictError(conflicts)
     steps = {c.step for c in changes}
-    layout = _apply(session, layout, steps, blocked, retention)
+    layout = _apply(session, layout, steps, blocked, retention, trust)
     done = tuple(c for c in changes if c.resource not in blocked)
     if done and layout.bucket("audit") not in blocked and (
             layout.signing_key_alias not in blocked and layout.signing_key_arn is not None):
@@ -204,6 +220,92 @@ def _ship_provisioning_trail(session: boto3.Session, layout: AccountLayout,
 RetentionMode = Literal["COMPLIANCE", "GOVERNANCE"]
 
 
+def _trust_map(given: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
+    """``trusted_principals`` validated before any call (each list as a trust statement)."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise InvalidParameterError("trusted_principals must map a kit role (or 'contractor') "
+                                    "to a list of IAM ARNs")
+    unknown = set(given) - {*KIT_ROLES, "contractor"}
+    if unknown:
+        raise InvalidParameterError(f"trusted_principals: unknown role(s) {sorted(unknown)}; "
+                                    f"expected {', '.join((*KIT_ROLES, 'contractor'))}")
+    for role, principals in given.items():
+        # each raises InvalidParameterError on a bad ARN or list
+        (contractor_trust_statement if role == "contractor" else kit_trust_statement)(principals)
+    return {role: list(principals) for role, principals in given.items()}
+
+
+def _document(value: Any) -> dict[str, Any]:
+    """A policy document as botocore returns it (decoded), or URL-encoded JSON from an
+    endpoint that does not decode it."""
+    if isinstance(value, str):
+        return dict(json.loads(unquote(value)))
+    return dict(value)
+
+
+def ensure_kit_role(session: boto3.Session, layout: AccountLayout, role: KitRole, *,
+                    trusted_principals: Sequence[str] | None = None) -> str:
+    """Create (or bring up to date) one of the kit's own roles and return its ARN.
+
+    The role is named ``layout.role_name(role)``, tagged :func:`kit_role_tags` (the eraser
+    ``securepipe=audit-writer``, which the scorecard requires of whoever may sign trails), and
+    holds the generated :func:`kit_role_policy` as its inline policy
+    ``securepipe-kit-role``, merged by Sid (statements you added there stay). A new role trusts
+    ``trusted_principals``, or by default the account root; on an existing role the trust
+    policy is left exactly as it is unless ``trusted_principals`` is given, and then only the
+    kit's statement (Sid ``KitRoleMayBeAssumed``) is replaced. Idempotent: nothing is written
+    when everything is already so.
+
+    Wraps IAM GetRole, CreateRole (https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html),
+    UpdateAssumeRolePolicy, ListRoleTags, TagRole, GetRolePolicy and PutRolePolicy.
+    """
+    check_session(session)
+    name = layout.role_name(role)
+    wanted = kit_role_policy(role, layout)
+    tags = kit_role_tags(role)
+    given = None if trusted_principals is None else kit_trust_statement(trusted_principals)
+    iam = session.client("iam")
+    try:
+        current = iam.get_role(RoleName=name)["Role"]
+    except iam.exceptions.NoSuchEntityException:
+        current = None
+    if current is None:
+        if given is None:
+            partition = layout.data_key_arn.split(":")[1] if layout.data_key_arn else "aws"
+            given = kit_trust_statement([f"arn:{partition}:iam::{layout.account_id}:root"])
+        arn = str(iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(merge_policy(None, [given])),
+            Description=f"securepipe: the kit's {role} role (generated least-privilege policy)",
+            Tags=tags)["Role"]["Arn"])
+    else:
+        arn = str(current["Arn"])
+        if given is not None:
+            trust = _document(current.get("AssumeRolePolicyDocument") or {})
+            merged = merge_policy(trust, [given])
+            if merged != trust:
+                iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(merged))
+        have = {(t["Key"], t["Value"]) for t in iam.list_role_tags(RoleName=name).get("Tags", [])}
+        missing = [t for t in tags if (t["Key"], t["Value"]) not in have]
+        if missing:
+            iam.tag_role(RoleName=name, Tags=missing)
+    inline = _inline(iam, name)
+    merged_policy = merge_policy(inline, wanted["Statement"])
+    if merged_policy != inline:
+        iam.put_role_policy(RoleName=name, PolicyName=KIT_ROLE_POLICY_NAME,
+                            PolicyDocument=json.dumps(merged_policy))
+    return arn
+
+
+def _inline(iam: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return _document(iam.get_role_policy(RoleName=name, PolicyName=KIT_ROLE_POLICY_NAME)[
+            "PolicyDocument"])
+    except iam.exceptions.NoSuchEntityException:
+        return None
+
+
 @dataclass(frozen=True)
 class _Retention:
     """The audit bucket's wanted default Object Lock retention."""
@@ -230,8 +332,9 @@ def _code(exc: ClientError) -> str:
 
 class _Survey:
     def __init__(self, session: boto3.Session, layout: AccountLayout,
-                 retention: _Retention) -> None:
+                 retention: _Retention, trust: Mapping[str, Sequence[str]]) -> None:
         self.session, self.layout, self.retention = session, layout, retention
+        self.trust = trust
         self.changes: list[Change] = []
         self.conflicts: list[str] = []
         self.blocked: set[str] = set()
@@ -245,7 +348,7 @@ class _Survey:
 
     def run(self) -> tuple[list[Change], list[str], set[str]]:
         for step in (self.keys, self.buckets, self.public_access, self.presign_cap,
-                     self.lifecycle, self.role, self.table, self.monitoring):
+                     self.lifecycle, self.role, self.kit_roles, self.table, self.monitoring):
             step()
         return self.changes, self.conflicts, self.blocked
 
@@ -367,6 +470,12 @@ class _Survey:
         except iam.exceptions.NoSuchEntityException:
             self.change("contractor-role", name, "create (trusts the account; sessions <= 1 h)")
             return
+        if "contractor" in self.trust:
+            trust = _document(role.get("AssumeRolePolicyDocument") or {})
+            if merge_policy(trust, [contractor_trust_statement(self.trust["contractor"])]
+                            ) != trust:
+                self.change("contractor-role", name, "trust " + ", ".join(
+                    self.trust["contractor"]))
         if int(role.get("MaxSessionDuration", 0)) != CONTRACTOR_MAX_SESSION_S:
             self.change("contractor-role", name, "sessions of at most 1 h")
         if self.layout.data_key_arn is None:
@@ -383,6 +492,38 @@ class _Survey:
                                         key_arn=self.layout.data_key_arn)["Statement"]
         if not inline or merge_policy(inline, wanted) != inline:
             self.change("contractor-role", name, "the kit's inline policy (merged by Sid)")
+
+    def kit_roles(self) -> None:
+        iam = self.session.client("iam")
+        keys = (self.layout.data_key_arn, self.layout.archive_key_arn,
+                self.layout.signing_key_arn)
+        for role in KIT_ROLES:
+            name = self.layout.role_name(role)
+            try:
+                current = iam.get_role(RoleName=name)["Role"]
+            except iam.exceptions.NoSuchEntityException:
+                who = ", ".join(self.trust.get(role, ())) or "the account"
+                tags = ", ".join(f"{t['Key']}={t['Value']}" for t in kit_role_tags(role))
+                self.change("kit-roles", name, f"create the {role} role (trusts {who}; tags "
+                            f"{tags}) with its generated policy")
+                continue
+            if role in self.trust:
+                trust = _document(current.get("AssumeRolePolicyDocument") or {})
+                if merge_policy(trust, [kit_trust_statement(self.trust[role])]) != trust:
+                    self.change("kit-roles", name, "trust " + ", ".join(self.trust[role]))
+            have = {(t["Key"], t["Value"]) for t in iam.list_role_tags(RoleName=name).get(
+                "Tags", [])}
+            missing = [f"{t['Key']}={t['Value']}" for t in kit_role_tags(role)
+                       if (t["Key"], t["Value"]) not in have]
+            if missing:
+                self.change("kit-roles", name, f"tag {', '.join(missing)}")
+            if not all(keys):
+                self.change("kit-roles", name, "the generated policy for the new keys")
+                continue
+            inline = _inline(iam, name)
+            wanted = kit_role_policy(role, self.layout)["Statement"]
+            if inline is None or merge_policy(inline, wanted) != inline:
+                self.change("kit-roles", name, "the generated policy (merged by Sid)")
 
     def table(self) -> None:
         ddb = self.session.client("dynamodb")
@@ -431,7 +572,8 @@ class _Survey:
 
 
 def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
-           blocked: set[str], retention: _Retention) -> AccountLayout:
+           blocked: set[str], retention: _Retention,
+           trust: Mapping[str, Sequence[str]]) -> AccountLayout:
     kms, s3 = session.client("kms"), session.client("s3")
     if "kms-keys" in steps:
         for kind, attr, spec, usage in _KEYS:
@@ -494,7 +636,11 @@ def _apply(session: boto3.Session, layout: AccountLayout, steps: set[str],
         "lifecycle": lifecycle,
         "contractor-role": lambda: ensure_contractor_role(
             session, bucket=layout.bucket("raw"), key_arn=layout.kms_key_arn,
-            role_name=layout.contractor_role, max_session_s=CONTRACTOR_MAX_SESSION_S),
+            role_name=layout.contractor_role, max_session_s=CONTRACTOR_MAX_SESSION_S,
+            trusted_principals=trust.get("contractor")),
+        "kit-roles": lambda: [ensure_kit_role(session, layout, role,
+                                              trusted_principals=trust.get(role))
+                              for role in KIT_ROLES],
         "consent-table": lambda: ConsentRegistry(session, layout.consent_table,
                                                  kms_key_arn=layout.kms_key_arn),
         "monitoring": monitoring,

@@ -4,8 +4,10 @@
 ``securepipe provision --cloudformation PATH``): the three keys and their aliases, the four
 buckets (SSE-KMS, versioning, Block Public Access, ownership enforced, Object Lock on the archive
 and audit buckets, lifecycle rules, request metrics) and their policies (the same statements the
-API path merges by Sid), the contractor role, the consent table, the trail with S3 data events,
-the SNS topic, its SQS subscriber and the bulk-read alarms. The tests lint it with cfn-lint.
+API path merges by Sid), the contractor role and the kit's own roles (their generated policies
+and tags; who may assume each is a template parameter, by default the account root), the
+consent table, the trail with S3 data events, the SNS topic, its SQS subscriber and the
+bulk-read alarms. The tests lint it with cfn-lint.
 
 What a template cannot do: account-wide Block Public Access has no CloudFormation resource, so
 run :func:`securepipe.provision.provision` (step ``account-public-access``) after the stack, or
@@ -27,7 +29,13 @@ from securepipe.provision.account import (
     AUDIT_RETENTION_MODE,
     CONTRACTOR_MAX_SESSION_S,
 )
-from securepipe.provision.layout import BUCKET_ROLES, LOCKED_ROLES, AccountLayout
+from securepipe.provision.layout import BUCKET_ROLES, KIT_ROLES, LOCKED_ROLES, AccountLayout
+from securepipe.provision.policies import (
+    KIT_ROLE_POLICY_NAME,
+    kit_role_policy,
+    kit_role_tags,
+    kit_trust_statement,
+)
 from securepipe.retention.lifecycle import lifecycle_rules
 
 __all__ = ["render_cloudformation"]
@@ -162,7 +170,13 @@ def render_cloudformation(layout: AccountLayout) -> dict[str, Any]:
             "Bucket": {"Ref": f"{logical}Bucket"},
             "PolicyDocument": _subst({"Version": "2012-10-17", "Statement": statements}, keys)}}
 
-    trust = contractor_trust_statement([f"arn:aws:iam::{account}:root"])
+    root = f"arn:aws:iam::{account}:root"
+    # Trust principals are template parameters (default: the account root, as provision()).
+    parameters: dict[str, Any] = {"ContractorTrustedPrincipals": {
+        "Type": "CommaDelimitedList", "Default": root,
+        "Description": "IAM ARNs that may assume the contractor role (the vending service)"}}
+    trust = {**contractor_trust_statement([root]),
+             "Principal": {"AWS": {"Ref": "ContractorTrustedPrincipals"}}}
     res["ContractorRole"] = {"Type": "AWS::IAM::Role", "Properties": {
         "RoleName": layout.contractor_role,
         "Description": "securepipe: contractor uploads; every session is narrowed to one "
@@ -176,6 +190,28 @@ def render_cloudformation(layout: AccountLayout) -> dict[str, Any]:
         "PolicyName": "securepipe-contractor-raw-access", "Roles": [{"Ref": "ContractorRole"}],
         "PolicyDocument": _subst(contractor_role_policy(bucket=layout.bucket("raw"),
                                                         key_arn=data_ph), keys)}}
+    # The kit's own roles, each with its generated least-privilege policy and its tags (the
+    # eraser's securepipe=audit-writer lets it sign trails and receipts).
+    signing_ph = data_ph.replace("0000-000000000000", "0000-000000000002")
+    keyed = layout.with_keys(data_key_arn=data_ph, archive_key_arn=archive_ph,
+                             signing_key_arn=signing_ph)
+    role_keys = {**keys, signing_ph: "SigningKey"}
+    for role in KIT_ROLES:
+        logical = f"{role.capitalize()}Role"
+        parameters[f"{logical}TrustedPrincipals"] = {
+            "Type": "CommaDelimitedList", "Default": root,
+            "Description": f"IAM ARNs that may assume the kit's {role} role"}
+        res[logical] = {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": layout.role_name(role),
+            "Description": f"securepipe: the kit's {role} role (generated least-privilege "
+                           "policy)",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                **kit_trust_statement([root]),
+                "Principal": {"AWS": {"Ref": f"{logical}TrustedPrincipals"}}}]},
+            "Tags": kit_role_tags(role)}}
+        res[f"{logical}Policy"] = {"Type": "AWS::IAM::Policy", "Properties": {
+            "PolicyName": KIT_ROLE_POLICY_NAME, "Roles": [{"Ref": logical}],
+            "PolicyDocument": _subst(kit_role_policy(role, keyed), role_keys)}}
     res["ConsentTable"] = {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain",
                            "UpdateReplacePolicy": "Retain", "Properties": {
         "TableName": layout.consent_table,
@@ -229,6 +265,7 @@ def render_cloudformation(layout: AccountLayout) -> dict[str, Any]:
         "Description": f"securepipe account layout for {account} in {region}. Account-wide "
                        "Block Public Access has no CloudFormation resource: run `securepipe "
                        "provision` after this stack (it completes only what is missing).",
+        "Parameters": parameters,
         "Resources": res,
         "Outputs": {
             "DataKeyArn": {"Value": {"Fn::GetAtt": ["DataKey", "Arn"]}},

@@ -1,5 +1,5 @@
-"""One description of a kit account: the names of its buckets, keys, aliases, role, table, trail,
-topic and queue (:class:`AccountLayout`), and how to find them in an account that exists.
+"""One description of a kit account: the names of its buckets, keys, aliases, roles, table,
+trail, topic and queue (:class:`AccountLayout`), and how to find them in an account that exists.
 
 The layout is the real-account counterpart of :class:`securepipe.sandbox.SandboxResources`:
 ``layout.bucket("raw")``, ``layout.kms_key_arn`` (once discovered or provisioned). Both ways of
@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,10 +25,15 @@ from securepipe.errors import InvalidParameterError
 from securepipe.ids import check_session, describe_value, validate_bucket_name
 from securepipe.retention.consent import DEFAULT_TABLE
 
-__all__ = ["BUCKET_ROLES", "LOCKED_ROLES", "AccountLayout", "bucket_name"]
+__all__ = ["BUCKET_ROLES", "KIT_ROLES", "LOCKED_ROLES", "AccountLayout", "KitRole",
+           "bucket_name"]
 
 #: The kit's buckets, by role (the same roles as the sandbox and the scorecard).
 BUCKET_ROLES = ("raw", "features", "archive", "audit")
+KitRole = Literal["uploader", "ingest", "trainer", "auditor", "eraser"]
+#: The kit's own roles, each with its generated least-privilege policy
+#: (:func:`securepipe.provision.kit_role_policy`); named ``securepipe-<role>`` by default.
+KIT_ROLES: tuple[KitRole, ...] = ("uploader", "ingest", "trainer", "auditor", "eraser")
 #: Buckets whose Object Lock must be on (the archive's legal holds, the audit trail's retention).
 LOCKED_ROLES = ("archive", "audit")
 _ACCOUNT = re.compile(r"\d{12}")
@@ -66,6 +71,7 @@ class AccountLayout:
     archive_key_alias: str = "alias/securepipe-archive"
     signing_key_alias: str = "alias/securepipe-signing"
     contractor_role: str = "securepipe-contractor"
+    kit_roles: Mapping[str, str] = field(default_factory=dict)
     consent_table: str = DEFAULT_TABLE
     trail_name: str = MonitoringConfig.trail_name
     topic_name: str = MonitoringConfig.topic_name
@@ -94,6 +100,18 @@ class AccountLayout:
         if len(set(aliases)) != 3:
             raise InvalidParameterError("the data, archive and signing keys need distinct aliases")
         _check("role name", self.contractor_role, _ROLE)
+        if not isinstance(self.kit_roles, Mapping):
+            raise InvalidParameterError("kit_roles must map a kit role to a role name")
+        unknown = set(self.kit_roles) - set(KIT_ROLES)
+        if unknown:
+            raise InvalidParameterError(f"unknown kit role(s) {sorted(unknown)}; expected "
+                                        f"{', '.join(KIT_ROLES)}")
+        roles = {r: _check("role name", self.kit_roles.get(r) or f"securepipe-{r}", _ROLE)
+                 for r in KIT_ROLES}
+        if len({*roles.values(), self.contractor_role}) != len(roles) + 1:
+            raise InvalidParameterError("every kit role and the contractor role need their own "
+                                        "role name")
+        object.__setattr__(self, "kit_roles", MappingProxyType(roles))
         _check("DynamoDB table name", self.consent_table, _NAME)
         if len(self.consent_table) < 3 or len(self.consent_table) > 255:
             raise InvalidParameterError(f"invalid DynamoDB table name "
@@ -110,6 +128,15 @@ class AccountLayout:
         except KeyError:
             raise InvalidParameterError(f"unknown bucket role {role!r}; expected one of "
                                         f"{', '.join(BUCKET_ROLES)}") from None
+
+    def role_name(self, role: str) -> str:
+        """The IAM role name of a kit role (``uploader``, ``ingest``, ``trainer``, ``auditor``,
+        ``eraser``)."""
+        try:
+            return self.kit_roles[role]
+        except KeyError:
+            raise InvalidParameterError(f"unknown kit role {role!r}; expected one of "
+                                        f"{', '.join(KIT_ROLES)}") from None
 
     @property
     def kms_key_arn(self) -> str:

@@ -24,16 +24,51 @@ Actions: https://docs.aws.amazon.com/service-authorization/latest/reference/refe
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
+from securepipe.access.credentials import PRINCIPAL_ARN
 from securepipe.errors import InvalidParameterError
-from securepipe.ids import validate_kms_key_arn
-from securepipe.provision.layout import AccountLayout
+from securepipe.ids import describe_value, validate_kms_key_arn
+from securepipe.provision.layout import KIT_ROLES, AccountLayout, KitRole
 
-__all__ = ["KIT_ROLES", "KitRole", "kit_role_policy"]
+__all__ = ["KIT_ROLES", "KIT_ROLE_POLICY_NAME", "KIT_ROLE_TAG", "KIT_TRUST_SID", "KitRole",
+           "kit_role_policy", "kit_role_tags", "kit_trust_statement"]
 
-KitRole = Literal["uploader", "ingest", "trainer", "auditor", "eraser"]
-KIT_ROLES: tuple[KitRole, ...] = ("uploader", "ingest", "trainer", "auditor", "eraser")
+#: The inline policy that holds a kit role's generated statements (merged by Sid).
+KIT_ROLE_POLICY_NAME = "securepipe-kit-role"
+#: The tag naming which kit role a role is (``securepipe-kit-role=<role>``).
+KIT_ROLE_TAG = "securepipe-kit-role"
+#: The Sid of the kit's statement in a kit role's trust policy.
+KIT_TRUST_SID = "KitRoleMayBeAssumed"
+#: The ``securepipe`` tag each kit role carries: the scorecard's signing-key check allows
+#: kms:Sign only to a role tagged ``securepipe=audit-writer`` (the eraser ships receipts and
+#: trails it signs).
+_PURPOSE_TAG = {"uploader": "uploader", "ingest": "ingest-worker", "trainer": "trainer",
+                "auditor": "auditor", "eraser": "audit-writer"}
+
+
+def kit_role_tags(role: KitRole) -> list[dict[str, str]]:
+    """The IAM tags of a kit role: ``securepipe=<purpose>`` (``audit-writer`` for the eraser)
+    and ``securepipe-kit-role=<role>``."""
+    if role not in KIT_ROLES:
+        raise InvalidParameterError(f"role must be one of {', '.join(KIT_ROLES)}, got {role!r}")
+    return [{"Key": "securepipe", "Value": _PURPOSE_TAG[role]},
+            {"Key": KIT_ROLE_TAG, "Value": role}]
+
+
+def kit_trust_statement(principals: Sequence[str]) -> dict[str, Any]:
+    """The trust-policy statement (Sid ``KitRoleMayBeAssumed``) letting ``principals`` (IAM
+    ARNs: an account root, a role, a user) assume a kit role
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html)."""
+    if isinstance(principals, str) or not isinstance(principals, Sequence) or not principals:
+        raise InvalidParameterError("trusted principals must be a non-empty list of IAM ARNs")
+    for arn in principals:
+        if not isinstance(arn, str) or PRINCIPAL_ARN.fullmatch(arn) is None:
+            raise InvalidParameterError(f"invalid trusted principal {describe_value(arn)}")
+    return {"Sid": KIT_TRUST_SID, "Effect": "Allow",
+            "Principal": {"AWS": list(principals) if len(principals) > 1 else principals[0]},
+            "Action": "sts:AssumeRole"}
 
 
 def _arn(bucket: str, path: str = "") -> str:
@@ -111,18 +146,29 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
                         "s3:GetBucketPublicAccessBlock", "s3:GetBucketVersioning",
                         "s3:GetBucketOwnershipControls", "s3:GetLifecycleConfiguration",
                         "s3:GetMetricsConfiguration", "s3:GetBucketObjectLockConfiguration",
-                        "s3:ListBucket", "s3:ListBucketVersions"], "Resource": buckets},
+                        "s3:ListBucket", "s3:ListBucketVersions",
+                        "s3:ListBucketMultipartUploads"], "Resource": buckets},
             {"Sid": "ReadAccountSettings", "Effect": "Allow",
              "Action": ["s3:GetAccountPublicAccessBlock", "s3:ListAllMyBuckets",
                         "kms:ListAliases", "iam:ListRoles", "iam:ListUsers",
-                        "iam:ListAccessKeys", "iam:GetRole", "iam:GetUser",
-                        "iam:ListRolePolicies", "iam:GetRolePolicy",
+                        "iam:ListAccessKeys", "iam:GetAccessKeyLastUsed", "iam:GetRole",
+                        "iam:GetUser", "iam:ListRoleTags", "iam:ListUserTags",
+                        "iam:ListMFADevices", "iam:ListRolePolicies", "iam:GetRolePolicy",
                         "iam:ListAttachedRolePolicies", "iam:ListUserPolicies",
                         "iam:GetUserPolicy", "iam:ListAttachedUserPolicies",
-                        "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus",
-                        "cloudtrail:GetEventSelectors", "cloudwatch:DescribeAlarms",
-                        "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes"],
+                        "iam:ListGroupsForUser", "iam:ListGroupPolicies", "iam:GetGroupPolicy",
+                        "iam:ListAttachedGroupPolicies", "iam:GetPolicy",
+                        "iam:GetPolicyVersion",
+                        "cloudtrail:DescribeTrails", "cloudtrail:GetTrail",
+                        "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors",
+                        "cloudwatch:DescribeAlarms", "logs:DescribeMetricFilters",
+                        "logs:DescribeLogGroups", "sns:ListSubscriptionsByTopic",
+                        "sns:GetSubscriptionAttributes", "sqs:GetQueueAttributes"],
              "Resource": "*"},
+            # The retention check reads every speaker's consent record (Scan), never writes.
+            {"Sid": "ReadConsentRegistry", "Effect": "Allow",
+             "Action": ["dynamodb:DescribeTable", "dynamodb:Scan"],
+             "Resource": [table]},
             {"Sid": "ReadKeys", "Effect": "Allow",
              "Action": ["kms:DescribeKey", "kms:GetKeyRotationStatus", "kms:GetKeyPolicy"],
              "Resource": [data_key, archive_key]},
@@ -147,26 +193,46 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
         objects = [_arn(features, "/features/*"), _arn(archive, "/archive/*"),
                    _arn(raw, "/raw/*"), _arn(raw, "/quarantine/*")]
         statements = [
+            # The registry: the speaker's record, the index of samples (Scan) that attributes
+            # versions, the journal and the shredding (UpdateItem), and how long backups
+            # could still restore a shredded key (DescribeContinuousBackups).
             {"Sid": "ConsentRegistry", "Effect": "Allow",
-             "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                        "dynamodb:DescribeTable"], "Resource": [table]},
+             "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan",
+                        "dynamodb:DescribeContinuousBackups"], "Resource": [table]},
+            # ListBackups takes no resource-level permission (Resource "*"):
+            # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html
+            {"Sid": "RegistryBackups", "Effect": "Allow", "Action": ["dynamodb:ListBackups"],
+             "Resource": "*"},
             {"Sid": "FindEveryVersion", "Effect": "Allow",
-             "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+             "Action": ["s3:ListBucket", "s3:ListBucketVersions",
+                        "s3:ListBucketMultipartUploads"],
              "Resource": [_arn(b) for b in (raw, features, archive)]},
             {"Sid": "DeleteEveryVersion", "Effect": "Allow",
              "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject",
                         "s3:DeleteObjectVersion", "s3:GetObjectLegalHold",
-                        "s3:GetObjectRetention"], "Resource": objects},
+                        "s3:GetObjectRetention", "s3:AbortMultipartUpload"],
+             "Resource": objects},
             # kms:Sign on the signing key only (never a wildcard of keys); GetPublicKey to
             # resume the trail history (TrailLedger.resume verifies the last digest index).
             {"Sid": "SignReceipts", "Effect": "Allow", "Action": ["kms:Sign", "kms:GetPublicKey"],
              "Resource": [signing_key]},
-            {"Sid": "ShipReceipts", "Effect": "Allow", "Action": ["s3:PutObject"],
+            # A put carrying Object Lock headers (the ledger locks every trail and digest) is
+            # also authorised as s3:PutObjectRetention; shortening a GOVERNANCE retention would
+            # further need s3:BypassGovernanceRetention, which no kit role holds:
+            # https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html
+            {"Sid": "ShipReceipts", "Effect": "Allow",
+             "Action": ["s3:PutObject", "s3:PutObjectRetention"],
              "Resource": [_arn(audit, "/receipts/*"), _arn(audit, "/trails/*"),
                           _arn(audit, "/digests/*")]},
             {"Sid": "ResumeTrailHistory", "Effect": "Allow",
              "Action": ["s3:GetObject", "s3:GetObjectVersion"],
              "Resource": [_arn(audit, "/digests/*")]},
+            # Signed erasure-journal heads, anchored outside the registry (the audit bucket's
+            # default Object Lock retention applies; no lock headers are sent), read back by
+            # a resumed erasure to refuse a rolled-back journal.
+            {"Sid": "AnchorErasureJournal", "Effect": "Allow",
+             "Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"],
+             "Resource": [_arn(audit, "/erasure-journal/*")]},
             {"Sid": "ListTrailHistory", "Effect": "Allow", "Action": ["s3:ListBucketVersions"],
              "Resource": [_arn(audit)]},
             {"Sid": "TrailKeys", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],

@@ -17,6 +17,11 @@ calls; and the session's expiry. Presigned URLs past their ``X-Amz-Expires`` are
 lessons and
 tests can show an expired session being refused.
 
+Requests are authorised by the IAM action AWS checks, which is not always the operation's
+name under its signing service: S3 Control requests (signed for ``s3``) as
+``s3:GetAccountPublicAccessBlock`` and the like, never as object reads; CloudWatch (signed as
+``monitoring``) as ``cloudwatch:<Operation>``.
+
 Every refusal says in its message that it is an emulation, and is recorded in
 :data:`REFUSALS` for lessons and tests. This module is sandbox-only: on a real account AWS itself
 does this work, and none of the kit's other code depends on it.
@@ -67,6 +72,7 @@ from securepipe.sandbox.requests import (
     decode_aws_chunked,
     describe_json_or_query_request,
     describe_s3_request,
+    describe_s3control_request,
     headers_get,
     parse_lock_date,
 )
@@ -229,7 +235,8 @@ class Enforcer:
                                  signer.arn, guess)
         call: S3Call | ServiceCall | None
         if signature.service == "s3":
-            call = describe_s3_request(method, url, headers)
+            call = (describe_s3control_request(method, url, headers, signer.account)
+                    or describe_s3_request(method, url, headers))
         else:
             call = describe_json_or_query_request(url, headers, body, signature.service,
                                                   signer.account, signature.region)

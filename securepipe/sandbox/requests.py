@@ -387,6 +387,43 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_S3CONTROL_HOST = re.compile(r"(\d{12})\.s3-control\.[a-z0-9-]+\.amazonaws\.com")
+#: S3 Control operations the kit calls, by (method, path), with the IAM action AWS authorises
+#: (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html:
+#: DeletePublicAccessBlock is authorised as s3:PutAccountPublicAccessBlock).
+_S3CONTROL_ACTIONS = {
+    ("GET", "/v20180820/configuration/publicAccessBlock"): "s3:GetAccountPublicAccessBlock",
+    ("PUT", "/v20180820/configuration/publicAccessBlock"): "s3:PutAccountPublicAccessBlock",
+    ("DELETE", "/v20180820/configuration/publicAccessBlock"): "s3:PutAccountPublicAccessBlock",
+}
+
+
+def describe_s3control_request(method: str, url: str, headers: Mapping[str, Any],
+                               account: str) -> ServiceCall | None:
+    """An S3 Control request (signed for ``s3``, but not a bucket or object request), or
+    ``None``. In-process it goes to ``<account>.s3-control.<region>.amazonaws.com``; in server
+    mode (:func:`securepipe.encryption.hardening.s3control_client` strips the host prefix) to
+    ``/v20180820/...`` with an ``x-amz-account-id`` header. Operations the kit does not call
+    map to ``s3:UnmappedControlOperation``, which only a wildcard grants; a request for another
+    account than the signer's is ambiguous (refused)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    named = _S3CONTROL_HOST.fullmatch(host)
+    header = headers_get(headers, "x-amz-account-id")
+    if named is None and not (parts.path.startswith("/v20180820/") and header is not None):
+        return None
+    target = named.group(1) if named is not None else str(header)
+    ambiguous = None
+    if target != account or (header is not None and str(header) != target):
+        ambiguous = "an S3 Control request for another account than the signer's"
+    if parts.query:
+        ambiguous = ambiguous or "an S3 Control request with a query string"
+    action = _S3CONTROL_ACTIONS.get((method.upper(), parts.path),
+                                    "s3:UnmappedControlOperation")
+    return ServiceCall("s3", action, "*", None, _base_context(parts.scheme),
+                       ambiguous=ambiguous)
+
+
 def describe_json_or_query_request(
     url: str, headers: Mapping[str, Any], body: bytes | str | None, service: str,
     account: str, region: str,
@@ -454,8 +491,15 @@ def describe_json_or_query_request(
             operation = "UnmappedOperation"
     if not re.fullmatch(r"[A-Za-z0-9]{1,64}", operation):
         return None
-    return ServiceCall(service, f"{service}:{operation}", resource, None, context,
+    prefix = _IAM_PREFIX.get(service, service)
+    return ServiceCall(service, f"{prefix}:{operation}", resource, None, context,
                        ambiguous=ambiguous, extra=extra)
+
+
+#: Services whose SigV4 signing name differs from the IAM action prefix policies use
+#: (CloudWatch signs as ``monitoring`` and is authorised as ``cloudwatch:``;
+#: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html).
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
 
 
 def _kms_resources(operation: str, payload: Mapping[str, Any], account: str, region: str

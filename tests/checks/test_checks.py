@@ -250,7 +250,17 @@ def _broad_user(h: Hardened) -> None:
 
 
 def _unused_role(h: Hardened) -> None:
+    """A vendor role made 100 days ago (IAM dates follow the sandbox clock) and never used:
+    older than the review window, so it is an unused grant, not a new role."""
     iam = h.session.client("iam")
+    h.sb.move_clock(-dt.timedelta(days=100))
+    try:
+        _vendor_role(h, iam)
+    finally:
+        h.sb.move_clock(dt.timedelta(days=100))
+
+
+def _vendor_role(h: Hardened, iam: Any) -> None:
     iam.create_role(RoleName="labelling-vendor", AssumeRolePolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{h.sb.account_id}:root"},
@@ -592,3 +602,48 @@ def test_hardened_scenario_is_green_years_from_now() -> None:
         scenario = hardened_account(sb, contractors=("c02",), pending=1)
         card = run_checks(sb.session, config=scenario.check_config(sb.session))
         assert card.result("retention_no_expired_objects").status == "pass", card.table()
+
+
+# -- the access review and the kit's own roles ----------------------------------------------------
+
+
+def test_a_role_never_used_is_new_within_the_window_and_unused_after_it(
+        hardened: Hardened) -> None:
+    """A role created today has not had the chance to be used: reported as new, passing.
+    The same role still unused past the review window (90 days) is an unused grant."""
+    _vendor_role(hardened, hardened.session.client("iam"))
+    result = hardened.run(checks=["access_review_unused_grants"]).results[0]
+    vendor = next(r for r in result.resources if r.resource == "role/labelling-vendor")
+    assert result.status == "pass" and vendor.status == "pass", result.resources
+    assert vendor.evidence.startswith("new: created")
+    hardened.sb.move_clock(dt.timedelta(days=91))
+    result = hardened.run(checks=["access_review_unused_grants"]).results[0]
+    vendor = next(r for r in result.resources if r.resource == "role/labelling-vendor")
+    assert result.status == "fail" and vendor.status == "fail"
+    assert "never used" in vendor.evidence
+
+
+def test_a_kit_role_is_exempt_only_while_it_holds_exactly_its_generated_policy(
+        hardened: Hardened) -> None:
+    from securepipe.provision import AccountLayout, ensure_kit_role, kit_role_policy
+    from securepipe.provision.policies import KIT_ROLE_POLICY_NAME
+
+    layout = AccountLayout.discover(hardened.session,
+                                    consent_table=hardened.config.consent_table)
+    for role in ("ingest", "eraser", "auditor", "uploader"):
+        ensure_kit_role(hardened.session, layout, role)  # type: ignore[arg-type]
+    card = hardened.run(checks=["access_review_broad_grants", "audit_signing_key_separation"])
+    assert {r.status for r in card.results} == {"pass"}, card.table()
+    assert "role/securepipe-ingest: exempt" in card.results[0].resources[-1].evidence
+    # one statement more than generated, and the ingest role is reviewed as it is: it reaches
+    # every contractor's uploads
+    extra = kit_role_policy("ingest", layout)
+    extra["Statement"].append({"Sid": "AlsoListEverything", "Effect": "Allow",
+                               "Action": "s3:ListAllMyBuckets", "Resource": "*"})
+    hardened.session.client("iam").put_role_policy(
+        RoleName="securepipe-ingest", PolicyName=KIT_ROLE_POLICY_NAME,
+        PolicyDocument=json.dumps(extra))
+    result = hardened.run(checks=["access_review_broad_grants"]).results[0]
+    assert result.status == "fail"
+    assert [r.resource for r in result.resources if r.status == "fail"] == [
+        "role/securepipe-ingest"]

@@ -46,11 +46,20 @@ def test_provision_then_check_through_a_profile(tmp_path: Path, monkeypatch: pyt
         _guard_the_runner(sb)
         card = tmp_path / "card.json"
         assert main(["check", *profile, "--quiet", "--json", str(card), "--fail-on", "low",
-                     "--errors-fail-on", "low"]) == 1  # the one never-used role (below)
+                     "--errors-fail-on", "low"]) == 0  # green, whatever the severity
         statuses = {c["id"]: c["status"] for c in json.loads(card.read_text())["checks"]}
+        # the request-metric alarms cannot be verified in the sandbox (gap s3-request-metrics)
         assert {k: v for k, v in statuses.items() if v != "pass"} == {
-            "s3_bulk_read_alarms": "unverifiable", "access_review_unused_grants": "fail"}
-        assert main(["check", *profile, "--quiet"]) == 0  # default: fail on high
+            "s3_bulk_read_alarms": "unverifiable"}
+        unused = next(c for c in json.loads(card.read_text())["checks"]
+                      if c["id"] == "access_review_unused_grants")
+        new = [r for r in unused["resources"] if "new: created" in r["evidence"]]
+        assert {r["resource"] for r in new} >= {"role/securepipe-contractor",
+                                                 "role/securepipe-ingest",
+                                                 "role/securepipe-eraser"}, unused
+        capsys.readouterr()
+        assert main(["provision", *profile]) == 0
+        assert capsys.readouterr().out.startswith("nothing to change")  # the check wrote none
         template = tmp_path / "stack.json"
         assert main(["provision", *profile, "--cloudformation", str(template)]) == 0
         assert "AWS::CloudTrail::Trail" in template.read_text()

@@ -25,22 +25,33 @@ from securepipe.features.ingest import (
     items_from_manifest,
 )
 from securepipe.policy import Policy
-from securepipe.provision import KIT_ROLES, AccountLayout, kit_role_policy, provision
+from securepipe.provision import (
+    KIT_ROLES,
+    AccountLayout,
+    KitRole,
+    kit_role_policy,
+    kit_role_tags,
+    provision,
+)
+from securepipe.provision.policies import KIT_ROLE_POLICY_NAME
 from securepipe.retention.consent import ConsentRegistry
 from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
 
 
-def _as_role(sb: Sandbox, role: str, policy: dict) -> boto3.Session:
+def _as_role(sb: Sandbox, layout: AccountLayout, role: KitRole) -> boto3.Session:
+    """A session of the kit role ``provision`` created, after checking that the role holds
+    exactly its generated policy (one inline policy, nothing attached) and its tags."""
     iam = sb.session.client("iam")
-    trust = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Action": "sts:AssumeRole",
-        "Principal": {"AWS": f"arn:aws:iam::{sb.account_id}:root"}}]}
-    arn = iam.create_role(RoleName=f"securepipe-{role}",
-                          AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    iam.put_role_policy(RoleName=f"securepipe-{role}", PolicyName="kit",
-                        PolicyDocument=json.dumps(policy))
+    name = layout.role_name(role)
+    assert iam.list_role_policies(RoleName=name)["PolicyNames"] == [KIT_ROLE_POLICY_NAME]
+    assert iam.get_role_policy(RoleName=name, PolicyName=KIT_ROLE_POLICY_NAME)[
+        "PolicyDocument"] == kit_role_policy(role, layout)
+    assert iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"] == []
+    tags = iam.list_role_tags(RoleName=name)["Tags"]
+    assert sorted(map(str, tags)) == sorted(map(str, kit_role_tags(role)))
+    arn = iam.get_role(RoleName=name)["Role"]["Arn"]
     creds = sb.session.client("sts").assume_role(RoleArn=arn, RoleSessionName=role)[
         "Credentials"]
     return session_with_credentials(sb.session, creds["AccessKeyId"],
@@ -72,7 +83,7 @@ def test_uploader_ingest_and_trainer_run_with_exactly_their_policy(sandbox: Sand
     layout = provision(sandbox.session).layout
     manifest = load_manifest()
     uploads = manifest.utterances[:2]
-    uploader = _as_role(sandbox, "uploader", kit_role_policy("uploader", layout))
+    uploader = _as_role(sandbox, layout, "uploader")
     envelope = Envelope(uploader, EnvelopeConfig(key_arns=layout.kms_key_arn))
     for u in uploads:
         upload_sample(uploader, envelope, manifest.path_of(u), bucket=layout.bucket("raw"),
@@ -89,7 +100,7 @@ def test_uploader_ingest_and_trainer_run_with_exactly_their_policy(sandbox: Sand
     # speakers' consent is recorded by an administrator, then read by the ingest role.
     ConsentRegistry(sandbox.session, layout.consent_table, create=False).load_manifest_consents(
         manifest, rebase_to=clock.now().date())
-    worker = _as_role(sandbox, "ingest", kit_role_policy("ingest", layout))
+    worker = _as_role(sandbox, layout, "ingest")
     config = IngestConfig(raw_bucket=layout.bucket("raw"),
                           features_bucket=layout.bucket("features"),
                           archive_bucket=layout.bucket("archive"), key_arn=layout.kms_key_arn,
@@ -99,7 +110,7 @@ def test_uploader_ingest_and_trainer_run_with_exactly_their_policy(sandbox: Sand
     assert _refused(lambda: worker.client("s3").get_object(
         Bucket=layout.bucket("audit"), Key="trails/anything"))
 
-    trainer = _as_role(sandbox, "trainer", kit_role_policy("trainer", layout))
+    trainer = _as_role(sandbox, layout, "trainer")
     listed = trainer.client("s3").list_objects_v2(Bucket=layout.bucket("features"),
                                                  Prefix="features/")["Contents"]
     assert len(listed) == 2
@@ -131,3 +142,125 @@ def test_uploader_ingest_and_trainer_run_with_exactly_their_policy(sandbox: Sand
     left = sandbox.session.client("s3").list_object_versions(
         Bucket=layout.bucket("features"), Prefix=f"features/{third.contractor}/{third.sample_id}")
     assert not left.get("Versions") and not left.get("DeleteMarkers")
+
+def _guard_the_admin(sandbox: Sandbox, layout: AccountLayout) -> None:
+    """As in the hardened scenario: the sandbox admin's '*' needs MFA for the data and the
+    signing key (the scorecard reviews every principal; the sandbox accepts any two codes)."""
+    from securepipe.access.guards import apply_admin_guard
+    from securepipe.sandbox.account import ADMIN_USER
+
+    apply_admin_guard(sandbox.session, ADMIN_USER,
+                      key_arns=[k for k in (layout.data_key_arn, layout.archive_key_arn,
+                                            layout.signing_key_arn) if k],
+                      buckets=list(layout.buckets.values()), mfa_codes=("123456", "654321"))
+
+
+def test_auditor_runs_the_scorecard_with_exactly_its_policy(sandbox: Sandbox) -> None:
+    """``securepipe check`` (every check: configuration reads, the access review, the trail
+    history verified with the public key) as the auditor role sees what the admin sees."""
+    from securepipe.checks import CheckConfig, run_checks
+    from securepipe.checks.review import access_review
+
+    layout = provision(sandbox.session).layout
+    _guard_the_admin(sandbox, layout)
+    admin = run_checks(sandbox.session, config=CheckConfig.discover(sandbox.session))
+    auditor = _as_role(sandbox, layout, "auditor")
+    config = CheckConfig.discover(auditor)
+    card = run_checks(auditor, config=config)
+    statuses = {r.check.id: r.status for r in card.results}
+    assert "error" not in statuses.values(), card.table()
+    assert statuses == {r.check.id: r.status for r in admin.results}, card.table()
+    assert statuses["audit_trail_verifies"] == "pass"  # the provisioning trail, verified
+    review = access_review(auditor, config)
+    assert f"role/{layout.role_name('auditor')}" in review.matrix.principals
+    # read-only: it may not sign (forge a trail), write a trail, or decrypt a feature
+    kms, s3 = auditor.client("kms"), auditor.client("s3")
+    assert _refused(lambda: kms.sign(KeyId=layout.signing_key_arn, Message=b"forged",
+                                     SigningAlgorithm="ECDSA_SHA_256"))
+    assert _refused(lambda: s3.put_object(Bucket=layout.bucket("audit"),
+                                          Key="trails/forged.jsonl", Body=b"{}"))
+    assert _refused(lambda: kms.generate_data_key(KeyId=layout.kms_key_arn,
+                                                  KeySpec="AES_256"))
+
+
+def test_eraser_erases_a_speaker_and_ships_the_trail_with_exactly_its_policy(
+        sandbox: Sandbox) -> None:
+    """erase_speaker (every version, the journal, shredding, the signed receipt), then the
+    sweeper, then the erasure trail shipped into the audit history, all as the eraser role."""
+    from securepipe.audit.ledger import TrailLedger
+    from securepipe.audit.records import AuditRecord
+    from securepipe.encryption.signing import KmsSigner, PublicKeyVerifier
+    from securepipe.retention.erasure import erase_speaker, verify_receipt
+    from securepipe.retention.sweeper import sweep
+
+    layout = provision(sandbox.session).layout
+    manifest = load_manifest()
+    admin_registry = ConsentRegistry(sandbox.session, layout.consent_table, create=False)
+    admin_registry.load_manifest_consents(manifest, rebase_to=clock.now().date())
+    config = IngestConfig(raw_bucket=layout.bucket("raw"),
+                          features_bucket=layout.bucket("features"),
+                          archive_bucket=layout.bucket("archive"), key_arn=layout.kms_key_arn,
+                          archive_key_arn=layout.archive_key_arn)  # type: ignore[arg-type]
+    items = items_from_manifest(manifest)
+    speaker = items[0].speaker
+    mine = [i for i in items if i.speaker == speaker][:2]
+    envelope = Envelope(sandbox.session, EnvelopeConfig(key_arns=layout.kms_key_arn))
+    for u in manifest.utterances:
+        if any((u.contractor, u.sample_id) == (i.contractor, i.sample_id) for i in mine):
+            upload_sample(sandbox.session, envelope, manifest.path_of(u),
+                          bucket=layout.bucket("raw"), key_arn=layout.kms_key_arn,
+                          context=SampleContext(u.contractor, u.sample_id,
+                                                "speech-model-training"),
+                          consent=admin_registry, speaker=speaker)
+    report = ingest_batch(mine, config, lambda: sandbox.session)
+    assert report.count("processed") == len(mine), report.outcomes
+    s3_admin = sandbox.session.client("s3")
+
+    def versions() -> int:
+        return sum(len(s3_admin.list_object_versions(Bucket=b).get("Versions", []))
+                   for b in layout.data_buckets)
+
+    assert versions() > 0
+
+    eraser = _as_role(sandbox, layout, "eraser")
+    registry = ConsentRegistry(eraser, layout.consent_table, create=False)
+    signer = KmsSigner(eraser, layout.signing_key_arn)  # type: ignore[arg-type]
+    receipt = erase_speaker(eraser, speaker=speaker, registry=registry,
+                            buckets=list(layout.data_buckets), signer=signer,
+                            anchor_bucket=layout.bucket("audit"))
+    assert receipt.deleted and not receipt.unattributed
+    assert versions() == 0  # every version of the only speaker ingested is gone
+    anchors = s3_admin.list_object_versions(Bucket=layout.bucket("audit"),
+                                            Prefix=f"erasure-journal/{speaker}/")
+    assert anchors.get("Versions")  # the eraser anchored its signed journal heads
+    verify_receipt(json.loads(json.dumps(receipt.as_dict())),
+                   PublicKeyVerifier.from_kms(sandbox.session, layout.signing_key_arn))
+    swept = sweep(eraser, buckets=list(layout.data_buckets), registry=registry, dry_run=False)
+    assert not swept.unattributed
+
+    ledger = TrailLedger.resume(eraser, layout.bucket("audit"), layout.signing_key_arn,
+                                trail_prefix="trails/", mode="GOVERNANCE",
+                                sse_kms_key_arn=layout.kms_key_arn)
+    trail = ledger.open(f"erasure-{speaker}")
+    trail.append(AuditRecord(principal="eraser", action="securepipe:erase", key=speaker,
+                             purpose=receipt.status))
+    ledger.ship(trail)
+    ledger.seal()
+    from securepipe.checks import CheckConfig, run_checks
+
+    _guard_the_admin(sandbox, layout)
+    card = run_checks(sandbox.session, config=CheckConfig.discover(sandbox.session),
+                      checks=["audit_trail_verifies", "audit_signing_key_separation"])
+    assert {r.status for r in card.results} == {"pass"}, card.table()
+
+    # nothing beyond erasure: it cannot read a feature's plaintext key, write raw data, or
+    # sign with any other key
+    s3, kms = eraser.client("s3"), eraser.client("kms")
+    assert _refused(lambda: s3.put_object(Bucket=layout.bucket("raw"), Key="raw/c01/x",
+                                          Body=b"x"))
+    assert _refused(lambda: kms.generate_data_key(KeyId=layout.archive_key_arn,
+                                                  KeySpec="AES_256"))
+    assert _refused(lambda: s3.put_object_retention(
+        Bucket=layout.bucket("audit"), Key=f"trails/{clock.now():%Y-%m-%d}/x",
+        Retention={"Mode": "GOVERNANCE", "RetainUntilDate": clock.now()},
+        BypassGovernanceRetention=True))

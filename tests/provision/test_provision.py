@@ -5,6 +5,7 @@ and AccountLayout.discover reads the layout back."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -15,17 +16,17 @@ import pytest
 
 from securepipe.checks import CheckConfig, run_checks
 from securepipe.errors import InvalidParameterError, ProvisioningConflictError
-from securepipe.provision import AccountLayout, provision, render_cloudformation
+from securepipe.provision import KIT_ROLES, AccountLayout, provision, render_cloudformation
 from securepipe.sandbox.account import Sandbox
 from securepipe.sandbox.gaps import gap
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
 
 #: On the sandbox, the request-metric alarms cannot be verified (moto does not store request
-#: metrics, gap s3-request-metrics); a freshly provisioned role has never been used, which the
-#: access review reports until the first contractor session.
-EXPECTED_NOT_PASS = {"s3_bulk_read_alarms": "unverifiable",
-                     "access_review_unused_grants": "fail"}
+#: metrics, gap s3-request-metrics). The freshly provisioned roles have never been used: the
+#: access review reports them as new, not as unused grants (they were created within its
+#: window), so that check passes.
+EXPECTED_NOT_PASS = {"s3_bulk_read_alarms": "unverifiable"}
 
 
 def _guard_the_runner(session, layout: AccountLayout,  # type: ignore[no-untyped-def]
@@ -60,7 +61,8 @@ def test_provision_then_the_scorecard_passes_and_a_rerun_changes_nothing(
     done = provision(session)
     assert done.applied and {c.step for c in done.changes} >= {
         "bucket-hardening", "account-public-access", "presign-cap", "lifecycle",
-        "contractor-role", "consent-table", "monitoring"}
+        "contractor-role", "kit-roles", "consent-table", "monitoring"}
+    assert sum(c.step == "kit-roles" for c in plan.changes) == 5  # the dry run listed them
     _guard_the_runner(session, done.layout)
     assert _statuses(session) == EXPECTED_NOT_PASS
     again = provision(session, dry_run=True)
@@ -94,6 +96,49 @@ def test_conflicts_are_reported_and_nothing_changes(sandbox: Sandbox) -> None:
     assert "securepipe-consent" in forced.skipped
     assert ddb.describe_table(TableName="securepipe-consent")["Table"]["KeySchema"][0][
         "AttributeName"] == "id"  # the conflicting table was left alone
+
+
+def test_kit_role_trust_is_a_parameter_and_a_narrowed_trust_is_kept(sandbox: Sandbox) -> None:
+    session = sandbox.session
+    iam = session.client("iam")
+    operator = iam.create_role(RoleName="pipeline-operator", AssumeRolePolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}))["Role"]["Arn"]
+    provision(session, trusted_principals={"ingest": [operator]})
+
+    def principals(role: str) -> list[object]:
+        doc = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        return [st["Principal"]["AWS"] for st in doc["Statement"]]
+
+    assert principals("securepipe-ingest") == [operator]
+    assert principals("securepipe-trainer") == [f"arn:aws:iam::{sandbox.account_id}:root"]
+    # a trust you narrowed yourself (a statement of your own beside the kit's) survives a re-run
+    doc = iam.get_role(RoleName="securepipe-trainer")["Role"]["AssumeRolePolicyDocument"]
+    doc["Statement"].append({"Sid": "AlsoTheScheduler", "Effect": "Allow",
+                             "Principal": {"AWS": operator}, "Action": "sts:AssumeRole"})
+    iam.update_assume_role_policy(RoleName="securepipe-trainer", PolicyDocument=json.dumps(doc))
+    assert provision(session, dry_run=True).empty
+    assert provision(session).changes == ()
+    assert len(principals("securepipe-trainer")) == 2
+    # naming a role's principals replaces only the kit's statement, and the plan says so
+    plan = provision(session, dry_run=True, trusted_principals={"trainer": [operator]})
+    assert [c.step for c in plan.changes] == ["kit-roles"]
+    provision(session, trusted_principals={"trainer": [operator]})
+    assert principals("securepipe-trainer") == [operator, operator]
+    # a missing tag is planned and put back
+    iam.untag_role(RoleName="securepipe-eraser", TagKeys=["securepipe"])
+    plan = provision(session, dry_run=True)
+    assert [(c.resource, c.action) for c in plan.changes] == [
+        ("securepipe-eraser", "tag securepipe=audit-writer")]
+    provision(session)
+    assert provision(session, dry_run=True).empty
+    for bad in ({"admin": [operator]}, {"ingest": "arn:aws:iam::123456789012:root"},
+                {"ingest": ["not an arn"]}, ["ingest"]):
+        with pytest.raises(InvalidParameterError):
+            provision(session, trusted_principals=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError):
+        AccountLayout.for_session(session, kit_roles={"ingest": "securepipe-contractor"})
 
 
 def test_invalid_layouts_are_refused_before_any_call() -> None:
@@ -153,13 +198,24 @@ def test_cloudformation_stack_then_provision_completes_it(sandbox: Sandbox) -> N
     assert found.data_key_arn and found.archive_key_arn and found.signing_key_arn
     assert s3.get_object_lock_configuration(Bucket=layout.bucket("audit"))[
         "ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
-    config = CheckConfig.discover(session).with_resources(
-        dict(layout.buckets), data_key=found.data_key_arn, archive_key=found.archive_key_arn)
+    config = dataclasses.replace(CheckConfig.discover(session).with_resources(
+        dict(layout.buckets), data_key=found.data_key_arn, archive_key=found.archive_key_arn),
+        signing_key_arn=found.signing_key_arn)
     _guard_the_runner(session, found, config)
     card = run_checks(session, config=config)
     problems = {r.check.id: r.status for r in card.results if r.status != "pass"}
     # The signing alias is in conflict (moto's CloudFormation made it symmetric), so
-    # provisioning refused to sign a trail with it: the audit bucket has no signed history.
-    assert problems == {**EXPECTED_NOT_PASS, "audit_trail_verifies": "fail"}, card.table()
+    # provisioning refused to sign a trail with it; the scorecard, pinned to that alias, says
+    # the "signing" key is no SIGN_VERIFY key and cannot verify a history with it.
+    assert problems == {**EXPECTED_NOT_PASS, "audit_trail_verifies": "error",
+                        "audit_signing_key_separation": "fail"}, card.table()
+    assert "not an ECDSA_SHA_256 signing key" in card.result("audit_trail_verifies").evidence
+    # The stack made the kit's roles, with their generated policies and tags (the review
+    # recognises each as the kit's own, with exactly its policy).
+    from securepipe.checks.review import access_review
+
+    review = access_review(session, config)
+    assert {f"role/{layout.role_name(r)}" for r in KIT_ROLES} <= set(review.exempt), review.notes
+    assert not any(c.step == "kit-roles" for c in again.changes)
     assert s3.list_objects_v2(Bucket=layout.bucket("audit"), Prefix="trails/")[
         "KeyCount"] == 0

@@ -226,3 +226,27 @@ def test_copying_from_another_prefix_is_a_read_of_the_source(sandbox: Sandbox) -
     from securepipe.sandbox import emulation as enforcement
 
     assert enforcement.REFUSALS[-1].resource == f"arn:aws:s3:::{bucket}/raw/c02/a"
+
+
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+def test_s3_control_and_cloudwatch_are_authorised_by_their_iam_actions(server: bool) -> None:
+    """S3 Control's account Block Public Access is authorised as
+    s3:GetAccountPublicAccessBlock (not as an object read in a bucket named after the account),
+    and CloudWatch (signed as "monitoring") as cloudwatch:<Operation>, as AWS does."""
+    from securepipe.encryption.hardening import s3control_client
+
+    with Sandbox(server=server) as sb:
+        account = sb.resources.account_id
+        reader = _session(sb, _role(sb, ["s3:GetAccountPublicAccessBlock",
+                                         "cloudwatch:DescribeAlarms"]), None)
+        control = s3control_client(reader)
+        with pytest.raises(ClientError) as err:  # allowed: moto answers that none is set
+            control.get_public_access_block(AccountId=account)
+        assert err.value.response["Error"]["Code"] == "NoSuchPublicAccessBlockConfiguration"
+        assert _code(lambda: control.put_public_access_block(
+            AccountId=account, PublicAccessBlockConfiguration={"BlockPublicAcls": True})) == (
+            "AccessDenied")
+        reader.client("cloudwatch").describe_alarms()  # allowed
+        assert _code(lambda: reader.client("cloudwatch").put_metric_data(
+            Namespace="x", MetricData=[{"MetricName": "m", "Value": 1.0}])) in (
+            "AccessDenied", "AccessDeniedException")
