@@ -214,7 +214,8 @@ def floor_step(session: boto3.Session, config: IngestConfig,
         key = sample_key(item.contractor, item.sample_id)
         versions = s3.list_object_versions(Bucket=config.raw_bucket, Prefix=key)["Versions"]
         head = s3.head_object(Bucket=config.raw_bucket, Key=key)   # the consent gate's calls
-        registry.admit(head["Metadata"][META_SPEAKER], item.sample_id, at=clock.now())
+        registry.admit(head["Metadata"][META_SPEAKER], item.sample_id,
+                       contractor=item.contractor, at=clock.now())
         s3.get_object(Bucket=config.raw_bucket, Key=key)["Body"].read()
         data_key = kms.generate_data_key(KeyId=config.key_arn, KeySpec="AES_256")
         kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"])
