@@ -216,7 +216,7 @@ def floor_step(session: boto3.Session, config: IngestConfig,
         versions = s3.list_object_versions(Bucket=config.raw_bucket, Prefix=key)["Versions"]
         head = s3.head_object(Bucket=config.raw_bucket, Key=key)   # the consent gate's calls
         speaker = head["Metadata"][META_SPEAKER]
-        registry.admit(speaker, item.sample_id, at=clock.now())
+        registry.admit(speaker, item.sample_id, contractor=item.contractor, at=clock.now())
         s3.get_object(Bucket=config.raw_bucket, Key=key)["Body"].read()
         data_key = kms.generate_data_key(KeyId=config.key_arn, KeySpec="AES_256")
         kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"])

@@ -107,7 +107,8 @@ class ConsentGate(Protocol):
     the sample), ``check_consent`` after it (raise if the speaker is no longer admitted); both
     must read strongly consistently (the registry's GetItem uses ``ConsistentRead``)."""
 
-    def admit(self, speaker: str, sample_id: str, *, at: dt.datetime) -> object: ...
+    def admit(self, speaker: str, sample_id: str, *, contractor: str,
+              at: dt.datetime) -> object: ...
 
     def check_consent(self, speaker: str, at: dt.datetime) -> object: ...
 
@@ -235,10 +236,10 @@ def upload_sample(
     the sample.
 
     ``consent`` is required: the consent registry (with ``speaker``), or the named choice
-    :data:`CONSENT_NOT_CHECKED`. With a registry, ``consent.admit(speaker, sample_id, at=now)``
-    is called before anything is encrypted (its refusal,
-    :class:`~securepipe.errors.ConsentError`, propagates and nothing is uploaded), and after
-    the write :func:`fence_write` re-checks consent, deletes exactly the version written if
+    :data:`CONSENT_NOT_CHECKED`. With a registry, ``consent.admit(speaker, sample_id,
+    contractor=<the key's contractor>, at=now)`` is called before anything is encrypted (its
+    refusal, :class:`~securepipe.errors.ConsentError`, propagates and nothing is uploaded), and
+    after the write :func:`fence_write` re-checks consent, deletes exactly the version written if
     the speaker is no longer admitted, and raises ``ConsentError`` (``revoked-after-write``).
     ``speaker`` writes the speaker and sample into the object's metadata.
     """
@@ -278,7 +279,9 @@ def upload_sample(
     admitted_at = _clock.now()
     if gate is not None:
         assert speaker is not None
-        gate.admit(speaker, context.sample_id, at=admitted_at)  # refuses before any write
+        # the index records exactly the key's contractor and sample: erasure deletes by it
+        gate.admit(speaker, context.sample_id, contractor=context.contractor,
+                   at=admitted_at)                  # refuses before any write
     if speaker is not None:
         attribution[META_SPEAKER] = speaker
 

@@ -154,6 +154,10 @@ class IngestConfig:
     only
     while consent is active) instead of ``key_arn`` / ``archive_key_arn``. The S3 server-side
     encryption headers stay as they are (the bucket policies pin those keys).
+
+    ``anchor_bucket`` (optional; the kit's audit bucket): the consent gate also refuses a
+    speaker whose erasure is anchored there, even if a restored registry item says ``active``
+    (:class:`~securepipe.retention.consent.ConsentRegistry`). Give ``speaker_keys`` the same.
     """
 
     raw_bucket: str
@@ -169,6 +173,7 @@ class IngestConfig:
     archive_storage_class: str = "DEEP_ARCHIVE"
     speaker_keys: SpeakerKeyConfig | None = None
     consent_table: str = DEFAULT_TABLE
+    anchor_bucket: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("upload_purpose", "features_purpose", "archive_purpose"):
@@ -256,7 +261,8 @@ class _Clients:
         if config.speaker_keys is not None:
             self._speaker_keys = config.speaker_keys.keys(session)
             self._archive_speaker_keys = config.speaker_keys.keys(archive)
-        self.registry = ConsentRegistry(session, config.consent_table, create=False)
+        self.registry = ConsentRegistry(session, config.consent_table, create=False,
+                                        anchor_bucket=config.anchor_bucket)
         self._envelopes: dict[tuple[str, str], Envelope] = {}
         self._ensured: set[tuple[str, str]] = set()
 
@@ -312,6 +318,19 @@ class _Fence:
 
         fence_write(clients.registry, item.speaker, self.at, delete,
                     ", ".join(f"s3://{b}/{k}" for _, b, k, _ in self.writes))
+
+    def before_lock(self, clients: _Clients, item: IngestItem) -> None:
+        """Re-check consent immediately before a write under S3 Object Lock (a legal hold):
+        the fence's delete cannot remove a locked version, so an erasure or withdrawal that
+        landed since the gate refuses the write here (``ConsentError``, after deleting this
+        run's earlier writes). Object Lock:
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html"""
+        if item.speaker is None:
+            return
+        if self.writes:
+            self.check(clients, item)
+        else:
+            clients.registry.check_consent(item.speaker, self.at)
 
 
 @dataclass(frozen=True)
@@ -513,7 +532,8 @@ def _consent_gate(clients: _Clients, config: IngestConfig, item: IngestItem, raw
     if reason is None:
         assert speaker is not None
         try:
-            clients.registry.admit(speaker, item.sample_id, at=at)
+            clients.registry.admit(speaker, item.sample_id, contractor=item.contractor,
+                                   at=at)   # the index names exactly the key's sample
         except (ConsentError, InvalidParameterError) as exc:
             reason = str(exc)
     if reason is not None:
@@ -677,6 +697,7 @@ def _archive(clients: _Clients, config: IngestConfig, item: IngestItem, wav: byt
     extra: dict[str, Any] = {}
     if item.legal_hold:
         extra["ObjectLockLegalHoldStatus"] = "ON"
+        fence.before_lock(clients, item)    # a locked version cannot be fenced away after
     response = clients.archive_s3.put_object(
         Bucket=config.archive_bucket, Key=key, Body=message,
         StorageClass=config.archive_storage_class, ChecksumAlgorithm="SHA256",

@@ -124,9 +124,15 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             {"Sid": "ArchiveKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],
              "Resource": [archive_key]},
             # Consent gates every sample: ConsentRegistry.admit reads the speaker's record
-            # (GetItem) and indexes the sample under it (UpdateItem).
+            # (GetItem), refuses a sample another speaker holds (Scan of the index) and
+            # indexes the sample under it (UpdateItem).
             {"Sid": "ConsentGate", "Effect": "Allow",
-             "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Resource": [table]},
+             "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
+             "Resource": [table]},
+            # ... and refuses a speaker whose erasure is anchored in the audit bucket, whatever
+            # a restored registry item says (ListObjectVersions of erasure-journal/<speaker>/).
+            {"Sid": "ErasureAnchors", "Effect": "Allow", "Action": ["s3:ListBucketVersions"],
+             "Resource": [_arn(audit)]},
         ]
     elif role == "trainer":
         statements = [

@@ -69,6 +69,7 @@ from securepipe.errors import (
 )
 from securepipe.ids import (
     describe_value,
+    validate_bucket_name,
     validate_contractor_id,
     validate_kms_key_arn,
     validate_purpose,
@@ -77,6 +78,7 @@ from securepipe.ids import (
 )
 
 __all__ = [
+    "ANCHOR_PREFIX",
     "BIPA_MAX_DAYS",
     "DEFAULT_TABLE",
     "MANIFEST_REFERENCE_DAY",
@@ -88,6 +90,9 @@ __all__ = [
 ]
 
 DEFAULT_TABLE = "securepipe-consent"
+#: Where, in the erasure anchor bucket (the kit's audit bucket, under Object Lock), every
+#: signed erasure-journal head is written, one object per head: ``<prefix>/<speaker>/<count>``.
+ANCHOR_PREFIX = "erasure-journal"
 #: BIPA: destroy within 3 years of the individual's last interaction (740 ILCS 14/15(a)).
 BIPA_MAX_DAYS = 1095
 STATUSES = ("active", "withdrawn", "erasing", "erasure-held", "erased")
@@ -205,6 +210,13 @@ class ConsentRegistry:
         https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_CreateTable.html).
     :param kms_key_arn: with ``create``, encrypt the table at rest under this customer-managed
         key instead of an AWS owned key.
+    :param anchor_bucket: the bucket erasure anchors its signed journal heads in (the kit's
+        audit bucket, under S3 Object Lock). When given, the consent gate (:meth:`check_consent`,
+        hence :meth:`admit`, the writers' re-check and speaker-key creation) refuses a speaker
+        with any anchored erasure, whatever the registry item says: an item restored from a
+        backup taken before the erasure (status ``active``, a wrapped key) does not bring the
+        speaker back, because the anchors live where the registry's writers cannot roll them
+        back. Reading them needs ``s3:ListBucketVersions`` on that bucket.
 
     Backups: point-in-time recovery and on-demand backups of this table keep every attribute,
     including wrapped keys that erasure has removed, until the backup expires. See
@@ -212,7 +224,7 @@ class ConsentRegistry:
     """
 
     def __init__(self, session: boto3.Session, table: str = DEFAULT_TABLE, *, create: bool = True,
-                 kms_key_arn: str | None = None) -> None:
+                 kms_key_arn: str | None = None, anchor_bucket: str | None = None) -> None:
         if (not isinstance(table, str) or not 3 <= len(table) <= _TABLE_NAME_MAX
                 or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in table)):
             raise InvalidParameterError(f"invalid table name {describe_value(table)}")
@@ -220,12 +232,35 @@ class ConsentRegistry:
             validate_kms_key_arn(kms_key_arn)
         self._table = table
         self._ddb = session.client("dynamodb")
+        self._anchor_bucket = (None if anchor_bucket is None
+                               else validate_bucket_name(anchor_bucket))
+        self._s3 = session.client("s3") if anchor_bucket is not None else None
         if create:
             self.ensure_table(kms_key_arn)
 
     @property
     def table(self) -> str:
         return self._table
+
+    @property
+    def anchor_bucket(self) -> str | None:
+        return self._anchor_bucket
+
+    def erasure_anchored(self, speaker: str) -> bool:
+        """True if any erasure of ``speaker`` is anchored in :attr:`anchor_bucket` (one
+        ListObjectVersions of ``erasure-journal/<speaker>/``: every version and delete marker,
+        so a delete marker hides nothing); ``False`` without an anchor bucket.
+
+        An anchor's signature is not checked here: an object there can only refuse writes (fail
+        closed), and only the eraser may write under that prefix.
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html
+        """
+        validate_speaker_id(speaker)
+        if self._anchor_bucket is None or self._s3 is None:
+            return False
+        out = self._s3.list_object_versions(Bucket=self._anchor_bucket,
+                                            Prefix=f"{ANCHOR_PREFIX}/{speaker}/", MaxKeys=1)
+        return bool(out.get("Versions") or out.get("DeleteMarkers"))
 
     # -- the table -----------------------------------------------------------------------------
     def ensure_table(self, kms_key_arn: str | None = None) -> None:
@@ -399,18 +434,17 @@ class ConsentRegistry:
         return frozenset(item["speaker"] for item in self._items()
                          if isinstance(item.get("speaker"), str))
 
-    def sample_index(self) -> dict[tuple[str, str], str]:
-        """``(contractor, sample_id) -> speaker`` for every sample any speaker was admitted with.
+    def sample_index(self) -> dict[tuple[str, str], frozenset[str]]:
+        """``(contractor, sample_id) -> speakers`` for every sample any speaker was admitted with.
 
         Sample ids are unique only per contractor (keys are ``<prefix>/<contractor>/<sample>``),
         so the index is keyed by both. Read from each item's ``samples`` set (entries
         ``<contractor>/<sample_id>``; a bare ``<sample_id>`` written before the contractor was
         recorded counts as the item's own contractor), even an item whose other fields are
-        malformed; a sample claimed by two speakers maps to neither (it is then reported as a
-        conflict, never guessed).
+        malformed. A sample claimed by two speakers keeps both (a conflict stays visible:
+        erasure and the sweeper report its objects as unattributed, never guess an owner).
         """
-        index: dict[tuple[str, str], str] = {}
-        clash: set[tuple[str, str]] = set()
+        index: dict[tuple[str, str], set[str]] = {}
         for item in self._items():
             speaker = item.get("speaker")
             samples = item.get("samples")
@@ -418,12 +452,12 @@ class ConsentRegistry:
                 continue
             for entry in samples:
                 ident = _index_key(entry, item.get("contractor"))
-                if ident is None:
-                    continue
-                if ident in index and index[ident] != speaker:
-                    clash.add(ident)
-                index[ident] = speaker
-        return {k: v for k, v in index.items() if k not in clash}
+                if ident is not None:
+                    index.setdefault(ident, set()).add(speaker)
+        return {k: frozenset(v) for k, v in index.items()}
+
+    def _claimed_by_others(self, speaker: str, ident: tuple[str, str]) -> list[str]:
+        return sorted(self.sample_index().get(ident, frozenset()) - {speaker})
 
     def check_consent(self, speaker: str, at: dt.datetime) -> ConsentRecord:
         """The speaker's record if consent covers a new write at ``at``; otherwise
@@ -441,26 +475,51 @@ class ConsentRegistry:
         refusal = record.refusal(at)
         if refusal is not None:
             raise ConsentError(speaker, *refusal)
+        try:
+            anchored = self.erasure_anchored(speaker)
+        except ClientError as exc:       # cannot tell: refuse (fail closed)
+            raise ConsentError(speaker, "anchors-unreadable", (
+                f"the erasure anchors in s3://{self._anchor_bucket} could not be read "
+                f"({exc.response.get('Error', {}).get('Code')})")) from None
+        if anchored:
+            raise ConsentError(speaker, "erased", (
+                f"an erasure of this speaker is anchored in s3://{self._anchor_bucket}/"
+                f"{ANCHOR_PREFIX}/{speaker}/ (the registry item says {record.status!r}: "
+                "restored or rolled back)"))
         return record
 
-    def admit(self, speaker: str, sample_id: str, *, at: dt.datetime,
-              contractor: str | None = None) -> ConsentRecord:
+    def admit(self, speaker: str, sample_id: str, *, contractor: str,
+              at: dt.datetime) -> ConsentRecord:
         """The consent gate for one sample: check consent covers it, and index it.
 
-        The index entry is ``<contractor>/<sample_id>`` (``contractor`` defaults to the one
-        the speaker's record names): sample ids are unique only per contractor.
+        The index entry is exactly ``<contractor>/<sample_id>`` of the object key the sample
+        is written under (``raw/<contractor>/<sample_id>``): sample ids are unique only per
+        contractor, and a speaker may record through any contractor, so the caller names it.
 
-        Refuses (:class:`~securepipe.errors.ConsentError`) as :meth:`check_consent` does, then
-        adds ``sample_id`` to the speaker's ``samples`` set with an UpdateItem conditional on
+        Refuses (:class:`~securepipe.errors.ConsentError`) as :meth:`check_consent` does, and
+        with reason ``sample-conflict`` a sample another speaker already holds in the index.
+        Then adds the entry to the speaker's ``samples`` set with an UpdateItem conditional on
         the consent still standing (``ADD``, idempotent:
         https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html),
-        so a withdrawal that lands between the check and the write still refuses.
+        so a withdrawal that lands between the check and the write still refuses, and reads
+        the index again (Scan, ``ConsistentRead``): of two speakers admitting the same sample
+        at once, at least the later re-check sees the other and refuses (both may refuse;
+        never both admitted), and the refused speaker's new entry is removed again.
         """
         validate_sample_id(sample_id)
-        if contractor is not None:
-            validate_contractor_id(contractor)
+        validate_contractor_id(contractor)
         record = self.check_consent(speaker, at)
-        entry = _index_entry(contractor or record.contractor, sample_id)
+        entry = _index_entry(contractor, sample_id)
+        ident = (contractor, sample_id)
+
+        def refuse(others: list[str]) -> ConsentError:
+            return ConsentError(speaker, "sample-conflict", (
+                f"sample {contractor}/{sample_id} is already indexed for "
+                f"{', '.join(map(repr, others))}; a sample belongs to one speaker"))
+
+        others = self._claimed_by_others(speaker, ident)
+        if others:
+            raise refuse(others)
         try:
             self._ddb.update_item(
                 TableName=self._table,
@@ -478,6 +537,14 @@ class ConsentRegistry:
                 raise ConsentError(speaker, "changed", "consent changed while admitting "
                                    f"{sample_id!r}") from None
             raise
+        others = self._claimed_by_others(speaker, ident)
+        if others:
+            if entry not in record.samples:      # only what this call added
+                self._ddb.update_item(
+                    TableName=self._table, Key={"speaker": {"S": speaker}},
+                    UpdateExpression="DELETE samples :s",
+                    ExpressionAttributeValues={":s": {"SS": [entry]}})
+            raise refuse(others)
         return record
 
     def index_samples(self, speaker: str, sample_ids: list[str], *,
@@ -498,7 +565,7 @@ class ConsentRegistry:
         record = self.get(speaker)
         owner = validate_contractor_id(contractor) if contractor is not None else record.contractor
         index = self.sample_index()
-        taken = [s for s in ids if index.get((owner, s), speaker) != speaker]
+        taken = [s for s in ids if index.get((owner, s), frozenset()) - {speaker}]
         if taken:
             raise InvalidParameterError(
                 f"sample(s) {', '.join(taken[:5])} of contractor {owner!r} belong to another "
@@ -609,21 +676,32 @@ class ConsentRegistry:
             raise
         return True
 
-    def remove_wrapped_key(self, speaker: str, when: dt.datetime) -> dict[str, Any]:
+    def remove_wrapped_key(self, speaker: str, when: dt.datetime, *,
+                           status: str = "erased") -> dict[str, Any]:
         """Delete the wrapped key, mark the speaker erased; return the item's old attributes.
 
         One UpdateItem (atomic): ``REMOVE wrapped_key`` and ``SET status = erased, erased_at``.
+        ``status="erasing"`` (a rolled-back erasure journal) marks the speaker ``erasing``
+        instead, unless they are already ``erased``.
         Unknown speaker: :class:`~securepipe.errors.UnknownSpeakerError`.
         """
+        if status not in ("erased", "erasing"):
+            raise InvalidParameterError("status must be 'erased' or 'erasing'")
+        mark = ":erased"
+        names = {"#status": "status"}
+        values = {":t": {"S": when.isoformat()}}
+        if status == "erasing":
+            current = self.find(speaker)
+            status = "erased" if current is not None and current.status == "erased" else "erasing"
+        values[mark] = {"S": status}
         try:
             out = self._ddb.update_item(
                 TableName=self._table,
                 Key={"speaker": {"S": speaker}},
-                UpdateExpression="REMOVE wrapped_key SET #status = :erased, erased_at = :t",
+                UpdateExpression=f"REMOVE wrapped_key SET #status = {mark}, erased_at = :t",
                 ConditionExpression="attribute_exists(speaker)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":erased": {"S": "erased"},
-                                           ":t": {"S": when.isoformat()}},
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_OLD",
             )
         except ClientError as exc:

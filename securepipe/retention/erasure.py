@@ -85,6 +85,7 @@ millions of objects, drive it from an S3 Inventory report instead of live listin
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -110,7 +111,7 @@ from securepipe.errors import (
     SignatureError,
 )
 from securepipe.ids import validate_bucket_name, validate_speaker_id
-from securepipe.retention.consent import ConsentRegistry
+from securepipe.retention.consent import ANCHOR_PREFIX, ConsentRegistry
 from securepipe.retention.lifecycle import RAW_EXPIRY_DAYS
 from securepipe.retention.shredding import ShredEvidence, shred_speaker_key
 from securepipe.retention.sweeper import (
@@ -131,8 +132,6 @@ __all__ = [
 ]
 
 AUDIT = logging.getLogger("securepipe.audit.records")
-#: Where, in the anchor bucket, each signed journal head is also written.
-ANCHOR_PREFIX = "erasure-journal"
 #: S3 error codes of a version that is no longer there.
 _GONE = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound"})
 _CHUNK = 1 << 20
@@ -196,7 +195,8 @@ class ErasureReceipt:
     ``status``: ``erased`` (every version gone, key shredded, no backup can restore it),
     ``erased-pending-backup-expiry`` (the same, but a registry backup can still restore the
     key until ``backups_clear_at``; ``None``: until an on-demand backup is deleted),
-    ``already-erased`` (nothing to do but stragglers, listed in ``deleted``), or ``held``
+    ``already-erased`` (the key was already shredded; ``deleted`` lists everything every run
+    deleted, from the verified journal, stragglers found now included), or ``held``
     (everything deletable is gone; ``kept`` lists what a hold keeps, and the key was kept:
     ``key_kept_reason``). ``unattributed`` lists what nobody can be shown to own.
     ``remaining_after`` is a fresh listing after the deletes: the speaker's versions and
@@ -386,6 +386,14 @@ class _Anchor:
                 f"anchored in s3://{self.bucket}/{self.prefix(speaker)} (a journal replayed "
                 "past it, or two erasures at once); stopped") from None
 
+    def put_start(self, speaker: str, head: Mapping[str, Any]) -> None:
+        """Anchor the empty journal's head (count 0) unless one is already there: every
+        count-0 head says the same (no entries), so an existing one is not a rollback."""
+        if head["count"] != 0:
+            raise InvalidParameterError("put_start anchors only an empty journal's head")
+        with contextlib.suppress(JournalRollbackError):
+            self.put(speaker, head)
+
     def highest(self, speaker: str,
                 verify: Callable[[int, str, bytes], None]) -> tuple[int, str] | None:
         """``(count, digest)`` of the longest anchored head whose signature verifies.
@@ -446,6 +454,7 @@ class _Journal:
             self.records.append(record)
             self._prev = hashlib.sha256(message).hexdigest()
             digests.append(self._prev)
+        self.has_head = head is not None
         if head is None:
             if entries or status in ("erasing", "erasure-held"):
                 raise ErasureError(
@@ -528,6 +537,24 @@ class _Journal:
                 bytes=None if item.get("bytes") is None else int(item["bytes"]),
                 attribution=str(item.get("attribution", ""))))
         return tuple(out)
+
+
+def _shred_after_rollback(registry: ConsentRegistry, speaker: str, when: dt.datetime,
+                          exc: JournalRollbackError) -> JournalRollbackError:
+    """A rolled-back journal stops the deletes, never the shredding: the erasure was asked
+    for and anchored, so key material back in the item (restored from a backup with it) is
+    removed and the speaker marked ``erasing`` (``erased`` stays ``erased``). Returns the
+    error to raise, saying what was done."""
+    old = registry.remove_wrapped_key(speaker, when, status="erasing")
+    shredded = old.get("wrapped_key") is not None
+    AUDIT.info(f"erasure of {speaker}: journal rolled back; key material "
+               f"{'shredded' if shredded else 'absent'}",
+               extra={"principal": "securepipe-erasure", "action": "erasure.rollback",
+                      "outcome": "denied", "purpose": "erasure", "when": when,
+                      "speaker": speaker, "reason": str(exc)[:500]})
+    return JournalRollbackError(
+        f"{exc} The key material present was {'shredded' if shredded else 'already gone'} "
+        "and the speaker is marked erasing; restore the genuine journal to finish the deletes.")
 
 
 def _uploads_to_abort(uploads: list[PendingUpload], speaker: str, at: dt.datetime
@@ -629,17 +656,29 @@ def erase_speaker(
     try:
         verifier = verifier or PublicKeyVerifier.from_kms(session, signer.key_arn)
         s3 = session.client("s3")
-        journal = _Journal(registry, speaker, signer, verifier,   # verified before any delete
-                           record.status, _Anchor(s3, anchor_bucket))
+        anchor = _Anchor(s3, anchor_bucket)
+        try:
+            journal = _Journal(registry, speaker, signer, verifier,   # verified before any delete
+                               record.status, anchor)
+        except JournalRollbackError as exc:
+            raise _shred_after_rollback(registry, speaker, later(), exc) from None
+        if not journal.records:
+            # the fact "this speaker's erasure began" goes outside the registry first: the
+            # consent gate refuses an anchored speaker whatever a restored item says
+            anchor.put_start(speaker, journal.signed_head())
         if not already:
             registry.begin_erasure(speaker, start, head=journal.signed_head())
         deleted_now: list[DeletedVersion] = []
         kept: list[KeptVersion] = []
         unattributed: list[UnattributedVersion] = []
 
+        # every deletion is journaled, stragglers found after the speaker was erased too, so
+        # any later run's receipt is built from everything every run deleted
+        journaled = journal.has_head or not already
+
         def record_deleted(entry: DeletedVersion) -> None:
             deleted_now.append(entry)
-            if not already:
+            if journaled:
                 journal.append(asdict(entry))
             done("delete", f"{entry.bucket}/{entry.key}?versionId={entry.version_id}")
 
@@ -739,7 +778,9 @@ def erase_speaker(
                         else erased_at + dt.timedelta(days=retention))
             if clear_at is None or when < clear_at:
                 status = "erased-pending-backup-expiry"
-        deleted = tuple(deleted_now) if already else journal.deleted()
+        # the verified journal: what every run deleted (an erased item without a journal,
+        # e.g. erased before journals existed, has only this run's deletions to show)
+        deleted = journal.deleted() if journaled else tuple(deleted_now)
     except (ClientError, BotoCoreError) as exc:
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
         raise ErasureError(f"erasure of {speaker!r} stopped ({code or type(exc).__name__}); "

@@ -118,10 +118,13 @@ class SpeakerKeyConfig:
 
     :param table: the consent registry's DynamoDB table.
     :param key_arn: the customer-managed KMS key that wraps every speaker key.
+    :param anchor_bucket: the erasure anchor bucket (see :class:`ConsentRegistry`): key
+        material is never created, nor handed out, for a speaker with an anchored erasure.
     """
 
     table: str
     key_arn: str
+    anchor_bucket: str | None = None
 
     def __post_init__(self) -> None:
         validate_kms_key_arn(self.key_arn)
@@ -130,7 +133,8 @@ class SpeakerKeyConfig:
 
     def keys(self, session: boto3.Session) -> SpeakerKeys:
         """A :class:`SpeakerKeys` on ``session`` (the table must exist)."""
-        return SpeakerKeys(session, ConsentRegistry(session, self.table, create=False),
+        return SpeakerKeys(session, ConsentRegistry(session, self.table, create=False,
+                                                    anchor_bucket=self.anchor_bucket),
                            self.key_arn)
 
 

@@ -41,8 +41,8 @@ def _mapping(registry: ConsentRegistry | None, extra: Mapping[str, str] | None) 
     refused, since sample ids are unique only per contractor)."""
     out: _Mapping = {}
     if registry is not None:
-        for ident, spk in registry.sample_index().items():
-            out.setdefault(ident, set()).add(spk)
+        for ident, speakers in registry.sample_index().items():
+            out.setdefault(ident, set()).update(speakers)
     for name, spk in (extra or {}).items():
         contractor, _, sid = str(name).rpartition("/")
         if not contractor or not sid:

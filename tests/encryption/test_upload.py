@@ -465,12 +465,12 @@ class _Gate:
 
     def __init__(self, refuse: str) -> None:
         self.refuse = refuse
-        self.admitted: list[tuple[str, str]] = []
+        self.admitted: list[tuple[str, str, str]] = []
 
-    def admit(self, speaker: str, sample_id: str, *, at: object) -> None:
+    def admit(self, speaker: str, sample_id: str, *, contractor: str, at: object) -> None:
         if speaker == self.refuse:
             raise ConsentError(speaker, "withdrawn")
-        self.admitted.append((speaker, sample_id))
+        self.admitted.append((speaker, contractor, sample_id))
 
     def check_consent(self, speaker: str, at: object) -> None:
         if speaker == self.refuse:
@@ -486,7 +486,9 @@ def test_an_upload_for_a_speaker_names_them_and_passes_the_gate_first(
     bucket, s3 = sb.resources.bucket("raw"), sb.session.client("s3")
     result = upload_sample(sb.session, env, src, bucket=bucket, context=ctx,
                            key_arn=sb.resources.kms_key_arn, speaker=speaker, consent=gate)
-    assert gate.admitted == [(speaker, ctx.sample_id)]
+    # the gate is told exactly the key's contractor and sample (the index erasure deletes by)
+    assert gate.admitted == [(speaker, ctx.contractor, ctx.sample_id)]
+    assert result.key == f"raw/{ctx.contractor}/{ctx.sample_id}"
     meta = s3.head_object(Bucket=bucket, Key=result.key)["Metadata"]
     assert meta[upload.META_SPEAKER] == speaker and meta[upload.META_SAMPLE] == ctx.sample_id
 

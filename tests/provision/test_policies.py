@@ -104,7 +104,8 @@ def test_uploader_ingest_and_trainer_run_with_exactly_their_policy(sandbox: Sand
     config = IngestConfig(raw_bucket=layout.bucket("raw"),
                           features_bucket=layout.bucket("features"),
                           archive_bucket=layout.bucket("archive"), key_arn=layout.kms_key_arn,
-                          archive_key_arn=layout.archive_key_arn)  # type: ignore[arg-type]
+                          archive_key_arn=layout.archive_key_arn,  # type: ignore[arg-type]
+                          anchor_bucket=layout.bucket("audit"))
     report = ingest_batch(items_from_manifest(manifest)[:2], config, lambda: worker)
     assert report.count("processed") == 2, report.outcomes
     assert _refused(lambda: worker.client("s3").get_object(
@@ -200,7 +201,8 @@ def test_eraser_erases_a_speaker_and_ships_the_trail_with_exactly_its_policy(
     config = IngestConfig(raw_bucket=layout.bucket("raw"),
                           features_bucket=layout.bucket("features"),
                           archive_bucket=layout.bucket("archive"), key_arn=layout.kms_key_arn,
-                          archive_key_arn=layout.archive_key_arn)  # type: ignore[arg-type]
+                          archive_key_arn=layout.archive_key_arn,  # type: ignore[arg-type]
+                          anchor_bucket=layout.bucket("audit"))
     items = items_from_manifest(manifest)
     speaker = items[0].speaker
     mine = [i for i in items if i.speaker == speaker][:2]

@@ -185,19 +185,44 @@ def test_rebase_keeps_the_timeline_relative_to_the_day_the_lesson_runs(
 
 def test_admit_gates_and_indexes(registry: ConsentRegistry) -> None:
     day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
-    registry.admit("spk01", "spk01_u1", at=day)
-    registry.admit("spk01", "spk01_u1", at=day)                      # idempotent
     contractor = registry.get("spk01").contractor
+    registry.admit("spk01", "spk01_u1", contractor=contractor, at=day)
+    registry.admit("spk01", "spk01_u1", contractor=contractor, at=day)    # idempotent
     assert registry.get("spk01").samples == {f"{contractor}/spk01_u1"}
-    assert registry.sample_index() == {(contractor, "spk01_u1"): "spk01"}
+    assert registry.sample_index() == {(contractor, "spk01_u1"): {"spk01"}}
     registry.withdraw("spk01", day)
     for speaker, at, reason in (("spk01", day, "withdrawn"), ("spk42", day, "unknown"),
                                 ("spk09", dt.datetime(2027, 1, 2, tzinfo=dt.UTC), "expired"),
                                 ("spk08", dt.datetime(2025, 1, 1, tzinfo=dt.UTC), "not-yet")):
         with pytest.raises(ConsentError) as refused:
-            registry.admit(speaker, f"{speaker}_u9", at=at)
+            registry.admit(speaker, f"{speaker}_u9", contractor="c01", at=at)
         assert refused.value.reason == reason
-    assert registry.sample_index() == {(contractor, "spk01_u1"): "spk01"}          # nothing indexed
+    assert registry.sample_index() == {(contractor, "spk01_u1"): {"spk01"}}   # nothing indexed
     for hostile in ("../x", "", "a b"):
         with pytest.raises(InvalidParameterError):
-            registry.admit("spk02", hostile, at=day)
+            registry.admit("spk02", hostile, contractor="c02", at=day)
+    with pytest.raises(InvalidParameterError):
+        registry.admit("spk02", "spk02_u1", contractor="../c02", at=day)
+
+
+def test_admit_refuses_a_sample_another_speaker_holds_and_conflicts_stay_visible(
+        sandbox: Sandbox, registry: ConsentRegistry) -> None:
+    """A sample belongs to one speaker: a second speaker's admit of the same
+    ``(contractor, sample)`` is refused (a typed ConsentError) and indexes nothing, while the
+    same sample id under another contractor is a different sample. A clash that reached the
+    table anyway (two admits at once, a hand-edited item) is kept, with both speakers."""
+    day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    registry.admit("spk01", "s-1", contractor="c01", at=day)
+    with pytest.raises(ConsentError) as refused:
+        registry.admit("spk05", "s-1", contractor="c01", at=day)
+    assert refused.value.reason == "sample-conflict" and "spk01" in str(refused.value)
+    assert registry.get("spk05").samples == frozenset()
+    registry.admit("spk05", "s-1", contractor="c02", at=day)          # another contractor's s-1
+    assert registry.sample_index() == {("c01", "s-1"): {"spk01"}, ("c02", "s-1"): {"spk05"}}
+
+    sandbox.session.client("dynamodb").update_item(
+        TableName=registry.table, Key={"speaker": {"S": "spk05"}},
+        UpdateExpression="ADD samples :s", ExpressionAttributeValues={":s": {"SS": ["c01/s-1"]}})
+    assert registry.sample_index()[("c01", "s-1")] == {"spk01", "spk05"}      # both, visibly
+    with pytest.raises(ConsentError):                    # and neither is admitted again
+        registry.admit("spk01", "s-1", contractor="c01", at=day)

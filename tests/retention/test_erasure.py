@@ -206,7 +206,9 @@ def test_second_erasure_is_idempotent(world: World) -> None:
     world.populate("spk01")
     first = _erase(world, "spk01", clock=lambda: dt.datetime(2027, 1, 2, tzinfo=dt.UTC))
     second = _erase(world, "spk01")
-    assert second.status == "already-erased" and second.complete and not second.deleted
+    # built from the verified journal: everything the first run deleted, nothing new
+    assert second.status == "already-erased" and second.complete
+    assert first.deleted and second.deleted == first.deleted
     assert first.when == dt.datetime(2027, 1, 2, tzinfo=dt.UTC)
     assert world.registry.get("spk01").erased_at == first.when      # the erasure date stays
     assert second.when >= second.started                             # never dated in the past
@@ -215,8 +217,26 @@ def test_second_erasure_is_idempotent(world: World) -> None:
     world.s3.put_object(Bucket=world.bucket("raw"), Key="raw/c01/spk01_u1", Body=b"late",
                         **sse_kms_put_args(world.sb.resources.kms_key_arn))
     third = _erase(world, "spk01")
-    assert third.status == "already-erased" and [d.key for d in third.deleted] == [
-        "raw/c01/spk01_u1"]
+    assert third.status == "already-erased" and third.deleted[:-1] == first.deleted
+    assert third.deleted[-1].key == "raw/c01/spk01_u1"
+    assert "found after the speaker was erased" in third.deleted[-1].attribution
+    assert _erase(world, "spk01").deleted == third.deleted        # and stays in every receipt
+
+
+def test_a_rerun_after_a_crash_at_shred_lists_every_deletion(world: World) -> None:
+    """The first run deleted everything and shredded, then crashed before its receipt; the
+    re-run (already erased) returns the receipt of everything deleted, from the journal."""
+    world.populate("spk03", archive=False)
+    mine = world.versions_of("spk03")
+
+    def crash(step: str, detail: str) -> None:
+        if step == "shred":
+            raise Crash(detail)
+    with pytest.raises(Crash):
+        _erase(world, "spk03", after_step=crash)
+    receipt = _erase(world, "spk03")
+    assert receipt.status == "already-erased" and receipt.complete
+    assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == mine
 
 
 def test_bad_input(world: World) -> None:
@@ -413,8 +433,8 @@ def test_same_sample_id_of_another_contractor_is_never_erased(world: World) -> N
     sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
     c1, c2 = reg.get("spk01").contractor, reg.get("spk02").contractor
     assert c1 != c2
-    reg.admit("spk01", "u1", at=clock.now())
-    reg.admit("spk01", "u2", at=clock.now())
+    reg.admit("spk01", "u1", contractor=c1, at=clock.now())
+    reg.admit("spk01", "u2", contractor=c1, at=clock.now())
     mine = s3.put_object(Bucket=raw, Key=f"raw/{c1}/u1", Body=b"1", **sse)["VersionId"]
     theirs = s3.put_object(Bucket=raw, Key=f"raw/{c2}/u1", Body=b"2", **sse)["VersionId"]
     pending = s3.create_multipart_upload(Bucket=raw, Key=f"raw/{c2}/u2", **sse)["UploadId"]
@@ -500,7 +520,7 @@ def test_a_rolled_back_journal_is_refused_before_any_delete(world: World) -> Non
         _erase(world, "spk01")
     assert world.versions_of("spk01") == left           # refused before any delete
     anchors = s3.list_objects_v2(Bucket=audit, Prefix="erasure-journal/spk01/")["Contents"]
-    assert len(anchors) == 3
+    assert len(anchors) == 4                             # heads of 0 (the start), 1, 2, 3
     for obj in anchors:                                  # hide them: delete markers on top
         s3.delete_object(Bucket=audit, Key=obj["Key"])
     assert "Contents" not in s3.list_objects_v2(Bucket=audit, Prefix="erasure-journal/spk01/")
@@ -590,3 +610,136 @@ def test_metadata_in_another_spelling_is_unattributed_never_skipped(world: World
     assert set(odd) <= {u.key for u in receipt.unattributed}
     for key in odd:
         s3.head_object(Bucket=raw, Key=key)                      # reported, not guessed at
+
+
+def test_the_index_names_the_key_contractor_so_another_speakers_upload_survives(
+        world: World) -> None:
+    """spk01 (registered with c01) records sample ``s-100`` through contractor c02; spk05's
+    older upload ``raw/c01/s-100`` carries no speaker metadata. The gate indexes exactly
+    ``c02/s-100`` (the key's contractor), so spk01's erasure deletes its own upload and
+    never spk05's."""
+    reg, s3, raw = world.registry, world.s3, world.bucket("raw")
+    assert reg.get("spk01").contractor == "c01" and reg.get("spk05").contractor == "c01"
+    kms = world.sb.resources.kms_key_arn
+    envelope = Envelope(world.sb.session, EnvelopeConfig(key_arns=kms))
+    path = MANIFEST.path_of(MANIFEST.utterance("spk01_u1"))
+    from securepipe.encryption.upload import CONSENT_NOT_CHECKED
+    legacy = upload_sample(world.sb.session, envelope, path, bucket=raw, key_arn=kms,
+                           context=SampleContext("c01", "s-100", "speech-model-training"),
+                           consent=CONSENT_NOT_CHECKED)
+    mine = upload_sample(world.sb.session, envelope, path, bucket=raw, key_arn=kms,
+                         context=SampleContext("c02", "s-100", "speech-model-training"),
+                         consent=reg, speaker="spk01")
+    assert reg.get("spk01").samples == {"c02/s-100"}
+    receipt = _erase(world, "spk01")
+    assert {(d.key, d.version_id) for d in receipt.deleted} >= {(mine.key, mine.version_id)}
+    assert legacy.key not in {d.key for d in receipt.deleted}
+    s3.head_object(Bucket=raw, Key=legacy.key, VersionId=legacy.version_id)  # still there
+
+
+def test_a_sample_two_speakers_claim_is_reported_unattributed_never_skipped(
+        world: World) -> None:
+    """The index names spk01 and spk05 for ``c01/s-7`` (a clash that reached the table), and
+    a features object of that sample names spk05 in its metadata: spk01's erasure neither
+    deletes it nor leaves it out; it is unattributed, so the receipt is not complete, and
+    the sweeper reports it too."""
+    reg, s3 = world.registry, world.s3
+    features = world.bucket("features")
+    reg.admit("spk01", "s-7", contractor="c01", at=clock.now())
+    world.sb.session.client("dynamodb").update_item(
+        TableName=reg.table, Key={"speaker": {"S": "spk05"}}, UpdateExpression="ADD samples :s",
+        ExpressionAttributeValues={":s": {"SS": ["c01/s-7"]}})
+    copy = s3.put_object(Bucket=features, Key="features/c01/s-7/v1.bin", Body=b"f",
+                         Metadata={"securepipe-speaker": "spk05", "securepipe-sample": "s-7"},
+                         **sse_kms_put_args(world.sb.resources.kms_key_arn))["VersionId"]
+    receipt = _erase(world, "spk01")
+    assert not receipt.complete
+    assert [(u.key, u.version_id) for u in receipt.unattributed] == [
+        ("features/c01/s-7/v1.bin", copy)]
+    s3.head_object(Bucket=features, Key="features/c01/s-7/v1.bin", VersionId=copy)  # kept
+    report = sweep(world.sb.session, buckets=world.buckets, registry=reg, dry_run=True)
+    assert "features/c01/s-7/v1.bin" in {e.key for e in report.unattributed}
+
+
+def test_a_registry_restore_does_not_bring_an_erased_speaker_back(world: World) -> None:
+    """The speaker's item is restored from a backup taken before the erasure (status
+    ``active``, the wrapped key back). The erasure's anchors in the audit bucket are outside
+    the registry's reach: the consent gate and key creation refuse the speaker, and a re-run of
+    the erasure reports the rollback but first shreds the restored key. A speaker with no
+    objects at all is refused too (the empty journal's head is anchored), and the re-run
+    erases them again."""
+    from securepipe.errors import ConsentError
+    from securepipe.retention.consent import ConsentRegistry
+    from securepipe.retention.shredding import SpeakerKeyConfig
+
+    ddb, table = world.sb.session.client("dynamodb"), world.registry.table
+    audit, kms = world.bucket("audit"), world.sb.resources.kms_key_arn
+    gated = ConsentRegistry(world.sb.session, table, create=False, anchor_bucket=audit)
+    world.populate("spk07", archive=False)     # journal entries to roll back
+    world.keys.ensure("spk07")
+    ctx = world.features_context(next(u.sample_id for u in MANIFEST.utterances
+                                      if u.speaker == "spk07"))
+    stolen = world.keys.envelope("spk07").encrypt_bytes(b"spk07 features", ctx)
+    backup = ddb.get_item(TableName=table, Key={"speaker": {"S": "spk07"}},
+                          ConsistentRead=True)["Item"]
+    gated.admit("spk07", "s-1", contractor="c03", at=clock.now())         # consent stands
+    assert _erase(world, "spk07").shredding.shredded
+    ddb.put_item(TableName=table, Item=backup)                             # the restore
+    assert world.registry.get("spk07").status == "active" and world.registry.get("spk07").has_key
+
+    with pytest.raises(ConsentError) as refused:
+        gated.admit("spk07", "s-2", contractor="c03", at=clock.now())
+    assert refused.value.reason == "erased"
+    keys = SpeakerKeyConfig(table, kms, anchor_bucket=audit).keys(world.sb.session)
+    with pytest.raises(ConsentError):
+        keys.ensure("spk07")
+    with pytest.raises(JournalRollbackError, match="shredded"):
+        _erase(world, "spk07")
+    after = world.registry.get("spk07")
+    assert not after.has_key and after.status == "erasing"
+    with pytest.raises(DecryptionError):
+        world.keys.envelope("spk07").decrypt_bytes(stolen, ctx)
+    with pytest.raises(ConsentError):                 # refused by the registry item too now
+        world.registry.admit("spk07", "s-3", contractor="c03", at=clock.now())
+
+    # nothing of spk08 to delete: only the empty journal's head is anchored
+    backup = ddb.get_item(TableName=table, Key={"speaker": {"S": "spk08"}},
+                          ConsistentRead=True)["Item"]
+    assert _erase(world, "spk08").complete
+    ddb.put_item(TableName=table, Item=backup)
+    with pytest.raises(ConsentError):
+        gated.admit("spk08", "s-1", contractor="c04", at=clock.now())
+    again = _erase(world, "spk08")
+    assert again.complete and world.registry.get("spk08").status == "erased"
+
+
+def test_no_legal_hold_copy_is_written_after_an_erasure(world: World) -> None:
+    """An erasure lands between ingest's feature verify and its archive step for a
+    legal-hold item: the consent re-check right before the locked write refuses it, the
+    features just written are fenced away, and nothing of the speaker is left locked."""
+    from securepipe.features.ingest import IngestItem, ingest_sample
+
+    sb, res = world.sb, world.sb.resources
+    config = IngestConfig(raw_bucket=res.bucket("raw"), features_bucket=res.bucket("features"),
+                          archive_bucket=res.bucket("archive"), key_arn=res.kms_key_arn,
+                          archive_key_arn=res.archive_key_arn, consent_table=world.registry.table)
+    uploads = Envelope(sb.session, EnvelopeConfig(key_arns=res.kms_key_arn))
+    upload_sample(sb.session, uploads, MANIFEST.path_of("spk01_u1"), bucket=res.bucket("raw"),
+                  key_arn=res.kms_key_arn,
+                  context=SampleContext("c01", "spk01_u1", "speech-model-training"),
+                  speaker="spk01", consent=world.registry)
+    receipts: list[Any] = []
+
+    def erase_meanwhile(step: str, item: Any) -> None:
+        if step == "verify" and not receipts:
+            world.registry.withdraw("spk01", clock.now())
+            receipts.append(_erase(world, "spk01"))
+
+    out = ingest_sample(sb.session, config, IngestItem("c01", "spk01_u1", legal_hold=True,
+                                                       speaker="spk01"),
+                        after_step=erase_meanwhile)
+    assert out.status == "refused" and receipts
+    archive = world.s3.list_object_versions(Bucket=world.bucket("archive"))
+    assert not archive.get("Versions")                  # no locked copy was ever written
+    assert world.versions_of("spk01") == set()
+    assert _erase(world, "spk01").complete
