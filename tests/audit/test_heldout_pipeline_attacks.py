@@ -1,0 +1,230 @@
+"""Held-out attacks on what the fleet detector exempts or trusts: fresh uploads and VPC endpoints.
+
+The fleet is the shape of an independent attacker's simulation (issue 15's second review):
+contractors upload recordings to their own prefix from home and play back some of them, an
+ingest role reads every upload through its VPC endpoint and writes features, a backup role
+copies each upload, a trainer reads the features bucket through its own endpoint every day, a
+QA analyst samples a few recordings. Records follow the CloudTrail record reference
+(https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html;
+``vpcEndpointAccountId`` names the owner of the endpoint a request went through).
+
+An attack is *caught* when an alert the normal days alone do not raise comes at or after its
+start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+import pytest
+
+from securepipe.audit.events import Normaliser
+from securepipe.audit.fleet import FleetAlert, FleetBaseline, detect_fleet
+
+ACCT = "111122223333"
+EVIL = "444455556666"
+RAW = f"vox-raw-{ACCT}"
+FEAT = f"vox-features-{ACCT}"
+BACKUP = f"vox-backup-{ACCT}"
+START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+DAY = 86_400
+BASE_DAYS = 8
+EVAL_DAYS = 2
+E0 = BASE_DAYS * DAY
+RAW_SIZE = 1_200_000
+FEAT_SIZE = 200_000
+CONTRACTORS = 12
+BOTO = "[Boto3/1.35.2 md/Botocore#1.35.2 ua/2.0 os/linux#5.10 lang/python#3.11.9]"
+CLI = "aws-cli/2.17.0 md/awscrt#0.20.11 ua/2.0 os/macos#23.5.0 command/s3.cp"
+INGEST_VPCE = "vpce-0ingest0000000001"
+TRAIN_VPCE = "vpce-0train00000000001"
+
+
+def ts(t: float) -> str:
+    return (START + dt.timedelta(seconds=int(t))).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def role(name: str, session: str) -> dict[str, Any]:
+    return {"type": "AssumedRole", "principalId": f"AROAEXAMPLE:{session}",
+            "arn": f"arn:aws:sts::{ACCT}:assumed-role/{name}/{session}", "accountId": ACCT,
+            "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLE",
+                                                 "arn": f"arn:aws:iam::{ACCT}:role/{name}",
+                                                 "accountId": ACCT, "userName": name}}}
+
+
+def rec(t: float, name: str, ident: dict[str, Any], bucket: str, key: str, *, size: int = 0,
+        ip: str = "10.0.1.5", vpce: str | None = None, vpce_account: str | None = None,
+        agent: str = BOTO, copy_src: str | None = None,
+        version: str | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"bucketName": bucket, "key": key}
+    if copy_src:
+        params["x-amz-copy-source"] = copy_src
+    if version:
+        params["versionId"] = version
+    r: dict[str, Any] = {
+        "eventVersion": "1.09", "userIdentity": ident, "eventTime": ts(t),
+        "eventSource": "s3.amazonaws.com", "eventName": name, "awsRegion": "us-east-1",
+        "sourceIPAddress": ip, "userAgent": agent, "requestParameters": params,
+        "additionalEventData": {"AuthenticationMethod": "AuthHeader",
+                                "bytesTransferredIn": 0, "bytesTransferredOut": size},
+        "resources": [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"},
+                      {"accountId": ACCT, "type": "AWS::S3::Bucket",
+                       "ARN": f"arn:aws:s3:::{bucket}"}],
+        "eventType": "AwsApiCall", "recipientAccountId": ACCT, "eventCategory": "Data"}
+    if vpce:
+        r["vpcEndpointId"] = vpce
+        r["vpcEndpointAccountId"] = vpce_account or ACCT
+    return r
+
+
+class Fleet:
+    def __init__(self, upload_scale: float = 1.0) -> None:
+        self.rng = random.Random(7)
+        self.raw = [f"raw/c{c:02d}/s{i:05d}.wav" for c in range(CONTRACTORS) for i in range(60)]
+        self.next = dict.fromkeys(range(CONTRACTORS), 60)
+        self.ip = {c: f"73.{c}.{self.rng.randrange(256)}.9" for c in range(CONTRACTORS)}
+        self.scale = upload_scale
+        self.uploads: list[tuple[float, str, int]] = []
+
+    @staticmethod
+    def feat(key: str) -> str:
+        return "features/" + key[4:].replace(".wav", ".npy")
+
+    def day(self, d: int) -> list[dict[str, Any]]:
+        rng, out, t0 = self.rng, [], d * DAY
+        scale = self.scale if d >= BASE_DAYS else 1.0
+        new = []
+        for c in range(CONTRACTORS):
+            for _ in range(int(rng.randint(3, 8) * scale)):
+                t = t0 + rng.uniform(13 * 3600, 23 * 3600)
+                key = f"raw/c{c:02d}/s{self.next[c]:05d}.wav"
+                self.next[c] += 1
+                ident = role("vox-contractor", f"contractor-c{c:02d}")
+                out.append(rec(t, "PutObject", ident, RAW, key, ip=self.ip[c], agent=CLI))
+                if rng.random() < 0.3:
+                    out.append(rec(t + 60, "GetObject", ident, RAW, key, size=RAW_SIZE,
+                                   ip=self.ip[c], agent=CLI))
+                t1 = t + rng.uniform(2, 40)
+                ingest = role("vox-ingest", f"ingest-{rng.getrandbits(32):08x}")
+                out.append(rec(t1, "GetObject", ingest, RAW, key, size=RAW_SIZE,
+                               ip="10.0.8.7", vpce=INGEST_VPCE))
+                out.append(rec(t1 + 3, "PutObject", ingest, FEAT, self.feat(key),
+                               ip="10.0.8.7", vpce=INGEST_VPCE))
+                out.append(rec(t1 + 3600, "CopyObject", role("vox-backup", "s3-backup"), BACKUP,
+                               key, ip="10.0.9.4", vpce="vpce-0backup000000001",
+                               copy_src=f"{RAW}/{key}"))
+                new.append(key)
+                self.uploads.append((t, key, c))
+        trainer = role("vox-trainer", f"train-{d}")
+        for i, k in enumerate(self.raw):
+            out.append(rec(t0 + 3600 + i / 4.0, "GetObject", trainer, FEAT, self.feat(k),
+                           size=FEAT_SIZE, ip="10.0.20.10", vpce=TRAIN_VPCE))
+        for _ in range(rng.randint(10, 25)):
+            k = rng.choice(self.raw)
+            out.append(rec(t0 + rng.uniform(14 * 3600, 22 * 3600), "GetObject",
+                           {"type": "IAMUser", "principalId": "AIDAEXAMPLE",
+                            "arn": f"arn:aws:iam::{ACCT}:user/qa-analyst", "accountId": ACCT},
+                           RAW, k, size=RAW_SIZE, ip="198.51.100.23", agent=CLI))
+        self.raw.extend(new)
+        return out
+
+
+class World:
+    def __init__(self, upload_scale: float = 1.0) -> None:
+        self.fleet = Fleet(upload_scale)
+        days = [self.fleet.day(d) for d in range(BASE_DAYS + EVAL_DAYS)]
+        self.norm = Normaliser()
+        base = [r for d in days[:BASE_DAYS] for r in d]
+        self.baseline = FleetBaseline.fit(self.norm.dicts(base), self.norm.vocab)
+        self.warm = days[BASE_DAYS - 1]
+        self.eval = [r for d in days[BASE_DAYS:] for r in d]
+        self.stored = list(self.fleet.raw[: CONTRACTORS * 60])
+        self.eval_uploads = [u for u in self.fleet.uploads if u[0] >= E0]
+
+    def detect(self, extra: list[dict[str, Any]] | None = None) -> list[FleetAlert]:
+        records = sorted(self.warm + self.eval + (extra or []), key=lambda r: r["eventTime"])
+        found = detect_fleet(self.norm.dicts(records), self.norm.vocab, self.baseline)
+        return [a for a in found if a.alert_time >= START + dt.timedelta(seconds=E0)]
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World()
+
+
+def caught(world: World, extra: list[dict[str, Any]]) -> set[str]:
+    normal = {a.key for a in world.detect()}
+    first = min(r["eventTime"] for r in extra)
+    return {a.rule for a in world.detect(extra)
+            if a.key not in normal and a.alert_time.strftime("%Y-%m-%dT%H:%M:%SZ") >= first}
+
+
+def test_the_normal_days_raise_nothing(world: World) -> None:
+    assert world.detect() == []
+    # the pipeline is the ingest and backup roles, not the contractors who play back uploads
+    assert sorted(world.baseline.fresh_readers[RAW]) == [
+        f"arn:aws:iam::{ACCT}:role/vox-backup", f"arn:aws:iam::{ACCT}:role/vox-ingest"]
+
+
+def test_twice_the_uploads_raise_no_fresh_alert() -> None:
+    """The pipeline's budget follows the upload rate: a backfill doubling uploads is normal."""
+    busy = World(upload_scale=2.0)
+    assert [a.rule for a in busy.detect()] == []
+
+
+def test_a_contractor_siphoning_every_fresh_upload_is_caught(world: World) -> None:
+    """A compromised contractor reads every other contractor's upload ten minutes after it
+    lands, from its own home address and tool: it is not the pipeline, so these are reads."""
+    ident = role("vox-contractor", "contractor-c07")
+    extra = [rec(t + 600, "GetObject", ident, RAW, k, size=RAW_SIZE, ip=world.fleet.ip[7],
+                 agent=CLI) for t, k, c in world.eval_uploads if c != 7]
+    assert caught(world, extra) & {"share-24h", "spread-1h", "spread-24h", "bytes-7d"}
+
+
+def test_stolen_ingest_credentials_rereading_uploads_are_caught(world: World) -> None:
+    """The ingest role's credentials, through the ingest role's own endpoint, read every upload a
+    second time: the pipeline's fresh reads per upload double."""
+    extra = [rec(t + 900, "GetObject", role("vox-ingest", "i-stolen"), RAW, k, size=RAW_SIZE,
+                 ip="10.0.8.7", vpce=INGEST_VPCE) for t, k, _ in world.eval_uploads]
+    assert caught(world, extra) & {"fresh-24h", "fleet-fresh-24h"}
+
+
+def test_reading_an_older_version_after_a_rewrite_is_not_fresh(world: World) -> None:
+    """With versioning, the ingest role rewrites stored objects and reads their old versions by
+    versionId: the old data is the stored dataset, not the pipeline's flow."""
+    ident = role("vox-ingest", "i-versions")
+    extra = []
+    t = E0 + DAY + 14 * 3600
+    for k in world.stored[:400]:
+        extra.append(rec(t, "PutObject", ident, RAW, k, ip="10.0.8.7", vpce=INGEST_VPCE))
+        extra.append(rec(t + 1, "GetObject", ident, RAW, k, size=RAW_SIZE, ip="10.0.8.7",
+                         vpce=INGEST_VPCE, version="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"))
+        t += 8
+    assert caught(world, extra) & {"reads-10min", "reads-1h", "bytes-1h", "share-6h",
+                                   "share-24h", "bytes-7d"}
+    # the same reads without the versionId would be the pipeline's (bounded) flow
+    plain = [r for r in extra if r["eventName"] == "PutObject"] + [
+        {**r, "requestParameters": {"bucketName": RAW, "key": r["requestParameters"]["key"]}}
+        for r in extra if r["eventName"] == "GetObject"]
+    assert not caught(world, plain) & {"reads-10min", "reads-1h", "share-6h", "share-24h"}
+
+
+def test_another_vpc_endpoint_is_a_new_network(world: World) -> None:
+    """The trainer's credentials read the features bucket through an attacker's endpoint."""
+    trainer = role("vox-trainer", "train-x")
+    extra = [rec(E0 + DAY + 13 * 3600 + i / 4.0, "GetObject", trainer, FEAT, Fleet.feat(k),
+                 size=FEAT_SIZE, ip="172.31.44.2", vpce="vpce-0attacker0000001")
+             for i, k in enumerate(world.stored)]
+    assert "egress-7d" in caught(world, extra)
+
+
+def test_an_endpoint_owned_by_another_account_is_never_familiar(world: World) -> None:
+    """Even under the trainer's own endpoint id, an endpoint another account owns
+    (``vpcEndpointAccountId``) is a new network."""
+    trainer = role("vox-trainer", "train-x")
+    extra = [rec(E0 + DAY + 13 * 3600 + i / 4.0, "GetObject", trainer, FEAT, Fleet.feat(k),
+                 size=FEAT_SIZE, ip="172.31.44.2", vpce=TRAIN_VPCE, vpce_account=EVIL)
+             for i, k in enumerate(world.stored)]
+    assert "egress-7d" in caught(world, extra)
