@@ -37,7 +37,9 @@ one windowed aggregate a SQL engine can run over the CloudTrail table::
   windows (both phases) containing t; the same windowed aggregate again.
 
 An alert names the crossing event's time (``alert_time``), once per rule, group and window (the
-two phases of one episode are reported once). The thresholds are data: :class:`FleetBaseline`
+two phases of one episode are reported once), and at most once per rule, group and UTC day: a
+new source or a faster loader crossing a 10-minute or hourly rule all day is one alert, not one
+per window. The thresholds are data: :class:`FleetBaseline`
 serialises to JSON (:meth:`FleetBaseline.to_json`).
 
 :class:`FleetDetector` is a stream: batches go through a reorder buffer (events may arrive up to
@@ -98,11 +100,23 @@ class FleetRule:
     learned: bool = True
     family: str = ""
     mitre: str = ""
+    #: the most a learned threshold may be, for any group but a bulk reader: a share of the
+    #: dataset (relative rules), or ``cap_objects`` objects when that is more (a small dataset's
+    #: ordinary day is a larger share of it). A baseline poisoned by slow theft cannot raise a
+    #: threshold past it.
+    cap: float | None = None
+    cap_objects: float = 0.0
 
     @property
     def window_ms(self) -> int:
         return self.window_s * 1000
 
+
+#: Caps on learned shares of the dataset for principals that are not bulk readers: one role
+#: in a day or six hours, everyone else together in six hours, and in a week.
+SHARE_CAP = 0.03
+FLEET_SHARE_CAP = 0.10
+FLEET_WEEK_CAP = 0.15
 
 FLEET_RULES: tuple[FleetRule, ...] = (
     # volume per role and bucket, relative to the bucket's size
@@ -118,11 +132,15 @@ FLEET_RULES: tuple[FleetRule, ...] = (
               family="volume", mitre="T1530"),
     # share of the dataset read per role and bucket, and fleet-wide
     FleetRule("share-6h", "read", "role-bucket", "objects", 6 * HOUR, 0.02, 40, True,
-              family="share", mitre="T1530"),
+              family="share", mitre="T1530", cap=SHARE_CAP, cap_objects=300),
     FleetRule("share-24h", "read", "role-bucket", "objects", DAY, 0.02, 60, True,
-              family="share", mitre="T1530"),
+              family="share", mitre="T1530", cap=SHARE_CAP, cap_objects=300),
     FleetRule("fleet-share-6h", "read", "fleet-bucket", "objects", 6 * HOUR, 0.05, 100, True,
-              family="share", mitre="T1530"),
+              family="share", mitre="T1530", cap=FLEET_SHARE_CAP, cap_objects=300),
+    # the week: per-identity budgets add up (four identities each under its own daily and
+    # weekly budget still read a sixth of the dataset in a week)
+    FleetRule("fleet-share-7d", "read", "fleet-bucket", "objects", 7 * DAY, 0.05, 100, True,
+              family="share", mitre="T1530", cap=FLEET_WEEK_CAP, cap_objects=1000),
     # fresh uploads read by the roles whose baseline reads them (the pipeline): per role, and
     # every such read fleet-wide (a second reader of each upload doubles the count)
     # (bytes per upload in the day: a second reader of each upload doubles it; bytes, so a
@@ -311,10 +329,17 @@ class FleetBaseline:
                 base.bulk.setdefault(bucket, []).append(role)
         learned = [r for r in rules if r.learned]
         peaks = _Engine(learned, vocab, base).peaks(batch, size_obj, size_pre, uploads)
+        bulk_keys = {f"{r}\x00{bk}" for bk, roles in base.bulk.items() for r in roles}
         for rule in learned:
-            base.thresholds[rule.name] = {
-                key: max(rule.floor, margin * value)
-                for key, value in sorted(peaks.get(rule.name, {}).items())}
+            table = {}
+            for key, value in sorted(peaks.get(rule.name, {}).items()):
+                value = max(rule.floor, margin * value)
+                if rule.cap is not None and key not in bulk_keys:
+                    size = base.sizes.get(key.rsplit("\x00", 1)[-1], 0.0) or 1.0
+                    cap = max(rule.cap, rule.cap_objects / size) if rule.relative else rule.cap
+                    value = min(value, max(cap, rule.floor))
+                table[key] = value
+            base.thresholds[rule.name] = table
         return base
 
 
@@ -484,6 +509,7 @@ class _Engine:
         self.windows: dict[tuple[int, int], _Window] = {}
         self.size_windows: dict[tuple[str, int], _Window] = {}
         self.last_alert: dict[tuple[str, int], int] = {}
+        self.last_day: dict[tuple[str, int], int] = {}
         # per batch: the events each (filter, group) selects, and their order by group
         self._selections: dict[tuple[str, str, bool], np.ndarray] = {}
         self._orders: dict[tuple[str, str, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -802,6 +828,10 @@ class _Engine:
             if last is not None and start < last:
                 continue  # the other phase's window of the same episode
             self.last_alert[(rule.name, group)] = start + rule.window_ms
+            day = when // (DAY * 1000)
+            if self.last_day.get((rule.name, group)) == day:
+                continue  # one alert per rule and group per UTC day: later windows join it
+            self.last_day[(rule.name, group)] = day
             alerts.append(self._alert(rule, b, e, when, start, value, threshold))
         return alerts
 

@@ -13,7 +13,8 @@ rendered per engine with sqlglot (``trino``/``athena`` and ``duckdb``):
   strings, the source attributes (network, user-agent family, authentication method), and a
   ``reject`` reason for a record the Python normaliser would reject (same wording), so
   :func:`reject_counts_sql` counts them by reason; and :func:`sizes_sql`, the bucket sizes
-  relative rules divide by (distinct objects and prefixes in the 24-hour windows);
+  relative rules divide by (distinct objects and prefixes in the 24-hour windows; for the
+  pipeline's fresh reads, the distinct objects written in them);
 * :func:`rule_sql`: one rule with its thresholds filled in from a fitted
   :class:`~securepipe.audit.fleet.FleetBaseline` (learned thresholds, bucket sizes, bulk readers,
   known principals, sources, actions and copy destinations as ``VALUES`` tables). It returns, per
@@ -636,11 +637,13 @@ class LakeAlert:
 
 def merge_phases(rows: Iterable[dict[str, Any]]) -> list[LakeAlert]:
     """The two phases of one episode reported once, as the Python detector does: per rule and
-    group, in order of alert time, a window is reported unless it starts before the end of the
-    last window reported."""
+    group, in order of alert time, a window is skipped if it starts before the end of the last
+    window kept, and kept but not reported if a window of that rule and group was reported the
+    same UTC day."""
     ordered = sorted(rows, key=lambda r: (int(r["alert_ms"]), int(r["rule_index"]),
                                           int(r["window_start_ms"])))
     last: dict[tuple[str, str, str, str], int] = {}
+    last_day: dict[tuple[str, str, str, str], int] = {}
     out = []
     for row in ordered:
         group = (str(row["rule"]), str(row["gp"]), str(row["gs"]), str(row["gb"]))
@@ -648,6 +651,10 @@ def merge_phases(rows: Iterable[dict[str, Any]]) -> list[LakeAlert]:
         if group in last and start < last[group]:
             continue
         last[group] = start + int(row["window_ms"])
+        day = int(row["alert_ms"]) // 86_400_000
+        if last_day.get(group) == day:
+            continue  # one alert per rule, group and UTC day, as the Python detector
+        last_day[group] = day
         out.append(LakeAlert(str(row["rule"]), str(row["principal"]), str(row["scope"]), start,
                              int(row["alert_ms"]), float(row["observed"]),
                              float(row["threshold"])))
