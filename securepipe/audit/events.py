@@ -72,6 +72,10 @@ _KIND_OF_EVENT: dict[str, int] = {
     "PutObject": WRITE, "CompleteMultipartUpload": WRITE,
 }
 AUTH_METHODS: tuple[str, ...] = ("AuthHeader", "QueryString", "none")
+#: The event sources whose object reads are S3 reads: general purpose buckets and directory
+#: buckets (S3 Express One Zone logs its data events as ``s3express.amazonaws.com``:
+#: https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-express-one-zone-logging.html).
+S3_SOURCES = frozenset({"s3.amazonaws.com", "s3express.amazonaws.com"})
 
 
 # -- the record shape (only the fields the detector reads) ----------------------------------------
@@ -463,7 +467,7 @@ class Normaliser:
         index = -1
         for index, rec in enumerate(records):
             kind = kinds.get(rec.eventName)  # type: ignore[arg-type]  # None -> no kind
-            if kind is None or rec.eventSource != "s3.amazonaws.com":
+            if kind is None or rec.eventSource not in S3_SOURCES:
                 if rec.eventName is None:
                     self._reject(index, "eventName missing")
                 else:

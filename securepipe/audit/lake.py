@@ -204,7 +204,8 @@ checked AS (
     SELECT fixed.*,
         CASE
             WHEN eventname IS NULL THEN 'eventName missing'
-            WHEN kind IS NULL OR eventsource IS NULL OR eventsource <> 's3.amazonaws.com' THEN NULL
+            WHEN kind IS NULL OR eventsource IS NULL
+                 OR eventsource NOT IN ('s3.amazonaws.com', 's3express.amazonaws.com') THEN NULL
             WHEN t_ms IS NULL OR t_ms < 0 THEN 'eventTime missing or not an ISO-8601 UTC time'
             WHEN no_identity THEN 'userIdentity missing'
             WHEN principal IS NULL AND id_type = 'AssumedRole'
@@ -223,7 +224,8 @@ checked AS (
                 THEN 'bytesTransferredOut is not a non-negative number'
         END AS reject,
         eventname IS NOT NULL
-            AND (kind IS NULL OR eventsource IS NULL OR eventsource <> 's3.amazonaws.com')
+            AND (kind IS NULL OR eventsource IS NULL
+                 OR eventsource NOT IN ('s3.amazonaws.com', 's3express.amazonaws.com'))
             AS ignored
     FROM fixed
 )

@@ -332,3 +332,17 @@ def test_a_new_contractor_on_a_new_network_is_one_alert_a_day(world: World) -> N
     print(sorted(per_day.items()))
     assert new and max(per_day.values()) <= 1
     assert len(new) <= 2 * EVAL_DAYS
+
+
+def test_reads_from_a_directory_bucket_are_s3_reads(world: World) -> None:
+    """The analyst reads 2,000 objects of a directory-bucket copy of the training set: S3
+    Express One Zone logs them with ``eventSource`` ``s3express.amazonaws.com``."""
+    analyst = {"type": "IAMUser", "principalId": "AIDAEXAMPLE",
+               "arn": f"arn:aws:iam::{ACCT}:user/qa-analyst", "accountId": ACCT}
+    extra = [dict(rec(E0 + DAY + 14 * 3600 + j * 10, "GetObject", analyst,
+                      "vox-train--use1-az4--x-s3", f"raw/c01/s{j:05d}.wav", size=RAW_SIZE,
+                      ip="198.51.100.23", agent=CLI), eventSource="s3express.amazonaws.com")
+             for j in range(2000)]
+    norm = Normaliser(vocab=world.norm.vocab)
+    assert len(norm.dicts(extra)) == len(extra) and norm.stats.ignored == 0
+    assert caught(world, extra) & {"reads-10min", "reads-1h", "share-24h"}
