@@ -72,6 +72,10 @@ _KIND_OF_EVENT: dict[str, int] = {
     "PutObject": WRITE, "CompleteMultipartUpload": WRITE,
 }
 AUTH_METHODS: tuple[str, ...] = ("AuthHeader", "QueryString", "none")
+#: The event sources whose object reads are S3 reads: general purpose buckets and directory
+#: buckets (S3 Express One Zone logs its data events as ``s3express.amazonaws.com``:
+#: https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-express-one-zone-logging.html).
+S3_SOURCES = frozenset({"s3.amazonaws.com", "s3express.amazonaws.com"})
 
 
 # -- the record shape (only the fields the detector reads) ----------------------------------------
@@ -98,6 +102,7 @@ class _Identity(msgspec.Struct, gc=False):
 class _Params(msgspec.Struct, gc=False):
     bucketName: str | None = None
     key: str | None = None
+    versionId: str | None = None
     copy_source: str | None = msgspec.field(name="x-amz-copy-source", default=None)
 
 
@@ -122,6 +127,7 @@ class Record(msgspec.Struct, gc=False):
     sourceIPAddress: str | None = None
     userAgent: str | None = None
     vpcEndpointId: str | None = None
+    vpcEndpointAccountId: str | None = None
     errorCode: str | None = None
     requestParameters: _Params | None = None
     additionalEventData: _Extra | None = None
@@ -162,6 +168,7 @@ class EventBatch:
     network: np.ndarray  # int32
     agent: np.ndarray  # int32 (user-agent family)
     auth: np.ndarray  # int8: AUTH_METHODS
+    versioned: np.ndarray  # bool: the request names a versionId (an older version, maybe)
 
     def __len__(self) -> int:
         return int(self.time_ms.shape[0])
@@ -178,9 +185,9 @@ class EventBatch:
 
 
 _FIELDS = ("time_ms", "principal", "session", "kind", "denied", "bytes", "bucket", "obj",
-           "prefix", "dest", "foreign", "network", "agent", "auth")
+           "prefix", "dest", "foreign", "network", "agent", "auth", "versioned")
 _DTYPES = (np.int64, np.int32, np.int32, np.int8, bool, np.int64, np.int32, np.int64, np.int64,
-           np.int32, bool, np.int32, np.int32, np.int8)
+           np.int32, bool, np.int32, np.int32, np.int8, bool)
 
 
 def empty_batch() -> EventBatch:
@@ -342,10 +349,18 @@ def _principal(ident: _Identity) -> tuple[str, str] | str:
     return "userIdentity has neither a type nor an arn"
 
 
-def network_of(source_ip: str | None, vpce: str | None) -> str:
+def network_of(source_ip: str | None, vpce: str | None, vpce_account: str | None = None,
+               own_account: str | None = None) -> str:
     """The network a request came from: its VPC endpoint, the /16 (IPv4) or /48 (IPv6) of its
-    source address, or ``aws`` when an AWS service made it."""
+    source address, or ``aws`` when an AWS service made it.
+
+    A VPC endpoint owned by another account than the one receiving the request
+    (``vpcEndpointAccountId``, which CloudTrail records for requests through a VPC endpoint:
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html)
+    is ``vpce-foreign:<owner>:<id>``: the detector never treats it as familiar."""
     if vpce:
+        if vpce_account and own_account and vpce_account != own_account:
+            return f"vpce-foreign:{vpce_account}:{vpce}"
         return f"vpce:{vpce}"
     if not source_ip:
         return "unknown"
@@ -380,7 +395,7 @@ class Normaliser:
         self.strict = strict
         self.vocab = vocab if vocab is not None else Vocab()
         self.stats = NormaliseStats()
-        self._net_cache: dict[tuple[str | None, str | None], int] = {}
+        self._net_cache: dict[tuple[str | None, ...], int] = {}
         self._agent_cache: dict[str | None, int] = {}
         self._who_cache: dict[tuple[str | None, ...], tuple[int, int] | str] = {}
 
@@ -437,7 +452,7 @@ class Normaliser:
         networks, agents = v.networks, v.agents
         cols: list[list[int]] = [[] for _ in _FIELDS]
         (t_out, p_out, s_out, k_out, d_out, b_out, bk_out, o_out, x_out, dst_out, f_out,
-         n_out, a_out, au_out) = cols
+         n_out, a_out, au_out, v_out) = cols
         kinds = _KIND_OF_EVENT
         net_cache, agent_cache = self._net_cache, self._agent_cache
         who_cache = self._who_cache
@@ -452,7 +467,7 @@ class Normaliser:
         index = -1
         for index, rec in enumerate(records):
             kind = kinds.get(rec.eventName)  # type: ignore[arg-type]  # None -> no kind
-            if kind is None or rec.eventSource != "s3.amazonaws.com":
+            if kind is None or rec.eventSource not in S3_SOURCES:
                 if rec.eventName is None:
                     self._reject(index, "eventName missing")
                 else:
@@ -493,11 +508,13 @@ class Normaliser:
             key = params.key if params is not None else None
             dest = -1
             foreign = False
+            versioned = params is not None and bool(params.versionId)
             if kind == COPY:
                 source = params.copy_source if params is not None else None
                 if not source:
                     self._reject(index, "a copy without x-amz-copy-source")
                     continue
+                versioned = "versionId=" in source  # the copy reads that version of its source
                 source = unquote(source.split("?", 1)[0]).lstrip("/")
                 if "/" not in source:
                     self._reject(index, "x-amz-copy-source is not bucket/key")
@@ -525,7 +542,8 @@ class Normaliser:
             bcode = buckets.get(bucket)
             if bcode is None:
                 bcode = buckets[bucket] = len(buckets)
-            where = (rec.sourceIPAddress, rec.vpcEndpointId)
+            where = (rec.sourceIPAddress, rec.vpcEndpointId, rec.vpcEndpointAccountId,
+                     rec.recipientAccountId)
             ncode = net_cache.get(where)
             if ncode is None:
                 ncode = net_cache[where] = Vocab.code(networks, network_of(*where))
@@ -551,6 +569,7 @@ class Normaliser:
             n_out.append(ncode)
             a_out.append(acode)
             au_out.append(auth)
+            v_out.append(versioned)
         self.stats.ignored += ignored
         self.stats.accepted += len(t_out)
         return EventBatch(*(np.array(c, dtype=d) for c, d in zip(cols, _DTYPES, strict=True)))

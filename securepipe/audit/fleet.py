@@ -8,11 +8,14 @@ one windowed aggregate a SQL engine can run over the CloudTrail table::
     SELECT <group>, floor((t + phase) / w) AS win, <aggregate>
     FROM events WHERE <filter> GROUP BY <group>, win HAVING <aggregate> > <threshold>
 
-* ``filter``: ``read`` (successful GetObject, CopyObject/UploadPartCopy source, Select, of an
-  object *not* written in the day before: a read of a fresh upload is the pipeline's flow, not
-  the stored dataset), ``probe`` (Head/List), ``denied`` (any errorCode), ``restore``,
-  ``egress`` (any successful read, fresh or not, from a network the role never read from in the
-  baseline; another VPC endpoint of a role that reads through one counts as known), and the
+* ``filter``: ``read`` (successful GetObject, CopyObject/UploadPartCopy source, Select, except
+  the pipeline's flow: a read of an object written in the day before, by a role that read at
+  least half of that bucket's uploads in the baseline, naming no ``versionId``; any other
+  role's read of a fresh upload, and a read of a named version, count as reads), ``fresh`` (the
+  pipeline's flow, with its own budgets per role and fleet-wide), ``probe`` (Head/List),
+  ``denied`` (any errorCode), ``restore``, ``egress`` (any successful read, fresh or not, from
+  a network the role never read from in the baseline: each VPC endpoint id is its own network,
+  and one owned by another account, per ``vpcEndpointAccountId``, is never familiar), and the
   novelty filters ``copy-out`` (a copy to a bucket never a copy destination in the baseline, or
   owned by another account when it was not then), ``new-principal``, ``new-source`` (two or more
   of network, user-agent family and authentication method never seen for the role),
@@ -34,7 +37,9 @@ one windowed aggregate a SQL engine can run over the CloudTrail table::
   windows (both phases) containing t; the same windowed aggregate again.
 
 An alert names the crossing event's time (``alert_time``), once per rule, group and window (the
-two phases of one episode are reported once). The thresholds are data: :class:`FleetBaseline`
+two phases of one episode are reported once), and at most once per rule, group and UTC day: a
+new source or a faster loader crossing a 10-minute or hourly rule all day is one alert, not one
+per window. The thresholds are data: :class:`FleetBaseline`
 serialises to JSON (:meth:`FleetBaseline.to_json`).
 
 :class:`FleetDetector` is a stream: batches go through a reorder buffer (events may arrive up to
@@ -70,8 +75,8 @@ from securepipe.audit.events import (
 )
 from securepipe.errors import InvalidParameterError
 
-Filter = Literal["read", "probe", "denied", "restore", "copy-out", "egress", "new-principal",
-                 "new-source", "new-action"]
+Filter = Literal["read", "fresh", "probe", "denied", "restore", "copy-out", "egress",
+                 "new-principal", "new-source", "new-action"]
 Group = Literal["role", "role-bucket", "session-bucket", "fleet-bucket"]
 Aggregate = Literal["count", "bytes", "objects", "prefixes"]
 MIB = 1024 * 1024
@@ -95,11 +100,23 @@ class FleetRule:
     learned: bool = True
     family: str = ""
     mitre: str = ""
+    #: the most a learned threshold may be, for any group but a bulk reader: a share of the
+    #: dataset (relative rules), or ``cap_objects`` objects when that is more (a small dataset's
+    #: ordinary day is a larger share of it). A baseline poisoned by slow theft cannot raise a
+    #: threshold past it.
+    cap: float | None = None
+    cap_objects: float = 0.0
 
     @property
     def window_ms(self) -> int:
         return self.window_s * 1000
 
+
+#: Caps on learned shares of the dataset for principals that are not bulk readers: one role
+#: in a day or six hours, everyone else together in six hours, and in a week.
+SHARE_CAP = 0.03
+FLEET_SHARE_CAP = 0.10
+FLEET_WEEK_CAP = 0.15
 
 FLEET_RULES: tuple[FleetRule, ...] = (
     # volume per role and bucket, relative to the bucket's size
@@ -115,11 +132,23 @@ FLEET_RULES: tuple[FleetRule, ...] = (
               family="volume", mitre="T1530"),
     # share of the dataset read per role and bucket, and fleet-wide
     FleetRule("share-6h", "read", "role-bucket", "objects", 6 * HOUR, 0.02, 40, True,
-              family="share", mitre="T1530"),
+              family="share", mitre="T1530", cap=SHARE_CAP, cap_objects=300),
     FleetRule("share-24h", "read", "role-bucket", "objects", DAY, 0.02, 60, True,
-              family="share", mitre="T1530"),
+              family="share", mitre="T1530", cap=SHARE_CAP, cap_objects=300),
     FleetRule("fleet-share-6h", "read", "fleet-bucket", "objects", 6 * HOUR, 0.05, 100, True,
-              family="share", mitre="T1530"),
+              family="share", mitre="T1530", cap=FLEET_SHARE_CAP, cap_objects=300),
+    # the week: per-identity budgets add up (four identities each under its own daily and
+    # weekly budget still read a sixth of the dataset in a week)
+    FleetRule("fleet-share-7d", "read", "fleet-bucket", "objects", 7 * DAY, 0.05, 100, True,
+              family="share", mitre="T1530", cap=FLEET_WEEK_CAP, cap_objects=1000),
+    # fresh uploads read by the roles whose baseline reads them (the pipeline): per role, and
+    # every such read fleet-wide (a second reader of each upload doubles the count)
+    # (bytes per upload in the day: a second reader of each upload doubles it; bytes, so a
+    # download in ranged parts is one object's worth)
+    FleetRule("fresh-24h", "fresh", "role-bucket", "bytes", DAY, 0.0, 32 * MIB, True,
+              family="volume", mitre="T1530"),
+    FleetRule("fleet-fresh-24h", "fresh", "fleet-bucket", "bytes", DAY, 0.0, 64 * MIB, True,
+              family="volume", mitre="T1530"),
     # one session wandering across prefixes (threshold: its role's, relative to the bucket)
     FleetRule("spread-1h", "read", "session-bucket", "prefixes", HOUR, 0.0, 3, True,
               family="spread", mitre="T1530"),
@@ -203,6 +232,8 @@ class FleetBaseline:
     copy_destinations: list[str]
     events: int
     foreign_destinations: list[str] = field(default_factory=list)  # owned by another account
+    #: bucket -> roles that read most of its fresh uploads in the baseline (the pipeline)
+    fresh_readers: dict[str, list[str]] = field(default_factory=dict)
 
     # -- (de)serialising --
 
@@ -264,6 +295,7 @@ class FleetBaseline:
         # sizes: the largest 24-hour distinct objects and prefixes per bucket
         engine = _Engine(rules, vocab, None)
         size_obj, size_pre = engine.sizes(batch)
+        uploads = engine.uploads
         sizes: dict[str, float] = {}
         prefix_counts: dict[str, float] = {}
         for code in np.unique(batch.bucket):
@@ -276,26 +308,48 @@ class FleetBaseline:
                    {k: sorted(v) for k, v in sets["auths"].items()},
                    {k: sorted(v) for k, v in sets["actions"].items()},
                    destinations, len(batch), foreign)
+        # the pipeline: roles that read at least FRESH_READER_SHARE of a bucket's uploads
+        fresh = _Engine(rules, vocab, None).fresh(batch)
+        writes = ok & (batch.kind == WRITE) & (batch.obj != 0)
+        fresh_reads = ok & fresh & np.isin(batch.kind, _READ_CODES)
+        for code in np.unique(batch.bucket[writes]):
+            n_up = np.unique(batch.obj[writes & (batch.bucket == code)]).shape[0]
+            here = fresh_reads & (batch.bucket == code)
+            for p in np.unique(batch.principal[here]):
+                read = np.unique(batch.obj[here & (batch.principal == p)]).shape[0]
+                if read >= FRESH_READER_SHARE * n_up:
+                    base.fresh_readers.setdefault(names.bucket(int(code)), []).append(
+                        names.principal(int(p)))
         # bulk readers first (the fleet-wide rule leaves them out), then every learned rule
         share = FleetRule("bulk", "read", "role-bucket", "objects", DAY, 0.0, 0.0, True)
-        peaks = _Engine((share,), vocab, base).peaks(batch, size_obj, size_pre)
+        peaks = _Engine((share,), vocab, base).peaks(batch, size_obj, size_pre, uploads)
         for key, value in peaks.get("bulk", {}).items():
             if value >= BULK_SHARE:
                 role, bucket = key.split("\x00")
                 base.bulk.setdefault(bucket, []).append(role)
         learned = [r for r in rules if r.learned]
-        peaks = _Engine(learned, vocab, base).peaks(batch, size_obj, size_pre)
+        peaks = _Engine(learned, vocab, base).peaks(batch, size_obj, size_pre, uploads)
+        bulk_keys = {f"{r}\x00{bk}" for bk, roles in base.bulk.items() for r in roles}
         for rule in learned:
-            base.thresholds[rule.name] = {
-                key: max(rule.floor, margin * value)
-                for key, value in sorted(peaks.get(rule.name, {}).items())}
+            table = {}
+            for key, value in sorted(peaks.get(rule.name, {}).items()):
+                value = max(rule.floor, margin * value)
+                if rule.cap is not None and key not in bulk_keys:
+                    size = base.sizes.get(key.rsplit("\x00", 1)[-1], 0.0) or 1.0
+                    cap = max(rule.cap, rule.cap_objects / size) if rule.relative else rule.cap
+                    value = min(value, max(cap, rule.floor))
+                table[key] = value
+            base.thresholds[rule.name] = table
         return base
 
 
 _AUTH = ("AuthHeader", "QueryString", "none")
 _READ_CODES = np.array([GET, COPY, SELECT], np.int8)
-#: A read of an object written this recently is the pipeline's flow, not the stored dataset.
+#: A read of an object written this recently is the pipeline's flow, not the stored dataset...
 FRESH_S = DAY
+#: ...when the reader is a role that read at least this share of the bucket's uploads in the
+#: baseline (the extractor, a backup); any other role's read of a fresh upload is a plain read.
+FRESH_READER_SHARE = 0.5
 
 
 def _check_rules(rules: Sequence[FleetRule]) -> None:
@@ -455,6 +509,7 @@ class _Engine:
         self.windows: dict[tuple[int, int], _Window] = {}
         self.size_windows: dict[tuple[str, int], _Window] = {}
         self.last_alert: dict[tuple[str, int], int] = {}
+        self.last_day: dict[tuple[str, int], int] = {}
         # per batch: the events each (filter, group) selects, and their order by group
         self._selections: dict[tuple[str, str, bool], np.ndarray] = {}
         self._orders: dict[tuple[str, str, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -462,6 +517,7 @@ class _Engine:
         self.written_obj = np.zeros(0, np.int64)
         self.written_t = np.zeros(0, np.int64)
         self._fresh = np.zeros(0, bool)
+        self.uploads = np.zeros(0, np.float64)
 
     # -- fresh objects --
 
@@ -499,29 +555,39 @@ class _Engine:
         prev = key_w[np.maximum(at, 0)]
         same = (prev >> 42) == pos
         t_w = prev & ((1 << 42) - 1)
-        out[reads] = hit & same & (b.time_ms[reads] - t_w < FRESH_S * 1000)
+        # a read naming a versionId may read an older version than the one just written
+        out[reads] = hit & same & (b.time_ms[reads] - t_w < FRESH_S * 1000) & ~b.versioned[reads]
         return out
 
     # -- sizes --
 
     def sizes(self, b: EventBatch) -> tuple[np.ndarray, np.ndarray]:
         """Per event: distinct objects and prefixes of its bucket successfully touched in the
-        24-hour windows (both phases) containing it (0 for events that touch no object)."""
+        24-hour windows (both phases) containing it (0 for events that touch no object). Also
+        sets :attr:`uploads`: per read, the distinct objects written to its bucket in those
+        windows up to it."""
         out_o = np.zeros(len(b), np.float64)
         out_p = np.zeros(len(b), np.float64)
+        self.uploads = np.zeros(len(b), np.float64)
         idx = np.flatnonzero(~b.denied & (b.obj != 0))
         if idx.shape[0] == 0:
             return out_o, out_p
         t = b.time_ms[idx]
         g = b.bucket[idx].astype(np.int64)
         w = SIZE_WINDOW_S * 1000
-        for what, items, out in (("obj", b.obj[idx], out_o), ("pre", b.prefix[idx], out_p)):
+        # writes count by object; every other event by one shared marker item (0, never an
+        # object's hash), counted once per window and taken off below
+        written = np.where(b.kind[idx] == WRITE, b.obj[idx], 0)
+        for what, items, out in (("obj", b.obj[idx], out_o), ("pre", b.prefix[idx], out_p),
+                                 ("up", written, self.uploads)):
             for phase in (0, w // 2):
                 state = self.size_windows.setdefault((what, phase), _Window())
                 order, running, _, _ = _running(state, t, g, items, None, w, phase)
                 vals = np.empty_like(running)
                 vals[order] = running
                 np.maximum.at(out, idx, vals)
+        reads = b.kind[idx] != WRITE
+        self.uploads[idx[reads]] -= 1.0
         return out_o, out_p
 
     # -- masks and groups --
@@ -529,9 +595,11 @@ class _Engine:
     def _mask(self, rule: FleetRule, b: EventBatch) -> np.ndarray:
         ok = ~b.denied
         kind = b.kind
-        if rule.filter == "read":
+        if rule.filter in ("read", "fresh"):
             fresh = self._fresh if self._fresh.shape[0] == len(b) else self.fresh(b)
-            return ok & ((kind == GET) | (kind == COPY) | (kind == SELECT)) & ~fresh
+            flow = fresh & self._fresh_reader(b)
+            reads = ok & ((kind == GET) | (kind == COPY) | (kind == SELECT))
+            return reads & (flow if rule.filter == "fresh" else ~flow)
         if rule.filter == "probe":
             return ok & ((kind == HEAD) | (kind == LIST))
         if rule.filter == "denied":
@@ -549,16 +617,14 @@ class _Engine:
             return ok & (kind == COPY) & (~np.isin(b.dest, known)
                                           | (b.foreign & ~np.isin(b.dest, known_foreign)))
         if rule.filter == "egress":
-            # data going to a network the role never read from: its VPC endpoints, address
-            # blocks, or AWS itself as in the baseline (another VPC endpoint of a role that reads
-            # through one stays private: the library's trainer moving to a new endpoint)
+            # data going to a network the role never read from: each (role, VPC endpoint id),
+            # address block, or AWS itself as in the baseline. Another endpoint is another
+            # network (anyone can create one), and an endpoint another account owns is never
+            # familiar (``vpce-foreign:``, from ``vpcEndpointAccountId``)
             familiar = self._pair_known(b.principal, b.network, "networks", base.networks)
-            vpce_roles = [r for r, nets in base.networks.items()
-                          if any(n.startswith("vpce:") for n in nets)]
-            vpce_codes = np.array([c for n, c in self.vocab.networks.items()
-                                   if n.startswith("vpce:")], np.int64)
-            familiar |= (np.isin(b.network, vpce_codes)
-                         & np.isin(b.principal, self._codes("principals", vpce_roles)))
+            foreign = np.array([c for n, c in self.vocab.networks.items()
+                                if n.startswith("vpce-foreign:")], np.int64)
+            familiar &= ~np.isin(b.network, foreign)
             return ok & np.isin(kind, _READ_CODES) & ~familiar
         known_p = np.isin(b.principal, self._codes("principals", base.principals))
         if rule.filter == "new-principal":
@@ -577,6 +643,18 @@ class _Engine:
                 acts |= (kind == k) & ~self._role_has(b.principal, base.actions, KINDS[k])
             return ok & known_p & acts
         raise InvalidParameterError(f"unknown filter {rule.filter!r}")
+
+    def _fresh_reader(self, b: EventBatch) -> np.ndarray:
+        """Per event: its role reads the bucket's fresh uploads by design (in the baseline)."""
+        base = self.baseline
+        if base is None or not base.fresh_readers:
+            return np.zeros(len(b), bool)
+        pb = self.vocab.buckets
+        keys = [(self.vocab.principals[r] << 20) | pb[bk]
+                for bk, roles in base.fresh_readers.items() if bk in pb
+                for r in roles if r in self.vocab.principals]
+        query = (b.principal.astype(np.int64) << 20) | b.bucket.astype(np.int64)
+        return np.isin(query, np.array(keys, np.int64))
 
     def _codes(self, table: str, names: Iterable[str]) -> np.ndarray:
         src: dict[str, int] = getattr(self.vocab, table)
@@ -626,7 +704,11 @@ class _Engine:
 
     def _share(self, rule: FleetRule, b: EventBatch, idx: np.ndarray, size_o: np.ndarray,
                size_p: np.ndarray) -> np.ndarray:
-        """The denominator per event: the bucket's size now (objects, or prefixes)."""
+        """The denominator per event: the bucket's size now (objects, or prefixes); for the
+        pipeline's fresh reads, the uploads to the bucket in the 24-hour windows containing the
+        read (the flow is bounded by the upload rate, whatever that rate)."""
+        if rule.filter == "fresh":
+            return np.maximum(self.uploads[idx], 1.0)
         base = self.baseline
         sizes = size_p if rule.aggregate == "prefixes" else size_o
         table = (base.prefix_counts if rule.aggregate == "prefixes" else base.sizes) if base \
@@ -676,8 +758,9 @@ class _Engine:
 
     # -- fitting --
 
-    def peaks(self, b: EventBatch, size_o: np.ndarray, size_p: np.ndarray
-              ) -> dict[str, dict[str, float]]:
+    def peaks(self, b: EventBatch, size_o: np.ndarray, size_p: np.ndarray,
+              uploads: np.ndarray) -> dict[str, dict[str, float]]:
+        self.uploads = uploads
         self._selections, self._orders = {}, {}
         self._fresh = self.fresh(b)
         out: dict[str, dict[str, float]] = {}
@@ -745,6 +828,10 @@ class _Engine:
             if last is not None and start < last:
                 continue  # the other phase's window of the same episode
             self.last_alert[(rule.name, group)] = start + rule.window_ms
+            day = when // (DAY * 1000)
+            if self.last_day.get((rule.name, group)) == day:
+                continue  # one alert per rule and group per UTC day: later windows join it
+            self.last_day[(rule.name, group)] = day
             alerts.append(self._alert(rule, b, e, when, start, value, threshold))
         return alerts
 

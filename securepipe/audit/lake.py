@@ -13,7 +13,8 @@ rendered per engine with sqlglot (``trino``/``athena`` and ``duckdb``):
   strings, the source attributes (network, user-agent family, authentication method), and a
   ``reject`` reason for a record the Python normaliser would reject (same wording), so
   :func:`reject_counts_sql` counts them by reason; and :func:`sizes_sql`, the bucket sizes
-  relative rules divide by (distinct objects and prefixes in the 24-hour windows);
+  relative rules divide by (distinct objects and prefixes in the 24-hour windows; for the
+  pipeline's fresh reads, the distinct objects written in them);
 * :func:`rule_sql`: one rule with its thresholds filled in from a fitted
   :class:`~securepipe.audit.fleet.FleetBaseline` (learned thresholds, bucket sizes, bulk readers,
   known principals, sources, actions and copy destinations as ``VALUES`` tables). It returns, per
@@ -137,14 +138,17 @@ WITH src AS (
         errorcode IS NOT NULL AS denied,
         json_extract_scalar(requestparameters, '$.bucketName') AS req_bucket,
         json_extract_scalar(requestparameters, '$.key') AS req_key,
+        json_extract_scalar(requestparameters, '$.versionId') AS req_version,
         split_part(json_extract_scalar(requestparameters, '$["x-amz-copy-source"]'), '?', 1)
             AS copy_source,
+        json_extract_scalar(requestparameters, '$["x-amz-copy-source"]') AS copy_source_raw,
         additionaleventdata IS NOT NULL AND json_extract(additionaleventdata, '$') IS NOT NULL
             AS has_extra,
         json_extract_scalar(additionaleventdata, '$.bytesTransferredOut') AS bytes_text,
         json_extract_scalar(additionaleventdata, '$.AuthenticationMethod') AS auth_method,
         sourceipaddress AS ip,
         vpcendpointid AS vpce,
+        vpcendpointaccountid AS vpce_account,
         useragent AS ua,
         recipientaccountid,
         resources
@@ -200,7 +204,8 @@ checked AS (
     SELECT fixed.*,
         CASE
             WHEN eventname IS NULL THEN 'eventName missing'
-            WHEN kind IS NULL OR eventsource IS NULL OR eventsource <> 's3.amazonaws.com' THEN NULL
+            WHEN kind IS NULL OR eventsource IS NULL
+                 OR eventsource NOT IN ('s3.amazonaws.com', 's3express.amazonaws.com') THEN NULL
             WHEN t_ms IS NULL OR t_ms < 0 THEN 'eventTime missing or not an ISO-8601 UTC time'
             WHEN no_identity THEN 'userIdentity missing'
             WHEN principal IS NULL AND id_type = 'AssumedRole'
@@ -219,7 +224,8 @@ checked AS (
                 THEN 'bytesTransferredOut is not a non-negative number'
         END AS reject,
         eventname IS NOT NULL
-            AND (kind IS NULL OR eventsource IS NULL OR eventsource <> 's3.amazonaws.com')
+            AND (kind IS NULL OR eventsource IS NULL
+                 OR eventsource NOT IN ('s3.amazonaws.com', 's3express.amazonaws.com'))
             AS ignored
     FROM fixed
 )
@@ -239,9 +245,14 @@ SELECT
          ELSE req_bucket END AS bucket,
     CASE WHEN kind = 'copy' THEN nullif(copy_key, '') ELSE nullif(req_key, '') END AS obj_key,
     CASE WHEN kind = 'copy' THEN req_bucket END AS dest,
+    CASE WHEN kind = 'copy' THEN strpos(coalesce(copy_source_raw, ''), 'versionId=') > 0
+         ELSE coalesce(nullif(req_version, ''), '') <> '' END AS versioned,
     kind = 'copy' AND dest_owner IS NOT NULL
         AND (recipientaccountid IS NULL OR dest_owner <> recipientaccountid) AS foreign_dest,
-    CASE WHEN nullif(vpce, '') IS NOT NULL THEN 'vpce:' || vpce
+    CASE WHEN nullif(vpce, '') IS NOT NULL AND nullif(vpce_account, '') IS NOT NULL
+              AND nullif(recipientaccountid, '') IS NOT NULL AND vpce_account <> recipientaccountid
+             THEN 'vpce-foreign:' || vpce_account || ':' || vpce
+         WHEN nullif(vpce, '') IS NOT NULL THEN 'vpce:' || vpce
          WHEN nullif(ip, '') IS NULL THEN 'unknown'
          WHEN regexp_like(ip, '^[0-9][^.]*\.[^.]*\.[^.]*\.[^.]*$')
              THEN 'ip:' || split_part(ip, '.', 1) || '.' || split_part(ip, '.', 2)
@@ -275,7 +286,7 @@ def _values(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 # -- validation ---------------------------------------------------------------------------------
 
-_FILTERS = ("read", "probe", "denied", "restore", "copy-out", "egress", "new-principal",
+_FILTERS = ("read", "fresh", "probe", "denied", "restore", "copy-out", "egress", "new-principal",
             "new-source", "new-action")
 _GROUPS = ("role", "role-bucket", "session-bucket", "fleet-bucket")
 _AGGREGATES = ("count", "bytes", "objects", "prefixes")
@@ -344,12 +355,17 @@ def athena_ddl(location: str, table: str = TABLE) -> str:
 
 def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
     ok = "NOT e.denied"
-    if rule.filter == "read":
-        # a read of an object written in the FRESH_S before it is the pipeline's flow
-        return (f"{ok} AND e.kind IN ('get', 'copy', 'select') AND NOT EXISTS ("
+    if rule.filter in ("read", "fresh"):
+        # the pipeline's flow: a read naming no version, of an object written in the FRESH_S
+        # before it, by a role that reads the bucket's fresh uploads by design
+        flow = ("(NOT e.versioned AND EXISTS ("
                 "SELECT 1 FROM ok_events w WHERE NOT w.denied AND w.kind = 'write' "
                 "AND w.bucket = e.bucket AND w.obj_key = e.obj_key AND w.t_ms <= e.t_ms "
-                f"AND w.t_ms > e.t_ms - {FRESH_S * 1000})")
+                f"AND w.t_ms > e.t_ms - {FRESH_S * 1000}) AND EXISTS ("
+                "SELECT 1 FROM fresh_reader k WHERE k.principal = e.principal "
+                "AND k.bucket = e.bucket))")
+        neg = "" if rule.filter == "fresh" else "NOT "
+        return f"{ok} AND e.kind IN ('get', 'copy', 'select') AND {neg}{flow}"
     if rule.filter == "probe":
         return f"{ok} AND e.kind IN ('head', 'list')"
     if rule.filter == "denied":
@@ -361,11 +377,9 @@ def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
                 "SELECT 1 FROM known_dest k WHERE k.value = e.dest) OR (e.foreign_dest AND "
                 "NOT EXISTS (SELECT 1 FROM known_foreign_dest k WHERE k.value = e.dest)))")
     if rule.filter == "egress":
-        return (f"{ok} AND e.kind IN ('get', 'copy', 'select') AND NOT EXISTS ("
+        return (f"{ok} AND e.kind IN ('get', 'copy', 'select') AND (NOT EXISTS ("
                 "SELECT 1 FROM known_network k WHERE k.principal = e.principal "
-                "AND k.value = e.network) AND NOT (e.network LIKE 'vpce:%' AND EXISTS ("
-                "SELECT 1 FROM known_network k WHERE k.principal = e.principal "
-                "AND k.value LIKE 'vpce:%'))")
+                "AND k.value = e.network) OR e.network LIKE 'vpce-foreign:%')")
     known_p = "EXISTS (SELECT 1 FROM known_principal k WHERE k.value = e.principal)"
     if rule.filter == "new-principal":
         return f"{ok} AND NOT {known_p}"
@@ -385,6 +399,9 @@ def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
 def _tables(rule: FleetRule, base: FleetBaseline) -> list[str]:
     """The baseline's data the rule needs, as VALUES tables."""
     out: list[str] = []
+    if rule.filter in ("read", "fresh"):
+        rows = [[r, b] for b, roles in sorted(base.fresh_readers.items()) for r in roles]
+        out.append(f"fresh_reader AS (SELECT * FROM {_values(['principal', 'bucket'], rows)})")
     if rule.filter == "copy-out":
         dests = [[d] for d in base.copy_destinations]
         out.append(f"known_dest AS (SELECT * FROM {_values(['value'], dests)})")
@@ -427,7 +444,8 @@ _SIZES = """
 CREATE OR REPLACE VIEW {sizes} AS
 WITH sz_src AS (
     SELECT seq, t_ms, bucket, obj_key,
-        coalesce(regexp_extract(obj_key, '^[^/]*/([^/]*/)?'), '') AS prefix
+        coalesce(regexp_extract(obj_key, '^[^/]*/([^/]*/)?'), '') AS prefix,
+        CASE WHEN kind = 'write' THEN obj_key END AS written_key
     FROM {view} WHERE reject IS NULL AND NOT ignored AND NOT denied AND obj_key IS NOT NULL
 ),
 sz_ph AS (
@@ -436,6 +454,9 @@ sz_ph AS (
 ),
 sz_first AS (
     SELECT seq, t_ms, bucket, phase, wid,
+        CASE WHEN written_key IS NOT NULL AND row_number() OVER (
+                 PARTITION BY bucket, phase, wid, written_key ORDER BY t_ms, seq) = 1
+             THEN 1 ELSE 0 END AS new_written,
         CASE WHEN row_number() OVER (PARTITION BY bucket, phase, wid, obj_key
                                      ORDER BY t_ms, seq) = 1 THEN 1 ELSE 0 END AS new_obj,
         CASE WHEN row_number() OVER (PARTITION BY bucket, phase, wid, prefix
@@ -447,10 +468,13 @@ sz_run AS (
         sum(new_obj) OVER (PARTITION BY bucket, phase, wid ORDER BY t_ms, seq
                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n_obj,
         sum(new_prefix) OVER (PARTITION BY bucket, phase, wid ORDER BY t_ms, seq
-                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n_prefix
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n_prefix,
+        sum(new_written) OVER (PARTITION BY bucket, phase, wid ORDER BY t_ms, seq
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n_written
     FROM sz_first
 )
-SELECT seq, max(n_obj) AS size_obj, max(n_prefix) AS size_prefix FROM sz_run GROUP BY seq
+SELECT seq, max(n_obj) AS size_obj, max(n_prefix) AS size_prefix, max(n_written) AS size_written
+FROM sz_run GROUP BY seq
 """
 
 
@@ -500,7 +524,12 @@ def rule_sql(rule: FleetRule, baseline: FleetBaseline, dialect: str = "athena", 
                     f"AND t.bucket = {thr_b}), {_sql_float(rule.floor)})")
     else:
         base_thr = _sql_float(rule.floor)
-    if rule.relative:
+    if rule.relative and rule.filter == "fresh":
+        # the pipeline's flow is bounded by the uploads in the day, not the dataset
+        share = "greatest(CAST(coalesce(z.size_written, 0) AS DOUBLE), 1E0)"
+        threshold = f"greatest({_sql_float(rule.minimum)}, {base_thr} * {share})"
+        size_join = f"LEFT JOIN {sizes} z ON z.seq = s.seq"
+    elif rule.relative:
         size_col = "size_prefix" if rule.aggregate == "prefixes" else "size_obj"
         share = (f"greatest(coalesce((SELECT max(k.value) FROM known_size k "
                  f"WHERE k.bucket = s.bucket), 0E0), "
@@ -610,11 +639,13 @@ class LakeAlert:
 
 def merge_phases(rows: Iterable[dict[str, Any]]) -> list[LakeAlert]:
     """The two phases of one episode reported once, as the Python detector does: per rule and
-    group, in order of alert time, a window is reported unless it starts before the end of the
-    last window reported."""
+    group, in order of alert time, a window is skipped if it starts before the end of the last
+    window kept, and kept but not reported if a window of that rule and group was reported the
+    same UTC day."""
     ordered = sorted(rows, key=lambda r: (int(r["alert_ms"]), int(r["rule_index"]),
                                           int(r["window_start_ms"])))
     last: dict[tuple[str, str, str, str], int] = {}
+    last_day: dict[tuple[str, str, str, str], int] = {}
     out = []
     for row in ordered:
         group = (str(row["rule"]), str(row["gp"]), str(row["gs"]), str(row["gb"]))
@@ -622,6 +653,10 @@ def merge_phases(rows: Iterable[dict[str, Any]]) -> list[LakeAlert]:
         if group in last and start < last[group]:
             continue
         last[group] = start + int(row["window_ms"])
+        day = int(row["alert_ms"]) // 86_400_000
+        if last_day.get(group) == day:
+            continue  # one alert per rule, group and UTC day, as the Python detector
+        last_day[group] = day
         out.append(LakeAlert(str(row["rule"]), str(row["principal"]), str(row["scope"]), start,
                              int(row["alert_ms"]), float(row["observed"]),
                              float(row["threshold"])))
@@ -637,7 +672,8 @@ _RESOURCES = '[{"ARN":"VARCHAR","accountId":"VARCHAR","type":"VARCHAR"}]'
 # one parse per record: the JSON-string columns stay JSON (as Athena's table keeps them strings)
 _RECORD = ('{"eventTime":"VARCHAR","eventSource":"VARCHAR","eventName":"VARCHAR",'
            '"eventID":"VARCHAR","userIdentity":' + _IDENTITY + ',"sourceIPAddress":"VARCHAR",'
-           '"userAgent":"VARCHAR","vpcEndpointId":"VARCHAR","errorCode":"VARCHAR",'
+           '"userAgent":"VARCHAR","vpcEndpointId":"VARCHAR","vpcEndpointAccountId":"VARCHAR",'
+           '"errorCode":"VARCHAR",'
            '"requestParameters":"JSON","additionalEventData":"JSON","resources":' + _RESOURCES
            + ',"recipientAccountId":"VARCHAR"}')
 
@@ -674,6 +710,7 @@ def duckdb_table(con: Any, paths: Sequence[str | Path], *, table: str = TABLE) -
             x.sourceIPAddress AS sourceipaddress,
             x.userAgent AS useragent,
             x.vpcEndpointId AS vpcendpointid,
+            x.vpcEndpointAccountId AS vpcendpointaccountid,
             x.errorCode AS errorcode,
             CAST(x.requestParameters AS VARCHAR) AS requestparameters,
             CAST(x.additionalEventData AS VARCHAR) AS additionaleventdata,

@@ -159,7 +159,8 @@ def _reference(times: list[int], groups: list[int], items: list[int], rule: Flee
                ) -> set[tuple[int, int, int]]:
     """(group, window start, alert time) by brute force: per phase, window and group, walk the
     events in time order and report the first one at which the aggregate exceeds the floor;
-    then drop a window that overlaps one already reported for the group."""
+    then drop a window that overlaps one already kept for the group, and keep but do not
+    report a window whose alert falls on a UTC day the group already has an alert for."""
     w = rule.window_ms
     found = []
     for phase in (0, w // 2):
@@ -179,11 +180,14 @@ def _reference(times: list[int], groups: list[int], items: list[int], rule: Flee
                     found.append((t, (wid + 1) * w - phase - w, g))
                     break
     found.sort(key=lambda f: (f[0], f[1]))
-    out, last = set(), {}
+    out, last, last_day = set(), {}, {}
     for t, start, g in found:
         if g in last and start < last[g]:
             continue
         last[g] = start + w
+        if last_day.get(g) == t // 86_400_000:
+            continue
+        last_day[g] = t // 86_400_000
         out.add((g, start, t))
     return out
 

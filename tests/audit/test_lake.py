@@ -196,9 +196,10 @@ def test_cli_prints_ddl_and_queries_and_refuses_a_bad_baseline(lib, tmp_path, ca
 
 def test_phases_merge_as_the_detector_does() -> None:
     w = 1000
+    day = 86_400_000  # alerts a day apart: one per rule, group and UTC day is kept (below)
     rows = [dict(rule="r", rule_index=0, gp="p", gs="", gb="b", principal="p", scope="b",
                  window_start_ms=start, window_ms=w, alert_ms=at, observed=2.0, threshold=1.0)
-            for start, at in ((0, 600), (500, 700), (1000, 1100), (1500, 1200))]
+            for start, at in ((0, 600), (500, 700), (1000, 1100 + day), (1500, 1200 + day))]
     kept = merge_phases(rows)
     # in order of alert time: 0 is reported; 500 overlaps it; 1000 starts where 0 ends (a
     # rule "skip any window overlapping an earlier one" would drop it: it overlaps 500);
@@ -207,6 +208,9 @@ def test_phases_merge_as_the_detector_does() -> None:
     # a different group is independent
     other = [dict(r, gp="q") for r in rows[1:2]]
     assert [a.window_start_ms for a in merge_phases(rows + other)] == [0, 500, 1000]
+    # a later window of the same rule and group on the same UTC day joins the day's alert
+    same_day = [dict(r, alert_ms=r["alert_ms"] % day) for r in rows]
+    assert [a.window_start_ms for a in merge_phases(same_day)] == [0]
 
 
 def test_fitted_baseline_json_round_trips_into_the_same_sql(lib) -> None:
