@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from hardened_world import Hardened, hardened_world
 
 from securepipe.checks import REGISTRY, CheckConfig, Scorecard, run_checks
-from securepipe.checks.scenarios import Scenario, hardened_account
+from securepipe.checks.scenarios import hardened_account
 from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
@@ -62,28 +63,10 @@ def _one_botocore_loader() -> Iterator[None]:
     botocore.session.create_loader = original
 
 
-@dataclasses.dataclass
-class Hardened:
-    sb: Sandbox
-    scenario: Scenario
-    config: CheckConfig
-
-    @property
-    def session(self) -> Any:
-        return self.sb.session
-
-    def bucket(self, role: str) -> str:
-        return self.sb.resources.bucket(role)
-
-    def run(self, **kwargs: Any) -> Scorecard:
-        return run_checks(self.session, config=kwargs.pop("config", self.config), **kwargs)
-
-
 @pytest.fixture
 def hardened() -> Iterator[Hardened]:
-    with Sandbox() as sb:
-        scenario = hardened_account(sb, contractors=("c02", "c03"), pending=1)
-        yield Hardened(sb, scenario, scenario.check_config(sb.session))
+    with hardened_world() as world:
+        yield world
 
 
 def _statuses(card: Scorecard) -> dict[str, str]:

@@ -16,48 +16,28 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hardened_world import Hardened, hardened_world
 from hypothesis import given
 from hypothesis import strategies as st
 
-from securepipe.checks import CheckConfig, Scorecard, run_checks
+from securepipe.checks import Scorecard
 from securepipe.checks.discovery import (
     OBJECTS_PER_BUCKET,
     list_versions,
     recognise,
     stratified,
 )
-from securepipe.checks.scenarios import Scenario, hardened_account
+from securepipe.checks.scenarios import hardened_account
 from securepipe.encryption.hardening import sse_kms_put_args
 from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
 
 
-@dataclasses.dataclass
-class Hardened:
-    sb: Sandbox
-    scenario: Scenario
-    config: CheckConfig
-
-    @property
-    def session(self) -> Any:
-        return self.sb.session
-
-    def bucket(self, role: str) -> str:
-        return self.sb.resources.bucket(role)
-
-    def run(self, **kwargs: Any) -> Scorecard:
-        return run_checks(self.session, config=kwargs.pop("config", self.config), **kwargs)
-
-    def rediscover(self) -> None:
-        self.config = self.scenario.check_config(self.session)
-
-
 @pytest.fixture
 def hardened() -> Iterator[Hardened]:
-    with Sandbox() as sb:
-        scenario = hardened_account(sb, contractors=("c02", "c03"), pending=1)
-        yield Hardened(sb, scenario, scenario.check_config(sb.session))
+    with hardened_world() as world:
+        yield world
 
 
 def _failed(card: Scorecard) -> set[str]:
