@@ -41,9 +41,9 @@ import wave
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from scipy.signal import lfilter
 
 from securepipe.data.dataset import (
     MANIFEST_NAME,
@@ -66,6 +66,15 @@ __all__ = [
     "wav_bytes",
     "write_wav",
 ]
+
+
+def _lfilter(b: Any, a: Any, x: Any, zi: Any = None) -> Any:
+    """``scipy.signal.lfilter``, imported on first use: importing scipy.signal costs about a
+    second, and most callers of this package (every lesson that only loads the manifest) never
+    synthesise a voice."""
+    from scipy.signal import lfilter
+
+    return lfilter(b, a, x) if zi is None else lfilter(b, a, x, zi=zi)
 
 #: The generator id recorded in the manifest (the data set's identity, kept when the module moved).
 GENERATOR = "securepipe.voices"
@@ -472,7 +481,7 @@ def _bandpass(x: np.ndarray, freq: float, bw: float, sample_rate: int) -> np.nda
     bw = min(bw, 0.3 * sample_rate)
     a1, a2 = _pole_coeffs(freq, bw, sample_rate)
     g = 1.0 - math.sqrt(a2)
-    return lfilter([g, 0.0, -g], [1.0, a1, a2], x)
+    return _lfilter([g, 0.0, -g], [1.0, a1, a2], x)
 
 
 def _notch(x: np.ndarray, freq: float, bw: float, sample_rate: int) -> np.ndarray:
@@ -480,7 +489,7 @@ def _notch(x: np.ndarray, freq: float, bw: float, sample_rate: int) -> np.ndarra
     a1, a2 = _pole_coeffs(freq, bw, sample_rate)
     c = -2.0 * math.cos(2.0 * math.pi * freq / sample_rate)
     g = (1.0 + a1 + a2) / (2.0 + c)
-    return lfilter([g, g * c, g], [1.0, a1, a2], x)
+    return _lfilter([g, g * c, g], [1.0, a1, a2], x)
 
 
 def _resonate(x: np.ndarray, coeffs: list[tuple[float, float]], block: int) -> np.ndarray:
@@ -497,7 +506,7 @@ def _resonate(x: np.ndarray, coeffs: list[tuple[float, float]], block: int) -> n
         if lo >= hi:
             break
         zi = [-a1 * y1 - a2 * y2, -a2 * y1]
-        out, _ = lfilter([1.0 + a1 + a2], [1.0, a1, a2], x[lo:hi], zi=zi)
+        out, _ = _lfilter([1.0 + a1 + a2], [1.0, a1, a2], x[lo:hi], zi=zi)
         y[lo:hi] = out
         if hi - lo >= 2:
             y1, y2 = float(out[-1]), float(out[-2])
@@ -603,7 +612,7 @@ def synthesize(
     dflow = np.empty_like(flow)
     dflow[0] = flow[0]
     dflow[1:] = flow[1:] - flow[:-1]
-    source = lfilter([1.0 - profile.tilt], [1.0, -profile.tilt], dflow * (sr / profile.f0_hz))
+    source = _lfilter([1.0 - profile.tilt], [1.0, -profile.tilt], dflow * (sr / profile.f0_hz))
     breath = _noise(rng, n) * (0.3 + flow) * (3.0 * profile.breathiness)
 
     # Source amplitudes: voicing (vowels, nasal murmur) and aspiration after plosive bursts.
