@@ -348,6 +348,7 @@ def ingest_worker(
                     if free <= 0 and not futures:
                         report.stopped_by = "max-messages"
                         break
+                messages: list[dict[str, Any]] = []
                 if free > 0:
                     messages = _receive(sqs, settings, min(10, free), stop)
                     if messages and stop.is_set():
@@ -360,7 +361,11 @@ def ingest_worker(
                     if messages or futures:
                         idle_since = time.monotonic()
                 if futures:
-                    done, _ = wait(futures, timeout=0 if free > 0 else 0.5,
+                    # Poll again at once only if the last receive found work or itself waited
+                    # (a long poll); after an empty short poll (wait_s=0), wait for a sample
+                    # instead of spinning on ReceiveMessage.
+                    eager = free > 0 and (bool(messages) or settings.wait_s > 0)
+                    done, _ = wait(futures, timeout=0 if eager else 0.5,
                                    return_when=FIRST_COMPLETED)
                     for future in done:
                         futures.pop(future)

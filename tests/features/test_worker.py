@@ -193,6 +193,27 @@ def test_a_slow_sample_keeps_its_message_hidden(stage: Stage, tmp_path: Path) ->
     assert report.count("processed") == 1 and stage.queue_depth() == 0
 
 
+def test_short_polls_wait_for_in_flight_work_instead_of_spinning(stage: Stage,
+                                                                tmp_path: Path) -> None:
+    contractor, sample_id = GOOD[0]
+    stage.upload(contractor, sample_id, MANIFEST.path_of(sample_id).read_bytes(), tmp_path)
+    receives = []
+    stage.sb.session.events.register("before-call.sqs.ReceiveMessage",
+                                     lambda **kw: receives.append(1))
+
+    def slow(c: str, s: str) -> IngestItem:
+        time.sleep(2.0)
+        return IngestItem(c, s)
+
+    started = time.monotonic()
+    report = ingest_worker(stage.config, stage.settings(wait_s=0, idle_exit_s=0),
+                           lambda: stage.sb.session, item_for=slow)
+    elapsed = time.monotonic() - started
+    assert report.count("processed") == 1 and stage.queue_depth() == 0
+    # about one receive per half second of waiting, not a busy loop of empty short polls
+    assert len(receives) <= 4 + 2 * elapsed, (len(receives), elapsed)
+
+
 def test_stop_finishes_in_flight_work_or_releases_it(stage: Stage, tmp_path: Path) -> None:
     stop = threading.Event()
     for contractor, sample_id in GOOD[:2]:
