@@ -124,8 +124,9 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             {"Sid": "ArchiveKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],
              "Resource": [archive_key]},
             # Consent gates every sample: ConsentRegistry.admit reads the speaker's record
-            # (GetItem), refuses a sample another speaker holds (Scan of the index) and
-            # indexes the sample under it (UpdateItem).
+            # (GetItem), claims the sample with a conditional UpdateItem on its claim item
+            # (GetItem names the owner of a sample another speaker holds) and indexes the
+            # sample under the speaker (UpdateItem); the gate itself needs no Scan.
             {"Sid": "ConsentGate", "Effect": "Allow",
              "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
              "Resource": [table]},

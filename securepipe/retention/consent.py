@@ -26,10 +26,20 @@ pipeline needs to honour it:
                     and the sweeper find every copy without a caller-supplied mapping
 ==================  =============================================================================
 
+Besides one item per speaker, the table holds one **claim item** per admitted sample, keyed
+``claim#<contractor>/<sample_id>`` with one attribute ``claimant`` (the speaker it belongs to).
+``#`` never occurs in a speaker id, so no speaker's item can take such a key; registry-wide reads
+(:meth:`ConsentRegistry.scan`, :meth:`~ConsentRegistry.speakers`,
+:meth:`~ConsentRegistry.known_speakers`) leave well-formed claims out, and report an item under
+that prefix which does not parse as one like any other malformed item. Claims outlive an
+erasure: they hold only pseudonymous ids, and keeping them means a sample id once admitted for
+one speaker is never admitted for another.
+
 **Consent gates every write.** :meth:`ConsentRegistry.admit` is the one gate: before anything is
 uploaded, ingested or encrypted for a speaker, it refuses (:class:`~securepipe.errors.ConsentError`)
 a speaker who is unknown, withdrawn, being erased or erased, or whose retain-until date has been
-reached, and records the sample id in the speaker's index with a conditional write.
+reached, claims the sample (a conditional write: a sample belongs to one speaker) and records the
+sample id in the speaker's index with a conditional write; no registry-wide read.
 
 **Malformed items.** A consent item with a missing or malformed field raises
 :class:`~securepipe.errors.ConsentRecordError` naming the speaker and the field;
@@ -80,6 +90,7 @@ from securepipe.ids import (
 __all__ = [
     "ANCHOR_PREFIX",
     "BIPA_MAX_DAYS",
+    "CLAIM_PREFIX",
     "DEFAULT_TABLE",
     "MANIFEST_REFERENCE_DAY",
     "STATUSES",
@@ -93,6 +104,10 @@ DEFAULT_TABLE = "securepipe-consent"
 #: Where, in the erasure anchor bucket (the kit's audit bucket, under Object Lock), every
 #: signed erasure-journal head is written, one object per head: ``<prefix>/<speaker>/<count>``.
 ANCHOR_PREFIX = "erasure-journal"
+#: The key prefix of a sample's claim item, ``claim#<contractor>/<sample_id>`` (attribute
+#: ``claimant``: the one speaker the sample belongs to). ``#`` never occurs in a speaker id
+#: (:func:`securepipe.ids.validate_speaker_id`), so no consent item can take such a key.
+CLAIM_PREFIX = "claim#"
 #: BIPA: destroy within 3 years of the individual's last interaction (740 ILCS 14/15(a)).
 BIPA_MAX_DAYS = 1095
 STATUSES = ("active", "withdrawn", "erasing", "erasure-held", "erased")
@@ -401,6 +416,12 @@ class ConsentRegistry:
         return record
 
     def _items(self) -> list[dict[str, Any]]:
+        """Every consent item (Scan, ``ConsistentRead``); well-formed claim items
+        (:func:`_claim_of`) are the registry's own bookkeeping and are left out, while an item
+        under a reserved key that does not parse as one is kept (and reported as malformed)."""
+        return [item for item in self._raw_items() if _claim_of(item) is None]
+
+    def _raw_items(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for page in self._ddb.get_paginator("scan").paginate(
                 TableName=self._table, ConsistentRead=True):
@@ -438,14 +459,21 @@ class ConsentRegistry:
         """``(contractor, sample_id) -> speakers`` for every sample any speaker was admitted with.
 
         Sample ids are unique only per contractor (keys are ``<prefix>/<contractor>/<sample>``),
-        so the index is keyed by both. Read from each item's ``samples`` set (entries
+        so the index is keyed by both. Read (one Scan) from each item's ``samples`` set (entries
         ``<contractor>/<sample_id>``; a bare ``<sample_id>`` written before the contractor was
         recorded counts as the item's own contractor), even an item whose other fields are
-        malformed. A sample claimed by two speakers keeps both (a conflict stays visible:
-        erasure and the sweeper report its objects as unattributed, never guess an owner).
+        malformed, and from the sample claims (:meth:`admit`). A sample held by two speakers
+        (a hand-edited item, or an index written before claims existed) keeps both (a conflict
+        stays visible: erasure and the sweeper report its objects as unattributed, never guess
+        an owner).
         """
         index: dict[tuple[str, str], set[str]] = {}
-        for item in self._items():
+        for item in self._raw_items():
+            claim = _claim_of(item)
+            if claim is not None:
+                if claim[2] is not None:
+                    index.setdefault(claim[:2], set()).add(claim[2])
+                continue
             speaker = item.get("speaker")
             samples = item.get("samples")
             if not isinstance(speaker, str) or not isinstance(samples, set | list | tuple):
@@ -456,8 +484,55 @@ class ConsentRegistry:
                     index.setdefault(ident, set()).add(speaker)
         return {k: frozenset(v) for k, v in index.items()}
 
-    def _claimed_by_others(self, speaker: str, ident: tuple[str, str]) -> list[str]:
-        return sorted(self.sample_index().get(ident, frozenset()) - {speaker})
+    def claimant(self, contractor: str, sample_id: str) -> str | None:
+        """The speaker who holds the claim on ``<contractor>/<sample_id>``, or ``None``
+        (one consistent GetItem of the claim item)."""
+        out = self._ddb.get_item(TableName=self._table,
+                                 Key={"speaker": {"S": _claim_key(contractor, sample_id)}},
+                                 ConsistentRead=True)
+        claimant = out.get("Item", {}).get("claimant", {}).get("S")
+        return claimant if isinstance(claimant, str) else None
+
+    def _claim(self, speaker: str, contractor: str, sample_id: str) -> tuple[bool, str | None]:
+        """Claim one sample for ``speaker``: one conditional UpdateItem on its claim item
+        (which creates the item if absent:
+        https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html).
+
+        Returns ``(True, None)`` if this call created the claim, ``(False, None)`` if the
+        speaker already held it, ``(False, owner)`` if another speaker does. The condition makes
+        the claim atomic: of two speakers claiming one sample at once, exactly one succeeds.
+        (``attribute_not_exists(claimant)`` rather than of the key: a claim released by
+        :meth:`_release` keeps its item, without a claimant.)
+        """
+        try:
+            out = self._ddb.update_item(
+                TableName=self._table,
+                Key={"speaker": {"S": _claim_key(contractor, sample_id)}},
+                UpdateExpression="SET claimant = if_not_exists(claimant, :me)",
+                ConditionExpression="attribute_not_exists(claimant) OR claimant = :me",
+                ExpressionAttributeValues={":me": {"S": speaker}},
+                ReturnValues="UPDATED_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            # the owner, named from a consistent read; a claim released meanwhile reads as
+            # no owner, and the caller still refuses (never admitted on a lost race)
+            return False, self.claimant(contractor, sample_id) or "another speaker"
+        return "claimant" not in out.get("Attributes", {}), None
+
+    def _release(self, speaker: str, contractor: str, sample_id: str) -> None:
+        """Undo a claim this call created (only while ``speaker`` still holds it)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"speaker": {"S": _claim_key(contractor, sample_id)}},
+                UpdateExpression="REMOVE claimant",
+                ConditionExpression="claimant = :me",
+                ExpressionAttributeValues={":me": {"S": speaker}})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
     def check_consent(self, speaker: str, at: dt.datetime) -> ConsentRecord:
         """The speaker's record if consent covers a new write at ``at``; otherwise
@@ -490,36 +565,37 @@ class ConsentRegistry:
 
     def admit(self, speaker: str, sample_id: str, *, contractor: str,
               at: dt.datetime) -> ConsentRecord:
-        """The consent gate for one sample: check consent covers it, and index it.
+        """The consent gate for one sample: check consent covers it, claim it, and index it.
 
         The index entry is exactly ``<contractor>/<sample_id>`` of the object key the sample
         is written under (``raw/<contractor>/<sample_id>``): sample ids are unique only per
         contractor, and a speaker may record through any contractor, so the caller names it.
 
-        Refuses (:class:`~securepipe.errors.ConsentError`) as :meth:`check_consent` does, and
-        with reason ``sample-conflict`` a sample another speaker already holds in the index.
-        Then adds the entry to the speaker's ``samples`` set with an UpdateItem conditional on
-        the consent still standing (``ADD``, idempotent:
+        Refuses (:class:`~securepipe.errors.ConsentError`) as :meth:`check_consent` does
+        (GetItem, and with an anchor bucket one ListObjectVersions). Then claims the sample:
+        one conditional UpdateItem on the claim item ``claim#<contractor>/<sample_id>``
+        (``SET claimant = if_not_exists(claimant, :me)`` if unclaimed or already this
+        speaker's), so of two speakers admitting one sample at once exactly one wins and the
+        other is refused with reason ``sample-conflict`` naming the owner; never both
+        admitted. Then adds the entry to the speaker's ``samples`` set with an UpdateItem
+        conditional on the consent still standing (``ADD``, idempotent:
         https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html),
-        so a withdrawal that lands between the check and the write still refuses, and reads
-        the index again (Scan, ``ConsistentRead``): of two speakers admitting the same sample
-        at once, at least the later re-check sees the other and refuses (both may refuse;
-        never both admitted), and the refused speaker's new entry is removed again.
+        so a withdrawal that lands between the check and the write still refuses (and a claim
+        this call created is released again). No Scan: the cost of one admit does not grow
+        with the registry.
+
+        Claims are kept when the speaker is erased (they hold only pseudonymous ids): a sample
+        id once admitted for a speaker is never re-used for another.
         """
         validate_sample_id(sample_id)
         validate_contractor_id(contractor)
         record = self.check_consent(speaker, at)
         entry = _index_entry(contractor, sample_id)
-        ident = (contractor, sample_id)
-
-        def refuse(others: list[str]) -> ConsentError:
-            return ConsentError(speaker, "sample-conflict", (
-                f"sample {contractor}/{sample_id} is already indexed for "
-                f"{', '.join(map(repr, others))}; a sample belongs to one speaker"))
-
-        others = self._claimed_by_others(speaker, ident)
-        if others:
-            raise refuse(others)
+        created, owner = self._claim(speaker, contractor, sample_id)
+        if owner is not None:
+            raise ConsentError(speaker, "sample-conflict", (
+                f"sample {contractor}/{sample_id} is already claimed by {owner!r}; a sample "
+                "belongs to one speaker"))
         try:
             self._ddb.update_item(
                 TableName=self._table,
@@ -534,29 +610,26 @@ class ConsentRegistry:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                if created:
+                    self._release(speaker, contractor, sample_id)
                 raise ConsentError(speaker, "changed", "consent changed while admitting "
                                    f"{sample_id!r}") from None
             raise
-        others = self._claimed_by_others(speaker, ident)
-        if others:
-            if entry not in record.samples:      # only what this call added
-                self._ddb.update_item(
-                    TableName=self._table, Key={"speaker": {"S": speaker}},
-                    UpdateExpression="DELETE samples :s",
-                    ExpressionAttributeValues={":s": {"SS": [entry]}})
-            raise refuse(others)
         return record
 
     def index_samples(self, speaker: str, sample_ids: list[str], *,
                       contractor: str | None = None) -> None:
-        """Add sample ids (of ``contractor``, default the speaker's) to a known speaker's index
-        without a consent check.
+        """Claim and add sample ids (of ``contractor``, default the speaker's) to a known
+        speaker's index without a consent check.
 
         For backfilling the index from records of data written before it existed (e.g. a
-        manifest): indexing only ever helps erasure find data; it admits nothing new. A sample
-        another speaker already holds is refused (:class:`~securepipe.errors.InvalidParameterError`,
-        nothing indexed): a backfill never claims another speaker's data. (An object whose
-        metadata names another speaker is never erased for this one in any case.)
+        manifest, or an index written before claims existed): indexing only ever helps erasure
+        find data; it admits nothing new. Each sample is claimed as :meth:`admit` claims it (one
+        conditional UpdateItem per sample, no Scan). A sample another speaker already claims is
+        refused (:class:`~securepipe.errors.InvalidParameterError`), and the claims this call
+        made are released: a backfill never claims another speaker's data and indexes nothing
+        when it refuses. (An object whose metadata names another speaker is never erased for
+        this one in any case.)
         """
         validate_speaker_id(speaker)
         ids = sorted({validate_sample_id(s) for s in sample_ids})
@@ -564,12 +637,21 @@ class ConsentRegistry:
             return
         record = self.get(speaker)
         owner = validate_contractor_id(contractor) if contractor is not None else record.contractor
-        index = self.sample_index()
-        taken = [s for s in ids if index.get((owner, s), frozenset()) - {speaker}]
+        made: list[str] = []
+        taken: list[str] = []
+        for sample in ids:
+            created, holder = self._claim(speaker, owner, sample)
+            if holder is not None:
+                taken.append(sample)
+                break
+            if created:
+                made.append(sample)
         if taken:
+            for sample in made:
+                self._release(speaker, owner, sample)
             raise InvalidParameterError(
-                f"sample(s) {', '.join(taken[:5])} of contractor {owner!r} belong to another "
-                "speaker; nothing was indexed")
+                f"sample {taken[0]} of contractor {owner!r} belongs to another speaker; "
+                "nothing was indexed")
         try:
             self._ddb.update_item(
                 TableName=self._table, Key={"speaker": {"S": speaker}},
@@ -800,6 +882,34 @@ class ConsentRegistry:
 def _index_entry(contractor: str, sample_id: str) -> str:
     """The ``samples`` set entry of one sample: ``<contractor>/<sample_id>``."""
     return f"{validate_contractor_id(contractor)}/{validate_sample_id(sample_id)}"
+
+
+def _claim_key(contractor: str, sample_id: str) -> str:
+    """The key of a sample's claim item: ``claim#<contractor>/<sample_id>``."""
+    return CLAIM_PREFIX + _index_entry(contractor, sample_id)
+
+
+def _claim_of(item: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
+    """``(contractor, sample_id, claimant)`` of a well-formed claim item (``claimant`` is
+    ``None`` once released); ``None`` for anything else, including an item under a reserved
+    key that does not parse as a claim (which registry-wide reads then report as malformed)."""
+    key = item.get("speaker")
+    if not isinstance(key, str) or not key.startswith(CLAIM_PREFIX):
+        return None
+    if set(item) - {"speaker", "claimant"}:
+        return None
+    contractor, sep, sample = key[len(CLAIM_PREFIX):].rpartition("/")
+    claimant = item.get("claimant")
+    try:
+        if not sep or (claimant is None and "claimant" in item):
+            return None
+        validate_contractor_id(contractor)
+        validate_sample_id(sample)
+        if claimant is not None:
+            validate_speaker_id(claimant)
+    except InvalidParameterError:
+        return None
+    return contractor, sample, claimant
 
 
 def _index_key(entry: object, item_contractor: object) -> tuple[str, str] | None:

@@ -102,6 +102,12 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "state only: Encrypt/Decrypt keep working, even after the deletion date", "emulate",
             "crypto-shredding destroys per-speaker key material the kit holds, "
             "which is real in the sandbox and on AWS", 5),
+    MotoGap("dynamodb-conditional-write", "dynamodb", "an atomic conditional write "
+            "(ConditionExpression on PutItem/UpdateItem/DeleteItem)",
+            "reads the item, evaluates the condition and writes in separate steps: two "
+            "concurrent writes can both pass one condition", "emulate",
+            "the sandbox runs moto's DynamoDB writes one at a time, so a sample claim "
+            "(ConsentRegistry.admit) has one winner, as on AWS", 5),
     MotoGap("s3-object-lock-retention", "s3", "Object Lock retention changes and the "
             "governance bypass",
             "any caller may shorten or remove any retention (COMPLIANCE included), and any "

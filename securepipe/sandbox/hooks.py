@@ -66,6 +66,17 @@ _saved_assume_role: Any = None
 _saved_process_request: Any = None
 
 
+#: DynamoDB applies a conditional write atomically (the condition is evaluated against the item
+#: as the write finds it: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html);
+#: moto reads the item, evaluates the condition and writes in separate steps, so two threads can
+#: both pass the same condition. The sandbox runs moto's DynamoDB writes one at a time (gap
+#: ``dynamodb-conditional-write``), in-process and in server mode alike.
+_DDB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items",
+               "batch_write_item")
+_ddb_write_lock = threading.RLock()
+_saved_ddb_writes: dict[str, Any] = {}
+
+
 def last_reading() -> S3Call | ServiceCall | None:
     """How the in-process check point read the last request it checked (for tests)."""
     return _enforcer.last_reading
@@ -158,6 +169,26 @@ def activate() -> None:
         global _saved_iam_utcnow
         _saved_iam_utcnow = iam_models.utcnow
         iam_models.utcnow = _sandbox_utcnow
+        _serialise_dynamodb_writes()
+
+
+def _serialise_dynamodb_writes() -> None:
+    """Wrap moto's DynamoDB write methods in one lock (see ``_DDB_WRITES``)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _DDB_WRITES:
+        original = getattr(DynamoDBBackend, name, None)
+        if original is None or name in _saved_ddb_writes:
+            continue
+        _saved_ddb_writes[name] = original
+
+        def _one_at_a_time(self: Any, *args: Any, _original: Any = original,
+                           **kwargs: Any) -> Any:
+            with _ddb_write_lock:
+                return _original(self, *args, **kwargs)
+
+        # moto's class is patched for the sandbox's lifetime (restored by deactivate).
+        setattr(DynamoDBBackend, name, _one_at_a_time)
 
 
 def register_account(account_id: str, region: str) -> None:
@@ -212,6 +243,12 @@ def deactivate() -> None:
         if _saved_assume_role is not None:
             # moto's class is patched for the sandbox's lifetime (restored by deactivate).
             STSBackend.assume_role = _saved_assume_role  # type: ignore[method-assign]
+        if _saved_ddb_writes:
+            from moto.dynamodb.models import DynamoDBBackend
+
+            for name, original in _saved_ddb_writes.items():
+                setattr(DynamoDBBackend, name, original)
+            _saved_ddb_writes.clear()
 
 
 class EnforcingMiddleware:

@@ -224,5 +224,104 @@ def test_admit_refuses_a_sample_another_speaker_holds_and_conflicts_stay_visible
         TableName=registry.table, Key={"speaker": {"S": "spk05"}},
         UpdateExpression="ADD samples :s", ExpressionAttributeValues={":s": {"SS": ["c01/s-1"]}})
     assert registry.sample_index()[("c01", "s-1")] == {"spk01", "spk05"}      # both, visibly
-    with pytest.raises(ConsentError):                    # and neither is admitted again
-        registry.admit("spk01", "s-1", contractor="c01", at=day)
+    with pytest.raises(ConsentError):                    # the claim still says whose it is
+        registry.admit("spk05", "s-1", contractor="c01", at=day)
+    registry.admit("spk01", "s-1", contractor="c01", at=day)     # the claimant's, idempotent
+    assert registry.claimant("c01", "s-1") == "spk01"
+
+
+def _admit_outcome(registry: ConsentRegistry, speaker: str, sample: str,
+                   at: dt.datetime) -> str:
+    try:
+        registry.admit(speaker, sample, contractor="c01", at=at)
+    except ConsentError as exc:
+        assert exc.reason == "sample-conflict"
+        return "refused"
+    return "admitted"
+
+
+def test_concurrent_admits_of_one_sample_never_both_succeed(
+        sandbox: Sandbox, registry: ConsentRegistry) -> None:
+    """Two speakers admit the same sample from two threads at once (a barrier releases them
+    together), over many samples: exactly one wins each sample (the conditional claim), the
+    loser is refused with ``sample-conflict`` and holds nothing in its index."""
+    import threading
+
+    day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    racers = ("spk01", "spk05")
+    regs = {s: ConsentRegistry(sandbox.session, TABLE, create=False) for s in racers}
+    for n in range(12):
+        sample = f"race-{n}"
+        outcome: dict[str, str] = {}
+        start = threading.Barrier(len(racers))
+
+        def run(speaker: str, sample: str, start: threading.Barrier,
+                outcome: dict[str, str]) -> None:
+            start.wait()
+            outcome[speaker] = _admit_outcome(regs[speaker], speaker, sample, day)
+
+        threads = [threading.Thread(target=run, args=(s, sample, start, outcome))
+                   for s in racers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [s for s in racers if outcome[s] == "admitted"]
+        assert len(winners) == 1, (sample, outcome)
+        assert registry.claimant("c01", sample) == winners[0]
+        assert registry.sample_index()[("c01", sample)] == {winners[0]}
+        loser = next(s for s in racers if s != winners[0])
+        assert f"c01/{sample}" not in registry.get(loser).samples
+
+
+def test_one_admit_makes_no_scan_whatever_the_registry_holds(
+        sandbox: Sandbox, registry: ConsentRegistry) -> None:
+    """The gate's cost does not grow with the table: the DynamoDB calls of one admit, counted
+    with a botocore event hook on a fresh client, are GetItem and UpdateItem only (a refused
+    one adds one GetItem naming the owner), never a Scan."""
+    day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    registry.index_samples("spk02", [f"old-{n}" for n in range(50)], contractor="c02")
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    sandbox.session.events.register("before-call.dynamodb", count)
+    try:
+        counted = ConsentRegistry(sandbox.session, TABLE, create=False)
+        counted.admit("spk01", "s-1", contractor="c01", at=day)
+        first = list(calls)
+        calls.clear()
+        with pytest.raises(ConsentError) as refused:
+            counted.admit("spk02", "s-1", contractor="c01", at=day)
+    finally:
+        sandbox.session.events.unregister("before-call.dynamodb", count)
+    assert refused.value.reason == "sample-conflict" and "'spk01'" in str(refused.value)
+    assert first == ["GetItem", "UpdateItem", "UpdateItem"]
+    assert calls == ["GetItem", "UpdateItem", "GetItem"]
+
+
+def test_claims_are_never_read_as_speakers(sandbox: Sandbox, registry: ConsentRegistry) -> None:
+    """Claim items share the table: registry-wide reads leave well-formed ones out (never a
+    speaker, never malformed), while an item under the reserved prefix that is not a claim is
+    reported as malformed like any other bad item; a backfill claims too."""
+    day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    registry.admit("spk01", "s-1", contractor="c01", at=day)
+    registry.index_samples("spk03", ["s-2", "s-3"])
+    assert registry.claimant(registry.get("spk03").contractor, "s-2") == "spk03"
+    records, errors = registry.scan()
+    assert errors == [] and [r.speaker for r in records] == [s.speaker for s in MANIFEST.speakers]
+    assert registry.known_speakers() == {s.speaker for s in MANIFEST.speakers}
+    with pytest.raises(InvalidParameterError):          # another speaker's sample: refused,
+        registry.index_samples("spk04", ["s-0", "s-3"], contractor=registry.get("spk03")
+                               .contractor)
+    assert registry.get("spk04").samples == frozenset()   # nothing indexed, s-0 released
+    assert registry.claimant(registry.get("spk03").contractor, "s-0") is None
+    registry.admit("spk04", "s-0", contractor=registry.get("spk03").contractor, at=day)
+
+    sandbox.session.client("dynamodb").put_item(
+        TableName=registry.table,
+        Item={"speaker": {"S": "claim#c01/s-9"}, "claimant": {"S": "spk01"},
+              "note": {"S": "not a claim"}})
+    _, errors = registry.scan()
+    assert [(e.speaker, e.field) for e in errors] == [("claim#c01/s-9", "speaker")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -131,3 +133,71 @@ def test_moto_serves_any_signature_and_the_sandbox_does_not() -> None:
         assert refused.status_code == 403 and b"AccessDenied" in refused.content
     assert gap("sigv4-signatures").response == "emulate"
     assert EMULATION_GUARANTEES and EMULATION_LIMITS
+
+
+def _claim_race(make_client: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Two threads claim one item with the same conditional UpdateItem while moto's condition
+    evaluation is slowed down (so the two requests surely overlap); the winners' names."""
+    import threading
+
+    import moto.dynamodb.models as ddb_models
+
+    parse = ddb_models.create_condition_expression_parser
+
+    def slow_parser(*args: Any, **kwargs: Any) -> Any:
+        parser = parse(*args, **kwargs)
+        time.sleep(0.2)
+        return parser
+
+    clients = {me: make_client() for me in ("spk01", "spk02")}
+    clients["spk01"].create_table(
+        TableName="race", KeySchema=[{"AttributeName": "speaker", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "speaker", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST")
+    monkeypatch.setattr(ddb_models, "create_condition_expression_parser", slow_parser)
+    winners: list[str] = []
+    start = threading.Barrier(2)
+
+    def claim(me: str) -> None:
+        start.wait()
+        try:
+            clients[me].update_item(
+                TableName="race", Key={"speaker": {"S": "claim#c01/s-1"}},
+                UpdateExpression="SET claimant = if_not_exists(claimant, :me)",
+                ConditionExpression="attribute_not_exists(claimant) OR claimant = :me",
+                ExpressionAttributeValues={":me": {"S": me}})
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+        else:
+            winners.append(me)
+
+    threads = [threading.Thread(target=claim, args=(me,)) for me in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return winners
+
+
+def test_moto_lets_two_conditional_writes_pass_one_condition(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe of gap dynamodb-conditional-write on plain moto: both racers win."""
+    import boto3
+    from moto import mock_aws
+
+    assert gap("dynamodb-conditional-write").response == "emulate"
+    with mock_aws():
+        winners = _claim_race(lambda: boto3.client("dynamodb", region_name="us-east-1"),
+                              monkeypatch)
+    assert sorted(winners) == ["spk01", "spk02"]
+
+
+@pytest.mark.parametrize("server", [False, True], ids=["in-process", "server"])
+def test_the_sandbox_gives_a_conditional_write_one_winner(
+        server: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emulation of gap dynamodb-conditional-write, in both modes: one racer wins."""
+    with Sandbox(server=server) as sb:
+        winners = _claim_race(lambda: sb.session.client("dynamodb"), monkeypatch)
+        item = sb.session.client("dynamodb").get_item(
+            TableName="race", Key={"speaker": {"S": "claim#c01/s-1"}}, ConsistentRead=True)
+    assert len(winners) == 1 and item["Item"]["claimant"]["S"] == winners[0]
