@@ -52,9 +52,10 @@ import numpy as np
 
 from securepipe.errors import MalformedEventError
 
-#: Event kinds (``EventBatch.kind`` codes).
-GET, HEAD, LIST, COPY, SELECT, RESTORE, WRITE = range(7)
-KINDS: tuple[str, ...] = ("get", "head", "list", "copy", "select", "restore", "write")
+#: Event kinds (``EventBatch.kind`` codes). ``decrypt`` is a KMS data-key release (below).
+GET, HEAD, LIST, COPY, SELECT, RESTORE, WRITE, DECRYPT = range(8)
+KINDS: tuple[str, ...] = ("get", "head", "list", "copy", "select", "restore", "write",
+                          "decrypt")
 #: Kinds that move object data out of the bucket (to the caller or, for a copy, elsewhere).
 READ_KINDS = (GET, COPY, SELECT)
 #: Kinds that learn about objects without reading them.
@@ -76,6 +77,16 @@ AUTH_METHODS: tuple[str, ...] = ("AuthHeader", "QueryString", "none")
 #: buckets (S3 Express One Zone logs its data events as ``s3express.amazonaws.com``:
 #: https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-express-one-zone-logging.html).
 S3_SOURCES = frozenset({"s3.amazonaws.com", "s3express.amazonaws.com"})
+#: KMS calls that hand plaintext key material to the caller: ``Decrypt`` (a data key of an
+#: envelope-encrypted object) and ``GenerateDataKey``. CloudTrail logs them as management events
+#: of ``kms.amazonaws.com``; the key is the record's ``resources`` entry (its ARN), the ciphertext
+#: and plaintext are never logged, the encryption context is in ``requestParameters``:
+#: https://docs.aws.amazon.com/kms/latest/developerguide/ct-decrypt.html and
+#: https://docs.aws.amazon.com/kms/latest/developerguide/ct-generatedatakey.html. They are
+#: events of kind ``decrypt`` whose ``bucket`` column is the KMS key's ARN (no object, no
+#: bytes): a burst of Decrypts opens ciphertext taken by any path, even one outside the trail.
+KMS_SOURCE = "kms.amazonaws.com"
+KMS_DATA_EVENTS = frozenset({"Decrypt", "GenerateDataKey"})
 
 
 # -- the record shape (only the fields the detector reads) ----------------------------------------
@@ -103,6 +114,7 @@ class _Params(msgspec.Struct, gc=False):
     bucketName: str | None = None
     key: str | None = None
     versionId: str | None = None
+    keyId: str | None = None  # KMS: the key as the caller named it (id, ARN or alias)
     copy_source: str | None = msgspec.field(name="x-amz-copy-source", default=None)
 
 
@@ -468,11 +480,14 @@ class Normaliser:
         for index, rec in enumerate(records):
             kind = kinds.get(rec.eventName)  # type: ignore[arg-type]  # None -> no kind
             if kind is None or rec.eventSource not in S3_SOURCES:
-                if rec.eventName is None:
+                if rec.eventSource == KMS_SOURCE and rec.eventName in KMS_DATA_EVENTS:
+                    kind = DECRYPT
+                elif rec.eventName is None:
                     self._reject(index, "eventName missing")
+                    continue
                 else:
                     ignored += 1
-                continue
+                    continue
             when = time_cache.get(rec.eventTime)  # type: ignore[arg-type]  # None -> miss
             if when is None:
                 when = parse_time_ms(rec.eventTime)
@@ -501,6 +516,30 @@ class Normaliser:
                 self._reject(index, who)
                 continue
             params = rec.requestParameters
+            if kind == DECRYPT:
+                # the KMS key stands where a bucket would: the rules group by role and key
+                bucket = _kms_key(rec)
+                if not bucket:
+                    self._reject(index, "the KMS key is not named")
+                    continue
+                bcode = buckets.get(bucket)
+                if bcode is None:
+                    bcode = buckets[bucket] = len(buckets)
+                where = (rec.sourceIPAddress, rec.vpcEndpointId, rec.vpcEndpointAccountId,
+                         rec.recipientAccountId)
+                ncode = net_cache.get(where)
+                if ncode is None:
+                    ncode = net_cache[where] = Vocab.code(networks, network_of(*where))
+                acode = agent_cache.get(rec.userAgent)
+                if acode is None:
+                    acode = agent_cache[rec.userAgent] = Vocab.code(
+                        agents, agent_family(rec.userAgent))
+                pcode, scode = who
+                for out, value in zip(cols, (when, pcode, scode, DECRYPT,
+                                             rec.errorCode is not None, 0, bcode, 0, 0, -1,
+                                             False, ncode, acode, 2, False), strict=True):
+                    out.append(value)
+                continue
             bucket = params.bucketName if params is not None else None
             if not bucket:
                 self._reject(index, "requestParameters.bucketName missing")
@@ -585,6 +624,17 @@ def _through_access_point(rec: Record, bucket: str) -> str:
         if res.type == "AWS::S3::Bucket" and res.ARN and res.ARN.startswith("arn:aws:s3:::"):
             return res.ARN[13:]
     return bucket
+
+
+def _kms_key(rec: Record) -> str | None:
+    """The KMS key of a KMS record: its ``resources`` entry (the key ARN, as AWS logs it),
+    else ``requestParameters.keyId``."""
+    for res in rec.resources or ():
+        arn = res.ARN
+        if arn and arn.startswith("arn:") and ":kms:" in arn:
+            return arn
+    params = rec.requestParameters
+    return params.keyId if params is not None and params.keyId else None
 
 
 def _owner(rec: Record, bucket: str) -> str | None:

@@ -13,7 +13,9 @@ one windowed aggregate a SQL engine can run over the CloudTrail table::
   least half of that bucket's uploads in the baseline, naming no ``versionId``; any other
   role's read of a fresh upload, and a read of a named version, count as reads), ``fresh`` (the
   pipeline's flow, with its own budgets per role and fleet-wide), ``probe`` (Head/List),
-  ``denied`` (any errorCode), ``restore``, ``egress`` (any successful read, fresh or not, from
+  ``denied`` (any errorCode), ``restore``, ``decrypt`` (a KMS ``Decrypt`` or
+  ``GenerateDataKey``: the group's "bucket" is then the KMS key; novelty filters read S3
+  events only), ``egress`` (any successful read, fresh or not, from
   a network the role never read from in the baseline: each VPC endpoint id is its own network,
   and one owned by another account, per ``vpcEndpointAccountId``, is never familiar), and the
   novelty filters ``copy-out`` (a copy to a bucket never a copy destination in the baseline, or
@@ -62,6 +64,7 @@ import numpy as np
 
 from securepipe.audit.events import (
     COPY,
+    DECRYPT,
     GET,
     HEAD,
     KINDS,
@@ -75,8 +78,8 @@ from securepipe.audit.events import (
 )
 from securepipe.errors import InvalidParameterError
 
-Filter = Literal["read", "fresh", "probe", "denied", "restore", "copy-out", "egress",
-                 "new-principal", "new-source", "new-action"]
+Filter = Literal["read", "fresh", "probe", "denied", "restore", "decrypt", "copy-out",
+                 "egress", "new-principal", "new-source", "new-action"]
 Group = Literal["role", "role-bucket", "session-bucket", "fleet-bucket"]
 Aggregate = Literal["count", "bytes", "objects", "prefixes"]
 MIB = 1024 * 1024
@@ -162,6 +165,15 @@ FLEET_RULES: tuple[FleetRule, ...] = (
               family="probe", mitre="T1580"),
     FleetRule("restore-1h", "restore", "role", "count", HOUR, 20.0,
               family="stage", mitre="T1074"),
+    # KMS data-key releases (Decrypt, GenerateDataKey) per role and key, and per key
+    # fleet-wide: ciphertext taken by any path is opened here. Learned (margin x the baseline
+    # peak); a role or key with no decrypts in the baseline gets the stated minimum
+    FleetRule("decrypt-1h", "decrypt", "role-bucket", "count", HOUR, 0.0, 120,
+              family="volume", mitre="T1530"),
+    FleetRule("decrypt-24h", "decrypt", "role-bucket", "count", DAY, 0.0, 600,
+              family="volume", mitre="T1530"),
+    FleetRule("fleet-decrypt-1h", "decrypt", "fleet-bucket", "count", HOUR, 0.0, 300,
+              family="volume", mitre="T1530"),
     # novelty: fixed threshold 0 (any event alerts)
     FleetRule("copy-out", "copy-out", "role", "count", HOUR, 0.0, learned=False,
               family="copy", mitre="T1537"),
@@ -275,7 +287,9 @@ class FleetBaseline:
         _check_rules(rules)
         batch = batch.take(np.argsort(batch.time_ms, kind="stable"))
         names = _Names(vocab)
-        ok = ~batch.denied
+        # what a role is known for (principals, sources, actions) comes from its S3 events;
+        # its KMS decrypts are judged by the decrypt rules alone
+        ok = ~batch.denied & (batch.kind != DECRYPT)
         roles = {names.principal(int(c)) for c in np.unique(batch.principal[ok])}
         sets: dict[str, dict[str, set[str]]] = {"networks": {}, "agents": {}, "auths": {},
                                                  "actions": {}}
@@ -606,6 +620,8 @@ class _Engine:
             return b.denied.copy()
         if rule.filter == "restore":
             return ok & (kind == RESTORE)
+        if rule.filter == "decrypt":
+            return ok & (kind == DECRYPT)
         base = self.baseline
         if base is None:
             raise InvalidParameterError(f"{rule.name} needs a baseline")
@@ -627,6 +643,7 @@ class _Engine:
             familiar &= ~np.isin(b.network, foreign)
             return ok & np.isin(kind, _READ_CODES) & ~familiar
         known_p = np.isin(b.principal, self._codes("principals", base.principals))
+        ok = ok & (kind != DECRYPT)  # novelty is judged on S3 events
         if rule.filter == "new-principal":
             return ok & ~known_p
         if rule.filter == "new-source":

@@ -113,7 +113,12 @@ _KIND_CASE = """CASE eventname
         WHEN 'SelectObjectContent' THEN 'select'
         WHEN 'RestoreObject' THEN 'restore'
         WHEN 'PutObject' THEN 'write' WHEN 'CompleteMultipartUpload' THEN 'write'
+        WHEN 'Decrypt' THEN 'decrypt' WHEN 'GenerateDataKey' THEN 'decrypt'
     END"""
+# an event the view reads: an S3 kind from an S3 source, or a KMS data-key release from KMS
+_SOURCE_OK = """(kind = 'decrypt' AND eventsource = 'kms.amazonaws.com'
+                 OR kind <> 'decrypt'
+                    AND eventsource IN ('s3.amazonaws.com', 's3express.amazonaws.com'))"""
 
 # The view, in Trino SQL. {order}: the column ordering records within one second.
 _VIEW = r"""
@@ -139,6 +144,9 @@ WITH src AS (
         json_extract_scalar(requestparameters, '$.bucketName') AS req_bucket,
         json_extract_scalar(requestparameters, '$.key') AS req_key,
         json_extract_scalar(requestparameters, '$.versionId') AS req_version,
+        coalesce(element_at(filter(resources, r -> strpos(r.arn, 'arn:') = 1
+                                                  AND strpos(r.arn, ':kms:') > 0), 1).arn,
+                 nullif(json_extract_scalar(requestparameters, '$.keyId'), '')) AS kms_key,
         split_part(json_extract_scalar(requestparameters, '$["x-amz-copy-source"]'), '?', 1)
             AS copy_source,
         json_extract_scalar(requestparameters, '$["x-amz-copy-source"]') AS copy_source_raw,
@@ -204,13 +212,14 @@ checked AS (
     SELECT fixed.*,
         CASE
             WHEN eventname IS NULL THEN 'eventName missing'
-            WHEN kind IS NULL OR eventsource IS NULL
-                 OR eventsource NOT IN ('s3.amazonaws.com', 's3express.amazonaws.com') THEN NULL
+            WHEN kind IS NULL OR eventsource IS NULL OR NOT {source_ok} THEN NULL
             WHEN t_ms IS NULL OR t_ms < 0 THEN 'eventTime missing or not an ISO-8601 UTC time'
             WHEN no_identity THEN 'userIdentity missing'
             WHEN principal IS NULL AND id_type = 'AssumedRole'
                 THEN 'userIdentity of an AssumedRole names no role'
             WHEN principal IS NULL THEN 'userIdentity has neither a type nor an arn'
+            WHEN kind = 'decrypt' AND kms_key IS NULL THEN 'the KMS key is not named'
+            WHEN kind = 'decrypt' THEN NULL
             WHEN nullif(req_bucket, '') IS NULL THEN 'requestParameters.bucketName missing'
             WHEN kind = 'copy' AND nullif(copy_source, '') IS NULL
                 THEN 'a copy without x-amz-copy-source'
@@ -224,8 +233,7 @@ checked AS (
                 THEN 'bytesTransferredOut is not a non-negative number'
         END AS reject,
         eventname IS NOT NULL
-            AND (kind IS NULL OR eventsource IS NULL
-                 OR eventsource NOT IN ('s3.amazonaws.com', 's3express.amazonaws.com'))
+            AND (kind IS NULL OR eventsource IS NULL OR NOT {source_ok})
             AS ignored
     FROM fixed
 )
@@ -236,16 +244,20 @@ SELECT
     session,
     kind,
     denied,
-    CASE WHEN reject IS NULL AND NOT ignored THEN CAST(floor(bytes_num) AS BIGINT) END AS bytes,
-    CASE WHEN kind = 'copy' THEN copy_bucket
+    CASE WHEN kind = 'decrypt' THEN 0
+         WHEN reject IS NULL AND NOT ignored THEN CAST(floor(bytes_num) AS BIGINT) END AS bytes,
+    CASE WHEN kind = 'decrypt' THEN kms_key  -- the key stands where a bucket would
+         WHEN kind = 'copy' THEN copy_bucket
          -- through an access point (alias or ARN): the bucket resource behind it
          WHEN req_bucket LIKE '%-s3alias' OR req_bucket LIKE 'arn:%'
               THEN coalesce(substr(element_at(filter(resources, r -> r.type = 'AWS::S3::Bucket'
                   AND r.arn LIKE 'arn:aws:s3:::%'), 1).arn, 14), req_bucket)
          ELSE req_bucket END AS bucket,
-    CASE WHEN kind = 'copy' THEN nullif(copy_key, '') ELSE nullif(req_key, '') END AS obj_key,
+    CASE WHEN kind = 'decrypt' THEN NULL
+         WHEN kind = 'copy' THEN nullif(copy_key, '') ELSE nullif(req_key, '') END AS obj_key,
     CASE WHEN kind = 'copy' THEN req_bucket END AS dest,
-    CASE WHEN kind = 'copy' THEN strpos(coalesce(copy_source_raw, ''), 'versionId=') > 0
+    CASE WHEN kind = 'decrypt' THEN FALSE
+         WHEN kind = 'copy' THEN strpos(coalesce(copy_source_raw, ''), 'versionId=') > 0
          ELSE coalesce(nullif(req_version, ''), '') <> '' END AS versioned,
     kind = 'copy' AND dest_owner IS NOT NULL
         AND (recipientaccountid IS NULL OR dest_owner <> recipientaccountid) AS foreign_dest,
@@ -261,7 +273,8 @@ SELECT
          ELSE 'aws' END AS network,
     coalesce(nullif(lower(substr(
         regexp_extract(coalesce(ua, ''), '^\[*\s*([^/ \],]*)', 1), 1, 40)), ''), 'none') AS agent,
-    CASE WHEN auth_method = 'AuthHeader' THEN 'AuthHeader'
+    CASE WHEN kind = 'decrypt' THEN 'none'
+         WHEN auth_method = 'AuthHeader' THEN 'AuthHeader'
          WHEN auth_method = 'QueryString' THEN 'QueryString' ELSE 'none' END AS auth,
     reject,
     ignored
@@ -286,8 +299,8 @@ def _values(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 # -- validation ---------------------------------------------------------------------------------
 
-_FILTERS = ("read", "fresh", "probe", "denied", "restore", "copy-out", "egress", "new-principal",
-            "new-source", "new-action")
+_FILTERS = ("read", "fresh", "probe", "denied", "restore", "decrypt", "copy-out", "egress",
+            "new-principal", "new-source", "new-action")
 _GROUPS = ("role", "role-bucket", "session-bucket", "fleet-bucket")
 _AGGREGATES = ("count", "bytes", "objects", "prefixes")
 
@@ -343,7 +356,8 @@ def _render(sql: str, dialect: str) -> str:
 
 def view_sql(dialect: str = "athena", *, table: str = TABLE, order: str = "eventid") -> str:
     """The normalising view over the CloudTrail table, in ``dialect``."""
-    return _render(_VIEW.format(view=VIEW, table=table, order=order, kind=_KIND_CASE), dialect)
+    return _render(_VIEW.format(view=VIEW, table=table, order=order, kind=_KIND_CASE,
+                                source_ok=_SOURCE_OK), dialect)
 
 
 def athena_ddl(location: str, table: str = TABLE) -> str:
@@ -372,6 +386,8 @@ def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
         return "e.denied"
     if rule.filter == "restore":
         return f"{ok} AND e.kind = 'restore'"
+    if rule.filter == "decrypt":
+        return f"{ok} AND e.kind = 'decrypt'"
     if rule.filter == "copy-out":
         return (f"{ok} AND e.kind = 'copy' AND (NOT EXISTS ("
                 "SELECT 1 FROM known_dest k WHERE k.value = e.dest) OR (e.foreign_dest AND "
@@ -381,6 +397,7 @@ def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
                 "SELECT 1 FROM known_network k WHERE k.principal = e.principal "
                 "AND k.value = e.network) OR e.network LIKE 'vpce-foreign:%')")
     known_p = "EXISTS (SELECT 1 FROM known_principal k WHERE k.value = e.principal)"
+    ok += " AND e.kind <> 'decrypt'"  # novelty is judged on S3 events
     if rule.filter == "new-principal":
         return f"{ok} AND NOT {known_p}"
     if rule.filter == "new-source":

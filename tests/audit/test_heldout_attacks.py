@@ -353,6 +353,8 @@ def ingest_day(
             nbytes=RAW_BYTES,
             vpce=TRAINER_VPCE,
         )
+        # the extractor decrypts the recording's data key (envelope encryption)
+        tr.kms(t + MIN_MS + 1000, role("feature-extractor", sess), "10.20.7.9", BOTO)
         tr.emit(
             t + MIN_MS + 4000,
             "PutObject",
@@ -1078,20 +1080,9 @@ FIXED_BY = {
     "forty-sessions-forty-ips": "egress-7d",
     "trainer-epoch-from-outside": "egress-7d",
     "second-full-read": "bytes-7d",
+    "kms-decrypt-burst": "decrypt-1h",
 }
-#: Out of the S3 detector's reach by design: it reads S3 data events, and a KMS Decrypt is a
-#: management event of kms.amazonaws.com (no object, no bucket, no bytes). A KMS rule is not
-#: built here.
-OUT_OF_SCOPE = {"kms-decrypt-burst"}
-
-
-def _marked(case: Case) -> Any:
-    if case.name in OUT_OF_SCOPE:
-        return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason="no KMS rule"))
-    return case
-
-
-@pytest.mark.parametrize("case", [_marked(c) for c in CASES], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_heldout_attack(world: World, ordinary: tuple[EventBatch, set[Any]], case: Case) -> None:
     found = new_alerts(world, ordinary, attack_records(world, case), case.start_ms)
     print(case.name, sorted({(a.rule, a.principal.split(":")[-1]) for a in found}))
@@ -1178,7 +1169,12 @@ def test_the_sql_rules_give_the_same_alerts_on_held_out_traffic(world: World, tm
         return dt.datetime.strptime(r["eventTime"], "%Y-%m-%dT%H:%M:%SZ").timestamp() * 1000
 
     records = [r for r in normal_eval(world, new_per_day=120) if monday <= stamp(r) < tuesday]
-    for name in ("trainer-epoch-from-outside", "copy-to-unknown-account", "access-point-alias"):
+    for name in (
+        "trainer-epoch-from-outside",
+        "copy-to-unknown-account",
+        "access-point-alias",
+        "kms-decrypt-burst",
+    ):
         records += attack_records(world, next(c for c in CASES if c.name == name))
     records.sort(key=lambda r: r["eventTime"])
     norm = Normaliser(vocab=world.normaliser.vocab)
@@ -1208,7 +1204,7 @@ def test_the_sql_rules_give_the_same_alerts_on_held_out_traffic(world: World, tm
     )
     assert got == expected and skipped == {}
     # and nothing from the campaign; the access point's reads count against the raw bucket
-    assert {e[0] for e in expected} >= {"egress-7d", "copy-out", "new-principal"}
+    assert {e[0] for e in expected} >= {"egress-7d", "copy-out", "new-principal", "decrypt-1h"}
     assert not {e[0] for e in expected} - {
         "egress-7d",
         "copy-out",
@@ -1220,8 +1216,11 @@ def test_the_sql_rules_give_the_same_alerts_on_held_out_traffic(world: World, tm
         "fleet-share-7d",  # the access point's and the copy's reads, summed over the week
         "spread-1h",
         "spread-24h",
+        "decrypt-1h",
+        "decrypt-24h",
+        "fleet-decrypt-1h",
     }
-    assert all(RAW in e[2] or e[2] == "-" or FEAT in e[2] for e in expected)
+    assert all(RAW in e[2] or e[2] == "-" or FEAT in e[2] or KEY_ID in e[2] for e in expected)
 
 
 def test_fresh_uploads_are_followed_across_files(world: World) -> None:
