@@ -35,8 +35,10 @@ one windowed aggregate a SQL engine can run over the CloudTrail table::
 * ``threshold``: learned (``margin x`` the baseline peak, at least ``floor``) or fixed. A
   *relative* rule divides by the bucket's size (objects, or prefixes for ``prefixes``), so a
   dataset grown by 60 % raises the thresholds with it. The size of a bucket at time t is the larger
-  of its baseline size and the distinct objects (prefixes) successfully touched in the 24-hour
-  windows (both phases) containing t; the same windowed aggregate again.
+  of its baseline size and the distinct objects (prefixes) successfully read, each with at
+  least an eighth of the bucket's typical object (:data:`SIZE_MIN_SHARE`, so empty or tiny
+  objects uploaded by the thousand do not inflate it), in the 24-hour windows (both phases)
+  containing t; the same windowed aggregate again.
 
 An alert names the crossing event's time (``alert_time``), once per rule, group and window (the
 two phases of one episode are reported once), and at most once per rule, group and UTC day: a
@@ -246,6 +248,9 @@ class FleetBaseline:
     foreign_destinations: list[str] = field(default_factory=list)  # owned by another account
     #: bucket -> roles that read most of its fresh uploads in the baseline (the pipeline)
     fresh_readers: dict[str, list[str]] = field(default_factory=dict)
+    #: bucket -> its typical object's bytes (the median successful GET/Select in the baseline):
+    #: an object counts toward the bucket's size only when read with a share of that
+    object_bytes: dict[str, float] = field(default_factory=dict)
 
     # -- (de)serialising --
 
@@ -306,8 +311,15 @@ class FleetBaseline:
         destinations = sorted({names.bucket(int(c)) for c in np.unique(batch.dest[copies])})
         foreign = sorted({names.bucket(int(c))
                           for c in np.unique(batch.dest[copies & batch.foreign])})
-        # sizes: the largest 24-hour distinct objects and prefixes per bucket
+        # the typical object per bucket, then sizes: the largest 24-hour distinct objects and
+        # prefixes per bucket (objects read with at least a share of the typical object)
+        object_bytes: dict[str, float] = {}
+        got = ok & ((batch.kind == GET) | (batch.kind == SELECT)) & (batch.bytes > 0)
+        for code in np.unique(batch.bucket[got]):
+            object_bytes[names.bucket(int(code))] = float(
+                np.median(batch.bytes[got & (batch.bucket == code)]))
         engine = _Engine(rules, vocab, None)
+        engine.object_bytes = object_bytes
         size_obj, size_pre = engine.sizes(batch)
         uploads = engine.uploads
         sizes: dict[str, float] = {}
@@ -321,7 +333,7 @@ class FleetBaseline:
                    {k: sorted(v) for k, v in sets["agents"].items()},
                    {k: sorted(v) for k, v in sets["auths"].items()},
                    {k: sorted(v) for k, v in sets["actions"].items()},
-                   destinations, len(batch), foreign)
+                   destinations, len(batch), foreign, object_bytes=object_bytes)
         # the pipeline: roles that read at least FRESH_READER_SHARE of a bucket's uploads
         fresh = _Engine(rules, vocab, None).fresh(batch)
         writes = ok & (batch.kind == WRITE) & (batch.obj != 0)
@@ -364,6 +376,13 @@ FRESH_S = DAY
 #: ...when the reader is a role that read at least this share of the bucket's uploads in the
 #: baseline (the extractor, a backup); any other role's read of a fresh upload is a plain read.
 FRESH_READER_SHARE = 0.5
+#: An object counts toward its bucket's size (the denominator of every relative rule) only when
+#: a successful GET or Select returned at least this share of the bucket's typical object
+#: (:attr:`FleetBaseline.object_bytes`; :data:`DEFAULT_OBJECT_BYTES` for a bucket the baseline
+#: never read). Empty or tiny objects, uploaded by the thousand, never make the dataset look
+#: larger: to inflate it ten times an attacker must store and read back more than its bytes.
+SIZE_MIN_SHARE = 0.125
+DEFAULT_OBJECT_BYTES = 8192.0
 
 
 def _check_rules(rules: Sequence[FleetRule]) -> None:
@@ -532,6 +551,7 @@ class _Engine:
         self.written_t = np.zeros(0, np.int64)
         self._fresh = np.zeros(0, bool)
         self.uploads = np.zeros(0, np.float64)
+        self.object_bytes: dict[str, float] = dict(baseline.object_bytes) if baseline else {}
 
     # -- fresh objects --
 
@@ -576,8 +596,10 @@ class _Engine:
     # -- sizes --
 
     def sizes(self, b: EventBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Per event: distinct objects and prefixes of its bucket successfully touched in the
-        24-hour windows (both phases) containing it (0 for events that touch no object). Also
+        """Per event: distinct objects and prefixes of its bucket successfully read in the
+        24-hour windows (both phases) containing it, counting only reads of at least
+        :data:`SIZE_MIN_SHARE` of the bucket's typical object (0 for events that touch no
+        object; one marker item per window for the others). Also
         sets :attr:`uploads`: per read, the distinct objects written to its bucket in those
         windows up to it."""
         out_o = np.zeros(len(b), np.float64)
@@ -592,7 +614,16 @@ class _Engine:
         # writes count by object; every other event by one shared marker item (0, never an
         # object's hash), counted once per window and taken off below
         written = np.where(b.kind[idx] == WRITE, b.obj[idx], 0)
-        for what, items, out in (("obj", b.obj[idx], out_o), ("pre", b.prefix[idx], out_p),
+        # the dataset's objects and prefixes: those read with a share of the typical object's
+        # bytes (any other event is the marker item 0, one per window, as for writes)
+        names = Vocab.names(self.vocab.buckets)
+        floor = np.array([self.object_bytes.get(n, DEFAULT_OBJECT_BYTES) * SIZE_MIN_SHARE
+                          for n in names] or [0.0])
+        kind = b.kind[idx]
+        counted = (((kind == GET) | (kind == SELECT))
+                   & (b.bytes[idx] >= floor[b.bucket[idx]]))
+        for what, items, out in (("obj", np.where(counted, b.obj[idx], 0), out_o),
+                                 ("pre", np.where(counted, b.prefix[idx], 0), out_p),
                                  ("up", written, self.uploads)):
             for phase in (0, w // 2):
                 state = self.size_windows.setdefault((what, phase), _Window())

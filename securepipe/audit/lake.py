@@ -47,7 +47,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from securepipe.audit.fleet import FLEET_RULES, FRESH_S, SIZE_WINDOW_S, FleetBaseline, FleetRule
+from securepipe.audit.fleet import (
+    DEFAULT_OBJECT_BYTES,
+    FLEET_RULES,
+    FRESH_S,
+    SIZE_MIN_SHARE,
+    SIZE_WINDOW_S,
+    FleetBaseline,
+    FleetRule,
+)
 from securepipe.errors import InvalidParameterError
 
 VIEW = "securepipe_s3_events"
@@ -459,11 +467,22 @@ SIZES_VIEW = "securepipe_s3_sizes"
 
 _SIZES = """
 CREATE OR REPLACE VIEW {sizes} AS
-WITH sz_src AS (
-    SELECT seq, t_ms, bucket, obj_key,
-        coalesce(regexp_extract(obj_key, '^[^/]*/([^/]*/)?'), '') AS prefix,
+WITH obj_floor AS (SELECT * FROM {floors}),
+sz_all AS (
+    SELECT seq, t_ms, bucket, obj_key, kind, bytes,
+        coalesce(regexp_extract(obj_key, '^[^/]*/([^/]*/)?'), '') AS prefix_key,
         CASE WHEN kind = 'write' THEN obj_key END AS written_key
     FROM {view} WHERE reject IS NULL AND NOT ignored AND NOT denied AND obj_key IS NOT NULL
+),
+sz_src AS (
+    -- the dataset: objects read with a share of the typical object (others: one NULL marker)
+    SELECT seq, t_ms, bucket, written_key,
+        CASE WHEN counted THEN obj_key END AS obj_key,
+        CASE WHEN counted THEN prefix_key END AS prefix
+    FROM (SELECT a.*, a.kind IN ('get', 'select') AND CAST(a.bytes AS DOUBLE) >= coalesce(
+              (SELECT max(f.value) FROM obj_floor f WHERE f.bucket = a.bucket), {default})
+              AS counted
+          FROM sz_all a) AS c
 ),
 sz_ph AS (
     SELECT s.*, p.phase, CAST(floor(CAST(s.t_ms + p.phase AS DOUBLE) / {w}) AS BIGINT) AS wid
@@ -495,12 +514,21 @@ FROM sz_run GROUP BY seq
 """
 
 
-def sizes_sql(dialect: str = "athena", *, view: str = VIEW) -> str:
+def sizes_sql(dialect: str = "athena", *, view: str = VIEW,
+              baseline: FleetBaseline | None = None) -> str:
     """The second shared view: per event, the distinct objects and prefixes of its bucket
-    successfully touched in the 24-hour windows (both phases) containing it, as the Python
-    detector's bucket size; relative rules divide by it."""
+    successfully read (with at least ``SIZE_MIN_SHARE`` of the bucket's typical object, from
+    ``baseline``) in the 24-hour windows (both phases) containing it, as the Python detector's
+    bucket size; relative rules divide by it."""
+    typical = baseline.object_bytes if baseline is not None else {}
+    rows = [f"({_sql_str(b)}, {_sql_float(v * SIZE_MIN_SHARE)})"
+            for b, v in sorted(typical.items())]
+    rows.append("(CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE))")
+    floors = "(VALUES " + ", ".join(rows) + ") AS t(bucket, value)"
     return _render(_SIZES.format(sizes=SIZES_VIEW, view=view, w=SIZE_WINDOW_S * 1000,
-                                 half=SIZE_WINDOW_S * 500), dialect)
+                                 half=SIZE_WINDOW_S * 500, floors=floors,
+                                 default=_sql_float(DEFAULT_OBJECT_BYTES * SIZE_MIN_SHARE)),
+                   dialect)
 
 
 def rule_sql(rule: FleetRule, baseline: FleetBaseline, dialect: str = "athena", *,
@@ -629,7 +657,8 @@ def lake_queries(baseline: FleetBaseline, dialect: str = "athena", *,
     """The view and every rule's query for ``dialect``, thresholds from ``baseline`` (checked
     against ``rules`` first: a baseline for other rules is refused)."""
     check_baseline(baseline, rules)
-    return LakeQueries(dialect, view_sql(dialect, table=table, order=order), sizes_sql(dialect),
+    return LakeQueries(dialect, view_sql(dialect, table=table, order=order),
+                       sizes_sql(dialect, baseline=baseline),
                        {r.name: rule_sql(r, baseline, dialect) for r in baseline.rules},
                        reject_counts_sql(dialect))
 
@@ -746,7 +775,7 @@ def run_duckdb(con: Any, baseline: FleetBaseline, *, rules: Sequence[FleetRule] 
     queries = lake_queries(baseline, "duckdb", rules=rules, table=table, order="seq")
     con.execute(queries.view)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {VIEW}_m AS SELECT * FROM {VIEW}")
-    con.execute(sizes_sql("duckdb", view=f"{VIEW}_m"))
+    con.execute(sizes_sql("duckdb", view=f"{VIEW}_m", baseline=baseline))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {SIZES_VIEW}_m AS SELECT * FROM {SIZES_VIEW}")
     rows: list[dict[str, Any]] = []
     for rule in baseline.rules:

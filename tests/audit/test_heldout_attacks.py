@@ -1018,6 +1018,21 @@ def trainer_from_outside(tr: Trail, fleet: Fleet, rng: np.random.Generator) -> N
         )
 
 
+def inflate_then_read(tr: Trail, fleet: Fleet, rng: np.random.Generator) -> None:
+    """The QA analyst's keys first pad the raw bucket: every night, ten empty objects for
+    every real one (PutObject), so that the bucket looks ten times larger; then they read the
+    real data as qa-slow does, in office hours, from the office, with the usual CLI."""
+    items = fleet.all()
+    pads = 10 * len(items)
+    for day in range(3):
+        t0 = ATTACK_MS - 8 * HOUR_MS + day * DAY_MS
+        for j in range(pads):
+            key = f"raw/p{j % 200:03d}/pad-{j:06d}.wav"  # and ten times the prefixes
+            tr.emit(t0 + j * 100, "PutObject", user("qa-analyst"), RAW, key, ip=OFFICE + "23",
+                    agent=CLI)
+    qa_slow(tr, fleet, rng)
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -1048,6 +1063,7 @@ CASES = (
     Case("noncurrent-versions", noncurrent_versions, True),
     Case("qa-slow-in-office-hours", qa_slow, True),
     Case("trainer-epoch-from-outside", trainer_from_outside, False),
+    Case("inflate-then-read", inflate_then_read, False),
 )
 
 
@@ -1081,6 +1097,9 @@ FIXED_BY = {
     "trainer-epoch-from-outside": "egress-7d",
     "second-full-read": "bytes-7d",
     "kms-decrypt-burst": "decrypt-1h",
+    # the padding is empty: the bucket's size counts objects read with at least a share of
+    # its typical object's bytes, so the reads cross the same share rule as unpadded
+    "inflate-then-read": "fleet-share-7d",
 }
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_heldout_attack(world: World, ordinary: tuple[EventBatch, set[Any]], case: Case) -> None:
