@@ -41,10 +41,14 @@ one windowed aggregate a SQL engine can run over the CloudTrail table::
   containing t; the same windowed aggregate again.
 
 An alert names the crossing event's time (``alert_time``), once per rule, group and window (the
-two phases of one episode are reported once), and at most once per rule, group and UTC day: a
-new source or a faster loader crossing a 10-minute or hourly rule all day is one alert, not one
-per window. The thresholds are data: :class:`FleetBaseline`
-serialises to JSON (:meth:`FleetBaseline.to_json`).
+two phases of one episode are reported once), and at most once per rule family, group and UTC
+day: a new source crossing an hourly rule all day, or a role's hourly and weekly volume rules
+crossed by the same reads, are one alert (the first), not one per window or per rule. Novelty
+of a source is judged for principals the baseline knows (an unknown principal is news once, as
+``new-principal``), and a role that reads the bulk of a bucket every day by design is judged
+there by how much it reads (bytes) and where to (egress), not by how fast it walks the objects
+(``bulk_exempt`` rules): a faster data loader reads nothing it did not read before. The
+thresholds are data: :class:`FleetBaseline` serialises to JSON (:meth:`FleetBaseline.to_json`).
 
 :class:`FleetDetector` is a stream: batches go through a reorder buffer (events may arrive up to
 ``lag_s`` late, as CloudTrail delivers them, and give the same alerts as in order) and are
@@ -111,6 +115,9 @@ class FleetRule:
     #: threshold past it.
     cap: float | None = None
     cap_objects: float = 0.0
+    #: leave out the (role, bucket) pairs that read the bulk of the bucket in the baseline (the
+    #: rate of walking objects a role reads in full every day tells nothing; its bytes do)
+    bulk_exempt: bool = False
 
     @property
     def window_ms(self) -> int:
@@ -127,9 +134,9 @@ FLEET_RULES: tuple[FleetRule, ...] = (
     # volume per role and bucket, relative to the bucket's size
     # (objects, not requests: a download in ranged parts is one object read, not several)
     FleetRule("reads-10min", "read", "role-bucket", "objects", 600, 0.0, 40, True,
-              family="volume", mitre="T1530"),
+              family="volume", mitre="T1530", bulk_exempt=True),
     FleetRule("reads-1h", "read", "role-bucket", "objects", HOUR, 0.0, 200, True,
-              family="volume", mitre="T1530"),
+              family="volume", mitre="T1530", bulk_exempt=True),
     FleetRule("bytes-1h", "read", "role-bucket", "bytes", HOUR, 0.0, 32 * MIB, True,
               family="volume", mitre="T1530"),
     # the week's budget: a second full read beside a legitimate weekly one is twice the bytes
@@ -542,10 +549,11 @@ class _Engine:
         self.windows: dict[tuple[int, int], _Window] = {}
         self.size_windows: dict[tuple[str, int], _Window] = {}
         self.last_alert: dict[tuple[str, int], int] = {}
-        self.last_day: dict[tuple[str, int], int] = {}
+        self.last_day: dict[tuple[str, str, int], int] = {}
         # per batch: the events each (filter, group) selects, and their order by group
-        self._selections: dict[tuple[str, str, bool], np.ndarray] = {}
-        self._orders: dict[tuple[str, str, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._selections: dict[tuple[str, str, bool, bool], np.ndarray] = {}
+        self._orders: dict[tuple[str, str, bool, bool],
+                           tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         # objects written in the last FRESH_S (object hash, write time), for :meth:`fresh`
         self.written_obj = np.zeros(0, np.int64)
         self.written_t = np.zeros(0, np.int64)
@@ -678,11 +686,13 @@ class _Engine:
         if rule.filter == "new-principal":
             return ok & ~known_p
         if rule.filter == "new-source":
+            # a source new *for a role the baseline knows*; for an unknown principal every
+            # source is new, and that is one piece of news (new-principal), not two
             novel = (~self._pair_known(b.principal, b.network, "networks", base.networks)
                      ).astype(np.int8)
             novel += ~self._pair_known(b.principal, b.agent, "agents", base.agents)
             novel += ~self._pair_known(b.principal, b.auth.astype(np.int32), None, base.auths)
-            return ok & (novel >= 2) & (kind != WRITE)
+            return ok & known_p & (novel >= 2) & (kind != WRITE)
         if rule.filter == "new-action":
             # a new way of *reading* (a HEAD or a listing new for a role reads nothing: the
             # probe rules count those)
@@ -778,7 +788,8 @@ class _Engine:
             item = b.prefix[idx]
         elif rule.aggregate == "bytes":
             weight = b.bytes[idx]
-        cache_key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"))
+        cache_key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"),
+                     rule.bulk_exempt)
         cached = self._orders.get(cache_key)
         if cached is None or cached[0] is not idx:
             group = self._group(rule, b, idx)
@@ -789,7 +800,8 @@ class _Engine:
         return idx[order], running, seg_of, slot, state
 
     def _selected(self, rule: FleetRule, b: EventBatch) -> np.ndarray:
-        key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"))
+        key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"),
+               rule.bulk_exempt)
         got = self._selections.get(key)
         if got is not None:
             return got
@@ -798,7 +810,7 @@ class _Engine:
 
     def _select(self, rule: FleetRule, b: EventBatch) -> np.ndarray:
         mask = self._mask(rule, b)
-        if rule.group == "fleet-bucket":
+        if rule.group == "fleet-bucket" or rule.bulk_exempt:
             mask &= self._fleet_mask(b)
         if rule.aggregate in ("objects", "prefixes"):
             mask &= b.obj != 0
@@ -877,9 +889,10 @@ class _Engine:
                 continue  # the other phase's window of the same episode
             self.last_alert[(rule.name, group)] = start + rule.window_ms
             day = when // (DAY * 1000)
-            if self.last_day.get((rule.name, group)) == day:
-                continue  # one alert per rule and group per UTC day: later windows join it
-            self.last_day[(rule.name, group)] = day
+            family = (rule.family or rule.name, rule.group, group)
+            if self.last_day.get(family) == day:
+                continue  # one alert per rule family and group per UTC day: the rest join it
+            self.last_day[family] = day
             alerts.append(self._alert(rule, b, e, when, start, value, threshold))
         return alerts
 

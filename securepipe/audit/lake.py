@@ -413,7 +413,7 @@ def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
             f"CASE WHEN EXISTS (SELECT 1 FROM known_{t} k WHERE k.principal = e.principal "
             f"AND k.value = e.{col}) THEN 0 ELSE 1 END"
             for t, col in (("network", "network"), ("agent", "agent"), ("auth", "auth")))
-        return f"{ok} AND e.kind <> 'write' AND ({novel}) >= 2"
+        return f"{ok} AND {known_p} AND e.kind <> 'write' AND ({novel}) >= 2"
     if rule.filter == "new-action":
         return (f"{ok} AND {known_p} AND e.kind IN ('get', 'copy', 'select', 'restore') "
                 "AND NOT EXISTS (SELECT 1 FROM known_action k WHERE "
@@ -432,7 +432,7 @@ def _tables(rule: FleetRule, base: FleetBaseline) -> list[str]:
         out.append(f"known_dest AS (SELECT * FROM {_values(['value'], dests)})")
         foreign = [[d] for d in base.foreign_destinations]
         out.append(f"known_foreign_dest AS (SELECT * FROM {_values(['value'], foreign)})")
-    if rule.filter in ("new-principal", "new-action"):
+    if rule.filter in ("new-principal", "new-action", "new-source"):
         known_p = [[p] for p in base.principals]
         out.append(f"known_principal AS (SELECT * FROM {_values(['value'], known_p)})")
     pairs = {"network": base.networks, "agent": base.agents, "auth": base.auths,
@@ -442,7 +442,7 @@ def _tables(rule: FleetRule, base: FleetBaseline) -> list[str]:
     for name in wanted.get(rule.filter, ()):
         rows = [[p, v] for p, vals in sorted(pairs[name].items()) for v in vals]
         out.append(f"known_{name} AS (SELECT * FROM {_values(['principal', 'value'], rows)})")
-    if rule.group == "fleet-bucket":
+    if rule.group == "fleet-bucket" or rule.bulk_exempt:
         rows = [[r, b] for b, roles in sorted(base.bulk.items()) for r in roles]
         out.append(f"bulk AS (SELECT * FROM {_values(['principal', 'bucket'], rows)})")
     if rule.learned:
@@ -546,7 +546,7 @@ def rule_sql(rule: FleetRule, baseline: FleetBaseline, dialect: str = "athena", 
     grp_s = "e.session" if rule.group == "session-bucket" else "''"
     grp_b = "''" if rule.group == "role" else "e.bucket"
     where = _filter_sql(rule, baseline)
-    if rule.group == "fleet-bucket":
+    if rule.group == "fleet-bucket" or rule.bulk_exempt:
         where += (" AND NOT EXISTS (SELECT 1 FROM bulk k WHERE k.principal = e.principal "
                   "AND k.bucket = e.bucket)")
     distinct = rule.aggregate in ("objects", "prefixes")
@@ -617,7 +617,8 @@ crossed AS (
     FROM judged WHERE observed > threshold
 )
 SELECT {_sql_str(rule.name)} AS rule, {index} AS rule_index, {_sql_str(rule.family)} AS family,
-    {_sql_str(rule.mitre)} AS mitre, {principal} AS principal, {scope} AS scope,
+    {_sql_str(rule.mitre)} AS mitre, {_sql_str(rule.group)} AS grp,
+    {principal} AS principal, {scope} AS scope,
     gp, gs, gb, wid * {w} - phase AS window_start_ms, {w} AS window_ms, t_ms AS alert_ms,
     observed, threshold
 FROM crossed WHERE nth = 1
@@ -686,12 +687,12 @@ class LakeAlert:
 def merge_phases(rows: Iterable[dict[str, Any]]) -> list[LakeAlert]:
     """The two phases of one episode reported once, as the Python detector does: per rule and
     group, in order of alert time, a window is skipped if it starts before the end of the last
-    window kept, and kept but not reported if a window of that rule and group was reported the
-    same UTC day."""
+    window kept, and kept but not reported if an alert of that rule family and group was
+    reported the same UTC day."""
     ordered = sorted(rows, key=lambda r: (int(r["alert_ms"]), int(r["rule_index"]),
                                           int(r["window_start_ms"])))
     last: dict[tuple[str, str, str, str], int] = {}
-    last_day: dict[tuple[str, str, str, str], int] = {}
+    last_day: dict[tuple[str, str, str, str, str], int] = {}
     out = []
     for row in ordered:
         group = (str(row["rule"]), str(row["gp"]), str(row["gs"]), str(row["gb"]))
@@ -700,9 +701,10 @@ def merge_phases(rows: Iterable[dict[str, Any]]) -> list[LakeAlert]:
             continue
         last[group] = start + int(row["window_ms"])
         day = int(row["alert_ms"]) // 86_400_000
-        if last_day.get(group) == day:
-            continue  # one alert per rule, group and UTC day, as the Python detector
-        last_day[group] = day
+        family = (str(row["family"] or row["rule"]), str(row["grp"]), *group[1:])
+        if last_day.get(family) == day:
+            continue  # one alert per rule family, group and UTC day, as the Python detector
+        last_day[family] = day
         out.append(LakeAlert(str(row["rule"]), str(row["principal"]), str(row["scope"]), start,
                              int(row["alert_ms"]), float(row["observed"]),
                              float(row["threshold"])))
