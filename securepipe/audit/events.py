@@ -129,13 +129,20 @@ class _Resource(msgspec.Struct, gc=False):
     accountId: str | None = None
 
 
+_NO_RAW = msgspec.Raw()
+
+
 class Record(msgspec.Struct, gc=False):
-    """The fields of one CloudTrail record the detector uses (everything else is skipped)."""
+    """The fields of one CloudTrail record the detector uses (everything else is skipped).
+
+    ``userIdentity`` and ``resources`` stay raw JSON: the same identity recurs record after
+    record, so it is decoded once per distinct identity (keyed by its bytes), and resources
+    are decoded only for the few records that need them (copies, access points, KMS)."""
 
     eventTime: str | None = None
     eventName: str | None = None
     eventSource: str | None = None
-    userIdentity: _Identity | None = None
+    userIdentity: msgspec.Raw = _NO_RAW  # raw JSON; empty when absent
     sourceIPAddress: str | None = None
     userAgent: str | None = None
     vpcEndpointId: str | None = None
@@ -143,7 +150,7 @@ class Record(msgspec.Struct, gc=False):
     errorCode: str | None = None
     requestParameters: _Params | None = None
     additionalEventData: _Extra | None = None
-    resources: list[_Resource] | None = None
+    resources: msgspec.Raw = _NO_RAW
     recipientAccountId: str | None = None
 
 
@@ -155,6 +162,11 @@ class LogFile(msgspec.Struct, gc=False):
 
 _DECODE_FILE = msgspec.json.Decoder(LogFile)
 _DECODE_ANY = msgspec.json.Decoder()
+_DECODE_RECORDS = msgspec.json.Decoder(list[Record])
+_DECODE_RECORD = msgspec.json.Decoder(Record)
+_DECODE_IDENTITY = msgspec.json.Decoder(_Identity | None)
+_DECODE_RESOURCES = msgspec.json.Decoder(list[_Resource] | None)
+_ENCODE = msgspec.json.Encoder()
 
 
 # -- columns ------------------------------------------------------------------------------------
@@ -409,7 +421,7 @@ class Normaliser:
         self.stats = NormaliseStats()
         self._net_cache: dict[tuple[str | None, ...], int] = {}
         self._agent_cache: dict[str | None, int] = {}
-        self._who_cache: dict[tuple[str | None, ...], tuple[int, int] | str] = {}
+        self._who_cache: dict[bytes, tuple[int, int] | str] = {}
 
     # -- entry points --
 
@@ -418,18 +430,22 @@ class Normaliser:
         return self._build(records)
 
     def dicts(self, events: Iterable[Any]) -> EventBatch:
-        """Normalise CloudTrail records given as dicts (one bad record is rejected alone)."""
+        """Normalise CloudTrail records given as dicts (one bad record is rejected alone).
+
+        The dicts are encoded to JSON and decoded as a log file's records are (one code path)."""
         events = list(events)
         try:
-            return self._build(msgspec.convert(events, list[Record]))
-        except msgspec.ValidationError:
+            return self._build(_DECODE_RECORDS.decode(_ENCODE.encode(events)))
+        except (msgspec.ValidationError, TypeError, OverflowError):
             pass
         decoded: list[Record] = []
         for index, event in enumerate(events):
             try:
-                decoded.append(msgspec.convert(event, Record))
+                decoded.append(_DECODE_RECORD.decode(_ENCODE.encode(event)))
             except msgspec.ValidationError as exc:
                 self._reject(index, f"wrong type: {_where(exc)}")
+            except (TypeError, OverflowError):
+                self._reject(index, "wrong type: a value that is not JSON")
         return self._build(decoded)
 
     def log_file(self, data: bytes, name: str | None = None) -> EventBatch:
@@ -494,23 +510,22 @@ class Normaliser:
                 if when is None:
                     self._reject(index, "eventTime missing or not an ISO-8601 UTC time")
                     continue
-            ident = rec.userIdentity
-            if ident is None:
-                self._reject(index, "userIdentity missing")
-                continue
-            # the same identity recurs record after record: decide each one once
-            ctx = ident.sessionContext
-            issuer = ctx.sessionIssuer.arn if ctx is not None and ctx.sessionIssuer else None
-            who_key = (ident.type, ident.arn, issuer, ident.accountId, ident.invokedBy,
-                       ident.principalId)
+            # the same identity recurs record after record: decode and decide each one once
+            who_key = bytes(rec.userIdentity)
             who = who_cache.get(who_key)
             if who is None:
-                named = _principal(ident)
-                if isinstance(named, str):
-                    who = named
+                try:
+                    ident = _DECODE_IDENTITY.decode(who_key) if who_key else None
+                except msgspec.ValidationError as exc:
+                    at = str(exc).rpartition("`$")[2].rstrip("`")
+                    who = f"wrong type: userIdentity{at if '- at `$' in str(exc) else ''}"
                 else:
-                    who = (Vocab.code(principals, named[0]),
-                           Vocab.code(sessions, f"{named[0]}\x00{named[1]}"))
+                    named = "userIdentity missing" if ident is None else _principal(ident)
+                    if isinstance(named, str):
+                        who = named
+                    else:
+                        who = (Vocab.code(principals, named[0]),
+                               Vocab.code(sessions, f"{named[0]}\x00{named[1]}"))
                 who_cache[who_key] = who
             if isinstance(who, str):
                 self._reject(index, who)
@@ -620,16 +635,26 @@ def _through_access_point(rec: Record, bucket: str) -> str:
     bucket and the access point's ARN in ``resources`` (as AWS documents for access points, e.g.
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-points-directory-buckets-monitoring-logging.html),
     so reads through it count against the bucket's size and its readers' thresholds."""
-    for res in rec.resources or ():
+    for res in _resources(rec):
         if res.type == "AWS::S3::Bucket" and res.ARN and res.ARN.startswith("arn:aws:s3:::"):
             return res.ARN[13:]
     return bucket
 
 
+def _resources(rec: Record) -> list[_Resource]:
+    """The record's ``resources``, decoded (an entry of the wrong shape reads as none)."""
+    if not rec.resources:
+        return []
+    try:
+        return _DECODE_RESOURCES.decode(rec.resources) or []
+    except msgspec.ValidationError:
+        return []
+
+
 def _kms_key(rec: Record) -> str | None:
     """The KMS key of a KMS record: its ``resources`` entry (the key ARN, as AWS logs it),
     else ``requestParameters.keyId``."""
-    for res in rec.resources or ():
+    for res in _resources(rec):
         arn = res.ARN
         if arn and arn.startswith("arn:") and ":kms:" in arn:
             return arn
@@ -639,7 +664,7 @@ def _kms_key(rec: Record) -> str | None:
 
 def _owner(rec: Record, bucket: str) -> str | None:
     """The account owning ``bucket`` according to the record's ``resources`` (None if absent)."""
-    for res in rec.resources or ():
+    for res in _resources(rec):
         if res.type == "AWS::S3::Bucket" and f"arn:aws:s3:::{bucket}" == res.ARN:
             return res.accountId
     return None
