@@ -39,6 +39,7 @@ rest. Objects and prefixes are coded by a 64-bit hash of ``bucket/key`` (Python'
 
 from __future__ import annotations
 
+import array
 import collections
 import datetime as dt
 import math
@@ -212,6 +213,9 @@ _FIELDS = ("time_ms", "principal", "session", "kind", "denied", "bytes", "bucket
            "prefix", "dest", "foreign", "network", "agent", "auth", "versioned")
 _DTYPES = (np.int64, np.int32, np.int32, np.int8, bool, np.int64, np.int32, np.int64, np.int64,
            np.int32, bool, np.int32, np.int32, np.int8, bool)
+#: the columns as they are built: typed machine arrays (no Python int per cell kept), viewed by
+#: numpy without a copy; booleans as int8
+_CODES = ("q", "i", "i", "b", "b", "q", "i", "q", "q", "i", "b", "i", "i", "b", "b")
 
 
 def empty_batch() -> EventBatch:
@@ -478,7 +482,7 @@ class Normaliser:
         v = self.vocab
         principals, sessions, buckets = v.principals, v.sessions, v.buckets
         networks, agents = v.networks, v.agents
-        cols: list[list[int]] = [[] for _ in _FIELDS]
+        cols: list[array.array[int]] = [array.array(c) for c in _CODES]
         (t_out, p_out, s_out, k_out, d_out, b_out, bk_out, o_out, x_out, dst_out, f_out,
          n_out, a_out, au_out, v_out) = cols
         kinds = _KIND_OF_EVENT
@@ -585,10 +589,12 @@ class Normaliser:
             size = 0
             auth = 2
             if extra is not None:
-                got = _bytes(extra.bytesTransferredOut)
-                if got is None:
-                    self._reject(index, "bytesTransferredOut is not a non-negative number")
-                    continue
+                got = extra.bytesTransferredOut
+                if type(got) is not int or got < 0:
+                    got = _bytes(got)
+                    if got is None:
+                        self._reject(index, "bytesTransferredOut is not a non-negative number")
+                        continue
                 size = got
                 method = extra.AuthenticationMethod
                 auth = 0 if method == "AuthHeader" else 1 if method == "QueryString" else 2
@@ -614,7 +620,12 @@ class Normaliser:
             bk_out.append(bcode)
             if key:
                 o_out.append(hash(f"{bucket}/{key}") or 1)
-                x_out.append(hash(f"{bucket}/{key_prefix(key)}"))
+                first = key.find("/")  # key_prefix, inline
+                if first < 0:
+                    x_out.append(hash(f"{bucket}/"))
+                else:
+                    second = key.find("/", first + 1)
+                    x_out.append(hash(f"{bucket}/{key[: (second if second >= 0 else first) + 1]}"))
             else:
                 o_out.append(0)
                 x_out.append(0)
@@ -626,7 +637,9 @@ class Normaliser:
             v_out.append(versioned)
         self.stats.ignored += ignored
         self.stats.accepted += len(t_out)
-        return EventBatch(*(np.array(c, dtype=d) for c, d in zip(cols, _DTYPES, strict=True)))
+        return EventBatch(*(np.frombuffer(c, dtype=d if d is not bool else np.int8).view(d)
+                            if len(c) else np.zeros(0, d)
+                            for c, d in zip(cols, _DTYPES, strict=True)))
 
 
 def _through_access_point(rec: Record, bucket: str) -> str:
