@@ -273,6 +273,7 @@ class NormaliseStats:
 
 _time_cache: dict[str, int] = {}
 _day_cache: dict[str, int] = {}
+_minute_cache: dict[str, int] = {}  # "2026-01-12T10:00" -> its first millisecond
 
 
 def parse_time_ms(value: Any) -> int | None:
@@ -284,7 +285,15 @@ def parse_time_ms(value: Any) -> int | None:
         return got
     if len(value) == 20 and value[10] == "T" and value[19] == "Z" and value[13] == ":" \
             and value[16] == ":":
-        # CloudTrail's own form, 2026-01-12T10:00:00Z: the day once, then the seconds
+        # CloudTrail's own form, 2026-01-12T10:00:00Z: the minute once, then the seconds
+        minute = _minute_cache.get(value[:16])
+        ss = value[17:19]
+        if minute is not None and ss.isascii() and ss.isdigit() and ss < "60":
+            ms = minute + int(ss) * 1000
+            if len(_time_cache) > 200_000:
+                _time_cache.clear()
+            _time_cache[value] = ms
+            return ms
         day = _day_cache.get(value[:10])
         if day is None:
             try:
@@ -306,6 +315,9 @@ def parse_time_ms(value: Any) -> int | None:
         if len(_time_cache) > 200_000:
             _time_cache.clear()
         _time_cache[value] = ms
+        if len(_minute_cache) > 100_000:
+            _minute_cache.clear()
+        _minute_cache[value[:16]] = ms - sec * 1000
         return ms
     if len(value) > 40:
         return None
