@@ -274,6 +274,16 @@ class NormaliseStats:
 _time_cache: dict[str, int] = {}
 _day_cache: dict[str, int] = {}
 _minute_cache: dict[str, int] = {}  # "2026-01-12T10:00" -> its first millisecond
+#: distinct eventTime strings kept (then the cache starts over): a bounded few MiB; a miss
+#: costs only the seconds once the minute is known
+_TIME_CACHE_MAX = 20_000
+
+
+def reset_time_caches() -> None:
+    """Forget the parsed ``eventTime`` strings, minutes and days (for measuring a cold run)."""
+    _time_cache.clear()
+    _minute_cache.clear()
+    _day_cache.clear()
 
 
 def parse_time_ms(value: Any) -> int | None:
@@ -290,7 +300,7 @@ def parse_time_ms(value: Any) -> int | None:
         ss = value[17:19]
         if minute is not None and ss.isascii() and ss.isdigit() and ss < "60":
             ms = minute + int(ss) * 1000
-            if len(_time_cache) > 200_000:
+            if len(_time_cache) > _TIME_CACHE_MAX:
                 _time_cache.clear()
             _time_cache[value] = ms
             return ms
@@ -312,7 +322,7 @@ def parse_time_ms(value: Any) -> int | None:
         if h > 23 or m > 59 or sec > 59 or day < 0:
             return None
         ms = day + (h * 3600 + m * 60 + sec) * 1000
-        if len(_time_cache) > 200_000:
+        if len(_time_cache) > _TIME_CACHE_MAX:
             _time_cache.clear()
         _time_cache[value] = ms
         if len(_minute_cache) > 100_000:
@@ -330,7 +340,7 @@ def parse_time_ms(value: Any) -> int | None:
     ms = int(moment.timestamp() * 1000)
     if ms < 0:
         return None
-    if len(_time_cache) > 200_000:
+    if len(_time_cache) > _TIME_CACHE_MAX:
         _time_cache.clear()
     _time_cache[value] = ms
     return ms
