@@ -39,6 +39,7 @@ rest. Objects and prefixes are coded by a 64-bit hash of ``bucket/key`` (Python'
 
 from __future__ import annotations
 
+import array
 import collections
 import datetime as dt
 import math
@@ -52,9 +53,10 @@ import numpy as np
 
 from securepipe.errors import MalformedEventError
 
-#: Event kinds (``EventBatch.kind`` codes).
-GET, HEAD, LIST, COPY, SELECT, RESTORE, WRITE = range(7)
-KINDS: tuple[str, ...] = ("get", "head", "list", "copy", "select", "restore", "write")
+#: Event kinds (``EventBatch.kind`` codes). ``decrypt`` is a KMS data-key release (below).
+GET, HEAD, LIST, COPY, SELECT, RESTORE, WRITE, DECRYPT = range(8)
+KINDS: tuple[str, ...] = ("get", "head", "list", "copy", "select", "restore", "write",
+                          "decrypt")
 #: Kinds that move object data out of the bucket (to the caller or, for a copy, elsewhere).
 READ_KINDS = (GET, COPY, SELECT)
 #: Kinds that learn about objects without reading them.
@@ -76,6 +78,16 @@ AUTH_METHODS: tuple[str, ...] = ("AuthHeader", "QueryString", "none")
 #: buckets (S3 Express One Zone logs its data events as ``s3express.amazonaws.com``:
 #: https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-express-one-zone-logging.html).
 S3_SOURCES = frozenset({"s3.amazonaws.com", "s3express.amazonaws.com"})
+#: KMS calls that hand plaintext key material to the caller: ``Decrypt`` (a data key of an
+#: envelope-encrypted object) and ``GenerateDataKey``. CloudTrail logs them as management events
+#: of ``kms.amazonaws.com``; the key is the record's ``resources`` entry (its ARN), the ciphertext
+#: and plaintext are never logged, the encryption context is in ``requestParameters``:
+#: https://docs.aws.amazon.com/kms/latest/developerguide/ct-decrypt.html and
+#: https://docs.aws.amazon.com/kms/latest/developerguide/ct-generatedatakey.html. They are
+#: events of kind ``decrypt`` whose ``bucket`` column is the KMS key's ARN (no object, no
+#: bytes): a burst of Decrypts opens ciphertext taken by any path, even one outside the trail.
+KMS_SOURCE = "kms.amazonaws.com"
+KMS_DATA_EVENTS = frozenset({"Decrypt", "GenerateDataKey"})
 
 
 # -- the record shape (only the fields the detector reads) ----------------------------------------
@@ -103,6 +115,7 @@ class _Params(msgspec.Struct, gc=False):
     bucketName: str | None = None
     key: str | None = None
     versionId: str | None = None
+    keyId: str | None = None  # KMS: the key as the caller named it (id, ARN or alias)
     copy_source: str | None = msgspec.field(name="x-amz-copy-source", default=None)
 
 
@@ -117,13 +130,20 @@ class _Resource(msgspec.Struct, gc=False):
     accountId: str | None = None
 
 
+_NO_RAW = msgspec.Raw()
+
+
 class Record(msgspec.Struct, gc=False):
-    """The fields of one CloudTrail record the detector uses (everything else is skipped)."""
+    """The fields of one CloudTrail record the detector uses (everything else is skipped).
+
+    ``userIdentity`` and ``resources`` stay raw JSON: the same identity recurs record after
+    record, so it is decoded once per distinct identity (keyed by its bytes), and resources
+    are decoded only for the few records that need them (copies, access points, KMS)."""
 
     eventTime: str | None = None
     eventName: str | None = None
     eventSource: str | None = None
-    userIdentity: _Identity | None = None
+    userIdentity: msgspec.Raw = _NO_RAW  # raw JSON; empty when absent
     sourceIPAddress: str | None = None
     userAgent: str | None = None
     vpcEndpointId: str | None = None
@@ -131,7 +151,7 @@ class Record(msgspec.Struct, gc=False):
     errorCode: str | None = None
     requestParameters: _Params | None = None
     additionalEventData: _Extra | None = None
-    resources: list[_Resource] | None = None
+    resources: msgspec.Raw = _NO_RAW
     recipientAccountId: str | None = None
 
 
@@ -143,6 +163,11 @@ class LogFile(msgspec.Struct, gc=False):
 
 _DECODE_FILE = msgspec.json.Decoder(LogFile)
 _DECODE_ANY = msgspec.json.Decoder()
+_DECODE_RECORDS = msgspec.json.Decoder(list[Record])
+_DECODE_RECORD = msgspec.json.Decoder(Record)
+_DECODE_IDENTITY = msgspec.json.Decoder(_Identity | None)
+_DECODE_RESOURCES = msgspec.json.Decoder(list[_Resource] | None)
+_ENCODE = msgspec.json.Encoder()
 
 
 # -- columns ------------------------------------------------------------------------------------
@@ -188,6 +213,9 @@ _FIELDS = ("time_ms", "principal", "session", "kind", "denied", "bytes", "bucket
            "prefix", "dest", "foreign", "network", "agent", "auth", "versioned")
 _DTYPES = (np.int64, np.int32, np.int32, np.int8, bool, np.int64, np.int32, np.int64, np.int64,
            np.int32, bool, np.int32, np.int32, np.int8, bool)
+#: the columns as they are built: typed machine arrays (no Python int per cell kept), viewed by
+#: numpy without a copy; booleans as int8
+_CODES = ("q", "i", "i", "b", "b", "q", "i", "q", "q", "i", "b", "i", "i", "b", "b")
 
 
 def empty_batch() -> EventBatch:
@@ -245,6 +273,17 @@ class NormaliseStats:
 
 _time_cache: dict[str, int] = {}
 _day_cache: dict[str, int] = {}
+_minute_cache: dict[str, int] = {}  # "2026-01-12T10:00" -> its first millisecond
+#: distinct eventTime strings kept (then the cache starts over): a bounded few MiB; a miss
+#: costs only the seconds once the minute is known
+_TIME_CACHE_MAX = 20_000
+
+
+def reset_time_caches() -> None:
+    """Forget the parsed ``eventTime`` strings, minutes and days (for measuring a cold run)."""
+    _time_cache.clear()
+    _minute_cache.clear()
+    _day_cache.clear()
 
 
 def parse_time_ms(value: Any) -> int | None:
@@ -256,7 +295,15 @@ def parse_time_ms(value: Any) -> int | None:
         return got
     if len(value) == 20 and value[10] == "T" and value[19] == "Z" and value[13] == ":" \
             and value[16] == ":":
-        # CloudTrail's own form, 2026-01-12T10:00:00Z: the day once, then the seconds
+        # CloudTrail's own form, 2026-01-12T10:00:00Z: the minute once, then the seconds
+        minute = _minute_cache.get(value[:16])
+        ss = value[17:19]
+        if minute is not None and ss.isascii() and ss.isdigit() and ss < "60":
+            ms = minute + int(ss) * 1000
+            if len(_time_cache) > _TIME_CACHE_MAX:
+                _time_cache.clear()
+            _time_cache[value] = ms
+            return ms
         day = _day_cache.get(value[:10])
         if day is None:
             try:
@@ -275,9 +322,12 @@ def parse_time_ms(value: Any) -> int | None:
         if h > 23 or m > 59 or sec > 59 or day < 0:
             return None
         ms = day + (h * 3600 + m * 60 + sec) * 1000
-        if len(_time_cache) > 200_000:
+        if len(_time_cache) > _TIME_CACHE_MAX:
             _time_cache.clear()
         _time_cache[value] = ms
+        if len(_minute_cache) > 100_000:
+            _minute_cache.clear()
+        _minute_cache[value[:16]] = ms - sec * 1000
         return ms
     if len(value) > 40:
         return None
@@ -290,7 +340,7 @@ def parse_time_ms(value: Any) -> int | None:
     ms = int(moment.timestamp() * 1000)
     if ms < 0:
         return None
-    if len(_time_cache) > 200_000:
+    if len(_time_cache) > _TIME_CACHE_MAX:
         _time_cache.clear()
     _time_cache[value] = ms
     return ms
@@ -397,7 +447,7 @@ class Normaliser:
         self.stats = NormaliseStats()
         self._net_cache: dict[tuple[str | None, ...], int] = {}
         self._agent_cache: dict[str | None, int] = {}
-        self._who_cache: dict[tuple[str | None, ...], tuple[int, int] | str] = {}
+        self._who_cache: dict[bytes, tuple[int, int] | str] = {}
 
     # -- entry points --
 
@@ -406,18 +456,22 @@ class Normaliser:
         return self._build(records)
 
     def dicts(self, events: Iterable[Any]) -> EventBatch:
-        """Normalise CloudTrail records given as dicts (one bad record is rejected alone)."""
+        """Normalise CloudTrail records given as dicts (one bad record is rejected alone).
+
+        The dicts are encoded to JSON and decoded as a log file's records are (one code path)."""
         events = list(events)
         try:
-            return self._build(msgspec.convert(events, list[Record]))
-        except msgspec.ValidationError:
+            return self._build(_DECODE_RECORDS.decode(_ENCODE.encode(events)))
+        except (msgspec.ValidationError, TypeError, OverflowError):
             pass
         decoded: list[Record] = []
         for index, event in enumerate(events):
             try:
-                decoded.append(msgspec.convert(event, Record))
+                decoded.append(_DECODE_RECORD.decode(_ENCODE.encode(event)))
             except msgspec.ValidationError as exc:
                 self._reject(index, f"wrong type: {_where(exc)}")
+            except (TypeError, OverflowError):
+                self._reject(index, "wrong type: a value that is not JSON")
         return self._build(decoded)
 
     def log_file(self, data: bytes, name: str | None = None) -> EventBatch:
@@ -450,7 +504,7 @@ class Normaliser:
         v = self.vocab
         principals, sessions, buckets = v.principals, v.sessions, v.buckets
         networks, agents = v.networks, v.agents
-        cols: list[list[int]] = [[] for _ in _FIELDS]
+        cols: list[array.array[int]] = [array.array(c) for c in _CODES]
         (t_out, p_out, s_out, k_out, d_out, b_out, bk_out, o_out, x_out, dst_out, f_out,
          n_out, a_out, au_out, v_out) = cols
         kinds = _KIND_OF_EVENT
@@ -468,39 +522,65 @@ class Normaliser:
         for index, rec in enumerate(records):
             kind = kinds.get(rec.eventName)  # type: ignore[arg-type]  # None -> no kind
             if kind is None or rec.eventSource not in S3_SOURCES:
-                if rec.eventName is None:
+                if rec.eventSource == KMS_SOURCE and rec.eventName in KMS_DATA_EVENTS:
+                    kind = DECRYPT
+                elif rec.eventName is None:
                     self._reject(index, "eventName missing")
+                    continue
                 else:
                     ignored += 1
-                continue
+                    continue
             when = time_cache.get(rec.eventTime)  # type: ignore[arg-type]  # None -> miss
             if when is None:
                 when = parse_time_ms(rec.eventTime)
                 if when is None:
                     self._reject(index, "eventTime missing or not an ISO-8601 UTC time")
                     continue
-            ident = rec.userIdentity
-            if ident is None:
-                self._reject(index, "userIdentity missing")
-                continue
-            # the same identity recurs record after record: decide each one once
-            ctx = ident.sessionContext
-            issuer = ctx.sessionIssuer.arn if ctx is not None and ctx.sessionIssuer else None
-            who_key = (ident.type, ident.arn, issuer, ident.accountId, ident.invokedBy,
-                       ident.principalId)
+            # the same identity recurs record after record: decode and decide each one once
+            who_key = bytes(rec.userIdentity)
             who = who_cache.get(who_key)
             if who is None:
-                named = _principal(ident)
-                if isinstance(named, str):
-                    who = named
+                try:
+                    ident = _DECODE_IDENTITY.decode(who_key) if who_key else None
+                except msgspec.ValidationError as exc:
+                    at = str(exc).rpartition("`$")[2].rstrip("`")
+                    who = f"wrong type: userIdentity{at if '- at `$' in str(exc) else ''}"
                 else:
-                    who = (Vocab.code(principals, named[0]),
-                           Vocab.code(sessions, f"{named[0]}\x00{named[1]}"))
+                    named = "userIdentity missing" if ident is None else _principal(ident)
+                    if isinstance(named, str):
+                        who = named
+                    else:
+                        who = (Vocab.code(principals, named[0]),
+                               Vocab.code(sessions, f"{named[0]}\x00{named[1]}"))
                 who_cache[who_key] = who
             if isinstance(who, str):
                 self._reject(index, who)
                 continue
             params = rec.requestParameters
+            if kind == DECRYPT:
+                # the KMS key stands where a bucket would: the rules group by role and key
+                bucket = _kms_key(rec)
+                if not bucket:
+                    self._reject(index, "the KMS key is not named")
+                    continue
+                bcode = buckets.get(bucket)
+                if bcode is None:
+                    bcode = buckets[bucket] = len(buckets)
+                where = (rec.sourceIPAddress, rec.vpcEndpointId, rec.vpcEndpointAccountId,
+                         rec.recipientAccountId)
+                ncode = net_cache.get(where)
+                if ncode is None:
+                    ncode = net_cache[where] = Vocab.code(networks, network_of(*where))
+                acode = agent_cache.get(rec.userAgent)
+                if acode is None:
+                    acode = agent_cache[rec.userAgent] = Vocab.code(
+                        agents, agent_family(rec.userAgent))
+                pcode, scode = who
+                for out, value in zip(cols, (when, pcode, scode, DECRYPT,
+                                             rec.errorCode is not None, 0, bcode, 0, 0, -1,
+                                             False, ncode, acode, 2, False), strict=True):
+                    out.append(value)
+                continue
             bucket = params.bucketName if params is not None else None
             if not bucket:
                 self._reject(index, "requestParameters.bucketName missing")
@@ -531,10 +611,12 @@ class Normaliser:
             size = 0
             auth = 2
             if extra is not None:
-                got = _bytes(extra.bytesTransferredOut)
-                if got is None:
-                    self._reject(index, "bytesTransferredOut is not a non-negative number")
-                    continue
+                got = extra.bytesTransferredOut
+                if type(got) is not int or got < 0:
+                    got = _bytes(got)
+                    if got is None:
+                        self._reject(index, "bytesTransferredOut is not a non-negative number")
+                        continue
                 size = got
                 method = extra.AuthenticationMethod
                 auth = 0 if method == "AuthHeader" else 1 if method == "QueryString" else 2
@@ -560,7 +642,12 @@ class Normaliser:
             bk_out.append(bcode)
             if key:
                 o_out.append(hash(f"{bucket}/{key}") or 1)
-                x_out.append(hash(f"{bucket}/{key_prefix(key)}"))
+                first = key.find("/")  # key_prefix, inline
+                if first < 0:
+                    x_out.append(hash(f"{bucket}/"))
+                else:
+                    second = key.find("/", first + 1)
+                    x_out.append(hash(f"{bucket}/{key[: (second if second >= 0 else first) + 1]}"))
             else:
                 o_out.append(0)
                 x_out.append(0)
@@ -572,7 +659,9 @@ class Normaliser:
             v_out.append(versioned)
         self.stats.ignored += ignored
         self.stats.accepted += len(t_out)
-        return EventBatch(*(np.array(c, dtype=d) for c, d in zip(cols, _DTYPES, strict=True)))
+        return EventBatch(*(np.frombuffer(c, dtype=d if d is not bool else np.int8).view(d)
+                            if len(c) else np.zeros(0, d)
+                            for c, d in zip(cols, _DTYPES, strict=True)))
 
 
 def _through_access_point(rec: Record, bucket: str) -> str:
@@ -581,15 +670,36 @@ def _through_access_point(rec: Record, bucket: str) -> str:
     bucket and the access point's ARN in ``resources`` (as AWS documents for access points, e.g.
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-points-directory-buckets-monitoring-logging.html),
     so reads through it count against the bucket's size and its readers' thresholds."""
-    for res in rec.resources or ():
+    for res in _resources(rec):
         if res.type == "AWS::S3::Bucket" and res.ARN and res.ARN.startswith("arn:aws:s3:::"):
             return res.ARN[13:]
     return bucket
 
 
+def _resources(rec: Record) -> list[_Resource]:
+    """The record's ``resources``, decoded (an entry of the wrong shape reads as none)."""
+    if not rec.resources:
+        return []
+    try:
+        return _DECODE_RESOURCES.decode(rec.resources) or []
+    except msgspec.ValidationError:
+        return []
+
+
+def _kms_key(rec: Record) -> str | None:
+    """The KMS key of a KMS record: its ``resources`` entry (the key ARN, as AWS logs it),
+    else ``requestParameters.keyId``."""
+    for res in _resources(rec):
+        arn = res.ARN
+        if arn and arn.startswith("arn:") and ":kms:" in arn:
+            return arn
+    params = rec.requestParameters
+    return params.keyId if params is not None and params.keyId else None
+
+
 def _owner(rec: Record, bucket: str) -> str | None:
     """The account owning ``bucket`` according to the record's ``resources`` (None if absent)."""
-    for res in rec.resources or ():
+    for res in _resources(rec):
         if res.type == "AWS::S3::Bucket" and f"arn:aws:s3:::{bucket}" == res.ARN:
             return res.accountId
     return None

@@ -13,7 +13,9 @@ one windowed aggregate a SQL engine can run over the CloudTrail table::
   least half of that bucket's uploads in the baseline, naming no ``versionId``; any other
   role's read of a fresh upload, and a read of a named version, count as reads), ``fresh`` (the
   pipeline's flow, with its own budgets per role and fleet-wide), ``probe`` (Head/List),
-  ``denied`` (any errorCode), ``restore``, ``egress`` (any successful read, fresh or not, from
+  ``denied`` (any errorCode), ``restore``, ``decrypt`` (a KMS ``Decrypt`` or
+  ``GenerateDataKey``: the group's "bucket" is then the KMS key; novelty filters read S3
+  events only), ``egress`` (any successful read, fresh or not, from
   a network the role never read from in the baseline: each VPC endpoint id is its own network,
   and one owned by another account, per ``vpcEndpointAccountId``, is never familiar), and the
   novelty filters ``copy-out`` (a copy to a bucket never a copy destination in the baseline, or
@@ -33,14 +35,20 @@ one windowed aggregate a SQL engine can run over the CloudTrail table::
 * ``threshold``: learned (``margin x`` the baseline peak, at least ``floor``) or fixed. A
   *relative* rule divides by the bucket's size (objects, or prefixes for ``prefixes``), so a
   dataset grown by 60 % raises the thresholds with it. The size of a bucket at time t is the larger
-  of its baseline size and the distinct objects (prefixes) successfully touched in the 24-hour
-  windows (both phases) containing t; the same windowed aggregate again.
+  of its baseline size and the distinct objects (prefixes) successfully read, each with at
+  least an eighth of the bucket's typical object (:data:`SIZE_MIN_SHARE`, so empty or tiny
+  objects uploaded by the thousand do not inflate it), in the 24-hour windows (both phases)
+  containing t; the same windowed aggregate again.
 
 An alert names the crossing event's time (``alert_time``), once per rule, group and window (the
-two phases of one episode are reported once), and at most once per rule, group and UTC day: a
-new source or a faster loader crossing a 10-minute or hourly rule all day is one alert, not one
-per window. The thresholds are data: :class:`FleetBaseline`
-serialises to JSON (:meth:`FleetBaseline.to_json`).
+two phases of one episode are reported once), and at most once per rule family, group and UTC
+day: a new source crossing an hourly rule all day, or a role's hourly and weekly volume rules
+crossed by the same reads, are one alert (the first), not one per window or per rule. Novelty
+of a source is judged for principals the baseline knows (an unknown principal is news once, as
+``new-principal``), and a role that reads the bulk of a bucket every day by design is judged
+there by how much it reads (bytes) and where to (egress), not by how fast it walks the objects
+(``bulk_exempt`` rules): a faster data loader reads nothing it did not read before. The
+thresholds are data: :class:`FleetBaseline` serialises to JSON (:meth:`FleetBaseline.to_json`).
 
 :class:`FleetDetector` is a stream: batches go through a reorder buffer (events may arrive up to
 ``lag_s`` late, as CloudTrail delivers them, and give the same alerts as in order) and are
@@ -62,6 +70,7 @@ import numpy as np
 
 from securepipe.audit.events import (
     COPY,
+    DECRYPT,
     GET,
     HEAD,
     KINDS,
@@ -75,8 +84,8 @@ from securepipe.audit.events import (
 )
 from securepipe.errors import InvalidParameterError
 
-Filter = Literal["read", "fresh", "probe", "denied", "restore", "copy-out", "egress",
-                 "new-principal", "new-source", "new-action"]
+Filter = Literal["read", "fresh", "probe", "denied", "restore", "decrypt", "copy-out",
+                 "egress", "new-principal", "new-source", "new-action"]
 Group = Literal["role", "role-bucket", "session-bucket", "fleet-bucket"]
 Aggregate = Literal["count", "bytes", "objects", "prefixes"]
 MIB = 1024 * 1024
@@ -106,6 +115,9 @@ class FleetRule:
     #: threshold past it.
     cap: float | None = None
     cap_objects: float = 0.0
+    #: leave out the (role, bucket) pairs that read the bulk of the bucket in the baseline (the
+    #: rate of walking objects a role reads in full every day tells nothing; its bytes do)
+    bulk_exempt: bool = False
 
     @property
     def window_ms(self) -> int:
@@ -122,9 +134,9 @@ FLEET_RULES: tuple[FleetRule, ...] = (
     # volume per role and bucket, relative to the bucket's size
     # (objects, not requests: a download in ranged parts is one object read, not several)
     FleetRule("reads-10min", "read", "role-bucket", "objects", 600, 0.0, 40, True,
-              family="volume", mitre="T1530"),
+              family="volume", mitre="T1530", bulk_exempt=True),
     FleetRule("reads-1h", "read", "role-bucket", "objects", HOUR, 0.0, 200, True,
-              family="volume", mitre="T1530"),
+              family="volume", mitre="T1530", bulk_exempt=True),
     FleetRule("bytes-1h", "read", "role-bucket", "bytes", HOUR, 0.0, 32 * MIB, True,
               family="volume", mitre="T1530"),
     # the week's budget: a second full read beside a legitimate weekly one is twice the bytes
@@ -162,6 +174,15 @@ FLEET_RULES: tuple[FleetRule, ...] = (
               family="probe", mitre="T1580"),
     FleetRule("restore-1h", "restore", "role", "count", HOUR, 20.0,
               family="stage", mitre="T1074"),
+    # KMS data-key releases (Decrypt, GenerateDataKey) per role and key, and per key
+    # fleet-wide: ciphertext taken by any path is opened here. Learned (margin x the baseline
+    # peak); a role or key with no decrypts in the baseline gets the stated minimum
+    FleetRule("decrypt-1h", "decrypt", "role-bucket", "count", HOUR, 0.0, 120,
+              family="volume", mitre="T1530"),
+    FleetRule("decrypt-24h", "decrypt", "role-bucket", "count", DAY, 0.0, 600,
+              family="volume", mitre="T1530"),
+    FleetRule("fleet-decrypt-1h", "decrypt", "fleet-bucket", "count", HOUR, 0.0, 300,
+              family="volume", mitre="T1530"),
     # novelty: fixed threshold 0 (any event alerts)
     FleetRule("copy-out", "copy-out", "role", "count", HOUR, 0.0, learned=False,
               family="copy", mitre="T1537"),
@@ -234,6 +255,9 @@ class FleetBaseline:
     foreign_destinations: list[str] = field(default_factory=list)  # owned by another account
     #: bucket -> roles that read most of its fresh uploads in the baseline (the pipeline)
     fresh_readers: dict[str, list[str]] = field(default_factory=dict)
+    #: bucket -> its typical object's bytes (the median successful GET/Select in the baseline):
+    #: an object counts toward the bucket's size only when read with a share of that
+    object_bytes: dict[str, float] = field(default_factory=dict)
 
     # -- (de)serialising --
 
@@ -275,7 +299,9 @@ class FleetBaseline:
         _check_rules(rules)
         batch = batch.take(np.argsort(batch.time_ms, kind="stable"))
         names = _Names(vocab)
-        ok = ~batch.denied
+        # what a role is known for (principals, sources, actions) comes from its S3 events;
+        # its KMS decrypts are judged by the decrypt rules alone
+        ok = ~batch.denied & (batch.kind != DECRYPT)
         roles = {names.principal(int(c)) for c in np.unique(batch.principal[ok])}
         sets: dict[str, dict[str, set[str]]] = {"networks": {}, "agents": {}, "auths": {},
                                                  "actions": {}}
@@ -292,8 +318,15 @@ class FleetBaseline:
         destinations = sorted({names.bucket(int(c)) for c in np.unique(batch.dest[copies])})
         foreign = sorted({names.bucket(int(c))
                           for c in np.unique(batch.dest[copies & batch.foreign])})
-        # sizes: the largest 24-hour distinct objects and prefixes per bucket
+        # the typical object per bucket, then sizes: the largest 24-hour distinct objects and
+        # prefixes per bucket (objects read with at least a share of the typical object)
+        object_bytes: dict[str, float] = {}
+        got = ok & ((batch.kind == GET) | (batch.kind == SELECT)) & (batch.bytes > 0)
+        for code in np.unique(batch.bucket[got]):
+            object_bytes[names.bucket(int(code))] = float(
+                np.median(batch.bytes[got & (batch.bucket == code)]))
         engine = _Engine(rules, vocab, None)
+        engine.object_bytes = object_bytes
         size_obj, size_pre = engine.sizes(batch)
         uploads = engine.uploads
         sizes: dict[str, float] = {}
@@ -307,7 +340,7 @@ class FleetBaseline:
                    {k: sorted(v) for k, v in sets["agents"].items()},
                    {k: sorted(v) for k, v in sets["auths"].items()},
                    {k: sorted(v) for k, v in sets["actions"].items()},
-                   destinations, len(batch), foreign)
+                   destinations, len(batch), foreign, object_bytes=object_bytes)
         # the pipeline: roles that read at least FRESH_READER_SHARE of a bucket's uploads
         fresh = _Engine(rules, vocab, None).fresh(batch)
         writes = ok & (batch.kind == WRITE) & (batch.obj != 0)
@@ -350,6 +383,13 @@ FRESH_S = DAY
 #: ...when the reader is a role that read at least this share of the bucket's uploads in the
 #: baseline (the extractor, a backup); any other role's read of a fresh upload is a plain read.
 FRESH_READER_SHARE = 0.5
+#: An object counts toward its bucket's size (the denominator of every relative rule) only when
+#: a successful GET or Select returned at least this share of the bucket's typical object
+#: (:attr:`FleetBaseline.object_bytes`; :data:`DEFAULT_OBJECT_BYTES` for a bucket the baseline
+#: never read). Empty or tiny objects, uploaded by the thousand, never make the dataset look
+#: larger: to inflate it ten times an attacker must store and read back more than its bytes.
+SIZE_MIN_SHARE = 0.125
+DEFAULT_OBJECT_BYTES = 8192.0
 
 
 def _check_rules(rules: Sequence[FleetRule]) -> None:
@@ -509,15 +549,17 @@ class _Engine:
         self.windows: dict[tuple[int, int], _Window] = {}
         self.size_windows: dict[tuple[str, int], _Window] = {}
         self.last_alert: dict[tuple[str, int], int] = {}
-        self.last_day: dict[tuple[str, int], int] = {}
+        self.last_day: dict[tuple[str, str, int], int] = {}
         # per batch: the events each (filter, group) selects, and their order by group
-        self._selections: dict[tuple[str, str, bool], np.ndarray] = {}
-        self._orders: dict[tuple[str, str, bool], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._selections: dict[tuple[str, str, bool, bool], np.ndarray] = {}
+        self._orders: dict[tuple[str, str, bool, bool],
+                           tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         # objects written in the last FRESH_S (object hash, write time), for :meth:`fresh`
         self.written_obj = np.zeros(0, np.int64)
         self.written_t = np.zeros(0, np.int64)
         self._fresh = np.zeros(0, bool)
         self.uploads = np.zeros(0, np.float64)
+        self.object_bytes: dict[str, float] = dict(baseline.object_bytes) if baseline else {}
 
     # -- fresh objects --
 
@@ -562,8 +604,10 @@ class _Engine:
     # -- sizes --
 
     def sizes(self, b: EventBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Per event: distinct objects and prefixes of its bucket successfully touched in the
-        24-hour windows (both phases) containing it (0 for events that touch no object). Also
+        """Per event: distinct objects and prefixes of its bucket successfully read in the
+        24-hour windows (both phases) containing it, counting only reads of at least
+        :data:`SIZE_MIN_SHARE` of the bucket's typical object (0 for events that touch no
+        object; one marker item per window for the others). Also
         sets :attr:`uploads`: per read, the distinct objects written to its bucket in those
         windows up to it."""
         out_o = np.zeros(len(b), np.float64)
@@ -578,7 +622,16 @@ class _Engine:
         # writes count by object; every other event by one shared marker item (0, never an
         # object's hash), counted once per window and taken off below
         written = np.where(b.kind[idx] == WRITE, b.obj[idx], 0)
-        for what, items, out in (("obj", b.obj[idx], out_o), ("pre", b.prefix[idx], out_p),
+        # the dataset's objects and prefixes: those read with a share of the typical object's
+        # bytes (any other event is the marker item 0, one per window, as for writes)
+        names = Vocab.names(self.vocab.buckets)
+        floor = np.array([self.object_bytes.get(n, DEFAULT_OBJECT_BYTES) * SIZE_MIN_SHARE
+                          for n in names] or [0.0])
+        kind = b.kind[idx]
+        counted = (((kind == GET) | (kind == SELECT))
+                   & (b.bytes[idx] >= floor[b.bucket[idx]]))
+        for what, items, out in (("obj", np.where(counted, b.obj[idx], 0), out_o),
+                                 ("pre", np.where(counted, b.prefix[idx], 0), out_p),
                                  ("up", written, self.uploads)):
             for phase in (0, w // 2):
                 state = self.size_windows.setdefault((what, phase), _Window())
@@ -606,6 +659,8 @@ class _Engine:
             return b.denied.copy()
         if rule.filter == "restore":
             return ok & (kind == RESTORE)
+        if rule.filter == "decrypt":
+            return ok & (kind == DECRYPT)
         base = self.baseline
         if base is None:
             raise InvalidParameterError(f"{rule.name} needs a baseline")
@@ -627,14 +682,17 @@ class _Engine:
             familiar &= ~np.isin(b.network, foreign)
             return ok & np.isin(kind, _READ_CODES) & ~familiar
         known_p = np.isin(b.principal, self._codes("principals", base.principals))
+        ok = ok & (kind != DECRYPT)  # novelty is judged on S3 events
         if rule.filter == "new-principal":
             return ok & ~known_p
         if rule.filter == "new-source":
+            # a source new *for a role the baseline knows*; for an unknown principal every
+            # source is new, and that is one piece of news (new-principal), not two
             novel = (~self._pair_known(b.principal, b.network, "networks", base.networks)
                      ).astype(np.int8)
             novel += ~self._pair_known(b.principal, b.agent, "agents", base.agents)
             novel += ~self._pair_known(b.principal, b.auth.astype(np.int32), None, base.auths)
-            return ok & (novel >= 2) & (kind != WRITE)
+            return ok & known_p & (novel >= 2) & (kind != WRITE)
         if rule.filter == "new-action":
             # a new way of *reading* (a HEAD or a listing new for a role reads nothing: the
             # probe rules count those)
@@ -730,7 +788,8 @@ class _Engine:
             item = b.prefix[idx]
         elif rule.aggregate == "bytes":
             weight = b.bytes[idx]
-        cache_key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"))
+        cache_key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"),
+                     rule.bulk_exempt)
         cached = self._orders.get(cache_key)
         if cached is None or cached[0] is not idx:
             group = self._group(rule, b, idx)
@@ -741,7 +800,8 @@ class _Engine:
         return idx[order], running, seg_of, slot, state
 
     def _selected(self, rule: FleetRule, b: EventBatch) -> np.ndarray:
-        key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"))
+        key = (rule.filter, rule.group, rule.aggregate in ("objects", "prefixes"),
+               rule.bulk_exempt)
         got = self._selections.get(key)
         if got is not None:
             return got
@@ -750,7 +810,7 @@ class _Engine:
 
     def _select(self, rule: FleetRule, b: EventBatch) -> np.ndarray:
         mask = self._mask(rule, b)
-        if rule.group == "fleet-bucket":
+        if rule.group == "fleet-bucket" or rule.bulk_exempt:
             mask &= self._fleet_mask(b)
         if rule.aggregate in ("objects", "prefixes"):
             mask &= b.obj != 0
@@ -829,9 +889,10 @@ class _Engine:
                 continue  # the other phase's window of the same episode
             self.last_alert[(rule.name, group)] = start + rule.window_ms
             day = when // (DAY * 1000)
-            if self.last_day.get((rule.name, group)) == day:
-                continue  # one alert per rule and group per UTC day: later windows join it
-            self.last_day[(rule.name, group)] = day
+            family = (rule.family or rule.name, rule.group, group)
+            if self.last_day.get(family) == day:
+                continue  # one alert per rule family and group per UTC day: the rest join it
+            self.last_day[family] = day
             alerts.append(self._alert(rule, b, e, when, start, value, threshold))
         return alerts
 

@@ -47,7 +47,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from securepipe.audit.fleet import FLEET_RULES, FRESH_S, SIZE_WINDOW_S, FleetBaseline, FleetRule
+from securepipe.audit.fleet import (
+    DEFAULT_OBJECT_BYTES,
+    FLEET_RULES,
+    FRESH_S,
+    SIZE_MIN_SHARE,
+    SIZE_WINDOW_S,
+    FleetBaseline,
+    FleetRule,
+)
 from securepipe.errors import InvalidParameterError
 
 VIEW = "securepipe_s3_events"
@@ -113,7 +121,12 @@ _KIND_CASE = """CASE eventname
         WHEN 'SelectObjectContent' THEN 'select'
         WHEN 'RestoreObject' THEN 'restore'
         WHEN 'PutObject' THEN 'write' WHEN 'CompleteMultipartUpload' THEN 'write'
+        WHEN 'Decrypt' THEN 'decrypt' WHEN 'GenerateDataKey' THEN 'decrypt'
     END"""
+# an event the view reads: an S3 kind from an S3 source, or a KMS data-key release from KMS
+_SOURCE_OK = """(kind = 'decrypt' AND eventsource = 'kms.amazonaws.com'
+                 OR kind <> 'decrypt'
+                    AND eventsource IN ('s3.amazonaws.com', 's3express.amazonaws.com'))"""
 
 # The view, in Trino SQL. {order}: the column ordering records within one second.
 _VIEW = r"""
@@ -139,6 +152,9 @@ WITH src AS (
         json_extract_scalar(requestparameters, '$.bucketName') AS req_bucket,
         json_extract_scalar(requestparameters, '$.key') AS req_key,
         json_extract_scalar(requestparameters, '$.versionId') AS req_version,
+        coalesce(element_at(filter(resources, r -> strpos(r.arn, 'arn:') = 1
+                                                  AND strpos(r.arn, ':kms:') > 0), 1).arn,
+                 nullif(json_extract_scalar(requestparameters, '$.keyId'), '')) AS kms_key,
         split_part(json_extract_scalar(requestparameters, '$["x-amz-copy-source"]'), '?', 1)
             AS copy_source,
         json_extract_scalar(requestparameters, '$["x-amz-copy-source"]') AS copy_source_raw,
@@ -204,13 +220,14 @@ checked AS (
     SELECT fixed.*,
         CASE
             WHEN eventname IS NULL THEN 'eventName missing'
-            WHEN kind IS NULL OR eventsource IS NULL
-                 OR eventsource NOT IN ('s3.amazonaws.com', 's3express.amazonaws.com') THEN NULL
+            WHEN kind IS NULL OR eventsource IS NULL OR NOT {source_ok} THEN NULL
             WHEN t_ms IS NULL OR t_ms < 0 THEN 'eventTime missing or not an ISO-8601 UTC time'
             WHEN no_identity THEN 'userIdentity missing'
             WHEN principal IS NULL AND id_type = 'AssumedRole'
                 THEN 'userIdentity of an AssumedRole names no role'
             WHEN principal IS NULL THEN 'userIdentity has neither a type nor an arn'
+            WHEN kind = 'decrypt' AND kms_key IS NULL THEN 'the KMS key is not named'
+            WHEN kind = 'decrypt' THEN NULL
             WHEN nullif(req_bucket, '') IS NULL THEN 'requestParameters.bucketName missing'
             WHEN kind = 'copy' AND nullif(copy_source, '') IS NULL
                 THEN 'a copy without x-amz-copy-source'
@@ -224,8 +241,7 @@ checked AS (
                 THEN 'bytesTransferredOut is not a non-negative number'
         END AS reject,
         eventname IS NOT NULL
-            AND (kind IS NULL OR eventsource IS NULL
-                 OR eventsource NOT IN ('s3.amazonaws.com', 's3express.amazonaws.com'))
+            AND (kind IS NULL OR eventsource IS NULL OR NOT {source_ok})
             AS ignored
     FROM fixed
 )
@@ -236,16 +252,20 @@ SELECT
     session,
     kind,
     denied,
-    CASE WHEN reject IS NULL AND NOT ignored THEN CAST(floor(bytes_num) AS BIGINT) END AS bytes,
-    CASE WHEN kind = 'copy' THEN copy_bucket
+    CASE WHEN kind = 'decrypt' THEN 0
+         WHEN reject IS NULL AND NOT ignored THEN CAST(floor(bytes_num) AS BIGINT) END AS bytes,
+    CASE WHEN kind = 'decrypt' THEN kms_key  -- the key stands where a bucket would
+         WHEN kind = 'copy' THEN copy_bucket
          -- through an access point (alias or ARN): the bucket resource behind it
          WHEN req_bucket LIKE '%-s3alias' OR req_bucket LIKE 'arn:%'
               THEN coalesce(substr(element_at(filter(resources, r -> r.type = 'AWS::S3::Bucket'
                   AND r.arn LIKE 'arn:aws:s3:::%'), 1).arn, 14), req_bucket)
          ELSE req_bucket END AS bucket,
-    CASE WHEN kind = 'copy' THEN nullif(copy_key, '') ELSE nullif(req_key, '') END AS obj_key,
+    CASE WHEN kind = 'decrypt' THEN NULL
+         WHEN kind = 'copy' THEN nullif(copy_key, '') ELSE nullif(req_key, '') END AS obj_key,
     CASE WHEN kind = 'copy' THEN req_bucket END AS dest,
-    CASE WHEN kind = 'copy' THEN strpos(coalesce(copy_source_raw, ''), 'versionId=') > 0
+    CASE WHEN kind = 'decrypt' THEN FALSE
+         WHEN kind = 'copy' THEN strpos(coalesce(copy_source_raw, ''), 'versionId=') > 0
          ELSE coalesce(nullif(req_version, ''), '') <> '' END AS versioned,
     kind = 'copy' AND dest_owner IS NOT NULL
         AND (recipientaccountid IS NULL OR dest_owner <> recipientaccountid) AS foreign_dest,
@@ -261,7 +281,8 @@ SELECT
          ELSE 'aws' END AS network,
     coalesce(nullif(lower(substr(
         regexp_extract(coalesce(ua, ''), '^\[*\s*([^/ \],]*)', 1), 1, 40)), ''), 'none') AS agent,
-    CASE WHEN auth_method = 'AuthHeader' THEN 'AuthHeader'
+    CASE WHEN kind = 'decrypt' THEN 'none'
+         WHEN auth_method = 'AuthHeader' THEN 'AuthHeader'
          WHEN auth_method = 'QueryString' THEN 'QueryString' ELSE 'none' END AS auth,
     reject,
     ignored
@@ -286,8 +307,8 @@ def _values(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 # -- validation ---------------------------------------------------------------------------------
 
-_FILTERS = ("read", "fresh", "probe", "denied", "restore", "copy-out", "egress", "new-principal",
-            "new-source", "new-action")
+_FILTERS = ("read", "fresh", "probe", "denied", "restore", "decrypt", "copy-out", "egress",
+            "new-principal", "new-source", "new-action")
 _GROUPS = ("role", "role-bucket", "session-bucket", "fleet-bucket")
 _AGGREGATES = ("count", "bytes", "objects", "prefixes")
 
@@ -343,7 +364,8 @@ def _render(sql: str, dialect: str) -> str:
 
 def view_sql(dialect: str = "athena", *, table: str = TABLE, order: str = "eventid") -> str:
     """The normalising view over the CloudTrail table, in ``dialect``."""
-    return _render(_VIEW.format(view=VIEW, table=table, order=order, kind=_KIND_CASE), dialect)
+    return _render(_VIEW.format(view=VIEW, table=table, order=order, kind=_KIND_CASE,
+                                source_ok=_SOURCE_OK), dialect)
 
 
 def athena_ddl(location: str, table: str = TABLE) -> str:
@@ -372,6 +394,8 @@ def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
         return "e.denied"
     if rule.filter == "restore":
         return f"{ok} AND e.kind = 'restore'"
+    if rule.filter == "decrypt":
+        return f"{ok} AND e.kind = 'decrypt'"
     if rule.filter == "copy-out":
         return (f"{ok} AND e.kind = 'copy' AND (NOT EXISTS ("
                 "SELECT 1 FROM known_dest k WHERE k.value = e.dest) OR (e.foreign_dest AND "
@@ -381,6 +405,7 @@ def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
                 "SELECT 1 FROM known_network k WHERE k.principal = e.principal "
                 "AND k.value = e.network) OR e.network LIKE 'vpce-foreign:%')")
     known_p = "EXISTS (SELECT 1 FROM known_principal k WHERE k.value = e.principal)"
+    ok += " AND e.kind <> 'decrypt'"  # novelty is judged on S3 events
     if rule.filter == "new-principal":
         return f"{ok} AND NOT {known_p}"
     if rule.filter == "new-source":
@@ -388,7 +413,7 @@ def _filter_sql(rule: FleetRule, base: FleetBaseline) -> str:
             f"CASE WHEN EXISTS (SELECT 1 FROM known_{t} k WHERE k.principal = e.principal "
             f"AND k.value = e.{col}) THEN 0 ELSE 1 END"
             for t, col in (("network", "network"), ("agent", "agent"), ("auth", "auth")))
-        return f"{ok} AND e.kind <> 'write' AND ({novel}) >= 2"
+        return f"{ok} AND {known_p} AND e.kind <> 'write' AND ({novel}) >= 2"
     if rule.filter == "new-action":
         return (f"{ok} AND {known_p} AND e.kind IN ('get', 'copy', 'select', 'restore') "
                 "AND NOT EXISTS (SELECT 1 FROM known_action k WHERE "
@@ -407,7 +432,7 @@ def _tables(rule: FleetRule, base: FleetBaseline) -> list[str]:
         out.append(f"known_dest AS (SELECT * FROM {_values(['value'], dests)})")
         foreign = [[d] for d in base.foreign_destinations]
         out.append(f"known_foreign_dest AS (SELECT * FROM {_values(['value'], foreign)})")
-    if rule.filter in ("new-principal", "new-action"):
+    if rule.filter in ("new-principal", "new-action", "new-source"):
         known_p = [[p] for p in base.principals]
         out.append(f"known_principal AS (SELECT * FROM {_values(['value'], known_p)})")
     pairs = {"network": base.networks, "agent": base.agents, "auth": base.auths,
@@ -417,7 +442,7 @@ def _tables(rule: FleetRule, base: FleetBaseline) -> list[str]:
     for name in wanted.get(rule.filter, ()):
         rows = [[p, v] for p, vals in sorted(pairs[name].items()) for v in vals]
         out.append(f"known_{name} AS (SELECT * FROM {_values(['principal', 'value'], rows)})")
-    if rule.group == "fleet-bucket":
+    if rule.group == "fleet-bucket" or rule.bulk_exempt:
         rows = [[r, b] for b, roles in sorted(base.bulk.items()) for r in roles]
         out.append(f"bulk AS (SELECT * FROM {_values(['principal', 'bucket'], rows)})")
     if rule.learned:
@@ -442,11 +467,22 @@ SIZES_VIEW = "securepipe_s3_sizes"
 
 _SIZES = """
 CREATE OR REPLACE VIEW {sizes} AS
-WITH sz_src AS (
-    SELECT seq, t_ms, bucket, obj_key,
-        coalesce(regexp_extract(obj_key, '^[^/]*/([^/]*/)?'), '') AS prefix,
+WITH obj_floor AS (SELECT * FROM {floors}),
+sz_all AS (
+    SELECT seq, t_ms, bucket, obj_key, kind, bytes,
+        coalesce(regexp_extract(obj_key, '^[^/]*/([^/]*/)?'), '') AS prefix_key,
         CASE WHEN kind = 'write' THEN obj_key END AS written_key
     FROM {view} WHERE reject IS NULL AND NOT ignored AND NOT denied AND obj_key IS NOT NULL
+),
+sz_src AS (
+    -- the dataset: objects read with a share of the typical object (others: one NULL marker)
+    SELECT seq, t_ms, bucket, written_key,
+        CASE WHEN counted THEN obj_key END AS obj_key,
+        CASE WHEN counted THEN prefix_key END AS prefix
+    FROM (SELECT a.*, a.kind IN ('get', 'select') AND CAST(a.bytes AS DOUBLE) >= coalesce(
+              (SELECT max(f.value) FROM obj_floor f WHERE f.bucket = a.bucket), {default})
+              AS counted
+          FROM sz_all a) AS c
 ),
 sz_ph AS (
     SELECT s.*, p.phase, CAST(floor(CAST(s.t_ms + p.phase AS DOUBLE) / {w}) AS BIGINT) AS wid
@@ -478,12 +514,21 @@ FROM sz_run GROUP BY seq
 """
 
 
-def sizes_sql(dialect: str = "athena", *, view: str = VIEW) -> str:
+def sizes_sql(dialect: str = "athena", *, view: str = VIEW,
+              baseline: FleetBaseline | None = None) -> str:
     """The second shared view: per event, the distinct objects and prefixes of its bucket
-    successfully touched in the 24-hour windows (both phases) containing it, as the Python
-    detector's bucket size; relative rules divide by it."""
+    successfully read (with at least ``SIZE_MIN_SHARE`` of the bucket's typical object, from
+    ``baseline``) in the 24-hour windows (both phases) containing it, as the Python detector's
+    bucket size; relative rules divide by it."""
+    typical = baseline.object_bytes if baseline is not None else {}
+    rows = [f"({_sql_str(b)}, {_sql_float(v * SIZE_MIN_SHARE)})"
+            for b, v in sorted(typical.items())]
+    rows.append("(CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE))")
+    floors = "(VALUES " + ", ".join(rows) + ") AS t(bucket, value)"
     return _render(_SIZES.format(sizes=SIZES_VIEW, view=view, w=SIZE_WINDOW_S * 1000,
-                                 half=SIZE_WINDOW_S * 500), dialect)
+                                 half=SIZE_WINDOW_S * 500, floors=floors,
+                                 default=_sql_float(DEFAULT_OBJECT_BYTES * SIZE_MIN_SHARE)),
+                   dialect)
 
 
 def rule_sql(rule: FleetRule, baseline: FleetBaseline, dialect: str = "athena", *,
@@ -501,7 +546,7 @@ def rule_sql(rule: FleetRule, baseline: FleetBaseline, dialect: str = "athena", 
     grp_s = "e.session" if rule.group == "session-bucket" else "''"
     grp_b = "''" if rule.group == "role" else "e.bucket"
     where = _filter_sql(rule, baseline)
-    if rule.group == "fleet-bucket":
+    if rule.group == "fleet-bucket" or rule.bulk_exempt:
         where += (" AND NOT EXISTS (SELECT 1 FROM bulk k WHERE k.principal = e.principal "
                   "AND k.bucket = e.bucket)")
     distinct = rule.aggregate in ("objects", "prefixes")
@@ -572,7 +617,8 @@ crossed AS (
     FROM judged WHERE observed > threshold
 )
 SELECT {_sql_str(rule.name)} AS rule, {index} AS rule_index, {_sql_str(rule.family)} AS family,
-    {_sql_str(rule.mitre)} AS mitre, {principal} AS principal, {scope} AS scope,
+    {_sql_str(rule.mitre)} AS mitre, {_sql_str(rule.group)} AS grp,
+    {principal} AS principal, {scope} AS scope,
     gp, gs, gb, wid * {w} - phase AS window_start_ms, {w} AS window_ms, t_ms AS alert_ms,
     observed, threshold
 FROM crossed WHERE nth = 1
@@ -612,7 +658,8 @@ def lake_queries(baseline: FleetBaseline, dialect: str = "athena", *,
     """The view and every rule's query for ``dialect``, thresholds from ``baseline`` (checked
     against ``rules`` first: a baseline for other rules is refused)."""
     check_baseline(baseline, rules)
-    return LakeQueries(dialect, view_sql(dialect, table=table, order=order), sizes_sql(dialect),
+    return LakeQueries(dialect, view_sql(dialect, table=table, order=order),
+                       sizes_sql(dialect, baseline=baseline),
                        {r.name: rule_sql(r, baseline, dialect) for r in baseline.rules},
                        reject_counts_sql(dialect))
 
@@ -640,12 +687,12 @@ class LakeAlert:
 def merge_phases(rows: Iterable[dict[str, Any]]) -> list[LakeAlert]:
     """The two phases of one episode reported once, as the Python detector does: per rule and
     group, in order of alert time, a window is skipped if it starts before the end of the last
-    window kept, and kept but not reported if a window of that rule and group was reported the
-    same UTC day."""
+    window kept, and kept but not reported if an alert of that rule family and group was
+    reported the same UTC day."""
     ordered = sorted(rows, key=lambda r: (int(r["alert_ms"]), int(r["rule_index"]),
                                           int(r["window_start_ms"])))
     last: dict[tuple[str, str, str, str], int] = {}
-    last_day: dict[tuple[str, str, str, str], int] = {}
+    last_day: dict[tuple[str, str, str, str, str], int] = {}
     out = []
     for row in ordered:
         group = (str(row["rule"]), str(row["gp"]), str(row["gs"]), str(row["gb"]))
@@ -654,9 +701,10 @@ def merge_phases(rows: Iterable[dict[str, Any]]) -> list[LakeAlert]:
             continue
         last[group] = start + int(row["window_ms"])
         day = int(row["alert_ms"]) // 86_400_000
-        if last_day.get(group) == day:
-            continue  # one alert per rule, group and UTC day, as the Python detector
-        last_day[group] = day
+        family = (str(row["family"] or row["rule"]), str(row["grp"]), *group[1:])
+        if last_day.get(family) == day:
+            continue  # one alert per rule family, group and UTC day, as the Python detector
+        last_day[family] = day
         out.append(LakeAlert(str(row["rule"]), str(row["principal"]), str(row["scope"]), start,
                              int(row["alert_ms"]), float(row["observed"]),
                              float(row["threshold"])))
@@ -729,7 +777,7 @@ def run_duckdb(con: Any, baseline: FleetBaseline, *, rules: Sequence[FleetRule] 
     queries = lake_queries(baseline, "duckdb", rules=rules, table=table, order="seq")
     con.execute(queries.view)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {VIEW}_m AS SELECT * FROM {VIEW}")
-    con.execute(sizes_sql("duckdb", view=f"{VIEW}_m"))
+    con.execute(sizes_sql("duckdb", view=f"{VIEW}_m", baseline=baseline))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {SIZES_VIEW}_m AS SELECT * FROM {SIZES_VIEW}")
     rows: list[dict[str, Any]] = []
     for rule in baseline.rules:

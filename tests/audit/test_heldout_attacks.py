@@ -280,13 +280,14 @@ def epoch(
     ranged: int = 1,
     vpce: str | None = TRAINER_VPCE,
     ip: str = "10.20.3.44",
+    minutes: int = 50,
 ) -> None:
-    """One training epoch: every feature object, in shuffled order, over about 50 minutes,
+    """One training epoch: every feature object, in shuffled order, over about ``minutes``,
     under a new session name (a new ECS task); ``ranged`` parts per object (s3transfer)."""
     sess = f"train-{uuid.UUID(int=int(rng.integers(2**62))).hex[:12]}"
     items = fleet.all()
     order = rng.permutation(len(items))
-    step = 50 * MIN_MS / len(items)
+    step = minutes * MIN_MS / len(items)
     for j, i in enumerate(order):
         c, s = items[int(i)]
         for part in range(ranged):
@@ -353,6 +354,8 @@ def ingest_day(
             nbytes=RAW_BYTES,
             vpce=TRAINER_VPCE,
         )
+        # the extractor decrypts the recording's data key (envelope encryption)
+        tr.kms(t + MIN_MS + 1000, role("feature-extractor", sess), "10.20.7.9", BOTO)
         tr.emit(
             t + MIN_MS + 4000,
             "PutObject",
@@ -365,6 +368,29 @@ def ingest_day(
             vpce=TRAINER_VPCE,
         )
     return uploaded
+
+
+def onboard(tr: Trail, day_ms: int, c: int, *, first: bool) -> None:
+    """A contractor who joined today: a new role (its own, as every contractor has), from a home
+    network and with an upload tool nobody used, uploads 40 recordings the first day and 10 a
+    day after, and plays five of them back; the extractor reads each and writes its features."""
+    ident = role(f"contractor-c{c:02d}", f"c{c:02d}-upload")
+    ip, agent = f"187.45.{c}.9", "Cyberduck/8.8.2.41480 (Windows 10/10.0) (x86-64)"
+    n = 40 if first else 10
+    base = (day_ms // DAY_MS) * 100
+    for j in range(n):
+        t = day_ms + 11 * HOUR_MS + j * 4 * MIN_MS
+        key = raw_key(c, base + j)
+        tr.emit(t, "PutObject", ident, RAW, key, ip=ip, agent=agent)
+        if j < 5:
+            tr.emit(t + 30_000, "GetObject", ident, RAW, key, ip=ip, agent=agent,
+                    nbytes=RAW_BYTES)
+        sess = f"extract-{t // HOUR_MS}"
+        tr.emit(t + MIN_MS, "GetObject", role("feature-extractor", sess), RAW, key,
+                ip="10.20.7.9", agent=BOTO, nbytes=RAW_BYTES, vpce=TRAINER_VPCE)
+        tr.kms(t + MIN_MS + 1000, role("feature-extractor", sess), "10.20.7.9", BOTO)
+        tr.emit(t + MIN_MS + 4000, "PutObject", role("feature-extractor", sess), FEAT,
+                feat_key(c, base + j), ip="10.20.7.9", agent=BOTO, vpce=TRAINER_VPCE)
 
 
 def weekly_reextract(tr: Trail, t0: int, fleet: Fleet, rng: np.random.Generator) -> None:
@@ -482,6 +508,9 @@ def fleet_days(
     new_per_day: int = 30,
     ranged: int = 1,
     trainer_vpce: str | None = TRAINER_VPCE,
+    epoch_minutes: int = 50,
+    parallel: int = 1,
+    newcomers: int = 0,
 ) -> None:
     for d in range(days):
         day = start_ms + d * DAY_MS
@@ -490,15 +519,20 @@ def fleet_days(
         new = int(rng.integers(new_per_day // 2, new_per_day + 1)) if not weekend else 0
         uploaded = ingest_day(tr, day, fleet, rng, new)
         for e in range(epochs if not weekend else 1):
-            epoch(
-                tr,
-                day + (1 + (24 // epochs) * e) * HOUR_MS + int(rng.integers(20 * MIN_MS)),
-                fleet,
-                rng,
-                ranged=ranged,
-                vpce=trainer_vpce,
-                ip="10.20.3.44" if trainer_vpce else "52.28.19.7",
-            )
+            t_epoch = day + (1 + (24 // epochs) * e) * HOUR_MS + int(rng.integers(20 * MIN_MS))
+            for trial in range(parallel):  # a sweep: trials side by side, each a full epoch
+                epoch(
+                    tr,
+                    t_epoch + trial * 3 * MIN_MS,
+                    fleet,
+                    rng,
+                    ranged=ranged,
+                    vpce=trainer_vpce,
+                    ip="10.20.3.44" if trainer_vpce else "52.28.19.7",
+                    minutes=epoch_minutes,
+                )
+        for n in range(newcomers if not weekend else 0):
+            onboard(tr, day, CONTRACTORS + n, first=d == 0)
         if not weekend:
             qa(tr, day, fleet, rng)
         if weekday == 6:
@@ -1016,6 +1050,21 @@ def trainer_from_outside(tr: Trail, fleet: Fleet, rng: np.random.Generator) -> N
         )
 
 
+def inflate_then_read(tr: Trail, fleet: Fleet, rng: np.random.Generator) -> None:
+    """The QA analyst's keys first pad the raw bucket: every night, ten empty objects for
+    every real one (PutObject), so that the bucket looks ten times larger; then they read the
+    real data as qa-slow does, in office hours, from the office, with the usual CLI."""
+    items = fleet.all()
+    pads = 10 * len(items)
+    for day in range(3):
+        t0 = ATTACK_MS - 8 * HOUR_MS + day * DAY_MS
+        for j in range(pads):
+            key = f"raw/p{j % 200:03d}/pad-{j:06d}.wav"  # and ten times the prefixes
+            tr.emit(t0 + j * 100, "PutObject", user("qa-analyst"), RAW, key, ip=OFFICE + "23",
+                    agent=CLI)
+    qa_slow(tr, fleet, rng)
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -1046,6 +1095,7 @@ CASES = (
     Case("noncurrent-versions", noncurrent_versions, True),
     Case("qa-slow-in-office-hours", qa_slow, True),
     Case("trainer-epoch-from-outside", trainer_from_outside, False),
+    Case("inflate-then-read", inflate_then_read, False),
 )
 
 
@@ -1078,20 +1128,12 @@ FIXED_BY = {
     "forty-sessions-forty-ips": "egress-7d",
     "trainer-epoch-from-outside": "egress-7d",
     "second-full-read": "bytes-7d",
+    "kms-decrypt-burst": "decrypt-1h",
+    # the padding is empty: the bucket's size counts objects read with at least a share of
+    # its typical object's bytes, so the reads cross the same share rule as unpadded
+    "inflate-then-read": "fleet-share-7d",
 }
-#: Out of the S3 detector's reach by design: it reads S3 data events, and a KMS Decrypt is a
-#: management event of kms.amazonaws.com (no object, no bucket, no bytes). A KMS rule is not
-#: built here.
-OUT_OF_SCOPE = {"kms-decrypt-burst"}
-
-
-def _marked(case: Case) -> Any:
-    if case.name in OUT_OF_SCOPE:
-        return pytest.param(case, marks=pytest.mark.xfail(strict=True, reason="no KMS rule"))
-    return case
-
-
-@pytest.mark.parametrize("case", [_marked(c) for c in CASES], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_heldout_attack(world: World, ordinary: tuple[EventBatch, set[Any]], case: Case) -> None:
     found = new_alerts(world, ordinary, attack_records(world, case), case.start_ms)
     print(case.name, sorted({(a.rule, a.principal.split(":")[-1]) for a in found}))
@@ -1107,7 +1149,10 @@ NORMAL_SHAPES: dict[str, dict[str, Any]] = {
     "s3transfer-ranged-parts": {"ranged": 4},  # the trainer's downloads switch to 4 ranged GETs
     "trainer-via-nat": {"trainer_vpce": None},  # the VPC endpoint removed: reads via a NAT address
     "backfill-3x-uploads": {"new_per_day": 120},  # a recording campaign: four times the uploads
-    "more-epochs": {"epochs": 6},  # a hyper-parameter sweep: six epochs a day
+    "more-epochs": {"epochs": 6},  # six epochs a day
+    "new-contractor": {"newcomers": 1},  # onboarding: a new contractor role, new ISP and tool
+    "sweep-4-trials": {"parallel": 4},  # a hyper-parameter sweep: four trials side by side
+    "faster-loader": {"epoch_minutes": 12},  # a faster data loader: an epoch in 12 minutes
 }
 
 
@@ -1130,9 +1175,19 @@ def test_heldout_normal_shape(world: World, shape: str) -> None:
     found = detect_fleet(batch, world.normaliser.vocab, world.baseline)
     print(shape, len(found), sorted({(a.rule, a.principal.split(":")[-1]) for a in found}))
     assert len(found) / EVAL_DAYS <= 1.0
-    # the one alert left: the trainer's reads leaving by a public address it never used
-    # (indistinguishable in the trail from trainer-epoch-from-outside), once per week-window
-    assert {a.rule for a in found} == ({"egress-7d"} if shape == "trainer-via-nat" else set())
+    # what is left: the trainer's reads leaving by a public address it never used
+    # (indistinguishable in the trail from trainer-epoch-from-outside), once per week-window; and
+    # four trials side by side, which in the trail are four undeclared epochs (the library's
+    # epoch-overrun attack): one volume alert a day, the hourly and weekly budgets joined
+    assert {a.rule for a in found} <= EXPECTED_LEFT.get(shape, set())
+
+
+#: (and a new contractor's own role, never seen: news once a day while it is new)
+EXPECTED_LEFT = {
+    "trainer-via-nat": {"egress-7d"},
+    "sweep-4-trials": {"bytes-1h", "bytes-7d"},
+    "new-contractor": {"new-principal"},
+}
 
 
 def test_out_of_order_delivery_gives_the_same_alerts(world: World) -> None:
@@ -1178,7 +1233,12 @@ def test_the_sql_rules_give_the_same_alerts_on_held_out_traffic(world: World, tm
         return dt.datetime.strptime(r["eventTime"], "%Y-%m-%dT%H:%M:%SZ").timestamp() * 1000
 
     records = [r for r in normal_eval(world, new_per_day=120) if monday <= stamp(r) < tuesday]
-    for name in ("trainer-epoch-from-outside", "copy-to-unknown-account", "access-point-alias"):
+    for name in (
+        "trainer-epoch-from-outside",
+        "copy-to-unknown-account",
+        "access-point-alias",
+        "kms-decrypt-burst",
+    ):
         records += attack_records(world, next(c for c in CASES if c.name == name))
     records.sort(key=lambda r: r["eventTime"])
     norm = Normaliser(vocab=world.normaliser.vocab)
@@ -1208,7 +1268,7 @@ def test_the_sql_rules_give_the_same_alerts_on_held_out_traffic(world: World, tm
     )
     assert got == expected and skipped == {}
     # and nothing from the campaign; the access point's reads count against the raw bucket
-    assert {e[0] for e in expected} >= {"egress-7d", "copy-out", "new-principal"}
+    assert {e[0] for e in expected} >= {"egress-7d", "copy-out", "new-principal", "decrypt-1h"}
     assert not {e[0] for e in expected} - {
         "egress-7d",
         "copy-out",
@@ -1220,8 +1280,11 @@ def test_the_sql_rules_give_the_same_alerts_on_held_out_traffic(world: World, tm
         "fleet-share-7d",  # the access point's and the copy's reads, summed over the week
         "spread-1h",
         "spread-24h",
+        "decrypt-1h",
+        "decrypt-24h",
+        "fleet-decrypt-1h",
     }
-    assert all(RAW in e[2] or e[2] == "-" or FEAT in e[2] for e in expected)
+    assert all(RAW in e[2] or e[2] == "-" or FEAT in e[2] or KEY_ID in e[2] for e in expected)
 
 
 def test_fresh_uploads_are_followed_across_files(world: World) -> None:

@@ -197,8 +197,9 @@ def test_cli_prints_ddl_and_queries_and_refuses_a_bad_baseline(lib, tmp_path, ca
 def test_phases_merge_as_the_detector_does() -> None:
     w = 1000
     day = 86_400_000  # alerts a day apart: one per rule, group and UTC day is kept (below)
-    rows = [dict(rule="r", rule_index=0, gp="p", gs="", gb="b", principal="p", scope="b",
-                 window_start_ms=start, window_ms=w, alert_ms=at, observed=2.0, threshold=1.0)
+    rows = [dict(rule="r", rule_index=0, family="volume", grp="role-bucket", gp="p", gs="",
+                 gb="b", principal="p", scope="b", window_start_ms=start, window_ms=w,
+                 alert_ms=at, observed=2.0, threshold=1.0)
             for start, at in ((0, 600), (500, 700), (1000, 1100 + day), (1500, 1200 + day))]
     kept = merge_phases(rows)
     # in order of alert time: 0 is reported; 500 overlaps it; 1000 starts where 0 ends (a
@@ -211,6 +212,11 @@ def test_phases_merge_as_the_detector_does() -> None:
     # a later window of the same rule and group on the same UTC day joins the day's alert
     same_day = [dict(r, alert_ms=r["alert_ms"] % day) for r in rows]
     assert [a.window_start_ms for a in merge_phases(same_day)] == [0]
+    # and so does another rule of the same family for the same group; another family does not
+    kin = dict(rows[2], rule="r2", rule_index=1, alert_ms=rows[2]["alert_ms"] + 5)
+    assert [a.rule for a in merge_phases([*rows, kin])] == ["r", "r"]
+    stranger = dict(kin, family="share")
+    assert [a.rule for a in merge_phases([*rows, stranger])] == ["r", "r", "r2"]
 
 
 def test_fitted_baseline_json_round_trips_into_the_same_sql(lib) -> None:
