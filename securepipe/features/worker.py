@@ -22,7 +22,9 @@ idempotent, crash-safe ingest, so the worker adds no new way to lose an upload:
   state (the event's version is only a hint), and its conditional writes keep one feature
   object however many workers race on a sample;
 * a bounded number of samples are in flight per worker (threads: the AWS calls release the
-  GIL, so the latency of one sample is hidden behind the others);
+  GIL, so the latency of one sample is hidden behind the others), sharing one set of clients
+  made at start-up whose connection pools hold a connection per sample in flight (botocore's
+  default of 10 would open and close a connection per call beyond the tenth);
 * a stop request (SIGTERM, as ECS sends before SIGKILL; or a ``threading.Event``) stops
   receiving, lets in-flight samples finish for up to ``drain_s``, and releases any message
   still unfinished (visibility 0) so another worker takes it at once.
@@ -52,6 +54,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from securepipe.encryption.upload import RAW_PREFIX, sample_key
@@ -63,6 +66,7 @@ from securepipe.features.ingest import (
     IngestItem,
     SampleOutcome,
     ingest_one,
+    prepare_clients,
 )
 
 LOG = logging.getLogger(__name__)
@@ -316,10 +320,18 @@ def ingest_worker(
     stop = stop or threading.Event()
     item_for = item_for or IngestItem
     if process is None:
+        # The process's ingest clients, made now (a bad profile fails here, not on a message)
+        # with a connection per sample in flight (prepare_clients).
+        prepare_clients(config, session_factory, archive_session_factory=archive_session_factory,
+                        max_pool_connections=settings.concurrency)
+
         def process(item: IngestItem) -> SampleOutcome:
             return ingest_one(item, config, session_factory,
-                              archive_session_factory=archive_session_factory)
-    sqs = session_factory().client("sqs")
+                              archive_session_factory=archive_session_factory,
+                              max_pool_connections=settings.concurrency)
+    # every sample thread deletes its message, beside the receive loop and the heartbeat
+    sqs = session_factory().client("sqs", config=Config(
+        max_pool_connections=max(10, settings.concurrency + 2)))
     report = WorkerReport()
     inflight = _InFlight()
     heartbeat_stop = threading.Event()
