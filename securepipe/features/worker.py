@@ -8,7 +8,9 @@ Each message runs through :func:`securepipe.features.ingest.ingest_one`, the bat
 idempotent, crash-safe ingest, so the worker adds no new way to lose an upload:
 
 * a message is **deleted only after** its sample's features are verified stored, or the upload
-  is quarantined with its reason (or the sample is already done: a duplicate delivery);
+  is quarantined with its reason (or the sample is already done: a duplicate delivery); the
+  deletes of finished messages go out in batches of up to ten (DeleteMessageBatch, after at
+  most a second's wait), one SQS call for several samples;
 * while a sample is in flight the worker **extends the message's visibility** (a heartbeat of
   ChangeMessageVisibility), so a slow sample is never handed to a second worker meanwhile;
 * a sample that fails is left for another attempt (its message becomes visible again after a
@@ -48,7 +50,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
@@ -276,6 +278,76 @@ class WorkerReport:
                 self.outcomes.extend(outcomes)
 
 
+class _Deleter:
+    """Deletes the messages of finished samples in batches: SQS DeleteMessageBatch, up to ten
+    receipt handles a call, each entry succeeding or failing on its own
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessageBatch.html).
+
+    A message waits here at most ``max_delay_s`` (or until ten are waiting): never long enough
+    to become visible again, and a crash meanwhile only redelivers a finished sample, which
+    ingest reports as done again (its features verified, its raw gone). A failed delete is
+    left the same way, for redelivery.
+    """
+
+    BATCH = 10
+
+    def __init__(self, sqs: Any, settings: WorkerSettings, report: WorkerReport,
+                 max_delay_s: float) -> None:
+        self._sqs, self._settings, self._report = sqs, settings, report
+        self._max_delay_s = max_delay_s
+        self._cond = threading.Condition()
+        self._pending: list[dict[str, Any]] = []
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="securepipe-deleter",
+                                        daemon=True)
+        self._thread.start()
+
+    def add(self, message: dict[str, Any]) -> None:
+        with self._cond:
+            self._pending.append(message)
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Delete everything still waiting, then stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                deadline = time.monotonic() + self._max_delay_s
+                while len(self._pending) < self.BATCH and not self._closing:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                batch = self._pending[:self.BATCH]
+                del self._pending[:self.BATCH]
+            self._delete(batch)
+
+    def _delete(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            response = self._sqs.delete_message_batch(
+                QueueUrl=self._settings.queue_url,
+                Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                         for n, m in enumerate(batch)])
+        except Exception as exc:   # left for redelivery, which is harmless
+            LOG.warning("DeleteMessageBatch failed (%s); %d messages left for redelivery",
+                        exc, len(batch))
+            return
+        for _ in response.get("Successful", []):
+            self._report._add("deleted")
+        for failed in response.get("Failed", []):
+            LOG.warning("message %s left for redelivery: %s",
+                        batch[int(failed["Id"])].get("MessageId"), failed.get("Code"))
+
+
 class _InFlight:
     """Receipt handles of messages being worked on, for the visibility heartbeat."""
 
@@ -315,7 +387,8 @@ def ingest_worker(
     ``handle_signals`` also sets it on SIGTERM and SIGINT (main thread only). ``process``
     replaces the per-sample ingest (benchmarks use it to run a floor through the same loop);
     by default :func:`~securepipe.features.ingest.ingest_one`. Wraps
-    ReceiveMessage, DeleteMessage, ChangeMessageVisibility and SendMessage.
+    ReceiveMessage, DeleteMessageBatch, DeleteMessage, ChangeMessageVisibility and
+    SendMessage.
     """
     stop = stop or threading.Event()
     item_for = item_for or IngestItem
@@ -340,18 +413,24 @@ def ingest_worker(
         name="securepipe-visibility", daemon=True)
     heartbeat.start()
 
+    deleter = _Deleter(sqs, settings, report,
+                       max_delay_s=min(1.0, settings.visibility_timeout_s / 6))
+
     def handle(message: dict[str, Any]) -> None:
         try:
             _handle(sqs, message, config, settings, process, item_for, report,
-                    settled=lambda: inflight.remove(message["MessageId"]))
+                    settled=lambda: inflight.remove(message["MessageId"]), done=deleter.add)
         finally:
             inflight.remove(message["MessageId"])
 
     futures: dict[Future[None], dict[str, Any]] = {}
     idle_since = time.monotonic()
     # one BLAS thread: the samples in flight are the parallelism (securepipe.features.extract)
-    with _signals(stop, handle_signals), one_blas_thread(), ThreadPoolExecutor(
-            max_workers=settings.concurrency, thread_name_prefix="securepipe-ingest") as pool:
+    # closing(deleter) exits last, after the pool has waited for every sample thread: every
+    # finished message's delete is queued by then, and is sent before the worker returns
+    with closing(deleter), _signals(stop, handle_signals), one_blas_thread(), \
+            ThreadPoolExecutor(max_workers=settings.concurrency,
+                               thread_name_prefix="securepipe-ingest") as pool:
         try:
             while not stop.is_set():
                 free = settings.concurrency - len(futures)
@@ -444,11 +523,13 @@ def _heartbeat(sqs: Any, settings: WorkerSettings, inflight: _InFlight,
 def _handle(sqs: Any, message: dict[str, Any], config: IngestConfig, settings: WorkerSettings,
             process: Callable[[IngestItem], SampleOutcome],
             item_for: Callable[[str, str], IngestItem], report: WorkerReport,
-            settled: Callable[[], None] = lambda: None) -> None:
+            settled: Callable[[], None] = lambda: None,
+            done: Callable[[dict[str, Any]], None] | None = None) -> None:
     """One message: ingest what it names, then delete, retry or dead-letter it. Never raises.
 
     ``settled`` is called once the work is done and before the message's fate is sent, so the
-    visibility heartbeat no longer extends it (it would undo a retry delay)."""
+    visibility heartbeat no longer extends it (it would undo a retry delay). ``done`` takes a
+    finished message to delete (the worker's batched deleter); without it, DeleteMessage."""
     receives = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
     try:
         try:
@@ -476,6 +557,9 @@ def _handle(sqs: Any, message: dict[str, Any], config: IngestConfig, settings: W
             report.outcomes.extend(outcomes)
         if not failed:
             # processed, quarantined, or missing (already erased, or never there): done
+            if done is not None:
+                done(message)
+                return
             sqs.delete_message(QueueUrl=settings.queue_url,
                                ReceiptHandle=message["ReceiptHandle"])
             report._add("deleted")
