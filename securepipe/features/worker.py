@@ -201,7 +201,10 @@ class WorkerSettings:
 
     :param queue_url: the ingest queue (:func:`setup_notifications`).
     :param dead_letter_url: where messages the worker gives up on go, with their reason.
-    :param concurrency: samples in flight at once in this worker (threads).
+    :param concurrency: samples in flight at once in this worker (threads), and the connections
+        each of its clients keeps. A sample is a chain of about a second of AWS round trips
+        and a few ms of CPU, so clips/s per worker is at most ``concurrency`` / that second
+        until the CPU is busy: 8 suits a small task; ``python -m benchmarks ingest`` runs 32.
     :param max_receives: receives after which a failing message is dead-lettered.
     :param visibility_timeout_s: how long a received message stays hidden; the heartbeat
         extends it every third of that while the sample is in flight.
