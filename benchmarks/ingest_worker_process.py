@@ -16,7 +16,7 @@ import sys
 import time
 
 from benchmarks.bench_ingest import _clips, _warm, floor_step
-from securepipe.features.ingest import IngestConfig, ProfileSessionFactory
+from securepipe.features.ingest import IngestConfig, ProfileSessionFactory, prepare_clients
 from securepipe.features.worker import WorkerSettings, ingest_worker
 
 
@@ -27,8 +27,11 @@ def main(argv: list[str]) -> int:
     config = IngestConfig(**spec["config"])
     settings = WorkerSettings(**spec["settings"])
     _warm()
-    process = (floor_step(factory(), config, _clips(spec["clips"]))
-               if spec["kind"] == "floor" else None)
+    if spec["kind"] == "floor":
+        process = floor_step(factory(), config, _clips(spec["clips"]), settings.concurrency)
+    else:   # the worker's own start-up step, before the clock as the floor's clients are
+        process = None
+        prepare_clients(config, factory, max_pool_connections=settings.concurrency)
     cpu, start = time.process_time(), time.perf_counter()
     report = ingest_worker(config, settings, factory, process=process)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu

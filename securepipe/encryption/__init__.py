@@ -57,6 +57,7 @@ from securepipe.encryption.upload import (
     UploadResult,
     download_sample,
     fence_write,
+    open_sample,
     sample_key,
     upload_sample,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "fence_write",
     "hardened_bucket_policy",
     "inspect_bucket",
+    "open_sample",
     "resolve_key_arn",
     "s3control_client",
     "sample_key",

@@ -428,8 +428,8 @@ def _sdk_botocore_session(caller: botocore.session.Session) -> botocore.session.
     Session registers boto3's S3 customisations on its botocore session once more; with two
     copies, every later ``session.client("s3")`` on the caller's session fails ("Cannot inject
     class attribute 'upload_file'"). So the SDK gets its own botocore session: the caller's
-    configuration variables (profile, config file, region, CA bundle, ...) and the caller's
-    credentials object, but its own event handlers
+    configuration variables (profile, config file, region, CA bundle, ...), default client
+    configuration and credentials object, but its own event handlers
     (https://docs.aws.amazon.com/botocore/latest/reference/session.html).
     """
     private = botocore.session.Session()
@@ -438,6 +438,10 @@ def _sdk_botocore_session(caller: botocore.session.Session) -> botocore.session.
     private.register_component(
         "credential_provider", CredentialResolver([_CallerCredentials(caller)])
     )
+    # and the caller's default client configuration (a worker sizes its connection pools there)
+    default = caller.get_default_client_config()
+    if default is not None:
+        private.set_default_client_config(default)
     return private
 
 
@@ -670,7 +674,9 @@ class Envelope:
         if len(data) > _MAX_IN_MEMORY:
             raise InvalidParameterError("payload too large for encrypt_bytes; use encrypt_file")
         sink = io.BytesIO()
-        self._encrypt_stream(_HashingReader(io.BytesIO(bytes(data))), len(data), sink, context)
+        payload = data if isinstance(data, bytes) else bytes(data)   # bytes: no copy
+        # no _HashingReader: nobody reads a digest of an in-memory payload
+        self._encrypt_stream(io.BytesIO(payload), len(payload), sink, context)
         return sink.getvalue()
 
     def decrypt_bytes(self, message: bytes, expected_context: BindingContext) -> bytes:
@@ -681,12 +687,14 @@ class Envelope:
         if len(message) > _MAX_IN_MEMORY:
             raise InvalidParameterError("message too large for decrypt_bytes; use decrypt_file")
         sink = io.BytesIO()
-        self._decrypt_stream(io.BytesIO(bytes(message)), sink, expected_context)
+        source = io.BytesIO(message if isinstance(message, bytes) else bytes(message))
+        self._decrypt_stream(source, sink, expected_context, digest=False)
         return sink.getvalue()
 
     # -- internals -----------------------------------------------------------------------------
     def _encrypt_stream(
-        self, reader: _HashingReader, length: int, sink: IO[bytes], context: BindingContext
+        self, reader: IO[bytes] | _HashingReader, length: int, sink: IO[bytes],
+        context: BindingContext,
     ) -> int:
         written = 0
         try:
@@ -712,8 +720,11 @@ class Envelope:
         return written
 
     def _decrypt_stream(
-        self, source: IO[bytes], sink: IO[bytes], expected: BindingContext
+        self, source: IO[bytes], sink: IO[bytes], expected: BindingContext, *,
+        digest: bool = True,
     ) -> tuple[int, str, str]:
+        """Decrypt ``source`` into ``sink``; ``(plaintext bytes, plaintext SHA-256 hex or ""
+        when ``digest`` is False, algorithm name)``."""
         expected_ec = expected.as_encryption_context()
         decryptor = _opaque(
             lambda: self._client.stream(
@@ -723,7 +734,7 @@ class Envelope:
                 max_body_length=MAX_FRAME_LENGTH,
             )
         )
-        digest = hashlib.sha256()
+        hasher = hashlib.sha256() if digest else None
         size = 0
         try:
             # Reads and authenticates the header: KMS Decrypt of the data key (bound to the
@@ -742,7 +753,8 @@ class Envelope:
                 _fail()
             while chunk := _opaque(lambda: decryptor.read(self._chunk)):
                 sink.write(chunk)  # OSError here is the destination's problem: not opaque
-                digest.update(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
                 size += len(chunk)
             # close() refuses unless the final frame (and, if signed, the signature) was read.
             _opaque(decryptor.close)
@@ -753,7 +765,7 @@ class Envelope:
                 # Mark closed without the SDK's "footer not read" check, which would otherwise
                 # run again (and log) when the object is garbage-collected.
                 io.IOBase.close(decryptor)
-        return size, digest.hexdigest(), header.algorithm.name
+        return size, hasher.hexdigest() if hasher else "", header.algorithm.name
 
 
 def _require_context(context: object) -> None:

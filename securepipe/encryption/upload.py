@@ -49,7 +49,7 @@ import hmac
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,6 +81,7 @@ __all__ = [
     "UploadResult",
     "download_sample",
     "fence_write",
+    "open_sample",
     "sample_key",
     "upload_sample",
 ]
@@ -400,16 +401,48 @@ def download_sample(
                     digest.update(chunk)
         finally:
             body.close()
-        recorded = metadata.get(META_CIPHERTEXT_SHA256)
-        if (
-            not isinstance(recorded, str)
-            or not hmac.compare_digest(recorded.encode(), digest.hexdigest().encode())
-            or metadata.get(META_FORMAT) != expected_context.format_version
-        ):
-            raise DecryptionError()
+        _check_transfer(metadata, digest.hexdigest(), expected_context)
         return envelope.decrypt_file(ciphertext, dst_path, expected_context)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def open_sample(envelope: Envelope, message: bytes, metadata: Mapping[str, str] | None,
+                expected_context: BindingContext) -> bytes:
+    """The plaintext of an upload already read into memory (``message``, with the object's
+    ``metadata``), after the checks of :func:`download_sample`.
+
+    For a pipeline that bounds the object's size before reading it (S3 GetObject's
+    ``ContentLength``, https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html) and
+    then needs the whole plaintext anyway: no temporary file, so no plaintext ever reaches a
+    disk and no ``fsync`` is paid per sample. The SHA-256 of ``message`` must equal
+    :data:`META_CIPHERTEXT_SHA256` and the format :data:`META_FORMAT`, and the message must
+    decrypt under exactly ``expected_context`` (:meth:`Envelope.decrypt_bytes`: nothing is
+    returned unless all of it authenticates); any failure raises the one opaque
+    :class:`~securepipe.errors.DecryptionError`. At most 64 MiB (use :func:`download_sample`
+    for more).
+    """
+    if not isinstance(envelope, Envelope):
+        raise InvalidParameterError("envelope must be an Envelope")
+    if not isinstance(expected_context, SampleContext | BatchContext):
+        raise InvalidParameterError("expected_context must be a SampleContext or BatchContext")
+    if not isinstance(message, bytes):
+        raise InvalidParameterError("message must be bytes")
+    _check_transfer(metadata or {}, hashlib.sha256(message).hexdigest(), expected_context)
+    return envelope.decrypt_bytes(message, expected_context)
+
+
+def _check_transfer(metadata: Mapping[str, str], sha256_hex: str,
+                    expected_context: BindingContext) -> None:
+    """The ciphertext arrived as uploaded (its recorded digest) in a format this kit reads;
+    else the opaque DecryptionError (transfer integrity only: decryption authenticates)."""
+    recorded = metadata.get(META_CIPHERTEXT_SHA256)
+    if (
+        not isinstance(recorded, str)
+        or not hmac.compare_digest(recorded.encode(), sha256_hex.encode())
+        or metadata.get(META_FORMAT) != expected_context.format_version
+    ):
+        raise DecryptionError()
 
 
 # -- internals ---------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from securepipe.features.ingest import (
     ingest_sample,
     items_from_manifest,
     list_raw_versions,
+    prepare_clients,
     raw_left,
 )
 from securepipe.features.speakerid import (
@@ -138,6 +139,7 @@ __all__ = [
     "list_raw_versions",
     "malformed_examples",
     "parse_event",
+    "prepare_clients",
     "raw_left",
     "setup_notifications",
     "to_bytes",

@@ -35,6 +35,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -261,7 +262,10 @@ def one_blas_thread() -> Iterator[None]:
 # --- storage -------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)
 def _header(shape: tuple[int, int], spec: FeatureSpec) -> bytes:
+    """The canonical header; cached (specs are frozen, and a worker serialises thousands of
+    matrices of a few shapes under one spec: ``asdict`` per matrix cost more than the payload)."""
     doc = {
         "dtype": _DTYPE,
         "format": _FORMAT_NAME,

@@ -8,7 +8,9 @@ Each message runs through :func:`securepipe.features.ingest.ingest_one`, the bat
 idempotent, crash-safe ingest, so the worker adds no new way to lose an upload:
 
 * a message is **deleted only after** its sample's features are verified stored, or the upload
-  is quarantined with its reason (or the sample is already done: a duplicate delivery);
+  is quarantined with its reason (or the sample is already done: a duplicate delivery); the
+  deletes of finished messages go out in batches of up to ten (DeleteMessageBatch, after at
+  most a second's wait), one SQS call for several samples;
 * while a sample is in flight the worker **extends the message's visibility** (a heartbeat of
   ChangeMessageVisibility), so a slow sample is never handed to a second worker meanwhile;
 * a sample that fails is left for another attempt (its message becomes visible again after a
@@ -22,7 +24,9 @@ idempotent, crash-safe ingest, so the worker adds no new way to lose an upload:
   state (the event's version is only a hint), and its conditional writes keep one feature
   object however many workers race on a sample;
 * a bounded number of samples are in flight per worker (threads: the AWS calls release the
-  GIL, so the latency of one sample is hidden behind the others);
+  GIL, so the latency of one sample is hidden behind the others), sharing one set of clients
+  made at start-up whose connection pools hold a connection per sample in flight (botocore's
+  default of 10 would open and close a connection per call beyond the tenth);
 * a stop request (SIGTERM, as ECS sends before SIGKILL; or a ``threading.Event``) stops
   receiving, lets in-flight samples finish for up to ``drain_s``, and releases any message
   still unfinished (visibility 0) so another worker takes it at once.
@@ -46,12 +50,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from securepipe.encryption.upload import RAW_PREFIX, sample_key
@@ -63,6 +68,7 @@ from securepipe.features.ingest import (
     IngestItem,
     SampleOutcome,
     ingest_one,
+    prepare_clients,
 )
 
 LOG = logging.getLogger(__name__)
@@ -195,7 +201,10 @@ class WorkerSettings:
 
     :param queue_url: the ingest queue (:func:`setup_notifications`).
     :param dead_letter_url: where messages the worker gives up on go, with their reason.
-    :param concurrency: samples in flight at once in this worker (threads).
+    :param concurrency: samples in flight at once in this worker (threads), and the connections
+        each of its clients keeps. A sample is a chain of about a second of AWS round trips
+        and a few ms of CPU, so clips/s per worker is at most ``concurrency`` / that second
+        until the CPU is busy: 8 suits a small task; ``python -m benchmarks ingest`` runs 32.
     :param max_receives: receives after which a failing message is dead-lettered.
     :param visibility_timeout_s: how long a received message stays hidden; the heartbeat
         extends it every third of that while the sample is in flight.
@@ -272,6 +281,76 @@ class WorkerReport:
                 self.outcomes.extend(outcomes)
 
 
+class _Deleter:
+    """Deletes the messages of finished samples in batches: SQS DeleteMessageBatch, up to ten
+    receipt handles a call, each entry succeeding or failing on its own
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessageBatch.html).
+
+    A message waits here at most ``max_delay_s`` (or until ten are waiting): never long enough
+    to become visible again, and a crash meanwhile only redelivers a finished sample, which
+    ingest reports as done again (its features verified, its raw gone). A failed delete is
+    left the same way, for redelivery.
+    """
+
+    BATCH = 10
+
+    def __init__(self, sqs: Any, settings: WorkerSettings, report: WorkerReport,
+                 max_delay_s: float) -> None:
+        self._sqs, self._settings, self._report = sqs, settings, report
+        self._max_delay_s = max_delay_s
+        self._cond = threading.Condition()
+        self._pending: list[dict[str, Any]] = []
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="securepipe-deleter",
+                                        daemon=True)
+        self._thread.start()
+
+    def add(self, message: dict[str, Any]) -> None:
+        with self._cond:
+            self._pending.append(message)
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Delete everything still waiting, then stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                deadline = time.monotonic() + self._max_delay_s
+                while len(self._pending) < self.BATCH and not self._closing:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                batch = self._pending[:self.BATCH]
+                del self._pending[:self.BATCH]
+            self._delete(batch)
+
+    def _delete(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            response = self._sqs.delete_message_batch(
+                QueueUrl=self._settings.queue_url,
+                Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                         for n, m in enumerate(batch)])
+        except Exception as exc:   # left for redelivery, which is harmless
+            LOG.warning("DeleteMessageBatch failed (%s); %d messages left for redelivery",
+                        exc, len(batch))
+            return
+        for _ in response.get("Successful", []):
+            self._report._add("deleted")
+        for failed in response.get("Failed", []):
+            LOG.warning("message %s left for redelivery: %s",
+                        batch[int(failed["Id"])].get("MessageId"), failed.get("Code"))
+
+
 class _InFlight:
     """Receipt handles of messages being worked on, for the visibility heartbeat."""
 
@@ -311,15 +390,24 @@ def ingest_worker(
     ``handle_signals`` also sets it on SIGTERM and SIGINT (main thread only). ``process``
     replaces the per-sample ingest (benchmarks use it to run a floor through the same loop);
     by default :func:`~securepipe.features.ingest.ingest_one`. Wraps
-    ReceiveMessage, DeleteMessage, ChangeMessageVisibility and SendMessage.
+    ReceiveMessage, DeleteMessageBatch, DeleteMessage, ChangeMessageVisibility and
+    SendMessage.
     """
     stop = stop or threading.Event()
     item_for = item_for or IngestItem
     if process is None:
+        # The process's ingest clients, made now (a bad profile fails here, not on a message)
+        # with a connection per sample in flight (prepare_clients).
+        prepare_clients(config, session_factory, archive_session_factory=archive_session_factory,
+                        max_pool_connections=settings.concurrency)
+
         def process(item: IngestItem) -> SampleOutcome:
             return ingest_one(item, config, session_factory,
-                              archive_session_factory=archive_session_factory)
-    sqs = session_factory().client("sqs")
+                              archive_session_factory=archive_session_factory,
+                              max_pool_connections=settings.concurrency)
+    # every sample thread deletes its message, beside the receive loop and the heartbeat
+    sqs = session_factory().client("sqs", config=Config(
+        max_pool_connections=max(10, settings.concurrency + 2)))
     report = WorkerReport()
     inflight = _InFlight()
     heartbeat_stop = threading.Event()
@@ -328,18 +416,24 @@ def ingest_worker(
         name="securepipe-visibility", daemon=True)
     heartbeat.start()
 
+    deleter = _Deleter(sqs, settings, report,
+                       max_delay_s=min(1.0, settings.visibility_timeout_s / 6))
+
     def handle(message: dict[str, Any]) -> None:
         try:
             _handle(sqs, message, config, settings, process, item_for, report,
-                    settled=lambda: inflight.remove(message["MessageId"]))
+                    settled=lambda: inflight.remove(message["MessageId"]), done=deleter.add)
         finally:
             inflight.remove(message["MessageId"])
 
     futures: dict[Future[None], dict[str, Any]] = {}
     idle_since = time.monotonic()
     # one BLAS thread: the samples in flight are the parallelism (securepipe.features.extract)
-    with _signals(stop, handle_signals), one_blas_thread(), ThreadPoolExecutor(
-            max_workers=settings.concurrency, thread_name_prefix="securepipe-ingest") as pool:
+    # closing(deleter) exits last, after the pool has waited for every sample thread: every
+    # finished message's delete is queued by then, and is sent before the worker returns
+    with closing(deleter), _signals(stop, handle_signals), one_blas_thread(), \
+            ThreadPoolExecutor(max_workers=settings.concurrency,
+                               thread_name_prefix="securepipe-ingest") as pool:
         try:
             while not stop.is_set():
                 free = settings.concurrency - len(futures)
@@ -437,11 +531,13 @@ def _heartbeat(sqs: Any, settings: WorkerSettings, inflight: _InFlight,
 def _handle(sqs: Any, message: dict[str, Any], config: IngestConfig, settings: WorkerSettings,
             process: Callable[[IngestItem], SampleOutcome],
             item_for: Callable[[str, str], IngestItem], report: WorkerReport,
-            settled: Callable[[], None] = lambda: None) -> None:
+            settled: Callable[[], None] = lambda: None,
+            done: Callable[[dict[str, Any]], None] | None = None) -> None:
     """One message: ingest what it names, then delete, retry or dead-letter it. Never raises.
 
     ``settled`` is called once the work is done and before the message's fate is sent, so the
-    visibility heartbeat no longer extends it (it would undo a retry delay)."""
+    visibility heartbeat no longer extends it (it would undo a retry delay). ``done`` takes a
+    finished message to delete (the worker's batched deleter); without it, DeleteMessage."""
     receives = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
     try:
         try:
@@ -469,6 +565,9 @@ def _handle(sqs: Any, message: dict[str, Any], config: IngestConfig, settings: W
             report.outcomes.extend(outcomes)
         if not failed:
             # processed, quarantined, or missing (already erased, or never there): done
+            if done is not None:
+                done(message)
+                return
             sqs.delete_message(QueueUrl=settings.queue_url,
                                ReceiptHandle=message["ReceiptHandle"])
             report._add("deleted")

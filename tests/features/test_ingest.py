@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -570,3 +571,29 @@ def test_speaker_key_path_converges_after_a_crash(world: World, step: str) -> No
     assert outcome.status == "processed" and outcome.archived
     assert world.feature_versions(item) == 1
     assert raw_left(world.sb.session, world.config.raw_bucket) == 0
+
+
+def test_shared_clients_keep_a_connection_per_thread_and_leave_the_session_alone(
+        world: World) -> None:
+    """prepare_clients sizes every client the samples share (S3, the consent registry's
+    DynamoDB, the Encryption SDK's KMS) to the threads in flight, then restores the factory's
+    session: a client made from it afterwards has botocore's default pool again."""
+    from securepipe.encryption.envelope import botocore_session_of
+    from securepipe.features import ingest as ingest_module
+    from securepipe.features.ingest import prepare_clients
+
+    session = world.sb.session
+
+    def factory() -> Any:
+        return session
+
+    prepare_clients(world.config, factory, max_pool_connections=32)
+    clients = ingest_module._shared["clients"][1]
+    kms_clients = list(clients.envelope._provider._regional_clients.values())
+    assert kms_clients
+    for client in (clients.s3, clients.registry._ddb, *kms_clients):
+        assert client.meta.config.max_pool_connections == 32
+    assert botocore_session_of(session).get_default_client_config() is None
+    assert session.client("s3").meta.config.max_pool_connections == 10
+    with pytest.raises(InvalidParameterError):
+        prepare_clients(world.config, factory, max_pool_connections=0)

@@ -118,3 +118,41 @@ def test_any_other_exception_is_a_failed_outcome_not_the_batchs(
     assert "RuntimeError" in (report.outcomes[0].reason or "")
     assert report.outcomes[1].status == "processed"
     assert raw_left(sb.session, config.raw_bucket) == 1   # the failed one is still there
+
+
+def test_an_upload_too_large_for_the_policy_is_quarantined_before_it_is_read(
+        sb_config: tuple[Sandbox, IngestConfig], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The size check comes from the object's length: a raw object over the policy's
+    ciphertext limit is quarantined as too-large and never decrypted; one whose ciphertext fits
+    but whose plaintext is over the byte limit is refused by validation, with the same reason."""
+    from securepipe.features.audio import AudioPolicy
+    from securepipe.features.ingest import ciphertext_limit
+
+    sb, config = sb_config
+    policy = AudioPolicy(max_duration_s=2.0)          # 193,536 bytes of WAV at most
+    small = IngestConfig(raw_bucket=config.raw_bucket, features_bucket=config.features_bucket,
+                         archive_bucket=config.archive_bucket, key_arn=config.key_arn,
+                         archive_key_arn=config.archive_key_arn, audio=policy)
+    samples = validate_wav(MANIFEST.path_of("spk01_u1").read_bytes()).samples
+    pcm = (samples * 32767).astype("<i2").tobytes()
+    huge = wav_bytes(pcm * (ciphertext_limit(policy) // len(pcm) + 1))   # ciphertext too
+    over = wav_bytes(pcm * 10)[: policy.byte_limit + 1000]   # only the plaintext is over
+    assert len(huge) > ciphertext_limit(policy) and len(over) < ciphertext_limit(policy)
+    items = [IngestItem("c07", "huge"), IngestItem("c07", "over")]
+    _upload(sb, config, items[0], huge, tmp_path)
+    _upload(sb, config, items[1], over, tmp_path)
+    decrypted: list[int] = []
+    real = ingest_module.open_sample
+
+    def counting(*args: Any, **kwargs: Any) -> bytes:
+        plain = real(*args, **kwargs)
+        decrypted.append(len(plain))
+        return plain
+
+    monkeypatch.setattr(ingest_module, "open_sample", counting)
+    report = ingest_batch(items, small, lambda: sb.session)
+    assert [(o.status, o.reason) for o in report.outcomes] == [
+        ("quarantined", "too-large"), ("quarantined", "too-large")]
+    assert decrypted == [len(over)]   # the huge one was never decrypted
+    assert raw_left(sb.session, config.raw_bucket) == 0

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
@@ -151,11 +152,24 @@ def _check_mix(stage: Stage) -> None:
 def test_uploads_flow_through_the_queue_to_features_quarantine_or_dead_letters(
         stage: Stage, tmp_path: Path) -> None:
     _upload_mix(stage, tmp_path)
-    report = ingest_worker(stage.config, stage.settings(), lambda: stage.sb.session)
+    deletes: list[int] = []   # entries per DeleteMessageBatch, DeleteMessage as 1
+
+    def count(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in ("DeleteMessage", "DeleteMessageBatch"):
+            deletes.append(len(params.get("Entries", [None])))
+
+    stage.sb.session.events.register("provide-client-params.sqs", count)
+    try:
+        report = ingest_worker(stage.config, stage.settings(), lambda: stage.sb.session)
+    finally:
+        stage.sb.session.events.unregister("provide-client-params.sqs", count)
     _check_mix(stage)
     assert report.dead_lettered == 2 and report.retried == 1   # erased: 2 receives, bad key: 1
     assert report.count("processed") == 4 and report.count("quarantined") == 1
     assert report.stopped_by == "idle"
+    # six finished messages (five samples and S3's test event) are deleted in batches; each
+    # dead letter's original is deleted on its own
+    assert report.deleted == 6 and sum(deletes) == 6 + 2 and len(deletes) < 6 + 2
 
 
 def test_duplicate_and_out_of_order_deliveries_are_harmless(stage: Stage, tmp_path: Path) -> None:
