@@ -470,11 +470,16 @@ def test_a_shortened_or_emptied_journal_is_refused(world: World) -> None:
     with pytest.raises(Crash):
         _erase(world, "spk01", after_step=crash)
     genuine = world.registry.journal("spk01")
+    head = ddb.get_item(TableName=table, Key={"speaker": {"S": "spk01"}},
+                        ConsistentRead=True)["Item"]["erasure_head"]
     left = world.versions_of("spk01")
-    for edit in ("REMOVE erasure_journal[1]", "REMOVE erasure_journal",
-                 "REMOVE erasure_journal, erasure_head"):
-        world.registry.set_journal("spk01", genuine)
-        ddb.update_item(TableName=table, Key={"speaker": {"S": "spk01"}}, UpdateExpression=edit)
+    for kept, drop_head in ((genuine[:1], False), ([], False), ([], True)):
+        world.registry.set_journal("spk01", kept)
+        edit: dict[str, Any] = (
+            {"UpdateExpression": "REMOVE erasure_head"} if drop_head else
+            {"UpdateExpression": "SET erasure_head = :h",
+             "ExpressionAttributeValues": {":h": head}})
+        ddb.update_item(TableName=table, Key={"speaker": {"S": "spk01"}}, **edit)
         with pytest.raises(ErasureError, match="signed head"):
             _erase(world, "spk01")
         assert world.versions_of("spk01") == left                  # refused before any delete
@@ -503,18 +508,17 @@ def test_a_rolled_back_journal_is_refused_before_any_delete(world: World) -> Non
     with pytest.raises(Crash):
         _erase(world, "spk01", after_step=crash_after(1))
     saved = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    saved_journal = world.registry.journal("spk01")
     with pytest.raises(Crash):
         _erase(world, "spk01", after_step=crash_after(2))
     genuine = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
-    assert len(genuine["erasure_journal"]["L"]) == 3 and len(saved["erasure_journal"]["L"]) == 1
+    genuine_journal = world.registry.journal("spk01")
+    assert len(genuine_journal) == 3 and len(saved_journal) == 1
 
-    def write_back(item: dict[str, Any]) -> None:
-        ddb.update_item(TableName=table, Key=key,
-                        UpdateExpression="SET erasure_journal = :j, erasure_head = :h",
-                        ExpressionAttributeValues={":j": item["erasure_journal"],
-                                                   ":h": item["erasure_head"]})
-
-    write_back(saved)                                   # the rollback (a replayed, signed head)
+    # the rollback (a replayed, signed head, and the journal items as they were then)
+    world.registry.set_journal("spk01", saved_journal)
+    ddb.update_item(TableName=table, Key=key, UpdateExpression="SET erasure_head = :h",
+                    ExpressionAttributeValues={":h": saved["erasure_head"]})
     left = world.versions_of("spk01")
     with pytest.raises(JournalRollbackError, match="1 entries, but a head of 3"):
         _erase(world, "spk01")
@@ -528,7 +532,9 @@ def test_a_rolled_back_journal_is_refused_before_any_delete(world: World) -> Non
         _erase(world, "spk01")
     assert world.versions_of("spk01") == left
 
-    write_back(genuine)                                  # the genuine journal resumes
+    world.registry.set_journal("spk01", genuine_journal)   # the genuine journal resumes
+    ddb.update_item(TableName=table, Key=key, UpdateExpression="SET erasure_head = :h",
+                    ExpressionAttributeValues={":h": genuine["erasure_head"]})
     receipt = _erase(world, "spk01")
     assert receipt.complete and receipt.resumed
     assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == mine
@@ -743,3 +749,38 @@ def test_no_legal_hold_copy_is_written_after_an_erasure(world: World) -> None:
     assert not archive.get("Versions")                  # no locked copy was ever written
     assert world.versions_of("spk01") == set()
     assert _erase(world, "spk01").complete
+
+
+def test_a_journal_of_hundreds_of_versions_fits(world: World) -> None:
+    """One journal entry per registry item: an erasure of 620 versions (well past what one
+    400 KB item could hold as a list) completes, resumes after a crash midway, and keeps the
+    speaker's own item small; journal items are never read as speakers or malformed."""
+    from securepipe.features.ingest import META_SPEAKER
+
+    s3, raw, ddb = world.s3, world.bucket("raw"), world.sb.session.client("dynamodb")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    written = {(raw, "scratch/spk06-many", s3.put_object(
+        Bucket=raw, Key="scratch/spk06-many", Body=b"v", Metadata={META_SPEAKER: "spk06"},
+        **sse)["VersionId"]) for _ in range(620)}
+    other = world.versions()
+    calls: list[str] = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 400:
+            raise Crash(detail)
+
+    with pytest.raises(Crash):
+        _erase(world, "spk06", after_step=crash)
+    receipt = _erase(world, "spk06")
+    assert receipt.complete and receipt.resumed and receipt.remaining_after == 0
+    assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == written
+    assert len(world.registry.journal("spk06")) == 620
+    receipt.verify(PublicKeyVerifier.from_kms(world.sb.session,
+                                              world.sb.resources.signing_key_arn))
+    item = ddb.get_item(TableName=world.registry.table, Key={"speaker": {"S": "spk06"}},
+                        ConsistentRead=True)["Item"]
+    assert "erasure_journal" not in item and len(json.dumps(item, default=str)) < 4096
+    records, errors = world.registry.scan()
+    assert errors == [] and "spk06" in {r.speaker for r in records}
+    assert world.versions() == {v for v in other if v[3] != "spk06"}
