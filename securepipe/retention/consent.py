@@ -66,6 +66,7 @@ DynamoDB API: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/Wel
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -133,6 +134,11 @@ _TABLE_NAME_MAX = 255
 #: was generated). Lessons rebase them onto the day they run: see
 #: :meth:`ConsentRegistry.load_manifest_consents`.
 MANIFEST_REFERENCE_DAY = dt.date(2026, 11, 26)
+#: The one date form the registry stores (``date.isoformat()``), and its timestamps
+#: (``datetime.isoformat()`` of an aware datetime, or a ``Z`` suffix).
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 
@@ -579,6 +585,36 @@ class ConsentRegistry:
                 "restored or rolled back)"))
         return record
 
+    def refuse_if_erased(self, speaker: str) -> None:
+        """Refuse (:class:`~securepipe.errors.ConsentError`) a speaker being or already erased,
+        whatever else consent says: the record's status is ``erasing``, ``erasure-held`` or
+        ``erased`` (or it has ``erased_at``), or an erasure is anchored in
+        :attr:`anchor_bucket`. A malformed record or unreadable anchors refuse too (fail
+        closed); a speaker with no record passes (consent itself is not checked here).
+
+        For writers that checked consent elsewhere (``upload_sample(consent=
+        CONSENT_NOT_CHECKED, erasures=registry)``): nothing is ever written for an erased
+        person. One GetItem, and with an anchor bucket one ListObjectVersions.
+        """
+        validate_speaker_id(speaker)
+        try:
+            record = self.find(speaker)
+        except ConsentRecordError as exc:
+            raise ConsentError(speaker, "malformed-record", str(exc)) from None
+        if record is not None and (record.status in ERASURE_STATUSES
+                                   or record.erased_at is not None):
+            raise ConsentError(speaker, record.status, f"the speaker is {record.status}")
+        try:
+            anchored = self.erasure_anchored(speaker)
+        except ClientError as exc:
+            raise ConsentError(speaker, "anchors-unreadable", (
+                f"the erasure anchors in s3://{self._anchor_bucket} could not be read "
+                f"({exc.response.get('Error', {}).get('Code')})")) from None
+        if anchored:
+            raise ConsentError(speaker, "erased", (
+                f"an erasure of this speaker is anchored in s3://{self._anchor_bucket}/"
+                f"{ANCHOR_PREFIX}/{speaker}/"))
+
     def admit(self, speaker: str, sample_id: str, *, contractor: str,
               at: dt.datetime) -> ConsentRecord:
         """The consent gate for one sample: check consent covers it, claim it, and index it.
@@ -913,19 +949,28 @@ class ConsentRegistry:
         """The speaker's erasure journal and its signed head (``None`` if none).
 
         The entries are read in order, one consistent GetItem each, up to the first position
-        with none: they may run past the head's count (entries a crashed or concurrent
-        erasure wrote before moving the head), never stop short of it unless entries were
-        removed. A journal written inside the speaker's item (``erasure_journal``, a list)
-        comes first.
+        with none, before and after the head: they may run past the head's count (entries a
+        crashed or concurrent erasure wrote before moving the head), never stop short of it
+        unless entries were removed. A journal written inside the speaker's item
+        (``erasure_journal``, a list) comes first.
         """
         item = self._item(speaker) or {}
         legacy = item.get("erasure_journal", [])
         if not isinstance(legacy, list):
             return [{"malformed": True}], item.get("erasure_head")
         entries = list(legacy)
-        while (entry := self.journal_entry(speaker, len(entries))) is not None:
-            entries.append(entry)
-        return entries, item.get("erasure_head")
+
+        def read_on() -> None:
+            while (entry := self.journal_entry(speaker, len(entries))) is not None:
+                entries.append(entry)
+
+        # entries, then the head, then entries again: an entry is always written before the
+        # head counts it, so a head read this way never counts more entries than were read
+        # (while an erasure runs concurrently too)
+        read_on()
+        head = (self._item(speaker) or {}).get("erasure_head")
+        read_on()
+        return entries, head
 
     def _update(self, speaker: str, expression: str, values: Mapping[str, str], *,
                 names: Mapping[str, str] | None = None) -> None:
@@ -1031,7 +1076,9 @@ def _field_date(item: Mapping[str, Any], speaker: str | None, name: str, *,
         if required:
             raise ConsentRecordError(speaker, name, "is missing")
         return None
-    if not isinstance(value, str) or len(value) != 10:
+    # exactly YYYY-MM-DD in ASCII digits: date.fromisoformat alone also takes an ISO week
+    # date ("2026-W05-3"), a basic form ("20260128") and non-ASCII digits
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ConsentRecordError(speaker, name, "is not an ISO date (YYYY-MM-DD)")
     try:
         day = dt.date.fromisoformat(value)
@@ -1082,8 +1129,11 @@ def _record(item: Mapping[str, Any]) -> ConsentRecord:
     if erased is None and "erased_at" in item:
         raise ConsentRecordError(speaker, "erased_at", "is NULL")
     if erased is not None:
+        if not isinstance(erased, str) or not _ISO_TIMESTAMP.fullmatch(erased):
+            raise ConsentRecordError(speaker, "erased_at", "is not an ISO timestamp "
+                                     "(YYYY-MM-DDTHH:MM:SS[.ffffff]+HH:MM)")
         try:
-            erased_at = dt.datetime.fromisoformat(str(erased))
+            erased_at = dt.datetime.fromisoformat(erased)
         except ValueError:
             raise ConsentRecordError(speaker, "erased_at", "is not an ISO timestamp") from None
         if erased_at.tzinfo is None:

@@ -447,11 +447,11 @@ class _Journal:
         self._anchor = anchor
         self.records: list[dict[str, Any]] = []
         self._prev = ""
-        digests = [""]                   # the chain's digest after 0, 1, 2, ... entries
+        self._digests = [""]             # the chain's digest after 0, 1, 2, ... entries
+        digests = self._digests
         entries, head = registry.journal_and_head(speaker)
         for n, entry in enumerate(entries):
             self._take(n, entry)
-            digests.append(self._prev)
         self.has_head = head is not None
         if head is None:
             if entries or status in ("erasing", "erasure-held"):
@@ -502,6 +502,7 @@ class _Journal:
                 ) from None
         self.records.append(record)
         self._prev = hashlib.sha256(message).hexdigest()
+        self._digests.append(self._prev)
 
     def _advance(self, count: int, digest: str) -> None:
         """Move the stored head to ``count`` entries (unless another run already moved it
@@ -518,6 +519,11 @@ class _Journal:
         if anchored is None:
             return
         count, digest = anchored
+        if count >= len(digests):
+            # a concurrent erasure may have written entries, moved the head and anchored it
+            # since this journal was read: entries come first, so they are in the registry
+            self.catch_up()
+            digests = self._digests
         if count >= len(digests) or digests[count] != digest:
             raise JournalRollbackError(
                 f"erasure journal of {speaker!r} has {len(digests) - 1} entries, but a head of "
@@ -569,7 +575,13 @@ class _Journal:
             self.catch_up()
         self.records.append(record)
         self._prev = hashlib.sha256(message).hexdigest()
+        self._digests.append(self._prev)
         self._advance(seq + 1, self._prev)
+
+    def holds(self, bucket: str, key: str, version_id: str) -> bool:
+        """True if the journal already lists this version (or upload)."""
+        return any((str(r.get("bucket")), str(r.get("key")), str(r.get("version_id")))
+                   == (bucket, key, version_id) for r in self.records)
 
     def deleted(self) -> tuple[DeletedVersion, ...]:
         """The journal's deletions, in order, without duplicates."""
@@ -764,7 +776,19 @@ def erase_speaker(
                 except ClientError as exc:
                     if exc.response.get("Error", {}).get("Code") not in _GONE:
                         raise
-                    continue    # removed since the listing (by its own writer's fence)
+                    # removed since the listing: by a concurrent erasure of this speaker (its
+                    # journal entry is adopted if already written) or by its writer's consent
+                    # fence. Either way it was the speaker's and is gone: the receipt says so.
+                    if journaled:
+                        journal.catch_up()
+                        if journal.holds(v.bucket, v.key, v.version_id):
+                            continue
+                    record_deleted(DeletedVersion(
+                        v.bucket, v.key, v.version_id, v.kind, None, "none", v.size,
+                        f"{v.source}; already gone when this erasure reached it (deleted by "
+                        "a concurrent erasure of the speaker or by its writer's consent "
+                        "fence)"))
+                    continue
                 try:
                     s3.delete_object(Bucket=v.bucket, Key=v.key, VersionId=v.version_id)
                 except ClientError as exc:

@@ -784,3 +784,153 @@ def test_a_journal_of_hundreds_of_versions_fits(world: World) -> None:
     records, errors = world.registry.scan()
     assert errors == [] and "spk06" in {r.speaker for r in records}
     assert world.versions() == {v for v in other if v[3] != "spk06"}
+
+
+def test_concurrent_erasures_of_one_speaker_miss_no_deletion(world: World) -> None:
+    """Two erasures of one speaker run at once (two threads, each with its own boto3 session,
+    released together by a barrier): they share one journal (a run whose next position is
+    taken adopts that entry), a version the other run deleted first is listed as gone, and the
+    receipt of the run that finishes last, like a later re-run's, lists every version of the
+    speaker; the other speakers' versions are untouched."""
+    import threading
+
+    import boto3
+
+    from securepipe.encryption.signing import KmsSigner
+    from securepipe.features.ingest import META_SPEAKER
+    from securepipe.retention.consent import ConsentRegistry
+
+    world.populate("spk02", "spk03", archive=False)
+    s3, raw = world.s3, world.bucket("raw")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    for n in range(24):
+        s3.put_object(Bucket=raw, Key=f"scratch/spk02-{n % 3}", Body=b"v",
+                      Metadata={META_SPEAKER: "spk02"}, **sse)
+    mine = world.versions_of("spk02")
+    others = {v for v in world.versions() if v[3] != "spk02"}
+    creds = world.sb.session.get_credentials().get_frozen_credentials()
+    start = threading.Barrier(2)
+    finished: list[Any] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        session = boto3.Session(aws_access_key_id=creds.access_key,
+                                aws_secret_access_key=creds.secret_key,
+                                aws_session_token=creds.token,
+                                region_name=world.sb.session.region_name)
+        registry = ConsentRegistry(session, world.registry.table, create=False)
+        signer = KmsSigner(session, world.sb.resources.signing_key_arn)
+        start.wait()
+        try:
+            finished.append(erase_speaker(session, speaker="spk02", registry=registry,
+                                          buckets=world.buckets, signer=signer,
+                                          anchor_bucket=world.bucket("audit")))
+        except BaseException as exc:   # reported below with the thread's traceback
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == [] and len(finished) == 2
+    last = finished[-1]
+    assert {(d.bucket, d.key, d.version_id) for d in last.deleted} >= mine
+    again = _erase(world, "spk02")
+    assert again.status == "already-erased"
+    assert {(d.bucket, d.key, d.version_id) for d in again.deleted} >= mine
+    assert world.versions_of("spk02") == set() and world.versions() == others
+    verifier = PublicKeyVerifier.from_kms(world.sb.session, world.sb.resources.signing_key_arn)
+    for receipt in (*finished, again):
+        receipt.verify(verifier)
+
+
+def test_planted_anchors_neither_block_nor_fake_an_erasure(world: World) -> None:
+    """Someone who can write into the audit bucket plants objects where anchors go before the
+    erasure: at the name the first anchor once took (``.../00000001``), and a well-named
+    "head" of 99 entries with a made-up signature. Anchor names carry 128 random bits, so
+    nothing planted is in the way, and only heads whose signature verifies count: the erasure
+    completes, and a crash-and-resume is not taken for a rollback."""
+    world.populate("spk05", archive=False)
+    s3, audit = world.s3, world.bucket("audit")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    fake = json.dumps({"speaker": "spk05", "count": 99, "digest": "0" * 64,
+                       "sig": base64.b64encode(b"\x30\x06\x02\x01\x01\x02\x01\x01").decode()})
+    for name in ("00000000", "00000001", "00000002", f"00000099-{'ab' * 16}"):
+        s3.put_object(Bucket=audit, Key=f"erasure-journal/spk05/{name}", Body=fake.encode(),
+                      **sse)
+    calls: list[str] = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 1:
+            raise Crash(detail)
+
+    with pytest.raises(Crash):
+        _erase(world, "spk05", after_step=crash)
+    receipt = _erase(world, "spk05")
+    assert receipt.complete and receipt.resumed and world.versions_of("spk05") == set()
+    names = [o["Key"].rsplit("/", 1)[1] for o in s3.list_objects_v2(
+        Bucket=audit, Prefix="erasure-journal/spk05/")["Contents"]]
+    genuine = [n for n in names if len(n) == 41 and n != f"00000099-{'ab' * 16}"]
+    assert genuine and all(n[8] == "-" and int(n[:8]) <= len(receipt.deleted) for n in genuine)
+
+
+def test_consent_not_checked_still_never_writes_for_an_erased_speaker(world: World) -> None:
+    """``consent=CONSENT_NOT_CHECKED`` means "consent was checked elsewhere": with
+    ``erasures=`` the registry, an upload for a speaker whose record says erased, or whose
+    item was restored to ``active`` but whose erasure is anchored, is refused before any write;
+    an erasure landing between that check and the write is caught after it (the version
+    written is deleted). A speaker with no erasure uploads as before."""
+    from securepipe.encryption.upload import CONSENT_NOT_CHECKED
+    from securepipe.errors import ConsentError
+    from securepipe.retention.consent import ConsentRegistry
+
+    ddb, table = world.sb.session.client("dynamodb"), world.registry.table
+    raw, audit = world.bucket("raw"), world.bucket("audit")
+    gated = ConsentRegistry(world.sb.session, table, create=False, anchor_bucket=audit)
+    envelope = Envelope(world.sb.session, EnvelopeConfig(key_arns=world.sb.resources.kms_key_arn))
+
+    def upload(sample_id: str, speaker: str, erasures: Any) -> Any:
+        u = MANIFEST.utterance(sample_id)
+        return upload_sample(world.sb.session, envelope, MANIFEST.path_of(u), bucket=raw,
+                             key_arn=world.sb.resources.kms_key_arn,
+                             context=SampleContext(u.contractor, f"{sample_id}-again",
+                                                   "speech-model-training"),
+                             consent=CONSENT_NOT_CHECKED, speaker=speaker, erasures=erasures)
+
+    def written(sample_id: str) -> list[Any]:
+        u = MANIFEST.utterance(sample_id)
+        out = world.s3.list_object_versions(Bucket=raw, Prefix=f"raw/{u.contractor}/{sample_id}"
+                                            "-again")
+        return out.get("Versions", [])
+
+    assert upload("spk03_u1", "spk03", gated).version_id    # no erasure: uploads as before
+    backup = ddb.get_item(TableName=table, Key={"speaker": {"S": "spk04"}},
+                          ConsistentRead=True)["Item"]
+    _erase(world, "spk04")
+    spk04 = next(u.sample_id for u in MANIFEST.utterances if u.speaker == "spk04")
+    with pytest.raises(ConsentError) as refused:           # the record says erased
+        upload(spk04, "spk04", world.registry)
+    assert refused.value.reason == "erased" and written(spk04) == []
+    ddb.put_item(TableName=table, Item=backup)              # restored: status active again
+    with pytest.raises(ConsentError) as refused:           # the anchors still say erased
+        upload(spk04, "spk04", gated)
+    assert refused.value.reason == "erased" and written(spk04) == []
+
+    spk06 = next(u.sample_id for u in MANIFEST.utterances if u.speaker == "spk06")
+
+    class EraseAfterCheck:      # the erasure lands between the check and the write
+        calls = 0
+
+        def refuse_if_erased(self, speaker: str) -> None:
+            gated.refuse_if_erased(speaker)
+            EraseAfterCheck.calls += 1
+            if EraseAfterCheck.calls == 1:
+                _erase(world, speaker)
+
+    with pytest.raises(ConsentError) as refused:
+        upload(spk06, "spk06", EraseAfterCheck())
+    assert refused.value.reason == "revoked-after-write" and written(spk06) == []
+    with pytest.raises(InvalidParameterError):
+        upload(spk06, "spk06", object())
