@@ -247,7 +247,9 @@ def hardened_account(
     actions.append(_row(2, "access.apply_presign_age_cap", "data buckets refuse requests "
                         "signed more than 900 s earlier"))
     # the consent registry comes first: every upload names its speaker and passes its gate
-    registry = ConsentRegistry(session, kms_key_arn=data_key)
+    # with the audit bucket's erasure anchors: a restored registry item never readmits an
+    # erased speaker
+    registry = ConsentRegistry(session, kms_key_arn=data_key, anchor_bucket=audit)
     registry.load_manifest_consents(manifest)
     uploads = _uploads(contractors)
     for u in uploads:
@@ -276,7 +278,7 @@ def hardened_account(
 
     say("step 4: ingest")
     config = IngestConfig(raw_bucket=raw, features_bucket=features, archive_bucket=archive,
-                          key_arn=data_key, archive_key_arn=archive_key)
+                          key_arn=data_key, archive_key_arn=archive_key, anchor_bucket=audit)
     items = [IngestItem(u.contractor, u.sample_id, speaker=u.speaker)
              for u in uploads[: len(uploads) - pending]]
     # The trail is signed with the asymmetric signing key, never the data key: verifiers need

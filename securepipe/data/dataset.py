@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import wave
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -152,6 +153,9 @@ def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
 
 
 def _date(value: str, where: str) -> dt.date:
+    # exactly YYYY-MM-DD: date.fromisoformat also takes ISO week dates and the basic form
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise DatasetError(f"manifest: {where} is not an ISO date (YYYY-MM-DD): {value!r}")
     try:
         return dt.date.fromisoformat(value)
     except ValueError as exc:

@@ -78,6 +78,7 @@ __all__ = [
     "MULTIPART_THRESHOLD",
     "RAW_PREFIX",
     "ConsentGate",
+    "ErasureCheck",
     "UploadResult",
     "download_sample",
     "fence_write",
@@ -112,6 +113,29 @@ class ConsentGate(Protocol):
               at: dt.datetime) -> object: ...
 
     def check_consent(self, speaker: str, at: dt.datetime) -> object: ...
+
+
+class ErasureCheck(Protocol):
+    """What a writer that checked consent elsewhere still asks: ``refuse_if_erased`` (raise
+    :class:`~securepipe.errors.ConsentError` for a speaker being or already erased)."""
+
+    def refuse_if_erased(self, speaker: str) -> None: ...
+
+
+class _ErasuresOnly:
+    """A :class:`ConsentGate` that checks only erasure, before and after the write."""
+
+    def __init__(self, erasures: ErasureCheck) -> None:
+        self._erasures = erasures
+
+    def admit(self, speaker: str, sample_id: str, *, contractor: str,
+              at: dt.datetime) -> object:
+        self._erasures.refuse_if_erased(speaker)
+        return None
+
+    def check_consent(self, speaker: str, at: dt.datetime) -> object:
+        self._erasures.refuse_if_erased(speaker)
+        return None
 
 
 class _ConsentNotChecked:
@@ -219,6 +243,7 @@ def upload_sample(
     multipart_threshold: int = MULTIPART_THRESHOLD,
     consent: ConsentGate | _ConsentNotChecked,
     speaker: str | None = None,
+    erasures: ErasureCheck | None = None,
 ) -> UploadResult:
     """Encrypt ``src`` client-side and upload the ciphertext to ``raw/<contractor>/<sample_id>``.
 
@@ -243,6 +268,15 @@ def upload_sample(
     after the write :func:`fence_write` re-checks consent, deletes exactly the version written if
     the speaker is no longer admitted, and raises ``ConsentError`` (``revoked-after-write``).
     ``speaker`` writes the speaker and sample into the object's metadata.
+
+    ``consent=CONSENT_NOT_CHECKED`` means "consent was checked elsewhere", never "write data of
+    an erased person": with ``speaker=`` and ``erasures=`` (the consent registry, or anything
+    with its ``refuse_if_erased``), a speaker whose record says erased (or erasing, or held) or
+    whose erasure is anchored is refused before anything is encrypted, and the same check after
+    the write deletes exactly the version written and refuses (``revoked-after-write``).
+    ``erasures`` is optional because a contractor's upload role may have no access to the
+    registry (the kit's uploader role has none): the upload is then not gated at all, and
+    ingest's consent gate refuses the sample (the raw upload expires with the ingest window).
     """
     _require_session(session)
     if not isinstance(envelope, Envelope):
@@ -264,9 +298,15 @@ def upload_sample(
     src_path = Path(src)
     attribution = {META_SAMPLE: context.sample_id}
     gate: ConsentGate | None = None
+    if erasures is not None and not callable(getattr(erasures, "refuse_if_erased", None)):
+        raise InvalidParameterError("erasures= must be the consent registry (ConsentRegistry)")
     if isinstance(consent, _ConsentNotChecked):
         if speaker is not None:
             validate_speaker_id(speaker)
+            if erasures is not None:
+                gate = _ErasuresOnly(erasures)
+        elif erasures is not None:
+            raise InvalidParameterError("erasures= needs speaker= (whose erasure to check)")
     elif (callable(getattr(consent, "admit", None))
           and callable(getattr(consent, "check_consent", None))):
         if speaker is None:
@@ -281,6 +321,7 @@ def upload_sample(
     if gate is not None:
         assert speaker is not None
         # the index records exactly the key's contractor and sample: erasure deletes by it
+        # (with CONSENT_NOT_CHECKED and erasures=: only the erasure check, nothing indexed)
         gate.admit(speaker, context.sample_id, contractor=context.contractor,
                    at=admitted_at)                  # refuses before any write
     if speaker is not None:

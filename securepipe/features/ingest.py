@@ -167,9 +167,11 @@ class IngestConfig:
     while consent is active) instead of ``key_arn`` / ``archive_key_arn``. The S3 server-side
     encryption headers stay as they are (the bucket policies pin those keys).
 
-    ``anchor_bucket`` (optional; the kit's audit bucket): the consent gate also refuses a
+    ``anchor_bucket`` (the kit's audit bucket; pass it): the consent gate also refuses a
     speaker whose erasure is anchored there, even if a restored registry item says ``active``
-    (:class:`~securepipe.retention.consent.ConsentRegistry`). Give ``speaker_keys`` the same.
+    (:class:`~securepipe.retention.consent.ConsentRegistry`). ``speaker_keys`` must name the
+    same bucket (refused otherwise). Optional only so that a deployment whose erasure anchors
+    live elsewhere can still ingest; without it a registry restore readmits an erased speaker.
     """
 
     raw_bucket: str
@@ -196,6 +198,12 @@ class IngestConfig:
             raise InvalidParameterError("spec must be a FeatureSpec")
         if self.speaker_keys is not None and not isinstance(self.speaker_keys, SpeakerKeyConfig):
             raise InvalidParameterError("speaker_keys must be a SpeakerKeyConfig or None")
+        if (self.speaker_keys is not None and self.anchor_bucket is not None
+                and self.speaker_keys.anchor_bucket != self.anchor_bucket):
+            # key creation would then skip the anchors the consent gate reads
+            raise InvalidParameterError(
+                "speaker_keys.anchor_bucket must be the config's anchor_bucket "
+                f"({self.anchor_bucket!r}), got {self.speaker_keys.anchor_bucket!r}")
         if not isinstance(self.audio, AudioPolicy):
             raise InvalidParameterError("audio must be an AudioPolicy")
         # A policy that contradicts the spec would fail on every upload: refuse it here.

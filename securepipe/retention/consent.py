@@ -17,9 +17,12 @@ pipeline needs to honour it:
 ``erased_at``       ISO timestamp the speaker's key was shredded (absent before)
 ``wrapped_key``     the speaker's key material, *only* as a KMS ciphertext (see
                     :mod:`securepipe.retention.shredding`); removed when the speaker is erased
-``erasure_journal`` what an erasure deleted so far (bucket, key, version, SHA-256), each entry
-                    signed with the erasure's KMS signing key and chained to the one before, so
-                    a re-run after a crash produces the same receipt and a forged entry fails
+``erasure_head``    the signed head (entry count, last digest) of the speaker's erasure journal:
+                    what an erasure deleted so far (bucket, key, version, SHA-256), one item per
+                    entry (``journal#<speaker>#<seq>``, so a journal of any length fits the
+                    400 KB item limit), each signed with the erasure's KMS signing key and
+                    chained to the one before, so a re-run after a crash produces the same
+                    receipt and a forged entry fails
 ``samples``         the index of the speaker's samples (a string set of
                     ``<contractor>/<sample_id>``: sample ids are unique only per contractor):
                     every sample admitted for them (:meth:`ConsentRegistry.admit`), so erasure
@@ -27,13 +30,15 @@ pipeline needs to honour it:
 ==================  =============================================================================
 
 Besides one item per speaker, the table holds one **claim item** per admitted sample, keyed
-``claim#<contractor>/<sample_id>`` with one attribute ``claimant`` (the speaker it belongs to).
+``claim#<contractor>/<sample_id>`` with one attribute ``claimant`` (the speaker it belongs to),
+and one **journal item** per erasure-journal entry (``journal#<speaker>#<seq>``).
 ``#`` never occurs in a speaker id, so no speaker's item can take such a key; registry-wide reads
 (:meth:`ConsentRegistry.scan`, :meth:`~ConsentRegistry.speakers`,
-:meth:`~ConsentRegistry.known_speakers`) leave well-formed claims out, and report an item under
-that prefix which does not parse as one like any other malformed item. Claims outlive an
-erasure: they hold only pseudonymous ids, and keeping them means a sample id once admitted for
-one speaker is never admitted for another.
+:meth:`~ConsentRegistry.known_speakers`) leave well-formed ones out, and report an item under
+those prefixes which does not parse as one like any other malformed item. Claims and journal
+items outlive an erasure: they hold only pseudonymous ids (and the journal is the erasure's
+evidence), and keeping the claims means a sample id once admitted for one speaker is never
+admitted for another.
 
 **Consent gates every write.** :meth:`ConsentRegistry.admit` is the one gate: before anything is
 uploaded, ingested or encrypted for a speaker, it refuses (:class:`~securepipe.errors.ConsentError`)
@@ -61,6 +66,7 @@ DynamoDB API: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/Wel
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -92,6 +98,7 @@ __all__ = [
     "BIPA_MAX_DAYS",
     "CLAIM_PREFIX",
     "DEFAULT_TABLE",
+    "JOURNAL_PREFIX",
     "MANIFEST_REFERENCE_DAY",
     "STATUSES",
     "ConsentRecord",
@@ -102,12 +109,15 @@ __all__ = [
 
 DEFAULT_TABLE = "securepipe-consent"
 #: Where, in the erasure anchor bucket (the kit's audit bucket, under Object Lock), every
-#: signed erasure-journal head is written, one object per head: ``<prefix>/<speaker>/<count>``.
+#: signed erasure-journal head is written, one object per head:
+#: ``<prefix>/<speaker>/<count:08d>-<random>`` (see :mod:`securepipe.retention.erasure`).
 ANCHOR_PREFIX = "erasure-journal"
 #: The key prefix of a sample's claim item, ``claim#<contractor>/<sample_id>`` (attribute
 #: ``claimant``: the one speaker the sample belongs to). ``#`` never occurs in a speaker id
 #: (:func:`securepipe.ids.validate_speaker_id`), so no consent item can take such a key.
 CLAIM_PREFIX = "claim#"
+#: The key prefix of an erasure-journal entry, ``journal#<speaker>#<seq>`` (one item per entry).
+JOURNAL_PREFIX = "journal#"
 #: BIPA: destroy within 3 years of the individual's last interaction (740 ILCS 14/15(a)).
 BIPA_MAX_DAYS = 1095
 STATUSES = ("active", "withdrawn", "erasing", "erasure-held", "erased")
@@ -124,6 +134,11 @@ _TABLE_NAME_MAX = 255
 #: was generated). Lessons rebase them onto the day they run: see
 #: :meth:`ConsentRegistry.load_manifest_consents`.
 MANIFEST_REFERENCE_DAY = dt.date(2026, 11, 26)
+#: The one date form the registry stores (``date.isoformat()``), and its timestamps
+#: (``datetime.isoformat()`` of an aware datetime, or a ``Z`` suffix).
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 
@@ -416,15 +431,21 @@ class ConsentRegistry:
         return record
 
     def _items(self) -> list[dict[str, Any]]:
-        """Every consent item (Scan, ``ConsistentRead``); well-formed claim items
-        (:func:`_claim_of`) are the registry's own bookkeeping and are left out, while an item
-        under a reserved key that does not parse as one is kept (and reported as malformed)."""
-        return [item for item in self._raw_items() if _claim_of(item) is None]
+        """Every consent item (Scan, ``ConsistentRead``); well-formed claim and journal-entry
+        items (:func:`_internal`) are the registry's own bookkeeping and are left out, while an
+        item under a reserved key that does not parse as one is kept (and reported as
+        malformed)."""
+        return [item for item in self._raw_items() if not _internal(item)]
 
-    def _raw_items(self) -> list[dict[str, Any]]:
+    def _raw_items(self, attributes: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """Every item of the table (Scan, ``ConsistentRead``), or only ``attributes`` of each
+        (a ProjectionExpression: journal entries then cost next to nothing to read)."""
+        kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        if attributes is not None:
+            kwargs["ProjectionExpression"] = ", ".join(f"#a{n}" for n in range(len(attributes)))
+            kwargs["ExpressionAttributeNames"] = {f"#a{n}": a for n, a in enumerate(attributes)}
         items: list[dict[str, Any]] = []
-        for page in self._ddb.get_paginator("scan").paginate(
-                TableName=self._table, ConsistentRead=True):
+        for page in self._ddb.get_paginator("scan").paginate(**kwargs):
             for item in page.get("Items", []):
                 items.append({k: _plain(_DESER.deserialize(v)) for k, v in item.items()})
         return items
@@ -468,7 +489,7 @@ class ConsentRegistry:
         an owner).
         """
         index: dict[tuple[str, str], set[str]] = {}
-        for item in self._raw_items():
+        for item in self._raw_items(("speaker", "samples", "contractor", "claimant")):
             claim = _claim_of(item)
             if claim is not None:
                 if claim[2] is not None:
@@ -476,7 +497,8 @@ class ConsentRegistry:
                 continue
             speaker = item.get("speaker")
             samples = item.get("samples")
-            if not isinstance(speaker, str) or not isinstance(samples, set | list | tuple):
+            if (_is_journal_entry(item) or not isinstance(speaker, str)
+                    or not isinstance(samples, set | list | tuple)):
                 continue
             for entry in samples:
                 ident = _index_key(entry, item.get("contractor"))
@@ -562,6 +584,36 @@ class ConsentRegistry:
                 f"{ANCHOR_PREFIX}/{speaker}/ (the registry item says {record.status!r}: "
                 "restored or rolled back)"))
         return record
+
+    def refuse_if_erased(self, speaker: str) -> None:
+        """Refuse (:class:`~securepipe.errors.ConsentError`) a speaker being or already erased,
+        whatever else consent says: the record's status is ``erasing``, ``erasure-held`` or
+        ``erased`` (or it has ``erased_at``), or an erasure is anchored in
+        :attr:`anchor_bucket`. A malformed record or unreadable anchors refuse too (fail
+        closed); a speaker with no record passes (consent itself is not checked here).
+
+        For writers that checked consent elsewhere (``upload_sample(consent=
+        CONSENT_NOT_CHECKED, erasures=registry)``): nothing is ever written for an erased
+        person. One GetItem, and with an anchor bucket one ListObjectVersions.
+        """
+        validate_speaker_id(speaker)
+        try:
+            record = self.find(speaker)
+        except ConsentRecordError as exc:
+            raise ConsentError(speaker, "malformed-record", str(exc)) from None
+        if record is not None and (record.status in ERASURE_STATUSES
+                                   or record.erased_at is not None):
+            raise ConsentError(speaker, record.status, f"the speaker is {record.status}")
+        try:
+            anchored = self.erasure_anchored(speaker)
+        except ClientError as exc:
+            raise ConsentError(speaker, "anchors-unreadable", (
+                f"the erasure anchors in s3://{self._anchor_bucket} could not be read "
+                f"({exc.response.get('Error', {}).get('Code')})")) from None
+        if anchored:
+            raise ConsentError(speaker, "erased", (
+                f"an erasure of this speaker is anchored in s3://{self._anchor_bucket}/"
+                f"{ANCHOR_PREFIX}/{speaker}/"))
 
     def admit(self, speaker: str, sample_id: str, *, contractor: str,
               at: dt.datetime) -> ConsentRecord:
@@ -820,45 +872,105 @@ class ConsentRegistry:
         self._update(speaker, "SET #status = :s, erasure_hold_reason = :r",
                      {":s": "erasure-held", ":r": reason[:1000]}, names={"#status": "status"})
 
-    def append_journal(self, speaker: str, entry: Mapping[str, Any],
-                       head: Mapping[str, Any]) -> None:
-        """Append one (signed) entry to the speaker's erasure journal and replace its signed
-        ``head`` in the same UpdateItem, only if the stored head still counts ``entry["seq"]``
-        entries (a concurrent or rolled-back journal fails with ``ErasureError`` upstream)."""
-        clean = {k: v for k, v in entry.items() if v is not None}
-        self._ddb.update_item(
-            TableName=self._table,
-            Key={"speaker": {"S": speaker}},
-            UpdateExpression="SET erasure_journal = list_append(if_not_exists(erasure_journal, "
-                             ":empty), :e), erasure_head = :h",
-            ConditionExpression="attribute_exists(speaker) AND erasure_head.#n = :seq",
-            ExpressionAttributeNames={"#n": "count"},
-            ExpressionAttributeValues={":empty": {"L": []},
-                                       ":e": {"L": [_SER.serialize(clean)]},
-                                       ":h": _SER.serialize(dict(head)),
-                                       ":seq": {"N": str(int(entry["seq"]))}},
-        )
+    def put_journal_entry(self, speaker: str, entry: Mapping[str, Any]) -> bool:
+        """Write one (signed) erasure-journal entry as its own item,
+        ``journal#<speaker>#<seq>``, only if no entry holds that position yet (one conditional
+        UpdateItem). ``False`` if one does (another erasure's, or one a crashed run wrote
+        before it could move the head): the caller reads and adopts it.
+
+        One item per entry, so a journal of any length fits DynamoDB's 400 KB item limit
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html).
+        """
+        validate_speaker_id(speaker)
+        seq = int(entry["seq"])
+        values = {":" + k: _SER.serialize(v) for k, v in entry.items()
+                  if k in _JOURNAL_FIELDS - {"speaker"} and v is not None}
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key={"speaker": {"S": _journal_key(speaker, seq)}},
+                UpdateExpression="SET " + ", ".join(f"#{k[1:]} = {k}" for k in values),
+                ConditionExpression="attribute_not_exists(speaker)",
+                ExpressionAttributeNames={f"#{k[1:]}": k[1:] for k in values},
+                ExpressionAttributeValues=values)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def advance_journal_head(self, speaker: str, head: Mapping[str, Any]) -> bool:
+        """Replace the speaker's signed journal head by ``head`` (counting one entry more),
+        only if the stored head counts ``head["count"] - 1`` entries (a conditional
+        UpdateItem); ``False`` if it does not (another erasure moved it first)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key={"speaker": {"S": speaker}},
+                UpdateExpression="SET erasure_head = :h",
+                ConditionExpression="attribute_exists(speaker) AND erasure_head.#n = :seq",
+                ExpressionAttributeNames={"#n": "count"},
+                ExpressionAttributeValues={":h": _SER.serialize(dict(head)),
+                                           ":seq": {"N": str(int(head["count"]) - 1)}})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def journal_entry(self, speaker: str, seq: int) -> dict[str, Any] | None:
+        """Entry ``seq`` of the speaker's erasure journal, or ``None`` (consistent GetItem)."""
+        validate_speaker_id(speaker)
+        item = self._item(_journal_key(speaker, seq))
+        if item is None:
+            return None
+        item.pop("speaker", None)
+        return item
 
     def set_journal(self, speaker: str, entries: list[Mapping[str, Any]]) -> None:
-        """Replace the journal (tests use it to forge entries; the kit never calls it)."""
+        """Replace the journal's entries (tests use it to forge entries; the kit never calls
+        it). Needs DeleteItem, which no kit role holds."""
+        validate_speaker_id(speaker)
         self._ddb.update_item(
             TableName=self._table, Key={"speaker": {"S": speaker}},
-            UpdateExpression="SET erasure_journal = :e",
-            ConditionExpression="attribute_exists(speaker)",
-            ExpressionAttributeValues={":e": {"L": [_SER.serialize(
-                {k: v for k, v in e.items() if v is not None}) for e in entries]}})
+            UpdateExpression="REMOVE erasure_journal",
+            ConditionExpression="attribute_exists(speaker)")
+        seq = 0
+        while self.journal_entry(speaker, seq) is not None:
+            self._ddb.delete_item(TableName=self._table,
+                                  Key={"speaker": {"S": _journal_key(speaker, seq)}})
+            seq += 1
+        for entry in entries:
+            self.put_journal_entry(speaker, entry)
 
     def journal(self, speaker: str) -> list[dict[str, Any]]:
         """The speaker's erasure journal (empty if no erasure started)."""
         return self.journal_and_head(speaker)[0]
 
     def journal_and_head(self, speaker: str) -> tuple[list[dict[str, Any]], Any]:
-        """The speaker's erasure journal and its signed head (``None`` if none), read together
-        in one consistent GetItem."""
+        """The speaker's erasure journal and its signed head (``None`` if none).
+
+        The entries are read in order, one consistent GetItem each, up to the first position
+        with none, before and after the head: they may run past the head's count (entries a
+        crashed or concurrent erasure wrote before moving the head), never stop short of it
+        unless entries were removed. A journal written inside the speaker's item
+        (``erasure_journal``, a list) comes first.
+        """
         item = self._item(speaker) or {}
-        journal = item.get("erasure_journal", [])
-        return (list(journal) if isinstance(journal, list) else [{"malformed": True}],
-                item.get("erasure_head"))
+        legacy = item.get("erasure_journal", [])
+        if not isinstance(legacy, list):
+            return [{"malformed": True}], item.get("erasure_head")
+        entries = list(legacy)
+
+        def read_on() -> None:
+            while (entry := self.journal_entry(speaker, len(entries))) is not None:
+                entries.append(entry)
+
+        # entries, then the head, then entries again: an entry is always written before the
+        # head counts it, so a head read this way never counts more entries than were read
+        # (while an erasure runs concurrently too)
+        read_on()
+        head = (self._item(speaker) or {}).get("erasure_head")
+        read_on()
+        return entries, head
 
     def _update(self, speaker: str, expression: str, values: Mapping[str, str], *,
                 names: Mapping[str, str] | None = None) -> None:
@@ -882,6 +994,36 @@ class ConsentRegistry:
 def _index_entry(contractor: str, sample_id: str) -> str:
     """The ``samples`` set entry of one sample: ``<contractor>/<sample_id>``."""
     return f"{validate_contractor_id(contractor)}/{validate_sample_id(sample_id)}"
+
+
+def _journal_key(speaker: str, seq: int) -> str:
+    """The key of entry ``seq`` of a speaker's erasure journal: ``journal#<speaker>#<seq>``."""
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise InvalidParameterError(f"journal position must be an integer >= 0, got {seq!r}")
+    return f"{JOURNAL_PREFIX}{validate_speaker_id(speaker)}#{seq}"
+
+
+_JOURNAL_FIELDS = frozenset({"speaker", "seq", "prev", "record", "sig"})
+
+
+def _is_journal_entry(item: Mapping[str, Any]) -> bool:
+    """True for a well-formed erasure-journal entry item (key and ``seq`` agree, no other
+    attributes); anything else under the reserved prefix is reported as malformed."""
+    key = item.get("speaker")
+    if (not isinstance(key, str) or not key.startswith(JOURNAL_PREFIX)
+            or set(item) - _JOURNAL_FIELDS):
+        return False
+    speaker, sep, seq = key[len(JOURNAL_PREFIX):].rpartition("#")
+    try:
+        validate_speaker_id(speaker)
+    except InvalidParameterError:
+        return False
+    return bool(sep) and seq.isdigit() and item.get("seq") == int(seq) and str(int(seq)) == seq
+
+
+def _internal(item: Mapping[str, Any]) -> bool:
+    """A claim or journal-entry item: the registry's own bookkeeping, not a speaker."""
+    return _claim_of(item) is not None or _is_journal_entry(item)
 
 
 def _claim_key(contractor: str, sample_id: str) -> str:
@@ -934,7 +1076,9 @@ def _field_date(item: Mapping[str, Any], speaker: str | None, name: str, *,
         if required:
             raise ConsentRecordError(speaker, name, "is missing")
         return None
-    if not isinstance(value, str) or len(value) != 10:
+    # exactly YYYY-MM-DD in ASCII digits: date.fromisoformat alone also takes an ISO week
+    # date ("2026-W05-3"), a basic form ("20260128") and non-ASCII digits
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ConsentRecordError(speaker, name, "is not an ISO date (YYYY-MM-DD)")
     try:
         day = dt.date.fromisoformat(value)
@@ -985,8 +1129,11 @@ def _record(item: Mapping[str, Any]) -> ConsentRecord:
     if erased is None and "erased_at" in item:
         raise ConsentRecordError(speaker, "erased_at", "is NULL")
     if erased is not None:
+        if not isinstance(erased, str) or not _ISO_TIMESTAMP.fullmatch(erased):
+            raise ConsentRecordError(speaker, "erased_at", "is not an ISO timestamp "
+                                     "(YYYY-MM-DDTHH:MM:SS[.ffffff]+HH:MM)")
         try:
-            erased_at = dt.datetime.fromisoformat(str(erased))
+            erased_at = dt.datetime.fromisoformat(erased)
         except ValueError:
             raise ConsentRecordError(speaker, "erased_at", "is not an ISO timestamp") from None
         if erased_at.tzinfo is None:

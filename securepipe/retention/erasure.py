@@ -32,30 +32,37 @@ not ``complete``) until the longest backup retention of the registry table has p
 (``backups_clear_at``; ``None`` while an on-demand backup exists, which never expires by itself).
 
 **Authenticated journal.** Each journal entry is signed with the same KMS key and names the
-speaker, its sequence number and the digest of the entry before it. Next to the journal the
-item holds its signed *head* (entry count and digest of the last entry), written when the
-erasure begins and replaced in the same conditional UpdateItem as each entry (so the two never
-disagree, and two erasures cannot interleave). A resumed erasure verifies the whole chain and
-the head with the public key before it deletes anything: a forged, reordered or foreign entry,
-a journal shortened from the end or emptied, a head removed while an erasure is under way, or
-an edited head stops it with :class:`~securepipe.errors.ErasureError`. The receipt's signature
-covers ``journal_head``.
+speaker, its sequence number and the digest of the entry before it; each is its own registry
+item (``journal#<speaker>#<seq>``, written only if that position is free), so a journal of any
+length fits DynamoDB's 400 KB item limit. The speaker's item holds the journal's signed *head*
+(entry count and digest of the last entry), written when the erasure begins and moved past
+each new entry with a conditional UpdateItem (only if it still counts the entries before it).
+A resumed erasure verifies the whole chain and the head with the public key before it deletes
+anything: a forged, reordered or foreign entry, a journal shortened from the end or emptied, a
+head removed while an erasure is under way, or an edited head stops it with
+:class:`~securepipe.errors.ErasureError`. An entry past the head (written by a run that stopped
+before moving the head, or by a concurrent erasure of the same speaker) is verified and adopted,
+and a run whose next position is taken adopts that entry and writes its own after it, so two
+erasures of one speaker never lose each other's deletions, and each receipt lists what every run
+journaled up to its end. The receipt's signature covers ``journal_head``.
 
 **Anchored outside the registry (rollback).** A signed head replayed from earlier (someone with
 write access to the registry saves a (journal, head) pair and writes it back later, or restores
-the item from a backup) verifies like any other. So after each journal entry is written, its
-signed head is also written to ``anchor_bucket`` (the kit's audit bucket, under S3 Object Lock
-in COMPLIANCE mode by default: nobody can overwrite or delete a version there until its
-retention ends) at ``erasure-journal/<speaker>/<count>``, never replacing one
-(``If-None-Match: *``). A resumed erasure lists every version of those anchors (delete markers
-do not hide them) and refuses, with :class:`~securepipe.errors.JournalRollbackError` and before
-any delete, a journal shorter than the longest anchored head that verifies, or one whose chain
-does not pass through that head's digest. Anchors that do not verify against the signing key
-are ignored (they could only block, never shorten, a journal). The anchor is written after the
-registry entry, so a crash between the two leaves the anchor one entry behind (never ahead):
-a rollback of exactly that last entry is the one not caught. Writing anchors needs
-``s3:PutObject`` on ``erasure-journal/*`` of the audit bucket, which the registry's writers
-should not have.
+the item from a backup) verifies like any other. So after the head moves, it is also written to
+``anchor_bucket`` (the kit's audit bucket, under S3 Object Lock in COMPLIANCE mode by default:
+nobody can overwrite or delete a version there until its retention ends) at
+``erasure-journal/<speaker>/<count:08d>-<128 random bits>``: a name nobody can know in advance,
+so an object planted ahead of time can neither block an anchor nor pass for one. A resumed
+erasure lists every version of those anchors (delete markers do not hide them), counts only
+those whose body names the speaker and the count in the name and whose signature verifies, and
+refuses, with :class:`~securepipe.errors.JournalRollbackError` and before any delete, a journal
+shorter than the longest of them, one whose chain does not pass through that head's digest, or a
+journal left without a head while heads are anchored (the speaker's item restored). Anchors
+that do not verify are ignored (they could only block, never shorten, a journal). The anchor is
+written after the registry, so a crash between the two leaves the anchor one entry behind
+(never ahead): a rollback of exactly that last entry is the one not caught. Writing anchors
+needs ``s3:PutObject`` on ``erasure-journal/*`` of the audit bucket, which the registry's
+writers should not have.
 
 **Legal hold and Object Lock.** Versions under an Object Lock legal hold or an unexpired
 retention period are *not* deleted (S3 would refuse; the kit never asks it to bypass governance
@@ -85,11 +92,11 @@ millions of objects, drive it from an S3 Inventory report instead of live listin
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -359,7 +366,12 @@ def _digest(s3: Any, v: AttributedVersion) -> tuple[str | None, str]:
 
 class _Anchor:
     """Signed journal heads kept outside the registry, one object per head, in a bucket the
-    registry's writers cannot rewrite (see the module docstring)."""
+    registry's writers cannot rewrite (see the module docstring).
+
+    An anchor is named ``<prefix><count:08d>-<128 random bits, hex>``: nobody can plant an
+    object at the name the next anchor will take (to block it, or to pass one off as it), and
+    an anchor counts only if its body names the speaker and the count its name carries and its
+    signature verifies against the erasure's signing key."""
 
     def __init__(self, s3: Any, bucket: str) -> None:
         self._s3, self.bucket = s3, bucket
@@ -369,30 +381,19 @@ class _Anchor:
         return f"{ANCHOR_PREFIX}/{speaker}/"
 
     def put(self, speaker: str, head: Mapping[str, Any]) -> None:
-        """Write one head (PutObject with ``If-None-Match: *``: never over another)."""
+        """Write one head under a fresh random name (PutObject with ``If-None-Match: *``:
+        never over another object, though a random name never meets one)."""
         body = _canonical({"speaker": speaker, "count": head["count"],
                            "digest": head["digest"], "sig": signature_to_text(head["sig"])})
-        try:
-            self._s3.put_object(Bucket=self.bucket,
-                                Key=f"{self.prefix(speaker)}{int(head['count']):08d}",
-                                Body=body, IfNoneMatch="*", ChecksumAlgorithm="SHA256",
-                                ContentType="application/json")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed",
-                                                                  "ConditionalRequestConflict"):
-                raise
-            raise JournalRollbackError(
-                f"erasure journal of {speaker!r}: a head of {head['count']} entries is already "
-                f"anchored in s3://{self.bucket}/{self.prefix(speaker)} (a journal replayed "
-                "past it, or two erasures at once); stopped") from None
+        key = f"{self.prefix(speaker)}{int(head['count']):08d}-{secrets.token_hex(16)}"
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*",
+                            ChecksumAlgorithm="SHA256", ContentType="application/json")
 
     def put_start(self, speaker: str, head: Mapping[str, Any]) -> None:
-        """Anchor the empty journal's head (count 0) unless one is already there: every
-        count-0 head says the same (no entries), so an existing one is not a rollback."""
+        """Anchor the empty journal's head (count 0): the fact that an erasure began."""
         if head["count"] != 0:
             raise InvalidParameterError("put_start anchors only an empty journal's head")
-        with contextlib.suppress(JournalRollbackError):
-            self.put(speaker, head)
+        self.put(speaker, head)
 
     def highest(self, speaker: str,
                 verify: Callable[[int, str, bytes], None]) -> tuple[int, str] | None:
@@ -406,8 +407,10 @@ class _Anchor:
         for page in pages:
             for v in page.get("Versions", []):
                 tail = str(v["Key"])[len(self.prefix(speaker)):]
-                if tail.isdigit() and len(tail) == 8:
-                    found.append((int(tail), str(v["Key"]), str(v["VersionId"])))
+                digits, sep, nonce = tail.partition("-")
+                if (digits.isascii() and digits.isdigit() and len(digits) == 8
+                        and (not sep or _is_nonce(nonce))):
+                    found.append((int(digits), str(v["Key"]), str(v["VersionId"])))
         for count, key, version in sorted(found, reverse=True):
             try:
                 body = self._s3.get_object(Bucket=self.bucket, Key=key,
@@ -424,71 +427,114 @@ class _Anchor:
         return None
 
 
+def _is_nonce(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
 class _Journal:
     """The speaker's erasure journal: each entry signed, naming the speaker, its position and
-    the digest of the entry before it, plus a signed *head* (entry count and last digest)
-    replaced in the same UpdateItem as each append. Loading verifies the chain and the head."""
+    the digest of the entry before it, one registry item per entry, plus a signed *head*
+    (entry count and last digest) in the speaker's item. An entry is written first (only if
+    its position is free), then the head is moved past it (only if it still counts the entries
+    before it). Loading verifies the chain and the head; an entry written past the head (a run
+    that crashed between the two writes, or a concurrent erasure) is verified and adopted, so
+    every deletion any run journaled reaches the receipt."""
 
     def __init__(self, registry: ConsentRegistry, speaker: str, signer: KmsSigner,
                  verifier: PublicKeyVerifier, status: str, anchor: _Anchor) -> None:
         self._registry, self._speaker, self._signer = registry, speaker, signer
+        self._verifier = verifier
         self._anchor = anchor
         self.records: list[dict[str, Any]] = []
         self._prev = ""
-        digests = [""]                   # the chain's digest after 0, 1, 2, ... entries
+        self._digests = [""]             # the chain's digest after 0, 1, 2, ... entries
+        digests = self._digests
         entries, head = registry.journal_and_head(speaker)
         for n, entry in enumerate(entries):
-            record = entry.get("record")
-            message = self._message(n, str(entry.get("prev", "")), record)
-            sig = entry.get("sig")
-            try:
-                if entry.get("seq") != n or entry.get("prev") != self._prev or not isinstance(
-                        record, dict) or not isinstance(sig, bytes):
-                    raise SignatureError()
-                verifier.verify(message, sig)
-            except SignatureError:
-                raise ErasureError(
-                    f"erasure journal of {speaker!r}: entry {n} does not verify against the "
-                    "signing key (forged, reordered or another speaker's); nothing was deleted"
-                    ) from None
-            self.records.append(record)
-            self._prev = hashlib.sha256(message).hexdigest()
-            digests.append(self._prev)
+            self._take(n, entry)
         self.has_head = head is not None
         if head is None:
             if entries or status in ("erasing", "erasure-held"):
+                anchored = self._anchored()
+                if anchored is not None:    # the speaker's item was restored or replaced
+                    raise JournalRollbackError(
+                        f"erasure journal of {speaker!r} has no signed head although an "
+                        f"erasure was started, and a head of {anchored[0]} entries signed by "
+                        f"this erasure is anchored in s3://{anchor.bucket}/"
+                        f"{anchor.prefix(speaker)} (the registry item was rolled back or "
+                        "replaced); nothing was deleted")
                 raise ErasureError(
                     f"erasure journal of {speaker!r} has no signed head although an erasure "
                     "was started (removed?); nothing was deleted")
-            self._check_anchor(digests, verifier)     # a whole item rolled back to before
+            self._check_anchor(digests)     # a whole item rolled back to before
             return
+        count = head.get("count") if isinstance(head, dict) else None
         try:
             sig = head.get("sig") if isinstance(head, dict) else None
-            if (not isinstance(sig, bytes) or head.get("count") != len(self.records)
-                    or head.get("digest") != self._prev):
+            if (not isinstance(sig, bytes) or isinstance(count, bool)
+                    or not isinstance(count, int) or not 0 <= count <= len(self.records)
+                    or head.get("digest") != digests[count]):
                 raise SignatureError()
-            verifier.verify(self._head_message(len(self.records), self._prev), sig)
+            verifier.verify(self._head_message(count, digests[count]), sig)
         except SignatureError:
             raise ErasureError(
                 f"erasure journal of {speaker!r} does not match its signed head ({len(entries)} "
                 "entries; entries were dropped, or the head was edited); nothing was deleted"
                 ) from None
-        self._check_anchor(digests, verifier)
+        for n in range(count + 1, len(digests)):   # entries written past the head: adopt them
+            self._advance(n, digests[n])
+        self._check_anchor(digests)
 
-    def _check_anchor(self, digests: list[str], verifier: PublicKeyVerifier) -> None:
+    def _take(self, n: int, entry: Mapping[str, Any]) -> None:
+        """Verify entry ``n`` against the chain so far and append it (ErasureError if not)."""
+        record = entry.get("record")
+        message = self._message(n, str(entry.get("prev", "")), record)
+        sig = entry.get("sig")
+        try:
+            if entry.get("seq") != n or entry.get("prev") != self._prev or not isinstance(
+                    record, dict) or not isinstance(sig, bytes):
+                raise SignatureError()
+            self._verifier.verify(message, sig)
+        except SignatureError:
+            raise ErasureError(
+                f"erasure journal of {self._speaker!r}: entry {n} does not verify against the "
+                "signing key (forged, reordered or another speaker's); nothing was deleted"
+                ) from None
+        self.records.append(record)
+        self._prev = hashlib.sha256(message).hexdigest()
+        self._digests.append(self._prev)
+
+    def _advance(self, count: int, digest: str) -> None:
+        """Move the stored head to ``count`` entries (unless another run already moved it
+        there or past) and anchor it."""
+        head = {"count": count, "digest": digest,
+                "sig": self._signer.sign(self._head_message(count, digest))}
+        self._registry.advance_journal_head(self._speaker, head)
+        self._anchor.put(self._speaker, head)   # after the registry: never ahead of it
+
+    def _check_anchor(self, digests: list[str]) -> None:
         """Refuse a journal shorter than, or forked from, the longest anchored signed head."""
         anchor, speaker = self._anchor, self._speaker
-        anchored = anchor.highest(speaker, lambda count, digest, sig: verifier.verify(
-            self._head_message(count, digest), sig))
+        anchored = self._anchored()
         if anchored is None:
             return
         count, digest = anchored
+        if count >= len(digests):
+            # a concurrent erasure may have written entries, moved the head and anchored it
+            # since this journal was read: entries come first, so they are in the registry
+            self.catch_up()
+            digests = self._digests
         if count >= len(digests) or digests[count] != digest:
             raise JournalRollbackError(
                 f"erasure journal of {speaker!r} has {len(digests) - 1} entries, but a head of "
                 f"{count} entries signed by this erasure is anchored in "
                 f"s3://{anchor.bucket}/{anchor.prefix(speaker)} (the registry item was rolled "
                 "back or replayed); nothing was deleted")
+
+    def _anchored(self) -> tuple[int, str] | None:
+        """The longest anchored head that verifies (see :meth:`_Anchor.highest`)."""
+        return self._anchor.highest(self._speaker, lambda count, digest, sig: (
+            self._verifier.verify(self._head_message(count, digest), sig)))
 
     def _message(self, seq: int, prev: str, record: Any) -> bytes:
         return _canonical({"speaker": self._speaker, "seq": seq, "prev": prev,
@@ -509,18 +555,33 @@ class _Journal:
         """``<entry count>:<digest of the last entry>`` (``0:`` when empty)."""
         return f"{len(self.records)}:{self._prev}"
 
+    def catch_up(self) -> None:
+        """Adopt every entry another run wrote after the ones this journal holds."""
+        while (entry := self._registry.journal_entry(self._speaker,
+                                                     len(self.records))) is not None:
+            self._take(len(self.records), entry)
+            self._advance(len(self.records), self._prev)
+
     def append(self, record: dict[str, Any]) -> None:
-        seq = len(self.records)
-        message = self._message(seq, self._prev, record)
-        entry = {"seq": seq, "prev": self._prev, "record": record,
-                 "sig": self._signer.sign(message)}
-        digest = hashlib.sha256(message).hexdigest()
-        head = {"count": seq + 1, "digest": digest,
-                "sig": self._signer.sign(self._head_message(seq + 1, digest))}
-        self._registry.append_journal(self._speaker, entry, head)
+        """Journal one deletion: at the next free position (adopting any entry another run
+        wrote there first), then move the head past it and anchor the head."""
+        while True:
+            seq = len(self.records)
+            message = self._message(seq, self._prev, record)
+            entry = {"seq": seq, "prev": self._prev, "record": record,
+                     "sig": self._signer.sign(message)}
+            if self._registry.put_journal_entry(self._speaker, entry):
+                break
+            self.catch_up()
         self.records.append(record)
-        self._prev = digest
-        self._anchor.put(self._speaker, head)   # after the registry: never ahead of it
+        self._prev = hashlib.sha256(message).hexdigest()
+        self._digests.append(self._prev)
+        self._advance(seq + 1, self._prev)
+
+    def holds(self, bucket: str, key: str, version_id: str) -> bool:
+        """True if the journal already lists this version (or upload)."""
+        return any((str(r.get("bucket")), str(r.get("key")), str(r.get("version_id")))
+                   == (bucket, key, version_id) for r in self.records)
 
     def deleted(self) -> tuple[DeletedVersion, ...]:
         """The journal's deletions, in order, without duplicates."""
@@ -715,7 +776,19 @@ def erase_speaker(
                 except ClientError as exc:
                     if exc.response.get("Error", {}).get("Code") not in _GONE:
                         raise
-                    continue    # removed since the listing (by its own writer's fence)
+                    # removed since the listing: by a concurrent erasure of this speaker (its
+                    # journal entry is adopted if already written) or by its writer's consent
+                    # fence. Either way it was the speaker's and is gone: the receipt says so.
+                    if journaled:
+                        journal.catch_up()
+                        if journal.holds(v.bucket, v.key, v.version_id):
+                            continue
+                    record_deleted(DeletedVersion(
+                        v.bucket, v.key, v.version_id, v.kind, None, "none", v.size,
+                        f"{v.source}; already gone when this erasure reached it (deleted by "
+                        "a concurrent erasure of the speaker or by its writer's consent "
+                        "fence)"))
+                    continue
                 try:
                     s3.delete_object(Bucket=v.bucket, Key=v.key, VersionId=v.version_id)
                 except ClientError as exc:
@@ -780,6 +853,8 @@ def erase_speaker(
                 status = "erased-pending-backup-expiry"
         # the verified journal: what every run deleted (an erased item without a journal,
         # e.g. erased before journals existed, has only this run's deletions to show)
+        if journaled:
+            journal.catch_up()        # what a concurrent run journaled meanwhile
         deleted = journal.deleted() if journaled else tuple(deleted_now)
     except (ClientError, BotoCoreError) as exc:
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None

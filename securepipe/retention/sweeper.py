@@ -139,6 +139,10 @@ def _attribute(by_meta: str | None, by_index: set[str], where: str,
     return candidates[0], "metadata" if by_meta else "registry-index", None, candidates
 
 
+#: Error codes of a version that no longer exists (HeadObject answers a bare 404).
+_GONE = frozenset({"404", "NoSuchVersion", "NoSuchKey", "NotFound"})
+
+
 def attributed_versions(
     session: boto3.Session, bucket: str, sample_speakers: Mapping[str, str] | None = None,
     *, prefix: str = "", registry: ConsentRegistry | None = None,
@@ -163,7 +167,14 @@ def attributed_versions(
     by_key: dict[str, set[str]] = {}
     for entry in versions:
         key, vid = entry["Key"], entry["VersionId"]
-        head = s3.head_object(Bucket=bucket, Key=key, VersionId=vid)
+        try:
+            head = s3.head_object(Bucket=bucket, Key=key, VersionId=vid)
+        except ClientError as exc:
+            # deleted since the listing (a concurrent erasure, a writer's consent fence): a
+            # version that is gone has nothing left to attribute or delete
+            if exc.response.get("Error", {}).get("Code") in _GONE:
+                continue
+            raise
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
         by_meta = meta.get(META_SPEAKER)
         by_index = _speakers_of(mapping, key, meta.get(META_SAMPLE))

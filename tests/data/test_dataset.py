@@ -162,6 +162,14 @@ def _bad_date(data: dict) -> None:
     data["speakers"][0]["consent"]["consent_date"] = "yesterday"
 
 
+def _week_date(data: dict) -> None:
+    data["speakers"][0]["consent"]["consent_date"] = "2026-W05-3"   # fromisoformat takes it
+
+
+def _basic_date(data: dict) -> None:
+    data["speakers"][0]["consent"]["retention_until"] = "20270101"  # fromisoformat takes it
+
+
 def _duplicate(data: dict) -> None:
     data["utterances"][1]["sample_id"] = data["utterances"][0]["sample_id"]
 
@@ -187,6 +195,8 @@ def _bool_as_int(data: dict) -> None:
         _escape,
         _absolute,
         _bad_date,
+        _week_date,
+        _basic_date,
         _duplicate,
         _schema,
         _not_a_list,

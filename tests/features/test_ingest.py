@@ -411,6 +411,17 @@ def test_config_is_validated() -> None:
                      archive_key_arn="k", archive_storage_class="STANDARD")
     with pytest.raises(InvalidParameterError):
         IngestItem("C01", "x")
+    from securepipe.retention.shredding import SpeakerKeyConfig
+
+    key = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000"
+    for keys_anchor in (None, "other-audit-bucket"):    # key creation must read the same anchors
+        with pytest.raises(InvalidParameterError, match="anchor_bucket"):
+            IngestConfig(raw_bucket="a", features_bucket="b", archive_bucket="c", key_arn=key,
+                         archive_key_arn=key, anchor_bucket="audit-bucket",
+                         speaker_keys=SpeakerKeyConfig("t-1", key, anchor_bucket=keys_anchor))
+    IngestConfig(raw_bucket="a", features_bucket="b", archive_bucket="c", key_arn=key,
+                 archive_key_arn=key, anchor_bucket="audit-bucket",
+                 speaker_keys=SpeakerKeyConfig("t-1", key, anchor_bucket="audit-bucket"))
 
 
 def test_every_step_is_audited_in_json(world: World) -> None:

@@ -128,6 +128,19 @@ def test_speaker_id_rule() -> None:
     ("SET erased_at = :v", {":v": {"S": "9999-12-31T23:00:00+00:00"}}, "erased_at"),
     ("SET withdrawn = :v", {":v": {"NULL": True}}, "withdrawn"),   # NULL is not "absent"
     ("REMOVE #s", None, "status"),                                 # missing is not "active"
+    # a status in any case but the canonical one is not that status (never read as active)
+    ("SET #s = :v", {":v": {"S": "Withdrawn"}}, "status"),
+    ("SET #s = :v", {":v": {"S": "ACTIVE"}}, "status"),
+    ("SET #s = :v", {":v": {"S": "Active"}}, "status"),
+    ("SET #s = :v", {":v": {"S": "active "}}, "status"),
+    ("SET #s = :v", {":v": {"N": "1"}}, "status"),
+    # dates: exactly YYYY-MM-DD (fromisoformat alone takes ISO week dates and basic forms)
+    ("SET withdrawn = :v", {":v": {"S": "2026-W05-3"}}, "withdrawn"),
+    ("SET consent_date = :v", {":v": {"S": "2026-W053"}}, "consent_date"),
+    ("SET retention_until = :v", {":v": {"S": "20270101"}}, "retention_until"),
+    ("SET last_interaction = :v", {":v": {"S": "2026-\u0661\u0662-01"}}, "last_interaction"),
+    ("SET erased_at = :v", {":v": {"S": "2026-W05-3T00:00:00+00:00"}}, "erased_at"),
+    ("SET erased_at = :v", {":v": {"S": "20260128T000000+00:00"}}, "erased_at"),
 ])
 def test_malformed_item_is_typed_and_registry_wide_reads_go_on(
         sandbox: Sandbox, registry: ConsentRegistry, expression: str,

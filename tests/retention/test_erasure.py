@@ -470,11 +470,16 @@ def test_a_shortened_or_emptied_journal_is_refused(world: World) -> None:
     with pytest.raises(Crash):
         _erase(world, "spk01", after_step=crash)
     genuine = world.registry.journal("spk01")
+    head = ddb.get_item(TableName=table, Key={"speaker": {"S": "spk01"}},
+                        ConsistentRead=True)["Item"]["erasure_head"]
     left = world.versions_of("spk01")
-    for edit in ("REMOVE erasure_journal[1]", "REMOVE erasure_journal",
-                 "REMOVE erasure_journal, erasure_head"):
-        world.registry.set_journal("spk01", genuine)
-        ddb.update_item(TableName=table, Key={"speaker": {"S": "spk01"}}, UpdateExpression=edit)
+    for kept, drop_head in ((genuine[:1], False), ([], False), ([], True)):
+        world.registry.set_journal("spk01", kept)
+        edit: dict[str, Any] = (
+            {"UpdateExpression": "REMOVE erasure_head"} if drop_head else
+            {"UpdateExpression": "SET erasure_head = :h",
+             "ExpressionAttributeValues": {":h": head}})
+        ddb.update_item(TableName=table, Key={"speaker": {"S": "spk01"}}, **edit)
         with pytest.raises(ErasureError, match="signed head"):
             _erase(world, "spk01")
         assert world.versions_of("spk01") == left                  # refused before any delete
@@ -503,18 +508,17 @@ def test_a_rolled_back_journal_is_refused_before_any_delete(world: World) -> Non
     with pytest.raises(Crash):
         _erase(world, "spk01", after_step=crash_after(1))
     saved = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    saved_journal = world.registry.journal("spk01")
     with pytest.raises(Crash):
         _erase(world, "spk01", after_step=crash_after(2))
     genuine = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
-    assert len(genuine["erasure_journal"]["L"]) == 3 and len(saved["erasure_journal"]["L"]) == 1
+    genuine_journal = world.registry.journal("spk01")
+    assert len(genuine_journal) == 3 and len(saved_journal) == 1
 
-    def write_back(item: dict[str, Any]) -> None:
-        ddb.update_item(TableName=table, Key=key,
-                        UpdateExpression="SET erasure_journal = :j, erasure_head = :h",
-                        ExpressionAttributeValues={":j": item["erasure_journal"],
-                                                   ":h": item["erasure_head"]})
-
-    write_back(saved)                                   # the rollback (a replayed, signed head)
+    # the rollback (a replayed, signed head, and the journal items as they were then)
+    world.registry.set_journal("spk01", saved_journal)
+    ddb.update_item(TableName=table, Key=key, UpdateExpression="SET erasure_head = :h",
+                    ExpressionAttributeValues={":h": saved["erasure_head"]})
     left = world.versions_of("spk01")
     with pytest.raises(JournalRollbackError, match="1 entries, but a head of 3"):
         _erase(world, "spk01")
@@ -528,7 +532,9 @@ def test_a_rolled_back_journal_is_refused_before_any_delete(world: World) -> Non
         _erase(world, "spk01")
     assert world.versions_of("spk01") == left
 
-    write_back(genuine)                                  # the genuine journal resumes
+    world.registry.set_journal("spk01", genuine_journal)   # the genuine journal resumes
+    ddb.update_item(TableName=table, Key=key, UpdateExpression="SET erasure_head = :h",
+                    ExpressionAttributeValues={":h": genuine["erasure_head"]})
     receipt = _erase(world, "spk01")
     assert receipt.complete and receipt.resumed
     assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == mine
@@ -743,3 +749,188 @@ def test_no_legal_hold_copy_is_written_after_an_erasure(world: World) -> None:
     assert not archive.get("Versions")                  # no locked copy was ever written
     assert world.versions_of("spk01") == set()
     assert _erase(world, "spk01").complete
+
+
+def test_a_journal_of_hundreds_of_versions_fits(world: World) -> None:
+    """One journal entry per registry item: an erasure of 620 versions (well past what one
+    400 KB item could hold as a list) completes, resumes after a crash midway, and keeps the
+    speaker's own item small; journal items are never read as speakers or malformed."""
+    from securepipe.features.ingest import META_SPEAKER
+
+    s3, raw, ddb = world.s3, world.bucket("raw"), world.sb.session.client("dynamodb")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    written = {(raw, "scratch/spk06-many", s3.put_object(
+        Bucket=raw, Key="scratch/spk06-many", Body=b"v", Metadata={META_SPEAKER: "spk06"},
+        **sse)["VersionId"]) for _ in range(620)}
+    other = world.versions()
+    calls: list[str] = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 400:
+            raise Crash(detail)
+
+    with pytest.raises(Crash):
+        _erase(world, "spk06", after_step=crash)
+    receipt = _erase(world, "spk06")
+    assert receipt.complete and receipt.resumed and receipt.remaining_after == 0
+    assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == written
+    assert len(world.registry.journal("spk06")) == 620
+    receipt.verify(PublicKeyVerifier.from_kms(world.sb.session,
+                                              world.sb.resources.signing_key_arn))
+    item = ddb.get_item(TableName=world.registry.table, Key={"speaker": {"S": "spk06"}},
+                        ConsistentRead=True)["Item"]
+    assert "erasure_journal" not in item and len(json.dumps(item, default=str)) < 4096
+    records, errors = world.registry.scan()
+    assert errors == [] and "spk06" in {r.speaker for r in records}
+    assert world.versions() == {v for v in other if v[3] != "spk06"}
+
+
+def test_concurrent_erasures_of_one_speaker_miss_no_deletion(world: World) -> None:
+    """Two erasures of one speaker run at once (two threads, each with its own boto3 session,
+    released together by a barrier): they share one journal (a run whose next position is
+    taken adopts that entry), a version the other run deleted first is listed as gone, and the
+    receipt of the run that finishes last, like a later re-run's, lists every version of the
+    speaker; the other speakers' versions are untouched."""
+    import threading
+
+    import boto3
+
+    from securepipe.encryption.signing import KmsSigner
+    from securepipe.features.ingest import META_SPEAKER
+    from securepipe.retention.consent import ConsentRegistry
+
+    world.populate("spk02", "spk03", archive=False)
+    s3, raw = world.s3, world.bucket("raw")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    for n in range(24):
+        s3.put_object(Bucket=raw, Key=f"scratch/spk02-{n % 3}", Body=b"v",
+                      Metadata={META_SPEAKER: "spk02"}, **sse)
+    mine = world.versions_of("spk02")
+    others = {v for v in world.versions() if v[3] != "spk02"}
+    creds = world.sb.session.get_credentials().get_frozen_credentials()
+    start = threading.Barrier(2)
+    finished: list[Any] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        session = boto3.Session(aws_access_key_id=creds.access_key,
+                                aws_secret_access_key=creds.secret_key,
+                                aws_session_token=creds.token,
+                                region_name=world.sb.session.region_name)
+        registry = ConsentRegistry(session, world.registry.table, create=False)
+        signer = KmsSigner(session, world.sb.resources.signing_key_arn)
+        start.wait()
+        try:
+            finished.append(erase_speaker(session, speaker="spk02", registry=registry,
+                                          buckets=world.buckets, signer=signer,
+                                          anchor_bucket=world.bucket("audit")))
+        except BaseException as exc:   # reported below with the thread's traceback
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == [] and len(finished) == 2
+    last = finished[-1]
+    assert {(d.bucket, d.key, d.version_id) for d in last.deleted} >= mine
+    again = _erase(world, "spk02")
+    assert again.status == "already-erased"
+    assert {(d.bucket, d.key, d.version_id) for d in again.deleted} >= mine
+    assert world.versions_of("spk02") == set() and world.versions() == others
+    verifier = PublicKeyVerifier.from_kms(world.sb.session, world.sb.resources.signing_key_arn)
+    for receipt in (*finished, again):
+        receipt.verify(verifier)
+
+
+def test_planted_anchors_neither_block_nor_fake_an_erasure(world: World) -> None:
+    """Someone who can write into the audit bucket plants objects where anchors go before the
+    erasure: at the name the first anchor once took (``.../00000001``), and a well-named
+    "head" of 99 entries with a made-up signature. Anchor names carry 128 random bits, so
+    nothing planted is in the way, and only heads whose signature verifies count: the erasure
+    completes, and a crash-and-resume is not taken for a rollback."""
+    world.populate("spk05", archive=False)
+    s3, audit = world.s3, world.bucket("audit")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    fake = json.dumps({"speaker": "spk05", "count": 99, "digest": "0" * 64,
+                       "sig": base64.b64encode(b"\x30\x06\x02\x01\x01\x02\x01\x01").decode()})
+    for name in ("00000000", "00000001", "00000002", f"00000099-{'ab' * 16}"):
+        s3.put_object(Bucket=audit, Key=f"erasure-journal/spk05/{name}", Body=fake.encode(),
+                      **sse)
+    calls: list[str] = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 1:
+            raise Crash(detail)
+
+    with pytest.raises(Crash):
+        _erase(world, "spk05", after_step=crash)
+    receipt = _erase(world, "spk05")
+    assert receipt.complete and receipt.resumed and world.versions_of("spk05") == set()
+    names = [o["Key"].rsplit("/", 1)[1] for o in s3.list_objects_v2(
+        Bucket=audit, Prefix="erasure-journal/spk05/")["Contents"]]
+    genuine = [n for n in names if len(n) == 41 and n != f"00000099-{'ab' * 16}"]
+    assert genuine and all(n[8] == "-" and int(n[:8]) <= len(receipt.deleted) for n in genuine)
+
+
+def test_consent_not_checked_still_never_writes_for_an_erased_speaker(world: World) -> None:
+    """``consent=CONSENT_NOT_CHECKED`` means "consent was checked elsewhere": with
+    ``erasures=`` the registry, an upload for a speaker whose record says erased, or whose
+    item was restored to ``active`` but whose erasure is anchored, is refused before any write;
+    an erasure landing between that check and the write is caught after it (the version
+    written is deleted). A speaker with no erasure uploads as before."""
+    from securepipe.encryption.upload import CONSENT_NOT_CHECKED
+    from securepipe.errors import ConsentError
+    from securepipe.retention.consent import ConsentRegistry
+
+    ddb, table = world.sb.session.client("dynamodb"), world.registry.table
+    raw, audit = world.bucket("raw"), world.bucket("audit")
+    gated = ConsentRegistry(world.sb.session, table, create=False, anchor_bucket=audit)
+    envelope = Envelope(world.sb.session, EnvelopeConfig(key_arns=world.sb.resources.kms_key_arn))
+
+    def upload(sample_id: str, speaker: str, erasures: Any) -> Any:
+        u = MANIFEST.utterance(sample_id)
+        return upload_sample(world.sb.session, envelope, MANIFEST.path_of(u), bucket=raw,
+                             key_arn=world.sb.resources.kms_key_arn,
+                             context=SampleContext(u.contractor, f"{sample_id}-again",
+                                                   "speech-model-training"),
+                             consent=CONSENT_NOT_CHECKED, speaker=speaker, erasures=erasures)
+
+    def written(sample_id: str) -> list[Any]:
+        u = MANIFEST.utterance(sample_id)
+        out = world.s3.list_object_versions(Bucket=raw, Prefix=f"raw/{u.contractor}/{sample_id}"
+                                            "-again")
+        return out.get("Versions", [])
+
+    assert upload("spk03_u1", "spk03", gated).version_id    # no erasure: uploads as before
+    backup = ddb.get_item(TableName=table, Key={"speaker": {"S": "spk04"}},
+                          ConsistentRead=True)["Item"]
+    _erase(world, "spk04")
+    spk04 = next(u.sample_id for u in MANIFEST.utterances if u.speaker == "spk04")
+    with pytest.raises(ConsentError) as refused:           # the record says erased
+        upload(spk04, "spk04", world.registry)
+    assert refused.value.reason == "erased" and written(spk04) == []
+    ddb.put_item(TableName=table, Item=backup)              # restored: status active again
+    with pytest.raises(ConsentError) as refused:           # the anchors still say erased
+        upload(spk04, "spk04", gated)
+    assert refused.value.reason == "erased" and written(spk04) == []
+
+    spk06 = next(u.sample_id for u in MANIFEST.utterances if u.speaker == "spk06")
+
+    class EraseAfterCheck:      # the erasure lands between the check and the write
+        calls = 0
+
+        def refuse_if_erased(self, speaker: str) -> None:
+            gated.refuse_if_erased(speaker)
+            EraseAfterCheck.calls += 1
+            if EraseAfterCheck.calls == 1:
+                _erase(world, speaker)
+
+    with pytest.raises(ConsentError) as refused:
+        upload(spk06, "spk06", EraseAfterCheck())
+    assert refused.value.reason == "revoked-after-write" and written(spk06) == []
+    with pytest.raises(InvalidParameterError):
+        upload(spk06, "spk06", object())
