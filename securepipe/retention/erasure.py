@@ -115,6 +115,7 @@ from securepipe.errors import (
     ErasureError,
     InvalidParameterError,
     JournalRollbackError,
+    RetentionError,
     SignatureError,
 )
 from securepipe.ids import validate_bucket_name, validate_speaker_id
@@ -122,6 +123,7 @@ from securepipe.retention.consent import ANCHOR_PREFIX, ConsentRegistry
 from securepipe.retention.lifecycle import RAW_EXPIRY_DAYS
 from securepipe.retention.shredding import ShredEvidence, shred_speaker_key
 from securepipe.retention.sweeper import (
+    GONE_CODES,
     AttributedVersion,
     PendingUpload,
     attributed_versions,
@@ -139,8 +141,6 @@ __all__ = [
 ]
 
 AUDIT = logging.getLogger("securepipe.audit.records")
-#: S3 error codes of a version that is no longer there.
-_GONE = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound"})
 _CHUNK = 1 << 20
 
 Status = Literal["erased", "erased-pending-backup-expiry", "already-erased", "held"]
@@ -762,7 +762,7 @@ def erase_speaker(
                 try:
                     sha, source = _digest(s3, v)
                 except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") not in _GONE:
+                    if exc.response.get("Error", {}).get("Code") not in GONE_CODES:
                         raise
                     continue    # removed since the listing (by its own writer's fence)
                 try:
@@ -832,6 +832,9 @@ def erase_speaker(
         if journaled:
             journal.catch_up()        # what a concurrent run journaled meanwhile
         deleted = journal.deleted() if journaled else tuple(deleted_now)
+    except RetentionError as exc:
+        raise ErasureError(f"erasure of {speaker!r} stopped: {exc}; what was deleted is "
+                           "journaled, re-run to finish") from exc
     except (ClientError, BotoCoreError) as exc:
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
         raise ErasureError(f"erasure of {speaker!r} stopped ({code or type(exc).__name__}); "
