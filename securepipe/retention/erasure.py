@@ -38,8 +38,16 @@ length fits DynamoDB's 400 KB item limit. The speaker's item holds the journal's
 (entry count and digest of the last entry), written when the erasure begins and moved past
 each new entry with a conditional UpdateItem (only if it still counts the entries before it).
 A resumed erasure verifies the whole chain and the head with the public key before it deletes
-anything: a forged, reordered or foreign entry, a journal shortened from the end or emptied, a
-head removed while an erasure is under way, or an edited head stops it with
+anything. An item at a journal position that does not verify as the chain's next entry
+(planted there by anyone who can write the registry, a copy of another position's or another
+speaker's entry) is *set aside*, never adopted and never a reason to stop: the receipt lists it
+(``journal_set_aside``, signed) and the erasure writes its own entries at the next positions
+nobody has taken (a taken position is read and skipped), so no planted item can block an
+erasure. A set-aside item does not make the receipt incomplete, because it hides nothing:
+the receipt's ``deleted`` comes only from verified entries, ``remaining_after`` from a fresh
+listing, and destroying a genuine entry (overwriting it) breaks the chain after it, which the
+signed head and the anchored heads below then refuse. A journal shortened from the end or
+emptied, a head removed while an erasure is under way, or an edited head stops it with
 :class:`~securepipe.errors.ErasureError`. An entry past the head (written by a run that stopped
 before moving the head, or by a concurrent erasure of the same speaker) is verified and adopted,
 and a run whose next position is taken adopts that entry and writes its own after it, so two
@@ -119,7 +127,7 @@ from securepipe.errors import (
     SignatureError,
 )
 from securepipe.ids import validate_bucket_name, validate_speaker_id
-from securepipe.retention.consent import ANCHOR_PREFIX, ConsentRegistry
+from securepipe.retention.consent import ANCHOR_PREFIX, JOURNAL_PREFIX, ConsentRegistry
 from securepipe.retention.lifecycle import RAW_EXPIRY_DAYS
 from securepipe.retention.shredding import ShredEvidence, shred_speaker_key
 from securepipe.retention.sweeper import (
@@ -208,7 +216,9 @@ class ErasureReceipt:
     ``key_kept_reason``). ``unattributed`` lists what nobody can be shown to own.
     ``remaining_after`` is a fresh listing after the deletes: the speaker's versions and
     unfinished uploads still in the buckets (must equal ``len(kept)``). ``journal_head`` is
-    ``<entries>:<last digest>`` of the journal the receipt was built from. ``signature`` is an
+    ``<entries>:<last digest>`` of the journal the receipt was built from;
+    ``journal_set_aside`` names the journal positions holding an item that did not verify
+    (planted or forged: set aside, never adopted). ``signature`` is an
     ECDSA P-256 signature by ``signing_key_arn`` over :meth:`payload`; check it with
     :meth:`verify` or :func:`verify_receipt`.
     """
@@ -229,6 +239,7 @@ class ErasureReceipt:
     backups_clear_at: dt.datetime | None
     signing_key_arn: str
     journal_head: str = ""
+    journal_set_aside: tuple[str, ...] = ()
     signature: bytes = b""
 
     @property
@@ -280,6 +291,7 @@ class ErasureReceipt:
             "backups_clear_at": (None if self.backups_clear_at is None
                                  else self.backups_clear_at.isoformat()),
             "signing_key_arn": self.signing_key_arn, "journal_head": self.journal_head,
+            "journal_set_aside": list(self.journal_set_aside),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -446,15 +458,18 @@ class _Journal:
         self._verifier = verifier
         self._anchor = anchor
         self.records: list[dict[str, Any]] = []
+        #: positions holding an item that does not verify (planted, forged, replayed), and why
+        self.set_aside: list[str] = []
         self._prev = ""
-        digests = [""]                   # the chain's digest after 0, 1, 2, ... entries
+        digests = [""]                   # the chain's digest after 0, 1, 2, ... genuine entries
         entries, head = registry.journal_and_head(speaker)
-        for n, entry in enumerate(entries):
-            self._take(n, entry)
-            digests.append(self._prev)
+        for position, entry in enumerate(entries):
+            if self._take(position, entry):
+                digests.append(self._prev)
+        self._next = len(entries)        # the first position nobody has written yet
         self.has_head = head is not None
         if head is None:
-            if entries or status in ("erasing", "erasure-held"):
+            if self.records or status in ("erasing", "erasure-held"):
                 anchored = self._anchored()
                 if anchored is not None:    # the speaker's item was restored or replaced
                     raise JournalRollbackError(
@@ -485,23 +500,33 @@ class _Journal:
             self._advance(n, digests[n])
         self._check_anchor(digests)
 
-    def _take(self, n: int, entry: Mapping[str, Any]) -> None:
-        """Verify entry ``n`` against the chain so far and append it (ErasureError if not)."""
+    def _take(self, position: int, entry: Mapping[str, Any]) -> bool:
+        """Verify the item at ``position`` as the chain's next entry and append it; ``False``
+        (and the position set aside) if it does not verify.
+
+        Only the signing key makes an entry that verifies, and each names its speaker, its
+        position and the digest of the genuine entry before it, so an item anyone else wrote
+        (planted at a position the erasure would take, a copy of another entry, another
+        speaker's) is set aside, never adopted and never a reason to stop: it can add nothing
+        to the receipt, and it hides nothing either, since destroying a genuine entry breaks
+        the chain after it, which the signed head and the anchored heads then refuse."""
         record = entry.get("record")
-        message = self._message(n, str(entry.get("prev", "")), record)
+        message = self._message(position, str(entry.get("prev", "")), record)
         sig = entry.get("sig")
         try:
-            if entry.get("seq") != n or entry.get("prev") != self._prev or not isinstance(
+            if entry.get("seq") != position or entry.get("prev") != self._prev or not isinstance(
                     record, dict) or not isinstance(sig, bytes):
                 raise SignatureError()
             self._verifier.verify(message, sig)
         except SignatureError:
-            raise ErasureError(
-                f"erasure journal of {self._speaker!r}: entry {n} does not verify against the "
-                "signing key (forged, reordered or another speaker's); nothing was deleted"
-                ) from None
+            self.set_aside.append(
+                f"{JOURNAL_PREFIX}{self._speaker}#{position}: does not verify against the "
+                "signing key as the next entry (planted, forged, reordered or another "
+                "speaker's); set aside")
+            return False
         self.records.append(record)
         self._prev = hashlib.sha256(message).hexdigest()
+        return True
 
     def _advance(self, count: int, digest: str) -> None:
         """Move the stored head to ``count`` entries (unless another run already moved it
@@ -550,26 +575,29 @@ class _Journal:
         return f"{len(self.records)}:{self._prev}"
 
     def catch_up(self) -> None:
-        """Adopt every entry another run wrote after the ones this journal holds."""
-        while (entry := self._registry.journal_entry(self._speaker,
-                                                     len(self.records))) is not None:
-            self._take(len(self.records), entry)
-            self._advance(len(self.records), self._prev)
+        """Adopt every entry another run wrote at the positions after the ones read (setting
+        aside any item there that does not verify)."""
+        while (entry := self._registry.journal_entry(self._speaker, self._next)) is not None:
+            self._next += 1
+            if self._take(self._next - 1, entry):
+                self._advance(len(self.records), self._prev)
 
     def append(self, record: dict[str, Any]) -> None:
-        """Journal one deletion: at the next free position (adopting any entry another run
-        wrote there first), then move the head past it and anchor the head."""
+        """Journal one deletion at the next free position: a position someone else took first
+        is read (another run's entry is adopted, anything else set aside) and skipped, so no
+        planted item can block the journal; then move the head past it and anchor the head."""
         while True:
-            seq = len(self.records)
-            message = self._message(seq, self._prev, record)
-            entry = {"seq": seq, "prev": self._prev, "record": record,
+            position = self._next
+            message = self._message(position, self._prev, record)
+            entry = {"seq": position, "prev": self._prev, "record": record,
                      "sig": self._signer.sign(message)}
             if self._registry.put_journal_entry(self._speaker, entry):
                 break
             self.catch_up()
+        self._next = position + 1
         self.records.append(record)
         self._prev = hashlib.sha256(message).hexdigest()
-        self._advance(seq + 1, self._prev)
+        self._advance(len(self.records), self._prev)
 
     def deleted(self) -> tuple[DeletedVersion, ...]:
         """The journal's deletions, in order, without duplicates."""
@@ -846,7 +874,8 @@ def erase_speaker(
         shredding=shredding, key_kept_reason=key_kept,
         remaining_after=len(remaining) + len(still_pending), resumed=resumed,
         backup_retention_days=retention, backups_clear_at=clear_at,
-        signing_key_arn=signer.key_arn, journal_head=journal.head)
+        signing_key_arn=signer.key_arn, journal_head=journal.head,
+        journal_set_aside=tuple(journal.set_aside))
     try:
         signature = signer.sign(_canonical(unsigned.payload()))
     except (ClientError, BotoCoreError) as exc:
