@@ -817,3 +817,43 @@ def test_a_planted_journal_item_is_set_aside_and_never_blocks_the_erasure(world:
     assert straggler in {d.version_id for d in again.deleted}
     assert len(again.deleted) == len(mine) + 1 and len(again.journal_set_aside) == 2
     assert world.versions_of("spk02") == theirs
+
+
+def test_an_accepted_rollback_finishes_the_erasure_and_says_so(world: World) -> None:
+    """The speaker's item restored from a backup taken after the first delete (journal entries
+    written since gone for good): every run is refused, until one with
+    ``accept_rollback=True`` anchors the acceptance, re-lists and erases what is left, and says
+    in its signed receipt what could not be itemised; later runs accept the journal too."""
+    world.populate("spk01", archive=False)
+    ddb, table = world.sb.session.client("dynamodb"), world.registry.table
+    key = {"speaker": {"S": "spk01"}}
+    saved: dict[str, Any] = {}
+    calls: list[str] = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 1:                                   # the nightly backup
+            saved.update(ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"])
+        if len(calls) == 3:
+            raise Crash(detail)
+
+    with pytest.raises(Crash):
+        _erase(world, "spk01", after_step=crash)
+    ddb.put_item(TableName=table, Item=saved)                 # the restore
+    for seq in (1, 2):
+        ddb.delete_item(TableName=table, Key={"speaker": {"S": f"journal#spk01#{seq}"}})
+    with pytest.raises(JournalRollbackError):
+        _erase(world, "spk01")
+    with pytest.raises(InvalidParameterError):
+        _erase(world, "spk01", accept_rollback="yes")
+    receipt = _erase(world, "spk01", accept_rollback=True)
+    assert receipt.complete and world.versions_of("spk01") == set()
+    assert receipt.journal_rollback is not None
+    assert "has 1 entries, but a head of 3" in receipt.journal_rollback
+    verifier = PublicKeyVerifier.from_kms(world.sb.session, world.sb.resources.signing_key_arn)
+    receipt.verify(verifier)
+    with pytest.raises(SignatureError):
+        verify_receipt({**receipt.as_dict(), "journal_rollback": None}, verifier)
+    again = _erase(world, "spk01")                            # no acceptance needed any more
+    assert again.status == "already-erased" and again.journal_rollback is None
+    assert again.deleted == receipt.deleted
