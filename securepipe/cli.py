@@ -71,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("raw-bucket", "features-bucket", "archive-bucket", "key-arn",
                  "archive-key-arn"):
         worker.add_argument(f"--{name}", required=True)
+    worker.add_argument(
+        "--anchor-bucket", required=True, metavar="BUCKET",
+        help="the audit bucket where erasures anchor their signed journal heads (required: "
+        "without it the consent gate readmits an erased speaker whose registry item was "
+        "restored from a backup)")
+    worker.add_argument("--consent-table", default=None, metavar="TABLE",
+                        help="the consent registry table (default: securepipe-consent)")
     worker.add_argument("--profile", help="AWS profile (default: the environment's)")
     worker.add_argument("--config-file", help="AWS config file holding the profile")
     worker.add_argument("--ca-bundle", help="CA bundle to verify the endpoint with")
@@ -174,7 +181,10 @@ def _ingest_worker(args: argparse.Namespace) -> int:
     logging.getLogger("aws_encryption_sdk").setLevel(logging.ERROR)
     config = IngestConfig(raw_bucket=args.raw_bucket, features_bucket=args.features_bucket,
                           archive_bucket=args.archive_bucket, key_arn=args.key_arn,
-                          archive_key_arn=args.archive_key_arn)
+                          archive_key_arn=args.archive_key_arn,
+                          anchor_bucket=args.anchor_bucket,
+                          **({} if args.consent_table is None
+                             else {"consent_table": args.consent_table}))
     settings = WorkerSettings(
         queue_url=args.queue_url, dead_letter_url=args.dead_letter_url,
         concurrency=args.concurrency, max_receives=args.max_receives,

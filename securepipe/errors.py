@@ -110,6 +110,11 @@ class ErasureError(SecurePipeError):
     """
 
 
+class RetentionError(SecurePipeError):
+    """Listing or reading a bucket's object versions for retention or erasure failed (other than
+    the version being gone, which is simply skipped); the message names the bucket and key."""
+
+
 class JournalRollbackError(ErasureError):
     """A resumed erasure found its journal older than a signed head already anchored outside the
     registry (a rollback or replay of the registry item); nothing was deleted."""

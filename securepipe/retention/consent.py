@@ -345,10 +345,14 @@ class ConsentRegistry:
     def load_manifest_consents(self, manifest: Any, *, rebase_to: dt.date | None = None) -> int:
         """Write every speaker's consent from a :class:`~securepipe.data.dataset.Manifest`.
 
-        Idempotent, and never undoes what happened since: an existing item keeps its status,
-        key material, erasure record, last interaction and withdrawal (a withdrawal in the
-        manifest is recorded; a manifest without one does not clear the registry's). Returns the
-        number of speakers written. A manifest naming a speaker twice is refused
+        Idempotent, and never undoes what happened since: only speakers the registry does not
+        hold yet are created; an existing item keeps everything, its consent date, term and
+        retention date included (so re-running a lesson's load on a later day, whose
+        ``rebase_to`` moves every manifest date, never revives a speaker whose term ended), as
+        well as its status, key material, erasure record, last interaction and withdrawal (a
+        withdrawal in the manifest is recorded, the earliest date kept; a manifest without one
+        does not clear the registry's). Returns the number of manifest speakers the registry
+        holds (created now or already there). A manifest naming a speaker twice is refused
         (:class:`~securepipe.errors.InvalidParameterError`) before anything is written.
 
         ``rebase_to``: shift every date by ``rebase_to - MANIFEST_REFERENCE_DAY``, so a lesson
@@ -391,20 +395,24 @@ class ConsentRegistry:
                     or not EARLIEST_DATE <= day <= LATEST_DATE):
                 raise InvalidParameterError(
                     f"{name} must be a date from {EARLIEST_DATE} to {LATEST_DATE}")
-        self._ddb.update_item(
-            TableName=self._table,
-            Key={"speaker": {"S": speaker}},
-            UpdateExpression=(
-                "SET contractor = :c, purpose = :p, consent_date = :d, term_days = :t, "
-                "retention_until = :r, last_interaction = if_not_exists(last_interaction, :d), "
-                "#status = if_not_exists(#status, :active)"),
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":c": {"S": contractor}, ":p": {"S": purpose},
-                ":d": {"S": consent_date.isoformat()}, ":t": {"N": str(term_days)},
-                ":r": {"S": retention_until.isoformat()}, ":active": {"S": "active"},
-            },
-        )
+        try:        # create only: an existing item's consent is what happened, never redated
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"speaker": {"S": speaker}},
+                UpdateExpression=(
+                    "SET contractor = :c, purpose = :p, consent_date = :d, term_days = :t, "
+                    "retention_until = :r, last_interaction = :d, #status = :active"),
+                ConditionExpression="attribute_not_exists(speaker)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":c": {"S": contractor}, ":p": {"S": purpose},
+                    ":d": {"S": consent_date.isoformat()}, ":t": {"N": str(term_days)},
+                    ":r": {"S": retention_until.isoformat()}, ":active": {"S": "active"},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
     def _item(self, speaker: str) -> dict[str, Any] | None:
         out = self._ddb.get_item(TableName=self._table, Key={"speaker": {"S": speaker}},

@@ -38,8 +38,16 @@ length fits DynamoDB's 400 KB item limit. The speaker's item holds the journal's
 (entry count and digest of the last entry), written when the erasure begins and moved past
 each new entry with a conditional UpdateItem (only if it still counts the entries before it).
 A resumed erasure verifies the whole chain and the head with the public key before it deletes
-anything: a forged, reordered or foreign entry, a journal shortened from the end or emptied, a
-head removed while an erasure is under way, or an edited head stops it with
+anything. An item at a journal position that does not verify as the chain's next entry
+(planted there by anyone who can write the registry, a copy of another position's or another
+speaker's entry) is *set aside*, never adopted and never a reason to stop: the receipt lists it
+(``journal_set_aside``, signed) and the erasure writes its own entries at the next positions
+nobody has taken (a taken position is read and skipped), so no planted item can block an
+erasure. A set-aside item does not make the receipt incomplete, because it hides nothing:
+the receipt's ``deleted`` comes only from verified entries, ``remaining_after`` from a fresh
+listing, and destroying a genuine entry (overwriting it) breaks the chain after it, which the
+signed head and the anchored heads below then refuse. A journal shortened from the end or
+emptied, a head removed while an erasure is under way, or an edited head stops it with
 :class:`~securepipe.errors.ErasureError`. An entry past the head (written by a run that stopped
 before moving the head, or by a concurrent erasure of the same speaker) is verified and adopted,
 and a run whose next position is taken adopts that entry and writes its own after it, so two
@@ -63,6 +71,17 @@ written after the registry, so a crash between the two leaves the anchor one ent
 (never ahead): a rollback of exactly that last entry is the one not caught. Writing anchors
 needs ``s3:PutObject`` on ``erasure-journal/*`` of the audit bucket, which the registry's
 writers should not have.
+
+**Recovering from a genuine rollback.** A registry restored from a backup taken mid-erasure
+has lost the journal entries written since, for good, so every run is refused. The operator who
+knows why runs ``erase_speaker(..., accept_rollback=True)`` once: it anchors a signed record
+that the anchored branch past the journal's last surviving entry was abandoned
+(``erasure-journal/<speaker>/accept-<count:08d>-<random>``; later runs, with or without the
+flag, accept the journal through it), re-lists the buckets, erases what is left as any run
+does, and names the rollback in the signed receipt (``journal_rollback``: how many journaled
+deletions can no longer be itemised). The receipt can still be ``complete``: what it reports
+as left comes from the fresh listing, not from the journal; what the rollback lost is the
+itemised evidence of deletions already done, and the receipt says so.
 
 **Legal hold and Object Lock.** Versions under an Object Lock legal hold or an unexpired
 retention period are *not* deleted (S3 would refuse; the kit never asks it to bypass governance
@@ -97,7 +116,7 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -115,13 +134,15 @@ from securepipe.errors import (
     ErasureError,
     InvalidParameterError,
     JournalRollbackError,
+    RetentionError,
     SignatureError,
 )
 from securepipe.ids import validate_bucket_name, validate_speaker_id
-from securepipe.retention.consent import ANCHOR_PREFIX, ConsentRegistry
+from securepipe.retention.consent import ANCHOR_PREFIX, JOURNAL_PREFIX, ConsentRegistry
 from securepipe.retention.lifecycle import RAW_EXPIRY_DAYS
 from securepipe.retention.shredding import ShredEvidence, shred_speaker_key
 from securepipe.retention.sweeper import (
+    GONE_CODES,
     AttributedVersion,
     PendingUpload,
     attributed_versions,
@@ -139,8 +160,6 @@ __all__ = [
 ]
 
 AUDIT = logging.getLogger("securepipe.audit.records")
-#: S3 error codes of a version that is no longer there.
-_GONE = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound"})
 _CHUNK = 1 << 20
 
 Status = Literal["erased", "erased-pending-backup-expiry", "already-erased", "held"]
@@ -208,7 +227,10 @@ class ErasureReceipt:
     ``key_kept_reason``). ``unattributed`` lists what nobody can be shown to own.
     ``remaining_after`` is a fresh listing after the deletes: the speaker's versions and
     unfinished uploads still in the buckets (must equal ``len(kept)``). ``journal_head`` is
-    ``<entries>:<last digest>`` of the journal the receipt was built from. ``signature`` is an
+    ``<entries>:<last digest>`` of the journal the receipt was built from;
+    ``journal_set_aside`` names the journal positions holding an item that did not verify
+    (planted or forged: set aside, never adopted); ``journal_rollback`` says what a rollback
+    this run accepted lost (``accept_rollback=True``). ``signature`` is an
     ECDSA P-256 signature by ``signing_key_arn`` over :meth:`payload`; check it with
     :meth:`verify` or :func:`verify_receipt`.
     """
@@ -229,6 +251,8 @@ class ErasureReceipt:
     backups_clear_at: dt.datetime | None
     signing_key_arn: str
     journal_head: str = ""
+    journal_set_aside: tuple[str, ...] = ()
+    journal_rollback: str | None = None
     signature: bytes = b""
 
     @property
@@ -280,6 +304,8 @@ class ErasureReceipt:
             "backups_clear_at": (None if self.backups_clear_at is None
                                  else self.backups_clear_at.isoformat()),
             "signing_key_arn": self.signing_key_arn, "journal_head": self.journal_head,
+            "journal_set_aside": list(self.journal_set_aside),
+            "journal_rollback": self.journal_rollback,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -397,10 +423,45 @@ class _Anchor:
 
     def highest(self, speaker: str,
                 verify: Callable[[int, str, bytes], None]) -> tuple[int, str] | None:
-        """``(count, digest)`` of the longest anchored head whose signature verifies.
+        """``(count, digest)`` of the longest anchored head whose signature verifies."""
+        return next(self.heads(speaker, verify), None)
+
+    def put_accept(self, speaker: str, body: Mapping[str, Any]) -> None:
+        """Anchor an accepted rollback (``accept-<count:08d>-<random>``, see
+        :meth:`_Journal.accept`)."""
+        key = (f"{self.prefix(speaker)}accept-{int(body['count']):08d}-"
+               f"{secrets.token_hex(16)}")
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=_canonical(dict(body)),
+                            IfNoneMatch="*", ChecksumAlgorithm="SHA256",
+                            ContentType="application/json")
+
+    def accepts(self, speaker: str, verify: Callable[[dict[str, Any]], None]
+                ) -> list[dict[str, Any]]:
+        """Every anchored accepted rollback whose signature verifies (``verify`` raises
+        otherwise)."""
+        out: list[dict[str, Any]] = []
+        pages = self._s3.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix(speaker)}accept-")
+        for page in pages:
+            for v in page.get("Versions", []):
+                try:
+                    data = json.loads(self._s3.get_object(
+                        Bucket=self.bucket, Key=v["Key"], VersionId=v["VersionId"])["Body"].read(),
+                        parse_constant=_refuse_constant)
+                    if not isinstance(data, dict) or data.get("speaker") != speaker:
+                        continue
+                    verify(data)
+                except (ValueError, KeyError, TypeError, SignatureError):
+                    continue
+                out.append(data)
+        return out
+
+    def heads(self, speaker: str, verify: Callable[[int, str, bytes], None]
+              ) -> Iterator[tuple[int, str]]:
+        """``(count, digest)`` of every anchored head whose signature verifies, longest first.
 
         ListObjectVersions (every version, so a delete marker hides nothing), then GetObject
-        by version, longest first, until one verifies."""
+        by version, longest first, lazily."""
         found: list[tuple[int, str, str]] = []
         pages = self._s3.get_paginator("list_object_versions").paginate(
             Bucket=self.bucket, Prefix=self.prefix(speaker))
@@ -423,8 +484,7 @@ class _Anchor:
                 verify(count, digest, signature_from_text(data.get("sig")))
             except (ValueError, KeyError, TypeError, SignatureError):
                 continue              # not a head this key signed: it cannot shorten anything
-            return count, digest
-        return None
+            yield count, digest
 
 
 def _is_nonce(text: str) -> bool:
@@ -441,28 +501,37 @@ class _Journal:
     every deletion any run journaled reaches the receipt."""
 
     def __init__(self, registry: ConsentRegistry, speaker: str, signer: KmsSigner,
-                 verifier: PublicKeyVerifier, status: str, anchor: _Anchor) -> None:
+                 verifier: PublicKeyVerifier, status: str, anchor: _Anchor,
+                 accept_rollback: bool = False) -> None:
         self._registry, self._speaker, self._signer = registry, speaker, signer
         self._verifier = verifier
         self._anchor = anchor
+        self._accept_rollback = accept_rollback
+        #: the rollback this run accepted (``accept_rollback=True``), or ``None``
+        self.rollback: str | None = None
         self.records: list[dict[str, Any]] = []
+        #: positions holding an item that does not verify (planted, forged, replayed), and why
+        self.set_aside: list[str] = []
         self._prev = ""
-        self._digests = [""]             # the chain's digest after 0, 1, 2, ... entries
+        #: the chain's digest after 0, 1, 2, ... genuine entries (grows as entries are taken)
+        self._digests = [""]
         digests = self._digests
         entries, head = registry.journal_and_head(speaker)
-        for n, entry in enumerate(entries):
-            self._take(n, entry)
+        for position, entry in enumerate(entries):
+            self._take(position, entry)
+        self._next = len(entries)        # the first position nobody has written yet
         self.has_head = head is not None
         if head is None:
-            if entries or status in ("erasing", "erasure-held"):
+            if self.records or status in ("erasing", "erasure-held"):
                 anchored = self._anchored()
                 if anchored is not None:    # the speaker's item was restored or replaced
-                    raise JournalRollbackError(
+                    self._rolled_back(anchored, (
                         f"erasure journal of {speaker!r} has no signed head although an "
                         f"erasure was started, and a head of {anchored[0]} entries signed by "
                         f"this erasure is anchored in s3://{anchor.bucket}/"
                         f"{anchor.prefix(speaker)} (the registry item was rolled back or "
-                        "replaced); nothing was deleted")
+                        "replaced); nothing was deleted"))
+                    return
                 raise ErasureError(
                     f"erasure journal of {speaker!r} has no signed head although an erasure "
                     "was started (removed?); nothing was deleted")
@@ -485,24 +554,34 @@ class _Journal:
             self._advance(n, digests[n])
         self._check_anchor(digests)
 
-    def _take(self, n: int, entry: Mapping[str, Any]) -> None:
-        """Verify entry ``n`` against the chain so far and append it (ErasureError if not)."""
+    def _take(self, position: int, entry: Mapping[str, Any]) -> bool:
+        """Verify the item at ``position`` as the chain's next entry and append it; ``False``
+        (and the position set aside) if it does not verify.
+
+        Only the signing key makes an entry that verifies, and each names its speaker, its
+        position and the digest of the genuine entry before it, so an item anyone else wrote
+        (planted at a position the erasure would take, a copy of another entry, another
+        speaker's) is set aside, never adopted and never a reason to stop: it can add nothing
+        to the receipt, and it hides nothing either, since destroying a genuine entry breaks
+        the chain after it, which the signed head and the anchored heads then refuse."""
         record = entry.get("record")
-        message = self._message(n, str(entry.get("prev", "")), record)
+        message = self._message(position, str(entry.get("prev", "")), record)
         sig = entry.get("sig")
         try:
-            if entry.get("seq") != n or entry.get("prev") != self._prev or not isinstance(
+            if entry.get("seq") != position or entry.get("prev") != self._prev or not isinstance(
                     record, dict) or not isinstance(sig, bytes):
                 raise SignatureError()
             self._verifier.verify(message, sig)
         except SignatureError:
-            raise ErasureError(
-                f"erasure journal of {self._speaker!r}: entry {n} does not verify against the "
-                "signing key (forged, reordered or another speaker's); nothing was deleted"
-                ) from None
+            self.set_aside.append(
+                f"{JOURNAL_PREFIX}{self._speaker}#{position}: does not verify against the "
+                "signing key as the next entry (planted, forged, reordered or another "
+                "speaker's); set aside")
+            return False
         self.records.append(record)
         self._prev = hashlib.sha256(message).hexdigest()
         self._digests.append(self._prev)
+        return True
 
     def _advance(self, count: int, digest: str) -> None:
         """Move the stored head to ``count`` entries (unless another run already moved it
@@ -513,28 +592,66 @@ class _Journal:
         self._anchor.put(self._speaker, head)   # after the registry: never ahead of it
 
     def _check_anchor(self, digests: list[str]) -> None:
-        """Refuse a journal shorter than, or forked from, the longest anchored signed head."""
+        """Refuse a journal shorter than, or forked from, the longest anchored signed head
+        (heads of a branch an anchored, accepted rollback abandoned excepted)."""
         anchor, speaker = self._anchor, self._speaker
         anchored = self._anchored()
-        if anchored is None:
-            return
-        count, digest = anchored
-        if count >= len(digests):
+        if anchored is not None and anchored[0] >= len(digests):
             # a concurrent erasure may have written entries, moved the head and anchored it
             # since this journal was read: entries come first, so they are in the registry
             self.catch_up()
             digests = self._digests
-        if count >= len(digests) or digests[count] != digest:
-            raise JournalRollbackError(
+        abandoned: list[tuple[int, int]] = []   # (from, up to) counts an accepted rollback left
+        accepts_read = False
+        for count, digest in self._anchor.heads(speaker, self._verify_head):
+            if count < len(digests) and digests[count] == digest:
+                return                          # the journal passes through it: all earlier too
+            if not accepts_read:
+                accepts_read = True
+                abandoned = [(int(a["count"]), int(a["from_count"]))
+                             for a in anchor.accepts(speaker, self._verify_accept)
+                             if int(a["count"]) < len(digests)
+                             and digests[int(a["count"])] == a["digest"]]
+            if any(low < count <= high for low, high in abandoned):
+                continue
+            self._rolled_back((count, digest), (
                 f"erasure journal of {speaker!r} has {len(digests) - 1} entries, but a head of "
                 f"{count} entries signed by this erasure is anchored in "
                 f"s3://{anchor.bucket}/{anchor.prefix(speaker)} (the registry item was rolled "
-                "back or replayed); nothing was deleted")
+                "back or replayed); nothing was deleted"))
+            return
+
+    def _rolled_back(self, anchored: tuple[int, str], message: str) -> None:
+        """Raise :class:`~securepipe.errors.JournalRollbackError` (``message``), unless the
+        caller accepted a rollback: then anchor a signed record
+        that the branch after this journal's last entry up to ``anchored`` was abandoned (so
+        later runs accept this journal too) and go on from the journal as it is."""
+        if not self._accept_rollback:
+            raise JournalRollbackError(message)
+        count, digest = anchored
+        body: dict[str, Any] = {"speaker": self._speaker, "journal-rollback-accepted": True,
+                                "count": len(self.records), "digest": self._prev,
+                                "from_count": count, "from_digest": digest}
+        self._anchor.put_accept(self._speaker, {
+            **body, "sig": signature_to_text(self._signer.sign(_canonical(body)))})
+        self.rollback = (f"{message.removesuffix('; nothing was deleted')}. Accepted "
+                         f"(accept_rollback=True): up to {count - len(self.records)} journaled "
+                         "deletion(s) of the lost entries cannot be itemised; what is left was "
+                         "re-listed and erased")
+
+    def _verify_head(self, count: int, digest: str, sig: bytes) -> None:
+        self._verifier.verify(self._head_message(count, digest), sig)
+
+    def _verify_accept(self, data: dict[str, Any]) -> None:
+        body = {k: data[k] for k in ("speaker", "journal-rollback-accepted", "count", "digest",
+                                     "from_count", "from_digest")}
+        if body["journal-rollback-accepted"] is not True:
+            raise SignatureError()
+        self._verifier.verify(_canonical(body), signature_from_text(data.get("sig")))
 
     def _anchored(self) -> tuple[int, str] | None:
         """The longest anchored head that verifies (see :meth:`_Anchor.highest`)."""
-        return self._anchor.highest(self._speaker, lambda count, digest, sig: (
-            self._verifier.verify(self._head_message(count, digest), sig)))
+        return self._anchor.highest(self._speaker, self._verify_head)
 
     def _message(self, seq: int, prev: str, record: Any) -> bytes:
         return _canonical({"speaker": self._speaker, "seq": seq, "prev": prev,
@@ -556,27 +673,30 @@ class _Journal:
         return f"{len(self.records)}:{self._prev}"
 
     def catch_up(self) -> None:
-        """Adopt every entry another run wrote after the ones this journal holds."""
-        while (entry := self._registry.journal_entry(self._speaker,
-                                                     len(self.records))) is not None:
-            self._take(len(self.records), entry)
-            self._advance(len(self.records), self._prev)
+        """Adopt every entry another run wrote at the positions after the ones read (setting
+        aside any item there that does not verify)."""
+        while (entry := self._registry.journal_entry(self._speaker, self._next)) is not None:
+            self._next += 1
+            if self._take(self._next - 1, entry):
+                self._advance(len(self.records), self._prev)
 
     def append(self, record: dict[str, Any]) -> None:
-        """Journal one deletion: at the next free position (adopting any entry another run
-        wrote there first), then move the head past it and anchor the head."""
+        """Journal one deletion at the next free position: a position someone else took first
+        is read (another run's entry is adopted, anything else set aside) and skipped, so no
+        planted item can block the journal; then move the head past it and anchor the head."""
         while True:
-            seq = len(self.records)
-            message = self._message(seq, self._prev, record)
-            entry = {"seq": seq, "prev": self._prev, "record": record,
+            position = self._next
+            message = self._message(position, self._prev, record)
+            entry = {"seq": position, "prev": self._prev, "record": record,
                      "sig": self._signer.sign(message)}
             if self._registry.put_journal_entry(self._speaker, entry):
                 break
             self.catch_up()
+        self._next = position + 1
         self.records.append(record)
         self._prev = hashlib.sha256(message).hexdigest()
         self._digests.append(self._prev)
-        self._advance(seq + 1, self._prev)
+        self._advance(len(self.records), self._prev)
 
     def holds(self, bucket: str, key: str, version_id: str) -> bool:
         """True if the journal already lists this version (or upload)."""
@@ -651,6 +771,7 @@ def erase_speaker(
     sample_speakers: Mapping[str, str] | None = None,
     clock: Callable[[], dt.datetime] | None = None,
     after_step: Callable[[str, str], None] | None = None,
+    accept_rollback: bool = False,
 ) -> ErasureReceipt:
     """Erase every object version and unfinished upload of ``speaker`` in ``buckets``, shred
     their key, and return a signed receipt.
@@ -675,7 +796,9 @@ def erase_speaker(
     ``verifier`` (default: the signer's public key, one GetPublicKey) checks a resumed journal.
     ``clock`` (default :func:`securepipe.clock.now`) dates the receipt and the registry.
     ``after_step(step, detail)`` is called after each delete (``"delete"``) and after
-    shredding (``"shred"``); tests use it to inject crashes.
+    shredding (``"shred"``); tests use it to inject crashes. ``accept_rollback=True`` goes on
+    past a journal the anchors show was rolled back (see "Recovering from a genuine rollback"
+    in the module docstring) instead of raising :class:`~securepipe.errors.JournalRollbackError`.
 
     Wraps ListObjectVersions, HeadObject, GetObject, DeleteObject with ``VersionId``
     (https://docs.aws.amazon.com/AmazonS3/latest/userguide/DeletingObjectVersions.html),
@@ -704,6 +827,8 @@ def erase_speaker(
         raise InvalidParameterError("verifier must be the signer's PublicKeyVerifier")
     if clock is not None and not callable(clock):
         raise InvalidParameterError("clock must be a callable returning an aware datetime")
+    if not isinstance(accept_rollback, bool):
+        raise InvalidParameterError("accept_rollback must be a bool")
     tick = clock or _clock.now
     done = after_step or (lambda step, detail: None)
     start = _aware(tick)
@@ -720,7 +845,7 @@ def erase_speaker(
         anchor = _Anchor(s3, anchor_bucket)
         try:
             journal = _Journal(registry, speaker, signer, verifier,   # verified before any delete
-                               record.status, anchor)
+                               record.status, anchor, accept_rollback)
         except JournalRollbackError as exc:
             raise _shred_after_rollback(registry, speaker, later(), exc) from None
         if not journal.records:
@@ -774,7 +899,7 @@ def erase_speaker(
                 try:
                     sha, source = _digest(s3, v)
                 except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") not in _GONE:
+                    if exc.response.get("Error", {}).get("Code") not in GONE_CODES:
                         raise
                     # removed since the listing: by a concurrent erasure of this speaker (its
                     # journal entry is adopted if already written) or by its writer's consent
@@ -856,6 +981,9 @@ def erase_speaker(
         if journaled:
             journal.catch_up()        # what a concurrent run journaled meanwhile
         deleted = journal.deleted() if journaled else tuple(deleted_now)
+    except RetentionError as exc:
+        raise ErasureError(f"erasure of {speaker!r} stopped: {exc}; what was deleted is "
+                           "journaled, re-run to finish") from exc
     except (ClientError, BotoCoreError) as exc:
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
         raise ErasureError(f"erasure of {speaker!r} stopped ({code or type(exc).__name__}); "
@@ -867,7 +995,8 @@ def erase_speaker(
         shredding=shredding, key_kept_reason=key_kept,
         remaining_after=len(remaining) + len(still_pending), resumed=resumed,
         backup_retention_days=retention, backups_clear_at=clear_at,
-        signing_key_arn=signer.key_arn, journal_head=journal.head)
+        signing_key_arn=signer.key_arn, journal_head=journal.head,
+        journal_set_aside=tuple(journal.set_aside), journal_rollback=journal.rollback)
     try:
         signature = signer.sign(_canonical(unsigned.payload()))
     except (ClientError, BotoCoreError) as exc:

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from securepipe import clock as _clock
 from securepipe.encryption.upload import META_SAMPLE
-from securepipe.errors import ConsentRecordError, InvalidParameterError
+from securepipe.errors import ConsentRecordError, InvalidParameterError, RetentionError
 from securepipe.ids import describe_value, validate_bucket_name, validate_speaker_id
 from securepipe.retention.consent import BIPA_MAX_DAYS, ConsentRecord, ConsentRegistry
 from securepipe.retention.lifecycle import AUDIT, META_SPEAKER, RAW_EXPIRY_DAYS
@@ -139,8 +139,10 @@ def _attribute(by_meta: str | None, by_index: set[str], where: str,
     return candidates[0], "metadata" if by_meta else "registry-index", None, candidates
 
 
-#: Error codes of a version that no longer exists (HeadObject answers a bare 404).
-_GONE = frozenset({"404", "NoSuchVersion", "NoSuchKey", "NotFound"})
+#: S3 error codes of a version that is no longer there: HeadObject answers a bare ``404`` /
+#: ``Not Found`` (a HEAD has no body: https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html),
+#: GetObject ``NoSuchKey`` or ``NoSuchVersion``.
+GONE_CODES = frozenset({"NoSuchVersion", "NoSuchKey", "404", "NotFound", "Not Found"})
 
 
 def attributed_versions(
@@ -154,6 +156,9 @@ def attributed_versions(
     ListObjectVersions, then HeadObject per version (metadata, Object Lock state):
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html. At very large scale,
     S3 Inventory reports give the same fields without a request per version.
+    A version deleted between the listing and its HeadObject (ingest retires raw versions
+    all the time) is gone, not an error: it is skipped. Any other HeadObject failure raises
+    :class:`~securepipe.errors.RetentionError` naming the bucket, key and version.
     """
     validate_bucket_name(bucket)
     mapping = _mapping(registry, sample_speakers)
@@ -170,11 +175,11 @@ def attributed_versions(
         try:
             head = s3.head_object(Bucket=bucket, Key=key, VersionId=vid)
         except ClientError as exc:
-            # deleted since the listing (a concurrent erasure, a writer's consent fence): a
-            # version that is gone has nothing left to attribute or delete
-            if exc.response.get("Error", {}).get("Code") in _GONE:
-                continue
-            raise
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in GONE_CODES:
+                continue     # deleted since the listing (ingest retires raw versions): not there
+            raise RetentionError(f"HeadObject of s3://{bucket}/{key}?versionId={vid} failed "
+                                 f"({code or 'no code'})") from exc
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
         by_meta = meta.get(META_SPEAKER)
         by_index = _speakers_of(mapping, key, meta.get(META_SAMPLE))

@@ -292,6 +292,7 @@ def _worker_cmd(stage: Stage, *extra: str) -> list[str]:
             "--features-bucket", stage.config.features_bucket,
             "--archive-bucket", stage.config.archive_bucket,
             "--key-arn", res.kms_key_arn, "--archive-key-arn", res.archive_key_arn,
+            "--anchor-bucket", res.bucket("audit"),
             "--profile", Sandbox.PROFILE, "--config-file", str(stage.sb.config_file),
             "--ca-bundle", str(stage.sb.ca_bundle),
             "--concurrency", "4", "--max-receives", "2", "--wait", "1", "--retry-delay", "0",

@@ -338,3 +338,20 @@ def test_claims_are_never_read_as_speakers(sandbox: Sandbox, registry: ConsentRe
               "note": {"S": "not a claim"}})
     _, errors = registry.scan()
     assert [(e.speaker, e.field) for e in errors] == [("claim#c01/s-9", "speaker")]
+
+
+def test_reloading_on_a_later_day_never_redates_an_existing_speaker(sandbox: Sandbox) -> None:
+    """Lessons load with ``rebase_to=today``; a re-run on a later day moves every manifest date,
+    but a speaker already in the registry keeps the consent it had: one whose term ended stays
+    expired (only new speakers are created)."""
+    first = dt.date(2030, 1, 1)
+    reg = ConsentRegistry(sandbox.session, "consent-reload")
+    reg.load_manifest_consents(MANIFEST, rebase_to=first)
+    before = {r.speaker: r for r in reg.speakers()}
+    ended = min(before.values(), key=lambda r: r.retain_until())
+    later = ended.retain_until() + dt.timedelta(days=1)
+    assert reg.load_manifest_consents(MANIFEST, rebase_to=later) == len(MANIFEST.speakers)
+    assert {r.speaker: r for r in reg.speakers()} == before
+    with pytest.raises(ConsentError) as refused:
+        reg.check_consent(ended.speaker, expires_at(later))
+    assert refused.value.reason == "expired"

@@ -367,13 +367,12 @@ def test_edited_receipt_and_forged_journal_fail_verification(world: World) -> No
     forged = {**journal[1], "seq": 2, "record": {**journal[1]["record"], "bucket": victim[0],
                                                   "key": victim[1], "version_id": victim[2]}}
     world.registry.set_journal("spk01", [*journal, forged])
-    left = world.versions_of("spk01")
-    with pytest.raises(ErasureError, match="does not verify"):
-        _erase(world, "spk01")
-    assert world.versions_of("spk01") == left                      # refused before any delete
-    world.registry.set_journal("spk01", journal)                   # the genuine journal resumes
-    receipt = _erase(world, "spk01")
+    theirs = world.versions_of("spk02")
+    receipt = _erase(world, "spk01")          # the forged entry is set aside, never adopted
     assert receipt.complete and receipt.resumed
+    assert victim not in {(d.bucket, d.key, d.version_id) for d in receipt.deleted}
+    assert [e.split(":")[0] for e in receipt.journal_set_aside] == ["journal#spk01#2"]
+    assert world.versions_of("spk02") == theirs
     again = _erase(world, "spk01")
     assert again.status == "already-erased"
     receipt.verify(verifier)
@@ -934,3 +933,77 @@ def test_consent_not_checked_still_never_writes_for_an_erased_speaker(world: Wor
     assert refused.value.reason == "revoked-after-write" and written(spk06) == []
     with pytest.raises(InvalidParameterError):
         upload(spk06, "spk06", object())
+
+
+def test_a_planted_journal_item_is_set_aside_and_never_blocks_the_erasure(world: World) -> None:
+    """Anyone who can write the registry (the ingest role's UpdateItem) can put an item at the
+    journal position the erasure will take next; it does not verify, so it is set aside (named
+    in the signed receipt) and the erasure journals around it, on the first run and on re-runs."""
+    world.populate("spk01", "spk02", archive=False)
+    ddb, table = world.sb.session.client("dynamodb"), world.registry.table
+
+    def plant(position: int) -> None:
+        ddb.update_item(TableName=table, Key={"speaker": {"S": f"journal#spk01#{position}"}},
+                        UpdateExpression="SET seq = :p",
+                        ExpressionAttributeValues={":p": {"N": str(position)}})
+    plant(0)
+    theirs = world.versions_of("spk02")
+    mine = world.versions_of("spk01")
+    receipt = _erase(world, "spk01")
+    assert receipt.complete and world.versions_of("spk01") == set()
+    assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == mine
+    assert receipt.journal_set_aside == ("journal#spk01#0: does not verify against the signing "
+                                         "key as the next entry (planted, forged, reordered or "
+                                         "another speaker's); set aside",)
+    verifier = PublicKeyVerifier.from_kms(world.sb.session, world.sb.resources.signing_key_arn)
+    receipt.verify(verifier)
+    plant(len(mine) + 1)                                  # the next position after the erasure
+    straggler = world.s3.put_object(
+        Bucket=world.bucket("raw"), Key="raw/c01/late", Body=b"late",
+        Metadata={"securepipe-speaker": "spk01"},
+        **sse_kms_put_args(world.sb.resources.kms_key_arn))["VersionId"]
+    again = _erase(world, "spk01")
+    assert again.status == "already-erased" and again.complete
+    assert straggler in {d.version_id for d in again.deleted}
+    assert len(again.deleted) == len(mine) + 1 and len(again.journal_set_aside) == 2
+    assert world.versions_of("spk02") == theirs
+
+
+def test_an_accepted_rollback_finishes_the_erasure_and_says_so(world: World) -> None:
+    """The speaker's item restored from a backup taken after the first delete (journal entries
+    written since gone for good): every run is refused, until one with
+    ``accept_rollback=True`` anchors the acceptance, re-lists and erases what is left, and says
+    in its signed receipt what could not be itemised; later runs accept the journal too."""
+    world.populate("spk01", archive=False)
+    ddb, table = world.sb.session.client("dynamodb"), world.registry.table
+    key = {"speaker": {"S": "spk01"}}
+    saved: dict[str, Any] = {}
+    calls: list[str] = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 1:                                   # the nightly backup
+            saved.update(ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"])
+        if len(calls) == 3:
+            raise Crash(detail)
+
+    with pytest.raises(Crash):
+        _erase(world, "spk01", after_step=crash)
+    ddb.put_item(TableName=table, Item=saved)                 # the restore
+    for seq in (1, 2):
+        ddb.delete_item(TableName=table, Key={"speaker": {"S": f"journal#spk01#{seq}"}})
+    with pytest.raises(JournalRollbackError):
+        _erase(world, "spk01")
+    with pytest.raises(InvalidParameterError):
+        _erase(world, "spk01", accept_rollback="yes")
+    receipt = _erase(world, "spk01", accept_rollback=True)
+    assert receipt.complete and world.versions_of("spk01") == set()
+    assert receipt.journal_rollback is not None
+    assert "has 1 entries, but a head of 3" in receipt.journal_rollback
+    verifier = PublicKeyVerifier.from_kms(world.sb.session, world.sb.resources.signing_key_arn)
+    receipt.verify(verifier)
+    with pytest.raises(SignatureError):
+        verify_receipt({**receipt.as_dict(), "journal_rollback": None}, verifier)
+    again = _erase(world, "spk01")                            # no acceptance needed any more
+    assert again.status == "already-erased" and again.journal_rollback is None
+    assert again.deleted == receipt.deleted

@@ -57,7 +57,7 @@ def test_rules_per_role() -> None:
     for bad in ({"role": "audit"}, {"role": "archive", "archive_class": "STANDARD_IA"},
                 {"role": "raw", "raw_days": 0}, {"role": "archive", "archive_cap_days": 2000}):
         with pytest.raises(InvalidParameterError):
-            lifecycle_rules(**bad)  # type: ignore[arg-type]
+            lifecycle_rules(**bad)  # type: ignore[arg-type]  # a stand-in Session
 
 
 def test_the_kit_rules_pass_inspection_on_every_bucket(world: World) -> None:
@@ -247,7 +247,7 @@ def test_sweep_arguments_are_checked(world: World) -> None:
     with pytest.raises(InvalidParameterError):
         sweep(world.sb.session, **{**kwargs, "buckets": ["Not_A_Bucket"]})
     with pytest.raises(InvalidParameterError):
-        sweep(world.sb.session, **kwargs, dry_run="no")  # type: ignore[arg-type]
+        sweep(world.sb.session, **kwargs, dry_run="no")  # type: ignore[arg-type]  # a stand-in Session
     world.sb.move_clock(dt.timedelta(days=3650))           # default clock: the sandbox's
     report = sweep(world.sb.session, **kwargs)
     assert report.at.year >= 2036 and report.dry_run
@@ -360,3 +360,54 @@ def test_an_out_of_range_consent_item_is_reported_and_the_sweep_goes_on(world: W
     assert {e.speaker for e in report.unattributed} >= {"spk04"}
     assert "spk02" in report.speakers()                              # the rest was swept
     assert world.versions_of("spk02") == set()
+
+
+def test_a_version_deleted_after_the_listing_is_skipped_any_other_error_is_typed(
+        world: World) -> None:
+    """Ingest deletes raw versions all the time: one gone between the listing and its HeadObject
+    is not there any more (skipped), never an error that stops a sweep or another erasure."""
+    from botocore.exceptions import ClientError
+
+    from securepipe.errors import RetentionError
+    from securepipe.retention.erasure import erase_speaker
+    from securepipe.retention.sweeper import attributed_versions
+    world.populate("spk01", "spk03", archive=False)
+    s3, raw = world.s3, world.bucket("raw")
+    listed = attributed_versions(world.sb.session, raw, registry=world.registry)
+    first = next(listed)                                # the bucket is listed now
+    for v in s3.list_object_versions(Bucket=raw)["Versions"]:
+        if v["VersionId"] != first.version_id:
+            s3.delete_object(Bucket=raw, Key=v["Key"], VersionId=v["VersionId"])
+    assert list(listed) == []
+
+    world.populate("spk01", "spk03", archive=False)
+
+    def retire_spk03(step: str, detail: str) -> None:   # meanwhile, ingest retires spk03's raw
+        for v in s3.list_object_versions(Bucket=raw, Prefix="raw/").get("Versions", []):
+            if "spk03" in v["Key"]:
+                s3.delete_object(Bucket=raw, Key=v["Key"], VersionId=v["VersionId"])
+    receipt = erase_speaker(world.sb.session, speaker="spk01", registry=world.registry,
+                            buckets=world.buckets, signer=world.signer,
+                            anchor_bucket=world.bucket("audit"), after_step=retire_spk03)
+    assert receipt.remaining_after == 0 and receipt.deleted
+    report = sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                   clock=lambda: at(2040, 1, 1), dry_run=False)
+    assert report.deleted
+
+    class Denied:                                        # any other failure: typed, named
+        def __init__(self, real: Any) -> None:
+            self._real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._real, name)
+
+        def head_object(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDenied"}}, "HeadObject")
+
+    class Session:
+        def client(self, name: str, *args: Any, **kwargs: Any) -> Any:
+            return Denied(world.sb.session.client(name, *args, **kwargs))
+    world.populate("spk03", archive=False)
+    with pytest.raises(RetentionError, match=f"s3://{world.bucket('features')}/features/"):
+        list(attributed_versions(Session(), world.bucket("features"),  # type: ignore[arg-type]  # a stand-in Session
+                                 registry=world.registry))
