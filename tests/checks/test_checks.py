@@ -40,7 +40,7 @@ SANDBOX_UNVERIFIABLE = {"s3_bulk_read_alarms"}  # moto does not store request me
 ALSO_FAILS = {"iam_no_wildcard_admin_over_data": {"audit_signing_key_separation"}}
 
 MOTO_SIDE_EFFECTS = {"s3_bucket_versioning": {"retention_no_expired_objects":
-                                              "HeadObject answered 400"}}
+                                              "failed (400)"}}  # HeadObject
 
 
 @pytest.fixture(scope="module", autouse=True)
