@@ -169,8 +169,9 @@ def test_hardened_bucket_refuses_non_compliant_puts(hardened: Sandbox) -> None:
     # no header: admitted, and the bucket's default encryption applies the customer key
     s3.put_object(Bucket=bucket, Key="default", Body=b"x")
     assert s3.head_object(Bucket=bucket, Key="default")["SSEKMSKeyId"] == key_arn
+    other_key = key_arn[:-1] + ("1" if key_arn.endswith("0") else "0")   # never the same key
     for extra in ({"ServerSideEncryption": "AES256"},
-                  {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_arn[:-1] + "0"},
+                  {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": other_key},
                   {"ServerSideEncryption": "aws:kms"}):  # aws:kms without key id = aws/s3
         with pytest.raises(ClientError) as err:
             s3.put_object(Bucket=bucket, Key="bad", Body=b"x", **extra)
