@@ -788,9 +788,10 @@ def test_a_journal_of_hundreds_of_versions_fits(world: World) -> None:
 def test_concurrent_erasures_of_one_speaker_miss_no_deletion(world: World) -> None:
     """Two erasures of one speaker run at once (two threads, each with its own boto3 session,
     released together by a barrier): they share one journal (a run whose next position is
-    taken adopts that entry), a version the other run deleted first is listed as gone, and the
-    receipt of the run that finishes last, like a later re-run's, lists every version of the
-    speaker; the other speakers' versions are untouched."""
+    taken adopts that entry), a version the other run deleted first is listed as gone, and a
+    later re-run's receipt lists every version of the speaker; the other speakers' versions are
+    untouched. (Each run's own receipt lists what was journaled when it signed: a deletion the
+    other run had made but not yet journaled at that moment can be missing from it.)"""
     import threading
 
     import boto3
@@ -833,8 +834,7 @@ def test_concurrent_erasures_of_one_speaker_miss_no_deletion(world: World) -> No
     for t in threads:
         t.join()
     assert failures == [] and len(finished) == 2
-    last = finished[-1]
-    assert {(d.bucket, d.key, d.version_id) for d in last.deleted} >= mine
+    assert all(r.complete for r in finished) and world.versions_of("spk02") == set()
     again = _erase(world, "spk02")
     assert again.status == "already-erased"
     assert {(d.bucket, d.key, d.version_id) for d in again.deleted} >= mine
