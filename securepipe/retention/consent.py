@@ -580,6 +580,13 @@ class ConsentRegistry:
         refusal = record.refusal(at)
         if refusal is not None:
             raise ConsentError(speaker, *refusal)
+        self._refuse_if_anchored(speaker, f" (the registry item says {record.status!r}: "
+                                          "restored or rolled back)")
+        return record
+
+    def _refuse_if_anchored(self, speaker: str, note: str = "") -> None:
+        """Refuse a speaker whose erasure is anchored in the anchor bucket, or when the anchors
+        cannot be read (fail closed)."""
         try:
             anchored = self.erasure_anchored(speaker)
         except ClientError as exc:       # cannot tell: refuse (fail closed)
@@ -589,9 +596,7 @@ class ConsentRegistry:
         if anchored:
             raise ConsentError(speaker, "erased", (
                 f"an erasure of this speaker is anchored in s3://{self._anchor_bucket}/"
-                f"{ANCHOR_PREFIX}/{speaker}/ (the registry item says {record.status!r}: "
-                "restored or rolled back)"))
-        return record
+                f"{ANCHOR_PREFIX}/{speaker}/{note}"))
 
     def refuse_if_erased(self, speaker: str) -> None:
         """Refuse (:class:`~securepipe.errors.ConsentError`) a speaker being or already erased,
@@ -612,16 +617,7 @@ class ConsentRegistry:
         if record is not None and (record.status in ERASURE_STATUSES
                                    or record.erased_at is not None):
             raise ConsentError(speaker, record.status, f"the speaker is {record.status}")
-        try:
-            anchored = self.erasure_anchored(speaker)
-        except ClientError as exc:
-            raise ConsentError(speaker, "anchors-unreadable", (
-                f"the erasure anchors in s3://{self._anchor_bucket} could not be read "
-                f"({exc.response.get('Error', {}).get('Code')})")) from None
-        if anchored:
-            raise ConsentError(speaker, "erased", (
-                f"an erasure of this speaker is anchored in s3://{self._anchor_bucket}/"
-                f"{ANCHOR_PREFIX}/{speaker}/"))
+        self._refuse_if_anchored(speaker)
 
     def admit(self, speaker: str, sample_id: str, *, contractor: str,
               at: dt.datetime) -> ConsentRecord:
