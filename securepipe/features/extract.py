@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from securepipe.errors import InvalidParameterError
+from securepipe.features import spectral
 from securepipe.ids import check_int
 
 __all__ = [
@@ -198,8 +199,6 @@ def extract(y: np.ndarray, sr: int, spec: FeatureSpec) -> np.ndarray:
     ``sr`` must equal ``spec.sample_rate``: resampling is the ingest step's deliberate job, never
     a silent side effect here.
     """
-    import librosa  # heavy import (numba): only when features are actually computed
-
     spec = _check_spec(spec)
     if isinstance(sr, bool) or not isinstance(sr, numbers.Integral) or sr <= 0:
         raise InvalidParameterError(f"sr must be a positive int, got {sr!r}")
@@ -212,30 +211,25 @@ def extract(y: np.ndarray, sr: int, spec: FeatureSpec) -> np.ndarray:
         raise InvalidParameterError(f"y must be a 1-D signal of at least {spec.n_fft} samples")
     if not np.all(np.isfinite(x)):
         raise InvalidParameterError("y contains NaN or infinite values")
-    mel = librosa.feature.melspectrogram(
-        y=x,
+    # NumPy, not librosa: the same numbers (tests/features/test_spectral.py holds them to
+    # librosa), without librosa's first-use import of numba and scipy.signal in every process.
+    mel = spectral.melspectrogram(
+        x,
         sr=spec.sample_rate,
         n_fft=spec.n_fft,
         hop_length=spec.hop_length,
         win_length=spec.win_length,
-        window="hann",
-        center=True,
-        pad_mode="constant",
-        power=spec.power,
         n_mels=spec.n_mels,
         fmin=spec.fmin,
         fmax=spec.fmax,
-        htk=False,
-        norm="slaney",
+        power=spec.power,
     )
     if spec.scale == "power":
         out = mel
     else:
-        out = librosa.power_to_db(mel, ref=1.0, amin=AMIN, top_db=spec.top_db)
+        out = spectral.power_to_db(mel, ref=1.0, amin=AMIN, top_db=spec.top_db)
         if spec.kind == "mfcc":
-            out = librosa.feature.mfcc(
-                S=out, n_mfcc=spec.n_mfcc, dct_type=2, norm="ortho", lifter=0
-            )
+            out = spectral.mfcc_from_db(out, int(spec.n_mfcc or 0))
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from securepipe.data.dataset import Manifest, load_audio
 from securepipe.errors import InvalidParameterError
+from securepipe.features import spectral
 
 __all__ = [
     "DROP_C0",
@@ -69,8 +70,6 @@ def embed_matrix(features: np.ndarray) -> np.ndarray:
 
 def embed_audio(y: np.ndarray, sr: int) -> np.ndarray:
     """MFCC statistics of a mono signal (speech frames only): a 2 x (N_MFCC - DROP_C0) vector."""
-    import librosa  # heavy import (numba): only when the attack actually runs
-
     if isinstance(sr, bool) or not isinstance(sr, int | np.integer) or sr <= 0:
         raise InvalidParameterError(f"sr must be a positive int, got {sr!r}")
     x = np.asarray(y, dtype=np.float32)
@@ -80,15 +79,16 @@ def embed_audio(y: np.ndarray, sr: int) -> np.ndarray:
         raise InvalidParameterError("y contains NaN or infinite values")
     if not np.any(x):
         raise InvalidParameterError("y is digital silence: there is no voice to embed")
-    mel = librosa.feature.melspectrogram(
-        y=x, sr=sr, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, fmin=FMIN
-    )
-    log_mel = librosa.power_to_db(mel, ref=np.max, top_db=80.0)
-    energy = librosa.power_to_db(mel.sum(axis=0), ref=np.max, top_db=None)
+    # librosa's melspectrogram defaults (window = n_fft, fmax = sr / 2), in NumPy
+    # (securepipe.features.spectral, held to librosa by its tests).
+    mel = spectral.melspectrogram(x, sr=int(sr), n_fft=N_FFT, hop_length=HOP_LENGTH,
+                                  win_length=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=sr / 2)
+    log_mel = spectral.power_to_db(mel, ref=None, top_db=80.0)
+    energy = spectral.power_to_db(mel.sum(axis=0), ref=None, top_db=None)
     speech = energy > -VAD_TOP_DB
     if int(speech.sum()) < 2:
         raise InvalidParameterError("y holds no speech (every frame is near silence)")
-    mfcc = librosa.feature.mfcc(S=log_mel[:, speech], n_mfcc=N_MFCC)
+    mfcc = spectral.mfcc_from_db(log_mel[:, speech], N_MFCC)
     return embed_matrix(mfcc[1:] if DROP_C0 else mfcc)
 
 

@@ -57,10 +57,14 @@ def plot_pipeline_map() -> Figure:
 
 
 def plot_voices(manifest: Manifest, sample_ids: Sequence[str]) -> Figure:
-    """Waveform (top) and log-mel spectrogram (bottom) for each sample id, side by side."""
-    import librosa
-    import librosa.display
+    """Waveform (top) and log-mel spectrogram (bottom) for each sample id, side by side.
+
+    The spectrogram is the kit's stored feature (:data:`~securepipe.features.MEL_SPEC`: 64
+    mel bands, 10 ms frames), shown in dB below the clip's loudest cell."""
     import matplotlib.pyplot as plt
+
+    from securepipe.features import spectral
+    from securepipe.features.extract import MEL_SPEC
 
     fig, axes = plt.subplots(2, len(sample_ids), figsize=(4.2 * len(sample_ids), 5.5),
                              squeeze=False)
@@ -72,9 +76,15 @@ def plot_voices(manifest: Manifest, sample_ids: Sequence[str]) -> Figure:
         axes[0, col].plot(t, y, linewidth=0.4)
         axes[0, col].set_title(f"{sample_id} (f0 ~ {voice.get('f0_hz', '?')} Hz)")
         axes[0, col].set_xlabel("seconds")
-        mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=64)
-        librosa.display.specshow(librosa.power_to_db(mel, ref=np.max), sr=sr, x_axis="time",
-                                 y_axis="mel", ax=axes[1, col])
+        spec = MEL_SPEC
+        mel = spectral.melspectrogram(
+            np.asarray(y, dtype=np.float32), sr=sr, n_fft=spec.n_fft,
+            hop_length=spec.hop_length, win_length=spec.win_length, n_mels=spec.n_mels,
+            fmin=spec.fmin, fmax=min(spec.fmax, sr / 2))
+        axes[1, col].imshow(spectral.power_to_db(mel, ref=None), origin="lower", aspect="auto",
+                            cmap="magma", extent=(0.0, len(y) / sr, 0, spec.n_mels))
+        axes[1, col].set_xlabel("seconds")
+        axes[1, col].set_ylabel("mel band (low to high pitch)")
     fig.tight_layout()
     return fig
 

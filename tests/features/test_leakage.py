@@ -126,6 +126,29 @@ def test_reconstruction_pair_for_the_notebook(manifest: Manifest) -> None:
     assert np.array_equal(rec, reconstruction_pair(manifest, sample_id, n_iter=4)[1])
 
 
+def test_a_cached_reconstruction_is_the_same_audio_without_griffin_lim(
+        manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sample_id = manifest.utterances[5].sample_id
+    fresh = reconstruction_pair(manifest, sample_id, n_iter=4)[1]
+    first = reconstruction_pair(manifest, sample_id, n_iter=4, cache=tmp_path)[1]
+    [stored] = list(tmp_path.glob("reconstruction-*.f32"))
+
+    def no_inversion(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Griffin-Lim ran although the reconstruction is cached")
+
+    monkeypatch.setattr("securepipe.features.leakage.inversion.invert", no_inversion)
+    y, again, _ = reconstruction_pair(manifest, sample_id, n_iter=4, cache=tmp_path)
+    assert np.array_equal(first, fresh) and np.array_equal(again, fresh)
+    assert again.dtype == np.float32 and again.shape == y.shape
+    # Other parameters are another name: never served the wrong reconstruction.
+    with pytest.raises(AssertionError, match="Griffin-Lim ran"):
+        reconstruction_pair(manifest, sample_id, n_iter=5, cache=tmp_path)
+    # A damaged file is recomputed, not trusted.
+    stored.write_bytes(stored.read_bytes()[:-4])
+    with pytest.raises(AssertionError, match="Griffin-Lim ran"):
+        reconstruction_pair(manifest, sample_id, n_iter=4, cache=tmp_path)
+
+
 @pytest.mark.parametrize(
     "matrix, spec, kwargs",
     [

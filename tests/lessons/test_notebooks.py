@@ -145,3 +145,11 @@ def test_make_run_prints_each_lesson_and_the_suite_time(tmp_path: Path,
     assert float(suite_line[1]) == pytest.approx(total, abs=0.06)
     assert float(suite_line[2]) >= float(suite_line[1]) - 0.06
     assert "FAILED 01_broken.ipynb: cell 0" in out
+
+
+def test_lesson04_plays_the_reconstruction_the_warm_up_caches() -> None:
+    from securepipe.lessons.warmup import LESSON04_RECONSTRUCTION
+
+    source = (NOTEBOOK_DIR / "04_features_not_raw.ipynb").read_text(encoding="utf-8")
+    assert f'reconstruction_pair(manifest, \\"{LESSON04_RECONSTRUCTION}\\", MEL_SPEC' in source
+    assert "cache=DEFAULT_CACHE" in source

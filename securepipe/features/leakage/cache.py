@@ -1,4 +1,5 @@
-"""A content-addressed cache for the leakage lab's tables, so a lesson shows them in seconds.
+"""A content-addressed cache for the leakage lab's tables (and lesson 04's reconstruction), so a
+lesson shows them in seconds.
 
 A table is stored as JSON under a name that is the SHA-256 of everything it depends on: the data
 (every utterance's id, speaker, sentence and SHA-256 from the manifest), the table's parameters,
@@ -28,6 +29,7 @@ _CODE = (
     *sorted(Path(__file__).resolve().parent.glob("*.py")),
     Path(__file__).resolve().parents[1] / "speakerid.py",
     Path(__file__).resolve().parents[1] / "extract.py",
+    Path(__file__).resolve().parents[1] / "spectral.py",
 )
 _LIBRARIES = ("numpy", "scipy", "scikit-learn", "librosa")
 

@@ -5,6 +5,9 @@ the original and the reconstruction.
 from __future__ import annotations
 
 import functools
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +20,7 @@ from securepipe.features.extract import (
     from_bytes,
     to_bytes,
 )
+from securepipe.features.leakage.cache import cache_key
 from securepipe.features.leakage.common import LSD_SPEECH_DB, check_signal, check_sr
 from securepipe.ids import check_int
 
@@ -126,15 +130,41 @@ def reconstruction_pair(
     *,
     n_iter: int = 32,
     seed: int = 0,
+    cache: str | os.PathLike[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``(original, reconstruction, sr)`` for one utterance: extract, store, reload, invert.
 
     For the notebook's audio players: the reconstruction is what an attacker who stole only the
-    stored feature blob can listen to.
+    stored feature blob can listen to. With ``cache`` (a folder, such as
+    :data:`~securepipe.features.leakage.DEFAULT_CACHE`), the reconstruction is kept under the
+    same content-addressed name as the leakage tables (data, parameters, code, library
+    versions), so a lesson plays it without running Griffin-Lim again; the same arguments give
+    the same samples either way (Griffin-Lim is seeded).
     """
     y, sr = load_audio(manifest, sample_id)
+    params = {"sample_id": sample_id, "spec": spec.to_dict(), "n_iter": n_iter, "seed": seed}
+    path = (Path(cache) / f"reconstruction-{cache_key('reconstruction', manifest, params)}.f32"
+            if cache is not None else None)
+    if path is not None:
+        try:
+            data = path.read_bytes()
+            if len(data) == 4 * len(y):  # anything else is recomputed, never trusted
+                return y, np.frombuffer(data, dtype="<f4").astype(np.float32), sr
+        except OSError:
+            pass
     matrix, stored_spec = from_bytes(to_bytes(extract(y, sr, spec), spec))
-    return y, invert(matrix, stored_spec, n_iter=n_iter, seed=seed, length=len(y)), sr
+    rebuilt = np.asarray(invert(matrix, stored_spec, n_iter=n_iter, seed=seed, length=len(y)),
+                         dtype=np.float32)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".reconstruction-", suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(rebuilt.astype("<f4").tobytes())
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a folder that cannot be written only means the next call inverts again
+    return y, rebuilt, sr
 
 
 def log_spectral_distance(reference: np.ndarray, degraded: np.ndarray, sr: int) -> float:
