@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote
 from xml.sax.saxutils import escape
 
 from securepipe import clock
-from securepipe.sandbox import latency
+from securepipe.sandbox import latency, loader
 from securepipe.sandbox.emulation import ACCOUNTS, BOOTSTRAP, Enforcer, Refusal
 from securepipe.sandbox.motostate import aware_utc
 from securepipe.sandbox.requests import S3Call, ServiceCall, headers_get
@@ -170,6 +170,7 @@ def activate() -> None:
         _saved_iam_utcnow = iam_models.utcnow
         iam_models.utcnow = _sandbox_utcnow
         _serialise_dynamodb_writes()
+        loader.share_loaders()  # speed only: botocore's JSON parsed once, not per session
 
 
 def _serialise_dynamodb_writes() -> None:
@@ -228,6 +229,7 @@ def deactivate() -> None:
         from moto.sts.models import STSBackend
 
         clock.reset()
+        loader.unshare_loaders()
         if _saved_iam_utcnow is not None:
             import moto.iam.models as iam_models
 

@@ -1,0 +1,72 @@
+"""One botocore data loader for every session made while a sandbox is open (speed only).
+
+Each new botocore session gets its own loader, and a loader parses every service model, endpoint
+ruleset and paginator file it is asked for from JSON, about 60-80 ms the first time a session
+makes an S3, KMS, IAM or STS client. The kit makes many short-lived sessions (a contractor's
+session, a role session per check, the AWS Encryption SDK's own); in a sandbox they all run in
+one process, so the lessons spent seconds re-reading the same files (lesson 06: 298 clients).
+
+While a sandbox is open, sessions share one loader per data path. The files are botocore's own
+read-only data: sharing changes no request, response or credential, only how often the JSON is
+parsed. boto3 appends its own data folder to a session's loader on every ``boto3.Session()``;
+the shared loader keeps each search path once. On a real account nothing here is used.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+__all__ = ["share_loaders", "unshare_loaders"]
+
+_lock = threading.Lock()
+_saved: Any = None
+_loaders: dict[str | None, Any] = {}
+
+
+class _UniquePaths(list[str]):
+    """A search-path list that ignores a path it already holds (boto3 appends one per session)."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+def share_loaders() -> None:
+    """Make new botocore sessions share one data loader per data path (undo: unshare)."""
+    global _saved
+    import botocore.session
+
+    with _lock:
+        if _saved is not None:
+            return
+        original = botocore.session.create_loader
+
+        def shared(search_path_string: str | None = None) -> Any:
+            with _lock:
+                loader = _loaders.get(search_path_string)
+                if loader is None:
+                    loader = original(search_path_string)
+                    paths = getattr(loader, "_search_paths", None)
+                    if isinstance(paths, list):  # botocore's private list: dedupe if present
+                        loader._search_paths = _UniquePaths(paths)
+                    _loaders[search_path_string] = loader
+                return loader
+
+        _saved = original
+        # botocore's module-level factory is replaced for the sandbox's lifetime (restored
+        # by unshare_loaders).
+        botocore.session.create_loader = shared
+
+
+def unshare_loaders() -> None:
+    """Restore botocore's own loader factory (the parsed loaders are kept for the next sandbox:
+    the data they hold does not change within a process)."""
+    global _saved
+    import botocore.session
+
+    with _lock:
+        if _saved is None:
+            return
+        botocore.session.create_loader = _saved
+        _saved = None
