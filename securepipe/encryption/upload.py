@@ -168,7 +168,7 @@ def fence_write(consent: ConsentGate, speaker: str, at: dt.datetime,
     erasure (E) does: E1 mark the speaker ``erasing`` (a DynamoDB write; every later
     ``ConsistentRead`` GetItem sees it), then E2 list every version and unfinished upload and
     delete the speaker's, E3 list again and sign. A writer (W) does: W1 ``admit`` (refused
-    once E1 is done: the index write is conditional on ``active``), W2 the write, W3 this
+    once E1 is done: it reads consent again after its index write), W2 the write, W3 this
     re-check, a ``ConsistentRead`` GetItem. Either W3 reads the registry after E1, so it sees
     ``erasing`` (or ``erased``) and W deletes its own version; or W3 read before E1, so W2 had
     completed before E1, hence before E2's listing began, and S3's strong read-after-write
@@ -176,7 +176,9 @@ def fence_write(consent: ConsentGate, speaker: str, at: dt.datetime,
     (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel)
     puts the version in E2's listing, and E deletes it (or E3 sees it and refuses to sign).
     A multipart upload under way at E2 is attributed by the registry's index (W1 indexed it)
-    and aborted. What this does not give: if W2 lands after E3, the version exists from W2
+    and aborted; with :class:`~securepipe.retention.consent.ReadOnlyConsentGate` (a writer
+    that may only read the registry, W1 indexes nothing) it is reported unattributed instead,
+    and the receipt is not complete. What this does not give: if W2 lands after E3, the version exists from W2
     until W3 deletes it, after the receipt was signed; W never reports success for it. A
     writer that stops between W2 and W3 (a crash, or a role without
     ``s3:DeleteObjectVersion``) leaves an object whose metadata names the speaker: the
@@ -275,8 +277,12 @@ def upload_sample(
     whose erasure is anchored is refused before anything is encrypted, and the same check after
     the write deletes exactly the version written and refuses (``revoked-after-write``).
     ``erasures`` is optional because a contractor's upload role may have no access to the
-    registry (the kit's uploader role has none): the upload is then not gated at all, and
-    ingest's consent gate refuses the sample (the raw upload expires with the ingest window).
+    registry: the upload is then not gated at all, and ingest's consent gate refuses the
+    sample (the raw upload expires with the ingest window). The kit's uploader role may read
+    the consent fields of speaker items (never write the registry): it uploads with
+    ``consent=ReadOnlyConsentGate(registry)``
+    (:class:`~securepipe.retention.consent.ReadOnlyConsentGate`), which checks consent before
+    and after the write and leaves claiming and indexing to ingest's gate.
     """
     _require_session(session)
     if not isinstance(envelope, Envelope):

@@ -14,7 +14,11 @@ smallest policy that lets each role run its kit functions and nothing else:
   version of one speaker's objects, signing receipts and trails (``kms:Sign`` on the signing
   key only) and shipping them (:class:`~securepipe.audit.ledger.TrailLedger`).
 
-``ingest`` also reads and indexes the consent registry: consent gates every sample.
+``ingest`` also reads and indexes the consent registry: consent gates every sample; the
+``uploader`` reads a speaker's consent (never writes it). Both under DynamoDB fine-grained
+access control (:func:`_fgac`): only speaker and claim items, only the attributes the gate
+reads or writes (finding F9: an unconditioned UpdateItem let a compromised ingest role back-date
+``erased_at``, edit the erasure head or status, or write journal items).
 
 Each is tested in the sandbox by running its functions through an STS role session whose
 only permissions are that policy (the sandbox evaluates identity policies for role sessions,
@@ -31,6 +35,13 @@ from securepipe.access.credentials import PRINCIPAL_ARN
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import describe_value, validate_kms_key_arn
 from securepipe.provision.layout import KIT_ROLES, AccountLayout, KitRole
+from securepipe.retention.consent import (
+    ANCHOR_PREFIX,
+    CLAIM_FIELDS,
+    CLAIM_PREFIX,
+    CONSENT_FIELDS,
+    INDEX_FIELDS,
+)
 
 __all__ = ["KIT_ROLES", "KIT_ROLE_POLICY_NAME", "KIT_ROLE_TAG", "KIT_TRUST_SID", "KitRole",
            "kit_role_policy", "kit_role_tags", "kit_trust_statement"]
@@ -75,6 +86,59 @@ def _arn(bucket: str, path: str = "") -> str:
     return f"arn:aws:s3:::{bucket}{path}"
 
 
+#: The consent table's speaker items: a partition key without ``#``. ``#`` never occurs in a
+#: speaker id (securepipe.ids.validate_speaker_id), and every item of the registry's own
+#: bookkeeping has one (``claim#...``, ``journal#...``), so this matches exactly the items a
+#: speaker can have, and never a journal entry or a claim.
+_SPEAKER_ITEMS = ("ForAllValues:StringNotLike", ["*#*"])
+
+
+def _fgac(sid: str, actions: list[str], table: str, leading: tuple[str, list[str]],
+          attributes: tuple[str, ...]) -> dict[str, Any]:
+    """One consent-table statement with DynamoDB fine-grained access control, in the pattern
+    of https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html:
+
+    * ``dynamodb:LeadingKeys``: only items whose partition key matches ``leading``;
+    * ``ForAllValues:StringEquals`` on ``dynamodb:Attributes``: every attribute the request
+      names (read, written, or tested in a condition) is one of ``attributes`` (the key among
+      them, as AWS requires);
+    * ``StringEquals`` on ``dynamodb:Select`` = ``SPECIFIC_ATTRIBUTES`` for reads (a read that
+      names no projection asks for ``ALL_ATTRIBUTES`` and is refused) and on
+      ``dynamodb:ReturnValues`` in ``NONE``/``UPDATED_OLD``/``UPDATED_NEW`` for writes (never
+      ``ALL_OLD``/``ALL_NEW``, which would return attributes outside the list); one action
+      kind per statement, so each key is required where it always has a value;
+    * ``Null`` = ``false`` on both multivalued keys: ``ForAllValues`` over a key the request
+      does not carry is vacuously true, so a request without them (a Scan names no leading
+      key) never passes on the strength of an empty set.
+    """
+    reads = all(a == "dynamodb:GetItem" for a in actions)
+    writes = all(a == "dynamodb:UpdateItem" for a in actions)
+    operator, patterns = leading
+    condition: dict[str, Any] = {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": list(attributes)},
+        "Null": {"dynamodb:LeadingKeys": "false", "dynamodb:Attributes": "false"},
+    }
+    condition.setdefault(operator, {})["dynamodb:LeadingKeys"] = list(patterns)
+    if reads:
+        condition["StringEquals"] = {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
+    elif writes:
+        condition["StringEquals"] = {"dynamodb:ReturnValues": list(_RETURN_VALUES)}
+    else:   # both: each key checked where it exists (AWS's own example 5)
+        condition["StringEqualsIfExists"] = {"dynamodb:Select": "SPECIFIC_ATTRIBUTES",
+                                             "dynamodb:ReturnValues": list(_RETURN_VALUES)}
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": [table],
+            "Condition": condition}
+
+
+#: What a write may ask back: nothing, or only the attributes it updated.
+_RETURN_VALUES = ("NONE", "UPDATED_OLD", "UPDATED_NEW")
+
+
+def _consent_read(sid: str, table: str) -> dict[str, Any]:
+    """GetItem of a speaker item's consent fields (:data:`CONSENT_FIELDS`), nothing else."""
+    return _fgac(sid, ["dynamodb:GetItem"], table, _SPEAKER_ITEMS, CONSENT_FIELDS)
+
+
 def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
     """The identity policy of one kit role (``uploader``, ``ingest``, ``trainer``, ``auditor``,
     ``eraser``) for ``layout``, whose key ARNs must be known
@@ -98,6 +162,15 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             {"Sid": "DataKeysForContractors", "Effect": "Allow",
              "Action": ["kms:GenerateDataKey"], "Resource": [data_key],
              "Condition": {"Null": {"kms:EncryptionContext:securepipe:contractor": "false"}}},
+            # The consent-gated upload (upload_sample(consent=ReadOnlyConsentGate(registry)))
+            # reads a speaker's consent fields before and after the write, and nothing else:
+            # it never writes the registry (ingest's gate claims and indexes the sample).
+            _consent_read("ReadConsent", table),
+            # ... and refuses a speaker whose erasure is anchored in the audit bucket
+            # (ListObjectVersions of erasure-journal/<speaker>/ only).
+            {"Sid": "ErasureAnchors", "Effect": "Allow", "Action": ["s3:ListBucketVersions"],
+             "Resource": [_arn(audit)],
+             "Condition": {"StringLike": {"s3:prefix": [f"{ANCHOR_PREFIX}/*"]}}},
         ]
     elif role == "ingest":
         statements = [
@@ -123,13 +196,17 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
              "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [data_key]},
             {"Sid": "ArchiveKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],
              "Resource": [archive_key]},
-            # Consent gates every sample: ConsentRegistry.admit reads the speaker's record
-            # (GetItem), claims the sample with a conditional UpdateItem on its claim item
-            # (GetItem names the owner of a sample another speaker holds) and indexes the
-            # sample under the speaker (UpdateItem); the gate itself needs no Scan.
-            {"Sid": "ConsentGate", "Effect": "Allow",
-             "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan"],
-             "Resource": [table]},
+            # Consent gates every sample (ConsentRegistry.admit), with DynamoDB fine-grained
+            # access control: it reads the speaker's consent fields (GetItem), claims the
+            # sample on its claim item (UpdateItem of the claimant; GetItem names the owner of
+            # a sample another speaker holds) and indexes the sample under the speaker
+            # (UpdateItem of the samples set). Nothing else: no Scan, no journal item, and on
+            # a speaker's item never status, erased_at, erasure_head, wrapped_key or a date.
+            _consent_read("ConsentGateRead", table),
+            _fgac("ConsentGateClaims", ["dynamodb:GetItem", "dynamodb:UpdateItem"], table,
+                  ("ForAllValues:StringLike", [f"{CLAIM_PREFIX}*"]), CLAIM_FIELDS),
+            _fgac("ConsentGateIndex", ["dynamodb:UpdateItem"], table, _SPEAKER_ITEMS,
+                  INDEX_FIELDS),
             # ... and refuses a speaker whose erasure is anchored in the audit bucket, whatever
             # a restored registry item says (ListObjectVersions of erasure-journal/<speaker>/).
             {"Sid": "ErasureAnchors", "Effect": "Allow", "Action": ["s3:ListBucketVersions"],

@@ -11,6 +11,7 @@ from securepipe.retention.consent import (
     STATUSES,
     ConsentRecord,
     ConsentRegistry,
+    ReadOnlyConsentGate,
     WrappedSpeakerKey,
     expires_at,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "ErasureReceipt",
     "KeptVersion",
     "PendingUpload",
+    "ReadOnlyConsentGate",
     "ShredEvidence",
     "SpeakerEnvelope",
     "SpeakerKeyConfig",

@@ -96,13 +96,17 @@ from securepipe.ids import (
 __all__ = [
     "ANCHOR_PREFIX",
     "BIPA_MAX_DAYS",
+    "CLAIM_FIELDS",
     "CLAIM_PREFIX",
+    "CONSENT_FIELDS",
     "DEFAULT_TABLE",
+    "INDEX_FIELDS",
     "JOURNAL_PREFIX",
     "MANIFEST_REFERENCE_DAY",
     "STATUSES",
     "ConsentRecord",
     "ConsentRegistry",
+    "ReadOnlyConsentGate",
     "WrappedSpeakerKey",
     "expires_at",
 ]
@@ -118,6 +122,18 @@ ANCHOR_PREFIX = "erasure-journal"
 CLAIM_PREFIX = "claim#"
 #: The key prefix of an erasure-journal entry, ``journal#<speaker>#<seq>`` (one item per entry).
 JOURNAL_PREFIX = "journal#"
+#: The attributes the consent gate reads (:meth:`ConsentRegistry.check_consent`,
+#: :meth:`~ConsentRegistry.refuse_if_erased`, hence :meth:`~ConsentRegistry.admit`): one GetItem
+#: with exactly this projection, so a role may be allowed to read these and nothing else of a
+#: speaker's item (``dynamodb:Attributes``; never the wrapped key, the erasure journal's head
+#: or the sample index), see :func:`securepipe.provision.kit_role_policy`.
+CONSENT_FIELDS = ("speaker", "contractor", "purpose", "consent_date", "term_days",
+                  "retention_until", "withdrawn", "last_interaction", "status", "erased_at")
+#: The attributes of a claim item (``claim#<contractor>/<sample_id>``): its key and claimant.
+CLAIM_FIELDS = ("speaker", "claimant")
+#: The attributes :meth:`ConsentRegistry.admit` writes on a speaker's item: its key (named by
+#: the write's condition) and the ``samples`` index. Nothing else of the speaker's item.
+INDEX_FIELDS = ("speaker", "samples")
 #: BIPA: destroy within 3 years of the individual's last interaction (740 ILCS 14/15(a)).
 BIPA_MAX_DAYS = 1095
 STATUSES = ("active", "withdrawn", "erasing", "erasure-held", "erased")
@@ -414,13 +430,29 @@ class ConsentRegistry:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
-    def _item(self, speaker: str) -> dict[str, Any] | None:
-        out = self._ddb.get_item(TableName=self._table, Key={"speaker": {"S": speaker}},
-                                 ConsistentRead=True)
-        item = out.get("Item")
+    def _item(self, speaker: str,
+              attributes: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+        """One item (consistent GetItem), or only ``attributes`` of it: a
+        ProjectionExpression with a placeholder per name, so a policy's ``dynamodb:Attributes``
+        condition applies to the read (and a reserved word such as ``status`` needs no care)
+        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_GetItem.html)."""
+        kwargs: dict[str, Any] = {"TableName": self._table, "Key": {"speaker": {"S": speaker}},
+                                  "ConsistentRead": True}
+        if attributes is not None:
+            kwargs["ProjectionExpression"] = ", ".join(f"#a{n}" for n in range(len(attributes)))
+            kwargs["ExpressionAttributeNames"] = {f"#a{n}": a for n, a in enumerate(attributes)}
+        item = self._ddb.get_item(**kwargs).get("Item")
         if item is None:
             return None
         return {k: _plain(_DESER.deserialize(v)) for k, v in item.items()}
+
+    def _consent(self, speaker: str) -> ConsentRecord | None:
+        """The speaker's consent as the gate reads it: only :data:`CONSENT_FIELDS` (so its
+        ``has_key`` is ``False``, ``key_id`` ``None`` and ``samples`` empty whatever the item
+        holds: use :meth:`find` for those). ``None`` if the registry has no item."""
+        validate_speaker_id(speaker)
+        item = self._item(speaker, CONSENT_FIELDS)
+        return None if item is None else _record(item)
 
     def find(self, speaker: str) -> ConsentRecord | None:
         """The speaker's record, or ``None`` if the registry has none (GetItem).
@@ -516,11 +548,9 @@ class ConsentRegistry:
 
     def claimant(self, contractor: str, sample_id: str) -> str | None:
         """The speaker who holds the claim on ``<contractor>/<sample_id>``, or ``None``
-        (one consistent GetItem of the claim item)."""
-        out = self._ddb.get_item(TableName=self._table,
-                                 Key={"speaker": {"S": _claim_key(contractor, sample_id)}},
-                                 ConsistentRead=True)
-        claimant = out.get("Item", {}).get("claimant", {}).get("S")
+        (one consistent GetItem of the claim item, projected on :data:`CLAIM_FIELDS`)."""
+        item = self._item(_claim_key(contractor, sample_id), CLAIM_FIELDS) or {}
+        claimant = item.get("claimant")
         return claimant if isinstance(claimant, str) else None
 
     def _claim(self, speaker: str, contractor: str, sample_id: str) -> tuple[bool, str | None]:
@@ -567,12 +597,15 @@ class ConsentRegistry:
     def check_consent(self, speaker: str, at: dt.datetime) -> ConsentRecord:
         """The speaker's record if consent covers a new write at ``at``; otherwise
         :class:`~securepipe.errors.ConsentError` (unknown, withdrawn, erasing, erased, expired,
-        not yet started, or a malformed record)."""
+        not yet started, or a malformed record).
+
+        One consistent GetItem projected on :data:`CONSENT_FIELDS` (and with an anchor bucket
+        one ListObjectVersions): the record returned carries no key or index fields."""
         validate_speaker_id(speaker)
         if not isinstance(at, dt.datetime) or at.tzinfo is None:
             raise InvalidParameterError("at must be a timezone-aware datetime")
         try:
-            record = self.find(speaker)
+            record = self._consent(speaker)
         except ConsentRecordError as exc:
             raise ConsentError(speaker, "malformed-record", str(exc)) from None
         if record is None:
@@ -611,7 +644,7 @@ class ConsentRegistry:
         """
         validate_speaker_id(speaker)
         try:
-            record = self.find(speaker)
+            record = self._consent(speaker)
         except ConsentRecordError as exc:
             raise ConsentError(speaker, "malformed-record", str(exc)) from None
         if record is not None and (record.status in ERASURE_STATUSES
@@ -633,12 +666,21 @@ class ConsentRegistry:
         (``SET claimant = if_not_exists(claimant, :me)`` if unclaimed or already this
         speaker's), so of two speakers admitting one sample at once exactly one wins and the
         other is refused with reason ``sample-conflict`` naming the owner; never both
-        admitted. Then adds the entry to the speaker's ``samples`` set with an UpdateItem
-        conditional on the consent still standing (``ADD``, idempotent:
-        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html),
-        so a withdrawal that lands between the check and the write still refuses (and a claim
-        this call created is released again). No Scan: the cost of one admit does not grow
-        with the registry.
+        admitted. Then adds the entry to the speaker's ``samples`` set (``ADD``, idempotent:
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html)
+        with an UpdateItem that names nothing but the key and ``samples``
+        (:data:`INDEX_FIELDS`), and checks consent again (one more GetItem), so a withdrawal or
+        an erasure that lands between the first check and the index write still refuses with
+        reason ``changed`` (a claim this call created is released; the index entry stays, which
+        only ever helps erasure find data). The index write is not conditional on the status:
+        a condition naming ``status`` would need the writer's policy to allow that attribute,
+        and ``dynamodb:Attributes`` cannot tell a condition from a write. No Scan: the cost of
+        one admit does not grow with the registry.
+
+        Together, what admit sends fits a role allowed exactly: GetItem of
+        :data:`CONSENT_FIELDS` on speaker items, GetItem and UpdateItem of
+        :data:`CLAIM_FIELDS` on ``claim#`` items, UpdateItem of :data:`INDEX_FIELDS` on speaker
+        items (the kit's ``ingest`` role, :func:`securepipe.provision.kit_role_policy`).
 
         Claims are kept when the speaker is erased (they hold only pseudonymous ids): a sample
         id once admitted for a speaker is never re-used for another.
@@ -657,20 +699,18 @@ class ConsentRegistry:
                 TableName=self._table,
                 Key={"speaker": {"S": speaker}},
                 UpdateExpression="ADD samples :s",
-                ConditionExpression=("attribute_exists(speaker) AND #status = :active AND "
-                                     "attribute_not_exists(withdrawn) AND "
-                                     "attribute_not_exists(erased_at)"),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":s": {"SS": [entry]},
-                                           ":active": {"S": "active"}},
+                ConditionExpression="attribute_exists(speaker)",
+                ExpressionAttributeValues={":s": {"SS": [entry]}},
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                if created:
-                    self._release(speaker, contractor, sample_id)
-                raise ConsentError(speaker, "changed", "consent changed while admitting "
-                                   f"{sample_id!r}") from None
-            raise
+            self.check_consent(speaker, at)
+        except (ClientError, ConsentError) as exc:
+            if isinstance(exc, ClientError) and exc.response.get("Error", {}).get(
+                    "Code") != "ConditionalCheckFailedException":
+                raise
+            if created:
+                self._release(speaker, contractor, sample_id)
+            raise ConsentError(speaker, "changed", "consent changed while admitting "
+                               f"{sample_id!r}") from None
         return record
 
     def index_samples(self, speaker: str, sample_ids: list[str], *,
@@ -777,7 +817,7 @@ class ConsentRegistry:
     def wrapped_key(self, speaker: str) -> tuple[WrappedSpeakerKey | None, str]:
         """The speaker's wrapped key (``None`` if never created or shredded) and status."""
         validate_speaker_id(speaker)
-        item = self._item(speaker)
+        item = self._item(speaker, ("speaker", "status", "wrapped_key", "key_id", "key_arn"))
         if item is None:
             raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}")
         status = _status(item, speaker)
@@ -993,6 +1033,45 @@ class ConsentRegistry:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}") from None
             raise
+
+
+class ReadOnlyConsentGate:
+    """The consent gate for a writer that may only *read* the registry (the kit's
+    ``uploader`` role): ``upload_sample(..., consent=ReadOnlyConsentGate(registry),
+    speaker=...)``.
+
+    :meth:`admit` checks consent (:meth:`ConsentRegistry.check_consent`: one GetItem projected
+    on :data:`CONSENT_FIELDS`, and with an anchor bucket one ListObjectVersions) and neither
+    claims nor indexes the sample: ingest's gate (:meth:`ConsentRegistry.admit`) does, before
+    anything derived from the upload is written. :meth:`check_consent` is the registry's, so the
+    upload's fence (:func:`securepipe.encryption.upload.fence_write`) re-checks after the write
+    as with the full gate. What this gives up, stated plainly: until ingest admits it, a raw
+    upload is attributed by its object metadata only, so a *multipart* upload still under way
+    when an erasure lists the bucket (no readable metadata yet) is reported unattributed by
+    that erasure rather than aborted as the speaker's (the receipt is then not complete), and
+    the writer's fence deletes the finished object.
+    """
+
+    def __init__(self, registry: ConsentRegistry) -> None:
+        if not isinstance(registry, ConsentRegistry):
+            raise InvalidParameterError("registry must be a ConsentRegistry")
+        self._registry = registry
+
+    def admit(self, speaker: str, sample_id: str, *, contractor: str,
+              at: dt.datetime) -> ConsentRecord:
+        """Refuse (:class:`~securepipe.errors.ConsentError`) unless consent covers a write
+        of ``<contractor>/<sample_id>`` for ``speaker`` at ``at``; writes nothing."""
+        validate_sample_id(sample_id)
+        validate_contractor_id(contractor)
+        return self._registry.check_consent(speaker, at)
+
+    def check_consent(self, speaker: str, at: dt.datetime) -> ConsentRecord:
+        """:meth:`ConsentRegistry.check_consent`."""
+        return self._registry.check_consent(speaker, at)
+
+    def refuse_if_erased(self, speaker: str) -> None:
+        """:meth:`ConsentRegistry.refuse_if_erased`."""
+        self._registry.refuse_if_erased(speaker)
 
 
 def _index_entry(contractor: str, sample_id: str) -> str:

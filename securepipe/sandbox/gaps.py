@@ -108,6 +108,15 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "concurrent writes can both pass one condition", "emulate",
             "the sandbox runs moto's DynamoDB writes one at a time, so a sample claim "
             "(ConsentRegistry.admit) has one winner, as on AWS", 5),
+    MotoGap("dynamodb-fgac", "dynamodb", "fine-grained access control condition keys "
+            "(dynamodb:LeadingKeys, dynamodb:Attributes, dynamodb:Select, "
+            "dynamodb:ReturnValues)",
+            "not computed: a role allowed UpdateItem on the table writes any attribute of any "
+            "item", "emulate",
+            "the sandbox reads each item request's key, expressions (a tokenizer and parser of "
+            "the update, condition and projection grammars) and legacy parameters into those "
+            "keys, refuses a request it cannot read unambiguously, and evaluates the kit's "
+            "consent-table statements with them", 5),
     MotoGap("s3-object-lock-retention", "s3", "Object Lock retention changes and the "
             "governance bypass",
             "any caller may shorten or remove any retention (COMPLIANCE included), and any "

@@ -181,3 +181,19 @@ def kms_key_of_ciphertext(blob: Any, account: str, region: str) -> str | None:
     except (binascii.Error, ValueError, UnicodeDecodeError, Exception):
         return None
     return kms_key_arn(key_id, account, region)
+
+
+def dynamodb_key_schema(table: str, account: str, region: str) -> tuple[str, str | None] | None:
+    """``(partition key, sort key or None)`` of a DynamoDB table (its name or ARN) in moto's
+    state, or ``None`` if the table does not exist there (then moto acts on no item)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    try:
+        found = dynamodb_backends[account][region].get_table(table)
+    except Exception:  # no such table (moto raises ResourceNotFoundException)
+        return None
+    hash_key = getattr(found, "hash_key_attr", None)
+    if not isinstance(hash_key, str):
+        return None
+    range_key = getattr(found, "range_key_attr", None)
+    return hash_key, range_key if isinstance(range_key, str) else None

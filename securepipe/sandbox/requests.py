@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlparse, urlsplit
 
 from securepipe import clock
+from securepipe.sandbox.ddbexpr import ExpressionReader, UnreadableExpression
 
 #: Object-level S3 operations: per HTTP method, the subresources moto dispatches on, in the order
 #: moto tests them (``moto/s3/responses.py``), with the IAM action AWS authorises
@@ -476,6 +477,15 @@ def describe_json_or_query_request(
             else:
                 resource = (table if table.startswith("arn:")
                             else f"arn:aws:dynamodb:{region}:{account}:table/{table}")
+                if operation in DYNAMODB_ITEM_MEMBERS:
+                    keys, why = dynamodb_condition_keys(operation, payload, table, account,
+                                                        region)
+                    context.update(keys)
+                    ambiguous = ambiguous or why
+                    index = payload.get("IndexName")
+                    if why is None and index is not None:
+                        # Query and Scan of an index are authorised on the index's ARN
+                        resource = f"{resource}/index/{index}"
     else:
         form = parse_qsl(text, keep_blank_values=True)
         names = [k for k, _ in (*form, *url_query)]
@@ -553,3 +563,195 @@ def parse_lock_date(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+#: The item operations whose fine-grained access control condition keys the emulation reads,
+#: with every request member each takes (API reference, e.g.
+#: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html): a member
+#: outside these is one the emulation cannot tell how moto would act on, and is refused.
+_COMMON_MEMBERS = frozenset({"TableName", "ExpressionAttributeNames", "ReturnConsumedCapacity"})
+_WRITE_MEMBERS = _COMMON_MEMBERS | {"ConditionalOperator", "ConditionExpression", "Expected",
+                                    "ExpressionAttributeValues", "ReturnItemCollectionMetrics",
+                                    "ReturnValues", "ReturnValuesOnConditionCheckFailure"}
+_READ_MEMBERS = _COMMON_MEMBERS | {"AttributesToGet", "ConsistentRead", "ProjectionExpression"}
+_LIST_MEMBERS = _READ_MEMBERS | {"ConditionalOperator", "ExclusiveStartKey",
+                                 "ExpressionAttributeValues", "FilterExpression", "IndexName",
+                                 "Limit", "Select"}
+DYNAMODB_ITEM_MEMBERS: dict[str, frozenset[str]] = {
+    "GetItem": _READ_MEMBERS | {"Key"},
+    "PutItem": _WRITE_MEMBERS | {"Item"},
+    "UpdateItem": _WRITE_MEMBERS | {"Key", "AttributeUpdates", "UpdateExpression"},
+    "DeleteItem": _WRITE_MEMBERS | {"Key"},
+    "Scan": _LIST_MEMBERS | {"ScanFilter", "Segment", "TotalSegments"},
+    "Query": _LIST_MEMBERS | {"KeyConditionExpression", "KeyConditions", "QueryFilter",
+                              "ScanIndexForward"},
+}
+#: Values of ReturnValues and Select that AWS accepts.
+_RETURN_VALUES = frozenset({"NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"})
+_SELECT = frozenset({"ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES", "SPECIFIC_ATTRIBUTES",
+                     "COUNT"})
+#: (legacy parameter, expression parameter) pairs AWS refuses together: the emulation refuses
+#: them rather than guess which one moto acts on.
+_LEGACY_PAIRS = (("AttributesToGet", "ProjectionExpression"),
+                 ("AttributeUpdates", "UpdateExpression"),
+                 ("Expected", "ConditionExpression"), ("ScanFilter", "FilterExpression"),
+                 ("QueryFilter", "FilterExpression"),
+                 ("KeyConditions", "KeyConditionExpression"))
+
+
+def _key_value(value: Any) -> str | None:
+    """A key attribute's value as a condition key compares it: the string of an ``S`` or
+    ``N`` value, the base64 text of a ``B`` value; ``None`` for anything else."""
+    if isinstance(value, dict) and len(value) == 1:
+        (kind, raw), = value.items()
+        if kind in ("S", "N", "B") and isinstance(raw, str):
+            return raw
+    return None
+
+
+def _legacy_names(payload: Mapping[str, Any], member: str) -> set[str]:
+    """The attribute names a legacy parameter names (a list of names, or a map keyed by name)."""
+    value = payload[member]
+    if member == "AttributesToGet":
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, str) and v for v in value):
+            raise UnreadableExpression(f"{member} is not a list of names")
+        return set(value)
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+        raise UnreadableExpression(f"{member} is not a map keyed by attribute name")
+    return set(value)
+
+
+def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: str,
+                            account: str, region: str) -> tuple[dict[str, Any], str | None]:
+    """Emulation only: the DynamoDB fine-grained access control condition keys of an item
+    request, as AWS defines them
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html):
+
+    * ``dynamodb:LeadingKeys``: the partition key value of the item(s) acted on (``Key`` or
+      ``Item``; a Query's ``partition key = :value``); a Scan has none;
+    * ``dynamodb:Attributes``: every top-level attribute the request names: the key's
+      attributes, the item's (PutItem), every path of its update, condition, filter, key
+      condition and projection expressions (placeholders substituted) and the names of the
+      legacy ``AttributesToGet``, ``AttributeUpdates``, ``Expected``, ``ScanFilter``,
+      ``QueryFilter`` and ``KeyConditions``;
+    * ``dynamodb:Select`` (GetItem, Query, Scan): the ``Select`` given, else
+      ``SPECIFIC_ATTRIBUTES`` with a projection and ``ALL_ATTRIBUTES`` without (AWS: "the
+      Select parameter always has a value");
+    * ``dynamodb:ReturnValues`` (PutItem, UpdateItem, DeleteItem): the ``ReturnValues`` given,
+      else ``NONE`` (likewise always present);
+    * ``dynamodb:ReturnConsumedCapacity`` when given.
+
+    Returns ``(keys, why)``; ``why`` (the request is then refused as ambiguous) when it cannot
+    be read unambiguously: a member the operation does not take, a legacy parameter with its
+    expression counterpart, an expression outside the grammar, a placeholder undefined or
+    unused, a key that is not one S/N/B value per key attribute, an unknown ReturnValues or
+    Select, ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` (it returns the whole item, and AWS
+    documents no condition key for it), Select and a projection that contradict each other.
+    """
+    from securepipe.sandbox.motostate import dynamodb_key_schema
+
+    keys: dict[str, Any] = {}
+    try:
+        extra = sorted(set(payload) - DYNAMODB_ITEM_MEMBERS[operation])
+        if extra:
+            raise UnreadableExpression(f"members {operation} does not take ({', '.join(extra)})")
+        for legacy, expression in _LEGACY_PAIRS:
+            if legacy in payload and expression in payload:
+                raise UnreadableExpression(f"both {legacy} and {expression}")
+        index = payload.get("IndexName")
+        if index is not None and (not isinstance(index, str)
+                                  or not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", index)):
+            raise UnreadableExpression("an IndexName that is not an index name")
+        reader = ExpressionReader(payload.get("ExpressionAttributeNames", {}))
+        attributes: set[str] = set()
+        for member in ("AttributesToGet", "AttributeUpdates", "Expected", "ScanFilter",
+                       "QueryFilter", "KeyConditions"):
+            if member in payload:
+                attributes |= _legacy_names(payload, member)
+        if "UpdateExpression" in payload:
+            reader.update(payload["UpdateExpression"])
+        if "ConditionExpression" in payload:
+            reader.condition(payload["ConditionExpression"])
+        if "FilterExpression" in payload:
+            reader.condition(payload["FilterExpression"], "FilterExpression")
+        equalities: list[tuple[str, str]] = []
+        if "KeyConditionExpression" in payload:
+            equalities = reader.condition(payload["KeyConditionExpression"],
+                                          "KeyConditionExpression")
+        if "ProjectionExpression" in payload:
+            reader.projection(payload["ProjectionExpression"])
+        reader.finish()
+        attributes |= reader.attributes
+        schema = dynamodb_key_schema(table, account, region)
+        leading: list[str] | None = None
+        if operation in ("GetItem", "UpdateItem", "DeleteItem", "PutItem"):
+            item = payload.get("Key" if operation != "PutItem" else "Item")
+            if not isinstance(item, dict) or not item:
+                raise UnreadableExpression("no Key (or Item) map")
+            attributes |= set(item)
+            partition: str | None
+            if schema is not None:
+                partition = schema[0]
+                wanted = {k for k in schema if k is not None}
+                if partition not in item or (operation != "PutItem" and set(item) != wanted):
+                    raise UnreadableExpression("a Key that is not the table's key attributes")
+            elif operation != "PutItem" and len(item) == 1:
+                partition = next(iter(item))
+            else:
+                partition = None   # no such table: moto acts on no item
+            if partition is not None:
+                value = _key_value(item.get(partition))
+                if value is None:
+                    raise UnreadableExpression("a partition key that is not one S, N or B value")
+                leading = [value]
+        elif operation == "Query" and schema is not None:
+            values = payload.get("ExpressionAttributeValues") or {}
+            found = [v for n, v in equalities if n == schema[0]]
+            key_conditions = payload.get("KeyConditions")
+            wanted_value: str | None
+            if isinstance(key_conditions, dict) and schema[0] in key_conditions:
+                cond = key_conditions[schema[0]]
+                listed = cond.get("AttributeValueList") if isinstance(cond, dict) else None
+                if (not isinstance(cond, dict) or cond.get("ComparisonOperator") != "EQ"
+                        or not isinstance(listed, list) or len(listed) != 1):
+                    raise UnreadableExpression("KeyConditions without one partition key EQ")
+                wanted_value = _key_value(listed[0])
+            elif len(found) == 1 and isinstance(values, dict):
+                wanted_value = _key_value(values.get(found[0]))
+            else:
+                wanted_value = None
+            if wanted_value is None:
+                raise UnreadableExpression("no single partition key equality to read")
+            leading = [wanted_value]
+        if leading is not None:
+            keys["dynamodb:LeadingKeys"] = leading
+        if attributes:           # a multivalued key with no value is absent
+            keys["dynamodb:Attributes"] = sorted(attributes)
+        if operation in ("GetItem", "Query", "Scan"):
+            projected = "ProjectionExpression" in payload or "AttributesToGet" in payload
+            select = payload.get("Select")
+            if select is None:
+                select = ("SPECIFIC_ATTRIBUTES" if projected else
+                          "ALL_PROJECTED_ATTRIBUTES" if index is not None else "ALL_ATTRIBUTES")
+            if (select not in _SELECT or projected != (select == "SPECIFIC_ATTRIBUTES")
+                    or (select == "ALL_PROJECTED_ATTRIBUTES" and index is None)):
+                raise UnreadableExpression(f"Select {select!r} with"
+                                           f"{'' if projected else 'out'} a projection")
+            keys["dynamodb:Select"] = select
+        else:
+            returned = payload.get("ReturnValues", "NONE")
+            if returned not in _RETURN_VALUES:
+                raise UnreadableExpression(f"ReturnValues {returned!r}")
+            keys["dynamodb:ReturnValues"] = returned
+            on_failure = payload.get("ReturnValuesOnConditionCheckFailure", "NONE")
+            if on_failure != "NONE":
+                raise UnreadableExpression(
+                    f"ReturnValuesOnConditionCheckFailure {on_failure!r} (it returns the whole "
+                    "item, and no condition key covers it)")
+        if "ReturnConsumedCapacity" in payload:
+            keys["dynamodb:ReturnConsumedCapacity"] = str(payload["ReturnConsumedCapacity"])
+    except UnreadableExpression as exc:
+        return {}, f"DynamoDB {operation}: {exc}"
+    return keys, None

@@ -266,3 +266,176 @@ def test_eraser_erases_a_speaker_and_ships_the_trail_with_exactly_its_policy(
         Bucket=layout.bucket("audit"), Key=f"trails/{clock.now():%Y-%m-%d}/x",
         Retention={"Mode": "GOVERNANCE", "RetainUntilDate": clock.now()},
         BypassGovernanceRetention=True))
+
+
+def _emulation_refused(call) -> bool:  # type: ignore[no-untyped-def]
+    """Refused with AccessDenied by the sandbox's emulation of AWS's IAM enforcement (the
+    message carries the emulation's label), not by anything else."""
+    from securepipe.sandbox.emulation import EMULATION
+
+    try:
+        call()
+    except ClientError as exc:
+        return (exc.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException")
+                and EMULATION in exc.response["Error"].get("Message", ""))
+    return False
+
+
+def _consent_world(sandbox: Sandbox):  # type: ignore[no-untyped-def]
+    """Provisioned account, the manifest's consents recorded by the admin, two samples of one
+    speaker uploaded by the uploader role through the read-only consent gate, then ingested by
+    the ingest role (which admits them: claims and index entries)."""
+    from securepipe.retention.consent import ReadOnlyConsentGate
+
+    layout = provision(sandbox.session).layout
+    manifest = load_manifest()
+    admin_registry = ConsentRegistry(sandbox.session, layout.consent_table, create=False)
+    admin_registry.load_manifest_consents(manifest, rebase_to=clock.now().date())
+    items = items_from_manifest(manifest)
+    speaker = items[0].speaker
+    mine = [i for i in items if i.speaker == speaker][:2]
+    uploader = _as_role(sandbox, layout, "uploader")
+    gate = ReadOnlyConsentGate(ConsentRegistry(uploader, layout.consent_table, create=False,
+                                               anchor_bucket=layout.bucket("audit")))
+    envelope = Envelope(uploader, EnvelopeConfig(key_arns=layout.kms_key_arn))
+    for u in manifest.utterances:
+        if any((u.contractor, u.sample_id) == (i.contractor, i.sample_id) for i in mine):
+            upload_sample(uploader, envelope, manifest.path_of(u), bucket=layout.bucket("raw"),
+                          key_arn=layout.kms_key_arn, consent=gate, speaker=speaker,
+                          context=SampleContext(u.contractor, u.sample_id,
+                                                "speech-model-training"))
+    worker = _as_role(sandbox, layout, "ingest")
+    config = IngestConfig(raw_bucket=layout.bucket("raw"),
+                          features_bucket=layout.bucket("features"),
+                          archive_bucket=layout.bucket("archive"), key_arn=layout.kms_key_arn,
+                          archive_key_arn=layout.archive_key_arn,  # type: ignore[arg-type]
+                          anchor_bucket=layout.bucket("audit"))
+    report = ingest_batch(mine, config, lambda: worker)
+    assert report.count("processed") == len(mine), report.outcomes
+    return layout, admin_registry, speaker, mine, uploader, worker, gate
+
+
+def test_uploader_gates_on_consent_and_cannot_touch_the_registry(sandbox: Sandbox) -> None:
+    """F5: the uploader role reads a speaker's consent fields (and nothing else of the
+    registry) so a consent-gated upload runs under it; a withdrawn speaker is refused before
+    anything is written; the uploader writes nothing in the registry."""
+    from securepipe.errors import ConsentError
+
+    layout, admin_registry, speaker, mine, uploader, _, gate = _consent_world(sandbox)
+    assert {f"{i.contractor}/{i.sample_id}" for i in mine} <= admin_registry.get(speaker).samples
+    other = next(s.speaker for s in load_manifest().speakers if s.speaker != speaker)
+    admin_registry.withdraw(other, clock.now())
+    manifest = load_manifest()
+    theirs = next(u for u in manifest.utterances if u.speaker == other)
+    envelope = Envelope(uploader, EnvelopeConfig(key_arns=layout.kms_key_arn))
+    with pytest.raises(ConsentError) as refused:
+        upload_sample(uploader, envelope, manifest.path_of(theirs), bucket=layout.bucket("raw"),
+                      key_arn=layout.kms_key_arn, consent=gate, speaker=other,
+                      context=SampleContext(theirs.contractor, theirs.sample_id,
+                                            "speech-model-training"))
+    assert refused.value.reason == "withdrawn"
+    ddb = uploader.client("dynamodb")
+    table = layout.consent_table
+    key = {"speaker": {"S": speaker}}
+    assert _emulation_refused(lambda: ddb.get_item(TableName=table, Key=key))  # all of it
+    assert _emulation_refused(lambda: ddb.get_item(
+        TableName=table, Key=key, ProjectionExpression="wrapped_key"))
+    assert _emulation_refused(lambda: ddb.update_item(
+        TableName=table, Key=key, UpdateExpression="ADD samples :s",
+        ExpressionAttributeValues={":s": {"SS": ["c01/forged"]}}))
+    assert _emulation_refused(lambda: ddb.scan(TableName=table))
+    assert _emulation_refused(lambda: ConsentRegistry(uploader, table, create=False).admit(
+        speaker, "s-new", contractor=mine[0].contractor, at=clock.now()))  # claims: ingest's
+
+
+def test_compromised_ingest_cannot_rewrite_consent_or_erasure_state(sandbox: Sandbox) -> None:
+    """F9 (a)-(c): with exactly its policy, the ingest role ran its gate above (consent read,
+    claims, index); the same credentials in an attacker's hands cannot back-date erased_at,
+    edit the status or the erasure head, write or read a journal item, read key material,
+    or Scan. Each is refused by the emulated fine-grained access control, and the registry
+    is unchanged."""
+    layout, _, speaker, _, _, worker, _ = _consent_world(sandbox)
+    ddb = worker.client("dynamodb")
+    table = layout.consent_table
+    key = {"speaker": {"S": speaker}}
+    before = sandbox.session.client("dynamodb").get_item(TableName=table, Key=key)["Item"]
+    attacks = {
+        "(a) back-date erased_at": dict(
+            Key=key, UpdateExpression="SET erased_at = :t",
+            ExpressionAttributeValues={":t": {"S": "2020-01-01T00:00:00+00:00"}}),
+        "(b) re-activate": dict(
+            Key=key, UpdateExpression="SET #s = :a REMOVE withdrawn",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":a": {"S": "active"}}),
+        "(b) edit the erasure head": dict(
+            Key=key, UpdateExpression="SET erasure_head.#n = :z",
+            ExpressionAttributeNames={"#n": "count"},
+            ExpressionAttributeValues={":z": {"N": "0"}}),
+        "(b) hidden in the index write": dict(
+            Key=key, UpdateExpression="ADD samples :s SET #h = :z",
+            ExpressionAttributeNames={"#h": "erasure_head"},
+            ExpressionAttributeValues={":s": {"SS": ["c01/x"]}, ":z": {"N": "0"}}),
+        "(b) legacy AttributeUpdates": dict(
+            Key=key, AttributeUpdates={"status": {"Action": "PUT", "Value": {"S": "active"}}}),
+        "(b) consent dates": dict(
+            Key=key, UpdateExpression="SET consent_date = :d",
+            ExpressionAttributeValues={":d": {"S": "2020-01-01"}}),
+        "(c) write a journal item": dict(
+            Key={"speaker": {"S": f"journal#{speaker}#0"}},
+            UpdateExpression="ADD samples :s",
+            ExpressionAttributeValues={":s": {"SS": ["c01/x"]}}),
+        "(c) a claim-shaped journal write": dict(
+            Key={"speaker": {"S": f"journal#{speaker}#0"}},
+            UpdateExpression="SET claimant = :c",
+            ExpressionAttributeValues={":c": {"S": speaker}}),
+        "read it all back": dict(
+            Key=key, UpdateExpression="ADD samples :s", ReturnValues="ALL_OLD",
+            ExpressionAttributeValues={":s": {"SS": ["c01/x"]}}),
+    }
+    for name, kwargs in attacks.items():
+        assert _emulation_refused(lambda kw=kwargs: ddb.update_item(TableName=table, **kw)), name
+    assert _emulation_refused(lambda: ddb.get_item(TableName=table, Key=key))
+    assert _emulation_refused(lambda: ddb.get_item(
+        TableName=table, Key=key, ProjectionExpression="#w",
+        ExpressionAttributeNames={"#w": "wrapped_key"}))
+    assert _emulation_refused(lambda: ddb.get_item(
+        TableName=table, Key={"speaker": {"S": f"journal#{speaker}#0"}},
+        ProjectionExpression="speaker"))
+    assert _emulation_refused(lambda: ddb.scan(TableName=table))
+    assert _emulation_refused(lambda: ddb.put_item(
+        TableName=table, Item={"speaker": {"S": f"journal#{speaker}#0"}}))
+    assert _emulation_refused(lambda: ddb.delete_item(TableName=table, Key=key))
+    after = sandbox.session.client("dynamodb").get_item(TableName=table, Key=key)["Item"]
+    assert after == before
+
+
+def test_a_claim_repointed_by_a_compromised_ingest_is_reported_by_erasure(
+        sandbox: Sandbox) -> None:
+    """F9 (d): ingest writes claims, so IAM alone cannot stop it re-pointing one to another
+    speaker. Erasure still reads the speaker's own index: a sample the index gives to the
+    speaker and the claim to another is a conflict, reported unattributed (never deleted,
+    never silently skipped), so the receipt is not complete."""
+    from securepipe.encryption.signing import KmsSigner
+    from securepipe.retention.erasure import erase_speaker
+
+    layout, admin_registry, speaker, mine, _, worker, _ = _consent_world(sandbox)
+    other = next(s.speaker for s in load_manifest().speakers if s.speaker != speaker)
+    target = mine[0]
+    worker.client("dynamodb").update_item(         # allowed: a claim's own attributes
+        TableName=layout.consent_table,
+        Key={"speaker": {"S": f"claim#{target.contractor}/{target.sample_id}"}},
+        UpdateExpression="SET claimant = :o", ExpressionAttributeValues={":o": {"S": other}})
+    assert admin_registry.claimant(target.contractor, target.sample_id) == other
+    eraser = _as_role(sandbox, layout, "eraser")
+    receipt = erase_speaker(eraser, speaker=speaker,
+                            registry=ConsentRegistry(eraser, layout.consent_table, create=False),
+                            buckets=list(layout.data_buckets),
+                            signer=KmsSigner(eraser, layout.signing_key_arn),  # type: ignore[arg-type]
+                            anchor_bucket=layout.bucket("audit"))
+    hidden = [u for u in receipt.unattributed if f"/{target.contractor}/{target.sample_id}"
+              in u.key]
+    assert hidden and all(other in u.reason and speaker in u.reason for u in hidden), \
+        receipt.unattributed
+    assert not receipt.complete
+    assert receipt.deleted      # the other sample, whose claim is intact, is erased
+    assert not any(f"/{target.contractor}/{target.sample_id}" in d.key for d in receipt.deleted)

@@ -290,8 +290,9 @@ def test_concurrent_admits_of_one_sample_never_both_succeed(
 def test_one_admit_makes_no_scan_whatever_the_registry_holds(
         sandbox: Sandbox, registry: ConsentRegistry) -> None:
     """The gate's cost does not grow with the table: the DynamoDB calls of one admit, counted
-    with a botocore event hook on a fresh client, are GetItem and UpdateItem only (a refused
-    one adds one GetItem naming the owner), never a Scan."""
+    with a botocore event hook on a fresh client, are GetItem and UpdateItem only (the
+    consent read, the claim, the index write and the consent re-read; a refused one adds one
+    GetItem naming the owner), never a Scan."""
     day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
     registry.index_samples("spk02", [f"old-{n}" for n in range(50)], contractor="c02")
     calls: list[str] = []
@@ -310,8 +311,39 @@ def test_one_admit_makes_no_scan_whatever_the_registry_holds(
     finally:
         sandbox.session.events.unregister("before-call.dynamodb", count)
     assert refused.value.reason == "sample-conflict" and "'spk01'" in str(refused.value)
-    assert first == ["GetItem", "UpdateItem", "UpdateItem"]
+    assert first == ["GetItem", "UpdateItem", "UpdateItem", "GetItem"]
     assert calls == ["GetItem", "UpdateItem", "GetItem"]
+
+
+def test_consent_withdrawn_during_admit_refuses_and_releases_the_claim(
+        sandbox: Sandbox, registry: ConsentRegistry) -> None:
+    """The index write names only the key and ``samples`` (so the ingest role's policy need
+    not allow ``status``), and admit reads consent again after it: a withdrawal landing
+    between the first check and the index write still refuses (``changed``), and the claim
+    this admit made is released (the index entry stays: it only helps erasure)."""
+    day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    sent: list[dict[str, Any]] = []
+
+    def withdraw_before_the_index_write(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent.append(dict(params))
+        if model.name == "UpdateItem" and params.get("UpdateExpression") == "ADD samples :s":
+            registry.withdraw("spk01", day.date())
+
+    sandbox.session.events.register("provide-client-params.dynamodb.UpdateItem",
+                                    withdraw_before_the_index_write)
+    try:
+        gated = ConsentRegistry(sandbox.session, TABLE, create=False)
+        with pytest.raises(ConsentError) as refused:
+            gated.admit("spk01", "s-7", contractor="c01", at=day)
+    finally:
+        sandbox.session.events.unregister("provide-client-params.dynamodb.UpdateItem",
+                                          withdraw_before_the_index_write)
+    assert refused.value.reason == "changed"
+    assert registry.claimant("c01", "s-7") is None                  # released
+    assert "c01/s-7" in registry.get("spk01").samples               # indexed: erasure finds it
+    index_write = next(p for p in sent if p.get("UpdateExpression") == "ADD samples :s")
+    assert index_write["ConditionExpression"] == "attribute_exists(speaker)"
+    assert "ExpressionAttributeNames" not in index_write
 
 
 def test_claims_are_never_read_as_speakers(sandbox: Sandbox, registry: ConsentRegistry) -> None:
