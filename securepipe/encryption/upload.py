@@ -178,9 +178,9 @@ def fence_write(consent: ConsentGate, speaker: str, at: dt.datetime,
     A multipart upload under way at E2 is attributed by the registry's index (W1 indexed it)
     and aborted; with :class:`~securepipe.retention.consent.ReadOnlyConsentGate` (a writer
     that may only read the registry, W1 indexes nothing) it is reported unattributed instead,
-    and the receipt is not complete. What this does not give: if W2 lands after E3, the version exists from W2
-    until W3 deletes it, after the receipt was signed; W never reports success for it. A
-    writer that stops between W2 and W3 (a crash, or a role without
+    and the receipt is not complete. What this does not give: if W2 lands after E3, the
+    version exists from W2 until W3 deletes it, after the receipt was signed; W never reports
+    success for it. A writer that stops between W2 and W3 (a crash, or a role without
     ``s3:DeleteObjectVersion``) leaves an object whose metadata names the speaker: the
     sweeper and a re-run of the erasure delete it and say so.
     DynamoDB read consistency:

@@ -42,6 +42,7 @@ from securepipe.retention.consent import (
     CONSENT_FIELDS,
     INDEX_FIELDS,
 )
+from securepipe.retention.shredding import SPEAKER_CONTEXT_KEY
 
 __all__ = ["KIT_ROLES", "KIT_ROLE_POLICY_NAME", "KIT_ROLE_TAG", "KIT_TRUST_SID", "KitRole",
            "kit_role_policy", "kit_role_tags", "kit_trust_statement"]
@@ -192,8 +193,13 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             {"Sid": "RetractOwnWritesOnConsentRefusal", "Effect": "Allow",
              "Action": ["s3:DeleteObjectVersion"],
              "Resource": [_arn(features, "/features/*"), _arn(archive, "/archive/*")]},
+            # Never with a speaker key's encryption context: a wrapped speaker key (the
+            # registry's wrapped_key, securepipe.retention.shredding) must not be unwrapped by
+            # ingest even if one leaked to it, or crypto-shredding would rest on the table's
+            # read permissions alone.
             {"Sid": "DataKey", "Effect": "Allow",
-             "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [data_key]},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [data_key],
+             "Condition": {"Null": {f"kms:EncryptionContext:{SPEAKER_CONTEXT_KEY}": "true"}}},
             {"Sid": "ArchiveKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],
              "Resource": [archive_key]},
             # Consent gates every sample (ConsentRegistry.admit), with DynamoDB fine-grained

@@ -122,6 +122,9 @@ def activate() -> None:
         _active += 1
         if _active > 1:
             return
+        # Speed only, and first, so that moto's own sessions share it too: botocore's JSON
+        # (service models, the list of services) parsed once, not per session.
+        loader.share_loaders()
         from moto.core.botocore_stubber import BotocoreStubber
         from moto.iam.access_control import PermissionResult
         from moto.s3.models import FakeBucket
@@ -170,7 +173,6 @@ def activate() -> None:
         _saved_iam_utcnow = iam_models.utcnow
         iam_models.utcnow = _sandbox_utcnow
         _serialise_dynamodb_writes()
-        loader.share_loaders()  # speed only: botocore's JSON parsed once, not per session
 
 
 def _serialise_dynamodb_writes() -> None:

@@ -2,9 +2,10 @@
 
 Each new botocore session gets its own loader, and a loader parses every service model, endpoint
 ruleset and paginator file it is asked for from JSON, about 60-80 ms the first time a session
-makes an S3, KMS, IAM or STS client. The kit makes many short-lived sessions (a contractor's
-session, a role session per check, the AWS Encryption SDK's own); in a sandbox they all run in
-one process, so the lessons spent seconds re-reading the same files (lesson 06: 298 clients).
+makes an S3, KMS, IAM or STS client; moto's request routing makes a loader of its own per
+service too. The kit makes many short-lived sessions (a contractor's session, a role session
+per check, the AWS Encryption SDK's own); in a sandbox they all run in one process, so the
+lessons spent seconds re-reading the same files (lesson 06: 298 clients).
 
 While a sandbox is open, sessions share one loader per data path. The files are botocore's own
 read-only data: sharing changes no request, response or credential, only how often the JSON is
@@ -20,8 +21,11 @@ from typing import Any
 __all__ = ["share_loaders", "unshare_loaders"]
 
 _lock = threading.Lock()
-_saved: Any = None
+_saved: dict[Any, Any] = {}
 _loaders: dict[str | None, Any] = {}
+#: Where a loader factory is looked up: botocore's sessions, and moto's request routing, which
+#: loads each service's model with a loader of its own (moto.core.utils.create_loader).
+_FACTORY_MODULES = ("botocore.session", "moto.core.utils")
 
 
 class _UniquePaths(list[str]):
@@ -33,14 +37,16 @@ class _UniquePaths(list[str]):
 
 
 def share_loaders() -> None:
-    """Make new botocore sessions share one data loader per data path (undo: unshare)."""
-    global _saved
-    import botocore.session
+    """Make new botocore sessions (and moto's model lookups) share one data loader per data
+    path (undo: :func:`unshare_loaders`)."""
+    import importlib
+
+    import botocore.loaders
 
     with _lock:
-        if _saved is not None:
+        if _saved:
             return
-        original = botocore.session.create_loader
+        original = botocore.loaders.create_loader
 
         def shared(search_path_string: str | None = None) -> Any:
             with _lock:
@@ -53,20 +59,19 @@ def share_loaders() -> None:
                     _loaders[search_path_string] = loader
                 return loader
 
-        _saved = original
-        # botocore's module-level factory is replaced for the sandbox's lifetime (restored
-        # by unshare_loaders).
-        botocore.session.create_loader = shared
+        for name in _FACTORY_MODULES:
+            module = importlib.import_module(name)
+            if getattr(module, "create_loader", None) is original:
+                _saved[module] = original
+                # The module's factory is replaced for the sandbox's lifetime (restored by
+                # unshare_loaders).
+                vars(module)["create_loader"] = shared
 
 
 def unshare_loaders() -> None:
-    """Restore botocore's own loader factory (the parsed loaders are kept for the next sandbox:
-    the data they hold does not change within a process)."""
-    global _saved
-    import botocore.session
-
+    """Restore the loader factories (the parsed loaders are kept for the next sandbox: the data
+    they hold does not change within a process)."""
     with _lock:
-        if _saved is None:
-            return
-        botocore.session.create_loader = _saved
-        _saved = None
+        for module, original in _saved.items():
+            vars(module)["create_loader"] = original
+        _saved.clear()

@@ -590,13 +590,13 @@ DYNAMODB_ITEM_MEMBERS: dict[str, frozenset[str]] = {
 _RETURN_VALUES = frozenset({"NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"})
 _SELECT = frozenset({"ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES", "SPECIFIC_ATTRIBUTES",
                      "COUNT"})
-#: (legacy parameter, expression parameter) pairs AWS refuses together: the emulation refuses
-#: them rather than guess which one moto acts on.
-_LEGACY_PAIRS = (("AttributesToGet", "ProjectionExpression"),
-                 ("AttributeUpdates", "UpdateExpression"),
-                 ("Expected", "ConditionExpression"), ("ScanFilter", "FilterExpression"),
-                 ("QueryFilter", "FilterExpression"),
-                 ("KeyConditions", "KeyConditionExpression"))
+#: The legacy (pre-expression) parameters. The emulation refuses every one of them, alone or
+#: not: moto does not act on them as AWS does (moto 5 ignores GetItem's ``AttributesToGet`` and
+#: returns the whole item; it applies an ``AttributeUpdates`` entry to a key attribute, which
+#: AWS refuses), so a condition key read from them would describe a request moto does not
+#: carry out. The kit itself only sends expressions.
+_LEGACY_MEMBERS = ("AttributesToGet", "AttributeUpdates", "Expected", "ConditionalOperator",
+                   "ScanFilter", "QueryFilter", "KeyConditions")
 
 
 def _key_value(value: Any) -> str | None:
@@ -607,19 +607,6 @@ def _key_value(value: Any) -> str | None:
         if kind in ("S", "N", "B") and isinstance(raw, str):
             return raw
     return None
-
-
-def _legacy_names(payload: Mapping[str, Any], member: str) -> set[str]:
-    """The attribute names a legacy parameter names (a list of names, or a map keyed by name)."""
-    value = payload[member]
-    if member == "AttributesToGet":
-        if not isinstance(value, list) or not value or not all(
-                isinstance(v, str) and v for v in value):
-            raise UnreadableExpression(f"{member} is not a list of names")
-        return set(value)
-    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
-        raise UnreadableExpression(f"{member} is not a map keyed by attribute name")
-    return set(value)
 
 
 def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: str,
@@ -633,9 +620,7 @@ def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: s
       ``Item``; a Query's ``partition key = :value``); a Scan has none;
     * ``dynamodb:Attributes``: every top-level attribute the request names: the key's
       attributes, the item's (PutItem), every path of its update, condition, filter, key
-      condition and projection expressions (placeholders substituted) and the names of the
-      legacy ``AttributesToGet``, ``AttributeUpdates``, ``Expected``, ``ScanFilter``,
-      ``QueryFilter`` and ``KeyConditions``;
+      condition and projection expressions (placeholders substituted);
     * ``dynamodb:Select`` (GetItem, Query, Scan): the ``Select`` given, else
       ``SPECIFIC_ATTRIBUTES`` with a projection and ``ALL_ATTRIBUTES`` without (AWS: "the
       Select parameter always has a value");
@@ -644,10 +629,11 @@ def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: s
     * ``dynamodb:ReturnConsumedCapacity`` when given.
 
     Returns ``(keys, why)``; ``why`` (the request is then refused as ambiguous) when it cannot
-    be read unambiguously: a member the operation does not take, a legacy parameter with its
-    expression counterpart, an expression outside the grammar, a placeholder undefined or
-    unused, a key that is not one S/N/B value per key attribute, an unknown ReturnValues or
-    Select, ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` (it returns the whole item, and AWS
+    be read unambiguously: a member the operation does not take, any legacy parameter
+    (``AttributesToGet``, ``AttributeUpdates``, ``Expected``, ...: ``_LEGACY_MEMBERS``), an
+    expression outside the grammar, a placeholder undefined or unused, a key that is not one
+    S/N/B value per key attribute, an unknown ReturnValues or Select,
+    ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` (it returns the whole item, and AWS
     documents no condition key for it), Select and a projection that contradict each other.
     """
     from securepipe.sandbox.motostate import dynamodb_key_schema
@@ -657,19 +643,17 @@ def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: s
         extra = sorted(set(payload) - DYNAMODB_ITEM_MEMBERS[operation])
         if extra:
             raise UnreadableExpression(f"members {operation} does not take ({', '.join(extra)})")
-        for legacy, expression in _LEGACY_PAIRS:
-            if legacy in payload and expression in payload:
-                raise UnreadableExpression(f"both {legacy} and {expression}")
+        legacy = [m for m in _LEGACY_MEMBERS if m in payload]
+        if legacy:
+            raise UnreadableExpression(
+                f"legacy parameters ({', '.join(legacy)}): moto does not act on them as AWS "
+                "does, so the emulation refuses them (use expressions)")
         index = payload.get("IndexName")
         if index is not None and (not isinstance(index, str)
                                   or not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", index)):
             raise UnreadableExpression("an IndexName that is not an index name")
         reader = ExpressionReader(payload.get("ExpressionAttributeNames", {}))
         attributes: set[str] = set()
-        for member in ("AttributesToGet", "AttributeUpdates", "Expected", "ScanFilter",
-                       "QueryFilter", "KeyConditions"):
-            if member in payload:
-                attributes |= _legacy_names(payload, member)
         if "UpdateExpression" in payload:
             reader.update(payload["UpdateExpression"])
         if "ConditionExpression" in payload:
@@ -709,16 +693,8 @@ def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: s
         elif operation == "Query" and schema is not None:
             values = payload.get("ExpressionAttributeValues") or {}
             found = [v for n, v in equalities if n == schema[0]]
-            key_conditions = payload.get("KeyConditions")
             wanted_value: str | None
-            if isinstance(key_conditions, dict) and schema[0] in key_conditions:
-                cond = key_conditions[schema[0]]
-                listed = cond.get("AttributeValueList") if isinstance(cond, dict) else None
-                if (not isinstance(cond, dict) or cond.get("ComparisonOperator") != "EQ"
-                        or not isinstance(listed, list) or len(listed) != 1):
-                    raise UnreadableExpression("KeyConditions without one partition key EQ")
-                wanted_value = _key_value(listed[0])
-            elif len(found) == 1 and isinstance(values, dict):
+            if len(found) == 1 and isinstance(values, dict):
                 wanted_value = _key_value(values.get(found[0]))
             else:
                 wanted_value = None
@@ -730,7 +706,7 @@ def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: s
         if attributes:           # a multivalued key with no value is absent
             keys["dynamodb:Attributes"] = sorted(attributes)
         if operation in ("GetItem", "Query", "Scan"):
-            projected = "ProjectionExpression" in payload or "AttributesToGet" in payload
+            projected = "ProjectionExpression" in payload
             select = payload.get("Select")
             if select is None:
                 select = ("SPECIFIC_ATTRIBUTES" if projected else

@@ -401,6 +401,20 @@ def test_compromised_ingest_cannot_rewrite_consent_or_erasure_state(sandbox: San
     assert _emulation_refused(lambda: ddb.get_item(
         TableName=table, Key={"speaker": {"S": f"journal#{speaker}#0"}},
         ProjectionExpression="speaker"))
+    # Found by an independent attacker: moto ignores the legacy AttributesToGet (the whole item,
+    # wrapped key included, came back) and applies AttributeUpdates to the key attribute.
+    assert _emulation_refused(lambda: ddb.get_item(
+        TableName=table, Key=key, AttributesToGet=["speaker", "status"]))
+    assert _emulation_refused(lambda: ddb.update_item(
+        TableName=table, Key=key,
+        AttributeUpdates={"speaker": {"Action": "PUT", "Value": {"S": "someone-else"}}}))
+    # Even holding a wrapped speaker key, ingest cannot unwrap it (its Decrypt excludes the
+    # speaker-key encryption context).
+    context = {"securepipe:speaker": speaker}
+    wrapped = sandbox.session.client("kms").encrypt(
+        KeyId=layout.kms_key_arn, Plaintext=b"k" * 32, EncryptionContext=context)
+    assert _emulation_refused(lambda: worker.client("kms").decrypt(
+        CiphertextBlob=wrapped["CiphertextBlob"], EncryptionContext=context))
     assert _emulation_refused(lambda: ddb.scan(TableName=table))
     assert _emulation_refused(lambda: ddb.put_item(
         TableName=table, Item={"speaker": {"S": f"journal#{speaker}#0"}}))
