@@ -449,7 +449,8 @@ class Normaliser:
         self._ctx_cache: dict[tuple[Any, ...], int] = {}
         self._ctx_rows: list[tuple[int, ...]] = []
         self._ctx_table: np.ndarray | None = None
-        self._obj_cache: dict[tuple[str, str | None], tuple[int, int]] = {}
+        #: bucket -> key -> (obj, prefix) hashes
+        self._obj_cache: dict[str, dict[str | None, tuple[int, int]]] = {}
         #: off: every record takes the record-by-record path (:meth:`_one`); for tests
         self._fast = True
 
@@ -567,9 +568,11 @@ class Normaliser:
             self._context
         fast = self._fast
         obj_cache = self._obj_cache
-        if len(obj_cache) > _OBJECT_CACHE_MAX:
+        if sum(map(len, obj_cache.values())) > _OBJECT_CACHE_MAX:
             obj_cache.clear()
-        obj_get = obj_cache.get
+        last_ctx_key: tuple[Any, ...] = ()
+        ctx = 0
+        objects: dict[str | None, tuple[int, int]] = {}
         last_raw: msgspec.Raw | None = None
         last_who: tuple[int, int] | str = ""
         ignored = 0
@@ -612,21 +615,29 @@ class Normaliser:
                         continue
                 size = got
                 method = extra.AuthenticationMethod
-            ctx = ctx_get((who, kind, rec.errorCode is not None, bucket, rec.sourceIPAddress,
-                           rec.vpcEndpointId, rec.vpcEndpointAccountId, rec.recipientAccountId,
-                           rec.userAgent, method))
-            if ctx is None:
-                ctx = context(who, kind, rec.errorCode is not None,  # type: ignore[arg-type]
-                              bucket, rec, method)
+            # the same context as the last record's: compared, not hashed (hashing each
+            # record's fresh strings costs more than comparing them)
+            ctx_key = (who, kind, rec.errorCode is not None, bucket, rec.sourceIPAddress,
+                       rec.vpcEndpointId, rec.vpcEndpointAccountId, rec.recipientAccountId,
+                       rec.userAgent, method)
+            if ctx_key != last_ctx_key:
+                last_ctx_key = ctx_key
+                got_ctx = ctx_get(ctx_key)
+                ctx = got_ctx if got_ctx is not None else context(
+                    who, kind, rec.errorCode is not None, bucket, rec, method)  # type: ignore[arg-type]
+                got_objects = obj_cache.get(bucket)
+                if got_objects is None:
+                    got_objects = obj_cache[bucket] = {}
+                objects = got_objects
             if params.versionId:  # type: ignore[union-attr]
                 versioned(len(out.kept))
             kept(index)
             ctxs(ctx)
             sizes(size)
             # a dataset's objects are read again and again (epochs): hash each once
-            hashed = obj_get((bucket, key))
+            hashed = objects.get(key)
             if hashed is None:
-                hashed = obj_cache[bucket, key] = _object_hashes(bucket, key)
+                hashed = objects[key] = _object_hashes(bucket, key)
             objs(hashed[0])
             prefixes(hashed[1])
         self.stats.ignored += ignored
