@@ -773,8 +773,9 @@ class _Columns:
         self.prefix.append(prefix)
 
 
-#: distinct (bucket, key) pairs whose hashes are kept (then the cache starts over): ~30 MiB
-_OBJECT_CACHE_MAX = 200_000
+#: distinct (bucket, key) pairs whose hashes are kept (then the cache starts over): ~300 bytes
+#: each (the key, two hashes, the entry), so at most ~30 MiB
+_OBJECT_CACHE_MAX = 100_000
 
 
 def _object_hashes(bucket: str, key: str | None) -> tuple[int, int]:
