@@ -445,9 +445,14 @@ class Normaliser:
         self.strict = strict
         self.vocab = vocab if vocab is not None else Vocab()
         self.stats = NormaliseStats()
-        self._net_cache: dict[tuple[str | None, ...], int] = {}
-        self._agent_cache: dict[str | None, int] = {}
         self._who_cache: dict[bytes, tuple[int, int] | str] = {}
+        self._ctx_cache: dict[tuple[Any, ...], int] = {}
+        self._ctx_rows: list[tuple[int, ...]] = []
+        self._ctx_table: np.ndarray | None = None
+        #: bucket -> key -> (obj, prefix) hashes
+        self._obj_cache: dict[str, dict[str | None, tuple[int, int]]] = {}
+        #: off: every record takes the record-by-record path (:meth:`_one`); for tests
+        self._fast = True
 
     # -- entry points --
 
@@ -474,7 +479,7 @@ class Normaliser:
                 self._reject(index, "wrong type: a value that is not JSON")
         return self._build(decoded)
 
-    def log_file(self, data: bytes, name: str | None = None) -> EventBatch:
+    def log_file(self, data: bytes | memoryview, name: str | None = None) -> EventBatch:
         """Normalise one decompressed log file (``{"Records": [...]}``): typed decoding, and
         record-by-record decoding with reasons if any record does not fit the typed shape."""
         try:
@@ -500,168 +505,341 @@ class Normaliser:
             raise MalformedEventError(index, reason)
         self.stats.reject(reason)
 
+    def _who(self, raw: msgspec.Raw) -> tuple[int, int] | str:
+        """(principal code, session code) of a raw ``userIdentity``, or why it is rejected:
+        decided once per distinct identity (keyed by its JSON bytes)."""
+        key = bytes(raw)
+        who = self._who_cache.get(key)
+        if who is None:
+            try:
+                ident = _DECODE_IDENTITY.decode(key) if key else None
+            except msgspec.ValidationError as exc:
+                at = str(exc).rpartition("`$")[2].rstrip("`")
+                who = f"wrong type: userIdentity{at if '- at `$' in str(exc) else ''}"
+            else:
+                named = "userIdentity missing" if ident is None else _principal(ident)
+                if isinstance(named, str):
+                    who = named
+                else:
+                    v = self.vocab
+                    who = (Vocab.code(v.principals, named[0]),
+                           Vocab.code(v.sessions, f"{named[0]}\x00{named[1]}"))
+            self._who_cache[key] = who
+        return who
+
+    def _context(self, who: tuple[int, int], kind: int, denied: bool, bucket: str,
+                 rec: Record, method: str | None) -> int:
+        """The code of an event's context: everything but its time, object and size
+        (principal, session, kind, denied, bucket, network, agent family, authentication).
+        Fleets repeat a few contexts for many events, so each is worked out once."""
+        key = (who, kind, denied, bucket, rec.sourceIPAddress, rec.vpcEndpointId,
+               rec.vpcEndpointAccountId, rec.recipientAccountId, rec.userAgent, method)
+        code = self._ctx_cache.get(key)
+        if code is None:
+            v = self.vocab
+            # codes are handed out in the order the per-record path always used
+            bcode = Vocab.code(v.buckets, bucket)
+            ncode = Vocab.code(v.networks, network_of(*key[4:8]))
+            acode = Vocab.code(v.agents, agent_family(rec.userAgent))
+            auth = 0 if method == "AuthHeader" else 1 if method == "QueryString" else 2
+            code = self._ctx_cache[key] = len(self._ctx_rows)
+            self._ctx_rows.append((who[0], who[1], kind, denied, bcode, ncode, acode, auth))
+        return code
+
     def _build(self, records: Iterable[Record]) -> EventBatch:
-        v = self.vocab
-        principals, sessions, buckets = v.principals, v.sessions, v.buckets
-        networks, agents = v.networks, v.agents
-        cols: list[array.array[int]] = [array.array(c) for c in _CODES]
-        (t_out, p_out, s_out, k_out, d_out, b_out, bk_out, o_out, x_out, dst_out, f_out,
-         n_out, a_out, au_out, v_out) = cols
-        kinds = _KIND_OF_EVENT
-        net_cache, agent_cache = self._net_cache, self._agent_cache
-        who_cache = self._who_cache
-        if len(who_cache) > 100_000:
-            who_cache.clear()
-        time_cache = _time_cache
-        if len(net_cache) > 100_000:
-            net_cache.clear()
-        if len(agent_cache) > 100_000:
-            agent_cache.clear()
+        """Records -> columns. The common S3 read (no copy, no access point) takes the fast
+        loop below: dict look-ups only, on the context (:meth:`_context`) and the identity (the
+        previous record's, else :meth:`_who`); times are parsed for the whole batch at once
+        (:func:`_times_ms`). Every other record, and every record when ``_fast`` is off, takes
+        :meth:`_one`, the same rules record by record; a test holds the two to the same output."""
+        records = list(records)  # a copy of the references only: a few ns per record
+        if len(self._who_cache) > 100_000:
+            self._who_cache.clear()
+        if len(self._ctx_cache) > 100_000:
+            self._ctx_cache.clear()
+            self._ctx_rows.clear()
+            self._ctx_table = None
+        times = _times_ms([rec.eventTime for rec in records])
+        bad_times = set(np.flatnonzero(times < 0).tolist())
+        out = _Columns()
+        kept, ctxs, sizes = out.kept.append, out.ctx.append, out.size.append
+        objs, prefixes, versioned = out.obj.append, out.prefix.append, out.versioned.append
+        kinds, s3, ctx_get, context = _KIND_OF_EVENT, S3_SOURCES, self._ctx_cache.get, \
+            self._context
+        fast = self._fast
+        obj_cache = self._obj_cache
+        if sum(map(len, obj_cache.values())) > _OBJECT_CACHE_MAX:
+            obj_cache.clear()
+        last_ctx_key: tuple[Any, ...] = ()
+        ctx = 0
+        objects: dict[str | None, tuple[int, int]] = {}
+        last_raw: msgspec.Raw | None = None
+        last_who: tuple[int, int] | str = ""
         ignored = 0
-        index = -1
         for index, rec in enumerate(records):
             kind = kinds.get(rec.eventName)  # type: ignore[arg-type]  # None -> no kind
-            if kind is None or rec.eventSource not in S3_SOURCES:
-                if rec.eventSource == KMS_SOURCE and rec.eventName in KMS_DATA_EVENTS:
-                    kind = DECRYPT
-                elif rec.eventName is None:
-                    self._reject(index, "eventName missing")
-                    continue
-                else:
-                    ignored += 1
-                    continue
-            when = time_cache.get(rec.eventTime)  # type: ignore[arg-type]  # None -> miss
-            if when is None:
-                when = parse_time_ms(rec.eventTime)
-                if when is None:
-                    self._reject(index, "eventTime missing or not an ISO-8601 UTC time")
-                    continue
-            # the same identity recurs record after record: decode and decide each one once
-            who_key = bytes(rec.userIdentity)
-            who = who_cache.get(who_key)
-            if who is None:
-                try:
-                    ident = _DECODE_IDENTITY.decode(who_key) if who_key else None
-                except msgspec.ValidationError as exc:
-                    at = str(exc).rpartition("`$")[2].rstrip("`")
-                    who = f"wrong type: userIdentity{at if '- at `$' in str(exc) else ''}"
-                else:
-                    named = "userIdentity missing" if ident is None else _principal(ident)
-                    if isinstance(named, str):
-                        who = named
-                    else:
-                        who = (Vocab.code(principals, named[0]),
-                               Vocab.code(sessions, f"{named[0]}\x00{named[1]}"))
-                who_cache[who_key] = who
-            if isinstance(who, str):
+            if kind is None or kind == COPY or not fast or rec.eventSource not in s3:
+                ignored += self._one(index, rec, kind, index not in bad_times, out)
+                continue
+            if bad_times and index in bad_times:
+                self._reject(index, "eventTime missing or not an ISO-8601 UTC time")
+                continue
+            # runs of one session's requests are the rule: compare with the last identity
+            raw = rec.userIdentity
+            if raw != last_raw:
+                last_raw, last_who = raw, self._who(raw)
+            who = last_who
+            if who.__class__ is str:
                 self._reject(index, who)
                 continue
             params = rec.requestParameters
-            if kind == DECRYPT:
-                # the KMS key stands where a bucket would: the rules group by role and key
-                bucket = _kms_key(rec)
-                if not bucket:
-                    self._reject(index, "the KMS key is not named")
-                    continue
-                bcode = buckets.get(bucket)
-                if bcode is None:
-                    bcode = buckets[bucket] = len(buckets)
-                where = (rec.sourceIPAddress, rec.vpcEndpointId, rec.vpcEndpointAccountId,
-                         rec.recipientAccountId)
-                ncode = net_cache.get(where)
-                if ncode is None:
-                    ncode = net_cache[where] = Vocab.code(networks, network_of(*where))
-                acode = agent_cache.get(rec.userAgent)
-                if acode is None:
-                    acode = agent_cache[rec.userAgent] = Vocab.code(
-                        agents, agent_family(rec.userAgent))
-                pcode, scode = who
-                for out, value in zip(cols, (when, pcode, scode, DECRYPT,
-                                             rec.errorCode is not None, 0, bcode, 0, 0, -1,
-                                             False, ncode, acode, 2, False), strict=True):
-                    out.append(value)
-                continue
             bucket = params.bucketName if params is not None else None
             if not bucket:
                 self._reject(index, "requestParameters.bucketName missing")
                 continue
-            key = params.key if params is not None else None
-            dest = -1
-            foreign = False
-            versioned = params is not None and bool(params.versionId)
-            if kind == COPY:
-                source = params.copy_source if params is not None else None
-                if not source:
-                    self._reject(index, "a copy without x-amz-copy-source")
-                    continue
-                versioned = "versionId=" in source  # the copy reads that version of its source
-                source = unquote(source.split("?", 1)[0]).lstrip("/")
-                if "/" not in source:
-                    self._reject(index, "x-amz-copy-source is not bucket/key")
-                    continue
-                dest = Vocab.code(buckets, bucket)
-                foreign = _owner(rec, bucket) not in (None, rec.recipientAccountId)
-                bucket, key = source.split("/", 1)
-            elif kind != LIST and not key:
+            key = params.key  # type: ignore[union-attr]
+            if not key and kind != LIST:
                 self._reject(index, "requestParameters.key missing")
                 continue
-            elif bucket.endswith("-s3alias") or bucket.startswith("arn:"):
+            if bucket.endswith("-s3alias") or bucket.startswith("arn:"):
                 bucket = _through_access_point(rec, bucket)
             extra = rec.additionalEventData
+            method = None
             size = 0
-            auth = 2
             if extra is not None:
                 got = extra.bytesTransferredOut
-                if type(got) is not int or got < 0:
+                if got.__class__ is not int or got < 0:
                     got = _bytes(got)
                     if got is None:
                         self._reject(index, "bytesTransferredOut is not a non-negative number")
                         continue
                 size = got
                 method = extra.AuthenticationMethod
-                auth = 0 if method == "AuthHeader" else 1 if method == "QueryString" else 2
-            pcode, scode = who
-            bcode = buckets.get(bucket)
-            if bcode is None:
-                bcode = buckets[bucket] = len(buckets)
-            where = (rec.sourceIPAddress, rec.vpcEndpointId, rec.vpcEndpointAccountId,
-                     rec.recipientAccountId)
-            ncode = net_cache.get(where)
-            if ncode is None:
-                ncode = net_cache[where] = Vocab.code(networks, network_of(*where))
-            acode = agent_cache.get(rec.userAgent)
-            if acode is None:
-                acode = agent_cache[rec.userAgent] = Vocab.code(agents,
-                                                                agent_family(rec.userAgent))
-            t_out.append(when)
-            p_out.append(pcode)
-            s_out.append(scode)
-            k_out.append(kind)
-            d_out.append(rec.errorCode is not None)
-            b_out.append(size)
-            bk_out.append(bcode)
-            if key:
-                o_out.append(hash(f"{bucket}/{key}") or 1)
-                first = key.find("/")  # key_prefix, inline
-                if first < 0:
-                    x_out.append(hash(f"{bucket}/"))
-                else:
-                    second = key.find("/", first + 1)
-                    x_out.append(hash(f"{bucket}/{key[: (second if second >= 0 else first) + 1]}"))
-            else:
-                o_out.append(0)
-                x_out.append(0)
-            dst_out.append(dest)
-            f_out.append(foreign)
-            n_out.append(ncode)
-            a_out.append(acode)
-            au_out.append(auth)
-            v_out.append(versioned)
+            # the same context as the last record's: compared, not hashed (hashing each
+            # record's fresh strings costs more than comparing them)
+            ctx_key = (who, kind, rec.errorCode is not None, bucket, rec.sourceIPAddress,
+                       rec.vpcEndpointId, rec.vpcEndpointAccountId, rec.recipientAccountId,
+                       rec.userAgent, method)
+            if ctx_key != last_ctx_key:
+                last_ctx_key = ctx_key
+                got_ctx = ctx_get(ctx_key)
+                ctx = got_ctx if got_ctx is not None else context(
+                    who, kind, rec.errorCode is not None, bucket, rec, method)  # type: ignore[arg-type]
+                got_objects = obj_cache.get(bucket)
+                if got_objects is None:
+                    got_objects = obj_cache[bucket] = {}
+                objects = got_objects
+            if params.versionId:  # type: ignore[union-attr]
+                versioned(len(out.kept))
+            kept(index)
+            ctxs(ctx)
+            sizes(size)
+            # a dataset's objects are read again and again (epochs): hash each once
+            hashed = objects.get(key)
+            if hashed is None:
+                hashed = objects[key] = _object_hashes(bucket, key)
+            objs(hashed[0])
+            prefixes(hashed[1])
         self.stats.ignored += ignored
-        self.stats.accepted += len(t_out)
-        return EventBatch(*(np.frombuffer(c, dtype=d if d is not bool else np.int8).view(d)
-                            if len(c) else np.zeros(0, d)
-                            for c, d in zip(cols, _DTYPES, strict=True)))
+        self.stats.accepted += len(out.kept)
+        return self._batch(out, times)
+
+    def _one(self, index: int, rec: Record, kind: int | None, timed: bool,
+             out: _Columns) -> int:
+        """One record by the full rules (KMS, copies, anything unusual); returns 1 if it is
+        ignored (not an event the detector reads), else 0 (kept, or rejected and counted)."""
+        if kind is None or rec.eventSource not in S3_SOURCES:
+            if rec.eventSource == KMS_SOURCE and rec.eventName in KMS_DATA_EVENTS:
+                kind = DECRYPT
+            elif rec.eventName is None:
+                self._reject(index, "eventName missing")
+                return 0
+            else:
+                return 1
+        if not timed:
+            self._reject(index, "eventTime missing or not an ISO-8601 UTC time")
+            return 0
+        who = self._who(rec.userIdentity)
+        if isinstance(who, str):
+            self._reject(index, who)
+            return 0
+        params = rec.requestParameters
+        if kind == DECRYPT:
+            # the KMS key stands where a bucket would: the rules group by role and key
+            bucket = _kms_key(rec)
+            if not bucket:
+                self._reject(index, "the KMS key is not named")
+                return 0
+            out.add(index, self._context(who, DECRYPT, rec.errorCode is not None, bucket, rec,
+                                         None), 0, "", None, False, -1, False)
+            return 0
+        bucket = params.bucketName if params is not None else None
+        if not bucket:
+            self._reject(index, "requestParameters.bucketName missing")
+            return 0
+        key = params.key if params is not None else None
+        dest = -1
+        foreign = False
+        versioned = params is not None and bool(params.versionId)
+        if kind == COPY:
+            source = params.copy_source if params is not None else None
+            if not source:
+                self._reject(index, "a copy without x-amz-copy-source")
+                return 0
+            versioned = "versionId=" in source  # the copy reads that version of its source
+            source = unquote(source.split("?", 1)[0]).lstrip("/")
+            if "/" not in source:
+                self._reject(index, "x-amz-copy-source is not bucket/key")
+                return 0
+            dest = Vocab.code(self.vocab.buckets, bucket)
+            foreign = _owner(rec, bucket) not in (None, rec.recipientAccountId)
+            bucket, key = source.split("/", 1)
+        elif kind != LIST and not key:
+            self._reject(index, "requestParameters.key missing")
+            return 0
+        elif bucket.endswith("-s3alias") or bucket.startswith("arn:"):
+            bucket = _through_access_point(rec, bucket)
+        extra = rec.additionalEventData
+        size = 0
+        method = None
+        if extra is not None:
+            got = extra.bytesTransferredOut
+            if type(got) is not int or got < 0:
+                got = _bytes(got)
+                if got is None:
+                    self._reject(index, "bytesTransferredOut is not a non-negative number")
+                    return 0
+            size = got
+            method = extra.AuthenticationMethod
+        out.add(index, self._context(who, kind, rec.errorCode is not None, bucket, rec, method),
+                size, bucket, key, versioned, dest, foreign)
+        return 0
+
+    def _batch(self, out: _Columns, times: np.ndarray) -> EventBatch:
+        n = len(out.kept)
+        if not n:
+            return empty_batch()
+        rows = self._ctx_rows
+        table = self._ctx_table
+        if table is None or table.shape[0] < len(rows):
+            have = 0 if table is None else table.shape[0]
+            more = np.array(rows[have:], dtype=np.int64).reshape(-1, 8)
+            table = self._ctx_table = more if table is None else np.concatenate([table, more])
+        ctx = table[np.frombuffer(out.ctx, dtype=np.int32)]
+        dest = np.full(n, -1, np.int32)
+        foreign = np.zeros(n, bool)
+        versioned = np.zeros(n, bool)
+        versioned[out.versioned] = True
+        for at, code, other in out.copies:
+            dest[at] = code
+            foreign[at] = other
+        return EventBatch(
+            times[np.frombuffer(out.kept, dtype=np.int64)], ctx[:, 0].astype(np.int32),
+            ctx[:, 1].astype(np.int32), ctx[:, 2].astype(np.int8), ctx[:, 3].astype(bool),
+            np.frombuffer(out.size, dtype=np.int64).copy(), ctx[:, 4].astype(np.int32),
+            np.frombuffer(out.obj, dtype=np.int64).copy(),
+            np.frombuffer(out.prefix, dtype=np.int64).copy(), dest, foreign,
+            ctx[:, 5].astype(np.int32), ctx[:, 6].astype(np.int32), ctx[:, 7].astype(np.int8),
+            versioned)
+
+
+class _Columns:
+    """The columns of one batch as they are built (typed machine arrays, no Python int per
+    cell kept); the per-context columns are looked up from the context code at the end."""
+
+    __slots__ = ("copies", "ctx", "kept", "obj", "prefix", "size", "versioned")
+
+    def __init__(self) -> None:
+        self.kept = array.array("q")  # the record's index (its time, parsed for the batch)
+        self.ctx = array.array("i")
+        self.size = array.array("q")
+        self.obj = array.array("q")
+        self.prefix = array.array("q")
+        self.versioned: list[int] = []  # positions of events naming a version
+        self.copies: list[tuple[int, int, bool]] = []  # (position, destination, foreign)
+
+    def add(self, index: int, ctx: int, size: int, bucket: str, key: str | None,
+            versioned: bool, dest: int, foreign: bool) -> None:
+        at = len(self.kept)
+        if versioned:
+            self.versioned.append(at)
+        if dest >= 0:
+            self.copies.append((at, dest, foreign))
+        self.kept.append(index)
+        self.ctx.append(ctx)
+        self.size.append(size)
+        obj, prefix = _object_hashes(bucket, key)
+        self.obj.append(obj)
+        self.prefix.append(prefix)
+
+
+#: distinct (bucket, key) pairs whose hashes are kept (then the cache starts over): ~300 bytes
+#: each (the key, two hashes, the entry), so at most ~30 MiB
+_OBJECT_CACHE_MAX = 100_000
+
+
+def _object_hashes(bucket: str, key: str | None) -> tuple[int, int]:
+    """(``obj``, ``prefix``) of an event: hashes of ``bucket/key`` (never 0) and of
+    ``bucket/`` + :func:`key_prefix`; (0, 0) for a bucket-level request."""
+    if not key:
+        return 0, 0
+    return hash(f"{bucket}/{key}") or 1, hash(f"{bucket}/{key_prefix(key)}")
+
+
+#: the separators of CloudTrail's own time form, ``2026-01-12T10:00:00Z``
+_SEP_AT = np.array([4, 7, 10, 13, 16, 19])
+_SEPS = np.frombuffer(b"--T::Z", np.uint8)
+_DIGIT_AT = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+
+
+def _times_ms(values: list[Any]) -> np.ndarray:
+    """:func:`parse_time_ms` of each value (-1 where it gives None), for a whole batch: when
+    every value has CloudTrail's 20-character form, with numpy (each distinct day parsed
+    once, by the same code); a value that does not fit, and every value of a batch that
+    mixes forms, goes through :func:`parse_time_ms` itself."""
+    n = len(values)
+    out: np.ndarray | None = None
+    try:
+        blob = "".join(values).encode("ascii")
+    except (TypeError, UnicodeEncodeError):
+        blob = b""
+    if n and len(blob) == 20 * n and set(map(len, values)) == {20}:
+        chars = np.frombuffer(blob, np.uint8).reshape(n, 20)
+        c = chars - np.uint8(48)  # digits 0-9; anything else above 9 (uint8 wraps)
+        fits = (chars[:, _SEP_AT] == _SEPS).all(axis=1) & (c[:, _DIGIT_AT] <= 9).all(axis=1)
+        d = [c[:, i].astype(np.int32) for i in range(19)]
+        ymd = ((d[0] * 10 + d[1]) * 100 + d[2] * 10 + d[3]) * 10_000 + (d[5] * 10 + d[6]) * 100 \
+            + d[8] * 10 + d[9]
+        hh, mm, ss = d[11] * 10 + d[12], d[14] * 10 + d[15], d[17] * 10 + d[18]
+        fits &= (hh <= 23) & (mm <= 59) & (ss <= 59)
+        days, which = np.unique(np.where(fits, ymd, 0), return_inverse=True)
+        day_ms = np.array([_day_ms(int(x)) for x in days.tolist()], np.int64)[which]
+        fits &= day_ms >= 0
+        out = np.where(fits, day_ms + (hh * 3600 + mm * 60 + ss).astype(np.int64) * 1000, -1)
+        misfits = np.flatnonzero(~fits).tolist()
+    else:
+        out = np.empty(n, np.int64)
+        misfits = list(range(n))
+    for i in misfits:
+        ms = parse_time_ms(values[i])
+        out[i] = -1 if ms is None else ms
+    return out
+
+
+def _day_ms(ymd: int) -> int:
+    """The first millisecond of day ``yyyymmdd`` (as :func:`parse_time_ms` reads the date of a
+    20-character time), or -1 if it is no day since the epoch."""
+    date = f"{ymd // 10000:04d}-{ymd // 100 % 100:02d}-{ymd % 100:02d}"
+    day = _day_cache.get(date)
+    if day is None:
+        try:
+            day = int(dt.datetime.fromisoformat(date + "T00:00:00+00:00").timestamp()) * 1000
+        except ValueError:
+            return -1
+        if len(_day_cache) > 10_000:
+            _day_cache.clear()
+        _day_cache[date] = day
+    return day if day >= 0 else -1
 
 
 def _through_access_point(rec: Record, bucket: str) -> str:

@@ -466,6 +466,18 @@ class _Window:
         return int(self.seg.shape[0] + self.seen.shape[0])
 
 
+def _first_of_each(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(h, return_index=True)``: the distinct values, sorted, and where each first
+    occurs; by numpy's (SIMD) quicksort and the least position per run of equal values, about
+    twice as fast as the stable sort ``np.unique`` needs for ``return_index``."""
+    if h.shape[0] == 0:
+        return h, np.zeros(0, np.intp)
+    perm = np.argsort(h)
+    sorted_h = h[perm]
+    starts = np.flatnonzero(np.r_[True, sorted_h[1:] != sorted_h[:-1]])
+    return sorted_h[starts], np.minimum.reduceat(perm, starts)
+
+
 def _running(state: _Window, t: np.ndarray, group: np.ndarray, item: np.ndarray | None,
              weight: np.ndarray | None, window_ms: int, phase_ms: int,
              order: np.ndarray | None = None
@@ -485,9 +497,8 @@ def _running(state: _Window, t: np.ndarray, group: np.ndarray, item: np.ndarray 
     n = s_seg.shape[0]
     if item is not None:
         h = (s_seg.astype(np.uint64) * _MIX_A) ^ (item[order].astype(np.uint64) * _MIX_B)
-        _, first = np.unique(h, return_index=True)
+        fresh, first = _first_of_each(h)
         w = np.zeros(n, np.float64)
-        fresh = h[first]
         if state.seen.shape[0]:
             pos = np.searchsorted(state.seen, fresh)
             pos[pos >= state.seen.shape[0]] = 0
@@ -560,6 +571,8 @@ class _Engine:
         self._fresh = np.zeros(0, bool)
         self.uploads = np.zeros(0, np.float64)
         self.object_bytes: dict[str, float] = dict(baseline.object_bytes) if baseline else {}
+        # per rule: its thresholds as a dense table, for the vocabulary sizes it was made for
+        self._dense: dict[str, tuple[int, int, dict[str, float], np.ndarray]] = {}
 
     # -- fresh objects --
 
@@ -902,27 +915,36 @@ class _Engine:
         if not rule.learned:
             base = np.full(ev.shape[0], rule.floor)
         else:
-            # a dense (principal x bucket) table: both vocabularies are small
             n_p, n_b = len(self.vocab.principals), len(self.vocab.buckets)
-            dense = np.full((n_p, n_b), rule.floor)
-            for key, value in table.items():
-                if rule.group == "role":
-                    code = self.vocab.principals.get(key)
-                    if code is not None:
-                        dense[code, :] = value
-                elif rule.group == "fleet-bucket":
-                    code = self.vocab.buckets.get(key)
-                    if code is not None:
-                        dense[:, code] = value
-                else:
-                    role, bucket = key.split("\x00", 1)
-                    pc, bc = self.vocab.principals.get(role), self.vocab.buckets.get(bucket)
-                    if pc is not None and bc is not None:
-                        dense[pc, bc] = value
-            base = dense[b.principal[ev], b.bucket[ev]]
+            cached = self._dense.get(rule.name)
+            if cached is None or cached[:3] != (n_p, n_b, table) or cached[2] is not table:
+                cached = self._dense[rule.name] = (n_p, n_b, table,
+                                                   self._dense_table(rule, table, n_p, n_b))
+            base = cached[3][b.principal[ev], b.bucket[ev]]
         if rule.relative:
             return np.maximum(rule.minimum, base * self._share(rule, b, ev, size_o, size_p))
         return np.maximum(rule.minimum, base)
+
+    def _dense_table(self, rule: FleetRule, table: dict[str, float], n_p: int,
+                     n_b: int) -> np.ndarray:
+        """A rule's thresholds as a dense (principal x bucket) table: both vocabularies are
+        small. Kept while the vocabularies do not grow (every batch, once they are known)."""
+        dense = np.full((n_p, n_b), rule.floor)
+        for key, value in table.items():
+            if rule.group == "role":
+                code = self.vocab.principals.get(key)
+                if code is not None:
+                    dense[code, :] = value
+            elif rule.group == "fleet-bucket":
+                code = self.vocab.buckets.get(key)
+                if code is not None:
+                    dense[:, code] = value
+            else:
+                role, bucket = key.split("\x00", 1)
+                pc, bc = self.vocab.principals.get(role), self.vocab.buckets.get(bucket)
+                if pc is not None and bc is not None:
+                    dense[pc, bc] = value
+        return dense
 
     def _alert(self, rule: FleetRule, b: EventBatch, e: int, when: int, start: int,
                value: float, threshold: float) -> FleetAlert:

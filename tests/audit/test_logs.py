@@ -6,14 +6,19 @@ import datetime as dt
 import gzip
 import json
 
+import msgspec
 import pytest
 
 from securepipe.access.credentials import session_with_credentials
 from securepipe.audit.detector import Baseline, Detector
+from securepipe.audit.events import LogFile, Normaliser
 from securepipe.audit.logs import (
     MAX_LOG_BYTES,
+    TrailStream,
+    _gunzip_into,
     days_spanned,
     deliver_log_files,
+    gunzip_log,
     log_file_key,
     parse_log_file,
     read_log_files,
@@ -212,3 +217,54 @@ def test_days_spanned_reads_event_times_as_the_detector_does() -> None:
     assert days_spanned(events) == (dt.date(2026, 4, 30), dt.date(2026, 5, 2))
     with pytest.raises(InvalidParameterError):
         days_spanned([{"eventTime": "garbage"}])
+
+
+_BODIES = [b"", b"not gzip at all", _gz(b'{"Records": []}')[:-6], _gz(b'{"Records": []}') + b"junk",
+           _gz(b'{"Records": []}') * 2, _gz(b"{not json"), _gz(b"x" * 300_000),
+           gzip.compress(b"\0" * (2 * 1024 * 1024), compresslevel=9)]
+
+
+def _outcome(inflate, body: bytes) -> bytes | str:
+    try:
+        return bytes(inflate(body))
+    except MalformedEventError as exc:
+        return str(exc)
+
+
+def test_inflating_into_the_reused_buffer_checks_what_gunzip_log_checks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from securepipe.audit import logs as cloudtrail_logs
+
+    monkeypatch.setattr(cloudtrail_logs, "MAX_LOG_BYTES", 1024 * 1024)
+    buffer = bytearray()
+
+    def into(body: bytes) -> bytes:
+        return bytes(buffer[: _gunzip_into(body, "f.json.gz", buffer)])
+
+    outcomes = [_outcome(into, b) for b in _BODIES]
+    assert outcomes == [_outcome(lambda b: gunzip_log(b, "f.json.gz"), b) for b in _BODIES]
+    assert "larger than" in str(outcomes[-1]) and outcomes[-2] == b"x" * 300_000
+    assert len(buffer) >= 300_000  # kept for the next file
+
+
+def test_a_file_still_referenced_is_never_overwritten_by_the_next() -> None:
+    kept = []
+
+    class Keeping(Normaliser):
+        def log_file(self, data, name=None):  # type: ignore[no-untyped-def]
+            if name == "first":  # raw JSON that points into the buffer, kept past the call
+                kept.append(msgspec.json.decode(data, type=LogFile))
+            return super().log_file(data, name)
+
+    stream = TrailStream(Keeping())
+    first = _gz(json.dumps({"Records": [{"eventName": "GetObject", "userIdentity": {
+        "type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice"}}]}).encode())
+    held = stream._buffer
+    stream.normalise(first, "first")
+    assert stream._buffer is not held  # the first file's bytes are left to what holds them
+    stream.normalise(_gz(json.dumps({"Records": [{"eventName": "PutObject"}] * 50}).encode()),
+                     "second")
+    assert bytes(kept[0].Records[0].userIdentity).startswith(b'{"type": "IAMUser"')
+    before = stream._buffer
+    stream.normalise(first, "third")  # nothing held from the second file: its buffer is reused
+    assert stream._buffer is before
