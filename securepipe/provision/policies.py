@@ -214,9 +214,11 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             _fgac("ConsentGateIndex", ["dynamodb:UpdateItem"], table, _SPEAKER_ITEMS,
                   INDEX_FIELDS),
             # ... and refuses a speaker whose erasure is anchored in the audit bucket, whatever
-            # a restored registry item says (ListObjectVersions of erasure-journal/<speaker>/).
+            # a restored registry item says (ListObjectVersions of erasure-journal/<speaker>/
+            # only: the trails and receipts beside them are not ingest's to list).
             {"Sid": "ErasureAnchors", "Effect": "Allow", "Action": ["s3:ListBucketVersions"],
-             "Resource": [_arn(audit)]},
+             "Resource": [_arn(audit)],
+             "Condition": {"StringLike": {"s3:prefix": [f"{ANCHOR_PREFIX}/*"]}}},
         ]
     elif role == "trainer":
         statements = [

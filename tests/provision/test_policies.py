@@ -408,6 +408,12 @@ def test_compromised_ingest_cannot_rewrite_consent_or_erasure_state(sandbox: San
     assert _emulation_refused(lambda: ddb.update_item(
         TableName=table, Key=key,
         AttributeUpdates={"speaker": {"Action": "PUT", "Value": {"S": "someone-else"}}}))
+    # It lists the erasure anchors, nothing else of the audit bucket.
+    s3 = worker.client("s3")
+    assert _emulation_refused(lambda: s3.list_object_versions(Bucket=layout.bucket("audit")))
+    assert _emulation_refused(lambda: s3.list_object_versions(
+        Bucket=layout.bucket("audit"), Prefix="receipts/"))
+    s3.list_object_versions(Bucket=layout.bucket("audit"), Prefix=f"erasure-journal/{speaker}/")
     # Even holding a wrapped speaker key, ingest cannot unwrap it (its Decrypt excludes the
     # speaker-key encryption context).
     context = {"securepipe:speaker": speaker}
