@@ -34,7 +34,7 @@ def _biometric_judge(answer: Any) -> list[str]:
 
 
 #: ``anonymisation_table`` on the held-out voice family (``securepipe.data.heldout``), as
-#: lesson 04 measured it on 2026-12-06 (seed 0, attacker seed 1): top-1 accuracy of the GMM-UBM
+#: lesson 04 measured it on 2026-12-07 (seed 0, attacker seed 1): top-1 accuracy of the GMM-UBM
 #: and nearest-neighbour attackers over 10 speakers. Kept here so the exercise runs in a
 #: second; the lesson recomputes it.
 _ANON_ROWS: tuple[dict[str, Any], ...] = tuple(
@@ -46,7 +46,8 @@ _ANON_ROWS: tuple[dict[str, Any], ...] = tuple(
         ("McAdams alpha~U[0.7, 0.9) per utterance", "ignorant", 0.3, 0.475),
         ("McAdams alpha~U[0.7, 0.9) per utterance", "lazy-informed", 0.6, 0.55),
         ("pitch +-2-5 st & formants x(1+-0.08-0.18) per speaker", "ignorant", 0.2, 0.375),
-        ("pitch +-2-5 st & formants x(1+-0.08-0.18) per speaker", "lazy-informed", 0.1, 0.175),
+        ("pitch +-2-5 st & formants x(1+-0.08-0.18) per speaker", "lazy-informed", 0.125,
+         0.175),
     ))
 #: An attacker who names the right speaker this many times more often than chance identifies.
 _IDENTIFIES_X_CHANCE = 3.0
