@@ -65,7 +65,7 @@ from securepipe.audit.fleet import FleetDetector
 from securepipe.audit.library import Emitter, World, library_baseline, normal_fleet
 from securepipe.audit.logs import (
     TrailStream,
-    _gunzip_into,
+    gunzip_into,
     gunzip_log,
     stream_log_files,
     write_log_files,
@@ -118,7 +118,7 @@ def _stages(paths: list[Path], baseline: Any) -> list[tuple[str, float]]:
     buffer = bytearray()  # as TrailStream.normalise: one buffer reused from file to file
     for path in paths:
         t0 = clock()
-        size = _gunzip_into(path.read_bytes(), None, buffer)
+        size = gunzip_into(path.read_bytes(), None, buffer)
         data = memoryview(buffer)[:size]
         t1 = clock()
         records = decoder.decode(data).Records
@@ -177,7 +177,7 @@ def _floor(paths: list[Path]) -> tuple[float, float, float, float]:
     for path in paths:
         body = path.read_bytes()
         t0 = clock()
-        size = _gunzip_into(body, None, buffer)
+        size = gunzip_into(body, None, buffer)
         data = memoryview(buffer)[:size]
         t1 = clock()
         records = decoder.decode(data).Records

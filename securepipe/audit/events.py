@@ -550,7 +550,7 @@ class Normaliser:
         """Records -> columns. The common S3 read (no copy, no access point) takes the fast
         loop below: dict look-ups only, on the context (:meth:`_context`) and the identity (the
         previous record's, else :meth:`_who`); times are parsed for the whole batch at once
-        (:func:`_times_ms`). Every other record, and every record when ``_fast`` is off, takes
+        (:func:`parse_times_ms`). Every other record, and every record when ``_fast`` is off, takes
         :meth:`_one`, the same rules record by record; a test holds the two to the same output."""
         records = list(records)  # a copy of the references only: a few ns per record
         if len(self._who_cache) > 100_000:
@@ -559,7 +559,7 @@ class Normaliser:
             self._ctx_cache.clear()
             self._ctx_rows.clear()
             self._ctx_table = None
-        times = _times_ms([rec.eventTime for rec in records])
+        times = parse_times_ms([rec.eventTime for rec in records])
         bad_times = set(np.flatnonzero(times < 0).tolist())
         out = _Columns()
         kept, ctxs, sizes = out.kept.append, out.ctx.append, out.size.append
@@ -792,7 +792,7 @@ _SEPS = np.frombuffer(b"--T::Z", np.uint8)
 _DIGIT_AT = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
 
 
-def _times_ms(values: list[Any]) -> np.ndarray:
+def parse_times_ms(values: list[Any]) -> np.ndarray:
     """:func:`parse_time_ms` of each value (-1 where it gives None), for a whole batch: when
     every value has CloudTrail's 20-character form, with numpy (each distinct day parsed
     once, by the same code); a value that does not fit, and every value of a batch that

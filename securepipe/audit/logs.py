@@ -201,7 +201,7 @@ def gunzip_log(body: bytes, name: str | None = None) -> bytes:
 _INFLATE_STEP = 64 * 1024
 
 
-def _gunzip_into(body: bytes, name: str | None, buffer: bytearray) -> int:
+def gunzip_into(body: bytes, name: str | None, buffer: bytearray) -> int:
     """:func:`gunzip_log` into ``buffer`` (grown as needed, never shrunk); returns the length.
 
     One reused buffer instead of a new 10 MiB ``bytes`` per file: a fresh allocation that size
@@ -299,12 +299,12 @@ class TrailStream:
     normaliser: Normaliser
     files: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)
-    #: the decompressed file being normalised, reused from file to file (:func:`_gunzip_into`)
+    #: the decompressed file being normalised, reused from file to file (:func:`gunzip_into`)
     _buffer: bytearray = field(default_factory=bytearray, repr=False)
 
     def normalise(self, body: bytes, name: str) -> EventBatch:
         """One gzipped log file -> its batch (LogFileError if it cannot be read)."""
-        size = _gunzip_into(body, name, self._buffer)
+        size = gunzip_into(body, name, self._buffer)
         view = memoryview(self._buffer)[:size]
         try:
             return self.normaliser.log_file(view, name)

@@ -229,14 +229,14 @@ def test_the_fast_path_gives_what_the_record_by_record_rules_give(times) -> None
 
 
 def test_a_batch_of_times_is_parsed_as_each_time_alone() -> None:
-    from securepipe.audit.events import _times_ms
+    from securepipe.audit.events import parse_times_ms
 
     values = ["2026-01-12T10:00:00Z", "2024-02-29T23:59:59Z", "2026-02-29T10:00:00Z",
               "2026-01-12T10:60:00Z", "1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z",
               "2026-13-01T00:00:00Z", "2026-01-12 10:00:00Z", "2026-W02-1T10:00:00Z",
               "2026-01-12T1a:00:00Z", "2026-01-00T10:00:00Z", "9999-12-31T23:59:59Z"]
     expected = [-1 if parse_time_ms(v) is None else parse_time_ms(v) for v in values]
-    assert _times_ms(values).tolist() == expected
+    assert parse_times_ms(values).tolist() == expected
     assert expected[0] > 0 and expected[2] == -1 and expected[5] == 0
-    assert _times_ms([*values, None, "2026-01-12T10:00:00.5Z"]).tolist() == [*expected, -1,
+    assert parse_times_ms([*values, None, "2026-01-12T10:00:00.5Z"]).tolist() == [*expected, -1,
                                                                              expected[0] + 500]

@@ -15,9 +15,9 @@ from securepipe.audit.events import LogFile, Normaliser
 from securepipe.audit.logs import (
     MAX_LOG_BYTES,
     TrailStream,
-    _gunzip_into,
     days_spanned,
     deliver_log_files,
+    gunzip_into,
     gunzip_log,
     log_file_key,
     parse_log_file,
@@ -239,7 +239,7 @@ def test_inflating_into_the_reused_buffer_checks_what_gunzip_log_checks(
     buffer = bytearray()
 
     def into(body: bytes) -> bytes:
-        return bytes(buffer[: _gunzip_into(body, "f.json.gz", buffer)])
+        return bytes(buffer[: gunzip_into(body, "f.json.gz", buffer)])
 
     outcomes = [_outcome(into, b) for b in _BODIES]
     assert outcomes == [_outcome(lambda b: gunzip_log(b, "f.json.gz"), b) for b in _BODIES]
