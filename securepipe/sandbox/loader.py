@@ -16,9 +16,11 @@ the shared loader keeps each search path once. On a real account nothing here is
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["share_loaders", "unshare_loaders"]
+__all__ = ["own_loaders", "share_loaders", "unshare_loaders"]
 
 _lock = threading.Lock()
 _saved: dict[Any, Any] = {}
@@ -75,3 +77,18 @@ def unshare_loaders() -> None:
         for module, original in _saved.items():
             vars(module)["create_loader"] = original
         _saved.clear()
+
+
+@contextmanager
+def own_loaders() -> Iterator[None]:
+    """Inside the block, each new session parses botocore's files itself, as on a real
+    account (for benchmarks that measure what a pattern such as "a new client per sample"
+    costs there); sharing resumes after it if it was on."""
+    with _lock:
+        was_shared = bool(_saved)
+    unshare_loaders()
+    try:
+        yield
+    finally:
+        if was_shared:
+            share_loaders()

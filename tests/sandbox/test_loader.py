@@ -36,3 +36,16 @@ def test_sessions_share_one_loader_while_a_sandbox_is_open() -> None:
     assert botocore.session.create_loader is original
     after = boto3.Session(region_name="us-east-1")
     assert _loader(after) is not _loader(admin)
+
+
+def test_own_loaders_gives_each_session_its_own_as_on_a_real_account() -> None:
+    from securepipe.sandbox.loader import own_loaders
+
+    sb = start_sandbox()
+    try:
+        with own_loaders():
+            a, b = boto3.Session(region_name="us-east-1"), boto3.Session(region_name="us-east-1")
+            assert _loader(a) is not _loader(b)
+        assert _loader(boto3.Session(region_name="us-east-1")) is _loader(sb.session)
+    finally:
+        sb.close()
