@@ -103,11 +103,14 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "crypto-shredding destroys per-speaker key material the kit holds, "
             "which is real in the sandbox and on AWS", 5),
     MotoGap("dynamodb-conditional-write", "dynamodb", "an atomic conditional write "
-            "(ConditionExpression on PutItem/UpdateItem/DeleteItem)",
+            "(ConditionExpression on PutItem/UpdateItem/DeleteItem), and reads that never "
+            "see a write half-way",
             "reads the item, evaluates the condition and writes in separate steps: two "
-            "concurrent writes can both pass one condition", "emulate",
-            "the sandbox runs moto's DynamoDB writes one at a time, so a sample claim "
-            "(ConsentRegistry.admit) has one winner, as on AWS", 5),
+            "concurrent writes can both pass one condition; an UpdateItem's actions are "
+            "applied one by one, visible to a concurrent GetItem", "emulate",
+            "the sandbox runs moto's DynamoDB item operations (reads too) one at a time, so "
+            "a sample claim (ConsentRegistry.admit) has one winner and a concurrent erasure "
+            "reads each journal entry whole, as on AWS", 5),
     MotoGap("dynamodb-fgac", "dynamodb", "fine-grained access control condition keys "
             "(dynamodb:LeadingKeys, dynamodb:Attributes, dynamodb:Select, "
             "dynamodb:ReturnValues)",

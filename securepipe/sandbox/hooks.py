@@ -67,12 +67,17 @@ _saved_process_request: Any = None
 
 
 #: DynamoDB applies a conditional write atomically (the condition is evaluated against the item
-#: as the write finds it: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html);
-#: moto reads the item, evaluates the condition and writes in separate steps, so two threads can
-#: both pass the same condition. The sandbox runs moto's DynamoDB writes one at a time (gap
+#: as the write finds it: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html),
+#: and a read returns an item as it was before or after a write, never half-way. moto reads the
+#: item, evaluates the condition and writes in separate steps, so two threads can both pass the
+#: same condition; and it applies an UpdateItem's actions one by one to the stored item, so a
+#: read running beside it can see some attributes set and others not (an erasure-journal entry
+#: was read with its "prev" missing, and a concurrent erasure forked its chain). The sandbox
+#: runs moto's DynamoDB item operations, reads included, one at a time (gap
 #: ``dynamodb-conditional-write``), in-process and in server mode alike.
 _DDB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items",
-               "batch_write_item")
+               "batch_write_item", "get_item", "query", "scan", "batch_get_item",
+               "transact_get_items", "execute_statement")
 _ddb_write_lock = threading.RLock()
 _saved_ddb_writes: dict[str, Any] = {}
 
@@ -176,11 +181,12 @@ def activate() -> None:
 
 
 def _serialise_dynamodb_writes() -> None:
-    """Wrap moto's DynamoDB write methods in one lock (see ``_DDB_WRITES``)."""
-    from moto.dynamodb.models import DynamoDBBackend
+    """Run moto's DynamoDB item operations one at a time (see ``_DDB_WRITES``): its request
+    handlers, so a response is also serialised before any other operation changes the item."""
+    from moto.dynamodb.responses import DynamoHandler
 
     for name in _DDB_WRITES:
-        original = getattr(DynamoDBBackend, name, None)
+        original = getattr(DynamoHandler, name, None)
         if original is None or name in _saved_ddb_writes:
             continue
         _saved_ddb_writes[name] = original
@@ -191,7 +197,7 @@ def _serialise_dynamodb_writes() -> None:
                 return _original(self, *args, **kwargs)
 
         # moto's class is patched for the sandbox's lifetime (restored by deactivate).
-        setattr(DynamoDBBackend, name, _one_at_a_time)
+        setattr(DynamoHandler, name, _one_at_a_time)
 
 
 def register_account(account_id: str, region: str) -> None:
@@ -248,10 +254,10 @@ def deactivate() -> None:
             # moto's class is patched for the sandbox's lifetime (restored by deactivate).
             STSBackend.assume_role = _saved_assume_role  # type: ignore[method-assign]
         if _saved_ddb_writes:
-            from moto.dynamodb.models import DynamoDBBackend
+            from moto.dynamodb.responses import DynamoHandler
 
             for name, original in _saved_ddb_writes.items():
-                setattr(DynamoDBBackend, name, original)
+                setattr(DynamoHandler, name, original)
             _saved_ddb_writes.clear()
 
 
