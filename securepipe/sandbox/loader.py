@@ -45,6 +45,9 @@ def share_loaders() -> None:
 
     import botocore.loaders
 
+    # Imported before the lock is taken: an import that makes a session would call the shared
+    # factory, which takes the lock too.
+    modules = [importlib.import_module(name) for name in _FACTORY_MODULES]
     with _lock:
         if _saved:
             return
@@ -61,8 +64,7 @@ def share_loaders() -> None:
                     _loaders[search_path_string] = loader
                 return loader
 
-        for name in _FACTORY_MODULES:
-            module = importlib.import_module(name)
+        for module in modules:
             if getattr(module, "create_loader", None) is original:
                 _saved[module] = original
                 # The module's factory is replaced for the sandbox's lifetime (restored by
