@@ -101,11 +101,7 @@ def test_uploader_ingest_and_trainer_run_with_exactly_their_policy(sandbox: Sand
     ConsentRegistry(sandbox.session, layout.consent_table, create=False).load_manifest_consents(
         manifest, rebase_to=clock.now().date())
     worker = _as_role(sandbox, layout, "ingest")
-    config = IngestConfig(raw_bucket=layout.bucket("raw"),
-                          features_bucket=layout.bucket("features"),
-                          archive_bucket=layout.bucket("archive"), key_arn=layout.kms_key_arn,
-                          archive_key_arn=layout.archive_key_arn,  # type: ignore[arg-type]
-                          anchor_bucket=layout.bucket("audit"))
+    config = _ingest_config(layout)
     report = ingest_batch(items_from_manifest(manifest)[:2], config, lambda: worker)
     assert report.count("processed") == 2, report.outcomes
     assert _refused(lambda: worker.client("s3").get_object(
@@ -198,11 +194,7 @@ def test_eraser_erases_a_speaker_and_ships_the_trail_with_exactly_its_policy(
     manifest = load_manifest()
     admin_registry = ConsentRegistry(sandbox.session, layout.consent_table, create=False)
     admin_registry.load_manifest_consents(manifest, rebase_to=clock.now().date())
-    config = IngestConfig(raw_bucket=layout.bucket("raw"),
-                          features_bucket=layout.bucket("features"),
-                          archive_bucket=layout.bucket("archive"), key_arn=layout.kms_key_arn,
-                          archive_key_arn=layout.archive_key_arn,  # type: ignore[arg-type]
-                          anchor_bucket=layout.bucket("audit"))
+    config = _ingest_config(layout)
     items = items_from_manifest(manifest)
     speaker = items[0].speaker
     mine = [i for i in items if i.speaker == speaker][:2]
@@ -281,6 +273,15 @@ def _emulation_refused(call) -> bool:  # type: ignore[no-untyped-def]
     return False
 
 
+def _ingest_config(layout: AccountLayout) -> IngestConfig:
+    """The ingest configuration of a provisioned layout (its buckets, keys and anchor bucket)."""
+    return IngestConfig(raw_bucket=layout.bucket("raw"),
+                        features_bucket=layout.bucket("features"),
+                        archive_bucket=layout.bucket("archive"), key_arn=layout.kms_key_arn,
+                        archive_key_arn=layout.archive_key_arn,  # type: ignore[arg-type]
+                        anchor_bucket=layout.bucket("audit"))
+
+
 def _consent_world(sandbox: Sandbox):  # type: ignore[no-untyped-def]
     """Provisioned account, the manifest's consents recorded by the admin, two samples of one
     speaker uploaded by the uploader role through the read-only consent gate, then ingested by
@@ -305,11 +306,7 @@ def _consent_world(sandbox: Sandbox):  # type: ignore[no-untyped-def]
                           context=SampleContext(u.contractor, u.sample_id,
                                                 "speech-model-training"))
     worker = _as_role(sandbox, layout, "ingest")
-    config = IngestConfig(raw_bucket=layout.bucket("raw"),
-                          features_bucket=layout.bucket("features"),
-                          archive_bucket=layout.bucket("archive"), key_arn=layout.kms_key_arn,
-                          archive_key_arn=layout.archive_key_arn,  # type: ignore[arg-type]
-                          anchor_bucket=layout.bucket("audit"))
+    config = _ingest_config(layout)
     report = ingest_batch(mine, config, lambda: worker)
     assert report.count("processed") == len(mine), report.outcomes
     return layout, admin_registry, speaker, mine, uploader, worker, gate
