@@ -47,6 +47,11 @@ def test_failing_notebook_names_the_cell(tmp_path: Path) -> None:
     assert run.error is not None
     assert "cell 1" in run.error and "assert x == 2" in run.error
     assert "the lesson broke" in run.error
+    # The executed copy is written once at the end (not after every cell), failures included:
+    # it holds the failing cell's traceback for the reader.
+    code = [c for c in nbformat.read(run.output, as_version=4).cells if c.cell_type == "code"]
+    assert code[0].execution_count == 1
+    assert any(o.get("ename") == "AssertionError" for o in code[1].outputs)
 
 
 DATED = [p for p in NOTEBOOKS if p.stem.startswith(("05_", "06_"))]
