@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote
 from xml.sax.saxutils import escape
 
 from securepipe import clock
-from securepipe.sandbox import latency, loader
+from securepipe.sandbox import kmskeys, latency, loader
 from securepipe.sandbox.emulation import ACCOUNTS, BOOTSTRAP, Enforcer, Refusal
 from securepipe.sandbox.motostate import aware_utc
 from securepipe.sandbox.requests import S3Call, ServiceCall, headers_get
@@ -130,6 +130,7 @@ def activate() -> None:
         # Speed only, and first, so that moto's own sessions share it too: botocore's JSON
         # (service models, the list of services) parsed once, not per session.
         loader.share_loaders()
+        kmskeys.defer_private_keys()  # speed only: no RSA key for a symmetric KMS key
         from moto.core.botocore_stubber import BotocoreStubber
         from moto.iam.access_control import PermissionResult
         from moto.s3.models import FakeBucket
@@ -238,6 +239,7 @@ def deactivate() -> None:
 
         clock.reset()
         loader.unshare_loaders()
+        kmskeys.restore()
         if _saved_iam_utcnow is not None:
             import moto.iam.models as iam_models
 
