@@ -62,6 +62,13 @@ class AccountLayout:
 
     Every name is validated when the layout is made, before any AWS call. Key ARNs are filled
     by :meth:`discover` or :func:`~securepipe.provision.provision` (``None`` until then).
+
+    ``speaker_keys``: ingest encrypts with per-speaker keys
+    (:class:`~securepipe.retention.shredding.SpeakerKeyConfig`, wrapped by the data key and
+    kept in the consent table's ``key#<speaker>`` items), so the ``ingest`` role's generated
+    policy also creates and unwraps speaker keys
+    (:func:`~securepipe.provision.kit_role_policy`). Off by default: without it ingest can
+    neither read a speaker key nor unwrap one.
     """
 
     account_id: str
@@ -79,6 +86,7 @@ class AccountLayout:
     data_key_arn: str | None = None
     archive_key_arn: str | None = None
     signing_key_arn: str | None = None
+    speaker_keys: bool = False
 
     def __post_init__(self) -> None:
         _check("account id", self.account_id, _ACCOUNT)
@@ -119,6 +127,8 @@ class AccountLayout:
         _check("trail name", self.trail_name, _TRAIL)
         _check("SNS topic name", self.topic_name, re.compile(r"[A-Za-z0-9_-]{1,256}"))
         _check("SQS queue name", self.queue_name, re.compile(r"[A-Za-z0-9_-]{1,80}"))
+        if not isinstance(self.speaker_keys, bool):
+            raise InvalidParameterError("speaker_keys must be True or False")
 
     # -- what lessons and kit functions use --------------------------------------------------
     def bucket(self, role: str) -> str:

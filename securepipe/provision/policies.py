@@ -20,6 +20,20 @@ access control (:func:`_fgac`): only speaker and claim items, only the attribute
 reads or writes (finding F9: an unconditioned UpdateItem let a compromised ingest role back-date
 ``erased_at``, edit the erasure head or status, or write journal items).
 
+With per-speaker keys (``AccountLayout(speaker_keys=True)``), ``ingest`` also creates and reads
+speaker keys (:class:`~securepipe.retention.shredding.SpeakerKeys`): GetItem and PutItem of
+``key#<speaker>`` items (:data:`~securepipe.retention.consent.KEY_FIELDS` only; the Put only
+inside a TransactWriteItems), a ConditionCheckItem on speaker items naming only
+:data:`~securepipe.retention.consent.KEY_CHECK_FIELDS` (the store's "consent active, never
+erased" check), and ``kms:GenerateDataKeyWithoutPlaintext``/``kms:Decrypt`` on the data key
+only with the speaker-key encryption context. It still cannot delete a key item, touch a
+consent field or a journal item, or read anything of an erased speaker's key (shredding deleted
+it). What IAM cannot express: a condition on the request's own ConditionExpression, so the role
+that creates keys can also replace one with a PutItem of its own (every ciphertext made with
+the old key then fails to decrypt: an unauthorised shredding, not a disclosure); and the role
+that must encrypt for any active speaker can unwrap any active speaker's key.
+Transactions: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html
+
 Each is tested in the sandbox by running its functions through an STS role session whose
 only permissions are that policy (the sandbox evaluates identity policies for role sessions,
 :mod:`securepipe.sandbox.emulation`), and by showing a call outside it refused.
@@ -41,6 +55,9 @@ from securepipe.retention.consent import (
     CLAIM_PREFIX,
     CONSENT_FIELDS,
     INDEX_FIELDS,
+    KEY_CHECK_FIELDS,
+    KEY_FIELDS,
+    KEY_PREFIX,
 )
 from securepipe.retention.shredding import SPEAKER_CONTEXT_KEY
 
@@ -95,7 +112,7 @@ _SPEAKER_ITEMS = ("ForAllValues:StringNotLike", ["*#*"])
 
 
 def _fgac(sid: str, actions: list[str], table: str, leading: tuple[str, list[str]],
-          attributes: tuple[str, ...]) -> dict[str, Any]:
+          attributes: tuple[str, ...], *, transactional: bool = False) -> dict[str, Any]:
     """One consent-table statement with DynamoDB fine-grained access control, in the pattern
     of https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html:
 
@@ -111,16 +128,33 @@ def _fgac(sid: str, actions: list[str], table: str, leading: tuple[str, list[str
     * ``Null`` = ``false`` on both multivalued keys: ``ForAllValues`` over a key the request
       does not carry is vacuously true, so a request without them (a Scan names no leading
       key) never passes on the strength of an empty set.
+
+    ``transactional``: actions sent only inside a TransactWriteItems (``dynamodb:PutItem``,
+    ``dynamodb:ConditionCheckItem``): ``dynamodb:EnclosingOperation`` must be
+    ``TransactWriteItems`` (AWS's example 2 of
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html),
+    and ``dynamodb:ReturnValues`` is checked where present (``StringEqualsIfExists``): an
+    action of a transaction has no ``ReturnValues``, only ``ReturnValuesOnConditionCheckFailure``,
+    for which AWS documents no condition key (the sandbox reads ``ALL_OLD`` there as
+    ``ReturnValues`` ``ALL_OLD`` and refuses it; on AWS, a statement requiring the key would
+    refuse the kit's own transaction if AWS sets none).
     """
     reads = all(a == "dynamodb:GetItem" for a in actions)
-    writes = all(a == "dynamodb:UpdateItem" for a in actions)
+    writes = all(a in ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
+                       "dynamodb:ConditionCheckItem") for a in actions)
     operator, patterns = leading
     condition: dict[str, Any] = {
         "ForAllValues:StringEquals": {"dynamodb:Attributes": list(attributes)},
         "Null": {"dynamodb:LeadingKeys": "false", "dynamodb:Attributes": "false"},
     }
     condition.setdefault(operator, {})["dynamodb:LeadingKeys"] = list(patterns)
-    if reads:
+    if transactional:
+        if not writes:
+            raise InvalidParameterError("a transactional statement names only writes")
+        condition["StringEqualsIfExists"] = {"dynamodb:ReturnValues": ["NONE"]}
+        condition["ForAnyValue:StringEquals"] = {
+            "dynamodb:EnclosingOperation": ["TransactWriteItems"]}
+    elif reads:
         condition["StringEquals"] = {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
     elif writes:
         condition["StringEquals"] = {"dynamodb:ReturnValues": list(_RETURN_VALUES)}
@@ -138,6 +172,32 @@ _RETURN_VALUES = ("NONE", "UPDATED_OLD", "UPDATED_NEW")
 def _consent_read(sid: str, table: str) -> dict[str, Any]:
     """GetItem of a speaker item's consent fields (:data:`CONSENT_FIELDS`), nothing else."""
     return _fgac(sid, ["dynamodb:GetItem"], table, _SPEAKER_ITEMS, CONSENT_FIELDS)
+
+
+def _speaker_key_statements(table: str, data_key: str) -> list[dict[str, Any]]:
+    """What ingest adds with per-speaker keys (:class:`~securepipe.retention.shredding.SpeakerKeys`:
+    ``ensure`` and the :class:`~securepipe.retention.shredding.SpeakerEnvelope`)."""
+    key_items = ("ForAllValues:StringLike", [f"{KEY_PREFIX}*"])
+    return [
+        # read a speaker's key item (its key attributes, projected)
+        _fgac("SpeakerKeyRead", ["dynamodb:GetItem"], table, key_items, KEY_FIELDS),
+        # create one: a Put of the key item, with a ConditionCheck of the speaker's item
+        # (consent active, never erased, no key in the item itself), in one transaction
+        _fgac("SpeakerKeyCreate", ["dynamodb:PutItem"], table, key_items, KEY_FIELDS,
+              transactional=True),
+        _fgac("SpeakerKeyConsentCheck", ["dynamodb:ConditionCheckItem"], table, _SPEAKER_ITEMS,
+              KEY_CHECK_FIELDS, transactional=True),
+        # make (GenerateDataKeyWithoutPlaintext) and unwrap (Decrypt) speaker keys, only
+        # under the speaker-key encryption context and nothing beside it; the DataKey
+        # statement above still refuses that context to every other use
+        {"Sid": "SpeakerKeyMaterial", "Effect": "Allow",
+         "Action": ["kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext"],
+         "Resource": [data_key],
+         "Condition": {
+             "Null": {f"kms:EncryptionContext:{SPEAKER_CONTEXT_KEY}": "false",
+                      "kms:EncryptionContextKeys": "false"},
+             "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [SPEAKER_CONTEXT_KEY]}}},
+    ]
 
 
 def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
@@ -220,6 +280,8 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
              "Resource": [_arn(audit)],
              "Condition": {"StringLike": {"s3:prefix": [f"{ANCHOR_PREFIX}/*"]}}},
         ]
+        if layout.speaker_keys:
+            statements += _speaker_key_statements(table, data_key)
     elif role == "trainer":
         statements = [
             {"Sid": "ReadFeatures", "Effect": "Allow", "Action": ["s3:GetObject"],
@@ -295,6 +357,15 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html
             {"Sid": "RegistryBackups", "Effect": "Allow", "Action": ["dynamodb:ListBackups"],
              "Resource": "*"},
+            # Shredding (ConsentRegistry.remove_wrapped_key): one TransactWriteItems deletes
+            # the speaker's key item (or checks that none appeared) and marks the speaker
+            # erased (the UpdateItem above). Delete and check key items only, never a journal
+            # entry, a claim or a speaker's item.
+            {"Sid": "ShredSpeakerKeys", "Effect": "Allow",
+             "Action": ["dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"],
+             "Resource": [table],
+             "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{KEY_PREFIX}*"]},
+                           "Null": {"dynamodb:LeadingKeys": "false"}}},
             {"Sid": "FindEveryVersion", "Effect": "Allow",
              "Action": ["s3:ListBucket", "s3:ListBucketVersions",
                         "s3:ListBucketMultipartUploads"],

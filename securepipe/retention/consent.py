@@ -15,8 +15,10 @@ pipeline needs to honour it:
 ``last_interaction`` ISO date of the speaker's last interaction (BIPA counts 3 years from it)
 ``status``          ``active``, ``withdrawn``, ``erasing``, ``erasure-held`` or ``erased``
 ``erased_at``       ISO timestamp the speaker's key was shredded (absent before)
-``wrapped_key``     the speaker's key material, *only* as a KMS ciphertext (see
-                    :mod:`securepipe.retention.shredding`); removed when the speaker is erased
+``wrapped_key``     only in tables written before key items existed: the speaker's key
+                    material as a KMS ciphertext (now in their key item, below); removed when
+                    the speaker is erased, moved by :meth:`ConsentRegistry.migrate_wrapped_keys`
+``key_id``          the handle of the speaker's shredded key, kept after erasure (pseudonymous)
 ``erasure_head``    the signed head (entry count, last digest) of the speaker's erasure journal:
                     what an erasure deleted so far (bucket, key, version, SHA-256), one item per
                     entry (``journal#<speaker>#<seq>``, so a journal of any length fits the
@@ -31,12 +33,18 @@ pipeline needs to honour it:
 
 Besides one item per speaker, the table holds one **claim item** per admitted sample, keyed
 ``claim#<contractor>/<sample_id>`` with one attribute ``claimant`` (the speaker it belongs to),
-and one **journal item** per erasure-journal entry (``journal#<speaker>#<seq>``).
-``#`` never occurs in a speaker id, so no speaker's item can take such a key; registry-wide reads
-(:meth:`ConsentRegistry.scan`, :meth:`~ConsentRegistry.speakers`,
-:meth:`~ConsentRegistry.known_speakers`) leave well-formed ones out, and report an item under
-those prefixes which does not parse as one like any other malformed item. Claims and journal
-items outlive an erasure: they hold only pseudonymous ids (and the journal is the erasure's
+one **journal item** per erasure-journal entry (``journal#<speaker>#<seq>``), and one **key
+item** per speaker with key material (``key#<speaker>``: :data:`KEY_FIELDS` only, the speaker's
+key as a KMS ciphertext, see :mod:`securepipe.retention.shredding`). Keeping the key in an item
+of its own lets a role create and read keys without any right on the speaker's consent item
+(:func:`securepipe.provision.kit_role_policy`); both writes that couple the two items are one
+TransactWriteItems (storing a key only while consent is active, shredding it while marking the
+speaker erased). ``#`` never occurs in a speaker id, so no speaker's item can take such a key;
+registry-wide reads (:meth:`ConsentRegistry.scan`, :meth:`~ConsentRegistry.speakers`,
+:meth:`~ConsentRegistry.known_speakers`, :meth:`~ConsentRegistry.sample_index`) leave
+well-formed ones out, and report an item under those prefixes which does not parse as one like
+any other malformed item. Claims and journal items outlive an erasure (key items do not:
+shredding deletes them): they hold only pseudonymous ids (and the journal is the erasure's
 evidence), and keeping the claims means a sample id once admitted for one speaker is never
 admitted for another.
 
@@ -80,6 +88,7 @@ from securepipe.errors import (
     ConsentError,
     ConsentRecordError,
     EncryptionError,
+    ErasureError,
     InvalidParameterError,
     UnknownSpeakerError,
 )
@@ -102,6 +111,10 @@ __all__ = [
     "DEFAULT_TABLE",
     "INDEX_FIELDS",
     "JOURNAL_PREFIX",
+    "KEY_CHECK_FIELDS",
+    "KEY_FIELDS",
+    "KEY_PREFIX",
+    "KEY_WRITE_ATTEMPTS",
     "MANIFEST_REFERENCE_DAY",
     "STATUSES",
     "ConsentRecord",
@@ -122,6 +135,19 @@ ANCHOR_PREFIX = "erasure-journal"
 CLAIM_PREFIX = "claim#"
 #: The key prefix of an erasure-journal entry, ``journal#<speaker>#<seq>`` (one item per entry).
 JOURNAL_PREFIX = "journal#"
+#: The key prefix of a speaker's key item, ``key#<speaker>``: the speaker's key material, only
+#: as a KMS ciphertext (:mod:`securepipe.retention.shredding`).
+KEY_PREFIX = "key#"
+#: The attributes of a key item: its key, the wrapped key, its handle, the KMS key that wraps
+#: it and when it was made. Nothing else (a role may be allowed exactly these on ``key#`` items).
+KEY_FIELDS = ("speaker", "wrapped_key", "key_id", "key_arn", "key_created_at")
+#: The attributes of a speaker's item that storing a key tests (the ConditionCheck of
+#: :meth:`ConsentRegistry.store_wrapped_key`): the item exists, its status is active, it was
+#: never erased, and it holds no key in the place earlier releases kept it.
+KEY_CHECK_FIELDS = ("speaker", "status", "erased_at", "wrapped_key")
+#: How many times a write coupling a key item and a speaker item is retried when the items
+#: change between the read and the transaction (a concurrent erasure or key creation).
+KEY_WRITE_ATTEMPTS = 5
 #: The attributes the consent gate reads (:meth:`ConsentRegistry.check_consent`,
 #: :meth:`~ConsentRegistry.refuse_if_erased`, hence :meth:`~ConsentRegistry.admit`): one GetItem
 #: with exactly this projection, so a role may be allowed to read these and nothing else of a
@@ -454,14 +480,33 @@ class ConsentRegistry:
         item = self._item(speaker, CONSENT_FIELDS)
         return None if item is None else _record(item)
 
+    def consent_record(self, speaker: str) -> ConsentRecord | None:
+        """The speaker's consent as the gate reads it: one consistent GetItem projected on
+        :data:`CONSENT_FIELDS` (so ``has_key`` is ``False``, ``key_id`` ``None`` and
+        ``samples`` empty whatever the registry holds: use :meth:`find` for those). ``None`` if
+        the registry has no item; a malformed one raises
+        :class:`~securepipe.errors.ConsentRecordError`."""
+        return self._consent(speaker)
+
     def find(self, speaker: str) -> ConsentRecord | None:
-        """The speaker's record, or ``None`` if the registry has none (GetItem).
+        """The speaker's record, or ``None`` if the registry has none (GetItem of the speaker's
+        item, and one of their key item: ``has_key`` and ``key_id`` say whether key material
+        exists, in either place).
 
         A malformed item: :class:`~securepipe.errors.ConsentRecordError` naming the field.
         """
         validate_speaker_id(speaker)
         item = self._item(speaker)
-        return None if item is None else _record(item)
+        if item is None:
+            return None
+        key = self._item(_key_item_key(speaker))
+        if key is not None:
+            parsed = _key_item_of(key)
+            if parsed is None:
+                raise ConsentRecordError(speaker, "wrapped_key",
+                                         f"its key item {KEY_PREFIX}{speaker} is malformed")
+            item = _with_key(item, parsed)
+        return _record(item)
 
     def get(self, speaker: str) -> ConsentRecord:
         """The speaker's record; :class:`~securepipe.errors.UnknownSpeakerError` if absent."""
@@ -471,11 +516,20 @@ class ConsentRegistry:
         return record
 
     def _items(self) -> list[dict[str, Any]]:
-        """Every consent item (Scan, ``ConsistentRead``); well-formed claim and journal-entry
-        items (:func:`_internal`) are the registry's own bookkeeping and are left out, while an
-        item under a reserved key that does not parse as one is kept (and reported as
-        malformed)."""
-        return [item for item in self._raw_items() if not _internal(item)]
+        """Every consent item (Scan, ``ConsistentRead``); well-formed claim, journal-entry and
+        key items (:func:`_internal`) are the registry's own bookkeeping and are left out, while
+        an item under a reserved key that does not parse as one is kept (and reported as
+        malformed). A speaker's key item is read into their item (``has_key``, ``key_id``)."""
+        raw = self._raw_items()
+        keys = {k.speaker: k for k in map(_key_item_of, raw) if k is not None}
+        out: list[dict[str, Any]] = []
+        for item in raw:
+            if _internal(item):
+                continue
+            speaker = item.get("speaker")
+            out.append(_with_key(item, keys[speaker]) if isinstance(speaker, str)
+                       and speaker in keys else item)
+        return out
 
     def _raw_items(self, attributes: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         """Every item of the table (Scan, ``ConsistentRead``), or only ``attributes`` of each
@@ -538,6 +592,7 @@ class ConsentRegistry:
             speaker = item.get("speaker")
             samples = item.get("samples")
             if (_is_journal_entry(item) or not isinstance(speaker, str)
+                    or speaker.startswith(KEY_PREFIX)
                     or not isinstance(samples, set | list | tuple)):
                 continue
             for entry in samples:
@@ -815,78 +870,201 @@ class ConsentRegistry:
     # -- key material (used by securepipe.retention.shredding)
     # -------------------------------------------
     def wrapped_key(self, speaker: str) -> tuple[WrappedSpeakerKey | None, str]:
-        """The speaker's wrapped key (``None`` if never created or shredded) and status."""
+        """The speaker's wrapped key (``None`` if never created or shredded) and status.
+
+        Two consistent GetItems: the speaker's item projected on ``speaker`` and ``status``
+        (consent fields), then their key item projected on :data:`KEY_FIELDS`, so a role
+        allowed those and nothing else of either item can read it. A key still held in the
+        speaker's own item (a table written before key items existed) is not read here:
+        :meth:`migrate_wrapped_keys` moves it. Unknown speaker:
+        :class:`~securepipe.errors.UnknownSpeakerError`; a malformed key item:
+        :class:`~securepipe.errors.ConsentRecordError`.
+        """
         validate_speaker_id(speaker)
-        item = self._item(speaker, ("speaker", "status", "wrapped_key", "key_id", "key_arn"))
+        item = self._item(speaker, ("speaker", "status"))
         if item is None:
             raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}")
         status = _status(item, speaker)
-        blob = item.get("wrapped_key")
-        if blob is None:
+        key = self._item(_key_item_key(speaker), KEY_FIELDS)
+        if key is None:
             return None, status
-        return WrappedSpeakerKey(speaker, str(item["key_id"]), str(item["key_arn"]),
-                                 bytes(blob)), status
+        parsed = _key_item_of(key)
+        if parsed is None:
+            raise ConsentRecordError(speaker, "wrapped_key",
+                                     f"its key item {KEY_PREFIX}{speaker} is malformed")
+        return parsed, status
 
     def store_wrapped_key(self, speaker: str, *, key_id: str, kms_key_arn: str, blob: bytes,
                           when: dt.datetime) -> bool:
-        """Store a new wrapped key, only if the speaker has none and consent is active.
+        """Store a new wrapped key in the speaker's key item, only if they have none, their
+        consent is active and they were never erased.
 
-        Returns ``False`` (and stores nothing) if the conditions do not hold; the caller re-reads.
+        One TransactWriteItems
+        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html):
+        a ConditionCheck on the speaker's item (exists, ``status = active``, no ``erased_at``,
+        no key in the item itself; it names only :data:`KEY_CHECK_FIELDS`) and a Put of the
+        key item (:data:`KEY_FIELDS` only) conditioned on ``attribute_not_exists``, so an
+        existing key is never replaced (that would orphan every ciphertext made with it) and
+        no key is stored for a speaker an erasure has reached, whatever runs concurrently.
+        IAM authorises the two as ``dynamodb:ConditionCheckItem`` and ``dynamodb:PutItem``
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
+
+        Returns ``False`` (and stores nothing) if a condition does not hold, or the transaction
+        met a concurrent one (``TransactionConflict``); the caller re-reads.
         """
+        validate_speaker_id(speaker)
+        validate_kms_key_arn(kms_key_arn)
+        if not isinstance(blob, bytes) or not blob:
+            raise InvalidParameterError("the wrapped key must be non-empty bytes")
+        if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+            raise InvalidParameterError(f"invalid key id {describe_value(key_id)}")
+        if not isinstance(when, dt.datetime) or when.tzinfo is None:
+            raise InvalidParameterError("when must be a timezone-aware datetime")
         try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key={"speaker": {"S": speaker}},
-                UpdateExpression=("SET wrapped_key = :b, key_id = :k, key_arn = :a, "
-                                  "key_created_at = :t"),
-                ConditionExpression=("attribute_exists(speaker) AND attribute_not_exists("
-                                     "wrapped_key) AND attribute_not_exists(erased_at) AND "
-                                     "#status = :active"),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":b": {"B": blob}, ":k": {"S": key_id},
-                                           ":a": {"S": kms_key_arn},
-                                           ":t": {"S": when.isoformat()},
-                                           ":active": {"S": "active"}},
-            )
+            self._ddb.transact_write_items(TransactItems=[
+                {"ConditionCheck": {
+                    "TableName": self._table, "Key": {"speaker": {"S": speaker}},
+                    "ConditionExpression": (
+                        "attribute_exists(speaker) AND #status = :active AND "
+                        "attribute_not_exists(erased_at) AND attribute_not_exists(wrapped_key)"),
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":active": {"S": "active"}}}},
+                {"Put": {
+                    "TableName": self._table,
+                    "Item": {"speaker": {"S": _key_item_key(speaker)}, "wrapped_key": {"B": blob},
+                             "key_id": {"S": key_id}, "key_arn": {"S": kms_key_arn},
+                             "key_created_at": {"S": when.isoformat()}},
+                    "ConditionExpression": "attribute_not_exists(speaker)"}},
+            ])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
                 return False
             raise
         return True
 
     def remove_wrapped_key(self, speaker: str, when: dt.datetime, *,
                            status: str = "erased") -> dict[str, Any]:
-        """Delete the wrapped key, mark the speaker erased; return the item's old attributes.
+        """Delete the speaker's key material and mark them erased; return what was deleted
+        (``wrapped_key``, ``key_id``, ``key_arn``; empty if there was none).
 
-        One UpdateItem (atomic): ``REMOVE wrapped_key`` and ``SET status = erased, erased_at``.
+        Reads the key item and the speaker's item (consistent GetItems), then one
+        TransactWriteItems: a Delete of the key item conditioned on ``wrapped_key`` equal to
+        the blob read (so what is returned, and fingerprinted by the shredding evidence, is
+        exactly what was deleted), or, with no key item, a ConditionCheck that none appeared;
+        and an UpdateItem of the speaker's item (``SET status, erased_at``, the deleted key's
+        handle kept as ``key_id``, ``REMOVE wrapped_key``: a key kept in the item itself by an
+        earlier release goes too, conditioned on being the one read). All or nothing: there is
+        no moment at which the key is gone and the speaker not marked, or the reverse. If
+        either item changed in between (a concurrent erasure or key creation), it reads again,
+        up to :data:`KEY_WRITE_ATTEMPTS` times, then raises
+        :class:`~securepipe.errors.ErasureError` (re-run the erasure).
+
         ``status="erasing"`` (a rolled-back erasure journal) marks the speaker ``erasing``
-        instead, unless they are already ``erased``.
+        instead, unless they are already ``erased`` (checked in the same transaction).
         Unknown speaker: :class:`~securepipe.errors.UnknownSpeakerError`.
         """
         if status not in ("erased", "erasing"):
             raise InvalidParameterError("status must be 'erased' or 'erasing'")
-        mark = ":erased"
-        names = {"#status": "status"}
-        values = {":t": {"S": when.isoformat()}}
-        if status == "erasing":
-            current = self.find(speaker)
-            status = "erased" if current is not None and current.status == "erased" else "erasing"
-        values[mark] = {"S": status}
-        try:
-            out = self._ddb.update_item(
-                TableName=self._table,
-                Key={"speaker": {"S": speaker}},
-                UpdateExpression=f"REMOVE wrapped_key SET #status = {mark}, erased_at = :t",
-                ConditionExpression="attribute_exists(speaker)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}") from None
-            raise
-        return {k: _plain(_DESER.deserialize(v)) for k, v in out.get("Attributes", {}).items()}
+        validate_speaker_id(speaker)
+        key_name = _key_item_key(speaker)
+        for _ in range(KEY_WRITE_ATTEMPTS):
+            item = self._item(speaker, ("speaker", "status", "wrapped_key", "key_id", "key_arn"))
+            if item is None:
+                raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}")
+            key = self._item(key_name)
+            mark = "erased" if status == "erased" or item.get("status") == "erased" else "erasing"
+            old: dict[str, Any] = {}
+            names = {"#status": "status"}
+            values: dict[str, Any] = {":s": {"S": mark}, ":t": {"S": when.isoformat()}}
+            key_action: dict[str, Any]
+            if key is None:
+                key_action = {"ConditionCheck": {
+                    "TableName": self._table, "Key": {"speaker": {"S": key_name}},
+                    "ConditionExpression": "attribute_not_exists(speaker)"}}
+            else:
+                blob = key.get("wrapped_key")
+                if isinstance(blob, bytes):
+                    check = {"ConditionExpression": "wrapped_key = :b",
+                             "ExpressionAttributeValues": {":b": {"B": blob}}}
+                    old = {k: key.get(k) for k in ("wrapped_key", "key_id", "key_arn")}
+                else:         # a malformed key item: deleted all the same, if unchanged
+                    check = {"ConditionExpression": "attribute_exists(speaker) AND "
+                                                    "attribute_not_exists(wrapped_key)"}
+                key_action = {"Delete": {"TableName": self._table,
+                                         "Key": {"speaker": {"S": key_name}}, **check}}
+            legacy = item.get("wrapped_key")
+            condition = "attribute_exists(speaker)"
+            if isinstance(legacy, bytes):
+                condition += " AND wrapped_key = :legacy"
+                values[":legacy"] = {"B": legacy}
+                if not old:
+                    old = {k: item.get(k) for k in ("wrapped_key", "key_id", "key_arn")}
+            else:
+                condition += " AND attribute_not_exists(wrapped_key)"
+            if mark == "erasing":          # never turn an erased speaker back to erasing
+                condition += " AND #status <> :erased"
+                values[":erased"] = {"S": "erased"}
+            expression = "REMOVE wrapped_key SET #status = :s, erased_at = :t"
+            if isinstance(old.get("key_id"), str):
+                expression += ", key_id = :k"
+                values[":k"] = {"S": old["key_id"]}
+            try:
+                self._ddb.transact_write_items(TransactItems=[key_action, {"Update": {
+                    "TableName": self._table, "Key": {"speaker": {"S": speaker}},
+                    "UpdateExpression": expression, "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}}])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                continue                    # something changed since the read: read again
+            return {k: v for k, v in old.items() if v is not None}
+        raise ErasureError(
+            f"the key material of speaker {speaker!r} kept changing while it was being "
+            f"shredded ({KEY_WRITE_ATTEMPTS} attempts); nothing was shredded by the last one, "
+            "re-run the erasure")
+
+    def migrate_wrapped_keys(self) -> list[str]:
+        """Move every key kept in a speaker's own item (tables written before key items
+        existed) into the speaker's key item; returns the speakers moved.
+
+        Per speaker, one TransactWriteItems: a Put of the key item conditioned on none existing
+        and an UpdateItem removing ``wrapped_key``, ``key_arn`` and ``key_created_at`` from the
+        speaker's item conditioned on the blob being the one read, so the key is never in
+        neither place nor changed on the way. A speaker who has a key item already keeps both
+        (not moved, not returned): shredding removes both. An administrator's operation (one
+        Scan); no kit role may run it.
+        """
+        moved: list[str] = []
+        for item in self._raw_items(("speaker", "wrapped_key")):
+            speaker, blob = item.get("speaker"), item.get("wrapped_key")
+            if _internal(item) or (isinstance(speaker, str) and "#" in speaker):
+                continue
+            if not isinstance(speaker, str) or not isinstance(blob, bytes):
+                continue
+            raw = self._item(speaker, ("speaker", "wrapped_key", "key_id", "key_arn",
+                                       "key_created_at"))
+            if raw is None or raw.get("wrapped_key") != blob:
+                continue
+            if not isinstance(raw.get("key_id"), str) or not isinstance(raw.get("key_arn"), str):
+                continue
+            put = {"speaker": {"S": _key_item_key(speaker)}, "wrapped_key": {"B": blob},
+                   "key_id": {"S": raw["key_id"]}, "key_arn": {"S": raw["key_arn"]}}
+            if isinstance(raw.get("key_created_at"), str):
+                put["key_created_at"] = {"S": raw["key_created_at"]}
+            try:
+                self._ddb.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": self._table, "Item": put,
+                             "ConditionExpression": "attribute_not_exists(speaker)"}},
+                    {"Update": {"TableName": self._table, "Key": {"speaker": {"S": speaker}},
+                                "UpdateExpression": "REMOVE wrapped_key, key_arn, key_created_at",
+                                "ConditionExpression": "wrapped_key = :b",
+                                "ExpressionAttributeValues": {":b": {"B": blob}}}}])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                continue
+            moved.append(speaker)
+        return moved
 
     # -- erasure bookkeeping (used by securepipe.retention.erasure)
     # --------------------------------------
@@ -971,7 +1149,7 @@ class ConsentRegistry:
 
     def set_journal(self, speaker: str, entries: list[Mapping[str, Any]]) -> None:
         """Replace the journal's entries (tests use it to forge entries; the kit never calls
-        it). Needs DeleteItem, which no kit role holds."""
+        it). Needs DeleteItem on journal items, which no kit role holds."""
         validate_speaker_id(speaker)
         self._ddb.update_item(
             TableName=self._table, Key={"speaker": {"S": speaker}},
@@ -1087,6 +1265,40 @@ def _journal_key(speaker: str, seq: int) -> str:
 
 
 _JOURNAL_FIELDS = frozenset({"speaker", "seq", "prev", "record", "sig"})
+#: A key handle as :class:`~securepipe.retention.shredding.SpeakerKeys` makes them.
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+def _key_item_key(speaker: str) -> str:
+    """The key of a speaker's key item: ``key#<speaker>``."""
+    return KEY_PREFIX + validate_speaker_id(speaker)
+
+
+def _key_item_of(item: Mapping[str, Any]) -> WrappedSpeakerKey | None:
+    """The key a well-formed key item holds (its key names a valid speaker, it has no
+    attribute outside :data:`KEY_FIELDS`, a non-empty blob, a key handle and a KMS key
+    ARN); ``None`` for anything else (a malformed one is then reported like any malformed
+    item)."""
+    key = item.get("speaker")
+    if not isinstance(key, str) or not key.startswith(KEY_PREFIX) or set(item) - set(KEY_FIELDS):
+        return None
+    speaker = key[len(KEY_PREFIX):]
+    blob, key_id, arn = item.get("wrapped_key"), item.get("key_id"), item.get("key_arn")
+    try:
+        validate_speaker_id(speaker)
+        if not isinstance(arn, str):
+            return None
+        validate_kms_key_arn(arn)
+    except InvalidParameterError:
+        return None
+    if not isinstance(blob, bytes) or not blob or not isinstance(key_id, str) or not key_id:
+        return None
+    return WrappedSpeakerKey(speaker, key_id, arn, blob)
+
+
+def _with_key(item: Mapping[str, Any], key: WrappedSpeakerKey) -> dict[str, Any]:
+    """A speaker's item as read, with their key item's key in it (for :func:`_record`)."""
+    return {**item, "wrapped_key": key.blob, "key_id": key.key_id, "key_arn": key.kms_key_arn}
 
 
 def _is_journal_entry(item: Mapping[str, Any]) -> bool:
@@ -1105,8 +1317,9 @@ def _is_journal_entry(item: Mapping[str, Any]) -> bool:
 
 
 def _internal(item: Mapping[str, Any]) -> bool:
-    """A claim or journal-entry item: the registry's own bookkeeping, not a speaker."""
-    return _claim_of(item) is not None or _is_journal_entry(item)
+    """A claim, journal-entry or key item: the registry's own bookkeeping, not a speaker."""
+    return (_claim_of(item) is not None or _is_journal_entry(item)
+            or _key_item_of(item) is not None)
 
 
 def _claim_key(contractor: str, sample_id: str) -> str:

@@ -20,10 +20,11 @@ moto's key deletion is bookkeeping only: Decrypt keeps working after the deletio
 encrypted copy, so the plaintext never leaves KMS at creation:
 https://docs.aws.amazon.com/kms/latest/APIReference/API_GenerateDataKeyWithoutPlaintext.html)
 under the customer-managed key, with the encryption context ``{"securepipe:speaker": <id>}``.
-Only that ciphertext (the ``CiphertextBlob``) is stored, in the speaker's registry item
-(:mod:`securepipe.retention.consent`). Because KMS binds it to the context, a blob copied into
-another
-speaker's item does not decrypt there.
+Only that ciphertext (the ``CiphertextBlob``) is stored, in the speaker's key item of the
+consent registry (``key#<speaker>``, :mod:`securepipe.retention.consent`), written in one
+transaction with a check that the speaker's consent is active and they were never erased.
+Because KMS binds it to the context, a blob copied into another speaker's key item does not
+decrypt there.
 
 To encrypt or decrypt, :class:`SpeakerEnvelope` reads the blob, asks KMS to decrypt it (bound to
 the speaker's context), and uses the 256 bits as an AWS Encryption SDK *raw AES wrapping key*
@@ -36,10 +37,11 @@ speaker
 key exists only for the duration of one operation; nothing caches it. (Python cannot promise
 to wipe memory; keep processes that hold keys short-lived.)
 
-**Shredding** removes the blob from the registry item in one atomic UpdateItem that also marks
-the speaker ``erased``. From then on no SpeakerEnvelope can build the wrapping key, so every
-ciphertext made for that speaker, wherever a copy lives, is undecryptable. This is real in the
-sandbox and on AWS alike: it does not depend on KMS deleting anything.
+**Shredding** deletes the key item in one atomic TransactWriteItems that also marks the speaker
+``erased`` (:meth:`~securepipe.retention.consent.ConsentRegistry.remove_wrapped_key`). From
+then on no SpeakerEnvelope can build the wrapping key, so every ciphertext made for that
+speaker, wherever a copy lives, is undecryptable. This is real in the sandbox and on AWS alike:
+it does not depend on KMS deleting anything.
 
 **What bounds it, honestly.** Anything that kept a copy of the registry item keeps the blob:
 DynamoDB point-in-time recovery (a rolling window of up to 35 days), on-demand backups and AWS
@@ -79,7 +81,12 @@ from securepipe.encryption.envelope import (
 )
 from securepipe.errors import ConsentRecordError, EncryptionError, InvalidParameterError
 from securepipe.ids import validate_kms_key_arn, validate_speaker_id
-from securepipe.retention.consent import ConsentRegistry, refuse_if_erasing
+from securepipe.retention.consent import (
+    ERASURE_STATUSES,
+    KEY_WRITE_ATTEMPTS,
+    ConsentRegistry,
+    refuse_if_erasing,
+)
 
 __all__ = [
     "PROVIDER_ID",
@@ -145,7 +152,8 @@ class SpeakerEnvelope(Envelope):
     Same surface and checks as ``Envelope`` (``encrypt_bytes``, ``decrypt_bytes``,
     ``encrypt_file``, ``decrypt_file``; exact encryption-context match on decrypt; key-committing
     suite; every decryption failure the one opaque :class:`~securepipe.errors.DecryptionError`).
-    For each operation it reads the speaker's wrapped key from the registry, unwraps it with KMS
+    For each operation it reads the speaker's wrapped key from the registry (their status, their
+    key item and their consent fields: three GetItems, projected), unwraps it with KMS
     Decrypt (https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html) under
     ``{"securepipe:speaker": speaker}``, and wraps or unwraps the message's data key with it
     through the SDK's :class:`~aws_encryption_sdk.key_providers.raw.RawMasterKey`.
@@ -196,7 +204,9 @@ class SpeakerEnvelope(Envelope):
                                      wrapping_key_type=EncryptionKeyType.SYMMETRIC),
         )
         try:                           # consent must cover a new encryption (not a decryption)
-            refusal = self._registry.get(self._speaker).refusal(_now())
+            record = self._registry.consent_record(self._speaker)
+            refusal = (("unknown", "the registry has no consent record") if record is None
+                       else record.refusal(_now()))
             why = None if refusal is None else refusal[1]
         except ConsentRecordError as exc:
             why = f"its consent record is malformed ({exc})"
@@ -258,9 +268,12 @@ def shred_speaker_key(registry: ConsentRegistry, speaker: str, *,
                       when: dt.datetime | None = None) -> ShredEvidence:
     """Destroy the speaker's wrapped key in the registry and mark them erased.
 
-    Wraps one DynamoDB UpdateItem (``REMOVE wrapped_key``, ``ReturnValues=ALL_OLD``:
-    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html), then a
-    consistent GetItem to check. Idempotent: shredding an already-shredded speaker changes
+    Wraps :meth:`~securepipe.retention.consent.ConsentRegistry.remove_wrapped_key` (a read,
+    then one TransactWriteItems deleting the key item, conditioned on the blob read, and
+    marking the speaker erased:
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html),
+    then consistent GetItems to check. ``wrapped_key_sha256`` fingerprints exactly the blob
+    deleted. Idempotent: shredding an already-shredded speaker changes
     nothing and says so. Unknown speaker: :class:`~securepipe.errors.UnknownSpeakerError`.
     """
     validate_speaker_id(speaker)
@@ -292,7 +305,10 @@ class SpeakerKeys:
     """Creates, uses and shreds per-speaker keys held in a :class:`ConsentRegistry`.
 
     :param session: a boto3 Session with ``kms:GenerateDataKeyWithoutPlaintext`` and
-        ``kms:Decrypt`` on ``key_arn`` and read/write access to the registry table.
+        ``kms:Decrypt`` on ``key_arn`` (with the speaker-key encryption context), and the
+        registry reads and writes of :meth:`ensure` and :class:`SpeakerEnvelope` (the kit's
+        ``ingest`` role of a layout with ``speaker_keys=True`` holds exactly those:
+        :func:`securepipe.provision.kit_role_policy`).
     :param registry: the consent registry holding the wrapped keys.
     :param key_arn: the customer-managed KMS key that wraps every speaker key.
     """
@@ -322,28 +338,39 @@ class SpeakerKeys:
         erased or erased, or whose term has ended is refused with
         :class:`~securepipe.errors.ConsentError` before any KMS call (reading existing data
         needs no ``ensure``: :meth:`envelope` decrypts while the key exists).
-        Safe under concurrency: the registry write is conditional, the loser re-reads.
+        Safe under concurrency: the key is stored by one transaction that checks the
+        speaker's item and never replaces a key
+        (:meth:`~securepipe.retention.consent.ConsentRegistry.store_wrapped_key`); the loser
+        of a race re-reads and uses the winner's key. After
+        :data:`~securepipe.retention.consent.KEY_WRITE_ATTEMPTS` failed stores:
+        :class:`~securepipe.errors.EncryptionError` (it also names the one persistent cause,
+        a key still kept in the speaker's own item by an earlier release).
         """
         validate_speaker_id(speaker)
         self._registry.check_consent(speaker, _now(clock))
-        wrapped, status = self._registry.wrapped_key(speaker)
-        if wrapped is not None and status not in ("erasing", "erasure-held", "erased"):
-            return wrapped.key_id
-        refuse_if_erasing(speaker, status)
-        if status != "active":
-            raise EncryptionError(f"speaker {speaker!r} is {status}: no new key material")
-        out = self._kms.generate_data_key_without_plaintext(
-            KeyId=self._key_arn, KeySpec="AES_256",
-            EncryptionContext=speaker_key_context(speaker))
-        key_id = f"sk-{uuid.uuid4().hex}"
-        if self._registry.store_wrapped_key(speaker, key_id=key_id, kms_key_arn=str(out["KeyId"]),
-                                            blob=bytes(out["CiphertextBlob"]),
-                                            when=_now(clock)):
-            return key_id
-        wrapped, status = self._registry.wrapped_key(speaker)   # lost a race, or status changed
-        if wrapped is None or status in ("erasing", "erasure-held", "erased"):
-            raise EncryptionError(f"speaker {speaker!r} is {status}: no new key material")
-        return wrapped.key_id
+        out: dict[str, Any] | None = None
+        for _ in range(KEY_WRITE_ATTEMPTS):
+            wrapped, status = self._registry.wrapped_key(speaker)
+            if wrapped is not None and status not in ERASURE_STATUSES:
+                return wrapped.key_id
+            refuse_if_erasing(speaker, status)
+            if status != "active":
+                raise EncryptionError(f"speaker {speaker!r} is {status}: no new key material")
+            if out is None:        # one KMS call; a blob never stored may be stored later
+                out = self._kms.generate_data_key_without_plaintext(
+                    KeyId=self._key_arn, KeySpec="AES_256",
+                    EncryptionContext=speaker_key_context(speaker))
+            key_id = f"sk-{uuid.uuid4().hex}"
+            if self._registry.store_wrapped_key(speaker, key_id=key_id,
+                                                kms_key_arn=str(out["KeyId"]),
+                                                blob=bytes(out["CiphertextBlob"]),
+                                                when=_now(clock)):
+                return key_id
+        raise EncryptionError(
+            f"no key material could be stored for speaker {speaker!r} after "
+            f"{KEY_WRITE_ATTEMPTS} attempts: the registry kept changing, or the speaker's item "
+            "still holds a key where earlier releases kept it (an administrator moves it with "
+            "ConsentRegistry.migrate_wrapped_keys)")
 
     def envelope(self, speaker: str, *, algorithm: Any = DEFAULT_ALGORITHM,
                  frame_length: int = DEFAULT_FRAME_LENGTH) -> SpeakerEnvelope:

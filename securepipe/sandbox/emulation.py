@@ -284,9 +284,9 @@ class Enforcer:
             calls = _calls_to_check(call, body, headers)
             if calls is None:
                 refusal = _own_refusal(call, principal, "unreadable-request",
-                                       "the emulation cannot tell which keys this DeleteObjects "
-                                       "names, so it refuses it rather than let it through "
-                                       "unchecked")
+                                       "the emulation cannot tell which keys (or items) this "
+                                       "request names, so it refuses it rather than let it "
+                                       "through unchecked")
             for each in calls or ():
                 refusal = self._evaluate(each, signer)
                 if refusal is not None:
@@ -455,6 +455,10 @@ def _calls_to_check(call: S3Call | ServiceCall, body: bytes | str | None,
                     headers: Mapping[str, Any]) -> list[S3Call | ServiceCall] | None:
     """The requests to authorise for ``call``: usually just ``call``.
 
+    * A DynamoDB TransactWriteItems becomes its actions, each authorised as AWS does
+      (:func:`securepipe.sandbox.requests.dynamodb_transact_write_parts`); the whole request
+      is refused if any one is.
+
     * An object GET with a subresource (``?retention``, say) is also checked as a GetObject:
       moto answers some of them with the object itself.
     * DeleteObjects (``POST /bucket?delete``) becomes the per-key deletes AWS authorises
@@ -466,6 +470,9 @@ def _calls_to_check(call: S3Call | ServiceCall, body: bytes | str | None,
       caller then refuses the request.
       https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
     """
+    if isinstance(call, ServiceCall) and call.action == "dynamodb:TransactWriteItems":
+        # authorised per action, each with its own condition keys; none to read: refused
+        return list(call.parts) or None
     if (isinstance(call, S3Call) and call.key is not None and call.action.startswith("s3:GetObject")
             and call.action not in ("s3:GetObject", "s3:GetObjectVersion")):
         return [call, replace(call, action="s3:GetObject")]

@@ -119,7 +119,12 @@ MOTO_GAPS: tuple[MotoGap, ...] = (
             "the sandbox reads each item request's key, expressions (a tokenizer and parser of "
             "the update, condition and projection grammars) and legacy parameters into those "
             "keys, refuses a request it cannot read unambiguously, and evaluates the kit's "
-            "consent-table statements with them", 5),
+            "consent-table statements with them; a TransactWriteItems is authorised per action "
+            "as AWS does (dynamodb:PutItem, UpdateItem, DeleteItem, ConditionCheckItem, each "
+            "with its own keys and dynamodb:EnclosingOperation), its "
+            "ReturnValuesOnConditionCheckFailure=ALL_OLD read as ReturnValues ALL_OLD (AWS "
+            "documents no key for it: the stricter reading); moto runs the transaction itself "
+            "(all or nothing, TransactionCanceledException with a reason per action)", 5),
     MotoGap("s3-object-lock-retention", "s3", "Object Lock retention changes and the "
             "governance bypass",
             "any caller may shorten or remove any retention (COMPLIANCE included), and any "

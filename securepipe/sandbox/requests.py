@@ -377,6 +377,9 @@ class ServiceCall:
     #: further (action, resource) pairs AWS authorises for the same request (ReEncrypt's
     #: destination key)
     extra: tuple[tuple[str, str], ...] = ()
+    #: the requests AWS authorises *instead of* this one, each with its own condition keys (a
+    #: TransactWriteItems: one per action); when set, only these are evaluated
+    parts: tuple[ServiceCall, ...] = ()
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -465,18 +468,21 @@ def describe_json_or_query_request(
                 context["kms:EncryptionContextKeys"] = sorted(enc)
             else:
                 ambiguous = ambiguous or "an encryption context that is not an object"
+        elif service == "dynamodb" and operation == "TransactWriteItems":
+            parts, why = dynamodb_transact_write_parts(payload, account, region, context)
+            ambiguous = ambiguous or why
+            return ServiceCall(service, "dynamodb:TransactWriteItems", "*", None, context,
+                               ambiguous=ambiguous, parts=parts)
         elif service == "dynamodb" and "TableName" in payload:
             # Table operations are authorised on the table's ARN (a name, or since 2024 an
             # ARN, in TableName); others (ListTables, batch calls) stay "*":
             # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html
             table = payload["TableName"]
-            if not isinstance(table, str) or not re.fullmatch(
-                    r"[A-Za-z0-9_.-]{3,255}|arn:aws[\w-]*:dynamodb:[\w-]+:\d{12}:table/"
-                    r"[A-Za-z0-9_.-]{3,255}", table):
+            table_arn = _table_arn(table, account, region)
+            if table_arn is None:
                 ambiguous = ambiguous or "a TableName that is neither a table name nor its ARN"
             else:
-                resource = (table if table.startswith("arn:")
-                            else f"arn:aws:dynamodb:{region}:{account}:table/{table}")
+                resource = table_arn
                 if operation in DYNAMODB_ITEM_MEMBERS:
                     keys, why = dynamodb_condition_keys(operation, payload, table, account,
                                                         region)
@@ -504,6 +510,93 @@ def describe_json_or_query_request(
     prefix = _IAM_PREFIX.get(service, service)
     return ServiceCall(service, f"{prefix}:{operation}", resource, None, context,
                        ambiguous=ambiguous, extra=extra)
+
+
+def _table_arn(table: Any, account: str, region: str) -> str | None:
+    """The ARN a DynamoDB table operation is authorised on (``TableName`` is a name or, since
+    2024, an ARN); ``None`` if it is neither."""
+    if not isinstance(table, str) or not re.fullmatch(
+            r"[A-Za-z0-9_.-]{3,255}|arn:aws[\w-]*:dynamodb:[\w-]+:\d{12}:table/"
+            r"[A-Za-z0-9_.-]{3,255}", table):
+        return None
+    if table.startswith("arn:"):
+        return table
+    return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
+
+
+#: The members of a TransactWriteItems request, and of each of its actions, with the IAM
+#: action AWS authorises each as
+#: (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html,
+#: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
+#: ``ClientRequestToken`` is an idempotency token botocore fills in on every call.
+_TRANSACT_MEMBERS = frozenset({"TransactItems", "ClientRequestToken", "ReturnConsumedCapacity",
+                               "ReturnItemCollectionMetrics"})
+_TRANSACT_PART = frozenset({"TableName", "ConditionExpression", "ExpressionAttributeNames",
+                            "ExpressionAttributeValues", "ReturnValuesOnConditionCheckFailure"})
+_TRANSACT_ACTIONS: dict[str, tuple[str, frozenset[str], tuple[str, ...]]] = {
+    # kind: (operation authorised, members it takes, members it requires)
+    "ConditionCheck": ("ConditionCheckItem", _TRANSACT_PART | {"Key"},
+                       ("TableName", "Key", "ConditionExpression")),
+    "Put": ("PutItem", _TRANSACT_PART | {"Item"}, ("TableName", "Item")),
+    "Delete": ("DeleteItem", _TRANSACT_PART | {"Key"}, ("TableName", "Key")),
+    "Update": ("UpdateItem", _TRANSACT_PART | {"Key", "UpdateExpression"},
+               ("TableName", "Key", "UpdateExpression")),
+}
+
+
+def dynamodb_transact_write_parts(payload: Mapping[str, Any], account: str, region: str,
+                                  context: Mapping[str, Any]
+                                  ) -> tuple[tuple[ServiceCall, ...], str | None]:
+    """Emulation only: the per-action requests AWS authorises for a TransactWriteItems.
+
+    AWS authorises each action of a transaction as the operation it performs: ``Put``,
+    ``Update`` and ``Delete`` as ``dynamodb:PutItem``, ``dynamodb:UpdateItem`` and
+    ``dynamodb:DeleteItem``, ``ConditionCheck`` as ``dynamodb:ConditionCheckItem``
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html),
+    each on its table with its own fine-grained access control keys
+    (:func:`dynamodb_condition_keys`), and ``dynamodb:EnclosingOperation`` =
+    ``TransactWriteItems``. An action's ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` returns
+    the whole item when its condition fails; AWS documents no condition key for it, so the
+    emulation reads it as ``dynamodb:ReturnValues`` = ``ALL_OLD`` (refused unless a policy
+    allows that), the stricter reading. Returns ``(parts, why)``; ``why`` (the request is then
+    refused) for anything it cannot read: a member outside the API, an action that is not
+    exactly one of the four kinds, a missing required member, an unreadable action.
+    """
+    try:
+        extra = sorted(set(payload) - _TRANSACT_MEMBERS)
+        if extra:
+            raise UnreadableExpression(f"members TransactWriteItems does not take "
+                                       f"({', '.join(extra)})")
+        items = payload.get("TransactItems")
+        if not isinstance(items, list) or not items:
+            raise UnreadableExpression("no TransactItems list")
+        parts: list[ServiceCall] = []
+        for n, item in enumerate(items):
+            if not isinstance(item, dict) or len(item) != 1:
+                raise UnreadableExpression(f"action {n} is not exactly one of "
+                                           f"{', '.join(_TRANSACT_ACTIONS)}")
+            (kind, body), = item.items()
+            if kind not in _TRANSACT_ACTIONS or not isinstance(body, dict):
+                raise UnreadableExpression(f"action {n} is not one of "
+                                           f"{', '.join(_TRANSACT_ACTIONS)}")
+            operation, members, required = _TRANSACT_ACTIONS[kind]
+            missing = [m for m in required if m not in body]
+            if missing:
+                raise UnreadableExpression(f"action {n} ({kind}) lacks {', '.join(missing)}")
+            table_arn = _table_arn(body["TableName"], account, region)
+            if table_arn is None:
+                raise UnreadableExpression(f"action {n} ({kind}): a TableName that is neither "
+                                           "a table name nor its ARN")
+            keys, why = dynamodb_condition_keys(operation, body, body["TableName"], account,
+                                                region, members=members)
+            if why is not None:
+                raise UnreadableExpression(f"action {n} ({kind}): {why}")
+            parts.append(ServiceCall("dynamodb", f"dynamodb:{operation}", table_arn, None,
+                                     {**context, **keys,
+                                      "dynamodb:EnclosingOperation": "TransactWriteItems"}))
+    except UnreadableExpression as exc:
+        return (), f"DynamoDB TransactWriteItems: {exc}"
+    return tuple(parts), None
 
 
 #: Services whose SigV4 signing name differs from the IAM action prefix policies use
@@ -610,7 +703,9 @@ def _key_value(value: Any) -> str | None:
 
 
 def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: str,
-                            account: str, region: str) -> tuple[dict[str, Any], str | None]:
+                            account: str, region: str, *,
+                            members: frozenset[str] | None = None
+                            ) -> tuple[dict[str, Any], str | None]:
     """Emulation only: the DynamoDB fine-grained access control condition keys of an item
     request, as AWS defines them
     (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html,
@@ -635,12 +730,20 @@ def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: s
     S/N/B value per key attribute, an unknown ReturnValues or Select,
     ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` (it returns the whole item, and AWS
     documents no condition key for it), Select and a projection that contradict each other.
+
+    ``members``: one action of a TransactWriteItems (``operation`` ``PutItem``,
+    ``UpdateItem``, ``DeleteItem`` or ``ConditionCheckItem``, see
+    :func:`dynamodb_transact_write_parts`), which takes these members; its
+    ``dynamodb:ReturnValues`` is then its ``ReturnValuesOnConditionCheckFailure`` (``NONE``
+    or ``ALL_OLD``).
     """
     from securepipe.sandbox.motostate import dynamodb_key_schema
 
     keys: dict[str, Any] = {}
     try:
-        extra = sorted(set(payload) - DYNAMODB_ITEM_MEMBERS[operation])
+        transact = members is not None
+        allowed = members if members is not None else DYNAMODB_ITEM_MEMBERS[operation]
+        extra = sorted(set(payload) - allowed)
         if extra:
             raise UnreadableExpression(f"members {operation} does not take ({', '.join(extra)})")
         legacy = [m for m in _LEGACY_MEMBERS if m in payload]
@@ -670,7 +773,7 @@ def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: s
         attributes |= reader.attributes
         schema = dynamodb_key_schema(table, account, region)
         leading: list[str] | None = None
-        if operation in ("GetItem", "UpdateItem", "DeleteItem", "PutItem"):
+        if operation in ("GetItem", "UpdateItem", "DeleteItem", "PutItem", "ConditionCheckItem"):
             item = payload.get("Key" if operation != "PutItem" else "Item")
             if not isinstance(item, dict) or not item:
                 raise UnreadableExpression("no Key (or Item) map")
@@ -716,6 +819,11 @@ def dynamodb_condition_keys(operation: str, payload: Mapping[str, Any], table: s
                 raise UnreadableExpression(f"Select {select!r} with"
                                            f"{'' if projected else 'out'} a projection")
             keys["dynamodb:Select"] = select
+        elif transact:
+            returned = payload.get("ReturnValuesOnConditionCheckFailure", "NONE")
+            if returned not in ("NONE", "ALL_OLD"):
+                raise UnreadableExpression(f"ReturnValuesOnConditionCheckFailure {returned!r}")
+            keys["dynamodb:ReturnValues"] = returned
         else:
             returned = payload.get("ReturnValues", "NONE")
             if returned not in _RETURN_VALUES:

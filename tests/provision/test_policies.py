@@ -456,3 +456,231 @@ def test_a_claim_repointed_by_a_compromised_ingest_is_reported_by_erasure(
     assert not receipt.complete
     assert receipt.deleted      # the other sample, whose claim is intact, is erased
     assert not any(f"/{target.contractor}/{target.sample_id}" in d.key for d in receipt.deleted)
+
+
+# -- per-speaker keys (AccountLayout(speaker_keys=True)) ------------------------------------
+
+def _speaker_key_world(sandbox: Sandbox):
+    """Provisioned with speaker keys; the manifest's consents recorded by the admin; two
+    samples of one speaker uploaded by the uploader role, then ingested by the ingest role with
+    exactly its policy, under SpeakerKeyConfig (it creates the speaker's key)."""
+    import dataclasses
+
+    from securepipe.retention.consent import ReadOnlyConsentGate
+    from securepipe.retention.shredding import SpeakerKeyConfig
+
+    layout = provision(sandbox.session, AccountLayout.for_session(
+        sandbox.session, speaker_keys=True)).layout
+    assert layout.speaker_keys
+    manifest = load_manifest()
+    admin_registry = ConsentRegistry(sandbox.session, layout.consent_table, create=False)
+    admin_registry.load_manifest_consents(manifest, rebase_to=clock.now().date())
+    items = items_from_manifest(manifest)
+    speaker = items[0].speaker
+    mine = [i for i in items if i.speaker == speaker][:2]
+    uploader = _as_role(sandbox, layout, "uploader")
+    gate = ReadOnlyConsentGate(ConsentRegistry(uploader, layout.consent_table, create=False,
+                                               anchor_bucket=layout.bucket("audit")))
+    envelope = Envelope(uploader, EnvelopeConfig(key_arns=layout.kms_key_arn))
+    for u in manifest.utterances:
+        if any((u.contractor, u.sample_id) == (i.contractor, i.sample_id) for i in mine):
+            upload_sample(uploader, envelope, manifest.path_of(u), bucket=layout.bucket("raw"),
+                          key_arn=layout.kms_key_arn, consent=gate, speaker=speaker,
+                          context=SampleContext(u.contractor, u.sample_id,
+                                                "speech-model-training"))
+    worker = _as_role(sandbox, layout, "ingest")
+    keys = SpeakerKeyConfig(layout.consent_table, layout.kms_key_arn,
+                            anchor_bucket=layout.bucket("audit"))
+    config = dataclasses.replace(_ingest_config(layout), speaker_keys=keys)
+    report = ingest_batch(mine, config, lambda: worker)
+    assert report.count("processed") == len(mine), report.outcomes
+    return layout, admin_registry, speaker, mine, worker, config
+
+
+def _table_items(sandbox: Sandbox, table: str) -> list[dict[str, object]]:
+    items = sandbox.session.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
+    return sorted(items, key=lambda i: str(i["speaker"]))
+
+
+def test_ingest_with_speaker_keys_and_the_erasure_that_shreds_them_run_with_exactly_their_policies(
+        sandbox: Sandbox) -> None:
+    """Ingest under SpeakerKeyConfig as the ingest role: the speaker's key is created in its
+    own key item (the speaker's consent item gets none), features are encrypted with it; the
+    eraser role erases the speaker: the key item is deleted in the same transaction that marks
+    the speaker erased, and the evidence fingerprints exactly the blob that was stored."""
+    import hashlib
+
+    from securepipe.encryption.signing import KmsSigner
+    from securepipe.errors import ConsentError, DecryptionError
+    from securepipe.features.extract import from_bytes
+    from securepipe.retention.erasure import erase_speaker
+
+    layout, admin_registry, speaker, mine, worker, config = _speaker_key_world(sandbox)
+    ddb = sandbox.session.client("dynamodb")
+    table = layout.consent_table
+    key_item = ddb.get_item(TableName=table, Key={"speaker": {"S": f"key#{speaker}"}},
+                            ConsistentRead=True)["Item"]
+    assert set(key_item) == {"speaker", "wrapped_key", "key_id", "key_arn", "key_created_at"}
+    consent_item = ddb.get_item(TableName=table, Key={"speaker": {"S": speaker}})["Item"]
+    assert "wrapped_key" not in consent_item and "key_id" not in consent_item
+    assert admin_registry.get(speaker).has_key
+    admin_keys = config.speaker_keys.keys(sandbox.session)
+    item = mine[0]
+    body = sandbox.session.client("s3").get_object(
+        Bucket=layout.bucket("features"), Key=config.features_key(item))["Body"].read()
+    context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
+    with pytest.raises(DecryptionError):               # not under the shared key
+        Envelope(sandbox.session, EnvelopeConfig(key_arns=layout.kms_key_arn)).decrypt_bytes(
+            body, context)
+    assert from_bytes(admin_keys.envelope(speaker).decrypt_bytes(body, context))[0].size
+    assert ingest_batch(mine, config, lambda: worker).count("processed") == len(mine)  # re-run
+
+    eraser = _as_role(sandbox, layout, "eraser")
+    receipt = erase_speaker(eraser, speaker=speaker,
+                            registry=ConsentRegistry(eraser, table, create=False),
+                            buckets=list(layout.data_buckets),
+                            signer=KmsSigner(eraser, layout.signing_key_arn),
+                            anchor_bucket=layout.bucket("audit"))
+    assert receipt.shredding is not None and receipt.shredding.shredded
+    assert receipt.shredding.wrapped_key_sha256 == hashlib.sha256(
+        key_item["wrapped_key"]["B"]).hexdigest()
+    assert receipt.shredding.key_id == key_item["key_id"]["S"]
+    assert not receipt.shredding.registry_has_key_after
+    assert "Item" not in ddb.get_item(TableName=table, Key={"speaker": {"S": f"key#{speaker}"}},
+                                      ConsistentRead=True)
+    after = admin_registry.get(speaker)
+    assert after.status == "erased" and not after.has_key
+    assert after.key_id == key_item["key_id"]["S"]       # the shredded key's handle is kept
+    with pytest.raises(DecryptionError):
+        admin_keys.envelope(speaker).decrypt_bytes(body, context)
+    # ingest has no key of an erased speaker to read, and cannot make one
+    worker_keys = config.speaker_keys.keys(worker)
+    assert worker_keys.registry.wrapped_key(speaker) == (None, "erased")
+    with pytest.raises(ConsentError):
+        worker_keys.ensure(speaker)
+    assert "Item" not in ddb.get_item(TableName=table, Key={"speaker": {"S": f"key#{speaker}"}},
+                                      ConsistentRead=True)
+
+
+def test_compromised_speaker_key_ingest_cannot_touch_consent_journal_or_keys(
+        sandbox: Sandbox) -> None:
+    """With exactly its speaker-key policy, the ingest role's credentials in an attacker's
+    hands cannot change a consent field, the status, erased_at or the erasure head (alone or
+    inside a transaction), read or write a journal item, delete a key item, read a key item
+    whole or a key from a speaker's item, overwrite a key through the kit's own store, ask a
+    failed condition for the whole item, or use the speaker-key context beyond wrapping keys.
+    Each is refused by the emulated IAM, and the table is unchanged after."""
+    from securepipe.errors import EncryptionError
+
+    layout, _, speaker, _, worker, config = _speaker_key_world(sandbox)
+    ddb = worker.client("dynamodb")
+    table = layout.consent_table
+    key = {"speaker": {"S": speaker}}
+    key_key = {"speaker": {"S": f"key#{speaker}"}}
+    journal = {"speaker": {"S": f"journal#{speaker}#0"}}
+    before = _table_items(sandbox, table)
+    stored = next(i for i in before if i["speaker"] == key_key["speaker"])
+
+    def check(condition: str, **extra: object) -> dict[str, object]:
+        return {"ConditionCheck": {"TableName": table, "Key": key,
+                                   "ConditionExpression": condition, **extra}}
+
+    def put(item: dict[str, object], **extra: object) -> dict[str, object]:
+        return {"Put": {"TableName": table, "Item": item, **extra}}
+
+    transactions = {
+        "update a key item beside the kit's own check": [
+            check("attribute_exists(speaker)"),
+            {"Update": {"TableName": table, "Key": key_key, "UpdateExpression": "SET key_id = :k",
+                        "ExpressionAttributeValues": {":k": {"S": "x"}}}}],
+        "back-date erased_at beside a key creation": [
+            {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET erased_at = :t",
+                        "ExpressionAttributeValues": {":t": {"S": "2020-01-01T00:00:00+00:00"}}}},
+            put({**stored, "speaker": {"S": "key#someone"}},
+                ConditionExpression="attribute_not_exists(speaker)")],
+        "edit the status": [{"Update": {
+            "TableName": table, "Key": key, "UpdateExpression": "SET #s = :a",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":a": {"S": "active"}}}}],
+        "edit the erasure head": [{"Update": {
+            "TableName": table, "Key": key, "UpdateExpression": "REMOVE erasure_head"}}],
+        "write a journal item": [put({**journal, "seq": {"N": "0"}})],
+        "delete the key item": [{"Delete": {"TableName": table, "Key": key_key}}],
+        "a key item carrying a consent field": [
+            put({**stored, "speaker": {"S": "key#spk99"}, "status": {"S": "active"}})],
+        "a key in the speaker's own item": [put({**key, "wrapped_key": stored["wrapped_key"]})],
+        "the whole speaker item on a failed check": [
+            check("#s = :x", ExpressionAttributeNames={"#s": "status"},
+                  ExpressionAttributeValues={":x": {"S": "nope"}},
+                  ReturnValuesOnConditionCheckFailure="ALL_OLD")],
+        "probe the sample index": [check("contains(samples, :s)",
+                                         ExpressionAttributeValues={":s": {"S": "c01/x"}})],
+    }
+    for name, items in transactions.items():
+        assert _emulation_refused(lambda i=items: ddb.transact_write_items(TransactItems=i)), name
+    assert _emulation_refused(lambda: ddb.delete_item(TableName=table, Key=key_key))
+    assert _emulation_refused(lambda: ddb.put_item(TableName=table, Item=stored))  # not in a tx
+    assert _emulation_refused(lambda: ddb.get_item(TableName=table, Key=key_key))   # whole item
+    assert _emulation_refused(lambda: ddb.get_item(TableName=table, Key=journal,
+                                                   ProjectionExpression="speaker"))
+    assert _emulation_refused(lambda: ddb.get_item(TableName=table, Key=key,
+                                                   ProjectionExpression="wrapped_key"))
+    assert _emulation_refused(lambda: ddb.scan(TableName=table))
+    # the kit's own store never replaces a key: its Put is conditioned on none existing
+    registry = config.speaker_keys.keys(worker).registry
+    assert not registry.store_wrapped_key(speaker, key_id="sk-forged", blob=b"x" * 40,
+                                          kms_key_arn=layout.kms_key_arn, when=clock.now())
+    # the speaker-key context only for wrapping keys: no plaintext data key under it, no other
+    # context key beside it, no other key
+    kms = worker.client("kms")
+    context = {"securepipe:speaker": speaker}
+    assert _emulation_refused(lambda: kms.generate_data_key(
+        KeyId=layout.kms_key_arn, KeySpec="AES_256", EncryptionContext=context))
+    assert _emulation_refused(lambda: kms.generate_data_key_without_plaintext(
+        KeyId=layout.kms_key_arn, KeySpec="AES_256",
+        EncryptionContext={**context, "securepipe:trail": "x"}))
+    assert _emulation_refused(lambda: kms.generate_data_key_without_plaintext(
+        KeyId=layout.archive_key_arn, KeySpec="AES_256", EncryptionContext=context))
+    assert _table_items(sandbox, table) == before
+    # ... and a speaker whose consent is withdrawn gets no key, even from the role's own path
+    other = next(s.speaker for s in load_manifest().speakers if s.speaker != speaker)
+    ConsentRegistry(sandbox.session, table, create=False).withdraw(other, clock.now())
+    before = _table_items(sandbox, table)
+    assert not registry.store_wrapped_key(other, key_id="sk-x", blob=b"x" * 40,
+                                          kms_key_arn=layout.kms_key_arn, when=clock.now())
+    with pytest.raises(EncryptionError):
+        config.speaker_keys.keys(worker).envelope(other).encrypt_bytes(
+            b"x", SampleContext("c01", "s-1", "speech-features"))
+    assert _table_items(sandbox, table) == before
+
+
+def test_what_iam_cannot_stop_a_compromised_speaker_key_ingest(sandbox: Sandbox) -> None:
+    """Stated, not hidden: IAM has no condition key for a request's ConditionExpression, so the
+    role allowed to create key items (a Put inside a transaction) can also send a Put with no
+    condition over an existing key item. Every ciphertext made with the old key then fails to
+    decrypt (an unauthorised shredding: nothing is disclosed). It can also unwrap any active
+    speaker's key, which it needs to encrypt for them. Point-in-time recovery of the consent
+    table restores a replaced key item."""
+    from securepipe.errors import DecryptionError
+
+    layout, admin_registry, speaker, mine, worker, config = _speaker_key_world(sandbox)
+    table = layout.consent_table
+    item = mine[0]
+    body = sandbox.session.client("s3").get_object(
+        Bucket=layout.bucket("features"), Key=config.features_key(item))["Body"].read()
+    context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
+    wrapped, _ = config.speaker_keys.keys(worker).registry.wrapped_key(speaker)
+    assert wrapped is not None
+    kms = worker.client("kms")
+    assert len(kms.decrypt(CiphertextBlob=wrapped.blob,
+                           EncryptionContext={"securepipe:speaker": speaker})["Plaintext"]) == 32
+    fresh = kms.generate_data_key_without_plaintext(
+        KeyId=layout.kms_key_arn, KeySpec="AES_256",
+        EncryptionContext={"securepipe:speaker": speaker})["CiphertextBlob"]
+    worker.client("dynamodb").transact_write_items(TransactItems=[{"Put": {
+        "TableName": table, "Item": {
+            "speaker": {"S": f"key#{speaker}"}, "wrapped_key": {"B": fresh},
+            "key_id": {"S": wrapped.key_id}, "key_arn": {"S": wrapped.kms_key_arn}}}}])
+    with pytest.raises(DecryptionError):
+        config.speaker_keys.keys(sandbox.session).envelope(speaker).decrypt_bytes(body, context)
+    assert admin_registry.get(speaker).status == "active"

@@ -547,11 +547,10 @@ def test_rerun_shreds_key_material_restored_after_erasure(world: World) -> None:
     ctx = world.features_context(next(u.sample_id for u in MANIFEST.utterances
                                       if u.speaker == "spk07"))
     copy = world.keys.envelope("spk07").encrypt_bytes(b"spk07 features", ctx)
-    saved = ddb.get_item(TableName=table, Key={"speaker": {"S": "spk07"}})["Item"]
+    saved = ddb.get_item(TableName=table, Key={"speaker": {"S": "key#spk07"}})["Item"]
     assert _erase(world, "spk07").shredding.shredded
-    ddb.update_item(TableName=table, Key={"speaker": {"S": "spk07"}},
-                    UpdateExpression="SET wrapped_key = :b",
-                    ExpressionAttributeValues={":b": saved["wrapped_key"]})
+    assert "Item" not in ddb.get_item(TableName=table, Key={"speaker": {"S": "key#spk07"}})
+    ddb.put_item(TableName=table, Item=saved)               # the key item restored alone
     assert world.keys.envelope("spk07").decrypt_bytes(copy, ctx) == b"spk07 features"
     again = _erase(world, "spk07")
     assert again.status != "already-erased" and again.shredding is not None
@@ -685,11 +684,12 @@ def test_a_registry_restore_does_not_bring_an_erased_speaker_back(world: World) 
     ctx = world.features_context(next(u.sample_id for u in MANIFEST.utterances
                                       if u.speaker == "spk07"))
     stolen = world.keys.envelope("spk07").encrypt_bytes(b"spk07 features", ctx)
-    backup = ddb.get_item(TableName=table, Key={"speaker": {"S": "spk07"}},
-                          ConsistentRead=True)["Item"]
+    backup = [ddb.get_item(TableName=table, Key={"speaker": {"S": name}},
+                           ConsistentRead=True)["Item"] for name in ("spk07", "key#spk07")]
     gated.admit("spk07", "s-1", contractor="c03", at=clock.now())         # consent stands
     assert _erase(world, "spk07").shredding.shredded
-    ddb.put_item(TableName=table, Item=backup)                             # the restore
+    for item in backup:                                                    # the restore
+        ddb.put_item(TableName=table, Item=item)
     assert world.registry.get("spk07").status == "active" and world.registry.get("spk07").has_key
 
     with pytest.raises(ConsentError) as refused:

@@ -7,6 +7,7 @@ refused, and what the reader cannot read is refused as ambiguous."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import string
 from typing import Any
 
@@ -361,3 +362,183 @@ def test_leading_keys_follow_the_tables_key_schema(sandbox: Sandbox) -> None:
     assert keys["dynamodb:Attributes"] == ["pk", "sk"]
     assert read("Query", KeyConditionExpression="pk = :p OR sk = :n",
                 ExpressionAttributeValues={":p": {"S": "p2"}, ":n": {"N": "1"}})[1] is not None
+
+
+# -- TransactWriteItems: authorised per action ----------------------------------------------
+
+def _transact(sandbox: Sandbox) -> Any:
+    """A reader of TransactWriteItems in the sandbox's account, with the consent table made
+    (a Put's leading key is read from moto's key schema), and an evaluator of its parts."""
+    from securepipe.retention.consent import ConsentRegistry
+    from securepipe.sandbox.requests import dynamodb_transact_write_parts
+
+    ConsentRegistry(sandbox.session, "securepipe-consent")
+    account, region = sandbox.account_id, sandbox.region
+    table = f"arn:aws:dynamodb:{region}:{account}:table/securepipe-consent"
+    key = f"arn:aws:kms:{region}:{account}:key/"
+    layout = AccountLayout(account, region,
+                           data_key_arn=key + "1234abcd-12ab-34cd-56ef-1234567890ab",
+                           archive_key_arn=key + "2234abcd-12ab-34cd-56ef-1234567890ab",
+                           signing_key_arn=key + "3234abcd-12ab-34cd-56ef-1234567890ab")
+
+    def parts(*items: dict[str, Any], **extra: Any) -> Any:
+        return dynamodb_transact_write_parts({"TransactItems": list(items), **extra}, account,
+                                             region, {})
+
+    def allowed(role: str, *items: dict[str, Any], speaker_keys: bool = True) -> bool:
+        found, why = parts(*items)
+        assert why is None, why
+        doc = kit_role_policy(role, dataclasses.replace(layout, speaker_keys=speaker_keys))  # type: ignore[arg-type]
+        policy = Policy.from_document(role, doc)
+        return all(evaluate(Request(p.action, p.resource,
+                                    f"arn:aws:sts::{account}:assumed-role/securepipe-{role}/s",
+                                    dict(p.context)), identity=[policy]).allowed
+                   for p in found)
+
+    return table, parts, allowed
+
+
+def _check(key: str, condition: str, **extra: Any) -> dict[str, Any]:
+    return {"ConditionCheck": {"TableName": "securepipe-consent", "Key": {"speaker": {"S": key}},
+                               "ConditionExpression": condition, **extra}}
+
+
+def _put(item: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"Put": {"TableName": "securepipe-consent", "Item": item, **extra}}
+
+
+_KEY_ITEM = {"speaker": {"S": "key#spk01"}, "wrapped_key": {"B": "AAAA"},
+             "key_id": {"S": "sk-1"}, "key_arn": {"S": "arn:aws:kms:eu-west-1:1:key/x"},
+             "key_created_at": {"S": "2026-01-01T00:00:00+00:00"}}
+_STORE = (_check("spk01", "attribute_exists(speaker) AND #status = :active AND "
+                 "attribute_not_exists(erased_at) AND attribute_not_exists(wrapped_key)",
+                 ExpressionAttributeNames={"#status": "status"},
+                 ExpressionAttributeValues={":active": {"S": "active"}}),
+          _put(_KEY_ITEM, ConditionExpression="attribute_not_exists(speaker)"))
+
+
+def test_a_transaction_reads_as_its_actions(sandbox: Sandbox) -> None:
+    """The kit's key store (ConsentRegistry.store_wrapped_key) is two requests to authorise:
+    a ConditionCheckItem on the speaker's item naming only the fields it tests, a PutItem on
+    the key item naming only the key fields, each on the table, inside TransactWriteItems."""
+    from securepipe.retention.consent import KEY_CHECK_FIELDS, KEY_FIELDS
+
+    table, parts, _ = _transact(sandbox)
+    (check, put), why = parts(*_STORE, ClientRequestToken="t-1")
+    assert why is None
+    assert (check.action, put.action) == ("dynamodb:ConditionCheckItem", "dynamodb:PutItem")
+    assert check.resource == put.resource == table
+    assert check.context["dynamodb:LeadingKeys"] == ["spk01"]
+    assert sorted(check.context["dynamodb:Attributes"]) == sorted(KEY_CHECK_FIELDS)
+    assert put.context["dynamodb:LeadingKeys"] == ["key#spk01"]
+    assert sorted(put.context["dynamodb:Attributes"]) == sorted(KEY_FIELDS)
+    for part in (check, put):
+        assert part.context["dynamodb:ReturnValues"] == "NONE"
+        assert part.context["dynamodb:EnclosingOperation"] == "TransactWriteItems"
+    (leak,), _ = parts(_check("spk01", "attribute_exists(speaker)",
+                              ReturnValuesOnConditionCheckFailure="ALL_OLD"))
+    assert leak.context["dynamodb:ReturnValues"] == "ALL_OLD"
+
+
+@pytest.mark.parametrize("items, extra", [
+    ([], {}),
+    ([_STORE[0]], {"Smuggled": 1}),
+    ([{**_STORE[0], **_STORE[1]}], {}),                              # two kinds in one action
+    ([{"Get": {"TableName": "securepipe-consent", "Key": {"speaker": {"S": "s"}}}}], {}),
+    ([{"ConditionCheck": {"TableName": "securepipe-consent",
+                          "Key": {"speaker": {"S": "s"}}}}], {}),    # no condition
+    ([_check("s", "attribute_exists(speaker)",
+             ReturnValuesOnConditionCheckFailure="EVERYTHING")], {}),
+    ([_check("s", "attribute_exists(speaker)", ReturnValues="ALL_OLD")], {}),
+    ([_check("s", "attribute_exists(speaker)", Expected={"a": {"Exists": False}})], {}),
+    ([_check("s", "attribute_exists(#unused)")], {}),
+    ([{"Update": {"TableName": "securepipe-consent", "Key": {"speaker": {"S": "s"}}}}], {}),
+    ([{"Delete": {"TableName": "bad name!", "Key": {"speaker": {"S": "s"}}}}], {}),
+    ([_put({"speaker": {"M": {}}})], {}),
+])
+def test_transactions_the_reader_cannot_read_are_ambiguous(
+        sandbox: Sandbox, items: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+    _, parts, _ = _transact(sandbox)
+    found, why = parts(*items, **extra)
+    assert why is not None and found == ()
+
+
+def test_the_key_store_and_the_shredding_fit_their_roles(sandbox: Sandbox) -> None:
+    _, _, allowed = _transact(sandbox)
+    assert allowed("ingest", *_STORE)
+    assert not allowed("ingest", *_STORE, speaker_keys=False)        # only with speaker keys
+    shred = ({"Delete": {"TableName": "securepipe-consent",
+                         "Key": {"speaker": {"S": "key#spk01"}},
+                         "ConditionExpression": "wrapped_key = :b",
+                         "ExpressionAttributeValues": {":b": {"B": "AAAA"}}}},
+             {"Update": {"TableName": "securepipe-consent", "Key": {"speaker": {"S": "spk01"}},
+                         "UpdateExpression": "REMOVE wrapped_key SET #s = :s, erased_at = :t",
+                         "ConditionExpression": "attribute_exists(speaker)",
+                         "ExpressionAttributeNames": {"#s": "status"},
+                         "ExpressionAttributeValues": {":s": {"S": "erased"},
+                                                       ":t": {"S": "x"}}}})
+    assert allowed("eraser", *shred) and not allowed("ingest", *shred)
+    assert not allowed("eraser", {"Delete": {"TableName": "securepipe-consent",
+                                             "Key": {"speaker": {"S": "journal#spk01#0"}}}})
+
+
+_ERASE = {"Update": {"TableName": "securepipe-consent", "Key": {"speaker": {"S": "spk01"}},
+                     "UpdateExpression": "SET erased_at = :t"}}
+
+
+@pytest.mark.parametrize("items", [
+    # the key item: never deleted, never updated, never with a consent field, never read back
+    [{"Delete": {"TableName": "securepipe-consent", "Key": {"speaker": {"S": "key#spk01"}}}}],
+    [{"Update": {"TableName": "securepipe-consent", "Key": {"speaker": {"S": "key#spk01"}},
+                 "UpdateExpression": "SET wrapped_key = :b"}}],
+    [_put({**_KEY_ITEM, "status": {"S": "active"}})],
+    [_put(_KEY_ITEM, ConditionExpression="attribute_not_exists(speaker)",
+          ReturnValuesOnConditionCheckFailure="ALL_OLD")],
+    # a Put anywhere else: a speaker's item, a journal entry, a claim
+    [_put({"speaker": {"S": "spk01"}, "wrapped_key": {"B": "AAAA"}})],
+    [_put({"speaker": {"S": "journal#spk01#0"}})],
+    [_put({"speaker": {"S": "claim#c01/s-1"}})],
+    # the speaker's item: checked only on the fields the store tests, never written
+    [_check("spk01", "attribute_exists(erasure_head)")],
+    [_check("spk01", "contains(samples, :s)")],
+    [_check("spk01", "attribute_exists(speaker)", ReturnValuesOnConditionCheckFailure="ALL_OLD")],
+    [_check("journal#spk01#0", "attribute_exists(speaker)")],
+    [_STORE[1], _ERASE],
+])
+def test_compromised_speaker_key_ingest_transactions_are_refused(
+        sandbox: Sandbox, items: list[dict[str, Any]]) -> None:
+    _, _, allowed = _transact(sandbox)
+    assert not allowed("ingest", *items)
+
+
+def test_speaker_key_ingest_outside_a_transaction(sandbox: Sandbox) -> None:
+    """A plain PutItem of a key item is refused (the Put is allowed only inside
+    TransactWriteItems); a key item is read only projected on the key fields."""
+    from securepipe.retention.consent import KEY_FIELDS
+
+    _transact(sandbox)
+    account, region = sandbox.account_id, sandbox.region
+    key = f"arn:aws:kms:{region}:{account}:key/"
+    layout = AccountLayout(account, region, speaker_keys=True,
+                           data_key_arn=key + "1234abcd-12ab-34cd-56ef-1234567890ab",
+                           archive_key_arn=key + "2234abcd-12ab-34cd-56ef-1234567890ab",
+                           signing_key_arn=key + "3234abcd-12ab-34cd-56ef-1234567890ab")
+    policy = Policy.from_document("ingest", kit_role_policy("ingest", layout))
+
+    def allowed(operation: str, **payload: Any) -> bool:
+        keys, why = dynamodb_condition_keys(operation, {"TableName": "securepipe-consent",
+                                                        **payload}, "securepipe-consent",
+                                            account, region)
+        assert why is None, why
+        return evaluate(Request(f"dynamodb:{operation}",
+                                f"arn:aws:dynamodb:{region}:{account}:table/securepipe-consent",
+                                "arn:aws:sts::1:assumed-role/securepipe-ingest/s", keys),
+                        identity=[policy]).allowed
+
+    names = {f"#a{n}": a for n, a in enumerate(KEY_FIELDS)}
+    assert allowed("GetItem", Key={"speaker": {"S": "key#spk01"}},
+                   ProjectionExpression=", ".join(names), ExpressionAttributeNames=names)
+    assert not allowed("GetItem", Key={"speaker": {"S": "key#spk01"}})
+    assert not allowed("PutItem", Item=_KEY_ITEM)
+    assert not allowed("GetItem", Key={"speaker": {"S": "spk01"}},
+                       ProjectionExpression="wrapped_key")
