@@ -112,7 +112,8 @@ _SPEAKER_ITEMS = ("ForAllValues:StringNotLike", ["*#*"])
 
 
 def _fgac(sid: str, actions: list[str], table: str, leading: tuple[str, list[str]],
-          attributes: tuple[str, ...], *, transactional: bool = False) -> dict[str, Any]:
+          attributes: tuple[str, ...], *, transactional: bool = False,
+          not_leading: tuple[str, ...] = ()) -> dict[str, Any]:
     """One consent-table statement with DynamoDB fine-grained access control, in the pattern
     of https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html:
 
@@ -148,6 +149,9 @@ def _fgac(sid: str, actions: list[str], table: str, leading: tuple[str, list[str
         "Null": {"dynamodb:LeadingKeys": "false", "dynamodb:Attributes": "false"},
     }
     condition.setdefault(operator, {})["dynamodb:LeadingKeys"] = list(patterns)
+    if not_leading:   # and none of these (a second operator on the same key: both must hold)
+        condition.setdefault("ForAllValues:StringNotLike", {})["dynamodb:LeadingKeys"] = \
+            list(not_leading)
     if transactional:
         if not writes:
             raise InvalidParameterError("a transactional statement names only writes")
@@ -174,6 +178,12 @@ def _consent_read(sid: str, table: str) -> dict[str, Any]:
     return _fgac(sid, ["dynamodb:GetItem"], table, _SPEAKER_ITEMS, CONSENT_FIELDS)
 
 
+#: Key-item names no speaker can have (speaker ids never hold ``#``, ``/`` or ``.``, and
+#: are never empty: :data:`securepipe.ids.SPEAKER_ID`).
+_NO_SPEAKER_KEYS = (f"{KEY_PREFIX}", f"{KEY_PREFIX}*#*", f"{KEY_PREFIX}*/*",
+                    f"{KEY_PREFIX}*.*", f"{KEY_PREFIX}* *")
+
+
 def _speaker_key_statements(table: str, data_key: str) -> list[dict[str, Any]]:
     """What ingest adds with per-speaker keys (:class:`~securepipe.retention.shredding.SpeakerKeys`:
     ``ensure`` and the :class:`~securepipe.retention.shredding.SpeakerEnvelope`)."""
@@ -182,9 +192,12 @@ def _speaker_key_statements(table: str, data_key: str) -> list[dict[str, Any]]:
         # read a speaker's key item (its key attributes, projected)
         _fgac("SpeakerKeyRead", ["dynamodb:GetItem"], table, key_items, KEY_FIELDS),
         # create one: a Put of the key item, with a ConditionCheck of the speaker's item
-        # (consent active, never erased, no key in the item itself), in one transaction
+        # (consent active, never erased, no key kept in the item itself by an earlier
+        # release: tested on its key_arn, never on the blob), in one transaction. Never under
+        # a name no speaker can have (a copy under "key#spk01#x" or "key#"); a copy under
+        # another valid id is found and deleted by the shredding, and reported by scan().
         _fgac("SpeakerKeyCreate", ["dynamodb:PutItem"], table, key_items, KEY_FIELDS,
-              transactional=True),
+              transactional=True, not_leading=_NO_SPEAKER_KEYS),
         _fgac("SpeakerKeyConsentCheck", ["dynamodb:ConditionCheckItem"], table, _SPEAKER_ITEMS,
               KEY_CHECK_FIELDS, transactional=True),
         # make (GenerateDataKeyWithoutPlaintext) and unwrap (Decrypt) speaker keys, only
@@ -351,8 +364,16 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             # versions, the journal and the shredding (UpdateItem), and how long backups
             # could still restore a shredded key (DescribeContinuousBackups).
             {"Sid": "ConsentRegistry", "Effect": "Allow",
-             "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Scan",
+             "Action": ["dynamodb:GetItem", "dynamodb:Scan",
                         "dynamodb:DescribeContinuousBackups"], "Resource": [table]},
+            # UpdateItem creates an item it does not find: never on a key item, so the eraser
+            # cannot plant a speaker key it knows (finding: with GenerateDataKey under the
+            # speaker-key context it could, and read the features encrypted with it).
+            {"Sid": "ConsentRegistryWrites", "Effect": "Allow",
+             "Action": ["dynamodb:UpdateItem"], "Resource": [table],
+             "Condition": {"ForAllValues:StringNotLike": {
+                 "dynamodb:LeadingKeys": [f"{KEY_PREFIX}*"]},
+                 "Null": {"dynamodb:LeadingKeys": "false"}}},
             # ListBackups takes no resource-level permission (Resource "*"):
             # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html
             {"Sid": "RegistryBackups", "Effect": "Allow", "Action": ["dynamodb:ListBackups"],
@@ -398,7 +419,10 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
              "Resource": [_arn(audit, "/erasure-journal/*")]},
             {"Sid": "ListTrailHistory", "Effect": "Allow", "Action": ["s3:ListBucketVersions"],
              "Resource": [_arn(audit)]},
+            # Data keys for what the eraser writes (SSE-KMS, trails), never under the
+            # speaker-key encryption context: a speaker key the eraser made it would know.
             {"Sid": "TrailKeys", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],
-             "Resource": [data_key]},
+             "Resource": [data_key],
+             "Condition": {"Null": {f"kms:EncryptionContext:{SPEAKER_CONTEXT_KEY}": "true"}}},
         ]
     return {"Version": "2012-10-17", "Statement": statements}

@@ -144,7 +144,7 @@ KEY_FIELDS = ("speaker", "wrapped_key", "key_id", "key_arn", "key_created_at")
 #: The attributes of a speaker's item that storing a key tests (the ConditionCheck of
 #: :meth:`ConsentRegistry.store_wrapped_key`): the item exists, its status is active, it was
 #: never erased, and it holds no key in the place earlier releases kept it.
-KEY_CHECK_FIELDS = ("speaker", "status", "erased_at", "wrapped_key")
+KEY_CHECK_FIELDS = ("speaker", "status", "erased_at", "key_arn")
 #: How many times a write coupling a key item and a speaker item is retried when the items
 #: change between the read and the transaction (a concurrent erasure or key creation).
 KEY_WRITE_ATTEMPTS = 5
@@ -502,10 +502,12 @@ class ConsentRegistry:
         key = self._item(_key_item_key(speaker))
         if key is not None:
             parsed = _key_item_of(key)
-            if parsed is None:
-                raise ConsentRecordError(speaker, "wrapped_key",
-                                         f"its key item {KEY_PREFIX}{speaker} is malformed")
-            item = _with_key(item, parsed)
+            # A malformed key item is still key material as far as erasure is concerned
+            # (``has_key``): refusing to read the speaker would let whoever planted it stop
+            # their erasure. Using it to encrypt or decrypt is refused (wrapped_key()).
+            item = (_with_key(item, parsed) if parsed is not None else
+                    {**item, "wrapped_key": key.get("wrapped_key", b""),
+                     "key_id": key["key_id"] if isinstance(key.get("key_id"), str) else None})
         return _record(item)
 
     def get(self, speaker: str) -> ConsentRecord:
@@ -522,8 +524,15 @@ class ConsentRegistry:
         malformed). A speaker's key item is read into their item (``has_key``, ``key_id``)."""
         raw = self._raw_items()
         keys = {k.speaker: k for k in map(_key_item_of, raw) if k is not None}
+        speakers = {item.get("speaker") for item in raw if not _internal(item)}
         out: list[dict[str, Any]] = []
         for item in raw:
+            key = _key_item_of(item)
+            if key is not None and key.speaker not in speakers:
+                # a key item with no speaker beside it (a copy under another name, or left
+                # behind): not bookkeeping, reported as a malformed record
+                out.append(item)
+                continue
             if _internal(item):
                 continue
             speaker = item.get("speaker")
@@ -902,7 +911,9 @@ class ConsentRegistry:
         One TransactWriteItems
         (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html):
         a ConditionCheck on the speaker's item (exists, ``status = active``, no ``erased_at``,
-        no key in the item itself; it names only :data:`KEY_CHECK_FIELDS`) and a Put of the
+        no key kept in the item itself by an earlier release, tested on its ``key_arn`` and
+        never on the blob, which would be an oracle on it; it names only
+        :data:`KEY_CHECK_FIELDS`) and a Put of the
         key item (:data:`KEY_FIELDS` only) conditioned on ``attribute_not_exists``, so an
         existing key is never replaced (that would orphan every ciphertext made with it) and
         no key is stored for a speaker an erasure has reached, whatever runs concurrently.
@@ -926,7 +937,7 @@ class ConsentRegistry:
                     "TableName": self._table, "Key": {"speaker": {"S": speaker}},
                     "ConditionExpression": (
                         "attribute_exists(speaker) AND #status = :active AND "
-                        "attribute_not_exists(erased_at) AND attribute_not_exists(wrapped_key)"),
+                        "attribute_not_exists(erased_at) AND attribute_not_exists(key_arn)"),
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": {":active": {"S": "active"}}}},
                 {"Put": {
@@ -987,9 +998,13 @@ class ConsentRegistry:
                     check = {"ConditionExpression": "wrapped_key = :b",
                              "ExpressionAttributeValues": {":b": {"B": blob}}}
                     old = {k: key.get(k) for k in ("wrapped_key", "key_id", "key_arn")}
-                else:         # a malformed key item: deleted all the same, if unchanged
-                    check = {"ConditionExpression": "attribute_exists(speaker) AND "
-                                                    "attribute_not_exists(wrapped_key)"}
+                else:
+                    # A malformed key item (a blob of another type, a missing handle): deleted
+                    # all the same, whatever it holds. No fingerprint: it is not a key the kit
+                    # made, and no valid key can be stored meanwhile (the store's check needs
+                    # status active, and an erasure has marked the speaker erasing first).
+                    check = {"ConditionExpression": "attribute_exists(speaker)"}
+                    old = {"malformed_key_item": True}
                 key_action = {"Delete": {"TableName": self._table,
                                          "Key": {"speaker": {"S": key_name}}, **check}}
             legacy = item.get("wrapped_key")
@@ -997,8 +1012,8 @@ class ConsentRegistry:
             if isinstance(legacy, bytes):
                 condition += " AND wrapped_key = :legacy"
                 values[":legacy"] = {"B": legacy}
-                if not old:
-                    old = {k: item.get(k) for k in ("wrapped_key", "key_id", "key_arn")}
+                if "wrapped_key" not in old:
+                    old |= {k: item.get(k) for k in ("wrapped_key", "key_id", "key_arn")}
             else:
                 condition += " AND attribute_not_exists(wrapped_key)"
             if mark == "erasing":          # never turn an erased speaker back to erasing
@@ -1017,11 +1032,42 @@ class ConsentRegistry:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
                 continue                    # something changed since the read: read again
+            shredded = [b for b in (old.get("wrapped_key"), legacy) if isinstance(b, bytes)]
+            if shredded:
+                old["copies_deleted"] = self._delete_key_copies(shredded)
             return {k: v for k, v in old.items() if v is not None}
         raise ErasureError(
             f"the key material of speaker {speaker!r} kept changing while it was being "
             f"shredded ({KEY_WRITE_ATTEMPTS} attempts); nothing was shredded by the last one, "
             "re-run the erasure")
+
+    def _delete_key_copies(self, blobs: list[bytes]) -> list[str]:
+        """Delete every other key item holding one of ``blobs`` (a copy made under another
+        name by a role that may create key items); returns their keys. One Scan, then a
+        DeleteItem per copy conditioned on it still holding the blob
+        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_DeleteItem.html).
+        Copies kept outside the table cannot be seen from here."""
+        deleted: list[str] = []
+        for item in self._raw_items(("speaker", "wrapped_key")):
+            name, value = item.get("speaker"), item.get("wrapped_key")
+            if not isinstance(name, str) or not name.startswith(KEY_PREFIX):
+                continue
+            held = next((b for b in blobs if _holds(value, b)), None)
+            if held is None:
+                continue
+            check: dict[str, Any] = {"ConditionExpression": "attribute_exists(speaker)"}
+            if isinstance(value, bytes):
+                check = {"ConditionExpression": "wrapped_key = :b",
+                         "ExpressionAttributeValues": {":b": {"B": value}}}
+            try:
+                self._ddb.delete_item(TableName=self._table, Key={"speaker": {"S": name}},
+                                      **check)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                continue
+            deleted.append(name)
+        return sorted(deleted)
 
     def migrate_wrapped_keys(self) -> list[str]:
         """Move every key kept in a speaker's own item (tables written before key items
@@ -1294,6 +1340,17 @@ def _key_item_of(item: Mapping[str, Any]) -> WrappedSpeakerKey | None:
     if not isinstance(blob, bytes) or not blob or not isinstance(key_id, str) or not key_id:
         return None
     return WrappedSpeakerKey(speaker, key_id, arn, blob)
+
+
+def _holds(value: Any, blob: bytes) -> bool:
+    """True if an attribute's value is ``blob`` or holds it (in a list, set or map)."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value) == blob
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds(v, blob) for v in value)
+    if isinstance(value, dict):
+        return any(_holds(v, blob) for v in value.values())
+    return False
 
 
 def _with_key(item: Mapping[str, Any], key: WrappedSpeakerKey) -> dict[str, Any]:

@@ -192,6 +192,9 @@ class SpeakerEnvelope(Envelope):
         if wrapped is None:
             raise EncryptionError(f"speaker {self._speaker!r} has no key material (never "
                                   "created, or shredded)")
+        if status == "erased":    # a key item found after the erasure is never used
+            raise EncryptionError(f"speaker {self._speaker!r} is erased: their key item "
+                                  "was re-created after the shredding, and is not used")
         if wrapped.kms_key_arn != self._key_arn:
             raise EncryptionError(f"speaker {self._speaker!r}'s key is wrapped by another KMS key")
         plaintext = self._kms.decrypt(
@@ -285,19 +288,30 @@ def shred_speaker_key(registry: ConsentRegistry, speaker: str, *,
     moment = when or _now()
     old = registry.remove_wrapped_key(speaker, moment)
     blob = old.get("wrapped_key")
+    copies = list(old.get("copies_deleted") or [])
+    malformed = bool(old.get("malformed_key_item"))
     after = registry.get(speaker)
+    if blob is not None:
+        note = ("the speaker's key item is gone" + (
+            f", and {len(copies)} copy(ies) of it the registry held under other names "
+            f"({', '.join(copies)})" if copies else ", and the registry holds no copy of it") +
+            ": every ciphertext made for this speaker is undecryptable, unless a copy of "
+            "the wrapped key was taken out of the registry by a role that may also unwrap "
+            "it (KMS Decrypt under the speaker-key context)")
+    elif malformed:
+        note = ("a malformed key item (not a key the kit made) was deleted; marked erased")
+    else:
+        note = "the speaker never had key material; marked erased"
     return ShredEvidence(
         speaker=speaker,
-        shredded=blob is not None,
+        shredded=blob is not None or malformed,
         erased_at=after.erased_at,
         key_id=None if old.get("key_id") is None else str(old["key_id"]),
         kms_key_arn=None if old.get("key_arn") is None else str(old["key_arn"]),
         wrapped_key_sha256=None if blob is None else hashlib.sha256(bytes(blob)).hexdigest(),
         registry_has_key_after=after.has_key,
         backups=registry.backup_exposure(),
-        note=("the only stored copy of the speaker key is gone: every ciphertext made for "
-              "this speaker is undecryptable, wherever it is" if blob is not None else
-              "the speaker never had key material; marked erased"),
+        note=note,
     )
 
 

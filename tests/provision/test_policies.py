@@ -684,3 +684,120 @@ def test_what_iam_cannot_stop_a_compromised_speaker_key_ingest(sandbox: Sandbox)
     with pytest.raises(DecryptionError):
         config.speaker_keys.keys(sandbox.session).envelope(speaker).decrypt_bytes(body, context)
     assert admin_registry.get(speaker).status == "active"
+
+
+def _erase(sandbox: Sandbox, layout: AccountLayout, speaker: str):  # type: ignore[no-untyped-def]
+    from securepipe.encryption.signing import KmsSigner
+    from securepipe.retention.erasure import erase_speaker
+
+    eraser = _as_role(sandbox, layout, "eraser")
+    return erase_speaker(eraser, speaker=speaker,
+                         registry=ConsentRegistry(eraser, layout.consent_table, create=False),
+                         buckets=list(layout.data_buckets),
+                         signer=KmsSigner(eraser, layout.signing_key_arn),
+                         anchor_bucket=layout.bucket("audit"))
+
+
+@pytest.mark.parametrize("shape", ["list-wrapped blob", "key_arn not an ARN"])
+def test_a_malformed_key_item_planted_by_ingest_never_stops_the_erasure(
+        sandbox: Sandbox, shape: str) -> None:
+    """Attacker finding (high): a key item ingest re-wrote in a shape the kit does not read
+    made every erasure of that speaker raise, leaving the blob in the table. Erasure now
+    deletes whatever is at ``key#<speaker>`` and marks the speaker erased."""
+    layout, admin_registry, speaker, _, worker, config = _speaker_key_world(sandbox)
+    table = layout.consent_table
+    wrapped, _ = config.speaker_keys.keys(worker).registry.wrapped_key(speaker)
+    assert wrapped is not None
+    blob: dict[str, object] = ({"L": [{"B": wrapped.blob}]} if shape == "list-wrapped blob"
+                               else {"B": wrapped.blob})
+    arn = "x" if shape == "key_arn not an ARN" else wrapped.kms_key_arn
+    worker.client("dynamodb").transact_write_items(TransactItems=[{"Put": {
+        "TableName": table, "Item": {"speaker": {"S": f"key#{speaker}"}, "wrapped_key": blob,
+                                     "key_id": {"S": wrapped.key_id}, "key_arn": {"S": arn}}}}])
+    assert admin_registry.get(speaker).has_key          # read, not refused
+    receipt = _erase(sandbox, layout, speaker)
+    assert receipt.status == "erased" and receipt.shredding is not None
+    assert receipt.shredding.shredded and not receipt.shredding.registry_has_key_after
+    assert "Item" not in sandbox.session.client("dynamodb").get_item(
+        TableName=table, Key={"speaker": {"S": f"key#{speaker}"}}, ConsistentRead=True)
+    assert admin_registry.get(speaker).status == "erased"
+
+
+def test_the_eraser_cannot_plant_a_speaker_key_it_knows(sandbox: Sandbox) -> None:
+    """Attacker finding (high): the eraser's GenerateDataKey was unconditioned and its
+    UpdateItem reached key items, so it could mint a speaker key with its plaintext, store it
+    as ``key#<speaker>`` and read the features ingest then encrypted with it."""
+    layout, admin_registry, speaker, _, _, _ = _speaker_key_world(sandbox)
+    victim = next(r.speaker for r in admin_registry.speakers()
+                  if r.speaker != speaker and not r.has_key)
+    eraser = _as_role(sandbox, layout, "eraser")
+    before = _table_items(sandbox, layout.consent_table)
+    with pytest.raises(ClientError) as refused:
+        eraser.client("kms").generate_data_key(
+            KeyId=layout.kms_key_arn, KeySpec="AES_256",
+            EncryptionContext={"securepipe:speaker": victim})
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    with pytest.raises(ClientError) as refused:
+        eraser.client("dynamodb").update_item(
+            TableName=layout.consent_table, Key={"speaker": {"S": f"key#{victim}"}},
+            UpdateExpression="SET wrapped_key = :b, key_id = :k, key_arn = :a",
+            ExpressionAttributeValues={":b": {"B": b"\x01" * 32}, ":k": {"S": "sk-planted"},
+                                       ":a": {"S": layout.kms_key_arn}})
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert _table_items(sandbox, layout.consent_table) == before
+
+
+def test_copies_of_a_key_in_the_registry_go_with_it_and_an_erased_key_is_never_used(
+        sandbox: Sandbox) -> None:
+    """Attacker finding (medium): ingest copied a wrapped key to other key items before the
+    erasure; the receipt said the only copy was gone, and a key item re-created afterwards was
+    used to decrypt. Names no speaker can have are refused; a copy under another valid id is
+    reported by scan() and deleted by the shredding (and named in its note); a key item
+    re-created after the erasure is never used."""
+    from securepipe.errors import DecryptionError
+
+    layout, admin_registry, speaker, mine, worker, config = _speaker_key_world(sandbox)
+    table = layout.consent_table
+    ddb = worker.client("dynamodb")
+    wrapped, _ = config.speaker_keys.keys(worker).registry.wrapped_key(speaker)
+    assert wrapped is not None
+
+    def put(name: str) -> None:
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": {
+            "speaker": {"S": name}, "wrapped_key": {"B": wrapped.blob},
+            "key_id": {"S": wrapped.key_id}, "key_arn": {"S": wrapped.kms_key_arn}}}}])
+
+    for name in (f"key#{speaker}#x", "key#", f"key#{speaker}/x", f"key#{speaker}.bak"):
+        with pytest.raises(ClientError) as refused:
+            put(name)
+        assert refused.value.response["Error"]["Code"] == "AccessDeniedException", name
+    item = mine[0]
+    kept = sandbox.session.client("s3").get_object(     # a copy taken before the erasure
+        Bucket=layout.bucket("features"), Key=config.features_key(item))["Body"].read()
+    context = SampleContext(item.contractor, item.sample_id, config.features_purpose)
+    put(f"key#{speaker}-bak")                           # a valid speaker id: IAM cannot tell
+    assert any(e.speaker == f"key#{speaker}-bak" for e in admin_registry.scan()[1])
+    receipt = _erase(sandbox, layout, speaker)
+    assert receipt.shredding is not None and f"key#{speaker}-bak" in receipt.shredding.note
+    left = [i["speaker"]["S"] for i in _table_items(sandbox, table)
+            if i.get("wrapped_key", {}).get("B") == wrapped.blob]
+    assert left == []
+    put(f"key#{speaker}")                               # a blind re-creation after the erasure
+    assert admin_registry.get(speaker).status == "erased"
+    with pytest.raises(DecryptionError):                # the same blob, never used again
+        config.speaker_keys.keys(sandbox.session).envelope(speaker).decrypt_bytes(kept, context)
+
+
+def test_speaker_key_ingest_has_no_condition_oracle_on_a_key_kept_in_a_speakers_item(
+        sandbox: Sandbox) -> None:
+    """Attacker finding (medium): the store's ConditionCheck named ``wrapped_key``, so ingest
+    could binary-search a key an earlier release kept in the speaker's own item (865
+    ConditionChecks for a 96-byte blob). It now names ``key_arn``, which is no secret."""
+    layout, _, speaker, _, worker, _ = _speaker_key_world(sandbox)
+    with pytest.raises(ClientError) as refused:
+        worker.client("dynamodb").transact_write_items(TransactItems=[
+            {"ConditionCheck": {"TableName": layout.consent_table,
+                                "Key": {"speaker": {"S": speaker}},
+                                "ConditionExpression": "wrapped_key < :b",
+                                "ExpressionAttributeValues": {":b": {"B": b"\x80"}}}}])
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"

@@ -411,7 +411,7 @@ _KEY_ITEM = {"speaker": {"S": "key#spk01"}, "wrapped_key": {"B": "AAAA"},
              "key_id": {"S": "sk-1"}, "key_arn": {"S": "arn:aws:kms:eu-west-1:1:key/x"},
              "key_created_at": {"S": "2026-01-01T00:00:00+00:00"}}
 _STORE = (_check("spk01", "attribute_exists(speaker) AND #status = :active AND "
-                 "attribute_not_exists(erased_at) AND attribute_not_exists(wrapped_key)",
+                 "attribute_not_exists(erased_at) AND attribute_not_exists(key_arn)",
                  ExpressionAttributeNames={"#status": "status"},
                  ExpressionAttributeValues={":active": {"S": "active"}}),
           _put(_KEY_ITEM, ConditionExpression="attribute_not_exists(speaker)"))
