@@ -885,14 +885,25 @@ class ConsentRegistry:
         if item is None:
             raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}")
         status = _status(item, speaker)
+        return self.key_item(speaker), status
+
+    def key_item(self, speaker: str) -> WrappedSpeakerKey | None:
+        """The wrapped key in the speaker's key item, or ``None`` if there is none (never
+        created, shredded, or no such speaker): one consistent GetItem of ``key#<speaker>``
+        projected on :data:`KEY_FIELDS`, and nothing of the speaker's own item (no consent
+        field, no status), so a role allowed exactly that read can unwrap keys to decrypt
+        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_GetItem.html).
+        A malformed key item: :class:`~securepipe.errors.ConsentRecordError`.
+        """
+        validate_speaker_id(speaker)
         key = self._item(_key_item_key(speaker), KEY_FIELDS)
         if key is None:
-            return None, status
+            return None
         parsed = _key_item_of(key)
         if parsed is None:
             raise ConsentRecordError(speaker, "wrapped_key",
                                      f"its key item {KEY_PREFIX}{speaker} is malformed")
-        return parsed, status
+        return parsed
 
     def store_wrapped_key(self, speaker: str, *, key_id: str, kms_key_arn: str, blob: bytes,
                           when: dt.datetime) -> bool:
