@@ -478,6 +478,9 @@ def test_the_key_store_and_the_shredding_fit_their_roles(sandbox: Sandbox) -> No
                          "ExpressionAttributeValues": {":s": {"S": "erased"},
                                                        ":t": {"S": "x"}}}})
     assert allowed("eraser", *shred) and not allowed("ingest", *shred)
+    # the trainer reads and unwraps speaker keys to decrypt, and neither stores nor shreds one
+    assert not allowed("trainer", *_STORE) and not allowed("trainer", _STORE[1])
+    assert not allowed("trainer", *shred) and not allowed("trainer", shred[0])
     assert not allowed("eraser", {"Delete": {"TableName": "securepipe-consent",
                                              "Key": {"speaker": {"S": "journal#spk01#0"}}}})
 
