@@ -295,8 +295,9 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
              "Resource": [archive_key]},
             # Consent gates every sample (ConsentRegistry.admit), with DynamoDB fine-grained
             # access control: it reads the speaker's consent fields (GetItem), claims the
-            # sample on its claim item (UpdateItem of the claimant; GetItem names the owner of
-            # a sample another speaker holds) and indexes the sample under the speaker
+            # sample on its claim item (UpdateItem of the claimant and the claiming call's
+            # token, which a release is conditioned on; GetItem names the owner of a sample
+            # another speaker holds) and indexes the sample under the speaker
             # (UpdateItem of the samples set). Nothing else: no Scan, no journal item, and on
             # a speaker's item never status, erased_at, erasure_head, wrapped_key or a date.
             _consent_read("ConsentGateRead", table),
