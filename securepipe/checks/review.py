@@ -202,7 +202,7 @@ def kit_role(ctx: CheckContext, name: str) -> tuple[str | None, str | None]:
         if isinstance(doc, str):
             doc = json.loads(unquote(doc))
         # either generated shape: a layout with per-speaker keys or without
-        # (AccountLayout.speaker_keys changes only the ingest role's policy)
+        # (AccountLayout.speaker_keys changes the ingest and trainer roles' policies)
         if any(_canonical(doc) == _canonical(kit_role_policy(role, variant))
                for variant in (layout, dataclasses.replace(layout, speaker_keys=True))):
             return role, None

@@ -584,6 +584,12 @@ class Envelope:
         """
         return self._cmm
 
+    def _decryption_materials_manager(self) -> CryptoMaterialsManager:
+        """The materials manager for decrypting one message: :meth:`_materials_manager` unless
+        a subclass needs less to decrypt than to encrypt. Called inside the opaque error
+        handling of decryption: any failure here is the one ``DecryptionError``."""
+        return self._materials_manager()
+
     @property
     def config(self) -> EnvelopeConfig:
         return self._config
@@ -730,7 +736,7 @@ class Envelope:
             lambda: self._client.stream(
                 mode="d",
                 source=source,
-                materials_manager=self._materials_manager(),
+                materials_manager=self._decryption_materials_manager(),
                 max_body_length=MAX_FRAME_LENGTH,
             )
         )

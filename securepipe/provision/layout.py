@@ -66,9 +66,9 @@ class AccountLayout:
     ``speaker_keys``: ingest encrypts with per-speaker keys
     (:class:`~securepipe.retention.shredding.SpeakerKeyConfig`, wrapped by the data key and
     kept in the consent table's ``key#<speaker>`` items), so the ``ingest`` role's generated
-    policy also creates and unwraps speaker keys
-    (:func:`~securepipe.provision.kit_role_policy`). Off by default: without it ingest can
-    neither read a speaker key nor unwrap one.
+    policy also creates and unwraps speaker keys, and the ``trainer`` role's reads and unwraps
+    them to decrypt features (:func:`~securepipe.provision.kit_role_policy`). Off by default:
+    without it neither role can read a speaker key nor unwrap one.
     """
 
     account_id: str

@@ -7,7 +7,8 @@ smallest policy that lets each role run its kit functions and nothing else:
   data keys bound to a contractor); per-contractor sessions narrow it further (step 2);
 * ``ingest``: :func:`~securepipe.features.ingest.ingest_batch`: read, quarantine and delete every
   version of raw uploads; write and read back features; write the archive copy;
-* ``trainer``: read encrypted features and decrypt them; nothing raw, nothing archived;
+* ``trainer``: read encrypted features and decrypt them; nothing raw, nothing archived (with
+  per-speaker keys, also read speaker keys and unwrap them, to decrypt only: see below);
 * ``auditor``: ``securepipe check``: read-only configuration reads and the audit trails and
   digest indexes, verified with the signing key's public key (``kms:GetPublicKey``, no Sign);
 * ``eraser``: erasure (:mod:`securepipe.retention.erasure`): the consent table, deleting every
@@ -32,6 +33,13 @@ it). What IAM cannot express: a condition on the request's own ConditionExpressi
 that creates keys can also replace one with a PutItem of its own (every ciphertext made with
 the old key then fails to decrypt: an unauthorised shredding, not a disclosure); and the role
 that must encrypt for any active speaker can unwrap any active speaker's key.
+
+With per-speaker keys, ``trainer`` decrypts features made under them: GetItem of ``key#``
+items (the same projected read as ingest's) and ``kms:Decrypt`` on the data key only under the
+speaker-key encryption context. Nothing else of the registry: decryption reads the key item
+alone (no consent field, no status), creates nothing (no ``GenerateDataKey*``) and writes no
+item. Like ingest, it can unwrap the key of any speaker not yet shredded, which reading their
+features needs; once shredded, there is no key item to read.
 Transactions: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html
 
 Each is tested in the sandbox by running its functions through an STS role session whose
@@ -184,19 +192,42 @@ _NO_SPEAKER_KEYS = (f"{KEY_PREFIX}", f"{KEY_PREFIX}*#*", f"{KEY_PREFIX}*/*",
                     f"{KEY_PREFIX}*.*", f"{KEY_PREFIX}* *")
 
 
+#: The consent table's key items, ``key#<speaker>``.
+_KEY_ITEMS = ("ForAllValues:StringLike", [f"{KEY_PREFIX}*"])
+
+
+def _speaker_key_reader_statements(table: str, data_key: str) -> list[dict[str, Any]]:
+    """What the trainer adds with per-speaker keys: decrypting features made under them
+    (:class:`~securepipe.retention.shredding.SpeakerEnvelope`'s decryption reads the speaker's
+    key item and nothing else of the registry, then unwraps it with KMS Decrypt). GetItem of
+    ``key#`` items projected on :data:`~securepipe.retention.consent.KEY_FIELDS` (ingest's own
+    key read), and ``kms:Decrypt`` on the data key only under the speaker-key encryption
+    context. No write of any item, no consent field, no journal item, and no
+    ``GenerateDataKey*``: a shredded speaker's key item is gone, so nothing of theirs decrypts.
+    """
+    return [
+        _fgac("SpeakerKeyRead", ["dynamodb:GetItem"], table, _KEY_ITEMS, KEY_FIELDS),
+        {"Sid": "SpeakerKeyUnwrap", "Effect": "Allow", "Action": ["kms:Decrypt"],
+         "Resource": [data_key],
+         "Condition": {
+             "Null": {f"kms:EncryptionContext:{SPEAKER_CONTEXT_KEY}": "false",
+                      "kms:EncryptionContextKeys": "false"},
+             "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [SPEAKER_CONTEXT_KEY]}}},
+    ]
+
+
 def _speaker_key_statements(table: str, data_key: str) -> list[dict[str, Any]]:
     """What ingest adds with per-speaker keys (:class:`~securepipe.retention.shredding.SpeakerKeys`:
     ``ensure`` and the :class:`~securepipe.retention.shredding.SpeakerEnvelope`)."""
-    key_items = ("ForAllValues:StringLike", [f"{KEY_PREFIX}*"])
     return [
         # read a speaker's key item (its key attributes, projected)
-        _fgac("SpeakerKeyRead", ["dynamodb:GetItem"], table, key_items, KEY_FIELDS),
+        _fgac("SpeakerKeyRead", ["dynamodb:GetItem"], table, _KEY_ITEMS, KEY_FIELDS),
         # create one: a Put of the key item, with a ConditionCheck of the speaker's item
         # (consent active, never erased, no key kept in the item itself by an earlier
         # release: tested on its key_arn, never on the blob), in one transaction. Never under
         # a name no speaker can have (a copy under "key#spk01#x" or "key#"); a copy under
         # another valid id is found and deleted by the shredding, and reported by scan().
-        _fgac("SpeakerKeyCreate", ["dynamodb:PutItem"], table, key_items, KEY_FIELDS,
+        _fgac("SpeakerKeyCreate", ["dynamodb:PutItem"], table, _KEY_ITEMS, KEY_FIELDS,
               transactional=True, not_leading=_NO_SPEAKER_KEYS),
         _fgac("SpeakerKeyConsentCheck", ["dynamodb:ConditionCheckItem"], table, _SPEAKER_ITEMS,
               KEY_CHECK_FIELDS, transactional=True),
@@ -277,8 +308,9 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
              "Resource": [archive_key]},
             # Consent gates every sample (ConsentRegistry.admit), with DynamoDB fine-grained
             # access control: it reads the speaker's consent fields (GetItem), claims the
-            # sample on its claim item (UpdateItem of the claimant; GetItem names the owner of
-            # a sample another speaker holds) and indexes the sample under the speaker
+            # sample on its claim item (UpdateItem of the claimant and the claiming call's
+            # token, which a release is conditioned on; GetItem names the owner of a sample
+            # another speaker holds) and indexes the sample under the speaker
             # (UpdateItem of the samples set). Nothing else: no Scan, no journal item, and on
             # a speaker's item never status, erased_at, erasure_head, wrapped_key or a date.
             _consent_read("ConsentGateRead", table),
@@ -302,9 +334,14 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             {"Sid": "ListFeatures", "Effect": "Allow", "Action": ["s3:ListBucket"],
              "Resource": [_arn(features)],
              "Condition": {"StringLike": {"s3:prefix": ["features/", "features/*"]}}},
+            # Never with a speaker key's encryption context (as ingest's DataKey): unwrapping
+            # speaker keys is the SpeakerKeyUnwrap statement's, and only with speaker keys.
             {"Sid": "DecryptFeatures", "Effect": "Allow", "Action": ["kms:Decrypt"],
-             "Resource": [data_key]},
+             "Resource": [data_key],
+             "Condition": {"Null": {f"kms:EncryptionContext:{SPEAKER_CONTEXT_KEY}": "true"}}},
         ]
+        if layout.speaker_keys:
+            statements += _speaker_key_reader_statements(table, data_key)
     elif role == "auditor":
         buckets = [_arn(b) for b in layout.buckets.values()]
         statements = [

@@ -32,7 +32,8 @@ pipeline needs to honour it:
 ==================  =============================================================================
 
 Besides one item per speaker, the table holds one **claim item** per admitted sample, keyed
-``claim#<contractor>/<sample_id>`` with one attribute ``claimant`` (the speaker it belongs to),
+``claim#<contractor>/<sample_id>`` with ``claimant`` (the speaker it belongs to) and
+``claim_token`` (the random token of the last call that claimed it),
 one **journal item** per erasure-journal entry (``journal#<speaker>#<seq>``), and one **key
 item** per speaker with key material (``key#<speaker>``: :data:`KEY_FIELDS` only, the speaker's
 key as a KMS ciphertext, see :mod:`securepipe.retention.shredding`). Keeping the key in an item
@@ -75,6 +76,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -155,8 +157,11 @@ KEY_WRITE_ATTEMPTS = 5
 #: or the sample index), see :func:`securepipe.provision.kit_role_policy`.
 CONSENT_FIELDS = ("speaker", "contractor", "purpose", "consent_date", "term_days",
                   "retention_until", "withdrawn", "last_interaction", "status", "erased_at")
-#: The attributes of a claim item (``claim#<contractor>/<sample_id>``): its key and claimant.
-CLAIM_FIELDS = ("speaker", "claimant")
+#: The attributes of a claim item (``claim#<contractor>/<sample_id>``): its key, its claimant,
+#: and ``claim_token``, a random token of the last call that claimed it
+#: (:meth:`ConsentRegistry.admit` releases a claim it created only while the token is still
+#: its own: finding F4).
+CLAIM_FIELDS = ("speaker", "claimant", "claim_token")
 #: The attributes :meth:`ConsentRegistry.admit` writes on a speaker's item: its key (named by
 #: the write's condition) and the ``samples`` index. Nothing else of the speaker's item.
 INDEX_FIELDS = ("speaker", "samples")
@@ -617,24 +622,30 @@ class ConsentRegistry:
         claimant = item.get("claimant")
         return claimant if isinstance(claimant, str) else None
 
-    def _claim(self, speaker: str, contractor: str, sample_id: str) -> tuple[bool, str | None]:
+    def _claim(self, speaker: str, contractor: str, sample_id: str,
+               token: str) -> tuple[bool, str | None]:
         """Claim one sample for ``speaker``: one conditional UpdateItem on its claim item
         (which creates the item if absent:
-        https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html).
+        https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html),
+        storing this call's ``token`` as ``claim_token`` whether it creates the claim or finds
+        it already the speaker's.
 
         Returns ``(True, None)`` if this call created the claim, ``(False, None)`` if the
         speaker already held it, ``(False, owner)`` if another speaker does. The condition makes
         the claim atomic: of two speakers claiming one sample at once, exactly one succeeds.
         (``attribute_not_exists(claimant)`` rather than of the key: a claim released by
-        :meth:`_release` keeps its item, without a claimant.)
+        :meth:`_release` keeps its item, without a claimant.) The token moves to every call
+        that relies on the claim, so a call that created it can release it only while no other
+        call has claimed it since (:meth:`_release`).
         """
         try:
             out = self._ddb.update_item(
                 TableName=self._table,
                 Key={"speaker": {"S": _claim_key(contractor, sample_id)}},
-                UpdateExpression="SET claimant = if_not_exists(claimant, :me)",
+                UpdateExpression=("SET claimant = if_not_exists(claimant, :me), "
+                                  "claim_token = :token"),
                 ConditionExpression="attribute_not_exists(claimant) OR claimant = :me",
-                ExpressionAttributeValues={":me": {"S": speaker}},
+                ExpressionAttributeValues={":me": {"S": speaker}, ":token": {"S": token}},
                 ReturnValues="UPDATED_OLD",
             )
         except ClientError as exc:
@@ -645,15 +656,21 @@ class ConsentRegistry:
             return False, self.claimant(contractor, sample_id) or "another speaker"
         return "claimant" not in out.get("Attributes", {}), None
 
-    def _release(self, speaker: str, contractor: str, sample_id: str) -> None:
-        """Undo a claim this call created (only while ``speaker`` still holds it)."""
+    def _release(self, speaker: str, contractor: str, sample_id: str, token: str) -> None:
+        """Undo a claim this call created, only while ``speaker`` holds it and its
+        ``claim_token`` is still this call's ``token`` (one conditional UpdateItem). If another
+        call claimed the sample since (a concurrent admit of the same speaker, which then
+        relies on the claim), the token is that call's and nothing is released (finding F4):
+        a claim is left in place rather than removed under an admit that succeeded. (If that
+        call fails too, the claim stays: the sample stays bound to the speaker, as their index
+        entry does, which only ever helps erasure.)"""
         try:
             self._ddb.update_item(
                 TableName=self._table,
                 Key={"speaker": {"S": _claim_key(contractor, sample_id)}},
-                UpdateExpression="REMOVE claimant",
-                ConditionExpression="claimant = :me",
-                ExpressionAttributeValues={":me": {"S": speaker}})
+                UpdateExpression="REMOVE claimant, claim_token",
+                ConditionExpression="claimant = :me AND claim_token = :token",
+                ExpressionAttributeValues={":me": {"S": speaker}, ":token": {"S": token}})
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
@@ -727,17 +744,20 @@ class ConsentRegistry:
         Refuses (:class:`~securepipe.errors.ConsentError`) as :meth:`check_consent` does
         (GetItem, and with an anchor bucket one ListObjectVersions). Then claims the sample:
         one conditional UpdateItem on the claim item ``claim#<contractor>/<sample_id>``
-        (``SET claimant = if_not_exists(claimant, :me)`` if unclaimed or already this
-        speaker's), so of two speakers admitting one sample at once exactly one wins and the
-        other is refused with reason ``sample-conflict`` naming the owner; never both
-        admitted. Then adds the entry to the speaker's ``samples`` set (``ADD``, idempotent:
+        (``SET claimant = if_not_exists(claimant, :me), claim_token = :token`` if unclaimed
+        or already this speaker's), so of two speakers admitting one sample at once exactly
+        one wins and the other is refused with reason ``sample-conflict`` naming the owner;
+        never both admitted. Then adds the entry to the speaker's ``samples`` set (``ADD``,
+        idempotent:
         https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html)
         with an UpdateItem that names nothing but the key and ``samples``
         (:data:`INDEX_FIELDS`), and checks consent again (one more GetItem), so a withdrawal or
         an erasure that lands between the first check and the index write still refuses with
-        reason ``changed`` (a claim this call created is released; the index entry stays, which
-        only ever helps erasure find data). The index write is not conditional on the status:
-        a condition naming ``status`` would need the writer's policy to allow that attribute,
+        reason ``changed`` (a claim this call created is released, unless another admit has
+        claimed the sample since and relies on it: the claim carries the token of the last
+        call that claimed it; the index entry stays, which only ever helps erasure find data).
+        The index write is not conditional on the status: a condition naming ``status``
+        would need the writer's policy to allow that attribute,
         and ``dynamodb:Attributes`` cannot tell a condition from a write. No Scan: the cost of
         one admit does not grow with the registry.
 
@@ -753,7 +773,8 @@ class ConsentRegistry:
         validate_contractor_id(contractor)
         record = self.check_consent(speaker, at)
         entry = _index_entry(contractor, sample_id)
-        created, owner = self._claim(speaker, contractor, sample_id)
+        token = _claim_token()
+        created, owner = self._claim(speaker, contractor, sample_id, token)
         if owner is not None:
             raise ConsentError(speaker, "sample-conflict", (
                 f"sample {contractor}/{sample_id} is already claimed by {owner!r}; a sample "
@@ -772,7 +793,7 @@ class ConsentRegistry:
                     "Code") != "ConditionalCheckFailedException":
                 raise
             if created:
-                self._release(speaker, contractor, sample_id)
+                self._release(speaker, contractor, sample_id, token)
             raise ConsentError(speaker, "changed", "consent changed while admitting "
                                f"{sample_id!r}") from None
         return record
@@ -799,8 +820,9 @@ class ConsentRegistry:
         owner = validate_contractor_id(contractor) if contractor is not None else record.contractor
         made: list[str] = []
         taken: list[str] = []
+        token = _claim_token()
         for sample in ids:
-            created, holder = self._claim(speaker, owner, sample)
+            created, holder = self._claim(speaker, owner, sample, token)
             if holder is not None:
                 taken.append(sample)
                 break
@@ -808,7 +830,7 @@ class ConsentRegistry:
                 made.append(sample)
         if taken:
             for sample in made:
-                self._release(speaker, owner, sample)
+                self._release(speaker, owner, sample, token)
             raise InvalidParameterError(
                 f"sample {taken[0]} of contractor {owner!r} belongs to another speaker; "
                 "nothing was indexed")
@@ -894,14 +916,25 @@ class ConsentRegistry:
         if item is None:
             raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}")
         status = _status(item, speaker)
+        return self.key_item(speaker), status
+
+    def key_item(self, speaker: str) -> WrappedSpeakerKey | None:
+        """The wrapped key in the speaker's key item, or ``None`` if there is none (never
+        created, shredded, or no such speaker): one consistent GetItem of ``key#<speaker>``
+        projected on :data:`KEY_FIELDS`, and nothing of the speaker's own item (no consent
+        field, no status), so a role allowed exactly that read can unwrap keys to decrypt
+        (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_GetItem.html).
+        A malformed key item: :class:`~securepipe.errors.ConsentRecordError`.
+        """
+        validate_speaker_id(speaker)
         key = self._item(_key_item_key(speaker), KEY_FIELDS)
         if key is None:
-            return None, status
+            return None
         parsed = _key_item_of(key)
         if parsed is None:
             raise ConsentRecordError(speaker, "wrapped_key",
                                      f"its key item {KEY_PREFIX}{speaker} is malformed")
-        return parsed, status
+        return parsed
 
     def store_wrapped_key(self, speaker: str, *, key_id: str, kms_key_arn: str, blob: bytes,
                           when: dt.datetime) -> bool:
@@ -1379,6 +1412,11 @@ def _internal(item: Mapping[str, Any]) -> bool:
             or _key_item_of(item) is not None)
 
 
+def _claim_token() -> str:
+    """A fresh random token for one call's claims (``claim_token``)."""
+    return uuid.uuid4().hex
+
+
 def _claim_key(contractor: str, sample_id: str) -> str:
     """The key of a sample's claim item: ``claim#<contractor>/<sample_id>``."""
     return CLAIM_PREFIX + _index_entry(contractor, sample_id)
@@ -1391,12 +1429,16 @@ def _claim_of(item: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
     key = item.get("speaker")
     if not isinstance(key, str) or not key.startswith(CLAIM_PREFIX):
         return None
-    if set(item) - {"speaker", "claimant"}:
+    if set(item) - set(CLAIM_FIELDS):
         return None
     contractor, sep, sample = key[len(CLAIM_PREFIX):].rpartition("/")
     claimant = item.get("claimant")
+    token = item.get("claim_token")
     try:
         if not sep or (claimant is None and "claimant" in item):
+            return None
+        if "claim_token" in item and (claimant is None or not isinstance(token, str)
+                                      or not token):
             return None
         validate_contractor_id(contractor)
         validate_sample_id(sample)

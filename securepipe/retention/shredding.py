@@ -85,6 +85,7 @@ from securepipe.retention.consent import (
     ERASURE_STATUSES,
     KEY_WRITE_ATTEMPTS,
     ConsentRegistry,
+    WrappedSpeakerKey,
     refuse_if_erasing,
 )
 
@@ -152,8 +153,9 @@ class SpeakerEnvelope(Envelope):
     Same surface and checks as ``Envelope`` (``encrypt_bytes``, ``decrypt_bytes``,
     ``encrypt_file``, ``decrypt_file``; exact encryption-context match on decrypt; key-committing
     suite; every decryption failure the one opaque :class:`~securepipe.errors.DecryptionError`).
-    For each operation it reads the speaker's wrapped key from the registry (their status, their
-    key item and their consent fields: three GetItems, projected), unwraps it with KMS
+    For each encryption it reads the speaker's wrapped key from the registry (their status, their
+    key item and their consent fields: three GetItems, projected); for each decryption only
+    their key item (one GetItem, projected on the key fields). It unwraps the key with KMS
     Decrypt (https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html) under
     ``{"securepipe:speaker": speaker}``, and wraps or unwraps the message's data key with it
     through the SDK's :class:`~aws_encryption_sdk.key_providers.raw.RawMasterKey`.
@@ -188,24 +190,10 @@ class SpeakerEnvelope(Envelope):
         return self._speaker
 
     def _materials_manager(self) -> CryptoMaterialsManager:
+        """Materials to encrypt: the speaker's status, key item and consent fields (three
+        GetItems), the key unwrapped; encryption is then refused unless consent covers it."""
         wrapped, status = self._registry.wrapped_key(self._speaker)
-        if wrapped is None:
-            raise EncryptionError(f"speaker {self._speaker!r} has no key material (never "
-                                  "created, or shredded)")
-        if status == "erased":    # a key item found after the erasure is never used
-            raise EncryptionError(f"speaker {self._speaker!r} is erased: their key item "
-                                  "was re-created after the shredding, and is not used")
-        if wrapped.kms_key_arn != self._key_arn:
-            raise EncryptionError(f"speaker {self._speaker!r}'s key is wrapped by another KMS key")
-        plaintext = self._kms.decrypt(
-            CiphertextBlob=wrapped.blob, KeyId=wrapped.kms_key_arn,
-            EncryptionContext=speaker_key_context(self._speaker))["Plaintext"]
-        master = RawMasterKey(
-            provider_id=PROVIDER_ID,
-            key_id=wrapped.key_id.encode("ascii"),
-            wrapping_key=WrappingKey(wrapping_algorithm=_WRAPPING, wrapping_key=plaintext,
-                                     wrapping_key_type=EncryptionKeyType.SYMMETRIC),
-        )
+        master = self._master_key(wrapped)
         try:                           # consent must cover a new encryption (not a decryption)
             record = self._registry.consent_record(self._speaker)
             refusal = (("unknown", "the registry has no consent record") if record is None
@@ -214,6 +202,36 @@ class SpeakerEnvelope(Envelope):
         except ConsentRecordError as exc:
             why = f"its consent record is malformed ({exc})"
         return _SpeakerMaterials(master, self._speaker, status, why)
+
+    def _decryption_materials_manager(self) -> CryptoMaterialsManager:
+        """Materials to decrypt: the speaker's key item alone (one GetItem projected on the key
+        fields: :meth:`~securepipe.retention.consent.ConsentRegistry.key_item`), unwrapped.
+
+        Neither the status nor consent is read: they gate only new encryptions, and what gates
+        a decryption is the key item itself, which shredding deletes in the same transaction
+        that marks the speaker erased. No key item (never created, shredded) and decryption
+        fails closed, as the one opaque ``DecryptionError``. So a reader such as the kit's
+        ``trainer`` role needs no right on any consent field."""
+        return DefaultCryptoMaterialsManager(
+            master_key_provider=self._master_key(self._registry.key_item(self._speaker)))
+
+    def _master_key(self, wrapped: WrappedSpeakerKey | None) -> RawMasterKey:
+        """The speaker's key as the SDK's raw AES wrapping key: the wrapped key unwrapped by
+        KMS Decrypt under the speaker-key context; refused if there is none."""
+        if wrapped is None:
+            raise EncryptionError(f"speaker {self._speaker!r} has no key material (never "
+                                  "created, or shredded)")
+        if wrapped.kms_key_arn != self._key_arn:
+            raise EncryptionError(f"speaker {self._speaker!r}'s key is wrapped by another KMS key")
+        plaintext = self._kms.decrypt(
+            CiphertextBlob=wrapped.blob, KeyId=wrapped.kms_key_arn,
+            EncryptionContext=speaker_key_context(self._speaker))["Plaintext"]
+        return RawMasterKey(
+            provider_id=PROVIDER_ID,
+            key_id=wrapped.key_id.encode("ascii"),
+            wrapping_key=WrappingKey(wrapping_algorithm=_WRAPPING, wrapping_key=plaintext,
+                                     wrapping_key_type=EncryptionKeyType.SYMMETRIC),
+        )
 
 
 class _SpeakerMaterials(DefaultCryptoMaterialsManager):
@@ -322,7 +340,9 @@ class SpeakerKeys:
         ``kms:Decrypt`` on ``key_arn`` (with the speaker-key encryption context), and the
         registry reads and writes of :meth:`ensure` and :class:`SpeakerEnvelope` (the kit's
         ``ingest`` role of a layout with ``speaker_keys=True`` holds exactly those:
-        :func:`securepipe.provision.kit_role_policy`).
+        :func:`securepipe.provision.kit_role_policy`; a session that only decrypts, such as
+        the ``trainer`` role's, needs only GetItem of key items on their key fields and
+        ``kms:Decrypt`` under the speaker-key context).
     :param registry: the consent registry holding the wrapped keys.
     :param key_arn: the customer-managed KMS key that wraps every speaker key.
     """

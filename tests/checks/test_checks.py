@@ -630,3 +630,33 @@ def test_a_kit_role_is_exempt_only_while_it_holds_exactly_its_generated_policy(
     assert result.status == "fail"
     assert [r.resource for r in result.resources if r.status == "fail"] == [
         "role/securepipe-ingest"]
+
+
+def test_the_access_review_accepts_the_trainer_with_speaker_keys_and_nothing_beyond(
+        hardened: Hardened) -> None:
+    """The trainer's speaker-key policy (AccountLayout(speaker_keys=True)) is one of its
+    generated shapes: the review recognises the role as the kit's trainer. One statement more
+    and the role is reviewed as it is, with a note saying why."""
+    import dataclasses
+
+    from securepipe.checks.review import access_review
+    from securepipe.provision import AccountLayout, ensure_kit_role, kit_role_policy
+    from securepipe.provision.policies import KIT_ROLE_POLICY_NAME
+
+    layout = dataclasses.replace(AccountLayout.discover(
+        hardened.session, consent_table=hardened.config.consent_table), speaker_keys=True)
+    ensure_kit_role(hardened.session, layout, "trainer")
+    assert "SpeakerKeyUnwrap" in json.dumps(hardened.session.client("iam").get_role_policy(
+        RoleName="securepipe-trainer", PolicyName=KIT_ROLE_POLICY_NAME)["PolicyDocument"])
+    review = access_review(hardened.session, hardened.config)
+    assert review.kinds.get("role/securepipe-trainer") == "kit trainer role", review.kinds
+    assert not [n for n in review.notes if "securepipe-trainer" in n], review.notes
+    extra = kit_role_policy("trainer", layout)
+    extra["Statement"].append({"Sid": "AlsoGenerate", "Effect": "Allow",
+                               "Action": "kms:GenerateDataKey", "Resource": "*"})
+    hardened.session.client("iam").put_role_policy(
+        RoleName="securepipe-trainer", PolicyName=KIT_ROLE_POLICY_NAME,
+        PolicyDocument=json.dumps(extra))
+    review = access_review(hardened.session, hardened.config)
+    assert "role/securepipe-trainer" not in review.exempt
+    assert [n for n in review.notes if "securepipe-trainer" in n and "holds more or other" in n]

@@ -4,8 +4,10 @@ outside it is refused (the sandbox evaluates identity policies for role sessions
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+from typing import Any
 
 import boto3
 import pytest
@@ -24,7 +26,7 @@ from securepipe.features.ingest import (
     ingest_sample,
     items_from_manifest,
 )
-from securepipe.policy import Policy
+from securepipe.policy import Policy, Request, evaluate
 from securepipe.provision import (
     KIT_ROLES,
     AccountLayout,
@@ -464,7 +466,6 @@ def _speaker_key_world(sandbox: Sandbox):
     """Provisioned with speaker keys; the manifest's consents recorded by the admin; two
     samples of one speaker uploaded by the uploader role, then ingested by the ingest role with
     exactly its policy, under SpeakerKeyConfig (it creates the speaker's key)."""
-    import dataclasses
 
     from securepipe.retention.consent import ReadOnlyConsentGate
     from securepipe.retention.shredding import SpeakerKeyConfig
@@ -747,13 +748,13 @@ def test_the_eraser_cannot_plant_a_speaker_key_it_knows(sandbox: Sandbox) -> Non
     assert _table_items(sandbox, layout.consent_table) == before
 
 
-def test_copies_of_a_key_in_the_registry_go_with_it_and_an_erased_key_is_never_used(
+def test_copies_of_a_key_in_the_registry_go_with_it_and_a_recreated_key_is_shredded_again(
         sandbox: Sandbox) -> None:
     """Attacker finding (medium): ingest copied a wrapped key to other key items before the
     erasure; the receipt said the only copy was gone, and a key item re-created afterwards was
     used to decrypt. Names no speaker can have are refused; a copy under another valid id is
     reported by scan() and deleted by the shredding (and named in its note); a key item
-    re-created after the erasure is never used."""
+    re-created after the erasure shows on the record and goes with a re-run."""
     from securepipe.errors import DecryptionError
 
     layout, admin_registry, speaker, mine, worker, config = _speaker_key_world(sandbox)
@@ -782,9 +783,14 @@ def test_copies_of_a_key_in_the_registry_go_with_it_and_an_erased_key_is_never_u
     left = [i["speaker"]["S"] for i in _table_items(sandbox, table)
             if i.get("wrapped_key", {}).get("B") == wrapped.blob]
     assert left == []
-    put(f"key#{speaker}")                               # a blind re-creation after the erasure
-    assert admin_registry.get(speaker).status == "erased"
-    with pytest.raises(DecryptionError):                # the same blob, never used again
+    # A blind re-creation after the erasure by a role that kept the blob (it could unwrap it
+    # anyway) is visible (erased, with key material) and a re-run of the erasure removes it.
+    put(f"key#{speaker}")
+    assert admin_registry.get(speaker).status == "erased" and admin_registry.get(speaker).has_key
+    again = _erase(sandbox, layout, speaker)
+    assert again.shredding is not None and again.shredding.shredded
+    assert not admin_registry.get(speaker).has_key
+    with pytest.raises(DecryptionError):
         config.speaker_keys.keys(sandbox.session).envelope(speaker).decrypt_bytes(kept, context)
 
 
@@ -801,3 +807,174 @@ def test_speaker_key_ingest_has_no_condition_oracle_on_a_key_kept_in_a_speakers_
                                 "ConditionExpression": "wrapped_key < :b",
                                 "ExpressionAttributeValues": {":b": {"B": b"\x80"}}}}])
     assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+# -- the trainer with speaker keys -----------------------------------------------------------
+
+def _trainer_reads(sandbox: Sandbox, layout: AccountLayout, trainer: boto3.Session,
+                   config: IngestConfig) -> dict[str, tuple[str, SampleContext, bytes]]:
+    """Every features object as the trainer finds it with exactly its policy: listed, fetched,
+    its speaker and sample named by the object's own metadata."""
+    from securepipe.encryption.upload import META_SPEAKER
+
+    s3 = trainer.client("s3")
+    out = {}
+    for obj in s3.list_objects_v2(Bucket=layout.bucket("features"),
+                                  Prefix="features/")["Contents"]:
+        got = s3.get_object(Bucket=layout.bucket("features"), Key=obj["Key"])
+        _, contractor, sample, _ = obj["Key"].split("/")
+        out[obj["Key"]] = (got["Metadata"][META_SPEAKER],
+                           SampleContext(contractor, sample, config.features_purpose),
+                           got["Body"].read())
+    return out
+
+
+def test_trainer_decrypts_speaker_key_features_with_exactly_its_policy_until_shredded(
+        sandbox: Sandbox) -> None:
+    """Ingest (speaker keys) writes features; the trainer role, with exactly its generated
+    policy, decrypts them byte-exact (the features recomputed from the manifest's audio). Its
+    decryption reads only the speaker's key item. After the eraser role shreds the speaker,
+    the trainer's decryption of the same bytes fails with the one opaque DecryptionError."""
+    from securepipe.encryption.signing import KmsSigner
+    from securepipe.errors import DecryptionError
+    from securepipe.features.audio import validate_wav
+    from securepipe.features.extract import extract, to_bytes
+    from securepipe.retention.erasure import erase_speaker
+
+    layout, _, speaker, mine, _, config = _speaker_key_world(sandbox)
+    manifest = load_manifest()
+    expected = {}
+    for u in manifest.utterances:
+        if any((u.contractor, u.sample_id) == (i.contractor, i.sample_id) for i in mine):
+            audio = validate_wav(manifest.path_of(u).read_bytes(), config.audio)
+            expected[config.features_key(next(i for i in mine if i.sample_id == u.sample_id))] = \
+                to_bytes(extract(audio.samples, audio.sample_rate, config.spec), config.spec)
+    trainer = _as_role(sandbox, layout, "trainer")
+    found = _trainer_reads(sandbox, layout, trainer, config)
+    assert set(found) == set(expected) and len(found) == 2
+    seen: list[tuple[str, str]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        seen.append((model.name, params["Key"]["speaker"]["S"] if "Key" in params else ""))
+
+    trainer.events.register("before-parameter-build.dynamodb", record)
+    trainer.events.register("before-parameter-build.kms", record)
+    keys = config.speaker_keys.keys(trainer)
+    for key, (named, context, body) in found.items():
+        assert named == speaker
+        assert keys.envelope(named).decrypt_bytes(body, context) == expected[key]
+    # what a decryption reads: the speaker's key item, and one unwrap; no consent field
+    assert seen == [("GetItem", f"key#{speaker}"), ("Decrypt", "")] * 2, seen
+
+    eraser = _as_role(sandbox, layout, "eraser")
+    receipt = erase_speaker(eraser, speaker=speaker,
+                            registry=ConsentRegistry(eraser, layout.consent_table, create=False),
+                            buckets=list(layout.data_buckets),
+                            signer=KmsSigner(eraser, layout.signing_key_arn),
+                            anchor_bucket=layout.bucket("audit"))
+    assert receipt.shredding is not None and receipt.shredding.shredded
+    for _, (named, context, body) in found.items():    # the copies the trainer kept
+        with pytest.raises(DecryptionError) as failed:
+            keys.envelope(named).decrypt_bytes(body, context)
+        assert str(failed.value) == str(DecryptionError()) and failed.value.__cause__ is None
+    assert keys.registry.key_item(speaker) is None
+
+
+def test_compromised_speaker_key_trainer_can_only_read_and_unwrap_keys(
+        sandbox: Sandbox) -> None:
+    """The trainer's speaker-key grant is for decrypting only. Its credentials in an
+    attacker's hands cannot create, overwrite, update or delete a key item (alone or in a
+    transaction), read a key item whole, read a consent field or the status of a speaker's
+    item, read a journal item, Scan, or make a data key (GenerateDataKey*, under the speaker
+    context or not); its Decrypt under the speaker context takes no other context key and no
+    other KMS key. Each is refused by the emulated IAM, and the table is unchanged. Without
+    speaker keys, the trainer cannot unwrap a speaker key at all."""
+    layout, _, speaker, _, _, _ = _speaker_key_world(sandbox)
+    trainer = _as_role(sandbox, layout, "trainer")
+    ddb, kms = trainer.client("dynamodb"), trainer.client("kms")
+    table = layout.consent_table
+    key = {"speaker": {"S": speaker}}
+    key_key = {"speaker": {"S": f"key#{speaker}"}}
+    before = _table_items(sandbox, table)
+    stored = next(i for i in before if i["speaker"] == key_key["speaker"])
+    fresh = sandbox.session.client("kms").generate_data_key_without_plaintext(
+        KeyId=layout.kms_key_arn, KeySpec="AES_256",
+        EncryptionContext={"securepipe:speaker": speaker})["CiphertextBlob"]
+    forged = {**stored, "wrapped_key": {"B": fresh}}
+    other_key = {**forged, "speaker": {"S": "key#spk-nobody"}}
+    fields = {f"#a{n}": f for n, f in enumerate(("speaker", "status"))}
+    attacks = {
+        "overwrite a key item": lambda: ddb.put_item(TableName=table, Item=forged),
+        "create a key item": lambda: ddb.put_item(
+            TableName=table, Item=other_key, ConditionExpression="attribute_not_exists(speaker)"),
+        "overwrite in a transaction": lambda: ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": table, "Item": forged}}]),
+        "create beside the kit's check": lambda: ddb.transact_write_items(TransactItems=[
+            {"ConditionCheck": {"TableName": table, "Key": key,
+                                "ConditionExpression": "attribute_exists(speaker)"}},
+            {"Put": {"TableName": table, "Item": other_key,
+                     "ConditionExpression": "attribute_not_exists(speaker)"}}]),
+        "update a key item": lambda: ddb.update_item(
+            TableName=table, Key=key_key, UpdateExpression="SET wrapped_key = :b",
+            ExpressionAttributeValues={":b": {"B": fresh}}),
+        "delete a key item": lambda: ddb.delete_item(TableName=table, Key=key_key),
+        "delete in a transaction": lambda: ddb.transact_write_items(TransactItems=[
+            {"Delete": {"TableName": table, "Key": key_key}}]),
+        "check a key item": lambda: ddb.transact_write_items(TransactItems=[
+            {"ConditionCheck": {"TableName": table, "Key": key_key,
+                                "ConditionExpression": "attribute_exists(speaker)"}}]),
+        "read a key item whole": lambda: ddb.get_item(TableName=table, Key=key_key),
+        "read the status": lambda: ddb.get_item(
+            TableName=table, Key=key, ProjectionExpression="#a0, #a1",
+            ExpressionAttributeNames=fields),
+        "read consent fields": lambda: ddb.get_item(
+            TableName=table, Key=key, ProjectionExpression="consent_date"),
+        "read a consent field as a key field": lambda: ddb.get_item(
+            TableName=table, Key=key, ProjectionExpression="speaker"),
+        "read a journal item": lambda: ddb.get_item(
+            TableName=table, Key={"speaker": {"S": f"journal#{speaker}#0"}},
+            ProjectionExpression="speaker"),
+        "read a claim": lambda: ddb.get_item(
+            TableName=table, Key={"speaker": {"S": "claim#c01/s-1"}},
+            ProjectionExpression="speaker, claimant"),
+        "scan": lambda: ddb.scan(TableName=table),
+        "a data key under the speaker context": lambda: kms.generate_data_key(
+            KeyId=layout.kms_key_arn, KeySpec="AES_256",
+            EncryptionContext={"securepipe:speaker": speaker}),
+        "a wrapped key under the speaker context": lambda: kms.generate_data_key_without_plaintext(
+            KeyId=layout.kms_key_arn, KeySpec="AES_256",
+            EncryptionContext={"securepipe:speaker": speaker}),
+        "a data key": lambda: kms.generate_data_key(KeyId=layout.kms_key_arn, KeySpec="AES_256"),
+        "unwrap with another context key beside": lambda: kms.decrypt(
+            CiphertextBlob=fresh, KeyId=layout.kms_key_arn,
+            EncryptionContext={"securepipe:speaker": speaker, "securepipe:trail": "x"}),
+        "unwrap under another key": lambda: kms.decrypt(
+            CiphertextBlob=fresh, KeyId=layout.archive_key_arn,
+            EncryptionContext={"securepipe:speaker": speaker}),
+    }
+    for name, attack in attacks.items():
+        assert _emulation_refused(attack), name
+    assert _table_items(sandbox, table) == before
+    # what it may do: read a key item's key fields, and unwrap under the speaker context alone
+    assert _keys_read(ddb, table, key_key)["wrapped_key"] == stored["wrapped_key"]
+    assert len(kms.decrypt(CiphertextBlob=fresh, KeyId=layout.kms_key_arn, EncryptionContext={
+        "securepipe:speaker": speaker})["Plaintext"]) == 32
+    # without speaker keys the trainer's Decrypt excludes the speaker-key context
+    plain = kit_role_policy("trainer", dataclasses.replace(layout, speaker_keys=False))
+    request = Request("kms:Decrypt", layout.kms_key_arn,
+                      f"arn:aws:sts::{sandbox.account_id}:assumed-role/securepipe-trainer/s",
+                      {"kms:EncryptionContext:securepipe:speaker": speaker,
+                       "kms:EncryptionContextKeys": ["securepipe:speaker"]})
+    assert not evaluate(request, identity=[Policy.from_document("t", plain)]).allowed
+    assert evaluate(request, identity=[Policy.from_document(
+        "t", kit_role_policy("trainer", layout))]).allowed
+
+
+def _keys_read(ddb: Any, table: str, key: dict[str, Any]) -> dict[str, Any]:
+    """A key item as the kit reads it: projected on the key fields."""
+    from securepipe.retention.consent import KEY_FIELDS
+
+    names = {f"#a{n}": a for n, a in enumerate(KEY_FIELDS)}
+    return dict(ddb.get_item(TableName=table, Key=key, ConsistentRead=True,
+                             ProjectionExpression=", ".join(names),
+                             ExpressionAttributeNames=names)["Item"])

@@ -346,6 +346,40 @@ def test_consent_withdrawn_during_admit_refuses_and_releases_the_claim(
     assert "ExpressionAttributeNames" not in index_write
 
 
+def test_a_failed_admit_never_releases_a_claim_a_concurrent_admit_relies_on(
+        sandbox: Sandbox, registry: ConsentRegistry) -> None:
+    """F4. Admit A creates the claim on a sample; admit B (same speaker, same sample) finds
+    the claim already the speaker's and completes; then consent is withdrawn, so A's re-check
+    refuses and A undoes its claim. The interleaving is injected, not timed: B runs to the end,
+    then the withdrawal lands, just before A's index write. A's release must not remove the
+    claim B was admitted on: the sample stays the speaker's, and another speaker's admit of it
+    is refused. (A claim created by a call that fails alone is still released.)"""
+    day = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    other = ConsentRegistry(sandbox.session, TABLE, create=False)     # B: not hooked
+    admitted: list[object] = []
+
+    def b_then_withdraw(params: dict[str, Any], **_: Any) -> None:
+        if params.get("UpdateExpression") == "ADD samples :s" and not admitted:
+            admitted.append(other.admit("spk01", "s-8", contractor="c01", at=day))
+            registry.withdraw("spk01", day.date())
+
+    sandbox.session.events.register("provide-client-params.dynamodb.UpdateItem",
+                                    b_then_withdraw)
+    try:
+        first = ConsentRegistry(sandbox.session, TABLE, create=False)  # A: hooked
+        with pytest.raises(ConsentError) as refused:
+            first.admit("spk01", "s-8", contractor="c01", at=day)
+    finally:
+        sandbox.session.events.unregister("provide-client-params.dynamodb.UpdateItem",
+                                          b_then_withdraw)
+    assert refused.value.reason == "changed" and len(admitted) == 1   # A refused, B admitted
+    assert registry.claimant("c01", "s-8") == "spk01"                 # B's claim kept
+    assert registry.sample_index()[("c01", "s-8")] == {"spk01"}
+    with pytest.raises(ConsentError) as taken:
+        registry.admit("spk05", "s-8", contractor="c01", at=day)
+    assert taken.value.reason == "sample-conflict"
+
+
 def test_claims_are_never_read_as_speakers(sandbox: Sandbox, registry: ConsentRegistry) -> None:
     """Claim items share the table: registry-wide reads leave well-formed ones out (never a
     speaker, never malformed), while an item under the reserved prefix that is not a claim is
@@ -368,8 +402,12 @@ def test_claims_are_never_read_as_speakers(sandbox: Sandbox, registry: ConsentRe
         TableName=registry.table,
         Item={"speaker": {"S": "claim#c01/s-9"}, "claimant": {"S": "spk01"},
               "note": {"S": "not a claim"}})
+    sandbox.session.client("dynamodb").put_item(       # a token without a claimant
+        TableName=registry.table,
+        Item={"speaker": {"S": "claim#c01/s-10"}, "claim_token": {"S": "t"}})
     _, errors = registry.scan()
-    assert [(e.speaker, e.field) for e in errors] == [("claim#c01/s-9", "speaker")]
+    assert [(e.speaker, e.field) for e in errors] == [("claim#c01/s-10", "speaker"),
+                                                      ("claim#c01/s-9", "speaker")]
 
 
 def test_reloading_on_a_later_day_never_redates_an_existing_speaker(sandbox: Sandbox) -> None:

@@ -218,6 +218,21 @@ def test_the_gate_fits_the_ingest_and_uploader_statements() -> None:
                        ExpressionAttributeNames=claim_names)
     assert _allowed("ingest", "GetItem", claim_read)
     assert not _allowed("uploader", "GetItem", claim_read)      # speaker items only
+    # the claim and its release as ConsentRegistry sends them (F4: the claiming call's token)
+    claim = _keys("UpdateItem", Key={"speaker": {"S": "claim#c01/s-1"}},
+                  UpdateExpression=("SET claimant = if_not_exists(claimant, :me), "
+                                    "claim_token = :token"),
+                  ConditionExpression="attribute_not_exists(claimant) OR claimant = :me",
+                  ReturnValues="UPDATED_OLD")
+    release = _keys("UpdateItem", Key={"speaker": {"S": "claim#c01/s-1"}},
+                    UpdateExpression="REMOVE claimant, claim_token",
+                    ConditionExpression="claimant = :me AND claim_token = :token")
+    for write in (claim, release):
+        assert sorted(write["dynamodb:Attributes"]) == sorted(CLAIM_FIELDS)
+        assert _allowed("ingest", "UpdateItem", write)
+        assert not _allowed("uploader", "UpdateItem", write)
+    assert not _allowed("ingest", "UpdateItem", _keys(        # the token on a speaker item
+        "UpdateItem", Key={"speaker": {"S": "spk01"}}, UpdateExpression="SET claim_token = :t"))
     index = _keys("UpdateItem", Key={"speaker": {"S": "spk01"}}, UpdateExpression="ADD samples :s",
                   ConditionExpression="attribute_exists(speaker)")
     assert set(index["dynamodb:Attributes"]) <= set(INDEX_FIELDS)
@@ -478,6 +493,9 @@ def test_the_key_store_and_the_shredding_fit_their_roles(sandbox: Sandbox) -> No
                          "ExpressionAttributeValues": {":s": {"S": "erased"},
                                                        ":t": {"S": "x"}}}})
     assert allowed("eraser", *shred) and not allowed("ingest", *shred)
+    # the trainer reads and unwraps speaker keys to decrypt, and neither stores nor shreds one
+    assert not allowed("trainer", *_STORE) and not allowed("trainer", _STORE[1])
+    assert not allowed("trainer", *shred) and not allowed("trainer", shred[0])
     assert not allowed("eraser", {"Delete": {"TableName": "securepipe-consent",
                                              "Key": {"speaker": {"S": "journal#spk01#0"}}}})
 
