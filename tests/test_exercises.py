@@ -159,13 +159,32 @@ def test_encryption_stops_follow_the_kits_own_policies() -> None:
 
 
 def test_the_anonymisation_exercise_shows_the_labs_own_table() -> None:
-    """The table in 04-anonymisation-leaks is the leakage lab's (held-out voices), column for
-    column: if the lab's measurements change, this fails and the exercise must follow.
-    (Served from the lab's cache, which `make setup` fills; computed afresh without it.)"""
+    """The table in 04-anonymisation-leaks is the leakage lab's (held-out voices), row for row
+    and column for column, and the exercise's answer is the same on either: if the lab's
+    measurements change, this fails and the exercise must follow. (Served from the lab's cache,
+    which `make setup` fills; computed afresh without it.)
+
+    A top-1 figure may differ by one test utterance of 40 (0.025) from machine to machine: the
+    GMM's EM sums in a different floating-point order on another CPU, and one borderline
+    utterance flips (seen: the held-out pitch-shift lazy-informed GMM top-1, 0.1 on one build
+    machine and 0.125 on another, same code and data). Nothing more is allowed."""
     from securepipe.data import load_manifest
     from securepipe.data.heldout import heldout_dir
+    from securepipe.exercises.features import anonymisation_problems
     from securepipe.features.leakage import DEFAULT_CACHE, anonymisation_table
 
     lab = anonymisation_table(load_manifest(heldout_dir()), cache=DEFAULT_CACHE)
     shown = show("04-anonymisation-leaks")["rows"]
-    assert [{k: row[k] for k in shown[0]} for row in lab] == shown
+    measured = [{k: row[k] for k in shown[0]} for row in lab]
+    assert len(measured) == len(shown)
+    for got, want in zip(measured, shown, strict=True):
+        assert {k: v for k, v in got.items() if not isinstance(v, float)} == \
+            {k: v for k, v in want.items() if not isinstance(v, float)}
+        for k, v in want.items():
+            if isinstance(v, float):
+                assert abs(got[k] - v) <= 1 / 40 + 1e-9, (got, want)
+    # the same answer is right on the lab's table as on the exercise's
+    for answer in (set(), {r["anonymisation"] for r in shown} - {"none"},
+                   {"McAdams alpha=0.8", "McAdams alpha~U[0.7, 0.9) per utterance"}):
+        assert anonymisation_problems(measured, {"still_identifies": answer}) == \
+            anonymisation_problems(shown, {"still_identifies": answer}), answer

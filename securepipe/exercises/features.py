@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from securepipe.exercises.base import Exercise
@@ -58,12 +58,18 @@ def _anon_starter() -> dict[str, Any]:
 
 
 def _anon_judge(answer: Any) -> list[str]:
+    return anonymisation_problems(_ANON_ROWS, answer)
+
+
+def anonymisation_problems(rows: Sequence[Mapping[str, Any]], answer: Any) -> list[str]:
+    """What is still wrong with ``answer`` to 04-anonymisation-leaks, judged on ``rows`` (the
+    exercise's table, or the lab's own)."""
     got = answer.get("still_identifies") if isinstance(answer, Mapping) else None
-    settings = {r["anonymisation"] for r in _ANON_ROWS} - {"none"}
+    settings = {r["anonymisation"] for r in rows} - {"none"}
     if not isinstance(got, set | frozenset):
         return [f"set answer['still_identifies'] to a set of settings from {sorted(settings)}"]
     informed = {r["anonymisation"]: max(r["gmm_top1"], r["nn_top1"]) / r["chance"]
-                for r in _ANON_ROWS if r["condition"] == "lazy-informed"}
+                for r in rows if r["condition"] == "lazy-informed"}
     truth = {a for a, x in informed.items() if x >= _IDENTIFIES_X_CHANCE}
     out = [f"{a!r} is not a setting in the table" for a in sorted(got - settings)]
     out += [f"{a!r}: the stronger attacker reaches only {informed[a]:.1f}x chance when it "
