@@ -37,7 +37,7 @@ from botocore.exceptions import ClientError
 
 from securepipe.audit.alarms import GuardConfig
 from securepipe.audit.monitoring import MonitoringConfig
-from securepipe.checks import CheckConfig, run_checks
+from securepipe.checks import CheckConfig, Scorecard, run_checks
 from securepipe.errors import InvalidParameterError, SecurePipeError
 
 __all__ = [
@@ -315,20 +315,35 @@ MISCONFIGURATIONS: tuple[Misconfiguration, ...] = (
 
 
 def side_by_side(session: boto3.Session, config: CheckConfig,
-                 misconfigurations: Sequence[Misconfiguration] = MISCONFIGURATIONS
-                 ) -> list[dict[str, str]]:
+                 misconfigurations: Sequence[Misconfiguration] = MISCONFIGURATIONS, *,
+                 baseline: Scorecard | None = None) -> list[dict[str, str]]:
     """One row per misconfiguration: the kit's and the generic check's status on the account as
     it is, then with the change introduced alone; the change is undone before the next row
-    (also when a check raises). Every status is measured on ``session``'s account."""
+    (also when a check raises). Every status is measured on ``session``'s account.
+
+    The account as it is is measured once per check (two rows judged by one check share it),
+    and ``baseline``, a scorecard just run with the same ``config`` on the account as it is,
+    gives the kit's column its "before" statuses without running those checks again."""
     if not isinstance(session, boto3.Session):
         raise InvalidParameterError("side_by_side needs a boto3.Session")
+    if baseline is not None and (not isinstance(baseline, Scorecard)
+                                 or baseline.config != config):
+        raise InvalidParameterError("baseline must be a Scorecard run with the same config")
 
     def kit(check_id: str) -> str:
         return run_checks(session, config=config, checks=[check_id]).results[0].status
 
+    kit_before: dict[str, str] = {}
+    generic_before: dict[str, GenericFinding] = {}
+    if baseline is not None:
+        kit_before = {r.check.id: r.status for r in baseline.results}
     rows = []
     for m in misconfigurations:
-        before_kit, before_generic = kit(m.kit_check), m.generic(session, config)
+        if m.kit_check not in kit_before:
+            kit_before[m.kit_check] = kit(m.kit_check)
+        if m.generic_check not in generic_before:
+            generic_before[m.generic_check] = m.generic(session, config)
+        before_kit, before_generic = kit_before[m.kit_check], generic_before[m.generic_check]
         undo = m.introduce(session, config)
         try:
             with_kit, with_generic = kit(m.kit_check), m.generic(session, config)

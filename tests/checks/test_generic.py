@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from securepipe.checks.generic import (
     side_by_side,
 )
 from securepipe.checks.scenarios import hardened_account
+from securepipe.errors import InvalidParameterError
 from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)
@@ -56,6 +58,26 @@ def test_side_by_side_is_the_readme_table_and_leaves_the_account_as_it_was(
     assert measured == _readme_rows()
     # every row disagrees: the kit and the generic logic judge the change differently
     assert all(r["kit"] != r["generic"] for r in rows)
+
+
+def test_a_baseline_scorecard_gives_the_same_rows_with_fewer_runs(
+        hardened: tuple[Sandbox, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    sb, config = hardened
+    baseline = run_checks(sb.session, config=config)
+    calls: list[object] = []
+    real = generic.run_checks
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("checks"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generic, "run_checks", counted)
+    rows = side_by_side(sb.session, config, baseline=baseline)
+    assert [{k: v for k, v in r.items() if k != "generic says"} for r in rows] == _readme_rows()
+    assert len(calls) == len(generic.MISCONFIGURATIONS)     # only the runs with a change in
+    other = dataclasses.replace(config, ingest_window=config.ingest_window * 2)
+    with pytest.raises(InvalidParameterError):
+        side_by_side(sb.session, other, baseline=baseline)
 
 
 def test_a_change_is_undone_even_when_a_check_fails_midway(
