@@ -1153,11 +1153,18 @@ def test_an_accepted_rollback_finishes_the_erasure_and_says_so(world: World) -> 
     ddb.put_item(TableName=table, Item=saved)                 # the restore
     for seq in (1, 2):
         ddb.delete_item(TableName=table, Key={"speaker": {"S": f"journal#spk01#{seq}"}})
-    with pytest.raises(JournalRollbackError):
+    # the restored item carries the crashed run's lease: like any crashed run's, it ends
+    assert "erasure_lease" in saved
+    with pytest.raises(ErasureInProgressError):
         _erase(world, "spk01")
+
+    def after_lease() -> dt.datetime:
+        return clock.now() + dt.timedelta(minutes=16)
+    with pytest.raises(JournalRollbackError):
+        _erase(world, "spk01", clock=after_lease)
     with pytest.raises(InvalidParameterError):
         _erase(world, "spk01", accept_rollback="yes")
-    receipt = _erase(world, "spk01", accept_rollback=True)
+    receipt = _erase(world, "spk01", accept_rollback=True, clock=after_lease)
     assert receipt.complete and world.versions_of("spk01") == set()
     assert receipt.journal_rollback is not None
     assert "has 1 entries, but a head of 3" in receipt.journal_rollback
