@@ -51,8 +51,9 @@ emptied, a head removed while an erasure is under way, or an edited head stops i
 :class:`~securepipe.errors.ErasureError`. An entry past the head (written by a run that stopped
 before moving the head, or by a concurrent erasure of the same speaker) is verified and adopted,
 and a run whose next position is taken adopts that entry and writes its own after it, so two
-erasures of one speaker never lose each other's deletions (the erasure lease below keeps them from
-running at once; this is the journal's own defence should they ever overlap). The receipt's signature covers ``journal_head``.
+erasures of one speaker never lose each other's deletions (the erasure lease below keeps them
+from running at once; this is the journal's own defence should they ever overlap). The
+receipt's signature covers ``journal_head``.
 
 **Anchored outside the registry (rollback).** A signed head replayed from earlier (someone with
 write access to the registry saves a (journal, head) pair and writes it back later, or restores
