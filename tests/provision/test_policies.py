@@ -200,6 +200,7 @@ def test_eraser_erases_a_speaker_and_ships_the_trail_with_exactly_its_policy(
     config = _ingest_config(layout)
     items = items_from_manifest(manifest)
     speaker = items[0].speaker
+    assert speaker is not None
     mine = [i for i in items if i.speaker == speaker][:2]
     envelope = Envelope(sandbox.session, EnvelopeConfig(key_arns=layout.kms_key_arn))
     for u in manifest.utterances:
