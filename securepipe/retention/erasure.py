@@ -890,6 +890,10 @@ def erase_speaker(
         # of another run refuses this one before it writes or deletes anything
         registry.take_erasure_lease(speaker, lease, now=start, until=start + lease_for)
         leased = True
+        # read again under the lease: a run that held it before may have finished meanwhile
+        record = registry.get(speaker)
+        already = record.status == "erased"
+        resumed = record.status in ("erasing", "erasure-held")
         verifier = verifier or PublicKeyVerifier.from_kms(session, signer.key_arn)
         s3 = session.client("s3")
         anchor = _Anchor(s3, anchor_bucket)

@@ -889,6 +889,34 @@ def test_a_second_erasure_during_the_first_is_refused_before_any_delete(world: W
     assert world.registry.erasure_lease("spk03") is None
 
 
+def test_a_run_that_waited_for_the_lease_reads_the_speaker_again(world: World) -> None:
+    """Run B reads the speaker (not yet erased); run A then erases them completely before B
+    takes the lease. B reads the record again under the lease: its receipt is
+    ``already-erased`` with A's deletions, and it shreds nothing a second time."""
+    from securepipe.retention.consent import ConsentRegistry
+
+    world.populate("spk02", archive=False)
+    mine = world.versions_of("spk02")
+    first: list[Any] = []
+
+    class FirstRunsMeanwhile(ConsentRegistry):
+        def take_erasure_lease(self, speaker: str, lease: str, *, now: dt.datetime,
+                               until: dt.datetime) -> None:
+            if not first:
+                first.append(_erase(world, speaker))           # A, between B's read and take
+            super().take_erasure_lease(speaker, lease, now=now, until=until)
+
+    registry = FirstRunsMeanwhile(world.sb.session, world.registry.table, create=False)
+    second = erase_speaker(world.sb.session, speaker="spk02", registry=registry,
+                           buckets=world.buckets, signer=world.signer,
+                           anchor_bucket=world.bucket("audit"))
+    [whole] = first
+    assert whole.status == "erased" and whole.complete
+    assert {(d.bucket, d.key, d.version_id) for d in whole.deleted} == mine
+    assert second.status == "already-erased" and second.complete and second.shredding is None
+    assert second.deleted == whole.deleted and not second.resumed
+
+
 def test_a_crashed_runs_lease_expires_and_a_rerun_finishes(world: World,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A run that crashes without releasing its lease (a killed process: the release is
