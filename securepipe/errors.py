@@ -120,6 +120,26 @@ class JournalRollbackError(ErasureError):
     registry (a rollback or replay of the registry item); nothing was deleted."""
 
 
+class ErasureInProgressError(ErasureError):
+    """Another run holds the speaker's erasure lease (one erasure of a speaker at a time), or
+    this run lost its lease to another run after it expired; nothing more was deleted.
+
+    ``speaker`` names the speaker, ``lease_until`` (ISO timestamp, ``None`` if unknown) when the
+    other run's lease ends: re-run after it (a crashed run's lease simply expires).
+    """
+
+    def __init__(self, speaker: str, lease_until: str | None, detail: str = "") -> None:
+        self.speaker = speaker
+        self.lease_until = lease_until
+        self.detail = detail
+        super().__init__(f"another erasure of {speaker!r} holds its lease until "
+                         f"{lease_until or 'an unknown time'}"
+                         + (f": {detail}" if detail else ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.speaker, self.lease_until, self.detail)
+
+
 class ConsentError(SecurePipeError):
     """Consent does not cover this write: the speaker withdrew, was erased, their term ended,
     or the registry has no record of them. ``speaker`` names them, ``reason`` is a short code

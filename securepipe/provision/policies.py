@@ -403,6 +403,9 @@ def kit_role_policy(role: KitRole, layout: AccountLayout) -> dict[str, Any]:
             {"Sid": "ConsentRegistry", "Effect": "Allow",
              "Action": ["dynamodb:GetItem", "dynamodb:Scan",
                         "dynamodb:DescribeContinuousBackups"], "Resource": [table]},
+            # The same UpdateItem takes, renews and releases the speaker's erasure lease
+            # (erasure_lease, erasure_lease_until on the speaker's item: one erasure of a
+            # speaker at a time); the refusal reads it back with the GetItem above.
             # UpdateItem creates an item it does not find: never on a key item, so the eraser
             # cannot plant a speaker key it knows (finding: with GenerateDataKey under the
             # speaker-key context it could, and read the features encrypted with it).

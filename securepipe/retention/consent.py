@@ -25,6 +25,10 @@ pipeline needs to honour it:
                     400 KB item limit), each signed with the erasure's KMS signing key and
                     chained to the one before, so a re-run after a crash produces the same
                     receipt and a forged entry fails
+``erasure_lease``   the random id of the one erasure run of the speaker under way (absent when
+                    none is), with ``erasure_lease_until``, the ISO time (UTC, fixed width) its
+                    lease ends by the erasure's clock: one erasure of a speaker at a time
+                    (:meth:`ConsentRegistry.take_erasure_lease`)
 ``samples``         the index of the speaker's samples (a string set of
                     ``<contractor>/<sample_id>``: sample ids are unique only per contractor):
                     every sample admitted for them (:meth:`ConsentRegistry.admit`), so erasure
@@ -91,6 +95,7 @@ from securepipe.errors import (
     ConsentRecordError,
     EncryptionError,
     ErasureError,
+    ErasureInProgressError,
     InvalidParameterError,
     UnknownSpeakerError,
 )
@@ -117,6 +122,7 @@ __all__ = [
     "KEY_FIELDS",
     "KEY_PREFIX",
     "KEY_WRITE_ATTEMPTS",
+    "LEASE_FIELDS",
     "MANIFEST_REFERENCE_DAY",
     "STATUSES",
     "ConsentRecord",
@@ -124,6 +130,7 @@ __all__ = [
     "ReadOnlyConsentGate",
     "WrappedSpeakerKey",
     "expires_at",
+    "lease_time",
 ]
 
 DEFAULT_TABLE = "securepipe-consent"
@@ -165,6 +172,12 @@ CLAIM_FIELDS = ("speaker", "claimant", "claim_token")
 #: The attributes :meth:`ConsentRegistry.admit` writes on a speaker's item: its key (named by
 #: the write's condition) and the ``samples`` index. Nothing else of the speaker's item.
 INDEX_FIELDS = ("speaker", "samples")
+#: The attributes of a speaker's item that hold the erasure lease: the holding run's random id
+#: and the ISO time its lease ends (see :meth:`ConsentRegistry.take_erasure_lease`).
+LEASE_FIELDS = ("erasure_lease", "erasure_lease_until")
+_LEASE_ID = re.compile(r"[0-9a-f]{32}")
+_LEASE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00")
 #: BIPA: destroy within 3 years of the individual's last interaction (740 ILCS 14/15(a)).
 BIPA_MAX_DAYS = 1095
 STATUSES = ("active", "withdrawn", "erasing", "erasure-held", "erased")
@@ -216,6 +229,16 @@ def _as_date(value: dt.date | dt.datetime, name: str) -> dt.date:
 def expires_at(retain_until: dt.date) -> dt.datetime:
     """The moment data kept "until" ``retain_until`` must be gone: 00:00 UTC that day."""
     return dt.datetime.combine(retain_until, dt.time(0), tzinfo=dt.UTC)
+
+
+def lease_time(moment: dt.datetime) -> str:
+    """An erasure lease's time as stored: ISO 8601 in UTC, always with microseconds, so the
+    text is fixed-width ASCII and DynamoDB's string comparison (by character code,
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Condition.html) orders
+    it as time."""
+    if not isinstance(moment, dt.datetime) or moment.tzinfo is None:
+        raise InvalidParameterError("a lease time must be a timezone-aware datetime")
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -1167,6 +1190,120 @@ class ConsentRegistry:
                 UpdateExpression=expression, ConditionExpression="attribute_exists(speaker)",
                 ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues=values)
         return self.get(speaker)
+
+    def take_erasure_lease(self, speaker: str, lease: str, *, now: dt.datetime,
+                           until: dt.datetime) -> None:
+        """Take the speaker's erasure lease for run ``lease`` (32 hex digits) until ``until``:
+        one conditional UpdateItem on the speaker's item, allowed only if no lease is held,
+        the held one ended by ``now`` (the erasure's clock), or it is already ``lease``'s.
+
+        A live lease of another run raises :class:`~securepipe.errors.ErasureInProgressError`
+        naming the speaker and when that lease ends; nothing is changed. A lease attribute that
+        does not parse as one (planted or corrupted) is no lease: it is replaced, conditioned on
+        it being unchanged, so it cannot block an erasure. UpdateItem with a
+        ConditionExpression:
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html
+        """
+        validate_speaker_id(speaker)
+        if not isinstance(lease, str) or not _LEASE_ID.fullmatch(lease):
+            raise InvalidParameterError("an erasure lease id is 32 lowercase hex digits")
+        start, end = lease_time(now), lease_time(until)
+        if end <= start:
+            raise InvalidParameterError("an erasure lease must end after it is taken")
+        names = {"#l": "erasure_lease", "#u": "erasure_lease_until"}
+        usual: tuple[str, dict[str, Any]] = (
+            "attribute_exists(speaker) AND (attribute_not_exists(#l) OR #l = :me OR #u <= :now)",
+            {":now": {"S": start}})
+        replacing: tuple[str, dict[str, Any]] | None = None
+        for _ in range(KEY_WRITE_ATTEMPTS):
+            condition, values = replacing or usual
+            replacing = None
+            try:
+                self._ddb.update_item(
+                    TableName=self._table, Key={"speaker": {"S": speaker}},
+                    UpdateExpression="SET #l = :me, #u = :until", ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":me": {"S": lease}, ":until": {"S": end},
+                                               **values})
+                return
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+            raw = self._ddb.get_item(
+                TableName=self._table, Key={"speaker": {"S": speaker}}, ConsistentRead=True,
+                ProjectionExpression="speaker, #l, #u", ExpressionAttributeNames=names
+            ).get("Item")
+            if raw is None:
+                raise UnknownSpeakerError(f"no consent record for speaker {speaker!r}")
+            holder, held_until = raw.get("erasure_lease"), raw.get("erasure_lease_until")
+            holder_s = holder.get("S") if isinstance(holder, dict) else None
+            until_s = held_until.get("S") if isinstance(held_until, dict) else None
+            if (holder is not None and isinstance(holder_s, str) and _LEASE_ID.fullmatch(holder_s)
+                    and isinstance(until_s, str) and _LEASE_TIME.fullmatch(until_s)):
+                if holder_s != lease and until_s > start:
+                    raise ErasureInProgressError(
+                        speaker, until_s, "this run was refused before deleting anything; "
+                        "re-run after the lease ends")
+                continue            # changed since the write was refused: try again
+            # not a lease the kit wrote: replace it, only if it is still exactly what was read
+            parts = [f"{ref} = :old{ref[1]}" if raw.get(attr) is not None
+                     else f"attribute_not_exists({ref})"
+                     for ref, attr in (("#l", "erasure_lease"), ("#u", "erasure_lease_until"))]
+            old = {f":old{ref[1]}": raw[attr]
+                   for ref, attr in (("#l", "erasure_lease"), ("#u", "erasure_lease_until"))
+                   if raw.get(attr) is not None}
+            replacing = ("attribute_exists(speaker) AND " + " AND ".join(parts), old)
+        raise ErasureError(f"the erasure lease of {speaker!r} kept changing while this run "
+                           "tried to take it; nothing was deleted, re-run")
+
+    def renew_erasure_lease(self, speaker: str, lease: str, *, until: dt.datetime) -> None:
+        """Move the end of run ``lease``'s erasure lease to ``until``, only while the run still
+        holds it (a conditional UpdateItem). A lease that expired and was taken by another run
+        raises :class:`~securepipe.errors.ErasureInProgressError` (the run must stop before it
+        deletes anything more)."""
+        validate_speaker_id(speaker)
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key={"speaker": {"S": speaker}},
+                UpdateExpression="SET #u = :until",
+                ConditionExpression="attribute_exists(speaker) AND #l = :me",
+                ExpressionAttributeNames={"#l": "erasure_lease", "#u": "erasure_lease_until"},
+                ExpressionAttributeValues={":me": {"S": lease}, ":until": {"S": lease_time(until)}})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            held = self.erasure_lease(speaker)
+            raise ErasureInProgressError(
+                speaker, None if held is None else held[1],
+                "this run's lease expired and was taken (or removed) by another run; it stopped "
+                "before deleting anything more, re-run after that lease ends") from None
+
+    def release_erasure_lease(self, speaker: str, lease: str) -> bool:
+        """Remove run ``lease``'s erasure lease, only while it still holds it (a conditional
+        UpdateItem); ``False`` if it no longer did."""
+        validate_speaker_id(speaker)
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key={"speaker": {"S": speaker}},
+                UpdateExpression="REMOVE #l, #u",
+                ConditionExpression="attribute_exists(speaker) AND #l = :me",
+                ExpressionAttributeNames={"#l": "erasure_lease", "#u": "erasure_lease_until"},
+                ExpressionAttributeValues={":me": {"S": lease}})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def erasure_lease(self, speaker: str) -> tuple[str, str] | None:
+        """``(run id, ends at)`` of the speaker's erasure lease as stored, or ``None`` if none
+        (one consistent GetItem projected on :data:`LEASE_FIELDS`)."""
+        validate_speaker_id(speaker)
+        item = self._item(speaker, LEASE_FIELDS) or {}
+        holder, until = item.get("erasure_lease"), item.get("erasure_lease_until")
+        if holder is None and until is None:
+            return None
+        return str(holder), str(until)
 
     def hold_erasure(self, speaker: str, reason: str) -> None:
         """Record that erasure is blocked by a hold (``erasure-held``); the key is kept."""

@@ -51,8 +51,9 @@ emptied, a head removed while an erasure is under way, or an edited head stops i
 :class:`~securepipe.errors.ErasureError`. An entry past the head (written by a run that stopped
 before moving the head, or by a concurrent erasure of the same speaker) is verified and adopted,
 and a run whose next position is taken adopts that entry and writes its own after it, so two
-erasures of one speaker never lose each other's deletions, and each receipt lists what every run
-journaled up to its end. The receipt's signature covers ``journal_head``.
+erasures of one speaker never lose each other's deletions (the erasure lease below keeps them
+from running at once; this is the journal's own defence should they ever overlap). The
+receipt's signature covers ``journal_head``.
 
 **Anchored outside the registry (rollback).** A signed head replayed from earlier (someone with
 write access to the registry saves a (journal, head) pair and writes it back later, or restores
@@ -104,6 +105,23 @@ appeared since, such as a late ingest), unless key material is back in their reg
 ``erased`` (or ``erased-pending-backup-expiry``) from that moment. A crash between a
 version's delete and its journal entry loses that one receipt line, never the deletion.
 
+**One erasure of a speaker at a time.** Two runs deleting at once would each sign a receipt
+listing what was journaled when it signed, so a deletion the other had made but not yet
+journaled could be missing from a receipt that still says ``complete``. So a run first takes
+the speaker's *erasure lease*: one conditional UpdateItem of the speaker's item
+(``erasure_lease``: a random run id, ``erasure_lease_until``: when it ends, by the erasure's
+clock; :meth:`~securepipe.retention.consent.ConsentRegistry.take_erasure_lease`), allowed only
+if no lease is held, the held one has ended, or it is the run's own. A live lease of another
+run refuses the run with :class:`~securepipe.errors.ErasureInProgressError` (naming the speaker
+and when the lease ends) before it writes or deletes anything. The run renews its lease before
+every deletion, conditioned on still holding it, from a clock that never goes backwards (so a
+clock moving back never shortens it); a run whose lease lapsed and was taken stops with the
+same error before deleting anything more, and a run that no longer holds its lease when it is
+done signs no receipt. A run stopped by an error releases its lease; a crashed run's lease
+simply ends (``lease_seconds``, 15 minutes by default), and a re-run then resumes from the
+journal. The lease is what makes each receipt whole; the shared journal still never loses a
+deletion if two runs ever overlap (a clock far off between two machines could let them).
+
 Scale note: each erasure lists every version of the given buckets (HEAD per version). At
 millions of objects, drive it from an S3 Inventory report instead of live listings.
 """
@@ -111,6 +129,7 @@ millions of objects, drive it from an S3 Inventory report instead of live listin
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -132,6 +151,7 @@ from securepipe.encryption.signing import (
 )
 from securepipe.errors import (
     ErasureError,
+    ErasureInProgressError,
     InvalidParameterError,
     JournalRollbackError,
     RetentionError,
@@ -151,6 +171,8 @@ from securepipe.retention.sweeper import (
 )
 
 __all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "MAX_LEASE_SECONDS",
     "DeletedVersion",
     "ErasureReceipt",
     "KeptVersion",
@@ -161,6 +183,11 @@ __all__ = [
 
 AUDIT = logging.getLogger("securepipe.audit.records")
 _CHUNK = 1 << 20
+#: How long an erasure run's lease on its speaker lasts unless renewed (15 minutes); the run
+#: renews it before every deletion, so only a crashed (or stuck) run lets it lapse.
+DEFAULT_LEASE_SECONDS = 900
+#: The longest lease a run may ask for (a day): a crashed run blocks re-runs for at most this.
+MAX_LEASE_SECONDS = 86_400
 
 Status = Literal["erased", "erased-pending-backup-expiry", "already-erased", "held"]
 
@@ -772,6 +799,7 @@ def erase_speaker(
     clock: Callable[[], dt.datetime] | None = None,
     after_step: Callable[[str, str], None] | None = None,
     accept_rollback: bool = False,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
 ) -> ErasureReceipt:
     """Erase every object version and unfinished upload of ``speaker`` in ``buckets``, shred
     their key, and return a signed receipt.
@@ -799,6 +827,9 @@ def erase_speaker(
     shredding (``"shred"``); tests use it to inject crashes. ``accept_rollback=True`` goes on
     past a journal the anchors show was rolled back (see "Recovering from a genuine rollback"
     in the module docstring) instead of raising :class:`~securepipe.errors.JournalRollbackError`.
+    ``lease_seconds`` (1 to :data:`MAX_LEASE_SECONDS`, default :data:`DEFAULT_LEASE_SECONDS`):
+    how long this run's erasure lease lasts past each renewal (see "One erasure of a speaker at
+    a time" in the module docstring).
 
     Wraps ListObjectVersions, HeadObject, GetObject, DeleteObject with ``VersionId``
     (https://docs.aws.amazon.com/AmazonS3/latest/userguide/DeletingObjectVersions.html),
@@ -809,7 +840,9 @@ def erase_speaker(
     (before any AWS call), :class:`~securepipe.errors.UnknownSpeakerError` for a speaker the
     registry does not know and :class:`~securepipe.errors.ConsentRecordError` for a malformed
     record (nothing changed), and :class:`~securepipe.errors.ErasureError` when the journal does
-    not verify (nothing deleted) or S3 or DynamoDB fails part-way (re-run to resume).
+    not verify (nothing deleted) or S3 or DynamoDB fails part-way (re-run to resume), and its
+    subclass :class:`~securepipe.errors.ErasureInProgressError` when another run holds the
+    speaker's lease (nothing deleted) or took it from this run (nothing more deleted).
     """
     validate_speaker_id(speaker)
     if isinstance(buckets, str) or not isinstance(buckets, Sequence) or not buckets:
@@ -829,6 +862,10 @@ def erase_speaker(
         raise InvalidParameterError("clock must be a callable returning an aware datetime")
     if not isinstance(accept_rollback, bool):
         raise InvalidParameterError("accept_rollback must be a bool")
+    if (isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int)
+            or not 1 <= lease_seconds <= MAX_LEASE_SECONDS):
+        raise InvalidParameterError(
+            f"lease_seconds must be an integer from 1 to {MAX_LEASE_SECONDS}")
     tick = clock or _clock.now
     done = after_step or (lambda step, detail: None)
     start = _aware(tick)
@@ -839,7 +876,24 @@ def erase_speaker(
     record = registry.get(speaker)       # UnknownSpeakerError / ConsentRecordError: no change
     already = record.status == "erased"
     resumed = record.status in ("erasing", "erasure-held")
+    lease, lease_for = secrets.token_hex(16), dt.timedelta(seconds=lease_seconds)
+    leased = False
+
+    def hold() -> None:
+        # renewed only while this run still holds it (ErasureInProgressError otherwise), and
+        # from the erasure's clock that never goes backwards: a clock moving back never
+        # shortens the lease (letting another run take it while this one works)
+        registry.renew_erasure_lease(speaker, lease, until=later() + lease_for)
+
     try:
+        # one erasure of the speaker at a time, so this run's receipt is whole: a live lease
+        # of another run refuses this one before it writes or deletes anything
+        registry.take_erasure_lease(speaker, lease, now=start, until=start + lease_for)
+        leased = True
+        # read again under the lease: a run that held it before may have finished meanwhile
+        record = registry.get(speaker)
+        already = record.status == "erased"
+        resumed = record.status in ("erasing", "erasure-held")
         verifier = verifier or PublicKeyVerifier.from_kms(session, signer.key_arn)
         s3 = session.client("s3")
         anchor = _Anchor(s3, anchor_bucket)
@@ -873,6 +927,7 @@ def erase_speaker(
             abort, unknown = _uploads_to_abort(uploads, speaker, start)
             unattributed.extend(unknown)
             for up, why in abort:
+                hold()
                 s3.abort_multipart_upload(Bucket=up.bucket, Key=up.key, UploadId=up.upload_id)
                 _audit_upload(up, start, speaker, why)
                 record_deleted(DeletedVersion(up.bucket, up.key, up.upload_id,
@@ -896,6 +951,7 @@ def erase_speaker(
                     kept.append(KeptVersion(v.bucket, v.key, v.version_id, v.kind, lock))
                     _audit("erasure.kept", v, "denied", start, speaker, lock)
                     continue
+                hold()                    # before each deletion: still this run's lease?
                 try:
                     sha, source = _digest(s3, v)
                 except ClientError as exc:
@@ -930,6 +986,7 @@ def erase_speaker(
                     f"{v.source}; found after the speaker was erased" if already
                     else v.source))
 
+        hold()
         remaining = [v for b in buckets
                      for v in attributed_versions(session, b, sample_speakers, registry=registry)
                      if v.speaker == speaker]
@@ -981,6 +1038,15 @@ def erase_speaker(
         if journaled:
             journal.catch_up()        # what a concurrent run journaled meanwhile
         deleted = journal.deleted() if journaled else tuple(deleted_now)
+        # released only if still held: had another run taken it meanwhile, its deletions
+        # could be missing from this receipt, so none is signed
+        if not registry.release_erasure_lease(speaker, lease):
+            held = registry.erasure_lease(speaker)
+            raise ErasureInProgressError(
+                speaker, None if held is None else held[1],
+                "this run's lease expired and was taken by another run before its receipt was "
+                "signed; re-run after that lease ends for the whole receipt")
+        leased = False
     except RetentionError as exc:
         raise ErasureError(f"erasure of {speaker!r} stopped: {exc}; what was deleted is "
                            "journaled, re-run to finish") from exc
@@ -988,6 +1054,10 @@ def erase_speaker(
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
         raise ErasureError(f"erasure of {speaker!r} stopped ({code or type(exc).__name__}); "
                            "what was deleted is journaled, re-run to finish") from exc
+    finally:
+        if leased:       # stopped by an error: free the speaker for a re-run at once
+            with contextlib.suppress(ClientError, BotoCoreError):   # else it simply expires
+                registry.release_erasure_lease(speaker, lease)
 
     unsigned = ErasureReceipt(
         speaker=speaker, started=start, when=when, status=status, buckets=buckets,

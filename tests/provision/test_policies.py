@@ -5,6 +5,7 @@ outside it is refused (the sandbox evaluates identity policies for role sessions
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import logging
 from typing import Any
@@ -18,7 +19,7 @@ from securepipe.access.credentials import session_with_credentials
 from securepipe.data.dataset import load_manifest
 from securepipe.encryption.envelope import Envelope, EnvelopeConfig, SampleContext
 from securepipe.encryption.upload import CONSENT_NOT_CHECKED, upload_sample
-from securepipe.errors import InvalidParameterError
+from securepipe.errors import ErasureInProgressError, InvalidParameterError
 from securepipe.features.ingest import (
     IngestConfig,
     IngestItem,
@@ -199,6 +200,7 @@ def test_eraser_erases_a_speaker_and_ships_the_trail_with_exactly_its_policy(
     config = _ingest_config(layout)
     items = items_from_manifest(manifest)
     speaker = items[0].speaker
+    assert speaker is not None
     mine = [i for i in items if i.speaker == speaker][:2]
     envelope = Envelope(sandbox.session, EnvelopeConfig(key_arns=layout.kms_key_arn))
     for u in manifest.utterances:
@@ -221,10 +223,20 @@ def test_eraser_erases_a_speaker_and_ships_the_trail_with_exactly_its_policy(
     eraser = _as_role(sandbox, layout, "eraser")
     registry = ConsentRegistry(eraser, layout.consent_table, create=False)
     signer = KmsSigner(eraser, layout.signing_key_arn)  # type: ignore[arg-type]
+    # the erasure lease (take, refuse a second run, release) works under exactly the policy
+    other_run = "ab" * 16
+    registry.take_erasure_lease(speaker, other_run, now=clock.now(),
+                                until=clock.now() + dt.timedelta(hours=1))
+    with pytest.raises(ErasureInProgressError):
+        erase_speaker(eraser, speaker=speaker, registry=registry,
+                      buckets=list(layout.data_buckets), signer=signer,
+                      anchor_bucket=layout.bucket("audit"))
+    assert versions() > 0 and registry.release_erasure_lease(speaker, other_run)
     receipt = erase_speaker(eraser, speaker=speaker, registry=registry,
                             buckets=list(layout.data_buckets), signer=signer,
                             anchor_bucket=layout.bucket("audit"))
     assert receipt.deleted and not receipt.unattributed
+    assert registry.erasure_lease(speaker) is None      # renewed and released as the eraser
     assert versions() == 0  # every version of the only speaker ingested is gone
     anchors = s3_admin.list_object_versions(Bucket=layout.bucket("audit"),
                                             Prefix=f"erasure-journal/{speaker}/")

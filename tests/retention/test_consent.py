@@ -13,6 +13,7 @@ from securepipe.data.dataset import Consent, Speaker, load_manifest
 from securepipe.errors import (
     ConsentError,
     ConsentRecordError,
+    ErasureInProgressError,
     InvalidParameterError,
     UnknownSpeakerError,
 )
@@ -22,6 +23,7 @@ from securepipe.retention.consent import (
     MANIFEST_REFERENCE_DAY,
     ConsentRegistry,
     expires_at,
+    lease_time,
 )
 from securepipe.sandbox.account import Sandbox
 
@@ -425,3 +427,36 @@ def test_reloading_on_a_later_day_never_redates_an_existing_speaker(sandbox: San
     with pytest.raises(ConsentError) as refused:
         reg.check_consent(ended.speaker, expires_at(later))
     assert refused.value.reason == "expired"
+
+
+def test_the_erasure_lease_is_one_runs_at_a_time(registry: ConsentRegistry) -> None:
+    """take: only with no lease, an ended one, or one's own; a live lease of another run is
+    refused (naming the speaker and its end) and left as it was; renew and release only while
+    held; an unknown speaker or a bad id is refused; the record reads as before."""
+    t0 = dt.datetime(2027, 3, 1, 12, tzinfo=dt.UTC)
+    a, b = "a1" * 16, "b2" * 16
+    before = registry.get("spk01")
+    registry.take_erasure_lease("spk01", a, now=t0, until=t0 + dt.timedelta(minutes=15))
+    registry.take_erasure_lease("spk01", a, now=t0, until=t0 + dt.timedelta(minutes=20))  # own
+    held = (a, lease_time(t0 + dt.timedelta(minutes=20)))
+    assert registry.erasure_lease("spk01") == held
+    with pytest.raises(ErasureInProgressError) as refused:
+        registry.take_erasure_lease("spk01", b, now=t0 + dt.timedelta(minutes=19, seconds=59),
+                                    until=t0 + dt.timedelta(hours=1))
+    assert refused.value.speaker == "spk01" and refused.value.lease_until == held[1]
+    assert registry.erasure_lease("spk01") == held
+    assert registry.get("spk01") == before and registry.scan()[1] == []
+    registry.take_erasure_lease("spk01", b, now=t0 + dt.timedelta(minutes=20),
+                                until=t0 + dt.timedelta(minutes=35))         # ended: taken
+    with pytest.raises(ErasureInProgressError):
+        registry.renew_erasure_lease("spk01", a, until=t0 + dt.timedelta(hours=2))
+    assert not registry.release_erasure_lease("spk01", a)
+    assert registry.erasure_lease("spk01") == (b, lease_time(t0 + dt.timedelta(minutes=35)))
+    assert registry.release_erasure_lease("spk01", b) and registry.erasure_lease("spk01") is None
+    with pytest.raises(UnknownSpeakerError):
+        registry.take_erasure_lease("spk99", a, now=t0, until=t0 + dt.timedelta(minutes=1))
+    with pytest.raises(InvalidParameterError):
+        registry.take_erasure_lease("spk01", "not-a-run", now=t0, until=t0 + dt.timedelta(1))
+    with pytest.raises(InvalidParameterError):
+        registry.take_erasure_lease("spk01", a, now=t0, until=t0)
+    assert registry.erasure_lease("spk01") is None and registry.get("spk01") == before

@@ -24,12 +24,14 @@ from securepipe.errors import (
     ConsentRecordError,
     DecryptionError,
     ErasureError,
+    ErasureInProgressError,
     InvalidParameterError,
     JournalRollbackError,
     SignatureError,
     UnknownSpeakerError,
 )
 from securepipe.features.ingest import IngestConfig, ingest_batch, items_from_manifest
+from securepipe.retention.consent import lease_time
 from securepipe.retention.erasure import erase_speaker, verify_receipt
 from securepipe.retention.shredding import SpeakerKeyConfig
 from securepipe.retention.sweeper import sweep
@@ -786,14 +788,17 @@ def test_a_journal_of_hundreds_of_versions_fits(world: World) -> None:
     assert world.versions() == {v for v in other if v[3] != "spk06"}
 
 
-def test_concurrent_erasures_of_one_speaker_miss_no_deletion(world: World) -> None:
-    """Two erasures of one speaker run at once (two threads, each with its own boto3 session,
-    released together by a barrier): they share one journal (a run whose next position is
-    taken adopts that entry), a version the other run deleted first is listed as gone, and a
-    later re-run's receipt lists every version of the speaker; the other speakers' versions are
-    untouched. (Each run's own receipt lists what was journaled when it signed: a deletion the
-    other run had made but not yet journaled at that moment can be missing from it.)"""
+def test_concurrent_erasures_of_one_speaker_yield_one_whole_receipt(world: World) -> None:
+    """Two erasures of one speaker released together (two threads, each with its own boto3
+    session, a barrier, and a short pause after each delete so the runs overlap): one takes the
+    speaker's erasure lease and returns a complete receipt listing every version of the speaker
+    (none "already gone": the other deleted nothing); the other is refused with
+    ErasureInProgressError before deleting anything (or, had it come after the first finished,
+    returns an already-erased receipt). Other speakers are untouched, the lease is released.
+    (Before the lease, both deleted, and each receipt listed only what was journaled when it
+    signed: a deletion the other run had made but not yet journaled could be missing.)"""
     import threading
+    import time
 
     import boto3
 
@@ -812,6 +817,7 @@ def test_concurrent_erasures_of_one_speaker_miss_no_deletion(world: World) -> No
     creds = world.sb.session.get_credentials().get_frozen_credentials()
     start = threading.Barrier(2)
     finished: list[Any] = []
+    refused: list[ErasureInProgressError] = []
     failures: list[BaseException] = []
 
     def run() -> None:
@@ -823,9 +829,12 @@ def test_concurrent_erasures_of_one_speaker_miss_no_deletion(world: World) -> No
         signer = KmsSigner(session, world.sb.resources.signing_key_arn)
         start.wait()
         try:
-            finished.append(erase_speaker(session, speaker="spk02", registry=registry,
-                                          buckets=world.buckets, signer=signer,
-                                          anchor_bucket=world.bucket("audit")))
+            finished.append(erase_speaker(
+                session, speaker="spk02", registry=registry, buckets=world.buckets,
+                signer=signer, anchor_bucket=world.bucket("audit"),
+                after_step=lambda step, detail: time.sleep(0.01)))
+        except ErasureInProgressError as exc:
+            refused.append(exc)
         except BaseException as exc:   # reported below with the thread's traceback
             failures.append(exc)
 
@@ -834,15 +843,194 @@ def test_concurrent_erasures_of_one_speaker_miss_no_deletion(world: World) -> No
         t.start()
     for t in threads:
         t.join()
-    assert failures == [] and len(finished) == 2
-    assert all(r.complete for r in finished) and world.versions_of("spk02") == set()
-    again = _erase(world, "spk02")
-    assert again.status == "already-erased"
-    assert {(d.bucket, d.key, d.version_id) for d in again.deleted} >= mine
+    assert failures == [] and len(finished) + len(refused) == 2
+    [whole] = [r for r in finished if r.status == "erased"]         # exactly one did the work
+    assert whole.complete and {(d.bucket, d.key, d.version_id) for d in whole.deleted} == mine
+    assert not [d for d in whole.deleted if "already gone" in d.attribution]
+    for late in (r for r in finished if r is not whole):            # came after: nothing new
+        assert late.status == "already-erased" and late.complete and late.deleted == whole.deleted
+    for exc in refused:
+        assert exc.speaker == "spk02" and exc.lease_until and "spk02" in str(exc)
     assert world.versions_of("spk02") == set() and world.versions() == others
+    assert world.registry.erasure_lease("spk02") is None            # released at the end
     verifier = PublicKeyVerifier.from_kms(world.sb.session, world.sb.resources.signing_key_arn)
-    for receipt in (*finished, again):
+    for receipt in finished:
         receipt.verify(verifier)
+
+
+def test_a_second_erasure_during_the_first_is_refused_before_any_delete(world: World) -> None:
+    """A second erasure of the speaker started inside the first (after its first delete) is
+    refused with ErasureInProgressError naming the speaker and when the lease ends, and changes
+    nothing; registry-wide readers (scan, the sweeper) do not trip on the lease attributes; the
+    first run's receipt is complete and lists every version."""
+    world.populate("spk03", "spk05", archive=False)
+    mine = world.versions_of("spk03")
+    t0 = dt.datetime(2027, 3, 1, 12, tzinfo=dt.UTC)
+    seen: list[ErasureInProgressError] = []
+
+    def second(step: str, detail: str) -> None:
+        if step != "delete" or seen:
+            return
+        before, lease = world.versions(), world.registry.erasure_lease("spk03")
+        with pytest.raises(ErasureInProgressError) as refused:
+            _erase(world, "spk03", clock=lambda: t0 + dt.timedelta(minutes=1))
+        seen.append(refused.value)
+        assert world.versions() == before and world.registry.erasure_lease("spk03") == lease
+        records, errors = world.registry.scan()
+        assert errors == [] and "spk03" in {r.speaker for r in records}
+        assert sweep(world.sb.session, buckets=world.buckets, registry=world.registry,
+                     clock=lambda: t0, dry_run=True) is not None
+
+    receipt = _erase(world, "spk03", clock=lambda: t0, after_step=second)
+    [exc] = seen
+    assert exc.speaker == "spk03" and exc.lease_until == lease_time(t0 + dt.timedelta(minutes=15))
+    assert exc.lease_until in str(exc)
+    assert receipt.complete and {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == mine
+    assert world.registry.erasure_lease("spk03") is None
+
+
+def test_a_run_that_waited_for_the_lease_reads_the_speaker_again(world: World) -> None:
+    """Run B reads the speaker (not yet erased); run A then erases them completely before B
+    takes the lease. B reads the record again under the lease: its receipt is
+    ``already-erased`` with A's deletions, and it shreds nothing a second time."""
+    from securepipe.retention.consent import ConsentRegistry
+
+    world.populate("spk02", archive=False)
+    mine = world.versions_of("spk02")
+    first: list[Any] = []
+
+    class FirstRunsMeanwhile(ConsentRegistry):
+        def take_erasure_lease(self, speaker: str, lease: str, *, now: dt.datetime,
+                               until: dt.datetime) -> None:
+            if not first:
+                first.append(_erase(world, speaker))           # A, between B's read and take
+            super().take_erasure_lease(speaker, lease, now=now, until=until)
+
+    registry = FirstRunsMeanwhile(world.sb.session, world.registry.table, create=False)
+    second = erase_speaker(world.sb.session, speaker="spk02", registry=registry,
+                           buckets=world.buckets, signer=world.signer,
+                           anchor_bucket=world.bucket("audit"))
+    [whole] = first
+    assert whole.status == "erased" and whole.complete
+    assert {(d.bucket, d.key, d.version_id) for d in whole.deleted} == mine
+    assert second.status == "already-erased" and second.complete and second.shredding is None
+    assert second.deleted == whole.deleted and not second.resumed
+
+
+def test_a_crashed_runs_lease_expires_and_a_rerun_finishes(world: World,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that crashes without releasing its lease (a killed process: the release is
+    disabled) blocks re-runs only until its lease ends by the erasure's clock; then a re-run
+    takes the lease, resumes from the journal and returns a complete receipt of both runs."""
+    world.populate("spk01", "spk09")
+    mine, others = world.versions_of("spk01"), world.versions_of("spk09")
+    t0 = dt.datetime(2027, 3, 1, 12, tzinfo=dt.UTC)
+    calls: list[str] = []
+
+    def crash(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 2:
+            raise Crash(detail)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(world.registry, "release_erasure_lease", lambda *a, **k: True)
+        with pytest.raises(Crash):
+            _erase(world, "spk01", clock=lambda: t0, after_step=crash, lease_seconds=600)
+    left = world.versions_of("spk01")
+    assert len(left) == len(mine) - 2
+    held = world.registry.erasure_lease("spk01")
+    assert held is not None and held[1] == lease_time(t0 + dt.timedelta(minutes=10))
+    with pytest.raises(ErasureInProgressError) as refused:       # still live: nothing changes
+        _erase(world, "spk01", clock=lambda: t0 + dt.timedelta(minutes=9, seconds=59))
+    assert refused.value.lease_until == held[1] and world.versions_of("spk01") == left
+    assert world.registry.erasure_lease("spk01") == held
+    receipt = _erase(world, "spk01", clock=lambda: t0 + dt.timedelta(minutes=10))
+    assert receipt.complete and receipt.resumed
+    assert {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == mine   # both runs
+    assert world.versions_of("spk01") == set() and world.versions_of("spk09") == others
+    assert world.registry.erasure_lease("spk01") is None
+
+
+def test_a_run_that_lost_its_lease_stops_before_deleting_more(world: World) -> None:
+    """Between two deletions the run's lease expires (its clock moves past it) and another run
+    takes it: the run's next renewal fails, and it stops with ErasureInProgressError before
+    deleting anything more, leaving the other run's lease in place and the key unshredded; a
+    re-run after that lease ends finishes with a complete receipt."""
+    world.populate("spk01", "spk09")
+    mine, others = world.versions_of("spk01"), world.versions_of("spk09")
+    assert len(mine) >= 3
+    t0 = dt.datetime(2027, 3, 1, 12, tzinfo=dt.UTC)
+    now = [t0]
+    thief = "cd" * 16
+
+    def steal(step: str, detail: str) -> None:
+        if step == "delete" and now[0] == t0:
+            now[0] = t0 + dt.timedelta(minutes=16)       # the run stalled past its lease ...
+            world.registry.take_erasure_lease(            # ... and another run took it
+                "spk01", thief, now=now[0], until=now[0] + dt.timedelta(minutes=15))
+
+    with pytest.raises(ErasureInProgressError) as lost:
+        _erase(world, "spk01", clock=lambda: now[0], after_step=steal)
+    until = lease_time(t0 + dt.timedelta(minutes=31))
+    assert lost.value.speaker == "spk01" and lost.value.lease_until == until
+    assert len(world.versions_of("spk01")) == len(mine) - 1          # nothing after the first
+    assert world.registry.erasure_lease("spk01") == (thief, until)   # not released by the loser
+    assert world.registry.get("spk01").has_key                        # not shredded
+    receipt = _erase(world, "spk01", clock=lambda: t0 + dt.timedelta(minutes=31))
+    assert receipt.complete and {(d.bucket, d.key, d.version_id) for d in receipt.deleted} == mine
+    assert world.versions_of("spk09") == others
+
+
+def test_a_clock_going_backwards_never_shortens_nor_steals_a_live_lease(world: World) -> None:
+    """The run's clock jumps back 30 days after its first delete. Its renewals never move its
+    lease's end earlier than it was (the erasure's clock never goes backwards), so another run
+    just before the original end, or with a clock 30 days behind, is refused and leaves the
+    lease exactly as it was (neither taken nor extended)."""
+    world.populate("spk05", archive=False)
+    assert len(world.versions_of("spk05")) >= 3
+    t0 = dt.datetime(2027, 3, 1, 12, tzinfo=dt.UTC)
+    now = [t0]
+    end = lease_time(t0 + dt.timedelta(minutes=15))
+    calls: list[str] = []
+
+    def backwards(step: str, detail: str) -> None:
+        calls.append(step)
+        if len(calls) == 1:
+            now[0] = t0 - dt.timedelta(days=30)
+        elif len(calls) == 2:                         # renewed since, with the clock behind
+            held = world.registry.erasure_lease("spk05")
+            assert held is not None and held[1] == end
+            before = world.versions()
+            for other in (t0 + dt.timedelta(minutes=15) - dt.timedelta(seconds=1),
+                          t0 - dt.timedelta(days=30)):
+                with pytest.raises(ErasureInProgressError) as refused:
+                    _erase(world, "spk05", clock=lambda moment=other: moment)
+                assert refused.value.lease_until == end
+                assert world.registry.erasure_lease("spk05") == held
+            assert world.versions() == before
+
+    receipt = _erase(world, "spk05", clock=lambda: now[0], after_step=backwards)
+    assert len(calls) >= 3 and receipt.complete and world.versions_of("spk05") == set()
+    assert receipt.started == t0 and receipt.when >= t0
+
+
+def test_a_malformed_lease_never_blocks_and_lease_seconds_is_checked(world: World) -> None:
+    """A lease attribute the kit did not write (planted or corrupted: not a run id, an end
+    that is not a fixed-width ISO time) is no lease: the erasure replaces it and completes.
+    A bad ``lease_seconds`` is refused before any AWS call."""
+    world.populate("spk02", archive=False)
+    before = world.versions()
+    for bad in (0, -1, True, 86_401, "900", 1.5):
+        with pytest.raises(InvalidParameterError):
+            _erase(world, "spk02", lease_seconds=bad)
+    assert world.versions() == before and world.registry.erasure_lease("spk02") is None
+    world.sb.session.client("dynamodb").update_item(
+        TableName=world.registry.table, Key={"speaker": {"S": "spk02"}},
+        UpdateExpression="SET erasure_lease = :l, erasure_lease_until = :u",
+        ExpressionAttributeValues={":l": {"S": "someone"}, ":u": {"S": "zzzz-forever"}})
+    receipt = _erase(world, "spk02")
+    assert receipt.complete and world.versions_of("spk02") == set()
+    assert world.registry.erasure_lease("spk02") is None
 
 
 def test_planted_anchors_neither_block_nor_fake_an_erasure(world: World) -> None:
@@ -993,11 +1181,18 @@ def test_an_accepted_rollback_finishes_the_erasure_and_says_so(world: World) -> 
     ddb.put_item(TableName=table, Item=saved)                 # the restore
     for seq in (1, 2):
         ddb.delete_item(TableName=table, Key={"speaker": {"S": f"journal#spk01#{seq}"}})
-    with pytest.raises(JournalRollbackError):
+    # the restored item carries the crashed run's lease: like any crashed run's, it ends
+    assert "erasure_lease" in saved
+    with pytest.raises(ErasureInProgressError):
         _erase(world, "spk01")
+
+    def after_lease() -> dt.datetime:
+        return clock.now() + dt.timedelta(minutes=16)
+    with pytest.raises(JournalRollbackError):
+        _erase(world, "spk01", clock=after_lease)
     with pytest.raises(InvalidParameterError):
         _erase(world, "spk01", accept_rollback="yes")
-    receipt = _erase(world, "spk01", accept_rollback=True)
+    receipt = _erase(world, "spk01", accept_rollback=True, clock=after_lease)
     assert receipt.complete and world.versions_of("spk01") == set()
     assert receipt.journal_rollback is not None
     assert "has 1 entries, but a head of 3" in receipt.journal_rollback
