@@ -399,6 +399,10 @@ def test_compromised_ingest_cannot_rewrite_consent_or_erasure_state(sandbox: San
             Key={"speaker": {"S": f"journal#{speaker}#0"}},
             UpdateExpression="SET claimant = :c",
             ExpressionAttributeValues={":c": {"S": speaker}}),
+        "plant an erasure lease (blocks every erasure until it ends)": dict(
+            Key=key, UpdateExpression="SET erasure_lease = :r, erasure_lease_until = :u",
+            ExpressionAttributeValues={":r": {"S": "x" * 32},
+                                       ":u": {"S": "2999-01-01T00:00:00.000000Z"}}),
         "read it all back": dict(
             Key=key, UpdateExpression="ADD samples :s", ReturnValues="ALL_OLD",
             ExpressionAttributeValues={":s": {"SS": ["c01/x"]}}),
