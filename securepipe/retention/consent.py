@@ -1261,34 +1261,31 @@ class ConsentRegistry:
         holds it (a conditional UpdateItem). A lease that expired and was taken by another run
         raises :class:`~securepipe.errors.ErasureInProgressError` (the run must stop before it
         deletes anything more)."""
-        validate_speaker_id(speaker)
-        try:
-            self._ddb.update_item(
-                TableName=self._table, Key={"speaker": {"S": speaker}},
-                UpdateExpression="SET #u = :until",
-                ConditionExpression="attribute_exists(speaker) AND #l = :me",
-                ExpressionAttributeNames={"#l": "erasure_lease", "#u": "erasure_lease_until"},
-                ExpressionAttributeValues={":me": {"S": lease}, ":until": {"S": lease_time(until)}})
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+        if not self._while_leased(speaker, lease, "SET #u = :until",
+                                  {":until": {"S": lease_time(until)}}):
             held = self.erasure_lease(speaker)
             raise ErasureInProgressError(
                 speaker, None if held is None else held[1],
                 "this run's lease expired and was taken (or removed) by another run; it stopped "
-                "before deleting anything more, re-run after that lease ends") from None
+                "before deleting anything more, re-run after that lease ends")
 
     def release_erasure_lease(self, speaker: str, lease: str) -> bool:
         """Remove run ``lease``'s erasure lease, only while it still holds it (a conditional
         UpdateItem); ``False`` if it no longer did."""
+        return self._while_leased(speaker, lease, "REMOVE #l, #u", {})
+
+    def _while_leased(self, speaker: str, lease: str, expression: str,
+                      values: Mapping[str, Any]) -> bool:
+        """One UpdateItem of the speaker's lease attributes (``#l``, ``#u``), conditioned on run
+        ``lease`` still holding it; ``False`` if it no longer did."""
         validate_speaker_id(speaker)
         try:
             self._ddb.update_item(
                 TableName=self._table, Key={"speaker": {"S": speaker}},
-                UpdateExpression="REMOVE #l, #u",
+                UpdateExpression=expression,
                 ConditionExpression="attribute_exists(speaker) AND #l = :me",
                 ExpressionAttributeNames={"#l": "erasure_lease", "#u": "erasure_lease_until"},
-                ExpressionAttributeValues={":me": {"S": lease}})
+                ExpressionAttributeValues={":me": {"S": lease}, **values})
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise

@@ -608,8 +608,7 @@ def test_a_role_never_used_is_new_within_the_window_and_unused_after_it(
 
 def test_a_kit_role_is_exempt_only_while_it_holds_exactly_its_generated_policy(
         hardened: Hardened) -> None:
-    from securepipe.provision import AccountLayout, ensure_kit_role, kit_role_policy
-    from securepipe.provision.policies import KIT_ROLE_POLICY_NAME
+    from securepipe.provision import AccountLayout, ensure_kit_role
 
     layout = AccountLayout.discover(hardened.session,
                                     consent_table=hardened.config.consent_table)
@@ -620,16 +619,26 @@ def test_a_kit_role_is_exempt_only_while_it_holds_exactly_its_generated_policy(
     assert "role/securepipe-ingest: exempt" in card.results[0].resources[-1].evidence
     # one statement more than generated, and the ingest role is reviewed as it is: it reaches
     # every contractor's uploads
-    extra = kit_role_policy("ingest", layout)
-    extra["Statement"].append({"Sid": "AlsoListEverything", "Effect": "Allow",
-                               "Action": "s3:ListAllMyBuckets", "Resource": "*"})
-    hardened.session.client("iam").put_role_policy(
-        RoleName="securepipe-ingest", PolicyName=KIT_ROLE_POLICY_NAME,
-        PolicyDocument=json.dumps(extra))
+    _one_statement_more(hardened, layout, "ingest", {
+        "Sid": "AlsoListEverything", "Effect": "Allow", "Action": "s3:ListAllMyBuckets",
+        "Resource": "*"})
     result = hardened.run(checks=["access_review_broad_grants"]).results[0]
     assert result.status == "fail"
     assert [r.resource for r in result.resources if r.status == "fail"] == [
         "role/securepipe-ingest"]
+
+
+def _one_statement_more(hardened: Hardened, layout: Any, role: str,
+                        statement: dict[str, Any]) -> None:
+    """Give kit role ``role`` its generated policy plus ``statement``."""
+    from securepipe.provision import kit_role_policy
+    from securepipe.provision.policies import KIT_ROLE_POLICY_NAME
+
+    extra = kit_role_policy(role, layout)  # type: ignore[arg-type]
+    extra["Statement"].append(statement)
+    hardened.session.client("iam").put_role_policy(
+        RoleName=f"securepipe-{role}", PolicyName=KIT_ROLE_POLICY_NAME,
+        PolicyDocument=json.dumps(extra))
 
 
 def test_the_access_review_accepts_the_trainer_with_speaker_keys_and_nothing_beyond(
@@ -640,7 +649,7 @@ def test_the_access_review_accepts_the_trainer_with_speaker_keys_and_nothing_bey
     import dataclasses
 
     from securepipe.checks.review import access_review
-    from securepipe.provision import AccountLayout, ensure_kit_role, kit_role_policy
+    from securepipe.provision import AccountLayout, ensure_kit_role
     from securepipe.provision.policies import KIT_ROLE_POLICY_NAME
 
     layout = dataclasses.replace(AccountLayout.discover(
@@ -651,12 +660,9 @@ def test_the_access_review_accepts_the_trainer_with_speaker_keys_and_nothing_bey
     review = access_review(hardened.session, hardened.config)
     assert review.kinds.get("role/securepipe-trainer") == "kit trainer role", review.kinds
     assert not [n for n in review.notes if "securepipe-trainer" in n], review.notes
-    extra = kit_role_policy("trainer", layout)
-    extra["Statement"].append({"Sid": "AlsoGenerate", "Effect": "Allow",
-                               "Action": "kms:GenerateDataKey", "Resource": "*"})
-    hardened.session.client("iam").put_role_policy(
-        RoleName="securepipe-trainer", PolicyName=KIT_ROLE_POLICY_NAME,
-        PolicyDocument=json.dumps(extra))
+    _one_statement_more(hardened, layout, "trainer", {
+        "Sid": "AlsoGenerate", "Effect": "Allow", "Action": "kms:GenerateDataKey",
+        "Resource": "*"})
     review = access_review(hardened.session, hardened.config)
     assert "role/securepipe-trainer" not in review.exempt
     assert [n for n in review.notes if "securepipe-trainer" in n and "holds more or other" in n]

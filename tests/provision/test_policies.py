@@ -296,13 +296,20 @@ def _ingest_config(layout: AccountLayout) -> IngestConfig:
                         anchor_bucket=layout.bucket("audit"))
 
 
-def _consent_world(sandbox: Sandbox):  # type: ignore[no-untyped-def]
-    """Provisioned account, the manifest's consents recorded by the admin, two samples of one
-    speaker uploaded by the uploader role through the read-only consent gate, then ingested by
-    the ingest role (which admits them: claims and index entries)."""
-    from securepipe.retention.consent import ReadOnlyConsentGate
+def _world(sandbox: Sandbox, *, speaker_keys: bool = False):  # type: ignore[no-untyped-def]
+    """Provisioned account (with per-speaker keys if ``speaker_keys``), the manifest's consents
+    recorded by the admin, two samples of one speaker uploaded by the uploader role through the
+    read-only consent gate, then ingested by the ingest role with exactly its policy (which
+    admits them: claims and index entries; under SpeakerKeyConfig it also creates the
+    speaker's key)."""
+    import dataclasses
 
-    layout = provision(sandbox.session).layout
+    from securepipe.retention.consent import ReadOnlyConsentGate
+    from securepipe.retention.shredding import SpeakerKeyConfig
+
+    layout = provision(sandbox.session, AccountLayout.for_session(
+        sandbox.session, speaker_keys=speaker_keys)).layout
+    assert layout.speaker_keys == speaker_keys
     manifest = load_manifest()
     admin_registry = ConsentRegistry(sandbox.session, layout.consent_table, create=False)
     admin_registry.load_manifest_consents(manifest, rebase_to=clock.now().date())
@@ -321,9 +328,18 @@ def _consent_world(sandbox: Sandbox):  # type: ignore[no-untyped-def]
                                                 "speech-model-training"))
     worker = _as_role(sandbox, layout, "ingest")
     config = _ingest_config(layout)
+    if speaker_keys:
+        config = dataclasses.replace(config, speaker_keys=SpeakerKeyConfig(
+            layout.consent_table, layout.kms_key_arn, anchor_bucket=layout.bucket("audit")))
     report = ingest_batch(mine, config, lambda: worker)
     assert report.count("processed") == len(mine), report.outcomes
-    return layout, admin_registry, speaker, mine, uploader, worker, gate
+    return layout, admin_registry, speaker, mine, uploader, worker, gate, config
+
+
+def _consent_world(sandbox: Sandbox):  # type: ignore[no-untyped-def]
+    """:func:`_world` without speaker keys: (layout, admin registry, speaker, samples,
+    uploader, worker, gate)."""
+    return _world(sandbox)[:7]
 
 
 def test_uploader_gates_on_consent_and_cannot_touch_the_registry(sandbox: Sandbox) -> None:
@@ -478,39 +494,11 @@ def test_a_claim_repointed_by_a_compromised_ingest_is_reported_by_erasure(
 
 # -- per-speaker keys (AccountLayout(speaker_keys=True)) ------------------------------------
 
-def _speaker_key_world(sandbox: Sandbox):
-    """Provisioned with speaker keys; the manifest's consents recorded by the admin; two
-    samples of one speaker uploaded by the uploader role, then ingested by the ingest role with
-    exactly its policy, under SpeakerKeyConfig (it creates the speaker's key)."""
-
-    from securepipe.retention.consent import ReadOnlyConsentGate
-    from securepipe.retention.shredding import SpeakerKeyConfig
-
-    layout = provision(sandbox.session, AccountLayout.for_session(
-        sandbox.session, speaker_keys=True)).layout
-    assert layout.speaker_keys
-    manifest = load_manifest()
-    admin_registry = ConsentRegistry(sandbox.session, layout.consent_table, create=False)
-    admin_registry.load_manifest_consents(manifest, rebase_to=clock.now().date())
-    items = items_from_manifest(manifest)
-    speaker = items[0].speaker
-    mine = [i for i in items if i.speaker == speaker][:2]
-    uploader = _as_role(sandbox, layout, "uploader")
-    gate = ReadOnlyConsentGate(ConsentRegistry(uploader, layout.consent_table, create=False,
-                                               anchor_bucket=layout.bucket("audit")))
-    envelope = Envelope(uploader, EnvelopeConfig(key_arns=layout.kms_key_arn))
-    for u in manifest.utterances:
-        if any((u.contractor, u.sample_id) == (i.contractor, i.sample_id) for i in mine):
-            upload_sample(uploader, envelope, manifest.path_of(u), bucket=layout.bucket("raw"),
-                          key_arn=layout.kms_key_arn, consent=gate, speaker=speaker,
-                          context=SampleContext(u.contractor, u.sample_id,
-                                                "speech-model-training"))
-    worker = _as_role(sandbox, layout, "ingest")
-    keys = SpeakerKeyConfig(layout.consent_table, layout.kms_key_arn,
-                            anchor_bucket=layout.bucket("audit"))
-    config = dataclasses.replace(_ingest_config(layout), speaker_keys=keys)
-    report = ingest_batch(mine, config, lambda: worker)
-    assert report.count("processed") == len(mine), report.outcomes
+def _speaker_key_world(sandbox: Sandbox):  # type: ignore[no-untyped-def]
+    """:func:`_world` with speaker keys: (layout, admin registry, speaker, samples, worker,
+    ingest config)."""
+    layout, admin_registry, speaker, mine, _, worker, _, config = _world(
+        sandbox, speaker_keys=True)
     return layout, admin_registry, speaker, mine, worker, config
 
 
