@@ -78,6 +78,7 @@ DynamoDB API: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/Wel
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import uuid
@@ -175,6 +176,10 @@ INDEX_FIELDS = ("speaker", "samples")
 #: The attributes of a speaker's item that hold the erasure lease: the holding run's random id
 #: and the ISO time its lease ends (see :meth:`ConsentRegistry.take_erasure_lease`).
 LEASE_FIELDS = ("erasure_lease", "erasure_lease_until")
+#: The longest erasure lease a run may take (a day), so a crashed run blocks re-runs for at
+#: most this. A lease ending later (a run whose clock was far ahead) is still honoured: taking
+#: it could take a live run's lease from a clock far behind; an operator removes it.
+MAX_LEASE_SECONDS = 86_400
 _LEASE_ID = re.compile(r"[0-9a-f]{32}")
 _LEASE_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00")
@@ -1090,40 +1095,45 @@ class ConsentRegistry:
                 continue                    # something changed since the read: read again
             shredded = [b for b in (old.get("wrapped_key"), legacy) if isinstance(b, bytes)]
             if shredded:
-                old["copies_deleted"] = self._delete_key_copies(shredded)
+                old["copies_deleted"], old["copies_kept"] = self._delete_key_copies(shredded)
             return {k: v for k, v in old.items() if v is not None}
         raise ErasureError(
             f"the key material of speaker {speaker!r} kept changing while it was being "
             f"shredded ({KEY_WRITE_ATTEMPTS} attempts); nothing was shredded by the last one, "
             "re-run the erasure")
 
-    def _delete_key_copies(self, blobs: list[bytes]) -> list[str]:
-        """Delete every other key item holding one of ``blobs`` (a copy made under another
-        name by a role that may create key items); returns their keys. One Scan, then a
-        DeleteItem per copy conditioned on it still holding the blob
+    def _delete_key_copies(self, blobs: list[bytes]) -> tuple[list[str], list[str]]:
+        """Delete every key item of no registered speaker holding one of ``blobs`` in any of
+        its attributes (as bytes, base64 or hex, also inside a list, set or map): a copy made
+        under another name by a role that may create key items. Returns ``(deleted, kept)``:
+        a registered speaker's own key item holding the blob is kept and named, never deleted
+        (it may be that speaker's key, planted as this one's). One Scan, then a DeleteItem per
+        copy conditioned on it still existing
         (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_DeleteItem.html).
-        Copies kept outside the table cannot be seen from here."""
+        Copies kept outside key items, or encoded otherwise, cannot be seen from here."""
+        items = self._raw_items()
+        speakers = {i.get("speaker") for i in items if not _internal(i)} - {None}
+        forms = [f for b in blobs for f in (b, base64.b64encode(b).decode(), b.hex())]
         deleted: list[str] = []
-        for item in self._raw_items(("speaker", "wrapped_key")):
-            name, value = item.get("speaker"), item.get("wrapped_key")
+        kept: list[str] = []
+        for item in items:
+            name = item.get("speaker")
             if not isinstance(name, str) or not name.startswith(KEY_PREFIX):
                 continue
-            held = next((b for b in blobs if _holds(value, b)), None)
-            if held is None:
+            if not any(_holds(v, f) for k, v in item.items() if k != "speaker" for f in forms):
                 continue
-            check: dict[str, Any] = {"ConditionExpression": "attribute_exists(speaker)"}
-            if isinstance(value, bytes):
-                check = {"ConditionExpression": "wrapped_key = :b",
-                         "ExpressionAttributeValues": {":b": {"B": value}}}
+            if name[len(KEY_PREFIX):] in speakers:
+                kept.append(name)
+                continue
             try:
                 self._ddb.delete_item(TableName=self._table, Key={"speaker": {"S": name}},
-                                      **check)
+                                      ConditionExpression="attribute_exists(speaker)")
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
                 continue
             deleted.append(name)
-        return sorted(deleted)
+        return sorted(deleted), sorted(kept)
 
     def migrate_wrapped_keys(self) -> list[str]:
         """Move every key kept in a speaker's own item (tables written before key items
@@ -1211,9 +1221,11 @@ class ConsentRegistry:
         if end <= start:
             raise InvalidParameterError("an erasure lease must end after it is taken")
         names = {"#l": "erasure_lease", "#u": "erasure_lease_until"}
+        # attribute_type first: an end of another type (planted) is compared with nothing
         usual: tuple[str, dict[str, Any]] = (
-            "attribute_exists(speaker) AND (attribute_not_exists(#l) OR #l = :me OR #u <= :now)",
-            {":now": {"S": start}})
+            "attribute_exists(speaker) AND (attribute_not_exists(#l) OR #l = :me OR "
+            "(attribute_type(#u, :string) AND #u <= :now))",
+            {":now": {"S": start}, ":string": {"S": "S"}})
         replacing: tuple[str, dict[str, Any]] | None = None
         for _ in range(KEY_WRITE_ATTEMPTS):
             condition, values = replacing or usual
@@ -1509,10 +1521,10 @@ def _key_item_of(item: Mapping[str, Any]) -> WrappedSpeakerKey | None:
     return WrappedSpeakerKey(speaker, key_id, arn, blob)
 
 
-def _holds(value: Any, blob: bytes) -> bool:
+def _holds(value: Any, blob: bytes | str) -> bool:
     """True if an attribute's value is ``blob`` or holds it (in a list, set or map)."""
-    if isinstance(value, bytes | bytearray):
-        return bytes(value) == blob
+    if isinstance(value, bytes | bytearray | str):
+        return value == blob
     if isinstance(value, list | tuple | set | frozenset):
         return any(_holds(v, blob) for v in value)
     if isinstance(value, dict):

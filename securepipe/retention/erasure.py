@@ -158,7 +158,12 @@ from securepipe.errors import (
     SignatureError,
 )
 from securepipe.ids import validate_bucket_name, validate_speaker_id
-from securepipe.retention.consent import ANCHOR_PREFIX, JOURNAL_PREFIX, ConsentRegistry
+from securepipe.retention.consent import (
+    ANCHOR_PREFIX,
+    JOURNAL_PREFIX,
+    MAX_LEASE_SECONDS,
+    ConsentRegistry,
+)
 from securepipe.retention.lifecycle import RAW_EXPIRY_DAYS
 from securepipe.retention.shredding import ShredEvidence, shred_speaker_key
 from securepipe.retention.sweeper import (
@@ -186,8 +191,6 @@ _CHUNK = 1 << 20
 #: How long an erasure run's lease on its speaker lasts unless renewed (15 minutes); the run
 #: renews it before every deletion, so only a crashed (or stuck) run lets it lapse.
 DEFAULT_LEASE_SECONDS = 900
-#: The longest lease a run may ask for (a day): a crashed run blocks re-runs for at most this.
-MAX_LEASE_SECONDS = 86_400
 
 Status = Literal["erased", "erased-pending-backup-expiry", "already-erased", "held"]
 

@@ -307,15 +307,20 @@ def shred_speaker_key(registry: ConsentRegistry, speaker: str, *,
     old = registry.remove_wrapped_key(speaker, moment)
     blob = old.get("wrapped_key")
     copies = list(old.get("copies_deleted") or [])
+    kept = list(old.get("copies_kept") or [])
     malformed = bool(old.get("malformed_key_item"))
     after = registry.get(speaker)
     if blob is not None:
         note = ("the speaker's key item is gone" + (
-            f", and {len(copies)} copy(ies) of it the registry held under other names "
-            f"({', '.join(copies)})" if copies else ", and the registry holds no copy of it") +
+            f", and {len(copies)} copy(ies) of it in key items of no speaker "
+            f"({', '.join(copies)})" if copies else
+            ", and no key item of another name holds it") +
+            (f"; other speakers' own key items hold the same blob and were kept, not deleted "
+             f"({', '.join(kept)}): review them" if kept else "") +
             ": every ciphertext made for this speaker is undecryptable, unless a copy of "
-            "the wrapped key was taken out of the registry by a role that may also unwrap "
-            "it (KMS Decrypt under the speaker-key context)")
+            "the wrapped key was kept elsewhere (another encoding, outside the key items, "
+            "or out of the registry) by a role that may also unwrap it (KMS Decrypt under "
+            "the speaker-key context)")
     elif malformed:
         note = ("a malformed key item (not a key the kit made) was deleted; marked erased")
     else:

@@ -982,3 +982,40 @@ def _keys_read(ddb: Any, table: str, key: dict[str, Any]) -> dict[str, Any]:
     return dict(ddb.get_item(TableName=table, Key=key, ConsistentRead=True,
                              ProjectionExpression=", ".join(names),
                              ExpressionAttributeNames=names)["Item"])
+
+
+def test_shredding_never_deletes_another_speakers_own_key(sandbox: Sandbox) -> None:
+    """Found by an independent attacker: ingest planted another speaker's genuine wrapped key
+    as this speaker's key item; shredding this speaker deleted every key item holding that
+    blob, the other speaker's own included, so their data no longer decrypted. A registered
+    speaker's own key item is kept and named in the note; a copy under a name of no speaker,
+    in any attribute or as base64, is deleted."""
+    import base64
+
+    layout, admin_registry, speaker, _, worker, config = _speaker_key_world(sandbox)
+    table = layout.consent_table
+    other = next(r.speaker for r in admin_registry.speakers() if r.speaker != speaker)
+    admin_keys = config.speaker_keys.keys(sandbox.session)
+    admin_keys.ensure(other)
+    theirs = sandbox.session.client("dynamodb").get_item(
+        TableName=table, Key={"speaker": {"S": f"key#{other}"}})["Item"]
+    ddb = worker.client("dynamodb")
+
+    def put(name: str, **attrs: dict[str, object]) -> None:
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": {
+            "speaker": {"S": name}, "key_id": theirs["key_id"], "key_arn": theirs["key_arn"],
+            **attrs}}}])
+
+    blob = theirs["wrapped_key"]["B"]
+    put(f"key#{speaker}", wrapped_key={"B": blob})            # the other's key, planted
+    put(f"key#{speaker}-b64", wrapped_key={"B": b"x"},
+        key_created_at={"S": base64.b64encode(blob).decode()})
+    receipt = _erase(sandbox, layout, speaker)
+    assert receipt.shredding is not None and f"key#{other}" in receipt.shredding.note
+    assert f"key#{speaker}-b64" in receipt.shredding.note
+    left = {i["speaker"]["S"] for i in _table_items(sandbox, table)}
+    assert f"key#{other}" in left and f"key#{speaker}-b64" not in left
+    assert admin_registry.get(other).has_key
+    context = SampleContext("c99", "x1", config.features_purpose)
+    envelope = admin_keys.envelope(other)
+    assert envelope.decrypt_bytes(envelope.encrypt_bytes(b"theirs", context), context) == b"theirs"

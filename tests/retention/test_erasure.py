@@ -1203,3 +1203,18 @@ def test_an_accepted_rollback_finishes_the_erasure_and_says_so(world: World) -> 
     again = _erase(world, "spk01")                            # no acceptance needed any more
     assert again.status == "already-erased" and again.journal_rollback is None
     assert again.deleted == receipt.deleted
+
+
+@pytest.mark.parametrize("until", [{"N": "99999999999"}, {"L": [{"S": "x"}]}])
+def test_a_lease_end_of_another_type_never_blocks(world: World, until: dict[str, object]) -> None:
+    """Found by an independent attacker: an end stored as a number or a list made every run
+    fail with a raw TypeError (moto compares it with a string). An end of another type is no
+    lease: the erasure replaces it and completes."""
+    world.populate("spk02", archive=False)
+    world.sb.session.client("dynamodb").update_item(
+        TableName=world.registry.table, Key={"speaker": {"S": "spk02"}},
+        UpdateExpression="SET erasure_lease = :l, erasure_lease_until = :u",
+        ExpressionAttributeValues={":l": {"S": "ab" * 16}, ":u": until})
+    receipt = _erase(world, "spk02")
+    assert receipt.complete and world.versions_of("spk02") == set()
+    assert world.registry.erasure_lease("spk02") is None
