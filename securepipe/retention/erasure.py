@@ -170,8 +170,7 @@ from securepipe.retention.sweeper import (
     GONE_CODES,
     AttributedVersion,
     PendingUpload,
-    attributed_versions,
-    pending_uploads,
+    attribute_buckets,
     short_bucket,
 )
 
@@ -925,9 +924,10 @@ def erase_speaker(
                 journal.append(asdict(entry))
             done("delete", f"{entry.bucket}/{entry.key}?versionId={entry.version_id}")
 
-        for bucket in buckets:
-            uploads = pending_uploads(session, bucket, sample_speakers, registry=registry)
-            abort, unknown = _uploads_to_abort(uploads, speaker, start)
+        # every bucket listed, then the registry's index read once (after the listings, so it
+        # holds every listed sample's entry), then each version attributed as it is reached
+        for listed in attribute_buckets(session, buckets, sample_speakers, registry=registry):
+            abort, unknown = _uploads_to_abort(listed.uploads, speaker, start)
             unattributed.extend(unknown)
             for up, why in abort:
                 hold()
@@ -935,7 +935,7 @@ def erase_speaker(
                 _audit_upload(up, start, speaker, why)
                 record_deleted(DeletedVersion(up.bucket, up.key, up.upload_id,
                                               "multipart-upload", None, "none", None, why))
-            for v in attributed_versions(session, bucket, sample_speakers, registry=registry):
+            for v in listed.versions:
                 if not v.candidates:
                     unattributed.append(UnattributedVersion(
                         v.bucket, v.key, v.version_id, v.kind,
@@ -990,11 +990,9 @@ def erase_speaker(
                     else v.source))
 
         hold()
-        remaining = [v for b in buckets
-                     for v in attributed_versions(session, b, sample_speakers, registry=registry)
-                     if v.speaker == speaker]
-        still_pending = [u for b in buckets
-                         for u in pending_uploads(session, b, sample_speakers, registry=registry)
+        after = attribute_buckets(session, buckets, sample_speakers, registry=registry)
+        remaining = [v for listed in after for v in listed.versions if v.speaker == speaker]
+        still_pending = [u for listed in after for u in listed.uploads
                          if u.candidates == (speaker,)]
         kept_ids = {(k.bucket, k.key, k.version_id) for k in kept}
         unexplained = [v for v in remaining if (v.bucket, v.key, v.version_id) not in kept_ids]

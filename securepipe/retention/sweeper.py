@@ -159,16 +159,49 @@ def attributed_versions(
     A version deleted between the listing and its HeadObject (ingest retires raw versions
     all the time) is gone, not an error: it is skipped. Any other HeadObject failure raises
     :class:`~securepipe.errors.RetentionError` naming the bucket, key and version.
+    The registry is read after the listing, so every listed version's index entry, written
+    before its object (:meth:`~securepipe.retention.consent.ConsentRegistry.admit`), is in it.
     """
     validate_bucket_name(bucket)
-    mapping = _mapping(registry, sample_speakers)
-    known = registry.known_speakers() if registry is not None else None
     s3 = session.client("s3")
-    versions: list[dict[str, Any]] = []
-    markers: list[dict[str, Any]] = []
+    listing = _list_versions(s3, bucket, prefix)
+    yield from _attributed(s3, listing, _read_index(registry, sample_speakers))
+
+
+@dataclass(frozen=True)
+class _Index:
+    """What attribution reads from the registry: its sample index (plus a caller's mapping)
+    and the speakers it has an item for (``None``: no registry)."""
+
+    mapping: _Mapping
+    known: frozenset[str] | None
+
+
+def _read_index(registry: ConsentRegistry | None,
+                sample_speakers: Mapping[str, str] | None) -> _Index:
+    return _Index(_mapping(registry, sample_speakers),
+                  registry.known_speakers() if registry is not None else None)
+
+
+@dataclass(frozen=True)
+class _Listing:
+    bucket: str
+    versions: list[dict[str, Any]]
+    markers: list[dict[str, Any]]
+
+
+def _list_versions(s3: Any, bucket: str, prefix: str = "") -> _Listing:
+    listing = _Listing(bucket, [], [])
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-        versions.extend(page.get("Versions", []))
-        markers.extend(page.get("DeleteMarkers", []))
+        listing.versions.extend(page.get("Versions", []))
+        listing.markers.extend(page.get("DeleteMarkers", []))
+    return listing
+
+
+def _attributed(s3: Any, listing: _Listing, index: _Index) -> Iterator[AttributedVersion]:
+    """Each listed version (HeadObject as it is reached) and delete marker, attributed."""
+    bucket, versions, markers = listing.bucket, listing.versions, listing.markers
+    mapping, known = index.mapping, index.known
     by_key: dict[str, set[str]] = {}
     for entry in versions:
         key, vid = entry["Key"], entry["VersionId"]
@@ -230,25 +263,62 @@ class PendingUpload:
 def pending_uploads(session: boto3.Session, bucket: str,
                     sample_speakers: Mapping[str, str] | None = None, *,
                     registry: ConsentRegistry | None = None) -> list[PendingUpload]:
-    """Every unfinished multipart upload in ``bucket``, attributed through the registry's index.
+    """Every unfinished multipart upload in ``bucket``, attributed through the registry's index
+    (read after the listing).
 
     ListMultipartUploads: https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListMultipartUploads.html
     (moto answers every upload with the same fixed ``Initiated``, 2010-11-10, so in the sandbox
     every unfinished upload looks years old.)
     """
     validate_bucket_name(bucket)
-    mapping = _mapping(registry, sample_speakers)
     s3 = session.client("s3")
+    uploads = _list_uploads(s3, bucket)
+    return _pending(bucket, uploads, _read_index(registry, sample_speakers))
+
+
+def _list_uploads(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    return [up for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
+            for up in page.get("Uploads", [])]
+
+
+def _pending(bucket: str, uploads: list[dict[str, Any]], index: _Index) -> list[PendingUpload]:
     out: list[PendingUpload] = []
-    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
-        for up in page.get("Uploads", []):
-            key = str(up["Key"])
-            initiated = up.get("Initiated")
-            out.append(PendingUpload(
-                bucket, key, str(up["UploadId"]),
-                initiated if isinstance(initiated, dt.datetime) else None,
-                tuple(sorted(_speakers_of(mapping, key, None)))))
+    for up in uploads:
+        key = str(up["Key"])
+        initiated = up.get("Initiated")
+        out.append(PendingUpload(
+            bucket, key, str(up["UploadId"]),
+            initiated if isinstance(initiated, dt.datetime) else None,
+            tuple(sorted(_speakers_of(index.mapping, key, None)))))
     return out
+
+
+@dataclass(frozen=True)
+class BucketPass:
+    """One bucket of :func:`attribute_buckets`: its unfinished uploads, and its versions
+    (an iterator: each version's HeadObject is made as it is reached)."""
+
+    bucket: str
+    uploads: list[PendingUpload]
+    versions: Iterator[AttributedVersion]
+
+
+def attribute_buckets(session: boto3.Session, buckets: Sequence[str],
+                      sample_speakers: Mapping[str, str] | None = None, *,
+                      registry: ConsentRegistry | None = None) -> list[BucketPass]:
+    """:func:`pending_uploads` and :func:`attributed_versions` of every bucket, with the registry
+    read once, after every listing (ListMultipartUploads and ListObjectVersions per bucket,
+    then one Scan of the index and one of the speakers), so every listed version's index entry
+    is in it; the per-bucket functions read it once per bucket and per function."""
+    buckets = list(buckets)
+    for bucket in buckets:
+        validate_bucket_name(bucket)
+    s3 = session.client("s3")
+    listed = [(_list_uploads(s3, b), _list_versions(s3, b)) for b in buckets]
+    index = _read_index(registry, sample_speakers)
+    return [BucketPass(listing.bucket, _pending(listing.bucket, uploads, index),
+                       _attributed(s3, listing, index))
+            for uploads, listing in listed]
 
 
 Action = Literal["deleted", "would-delete", "kept", "unattributed", "aborted", "would-abort"]
@@ -398,8 +468,8 @@ def sweep(
                 records[speaker] = str(exc)
         return records[speaker]
 
-    for bucket in buckets:
-        for up in pending_uploads(session, bucket, sample_speakers, registry=registry):
+    for listed in attribute_buckets(session, buckets, sample_speakers, registry=registry):
+        for up in listed.uploads:
             why: str | None = None
             if up.older_than(at, RAW_EXPIRY_DAYS):
                 why = f"unfinished for more than the {RAW_EXPIRY_DAYS}-day ingest window"
@@ -418,7 +488,7 @@ def sweep(
             entries.append(SweepEntry(up.bucket, up.key, up.upload_id, "multipart-upload",
                                       up.candidates[0] if len(up.candidates) == 1 else None,
                                       None, "would-abort" if dry_run else "aborted", why))
-        for v in attributed_versions(session, bucket, sample_speakers, registry=registry):
+        for v in listed.versions:
             def entry(action: Action, reason: str, until: dt.date | None = None,
                       v: AttributedVersion = v) -> SweepEntry:
                 return SweepEntry(v.bucket, v.key, v.version_id, v.kind, v.speaker, until,

@@ -411,3 +411,44 @@ def test_a_version_deleted_after_the_listing_is_skipped_any_other_error_is_typed
     with pytest.raises(RetentionError, match=f"s3://{world.bucket('features')}/features/"):
         list(attributed_versions(Session(), world.bucket("features"),  # type: ignore[arg-type]  # a stand-in Session
                                  registry=world.registry))
+
+
+def test_a_sample_written_while_the_bucket_is_listed_is_attributed_by_the_index(
+        world: World) -> None:
+    """Admission writes a sample's index entry before its object, and attribution reads the
+    index after listing the bucket, so a sample admitted and written just before the listing is
+    attributed, by :func:`attributed_versions` and by a pass over every bucket alike. (Read
+    before the listing, the index would miss it, and an erasure would leave its object.)"""
+    from securepipe.retention.erasure import erase_speaker
+    from securepipe.retention.sweeper import attribute_buckets, attributed_versions
+    world.populate("spk01", archive=False)
+    session, raw = world.sb.session, world.bucket("raw")
+    writer = session.client("s3")                      # made before the hook: not hooked
+    written: list[str] = []
+
+    def admit_and_write(**kwargs: Any) -> None:        # a writer lands as the bucket is listed
+        if kwargs["params"].get("Bucket") != raw or len(written) == 2:
+            return
+        sample = f"late{len(written)}"
+        world.registry.admit("spk01", sample, contractor="c01", at=at(2026, 6, 1))
+        writer.put_object(Bucket=raw, Key=f"raw/c01/{sample}", Body=b"no speaker metadata",
+                          **sse_kms_put_args(world.sb.resources.kms_key_arn))
+        written.append(f"raw/c01/{sample}")
+
+    session.events.register("before-parameter-build.s3.ListObjectVersions", admit_and_write)
+    try:
+        one = {v.key: v.speaker for v in attributed_versions(session, raw,
+                                                             registry=world.registry)}
+        assert one[written[0]] == "spk01"
+        every = {v.key: v.speaker for listed in attribute_buckets(
+            session, world.buckets, registry=world.registry) for v in listed.versions}
+        assert every[written[1]] == "spk01"
+        receipt = erase_speaker(session, speaker="spk01", registry=world.registry,
+                                buckets=world.buckets, signer=world.signer,
+                                anchor_bucket=world.bucket("audit"))
+    finally:
+        session.events.unregister("before-parameter-build.s3.ListObjectVersions", admit_and_write)
+    # both late writes are the speaker's: the erasure deletes them, none is left unattributed
+    assert {d.key for d in receipt.deleted} >= set(written)
+    assert not receipt.unattributed and receipt.remaining_after == 0
+    assert world.versions_of("spk01") == set()
