@@ -13,7 +13,7 @@ ROOT = Path(securepipe.__file__).parent
 #: Lower numbers sit lower; a unit may import only units in strictly lower layers.
 LAYERS: dict[str, int] = {
     "errors": 0,
-    "ids": 1, "clock": 1, "policy": 1, "report": 1, "merge": 1,
+    "ids": 1, "clock": 1, "policy": 1, "report": 1, "merge": 1, "clients": 1,
     "data": 2, "sandbox": 2,
     "encryption": 3, "access": 3,
     "audit": 4, "retention": 4,

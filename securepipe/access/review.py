@@ -18,6 +18,7 @@ from securepipe.access.credentials import (
     ROLE_NAME,
     SESSION_ARN,
 )
+from securepipe.clients import shared_client
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import (
     describe_value,
@@ -63,7 +64,7 @@ def role_principal(session: boto3.Session, role_name: str) -> Principal:
     """
     if not isinstance(role_name, str) or ROLE_NAME.fullmatch(role_name) is None:
         raise InvalidParameterError(f"invalid role name {describe_value(role_name)}")
-    iam = session.client("iam")
+    iam = shared_client(session, "iam")
     arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
     policies: list[Policy] = []
     for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name):
@@ -90,7 +91,7 @@ def user_principal(session: boto3.Session, user_name: str) -> Principal:
     """
     if not isinstance(user_name, str) or ROLE_NAME.fullmatch(user_name) is None:
         raise InvalidParameterError(f"invalid user name {describe_value(user_name)}")
-    iam = session.client("iam")
+    iam = shared_client(session, "iam")
     arn = iam.get_user(UserName=user_name)["User"]["Arn"]
     policies: list[Policy] = []
 

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import boto3
 from botocore.exceptions import ClientError
 
+from securepipe.clients import shared_client
 from securepipe.errors import InvalidParameterError
 
 #: guard id -> (what it is, the CloudTrail events it must match).
@@ -177,7 +178,7 @@ def apply_guard_alarms(session: boto3.Session, *, trail_name: str, topic_arn: st
     cfg = config or GuardConfig()
     if not topic_arn.startswith("arn:") or ":sns:" not in topic_arn:
         raise InvalidParameterError("topic_arn must be an SNS topic ARN")
-    logs, iam = session.client("logs"), session.client("iam")
+    logs, iam = shared_client(session, "logs"), shared_client(session, "iam")
     try:
         logs.create_log_group(logGroupName=cfg.log_group)
     except ClientError as exc:
@@ -200,9 +201,9 @@ def apply_guard_alarms(session: boto3.Session, *, trail_name: str, topic_arn: st
                             "Effect": "Allow",
                             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                             "Resource": group_arn}]}))
-    session.client("cloudtrail").update_trail(
+    shared_client(session, "cloudtrail").update_trail(
         Name=trail_name, CloudWatchLogsLogGroupArn=group_arn, CloudWatchLogsRoleArn=role_arn)
-    cw = session.client("cloudwatch")
+    cw = shared_client(session, "cloudwatch")
     names = []
     for guard, pattern in CIS_PATTERNS.items():
         metric = f"securepipe-{guard}"
@@ -232,7 +233,7 @@ def inspect_guard_alarms(session: boto3.Session) -> list[GuardFinding]:
     filter's metric notifies an SNS topic. Reads CloudTrail DescribeTrails/GetTrailStatus, Logs
     DescribeMetricFilters and CloudWatch DescribeAlarms. A read that fails is ``error``.
     """
-    ct = session.client("cloudtrail")
+    ct = shared_client(session, "cloudtrail")
     try:
         groups = []
         for trail in ct.describe_trails(includeShadowTrails=True)["trailList"]:
@@ -240,12 +241,12 @@ def inspect_guard_alarms(session: boto3.Session) -> list[GuardFinding]:
             if group and trail.get("IsMultiRegionTrail") and ct.get_trail_status(
                     Name=trail["TrailARN"]).get("IsLogging"):
                 groups.append(group)
-        logs = session.client("logs")
+        logs = shared_client(session, "logs")
         filters: list[dict[str, Any]] = []
         for group in dict.fromkeys(groups):
             filters += [f for page in logs.get_paginator("describe_metric_filters").paginate(
                 logGroupName=group) for f in page["metricFilters"]]
-        alarms = [a for page in session.client("cloudwatch").get_paginator(
+        alarms = [a for page in shared_client(session, "cloudwatch").get_paginator(
             "describe_alarms").paginate(AlarmTypes=["MetricAlarm"]) for a in page["MetricAlarms"]]
     except ClientError as exc:
         return [GuardFinding(g, "error", f"could not evaluate: {exc}") for g in GUARD_EVENTS]

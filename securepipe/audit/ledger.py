@@ -56,6 +56,7 @@ from securepipe.audit.chain import (
     verify_trail,
 )
 from securepipe.audit.records import canonical_json, utc_iso
+from securepipe.clients import shared_client
 from securepipe.encryption.hardening import sse_kms_put_args
 from securepipe.encryption.signing import (
     KmsSigner,
@@ -103,7 +104,7 @@ def apply_default_retention(session: boto3.Session, bucket: str, *, days: int = 
         raise InvalidParameterError("days must be an int in [1, 36500]")
     if mode not in ("COMPLIANCE", "GOVERNANCE"):
         raise InvalidParameterError("mode must be COMPLIANCE or GOVERNANCE")
-    session.client("s3").put_object_lock_configuration(
+    shared_client(session, "s3").put_object_lock_configuration(
         Bucket=bucket, ObjectLockConfiguration={
             "ObjectLockEnabled": "Enabled",
             "Rule": {"DefaultRetention": {"Mode": mode, "Days": days}}})
@@ -113,7 +114,7 @@ def default_retention(session: boto3.Session, bucket: str) -> dict[str, Any] | N
     """The bucket's default Object Lock retention (``{"Mode":..., "Days"|"Years":...}``) or
     ``None`` (GetObjectLockConfiguration)."""
     try:
-        conf = session.client("s3").get_object_lock_configuration(Bucket=bucket)[
+        conf = shared_client(session, "s3").get_object_lock_configuration(Bucket=bucket)[
             "ObjectLockConfiguration"]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ObjectLockConfigurationNotFoundError":
@@ -245,7 +246,7 @@ class TrailLedger:
                 ).encode("ascii")
         key = _digest_key(self.digest_prefix, day, seq)
         raw = hashlib.sha256(data).digest()
-        out = self.session.client("s3").put_object(
+        out = shared_client(self.session, "s3").put_object(
             Bucket=self.bucket, Key=key, Body=data, ContentType="application/json",
             IfNoneMatch="*", ObjectLockMode=self.mode, ObjectLockRetainUntilDate=self._until(),
             ChecksumAlgorithm="SHA256", ChecksumSHA256=base64.b64encode(raw).decode("ascii"),
@@ -287,7 +288,7 @@ def create_verifier_role(session: boto3.Session, role_name: str, bucket: str,
     """Create a role holding only :func:`verifier_policy`, assumable by ``trusted_arn``; return
     its ARN (IAM CreateRole and PutRolePolicy:
     https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutRolePolicy.html)."""
-    iam = session.client("iam")
+    iam = shared_client(session, "iam")
     arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": "sts:AssumeRole",
@@ -329,7 +330,7 @@ def read_history(session: boto3.Session, bucket: str, *, trail_prefix: str = TRA
     with ``VersionId``; the caller needs ``s3:ListBucketVersions`` and
     ``s3:GetObjectVersion``/``s3:GetObject`` on the audit bucket, nothing else.
     """
-    s3 = session.client("s3")
+    s3 = shared_client(session, "s3")
     digests: list[StoredObject] = []
     stored: dict[tuple[str, str], StoredObject] = {}
     markers: list[StoredObject] = []

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import boto3
 from botocore.exceptions import ClientError
 
+from securepipe.clients import shared_client
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import check_session
 from securepipe.merge import merge_bucket_policy, merge_policy
@@ -169,15 +170,15 @@ def apply_monitoring(
         raise InvalidParameterError("the trail's log bucket must not be a data bucket (a trail "
                                     "logging reads of its own bucket feeds on itself)")
     notes: list[str] = []
-    identity = session.client("sts").get_caller_identity()
+    identity = shared_client(session, "sts").get_caller_identity()
     account = str(identity["Account"])
     region = session.region_name or "us-east-1"
 
-    s3 = session.client("s3")
+    s3 = shared_client(session, "s3")
     merge_bucket_policy(s3, log_bucket, trail_bucket_policy_statements(
         log_bucket, cfg.trail_prefix, account, region, cfg.trail_name))
 
-    ct = session.client("cloudtrail")
+    ct = shared_client(session, "cloudtrail")
     trail_kwargs: dict[str, Any] = {
         "Name": cfg.trail_name, "S3BucketName": log_bucket, "S3KeyPrefix": cfg.trail_prefix,
         "IsMultiRegionTrail": True, "IncludeGlobalServiceEvents": True,
@@ -219,8 +220,8 @@ def apply_monitoring(
             notes.append(f"{bucket}: PutBucketMetricsConfiguration not accepted by this endpoint "
                          f"({_code(exc)}); {UNVERIFIABLE_METRICS}")
 
-    sns = session.client("sns")
-    sqs = session.client("sqs")
+    sns = shared_client(session, "sns")
+    sqs = shared_client(session, "sqs")
     topic_arn = sns.create_topic(Name=cfg.topic_name)["TopicArn"]
     queue_url = sqs.create_queue(QueueName=cfg.queue_name)["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(
@@ -236,7 +237,7 @@ def apply_monitoring(
         TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
         Attributes={"RawMessageDelivery": "true"}, ReturnSubscriptionArn=True)["SubscriptionArn"]
 
-    cw = session.client("cloudwatch")
+    cw = shared_client(session, "cloudwatch")
     names: list[str] = []
     for bucket in data_buckets:
         for metric, threshold in (("GetRequests", cfg.get_requests_threshold),
@@ -407,7 +408,7 @@ def inspect_monitoring(
 
     findings.extend(_inspect_trails(session, data_buckets, prefixes))
 
-    s3 = session.client("s3")
+    s3 = shared_client(session, "s3")
     for bucket in data_buckets:
         try:
             out = s3.get_bucket_metrics_configuration(Bucket=bucket, Id=cfg.filter_id)
@@ -429,7 +430,7 @@ def inspect_monitoring(
                 add("s3-request-metrics", bucket, "error", f"could not evaluate: {exc}")
 
     try:
-        alarms = [a for page in session.client("cloudwatch").get_paginator(
+        alarms = [a for page in shared_client(session, "cloudwatch").get_paginator(
             "describe_alarms").paginate(AlarmTypes=["MetricAlarm"]) for a in page["MetricAlarms"]]
     except ClientError as exc:
         for bucket in data_buckets:
@@ -473,7 +474,7 @@ def _inspect_trails(session: boto3.Session, data_buckets: Sequence[str],
                     prefixes: Mapping[str, Sequence[str]] | None = None
                     ) -> list[MonitoringFinding]:
     out: list[MonitoringFinding] = []
-    ct = session.client("cloudtrail")
+    ct = shared_client(session, "cloudtrail")
     try:
         trails = ct.describe_trails(includeShadowTrails=True)["trailList"]
         info = []
@@ -569,7 +570,7 @@ def _delivery(session: boto3.Session, topics: set[str]) -> MonitoringFinding:
     if not topics:
         return MonitoringFinding("alarm-delivery", "account", "fail",
                                  "no request-metric alarm notifies an SNS topic")
-    sns = session.client("sns")
+    sns = shared_client(session, "sns")
     reached: list[str] = []
     try:
         for topic in sorted(topics):

@@ -64,6 +64,7 @@ from securepipe.checks._base import (
     severity_rank,
 )
 from securepipe.checks.review import AccessReview
+from securepipe.clients import shared_client
 from securepipe.errors import InvalidParameterError
 from securepipe.report import format_table
 
@@ -313,7 +314,7 @@ def run_checks(
             _retrying(session, config.max_attempts)
         account = caller = None
         try:
-            identity = session.client("sts").get_caller_identity()
+            identity = shared_client(session, "sts").get_caller_identity()
             account, caller = str(identity["Account"]), str(identity["Arn"])
         except Exception as exc:  # the checks that need it will say so
             config = _note(config, f"caller identity unknown ({could_not_evaluate(exc)})")
@@ -329,7 +330,7 @@ def run_checks(
                     file=out,
                     flush=True,
                 )
-        endpoint = session.client("s3").meta.endpoint_url
+        endpoint = shared_client(session, "s3").meta.endpoint_url
     finally:
         session._session.set_default_client_config(previous)
     return Scorecard(

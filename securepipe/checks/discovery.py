@@ -36,6 +36,7 @@ from securepipe.checks._base import (
     Status,
     could_not_evaluate,
 )
+from securepipe.clients import shared_client
 from securepipe.features.extract import FORMAT_MAGIC
 
 #: Bytes read from the start of each sampled object (GetObject with ``Range``).
@@ -212,7 +213,7 @@ def discover_voice_buckets(session: boto3.Session, *, known: Sequence[str] = (),
     be listed or read is an ``unverifiable`` sighting with the reason; the others go on.
     """
     notes: list[str] = []
-    s3 = session.client("s3")
+    s3 = shared_client(session, "s3")
     if names is None:
         try:
             names = [str(b["Name"]) for b in s3.list_buckets().get("Buckets", [])]

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 import boto3
 from botocore.exceptions import ClientError
 
+from securepipe.clients import shared_client
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import check_session, validate_bucket_name, validate_kms_key_arn
 from securepipe.merge import merge_bucket_policy
@@ -156,7 +157,7 @@ def apply_bucket_hardening(session: boto3.Session, bucket: str, key_arn: str) ->
     """
     validate_kms_key_arn(key_arn)
     bucket = validate_bucket_name(bucket)
-    s3 = check_session(session).client("s3")
+    s3 = shared_client(check_session(session), "s3")
     s3.put_bucket_encryption(
         Bucket=bucket,
         ServerSideEncryptionConfiguration={"Rules": [{
@@ -187,7 +188,7 @@ def apply_account_public_access_block(
     (https://docs.aws.amazon.com/AmazonS3/latest/API/API_control_PutPublicAccessBlock.html).
     """
     check_session(session)
-    account = account_id or session.client("sts").get_caller_identity()["Account"]
+    account = account_id or shared_client(session, "sts").get_caller_identity()["Account"]
     s3control_client(session).put_public_access_block(
         AccountId=account, PublicAccessBlockConfiguration=dict.fromkeys(_PAB, True)
     )
@@ -202,7 +203,7 @@ def inspect_bucket(
     reported as ``error`` with the reason; it never passes by default.
     """
     validate_kms_key_arn(key_arn)
-    s3 = session.client("s3")
+    s3 = shared_client(session, "s3")
     findings: list[Finding] = []
 
     def add(control: str, ok: bool, evidence: str) -> None:
@@ -253,7 +254,7 @@ def inspect_bucket(
             error(("public-access-block",), exc)
 
     try:
-        account = account_id or session.client("sts").get_caller_identity()["Account"]
+        account = account_id or shared_client(session, "sts").get_caller_identity()["Account"]
         pab = s3control_client(session).get_public_access_block(AccountId=account)[
             "PublicAccessBlockConfiguration"]
         off = [flag for flag in _PAB if not pab.get(flag)]
@@ -293,9 +294,10 @@ def failures(findings: Sequence[Finding]) -> list[Finding]:
 def s3control_client(session: boto3.Session) -> Any:
     """An S3 Control client. AWS routes it by an ``<account>.`` host prefix; against a custom
     endpoint (the sandbox server) that prefix names no host, so it is stripped before signing."""
-    client = session.client("s3control")
+    client = shared_client(session, "s3control")
     if client.meta.endpoint_url.endswith(".amazonaws.com"):
         return client
+    client = session.client("s3control")      # its own: a handler is registered on it
     endpoint_host = urlsplit(client.meta.endpoint_url).netloc
 
     def _strip_prefix(request: Any, **_: Any) -> None:

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from securepipe.clients import shared_client
 from securepipe.errors import InvalidParameterError, SignatureError
 from securepipe.ids import validate_kms_key_arn
 
@@ -133,7 +134,7 @@ class KmsSigner:
         """A DER-encoded ECDSA_SHA_256 signature whose message is the 32-byte ``digest``."""
         if not isinstance(digest, bytes) or len(digest) != 32:
             raise InvalidParameterError("digest must be 32 bytes (SHA-256)")
-        out = self.session.client("kms").sign(
+        out = shared_client(self.session, "kms").sign(
             KeyId=self.key_arn,
             Message=digest,
             MessageType="RAW",
@@ -164,7 +165,7 @@ class PublicKeyVerifier:
     def from_kms(cls, session: boto3.Session, key_arn: str) -> PublicKeyVerifier:
         """Fetch the public key of ``key_arn`` and check it is the pinned key and a signing key."""
         validate_kms_key_arn(key_arn)
-        out: dict[str, Any] = session.client("kms").get_public_key(KeyId=key_arn)
+        out: dict[str, Any] = shared_client(session, "kms").get_public_key(KeyId=key_arn)
         # AWS answers with the key ARN; moto with the bare key id (gap kms-get-public-key-id),
         # which is accepted only as the pinned ARN's own id.
         if out.get("KeyId") not in (key_arn, key_arn.rsplit("/", 1)[-1]):

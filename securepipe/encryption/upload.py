@@ -59,6 +59,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from securepipe import clock as _clock
+from securepipe.clients import shared_client
 from securepipe.encryption.envelope import (
     BatchContext,
     BindingContext,
@@ -351,8 +352,9 @@ def upload_sample(
                 **attribution,
             },
         }
-        s3 = session.client("s3")
         multipart = encrypted.ciphertext_bytes >= threshold
+        # the multipart path registers handlers on its client, so it gets one of its own
+        s3 = session.client("s3") if multipart else shared_client(session, "s3")
         if multipart:
             version_id = _upload_multipart(s3, ciphertext, bucket, key, extra, threshold)
         else:
@@ -434,7 +436,7 @@ def download_sample(
     workdir = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))
     try:
         ciphertext = workdir / "sample.enc"
-        s3 = client if client is not None else session.client("s3")
+        s3 = client if client is not None else shared_client(session, "s3")
         pinned = {"VersionId": version_id} if version_id not in (None, "null") else {}
         response = s3.get_object(Bucket=bucket, Key=key, **pinned)
         metadata = response.get("Metadata") or {}

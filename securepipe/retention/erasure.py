@@ -143,6 +143,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from securepipe import clock as _clock
+from securepipe.clients import shared_client
 from securepipe.encryption.signing import (
     KmsSigner,
     PublicKeyVerifier,
@@ -897,7 +898,7 @@ def erase_speaker(
         already = record.status == "erased"
         resumed = record.status in ("erasing", "erasure-held")
         verifier = verifier or PublicKeyVerifier.from_kms(session, signer.key_arn)
-        s3 = session.client("s3")
+        s3 = shared_client(session, "s3")
         anchor = _Anchor(s3, anchor_bucket)
         try:
             journal = _Journal(registry, speaker, signer, verifier,   # verified before any delete

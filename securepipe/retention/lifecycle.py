@@ -55,6 +55,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from securepipe import clock as _clock
+from securepipe.clients import shared_client
 from securepipe.encryption.hardening import Finding
 from securepipe.errors import InvalidParameterError
 from securepipe.ids import check_session, validate_bucket_name
@@ -230,7 +231,8 @@ def apply_lifecycle(session: boto3.Session, bucket: str, rules: Sequence[Mapping
     if not rules or not all(isinstance(r, Mapping) and isinstance(r.get("ID"), str)
                             and r.get("Status") in ("Enabled", "Disabled") for r in rules):
         raise InvalidParameterError("rules must be a non-empty list, each with an ID and Status")
-    merge_lifecycle_rules(check_session(session).client("s3"), bucket, rules, replace=replace)
+    s3 = shared_client(check_session(session), "s3")
+    merge_lifecycle_rules(s3, bucket, rules, replace=replace)
 
 
 @dataclass(frozen=True)
@@ -349,7 +351,7 @@ def inspect_lifecycle(
         when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
         return max(0, (when - now).days)
 
-    s3 = session.client("s3")
+    s3 = shared_client(session, "s3")
     findings: list[Finding] = []
 
     def add(control: str, ok: bool, evidence: str) -> None:

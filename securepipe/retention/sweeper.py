@@ -13,6 +13,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from securepipe import clock as _clock
+from securepipe.clients import shared_client
 from securepipe.encryption.upload import META_SAMPLE
 from securepipe.errors import ConsentRecordError, InvalidParameterError, RetentionError
 from securepipe.ids import describe_value, validate_bucket_name, validate_speaker_id
@@ -163,7 +164,7 @@ def attributed_versions(
     before its object (:meth:`~securepipe.retention.consent.ConsentRegistry.admit`), is in it.
     """
     validate_bucket_name(bucket)
-    s3 = session.client("s3")
+    s3 = shared_client(session, "s3")
     listing = _list_versions(s3, bucket, prefix)
     yield from _attributed(s3, listing, _read_index(registry, sample_speakers))
 
@@ -271,7 +272,7 @@ def pending_uploads(session: boto3.Session, bucket: str,
     every unfinished upload looks years old.)
     """
     validate_bucket_name(bucket)
-    s3 = session.client("s3")
+    s3 = shared_client(session, "s3")
     uploads = _list_uploads(s3, bucket)
     return _pending(bucket, uploads, _read_index(registry, sample_speakers))
 
@@ -313,7 +314,7 @@ def attribute_buckets(session: boto3.Session, buckets: Sequence[str],
     buckets = list(buckets)
     for bucket in buckets:
         validate_bucket_name(bucket)
-    s3 = session.client("s3")
+    s3 = shared_client(session, "s3")
     listed = [(_list_uploads(s3, b), _list_versions(s3, b)) for b in buckets]
     index = _read_index(registry, sample_speakers)
     return [BucketPass(listing.bucket, _pending(listing.bucket, uploads, index),
@@ -454,7 +455,7 @@ def sweep(
     if not isinstance(dry_run, bool):
         raise InvalidParameterError("dry_run must be a bool")
     at = _aware_now(clock or _clock.now)
-    s3 = session.client("s3")
+    s3 = shared_client(session, "s3")
     records: dict[str, ConsentRecord | str | None] = {}
     entries: list[SweepEntry] = []
     retained = 0

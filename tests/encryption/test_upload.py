@@ -371,6 +371,7 @@ def test_invalid_ids_are_refused_before_any_aws_call(
 
     session = sb.session
     monkeypatch.setattr(session, "client", no_aws)
+    monkeypatch.setattr("securepipe.encryption.upload.shared_client", no_aws)  # none reused
     monkeypatch.setattr(session, "resource", no_aws)
     kms_before = env.kms_calls
     with pytest.raises(InvalidParameterError):
