@@ -412,6 +412,8 @@ def test_invalid_upload_arguments_are_refused_before_any_aws_call(
 ) -> None:
     session = sb.session
     monkeypatch.setattr(boto3.Session, "client", lambda *a, **k: pytest.fail("AWS call"))
+    monkeypatch.setattr("securepipe.encryption.upload.shared_client",  # none reused either
+                        lambda *a, **k: pytest.fail("AWS call"))
     src = tmp_path / "clip.wav"
     src.write_bytes(b"RIFF....WAVE")
     args: dict[str, object] = {
@@ -445,6 +447,8 @@ def test_invalid_download_arguments_are_refused_before_any_aws_call(
     kwargs: dict[str, object],
 ) -> None:
     monkeypatch.setattr(boto3.Session, "client", lambda *a, **k: pytest.fail("AWS call"))
+    monkeypatch.setattr("securepipe.encryption.upload.shared_client",  # none reused either
+                        lambda *a, **k: pytest.fail("AWS call"))
     args: dict[str, object] = {
         "bucket": sb.resources.bucket("raw"),
         "key": "raw/c01/s1",
