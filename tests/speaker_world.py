@@ -23,9 +23,8 @@ from securepipe.encryption.hardening import sse_kms_put_args
 from securepipe.encryption.signing import KmsSigner
 from securepipe.features.ingest import META_SPEAKER
 from securepipe.retention.consent import ConsentRegistry
-from securepipe.retention.sweeper import attributed_versions
 from securepipe.retention.shredding import SpeakerKeys
-from securepipe.retention.sweeper import sample_speakers
+from securepipe.retention.sweeper import attributed_versions, sample_speakers
 from securepipe.sandbox.account import Sandbox
 
 logging.getLogger("aws_encryption_sdk").setLevel(logging.CRITICAL)

@@ -171,6 +171,7 @@ from securepipe.retention.sweeper import (
     GONE_CODES,
     AttributedVersion,
     PendingUpload,
+    abort_upload,
     attribute_buckets,
     short_bucket,
 )
@@ -932,7 +933,8 @@ def erase_speaker(
             unattributed.extend(unknown)
             for up, why in abort:
                 hold()
-                s3.abort_multipart_upload(Bucket=up.bucket, Key=up.key, UploadId=up.upload_id)
+                if not abort_upload(s3, up):
+                    continue    # completed since the listing: the check after the pass finds it
                 _audit_upload(up, start, speaker, why)
                 record_deleted(DeletedVersion(up.bucket, up.key, up.upload_id,
                                               "multipart-upload", None, "none", None, why))

@@ -294,10 +294,24 @@ def _pending(bucket: str, uploads: list[dict[str, Any]], index: _Index) -> list[
     return out
 
 
+def abort_upload(s3: Any, up: PendingUpload) -> bool:
+    """Abort an unfinished multipart upload (AbortMultipartUpload:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_AbortMultipartUpload.html); ``False``
+    if it is no longer there (``NoSuchUpload``: completed, or aborted by another run, since it
+    was listed; a completed one is an object the next listing finds)."""
+    try:
+        s3.abort_multipart_upload(Bucket=up.bucket, Key=up.key, UploadId=up.upload_id)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+            raise
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class BucketPass:
     """One bucket of :func:`attribute_buckets`: its unfinished uploads, and its versions
-    (an iterator: each version's HeadObject is made as it is reached)."""
+    (an iterator, read once: each version's HeadObject is made as it is reached)."""
 
     bucket: str
     uploads: list[PendingUpload]
@@ -484,8 +498,8 @@ def sweep(
                                           None, "unattributed" if len(up.candidates) != 1
                                           else "kept", "unfinished upload, within the window"))
                 continue
-            if not dry_run:
-                s3.abort_multipart_upload(Bucket=up.bucket, Key=up.key, UploadId=up.upload_id)
+            if not dry_run and not abort_upload(s3, up):
+                continue            # completed or aborted since the listing: not there now
             entries.append(SweepEntry(up.bucket, up.key, up.upload_id, "multipart-upload",
                                       up.candidates[0] if len(up.candidates) == 1 else None,
                                       None, "would-abort" if dry_run else "aborted", why))

@@ -1218,3 +1218,49 @@ def test_a_lease_end_of_another_type_never_blocks(world: World, until: dict[str,
     receipt = _erase(world, "spk02")
     assert receipt.complete and world.versions_of("spk02") == set()
     assert world.registry.erasure_lease("spk02") is None
+
+
+def test_an_upload_completed_between_the_listing_and_its_abort(world: World) -> None:
+    """Its writer completes an unfinished upload after the pass listed it: AbortMultipartUpload
+    answers NoSuchUpload. Neither erasure nor the sweeper stops on it or reports an abort that
+    did not happen; the object it became is what the erasure's check after the pass finds (it
+    refuses to finish, nothing is shredded), and a re-run erases it."""
+    world.populate("spk01", "spk02")
+    s3, raw = world.s3, world.bucket("raw")
+    sse = sse_kms_put_args(world.sb.resources.kms_key_arn)
+    session = world.sb.session
+
+    def pending_upload(key: str) -> str:
+        upload = s3.create_multipart_upload(Bucket=raw, Key=key, **sse)["UploadId"]
+        part = s3.upload_part(Bucket=raw, Key=key, UploadId=upload, PartNumber=1, Body=b"clip")
+        completing[upload] = (key, part["ETag"])
+        return upload
+
+    completing: dict[str, tuple[str, str]] = {}
+
+    def writer_completes_first(params: dict[str, Any], **_: Any) -> None:
+        key, etag = completing.pop(params["UploadId"], (None, None))
+        if key is not None:
+            s3.complete_multipart_upload(Bucket=raw, Key=key, UploadId=params["UploadId"],
+                                         MultipartUpload={"Parts": [{"ETag": etag,
+                                                                     "PartNumber": 1}]})
+
+    event = "before-parameter-build.s3.AbortMultipartUpload"
+    session.events.register(event, writer_completes_first)
+    try:
+        upload = pending_upload("raw/c01/spk01_u4")
+        with pytest.raises(ErasureError, match="appeared during the erasure"):
+            _erase(world, "spk01")
+        assert world.registry.get("spk01").has_key                    # nothing shredded
+        assert s3.head_object(Bucket=raw, Key="raw/c01/spk01_u4")     # the completed object
+        receipt = _erase(world, "spk01")                              # the re-run finishes
+        assert receipt.complete and world.versions_of("spk01") == set()
+        assert upload not in {d.version_id for d in receipt.deleted}  # never "aborted"
+
+        other = pending_upload("raw/c02/spk02_u4")
+        report = sweep(session, buckets=world.buckets, registry=world.registry,
+                       clock=lambda: dt.datetime(2040, 1, 1, tzinfo=dt.UTC), dry_run=False)
+        assert other not in {e.version_id for e in report.entries}    # not reported aborted
+        assert report.deleted                                          # the sweep went on
+    finally:
+        session.events.unregister(event, writer_completes_first)

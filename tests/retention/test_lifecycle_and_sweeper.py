@@ -417,8 +417,10 @@ def test_a_sample_written_while_the_bucket_is_listed_is_attributed_by_the_index(
         world: World) -> None:
     """Admission writes a sample's index entry before its object, and attribution reads the
     index after listing the bucket, so a sample admitted and written just before the listing is
-    attributed, by :func:`attributed_versions` and by a pass over every bucket alike. (Read
-    before the listing, the index would miss it, and an erasure would leave its object.)"""
+    attributed, by :func:`attributed_versions` and by a pass over every bucket alike (read
+    before the listing, the index missed it: those two assertions fail with the old order).
+    The erasure then finds both late writes (not sensitive to the order: the speaker is
+    erasing, so nothing more is admitted for them during its own listing)."""
     from securepipe.retention.erasure import erase_speaker
     from securepipe.retention.sweeper import attribute_buckets, attributed_versions
     world.populate("spk01", archive=False)
