@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     nb.add_argument("--out", default="build", help="output folder (default: build)")
     nb.add_argument("--dir", default=None, help="notebook folder (default: notebooks/)")
     nb.add_argument("--no-html", action="store_true", help="skip the HTML copies")
+    nb.add_argument("--jobs", type=int, default=None,
+                    help="lessons run at once (default: one per core, at most 4; 1 times each "
+                         "lesson alone, as the facilitator guide does)")
 
     sub.add_parser("warmup", help="compile librosa's numba kernels and cache lesson 04's tables")
 
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "notebooks":
         from securepipe.lessons import notebooks
 
-        return notebooks.main(args.out, args.dir, html=not args.no_html)
+        return notebooks.main(args.out, args.dir, html=not args.no_html, jobs=args.jobs)
     if args.command == "warmup":
         from securepipe.lessons import warmup
 

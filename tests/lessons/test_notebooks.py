@@ -117,10 +117,12 @@ def test_glossary_links_resolve() -> None:
     assert linked <= anchors, sorted(linked - anchors)
 
 
-def test_make_run_prints_each_lesson_and_the_suite_time(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """`make run` is `securepipe notebooks`: one row per notebook with its seconds, then the
-    suite total (the sum of the rows) and a wall-clock line; a failure is counted and exits 1."""
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_make_run_prints_each_lesson_and_the_suite_time(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], jobs: int) -> None:
+    """`make run` is `securepipe notebooks`: one row per notebook, in order, with its seconds,
+    the lessons' total (the sum of the rows), and the suite's wall-clock line, the lessons run
+    one after the other or ``--jobs`` at a time; a failure is counted and exits 1."""
     import re
 
     import nbformat
@@ -129,27 +131,50 @@ def test_make_run_prints_each_lesson_and_the_suite_time(tmp_path: Path,
 
     src = tmp_path / "src"
     src.mkdir()
-    for name, code in (("00_fine.ipynb", "x = 1"), ("01_broken.ipynb", "raise ValueError('no')")):
+    # With two at a time, lesson 00 finishes only once lesson 01 has started: they overlapped.
+    wait_for_01 = (f"import pathlib, time\nd = pathlib.Path({str(tmp_path)!r})\n"
+                   "(d / '00.started').touch()\ndeadline = time.time() + 120\n"
+                   "while not (d / '01.started').exists():\n"
+                   "    assert time.time() < deadline, 'lesson 01 never started'\n"
+                   "    time.sleep(0.05)\n")
+    fine = wait_for_01 if jobs > 1 else "x = 1"
+    broken = (f"import pathlib\n(pathlib.Path({str(tmp_path)!r}) / '01.started').touch()\n"
+              "raise ValueError('no')")
+    for name, code in (("00_fine.ipynb", fine), ("01_broken.ipynb", broken)):
         nb = nbformat.v4.new_notebook()
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
         nb.cells = [nbformat.v4.new_code_cell(code)]
         nbformat.write(nb, src / name)
-    assert main(["notebooks", "--dir", str(src), "--out", str(tmp_path / "out"), "--no-html"]) == 1
+    assert main(["notebooks", "--dir", str(src), "--out", str(tmp_path / "out"), "--no-html",
+                 "--jobs", str(jobs)]) == 1
     out = capsys.readouterr().out
-    rows = {m[0]: (m[1], float(m[2])) for m in
-            re.findall(r"^(\S+(?: total)?)\s+(ok|failed|\d+ failed)\s+([\d.]+)$", out,
-                       re.M)}
+    found = re.findall(r"^(\S+(?: total)?)\s+(ok|failed|\d+ failed)\s+([\d.]+)$", out, re.M)
+    assert [m[0] for m in found] == ["00_fine.ipynb", "01_broken.ipynb", "suite total"]
+    rows = {m[0]: (m[1], float(m[2])) for m in found}
     assert rows["00_fine.ipynb"][0] == "ok" and rows["01_broken.ipynb"][0] == "failed"
     assert rows["suite total"][0] == "1 failed"
     total = rows["suite total"][1]
     assert total == pytest.approx(rows["00_fine.ipynb"][1] + rows["01_broken.ipynb"][1], abs=0.02)
-    assert total > 0
-    suite_line = re.search(
-        r"^suite time: ([\d.]+) s executing 2 notebook\(s\) \(([\d.]+) s wall", out, re.M)
+    at_once = "one after the other" if jobs == 1 else f"{jobs} at a time"
+    suite_line = re.search(r"^suite time: ([\d.]+) s wall clock for 2 notebook\(s\), "
+                           rf"{at_once}; the lessons' own times add up to ([\d.]+) s$", out, re.M)
     assert suite_line is not None, out
-    assert float(suite_line[1]) == pytest.approx(total, abs=0.06)
-    assert float(suite_line[2]) >= float(suite_line[1]) - 0.06
+    wall, own = float(suite_line[1]), float(suite_line[2])
+    assert own == pytest.approx(total, abs=0.06)
+    if jobs == 1:
+        assert wall >= own - 0.06
     assert "FAILED 01_broken.ipynb: cell 0" in out
+    assert (tmp_path / "out" / "00_fine.ipynb").exists()
+
+
+def test_the_number_of_lessons_at_once_is_checked(tmp_path: Path) -> None:
+    from securepipe.errors import InvalidParameterError
+    from securepipe.lessons.notebooks import default_jobs, run_all
+
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(InvalidParameterError):
+            run_all(tmp_path / "out", jobs=bad)  # type: ignore[arg-type]  # refused at run time
+    assert 1 <= default_jobs() <= 4
 
 
 def test_lesson04_plays_the_reconstruction_the_warm_up_caches() -> None:
