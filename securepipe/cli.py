@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "notebooks":
         from securepipe.lessons import notebooks
 
+        if args.jobs is not None and args.jobs < 1:
+            parser.error("--jobs must be at least 1")
         return notebooks.main(args.out, args.dir, html=not args.no_html, jobs=args.jobs)
     if args.command == "warmup":
         from securepipe.lessons import warmup

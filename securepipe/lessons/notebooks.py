@@ -215,7 +215,8 @@ def main(out: str = "build", notebook_dir: str | None = None, html: bool = True,
     failures = [r for r in runs if r.error]
     for run in failures:
         print(f"\nFAILED {run.error}")
-    at_once = f"{jobs} at a time" if jobs > 1 else "one after the other"
+    together = min(jobs, len(runs))
+    at_once = f"{together} at a time" if together > 1 else "one after the other"
     print(f"\nsuite time: {wall:.1f} s wall clock for {len(runs)} notebook(s), {at_once}"
           f"{', HTML included' if html else ''}; the lessons' own times add up to "
           f"{suite_seconds(runs):.1f} s")

@@ -168,12 +168,15 @@ def test_make_run_prints_each_lesson_and_the_suite_time(
 
 
 def test_the_number_of_lessons_at_once_is_checked(tmp_path: Path) -> None:
+    from securepipe.cli import main
     from securepipe.errors import InvalidParameterError
     from securepipe.lessons.notebooks import default_jobs, run_all
-
     for bad in (0, -1, True, 1.5):
         with pytest.raises(InvalidParameterError):
             run_all(tmp_path / "out", jobs=bad)  # type: ignore[arg-type]  # refused at run time
+    with pytest.raises(SystemExit) as exc:                       # a usage error, before any run
+        main(["notebooks", "--out", str(tmp_path / "out"), "--jobs", "0"])
+    assert exc.value.code == 2 and not (tmp_path / "out").exists()
     assert 1 <= default_jobs() <= 4
 
 
