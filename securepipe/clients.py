@@ -3,7 +3,7 @@
 The kit's functions take a boto3 session, so the same code runs on a real account and in the
 sandbox. Making a client from it each time costs 5-10 ms of CPU (botocore resolves the
 configuration, builds the endpoint rules and copies the session's event handlers), which a
-call such as ``upload_sample`` or an erasure's signature paid on every use: a scorecard made
+call such as ``upload_sample`` or an erasure's signature paid on every use: lesson 06 made
 about 250 clients. :func:`shared_client` makes one per session and service and hands it back
 afterwards, kept on the session object itself (it goes when the session goes).
 
